@@ -1,0 +1,10 @@
+"""Channels: where consultations come in and replies go out. Each plugs into consult."""
+
+from flask import Flask
+
+
+def register(app: Flask) -> None:
+    from channels import counter, phone
+
+    counter.register(app)
+    phone.register(app)

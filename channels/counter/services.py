@@ -1,0 +1,177 @@
+"""Walk-in reception: one short form makes the ticket, starts its timer, gives a number."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from channels.counter.models import ROOMS, CounterVisit, VisitState
+from consult.extensions import db
+from consult.models import Channel, EntryKind, Ticket
+from consult.services import citizens, numbering, tickets
+from consult.services.actor import DESK_ROLES, Actor
+from consult.services.errors import InvalidTransition, ValidationFailed
+from consult.timeutil import tokyo_today, utcnow
+
+
+@dataclass
+class WalkIn:
+    category_id: int | None
+    room: int
+    first_note: str
+    subject: str | None = None
+    anonymous: bool = False
+    name: str | None = None
+    kana: str | None = None
+    phone: str | None = None
+    citizen_id: int | None = None
+
+
+def receive(actor: Actor, walk_in: WalkIn) -> CounterVisit:
+    """Reception: the ticket, its timer, and the day's next reception number."""
+    actor.require(*DESK_ROLES)
+    if walk_in.room not in ROOMS:
+        raise ValidationFailed("相談室は1〜3から選んでください。")
+    citizen = None
+    if walk_in.citizen_id:
+        citizen = citizens.get_citizen(actor, walk_in.citizen_id, audit_view=False)
+    elif not walk_in.anonymous:
+        data = citizens.CitizenInput(name=walk_in.name, kana=walk_in.kana, phone=walk_in.phone)
+        if not data.clean().empty:
+            citizen = citizens.create_citizen(actor, data)
+    now = utcnow()
+    note = (walk_in.first_note or "").strip()
+    subject = (walk_in.subject or "").strip() or _subject_from(note)
+    ticket = tickets.create_ticket(
+        actor,
+        channel=Channel.COUNTER,
+        subject=subject,
+        category_id=walk_in.category_id,
+        citizen=citizen,
+        first_note=note,
+        session_started_at=now,
+        at=now,
+    )
+    today = tokyo_today(now)
+    visit = CounterVisit(
+        ticket=ticket,
+        service_date=today,
+        reception_number=numbering.next_value("reception", today.isoformat()),
+        room=walk_in.room,
+        state=VisitState.WAITING,
+        received_at=now,
+    )
+    db.session.add(visit)
+    tickets.add_entry(
+        ticket,
+        EntryKind.SESSION,
+        author=actor.staff,
+        body=f"窓口受付（受付番号 {visit.reception_number}・相談室{visit.room}）",
+        data={"reception_number": visit.reception_number, "room": visit.room},
+        at=now,
+    )
+    db.session.flush()
+    return visit
+
+
+def _subject_from(note: str) -> str:
+    first_line = note.splitlines()[0] if note else ""
+    return (first_line[:40] + ("…" if len(first_line) > 40 else "")) or "窓口相談"
+
+
+def visit_for(ticket: Ticket) -> CounterVisit | None:
+    return db.session.scalar(sa.select(CounterVisit).where(CounterVisit.ticket_id == ticket.id))
+
+
+_MOVES = {
+    "call": ({VisitState.WAITING, VisitState.CALLED}, VisitState.CALLED, "呼び出し"),
+    "serve": ({VisitState.WAITING, VisitState.CALLED}, VisitState.SERVING, "相談開始"),
+    "finish": (
+        {VisitState.WAITING, VisitState.CALLED, VisitState.SERVING},
+        VisitState.DONE,
+        "窓口対応終了",
+    ),
+}
+
+
+def move(actor: Actor, ticket: Ticket, action: str, room: int | None = None) -> CounterVisit:
+    """Call the number to a room, seat the citizen, or finish the visit (which ends the timer)."""
+    actor.require(*DESK_ROLES)
+    visit = visit_for(ticket)
+    if visit is None or action not in _MOVES:
+        raise InvalidTransition("この相談には窓口の受付がありません。")
+    allowed, target, label = _MOVES[action]
+    if visit.state not in allowed:
+        raise InvalidTransition(
+            f"受付番号 {visit.reception_number} は既に「{visit.state_label}」です。"
+        )
+    if room is not None:
+        if room not in ROOMS:
+            raise ValidationFailed("相談室は1〜3から選んでください。")
+        visit.room = room
+    now = utcnow()
+    visit.state = target
+    if target == VisitState.CALLED:
+        visit.called_at = now
+    if target == VisitState.DONE:
+        visit.done_at = now
+        if ticket.session_started_at and not ticket.session_ended_at:
+            tickets.end_session(actor, ticket, at=now)
+    tickets.add_entry(
+        ticket,
+        EntryKind.SESSION,
+        author=actor.staff,
+        body=f"{label}（受付番号 {visit.reception_number}・相談室{visit.room}）",
+        data={"visit_state": target.value},
+        at=now,
+    )
+    return visit
+
+
+def finish_on_close(ticket: Ticket, **_kwargs) -> None:
+    """Closing the ticket takes its number off the lobby display."""
+    visit = visit_for(ticket)
+    if visit is not None and visit.state != VisitState.DONE:
+        visit.state = VisitState.DONE
+        visit.done_at = utcnow()
+
+
+@dataclass
+class DisplayBoard:
+    called: list[dict]
+    waiting: list[int]
+
+
+def display_board() -> DisplayBoard:
+    """Today's numbers for the lobby: called ones with their room, then those waiting.
+
+    Nothing but numbers and rooms: the display is public and shows no personal data.
+    """
+    today = tokyo_today()
+    visits = db.session.scalars(
+        sa.select(CounterVisit)
+        .where(
+            CounterVisit.service_date == today,
+            CounterVisit.state.in_([VisitState.WAITING, VisitState.CALLED]),
+        )
+        .order_by(CounterVisit.reception_number)
+    ).all()
+    called = sorted(
+        (v for v in visits if v.state == VisitState.CALLED),
+        key=lambda v: v.called_at or v.received_at,
+        reverse=True,
+    )
+    return DisplayBoard(
+        called=[{"number": v.reception_number, "room": v.room} for v in called],
+        waiting=[v.reception_number for v in visits if v.state == VisitState.WAITING],
+    )
+
+
+def ticket_panel(ticket: Ticket):
+    if ticket.channel != Channel.COUNTER:
+        return None
+    visit = visit_for(ticket)
+    if visit is None:
+        return None
+    return "counter/_panel.html", {"visit": visit, "rooms": ROOMS}

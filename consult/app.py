@@ -1,0 +1,201 @@
+"""The app factory: the only module that imports the other packages and plugs them in."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+from flask import Flask, flash, g, render_template, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from sqlalchemy import event
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from consult import config as config_module
+from consult.extensions import csrf, db, login_manager, migrate
+from consult.services import auth
+from consult.timeutil import format_duration, format_tokyo
+
+ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger("madoguchi")
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "font-src 'self'; connect-src 'self'; object-src 'none'; base-uri 'self'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+def create_app(overrides: dict | None = None, instance_path: str | None = None) -> Flask:
+    app = Flask(
+        "consult",
+        instance_path=instance_path,
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(Path(__file__).parent / "static"),
+    )
+    settings = config_module.load_settings(Path(app.instance_path), overrides)
+    app.config["MADOGUCHI"] = settings
+    app.config.update(config_module.flask_config(settings))
+    if settings.get("PROXY_COUNT"):
+        count = int(settings["PROXY_COUNT"])
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
+    auth.configure_hasher(settings["PASSWORD_HASH_COST"])
+    _configure_logging(app)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(ROOT / "migrations"), render_as_batch=True)
+    csrf.init_app(app)
+    _init_login(app)
+    with app.app_context():
+        _tune_engine(db.engine)
+
+    from consult import cli, views
+
+    views.register(app)
+    cli.register(app)
+
+    # The other packages plug in here; consult itself never imports them.
+    from channels import register as register_channels
+
+    register_channels(app)
+
+    _install_request_hooks(app)
+    _install_error_pages(app)
+    _install_template_helpers(app)
+    return app
+
+
+def _configure_logging(app: Flask) -> None:
+    from consult.logging import install_log_filter
+
+    install_log_filter()
+    if not logging.getLogger("madoguchi").handlers:
+        logging.basicConfig(
+            level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s"
+        )
+
+
+def _tune_engine(engine) -> None:
+    """SQLite: WAL, foreign keys, a busy timeout, and BEGIN IMMEDIATE.
+
+    A deferred SQLite transaction that reads and then writes can fail at once with "database is
+    locked" when another writer committed meanwhile; taking the write lock at BEGIN makes
+    concurrent writers queue instead (bounded by the busy timeout).
+    """
+    if engine.dialect.name != "sqlite":
+        return
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record):
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _init_login(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = "ログインしてください。"
+    login_manager.login_message_category = "info"
+    login_manager.session_protection = None  # our server-side sessions do this job
+
+    settings = app.config["MADOGUCHI"]
+    idle = timedelta(minutes=int(settings["IDLE_TIMEOUT_MINUTES"]))
+    absolute = timedelta(hours=int(settings["ABSOLUTE_TIMEOUT_HOURS"]))
+
+    @login_manager.user_loader
+    def load_user(token: str):
+        return auth.load_session(token, idle, absolute)
+
+
+def _install_request_hooks(app: Flask) -> None:
+    from consult.web import is_public_endpoint
+
+    @app.before_request
+    def require_login():
+        g.request_started = True
+        if is_public_endpoint(request.endpoint):
+            return None
+        if not current_user.is_authenticated:
+            return login_manager.unauthorized()
+        return None
+
+    @app.after_request
+    def commit_and_secure(response):
+        # One commit per request, in one place; an error response changes nothing.
+        if response.status_code < 400:
+            db.session.commit()
+        else:
+            db.session.rollback()
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", CSP)
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["X-Frame-Options"] = "DENY"
+        headers["Referrer-Policy"] = "same-origin"
+        if request.endpoint != "static":
+            headers["Cache-Control"] = "no-store"
+        if request.is_secure:
+            headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
+        return response
+
+
+def _install_error_pages(app: Flask) -> None:
+    def page(code: int, template: str):
+        def handler(error):
+            db.session.rollback()
+            return render_template(f"errors/{template}.html", error=error), code
+
+        return handler
+
+    for code in (400, 403, 404, 405, 413, 429):
+        app.register_error_handler(code, page(code, str(code)))
+
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        db.session.rollback()
+        return render_template("errors/400.html", csrf=True), 400
+
+    @app.errorhandler(500)
+    def server_error(error):
+        db.session.rollback()
+        return render_template("errors/500.html"), 500
+
+
+def _install_template_helpers(app: Flask) -> None:
+    from consult import registry
+    from consult.models import (
+        CHANNEL_LABELS,
+        PRIORITY_LABELS,
+        ROLE_LABELS,
+        STATUS_LABELS,
+    )
+
+    app.jinja_env.filters["tokyo"] = format_tokyo
+    app.jinja_env.filters["tokyo_wd"] = lambda value: format_tokyo(value, with_weekday=True)
+    app.jinja_env.filters["duration"] = format_duration
+
+    @app.context_processor
+    def inject():
+        links = []
+        if current_user.is_authenticated:
+            links = [link for link in registry.nav_links if current_user.role in link.roles]
+        return {
+            "centre_name": app.config["MADOGUCHI"]["CENTRE_NAME"],
+            "nav_links": links,
+            "CHANNEL_LABELS": CHANNEL_LABELS,
+            "STATUS_LABELS": STATUS_LABELS,
+            "PRIORITY_LABELS": PRIORITY_LABELS,
+            "ROLE_LABELS": ROLE_LABELS,
+        }
+
+    app.jinja_env.globals["flash"] = flash

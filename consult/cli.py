@@ -1,0 +1,297 @@
+"""The `madoguchi` command line: Flask's commands plus the centre's, calling the same services."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import logging
+import os
+import sys
+import threading
+import time
+
+import click
+from flask import Flask, current_app
+from flask.cli import FlaskGroup, with_appcontext
+
+from consult.extensions import db
+from consult.services import outbox, tickets
+from consult.services import staff as staff_service
+from consult.services.actor import Actor
+from consult.services.errors import DomainError, NotFound
+
+log = logging.getLogger("madoguchi.cli")
+
+
+def cli_actor() -> Actor:
+    return Actor(staff=None, address=f"cli:{getpass.getuser()}"[:64], trusted=True)
+
+
+def _fail(error: DomainError) -> None:
+    db.session.rollback()
+    raise click.ClickException(error.message)
+
+
+@click.group("staff", help="職員アカウント")
+def staff_group() -> None:
+    pass
+
+
+@staff_group.command("create")
+@click.argument("login")
+@click.option("--name", "full_name", required=True, help="氏名")
+@click.option("--display-name", required=True, help="表示名（姓のみ「ひらがな / ローマ字」）")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice(["consultant", "supervisor", "officer", "support", "admin"]),
+)
+@click.option("--department", "department_code", default=None, help="担当課コード")
+@with_appcontext
+def staff_create(login, full_name, display_name, role, department_code):
+    """Password from MADOGUCHI_NEW_PASSWORD, or asked for at a prompt."""
+    password = os.environ.get("MADOGUCHI_NEW_PASSWORD") or click.prompt(
+        "パスワード", hide_input=True, confirmation_prompt=True
+    )
+    try:
+        staff = staff_service.create_staff(
+            cli_actor(),
+            login=login,
+            full_name=full_name,
+            display_name=display_name,
+            role=role,
+            password=password,
+            department_code=department_code,
+        )
+        db.session.commit()
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"職員「{staff.login}」を登録しました（{staff.role_label}）。")
+
+
+@click.group("department", help="担当課・関係機関")
+def department_group() -> None:
+    pass
+
+
+@department_group.command("create")
+@click.argument("code")
+@click.option("--name", required=True, help="名称")
+@click.option("--external", is_flag=True, help="市の外部の関係機関")
+@click.option("--email", default=None, help="連絡先メールアドレス")
+@with_appcontext
+def department_create(code, name, external, email):
+    try:
+        department = staff_service.create_department(
+            cli_actor(), code=code, name=name, is_external=external, email=email
+        )
+        db.session.commit()
+    except DomainError as error:
+        _fail(error)
+    click.echo(f"担当課「{department.name}」（{department.code}）を登録しました。")
+
+
+@click.group("ticket", help="相談")
+def ticket_group() -> None:
+    pass
+
+
+def ticket_json(ticket, with_timeline: bool = False) -> dict:
+    data = {
+        "number": ticket.number,
+        "channel": ticket.channel.value,
+        "status": ticket.status.value,
+        "category": ticket.category.name if ticket.category else None,
+        "subject": ticket.subject,
+        "priority": ticket.priority.value,
+        "assignee": ticket.assignee.login if ticket.assignee else None,
+        "citizen_id": ticket.citizen_id,
+        "created_at": ticket.created_at.isoformat(),
+        "last_activity_at": ticket.last_activity_at.isoformat(),
+        "closed_at": ticket.closed_at.isoformat() if ticket.closed_at else None,
+        "duration_seconds": ticket.duration_seconds,
+        "resolution_summary": ticket.resolution_summary,
+    }
+    if with_timeline:
+        data["timeline"] = [
+            {
+                "id": entry.id,
+                "kind": entry.kind.value,
+                "at": entry.created_at.isoformat(),
+                "author": entry.author.login if entry.author else None,
+                "body": entry.body,
+                "data": entry.data,
+            }
+            for entry in ticket.timeline
+        ]
+    return data
+
+
+@ticket_group.command("list")
+@click.option("--json", "as_json", is_flag=True, help="JSONで出力")
+@click.option("--channel", type=click.Choice(["counter", "phone", "email", "line", "booking"]))
+@click.option("--status", type=click.Choice([s.value for s in tickets.Status]))
+@click.option("--category", "category_id", type=int, help="分類ID")
+@click.option("--assignee", "assignee_login", help="担当者のログインID")
+@click.option("--closed", is_flag=True, help="完了した相談も含める")
+@click.option("--limit", type=click.IntRange(1, 10000), default=100)
+@with_appcontext
+def ticket_list(as_json, channel, status, category_id, assignee_login, closed, limit):
+    import sqlalchemy as sa
+
+    from consult.models import Staff
+
+    assignee_id = None
+    if assignee_login:
+        assignee_id = db.session.scalar(sa.select(Staff.id).where(Staff.login == assignee_login))
+        if assignee_id is None:
+            raise click.ClickException(f"職員「{assignee_login}」は登録されていません。")
+    flt = tickets.QueueFilter(
+        channel=channel,
+        status=status,
+        category_id=category_id,
+        assignee_id=assignee_id,
+        include_closed=closed,
+    )
+    page = tickets.queue(cli_actor(), flt, page_size=limit)
+    from consult.services import audit
+
+    audit.record(cli_actor(), "export", "ticket", None, f"cli list count={len(page.tickets)}")
+    db.session.commit()
+    if as_json:
+        click.echo(json.dumps([ticket_json(t) for t in page.tickets], ensure_ascii=False, indent=2))
+    else:
+        for t in page.tickets:
+            click.echo(f"{t.number}\t{t.channel_label}\t{t.status_label}\t{t.subject}")
+
+
+@ticket_group.command("show")
+@click.argument("number")
+@click.option("--json", "as_json", is_flag=True, help="JSONで出力")
+@with_appcontext
+def ticket_show(number, as_json):
+    try:
+        ticket = tickets.get_ticket(cli_actor(), number)
+    except NotFound as error:
+        raise click.ClickException(f"相談番号「{number}」は見つかりません。") from error
+    data = ticket_json(ticket, with_timeline=True)
+    db.session.commit()
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+    else:
+        click.echo(f"{ticket.number} {ticket.subject}（{ticket.status_label}）")
+        for entry in data["timeline"]:
+            click.echo(f"  {entry['at']} [{entry['kind']}] {entry['body']}")
+
+
+def run_worker_loop(app: Flask, interval: float, stop: threading.Event | None = None) -> None:
+    settings = app.config["MADOGUCHI"]
+    from datetime import timedelta
+
+    while stop is None or not stop.is_set():
+        with app.app_context():
+            try:
+                outbox.run_once(
+                    max_attempts=int(settings["OUTBOX_MAX_ATTEMPTS"]),
+                    lease=timedelta(seconds=int(settings["OUTBOX_LEASE_SECONDS"])),
+                )
+                for task in worker_tasks:
+                    task()
+            except Exception:
+                log.exception("worker round failed; trying again")
+                db.session.rollback()
+            finally:
+                db.session.remove()
+        if stop is not None:
+            stop.wait(interval)
+        else:
+            time.sleep(interval)
+
+
+# Periodic jobs that other packages add (escalations, reminders); each runs in an app context.
+worker_tasks: list = []
+
+
+@click.command("worker", help="送信待ちのメッセージを配信します")
+@click.option("--once", is_flag=True, help="期限の来たものを配信して終了")
+@click.option("--interval", type=float, default=2.0, help="ポーリング間隔（秒）")
+@with_appcontext
+def worker_command(once, interval):
+    app = current_app._get_current_object()
+    settings = app.config["MADOGUCHI"]
+    from datetime import timedelta
+
+    if once:
+        report = outbox.run_once(
+            max_attempts=int(settings["OUTBOX_MAX_ATTEMPTS"]),
+            lease=timedelta(seconds=int(settings["OUTBOX_LEASE_SECONDS"])),
+        )
+        for task in worker_tasks:
+            task()
+        db.session.commit()
+        click.echo(
+            f"配信 {report.delivered} 件、再試行待ち {report.retried} 件、失敗 {report.failed} 件"
+        )
+        return
+    click.echo("worker: 送信待ちの配信を開始します（Ctrl+C で終了）")
+    run_worker_loop(app, interval)
+
+
+@click.command("seed-demo", help="デモ用のデータ（担当課・職員・相談）を登録します")
+@click.option("--if-empty", is_flag=True, help="既にデータがあれば何もしない")
+@click.option("--tickets", "ticket_count", type=int, default=300)
+@with_appcontext
+def seed_demo_command(if_empty, ticket_count):
+    from consult import demo
+
+    created = demo.seed(if_empty=if_empty, ticket_count=ticket_count)
+    db.session.commit()
+    if created is None:
+        click.echo("デモデータは登録済みです。")
+    else:
+        click.echo(f"デモデータを登録しました（相談 {created} 件）。")
+    click.echo(demo.LOGIN_HELP)
+
+
+@click.command("serve", help="開発用サーバーと送信ワーカーを同じプロセスで起動します")
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+@with_appcontext
+def serve_command(host, port):
+    from werkzeug.serving import run_simple
+
+    app = current_app._get_current_object()
+    stop = threading.Event()
+    worker = threading.Thread(target=run_worker_loop, args=(app, 2.0, stop), daemon=True)
+    worker.start()
+    from consult import demo
+
+    click.echo(f"madoguchi: http://{host}:{port}/ で起動します。")
+    click.echo(demo.LOGIN_HELP)
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        stop.set()
+
+
+def register(app: Flask) -> None:
+    for command in (
+        staff_group,
+        department_group,
+        ticket_group,
+        worker_command,
+        seed_demo_command,
+        serve_command,
+    ):
+        app.cli.add_command(command)
+
+
+def _create_app():
+    from consult.app import create_app
+
+    return create_app()
+
+
+def main() -> None:
+    cli = FlaskGroup(create_app=_create_app, help="madoguchi — 市民相談センターの相談管理")
+    cli.main(args=sys.argv[1:], prog_name="madoguchi")

@@ -1,0 +1,109 @@
+"""Configuration, read once from MADOGUCHI_* variables and the instance folder.
+
+It fails fast: production refuses to start without a strong secret, and no secret lives in code.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+SECRET_FILE = "secret_key"  # noqa: S105 (a file name)
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigError(RuntimeError):
+    """Raised at start-up when the configuration cannot work safely."""
+
+
+def _load_or_create_secret(instance_path: Path) -> str:
+    """A secret generated once into the instance folder, readable by the owner only."""
+    path = instance_path / SECRET_FILE
+    if path.exists():
+        return path.read_text(encoding="ascii").strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write(value)
+    return value
+
+
+def default_settings(instance_path: Path) -> dict:
+    return {
+        "DATABASE_URL": f"sqlite:///{instance_path / 'madoguchi.db'}",
+        "DATA_DIR": str(instance_path / "data"),
+        "ENV": "development",
+        # Counter PCs sit in the centre all day: idle 30 minutes, absolute one working day.
+        "IDLE_TIMEOUT_MINUTES": 30,
+        "ABSOLUTE_TIMEOUT_HOURS": 10,
+        "LOGIN_MAX_FAILURES": 5,
+        "LOGIN_LOCK_MINUTES": 15,
+        "LOGIN_MAX_FAILURES_PER_ADDRESS": 30,
+        "QUEUE_PAGE_SIZE": 50,
+        "PASSWORD_HASH_COST": "default",
+        "OUTBOX_MAX_ATTEMPTS": 8,
+        "OUTBOX_LEASE_SECONDS": 300,
+        "CENTRE_NAME": "市民相談センター",
+        "DISPLAY_REFRESH_SECONDS": 5,
+    }
+
+
+def load_settings(instance_path: Path, overrides: dict | None = None) -> dict:
+    """Settings from defaults, then MADOGUCHI_* environment variables, then test overrides."""
+    settings = default_settings(instance_path)
+    for key, value in os.environ.items():
+        if key.startswith("MADOGUCHI_") and not key.startswith(
+            ("MADOGUCHI_TEST_", "MADOGUCHI_NEW_")
+        ):
+            name = key.removeprefix("MADOGUCHI_")
+            settings[name] = _coerce(value, settings.get(name))
+    if overrides:
+        settings.update(overrides)
+    if not settings.get("SECRET_KEY"):
+        if settings["ENV"] == "production":
+            raise ConfigError("MADOGUCHI_SECRET_KEY must be set in production.")
+        settings["SECRET_KEY"] = _load_or_create_secret(instance_path)
+    if settings["ENV"] == "production" and len(settings["SECRET_KEY"]) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"MADOGUCHI_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters.")
+    return settings
+
+
+def _coerce(value: str, default: object) -> object:
+    if isinstance(default, bool):
+        return value.lower() in {"1", "true", "yes", "on"}
+    if isinstance(default, int):
+        try:
+            return int(value)
+        except ValueError as exc:
+            raise ConfigError(f"expected a whole number, got {value!r}") from exc
+    return value
+
+
+def flask_config(settings: dict) -> dict:
+    """The Flask and extension keys derived from our settings."""
+    production = settings["ENV"] == "production"
+    url = settings["DATABASE_URL"]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    return {
+        "SECRET_KEY": settings["SECRET_KEY"],
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(url),
+        "SESSION_COOKIE_NAME": "madoguchi_session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": production,
+        "REMEMBER_COOKIE_DURATION": 0,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_I18N_ENABLED": False,
+        "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
+        "PREFERRED_URL_SCHEME": "https" if production else "http",
+    }
+
+
+def _engine_options(url: str) -> dict:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30}}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}

@@ -1,0 +1,198 @@
+"""Forms of the kernel, with Japanese labels and messages."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    IntegerField,
+    PasswordField,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+
+from consult.models import PRIORITY_LABELS, ROLE_LABELS, STATUS_LABELS, Status
+
+REQUIRED = "{label}を入力してください。"
+
+
+class Form(FlaskForm):
+    """Every form: CSRF from Flask-WTF, WTForms' own messages in Japanese."""
+
+    class Meta:
+        locales = ("ja_JP", "ja")
+
+
+def required(label: str) -> DataRequired:
+    return DataRequired(message=REQUIRED.format(label=label))
+
+
+def max_length(label: str, limit: int) -> Length:
+    return Length(max=limit, message=f"{label}は{limit:,}文字以内で入力してください。")
+
+
+def choices(pairs, blank: str | None = None) -> list[SelectChoice]:
+    items = [SelectChoice("", blank)] if blank is not None else []
+    return items + [SelectChoice(str(value), label) for value, label in pairs]
+
+
+def coerce_optional_int(value):
+    if value in (None, "", "None"):
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return -1  # not a choice: pre_validate refuses it with a Japanese message
+
+
+class JapaneseSelectField(SelectField):
+    """A select whose 'not a valid choice' message is Japanese."""
+
+    def pre_validate(self, form):
+        values = {str(choice.value) for choice in self.choices}
+        if str(self.data if self.data is not None else "") not in values:
+            raise ValueError(f"{self.label.text}の選択肢から選んでください。")
+
+
+class LoginForm(Form):
+    login = StringField(
+        "ログインID", validators=[required("ログインID"), max_length("ログインID", 64)]
+    )
+    password = PasswordField(
+        "パスワード", validators=[required("パスワード"), max_length("パスワード", 256)]
+    )
+    next = HiddenField()
+
+
+class NoteForm(Form):
+    body = TextAreaField("メモ", validators=[required("メモ"), max_length("メモ", 10_000)])
+
+
+class StatusForm(Form):
+    status = JapaneseSelectField("状態")
+    reason = TextAreaField("理由・対応結果", validators=[Optional(), max_length("理由", 2_000)])
+
+    def __init__(self, *args, current: Status | None = None, allowed=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.status.choices = choices([(s.value, STATUS_LABELS[s]) for s in allowed])
+
+
+class CloseForm(Form):
+    summary = TextAreaField(
+        "対応結果の要約",
+        validators=[required("対応結果の要約"), max_length("対応結果の要約", 10_000)],
+    )
+
+
+class ReopenForm(Form):
+    reason = TextAreaField(
+        "再開の理由", validators=[required("再開の理由"), max_length("再開の理由", 2_000)]
+    )
+
+
+class AssignForm(Form):
+    assignee_id = JapaneseSelectField("担当者", coerce=coerce_optional_int)
+
+
+class DetailsForm(Form):
+    subject = StringField("件名", validators=[required("件名"), max_length("件名", 200)])
+    category_id = JapaneseSelectField("分類", coerce=coerce_optional_int)
+    priority = JapaneseSelectField(
+        "優先度", choices=choices((p.value, label) for p, label in PRIORITY_LABELS.items())
+    )
+
+
+class CitizenForm(Form):
+    name = StringField("氏名", validators=[Optional(), max_length("氏名", 80)])
+    kana = StringField("ふりがな", validators=[Optional(), max_length("ふりがな", 80)])
+    phone = StringField("電話番号", validators=[Optional(), max_length("電話番号", 30)])
+    email = StringField(
+        "メールアドレス", validators=[Optional(), max_length("メールアドレス", 254)]
+    )
+    address = StringField("住所", validators=[Optional(), max_length("住所", 200)])
+
+
+class LinkCitizenForm(Form):
+    citizen_id = IntegerField("相談者番号", validators=[InputRequired("相談者を選んでください。")])
+
+
+class SearchForm(Form):
+    q = StringField(
+        "電話番号・氏名", validators=[required("電話番号または氏名"), max_length("検索語", 100)]
+    )
+
+
+class StaffCreateForm(Form):
+    login = StringField(
+        "ログインID", validators=[required("ログインID"), max_length("ログインID", 64)]
+    )
+    full_name = StringField("氏名", validators=[required("氏名"), max_length("氏名", 80)])
+    display_name = StringField(
+        "表示名（姓のみ・ひらがな / ローマ字）",
+        validators=[required("表示名"), max_length("表示名", 80)],
+    )
+    role = JapaneseSelectField(
+        "役割", choices=choices((r.value, label) for r, label in ROLE_LABELS.items())
+    )
+    department_id = JapaneseSelectField("所属担当課", coerce=coerce_optional_int)
+    password = PasswordField(
+        "初期パスワード",
+        validators=[
+            required("初期パスワード"),
+            Length(min=10, max=256, message="パスワードは10文字以上256文字以内にしてください。"),
+        ],
+    )
+
+
+class StaffEditForm(Form):
+    full_name = StringField("氏名", validators=[required("氏名"), max_length("氏名", 80)])
+    display_name = StringField(
+        "表示名（姓のみ・ひらがな / ローマ字）",
+        validators=[required("表示名"), max_length("表示名", 80)],
+    )
+    role = JapaneseSelectField(
+        "役割", choices=choices((r.value, label) for r, label in ROLE_LABELS.items())
+    )
+    department_id = JapaneseSelectField("所属担当課", coerce=coerce_optional_int)
+
+
+class PasswordResetForm(Form):
+    password = PasswordField(
+        "新しいパスワード",
+        validators=[
+            required("新しいパスワード"),
+            Length(min=10, max=256, message="パスワードは10文字以上256文字以内にしてください。"),
+        ],
+    )
+
+
+class ConfirmForm(Form):
+    """A button that changes state: just the CSRF token."""
+
+
+class DepartmentForm(Form):
+    code = StringField("コード（半角英数字）", validators=[Optional(), max_length("コード", 40)])
+    name = StringField("名称", validators=[required("名称"), max_length("名称", 120)])
+    is_external = BooleanField("関係機関（市の外部）")
+    email = StringField(
+        "連絡先メールアドレス",
+        validators=[Optional(), max_length("メールアドレス", 254)],
+    )
+    active = BooleanField("有効", default=True)
+
+
+class CategoryForm(Form):
+    code = StringField("コード（半角英数字）", validators=[Optional(), max_length("コード", 40)])
+    name = StringField("分類名", validators=[required("分類名"), max_length("分類名", 80)])
+    sort_order = IntegerField(
+        "表示順",
+        validators=[
+            Optional(),
+            NumberRange(min=0, max=100000, message="表示順は0〜100000の数字で入力してください。"),
+        ],
+    )
+    active = BooleanField("有効", default=True)

@@ -1,0 +1,1 @@
+"""Domain operations. Services flush; the request (or command) commits once."""

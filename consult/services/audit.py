@@ -1,0 +1,83 @@
+"""The audit log: every staff view or change of personal data. Rows are never edited."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+
+from consult.extensions import db
+from consult.models import AuditEvent
+from consult.services.actor import Actor
+from consult.services.normalize import single_line
+
+ACTION_LABELS = {
+    "view": "閲覧",
+    "search": "検索",
+    "export": "出力",
+    "create": "登録",
+    "update": "変更",
+    "login": "ログイン",
+    "logout": "ログアウト",
+    "login_failed": "ログイン失敗",
+    "deactivate": "利用停止",
+    "password_reset": "パスワード再設定",
+}
+
+OBJECT_LABELS = {
+    "ticket": "相談",
+    "citizen": "相談者",
+    "staff": "職員",
+    "audit": "監査ログ",
+    "department": "担当課",
+    "category": "分類",
+}
+
+
+def record(
+    actor: Actor,
+    action: str,
+    object_type: str,
+    object_id: object = None,
+    detail: str | None = None,
+) -> AuditEvent:
+    """Add an audit row. ``detail`` must never carry personal data (it names fields, not values)."""
+    event = AuditEvent(
+        staff_id=actor.staff_id,
+        action=action,
+        object_type=object_type,
+        object_id=None if object_id is None else str(object_id),
+        address=single_line(actor.address)[:64] if actor.address else None,
+        detail=single_line(detail)[:200] if detail else None,
+    )
+    db.session.add(event)
+    return event
+
+
+def search_events(
+    *,
+    staff_id: int | None = None,
+    action: str | None = None,
+    object_type: str | None = None,
+    object_id: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[AuditEvent]:
+    query = sa.select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if staff_id:
+        query = query.where(AuditEvent.staff_id == staff_id)
+    if action:
+        query = query.where(AuditEvent.action == action)
+    if object_type:
+        query = query.where(AuditEvent.object_type == object_type)
+    if object_id:
+        query = query.where(AuditEvent.object_id == object_id)
+    if since:
+        query = query.where(AuditEvent.at >= since)
+    if until:
+        query = query.where(AuditEvent.at < until)
+    if before_id:
+        query = query.where(AuditEvent.id < before_id)
+    return list(db.session.scalars(query))

@@ -1,0 +1,274 @@
+"""Staff accounts, departments and categories: the administrator's work."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+from consult.extensions import db
+from consult.models import Category, Department, Role, Staff
+from consult.services import audit, auth
+from consult.services.actor import Actor
+from consult.services.errors import NotFound, ValidationFailed
+from consult.services.normalize import normalize_email
+
+LOGIN_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
+CODE_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
+DISPLAY_NAME_PATTERN = re.compile(r"[ぁ-ゖー]+\s*/\s*[A-Z][A-Za-z'-]*")
+
+
+def _department_by_code(code: str | None) -> Department | None:
+    if not code:
+        return None
+    department = db.session.scalar(sa.select(Department).where(Department.code == code))
+    if department is None:
+        raise ValidationFailed(f"担当課コード「{code}」は登録されていません。")
+    return department
+
+
+def validate_display_name(display_name: str) -> str:
+    """The surname only, in hiragana and romaji: 「やまだ / Yamada」 (Iwamizawa's name badges)."""
+    value = display_name.strip()
+    if not DISPLAY_NAME_PATTERN.fullmatch(value):
+        raise ValidationFailed(
+            "表示名は姓のみを「ひらがな / ローマ字」で入力してください（例：やまだ / Yamada）。"
+        )
+    kana, romaji = (part.strip() for part in value.split("/"))
+    return f"{kana} / {romaji}"
+
+
+def create_staff(
+    actor: Actor | None,
+    *,
+    login: str,
+    full_name: str,
+    display_name: str,
+    role: str,
+    password: str,
+    department_code: str | None = None,
+    department_id: int | None = None,
+) -> Staff:
+    login = login.strip().lower()
+    if not LOGIN_PATTERN.fullmatch(login):
+        raise ValidationFailed(
+            "ログインIDは半角英小文字・数字・「.」「_」「-」で2〜64文字にしてください。"
+        )
+    if db.session.scalar(sa.select(Staff.id).where(Staff.login == login)):
+        raise ValidationFailed(f"ログインID「{login}」は既に使われています。")
+    full_name = full_name.strip()
+    if not full_name or len(full_name) > 80:
+        raise ValidationFailed("氏名を80文字以内で入力してください。")
+    try:
+        role_value = Role(role)
+    except ValueError as exc:
+        raise ValidationFailed(f"役割「{role}」はありません。") from exc
+    department = _department_by_code(department_code)
+    if department_id is not None:
+        department = db.session.get(Department, department_id)
+        if department is None:
+            raise ValidationFailed("選択された担当課は存在しません。")
+    if role_value == Role.OFFICER and department is None:
+        raise ValidationFailed("担当課職員には所属する担当課を指定してください。")
+    staff = Staff(
+        login=login,
+        full_name=full_name,
+        display_name=validate_display_name(display_name),
+        role=role_value,
+        department=department,
+        password_hash=auth.hash_password(password),
+    )
+    db.session.add(staff)
+    db.session.flush()
+    if actor is not None:
+        audit.record(actor, "create", "staff", staff.id)
+    return staff
+
+
+def update_staff(
+    actor: Actor,
+    staff: Staff,
+    *,
+    full_name: str,
+    display_name: str,
+    role: str,
+    department_id: int | None,
+) -> Staff:
+    actor.require(Role.ADMIN)
+    try:
+        role_value = Role(role)
+    except ValueError as exc:
+        raise ValidationFailed(f"役割「{role}」はありません。") from exc
+    department = db.session.get(Department, department_id) if department_id else None
+    if department_id and department is None:
+        raise ValidationFailed("選択された担当課は存在しません。")
+    if role_value == Role.OFFICER and department is None:
+        raise ValidationFailed("担当課職員には所属する担当課を指定してください。")
+    if staff.id == actor.staff_id and role_value != Role.ADMIN:
+        raise ValidationFailed("自分自身の管理者権限は外せません。")
+    role_changed = staff.role != role_value
+    staff.full_name = full_name.strip()
+    staff.display_name = validate_display_name(display_name)
+    staff.role = role_value
+    staff.department = department
+    if role_changed:
+        # A new role means new permissions: make the person sign in again.
+        auth.end_all_sessions(staff, "role_changed")
+    audit.record(actor, "update", "staff", staff.id, "role" if role_changed else None)
+    return staff
+
+
+def set_active(actor: Actor, staff: Staff, active: bool) -> None:
+    actor.require(Role.ADMIN)
+    if staff.id == actor.staff_id and not active:
+        raise ValidationFailed("自分自身のアカウントは利用停止にできません。")
+    staff.active = active
+    if not active:
+        auth.end_all_sessions(staff, "deactivated")
+    audit.record(actor, "deactivate" if not active else "update", "staff", staff.id)
+
+
+def reset_password(actor: Actor, staff: Staff, password: str) -> None:
+    actor.require(Role.ADMIN)
+    staff.password_hash = auth.hash_password(password)
+    auth.end_all_sessions(staff, "password_reset")
+    audit.record(actor, "password_reset", "staff", staff.id)
+
+
+def get_staff(staff_id: int) -> Staff:
+    staff = db.session.get(Staff, staff_id)
+    if staff is None:
+        raise NotFound("職員が見つかりません。")
+    return staff
+
+
+def list_staff(include_inactive: bool = True) -> list[Staff]:
+    query = sa.select(Staff).order_by(Staff.role, Staff.login)
+    if not include_inactive:
+        query = query.where(Staff.active.is_(True))
+    return list(db.session.scalars(query))
+
+
+def create_department(
+    actor: Actor | None,
+    *,
+    code: str,
+    name: str,
+    is_external: bool = False,
+    email: str | None = None,
+    parent_name: str | None = None,
+) -> Department:
+    code = code.strip().lower()
+    if not CODE_PATTERN.fullmatch(code):
+        raise ValidationFailed(
+            "担当課コードは半角英小文字・数字・「_」「-」で40文字以内にしてください。"
+        )
+    if db.session.scalar(sa.select(Department.id).where(Department.code == code)):
+        raise ValidationFailed(f"担当課コード「{code}」は既に使われています。")
+    department = Department(code=code)
+    _apply_department(department, name, is_external, email, parent_name)
+    db.session.add(department)
+    db.session.flush()
+    if actor is not None:
+        audit.record(actor, "create", "department", department.id)
+    return department
+
+
+def update_department(
+    actor: Actor,
+    department: Department,
+    *,
+    name: str,
+    is_external: bool,
+    email: str | None,
+    active: bool,
+) -> Department:
+    actor.require(Role.ADMIN)
+    _apply_department(department, name, is_external, email, department.parent_name)
+    department.active = active
+    audit.record(actor, "update", "department", department.id)
+    return department
+
+
+def _apply_department(
+    department: Department,
+    name: str,
+    is_external: bool,
+    email: str | None,
+    parent_name: str | None,
+) -> None:
+    name = name.strip()
+    if not name or len(name) > 120:
+        raise ValidationFailed("担当課名を120文字以内で入力してください。")
+    address = None
+    if email and email.strip():
+        address = normalize_email(email)
+        if address is None:
+            raise ValidationFailed("連絡先メールアドレスの形式が正しくありません。")
+    department.name = name
+    department.is_external = is_external
+    department.email = address
+    department.parent_name = parent_name
+
+
+def list_departments(active_only: bool = False) -> list[Department]:
+    query = sa.select(Department).order_by(
+        Department.is_external, Department.sort_order, Department.id
+    )
+    if active_only:
+        query = query.where(Department.active.is_(True))
+    return list(db.session.scalars(query))
+
+
+def list_categories(active_only: bool = False) -> list[Category]:
+    query = sa.select(Category).order_by(Category.sort_order, Category.id)
+    if active_only:
+        query = query.where(Category.active.is_(True))
+    return list(db.session.scalars(query))
+
+
+def save_category(
+    actor: Actor | None,
+    *,
+    name: str,
+    code: str | None = None,
+    category: Category | None = None,
+    sort_order: int | None = None,
+    active: bool = True,
+) -> Category:
+    name = name.strip()
+    if not name or len(name) > 80:
+        raise ValidationFailed("分類名を80文字以内で入力してください。")
+    clash = db.session.scalar(sa.select(Category).where(Category.name == name))
+    if clash is not None and clash is not category:
+        raise ValidationFailed(f"分類「{name}」は既にあります。")
+    if category is None:
+        code = (code or "").strip().lower()
+        if not CODE_PATTERN.fullmatch(code):
+            raise ValidationFailed("分類コードは半角英小文字・数字・「_」「-」で入力してください。")
+        if db.session.scalar(sa.select(Category.id).where(Category.code == code)):
+            raise ValidationFailed(f"分類コード「{code}」は既に使われています。")
+        if sort_order is None:
+            sort_order = (db.session.scalar(sa.select(sa.func.max(Category.sort_order))) or 0) + 10
+        category = Category(code=code, name=name, sort_order=sort_order)
+        db.session.add(category)
+    else:
+        category.name = name
+        if sort_order is not None:
+            category.sort_order = sort_order
+    category.active = active
+    db.session.flush()
+    if actor is not None:
+        audit.record(actor, "update", "category", category.id)
+    return category
+
+
+DEFAULT_CATEGORIES = [
+    ("procedures", "行政手続き"),
+    ("consumer", "消費生活トラブル"),
+    ("requests", "市への要望"),
+    ("business", "経営相談"),
+    ("household", "家計相談"),
+    ("worries", "心配事"),
+    ("other", "その他"),
+]

@@ -1,0 +1,494 @@
+"""Tickets and their timeline: creation, numbering, status rules, notes, assignment, closing."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from blinker import signal
+
+from consult.extensions import db
+from consult.models import (
+    STATUS_LABELS,
+    Category,
+    Channel,
+    Citizen,
+    EntryKind,
+    Priority,
+    Role,
+    Staff,
+    Status,
+    Ticket,
+    TimelineEntry,
+)
+from consult.services import audit, numbering
+from consult.services.actor import DESK_ROLES, Actor
+from consult.services.errors import (
+    InvalidTransition,
+    NotFound,
+    TicketClosed,
+    ValidationFailed,
+)
+from consult.timeutil import fiscal_year, tokyo_today, utcnow
+
+ticket_created = signal("ticket-created")
+ticket_status_changed = signal("ticket-status-changed")
+ticket_closed = signal("ticket-closed")
+
+NUMBER_PATTERN = re.compile(r"(\d{4})-(\d{6})")
+MAX_SUBJECT = 200
+MAX_TEXT = 10_000
+
+# 受付 → 対応中 → 引継中 → 回答待ち → 解決 → 完了; any open state may be closed with a summary.
+TRANSITIONS: dict[Status, set[Status]] = {
+    Status.RECEIVED: {
+        Status.IN_PROGRESS,
+        Status.HANDED_OFF,
+        Status.AWAITING_REPLY,
+        Status.RESOLVED,
+    },
+    Status.IN_PROGRESS: {Status.HANDED_OFF, Status.AWAITING_REPLY, Status.RESOLVED},
+    Status.HANDED_OFF: {Status.IN_PROGRESS, Status.AWAITING_REPLY, Status.RESOLVED},
+    Status.AWAITING_REPLY: {Status.IN_PROGRESS, Status.HANDED_OFF, Status.RESOLVED},
+    Status.RESOLVED: set(),
+    Status.CLOSED: set(),
+}
+REOPENABLE = {Status.RESOLVED, Status.CLOSED}
+
+
+def format_number(year: int, sequence: int) -> str:
+    return f"{year}-{sequence:06d}"
+
+
+def allocate_number(at: datetime) -> tuple[int, int, str]:
+    year = fiscal_year(tokyo_today(at))
+    sequence = numbering.next_value("ticket", str(year))
+    return year, sequence, format_number(year, sequence)
+
+
+def _text(value: str | None, label: str, limit: int = MAX_TEXT, required: bool = False) -> str:
+    value = (value or "").strip()
+    if required and not value:
+        raise ValidationFailed(f"{label}を入力してください。")
+    if len(value) > limit:
+        raise ValidationFailed(
+            f"{label}は{limit:,}文字以内で入力してください（現在{len(value):,}文字）。"
+        )
+    return value
+
+
+def _category(category_id: int | None) -> Category | None:
+    if category_id is None:
+        return None
+    category = db.session.get(Category, category_id)
+    if category is None or not category.active:
+        raise ValidationFailed("選択された分類は存在しません。一覧から選び直してください。")
+    return category
+
+
+def add_entry(
+    ticket: Ticket,
+    kind: EntryKind,
+    *,
+    author: Staff | None = None,
+    body: str = "",
+    data: dict | None = None,
+    at: datetime | None = None,
+) -> TimelineEntry:
+    """Append to the timeline; every part of the system records its events through this."""
+    at = at or utcnow()
+    entry = TimelineEntry(
+        ticket=ticket, kind=kind, author=author, body=body, data=data or {}, created_at=at
+    )
+    db.session.add(entry)
+    if at > ticket.last_activity_at:
+        ticket.last_activity_at = at
+    return entry
+
+
+def create_ticket(
+    actor: Actor,
+    *,
+    channel: Channel,
+    subject: str,
+    category_id: int | None = None,
+    citizen: Citizen | None = None,
+    priority: Priority = Priority.NORMAL,
+    first_note: str | None = None,
+    first_message: str | None = None,
+    assignee: Staff | None = None,
+    session_started_at: datetime | None = None,
+    at: datetime | None = None,
+) -> Ticket:
+    """A new ticket with its number. Staff need a desk role; channel intake acts as the system."""
+    if actor.staff is not None or not actor.trusted:
+        actor.require(*DESK_ROLES)
+    subject = _text(subject, "件名", MAX_SUBJECT, required=True)
+    note = _text(first_note, "最初のメモ")
+    category = _category(category_id)
+    now = at or utcnow()
+    year, sequence, number = allocate_number(now)
+    ticket = Ticket(
+        number=number,
+        fiscal_year=year,
+        sequence=sequence,
+        channel=Channel(channel),
+        subject=subject,
+        category=category,
+        citizen=citizen,
+        priority=Priority(priority),
+        status=Status.RECEIVED,
+        is_open=True,
+        assignee=assignee,
+        created_by=actor.staff,
+        created_at=now,
+        last_activity_at=now,
+        session_started_at=session_started_at,
+    )
+    db.session.add(ticket)
+    if first_message:
+        add_entry(ticket, EntryKind.MESSAGE_IN, body=first_message, at=now)
+    if note:
+        add_entry(ticket, EntryKind.NOTE, author=actor.staff, body=note, at=now)
+    db.session.flush()
+    audit.record(actor, "create", "ticket", ticket.number)
+    ticket_created.send(ticket, actor=actor)
+    return ticket
+
+
+def get_ticket(actor: Actor, number: str, *, audit_view: bool = True) -> Ticket:
+    """A ticket for the desk; the view of its personal data is audited."""
+    actor.require(*DESK_ROLES)
+    ticket = db.session.scalar(sa.select(Ticket).where(Ticket.number == number))
+    if ticket is None:
+        raise NotFound("相談が見つかりません。")
+    if audit_view:
+        audit.record(actor, "view", "ticket", ticket.number)
+    return ticket
+
+
+def _ensure_open(ticket: Ticket) -> None:
+    if ticket.status == Status.CLOSED:
+        raise TicketClosed()
+
+
+def add_note(actor: Actor, ticket: Ticket, body: str) -> TimelineEntry:
+    actor.require(*DESK_ROLES)
+    _ensure_open(ticket)
+    body = _text(body, "メモ", required=True)
+    entry = add_entry(ticket, EntryKind.NOTE, author=actor.staff, body=body)
+    if ticket.status == Status.RECEIVED:
+        _set_status(actor, ticket, Status.IN_PROGRESS)
+    return entry
+
+
+def _set_status(actor: Actor, ticket: Ticket, new: Status, reason: str | None = None) -> None:
+    old = ticket.status
+    ticket.status = new
+    ticket.is_open = new != Status.CLOSED
+    body = f"{STATUS_LABELS[old]} → {STATUS_LABELS[new]}"
+    add_entry(
+        ticket,
+        EntryKind.STATUS_CHANGE,
+        author=actor.staff,
+        body=reason or "",
+        data={"from": old.value, "to": new.value, "label": body},
+    )
+    ticket_status_changed.send(ticket, actor=actor, old=old, new=new)
+
+
+def change_status(actor: Actor, ticket: Ticket, new: Status | str, reason: str | None = None):
+    """Move along the allowed transitions; closing and reopening have their own operations."""
+    actor.require(*DESK_ROLES)
+    try:
+        new = Status(new)
+    except ValueError as exc:
+        raise InvalidTransition("指定された状態はありません。") from exc
+    if new == Status.CLOSED:
+        raise InvalidTransition("完了にするには「完了にする」から対応結果を入力してください。")
+    _ensure_open(ticket)
+    if new not in TRANSITIONS[ticket.status]:
+        if ticket.status in REOPENABLE and new == Status.IN_PROGRESS:
+            raise InvalidTransition(
+                "解決済みの相談を対応中に戻すには「再開」から理由を入力してください。"
+            )
+        raise InvalidTransition(
+            f"「{STATUS_LABELS[ticket.status]}」から「{STATUS_LABELS[new]}」には変更できません。"
+        )
+    if new == Status.RESOLVED and reason:
+        ticket.resolution_summary = _text(reason, "対応結果")
+    _set_status(actor, ticket, new, _text(reason, "理由") or None)
+
+
+def close(actor: Actor, ticket: Ticket, summary: str) -> None:
+    """Close with a resolution summary (required); also ends a running counter or phone session."""
+    actor.require(*DESK_ROLES)
+    _ensure_open(ticket)
+    summary = _text(summary, "対応結果の要約", required=True)
+    now = utcnow()
+    if ticket.session_started_at and not ticket.session_ended_at:
+        end_session(actor, ticket, at=now)
+    ticket.resolution_summary = summary
+    ticket.closed_at = now
+    _set_status(actor, ticket, Status.CLOSED, summary)
+    ticket_closed.send(ticket, actor=actor)
+
+
+def reopen(actor: Actor, ticket: Ticket, reason: str) -> None:
+    actor.require(*DESK_ROLES)
+    if ticket.status not in REOPENABLE:
+        raise InvalidTransition("再開できるのは「解決」または「完了」の相談だけです。")
+    reason = _text(reason, "再開の理由", 2000, required=True)
+    ticket.closed_at = None
+    _set_status(actor, ticket, Status.IN_PROGRESS, reason)
+
+
+def assign(actor: Actor, ticket: Ticket, assignee_id: int | None) -> None:
+    actor.require(*DESK_ROLES)
+    _ensure_open(ticket)
+    assignee = None
+    if assignee_id is not None:
+        assignee = db.session.get(Staff, assignee_id)
+        if assignee is None or not assignee.active or assignee.role not in DESK_ROLES:
+            raise ValidationFailed("担当者には有効な相談員またはセンター責任者を選んでください。")
+    if assignee == ticket.assignee:
+        return
+    ticket.assignee = assignee
+    add_entry(
+        ticket,
+        EntryKind.ASSIGNMENT,
+        author=actor.staff,
+        body=assignee.full_name if assignee else "担当者なし",
+        data={"assignee_id": assignee.id if assignee else None},
+    )
+
+
+def update_details(
+    actor: Actor, ticket: Ticket, *, subject: str, category_id: int | None, priority: str
+) -> None:
+    actor.require(*DESK_ROLES)
+    _ensure_open(ticket)
+    subject = _text(subject, "件名", MAX_SUBJECT, required=True)
+    category = _category(category_id)
+    try:
+        priority_value = Priority(priority)
+    except ValueError as exc:
+        raise ValidationFailed("優先度の値が正しくありません。") from exc
+    changes = []
+    if subject != ticket.subject:
+        changes.append(f"件名: {subject}")
+        ticket.subject = subject
+    if category != ticket.category:
+        changes.append(f"分類: {category.name if category else 'なし'}")
+        ticket.category = category
+    if priority_value != ticket.priority:
+        ticket.priority = priority_value
+        changes.append(f"優先度: {ticket.priority_label}")
+    if changes:
+        add_entry(
+            ticket, EntryKind.NOTE, author=actor.staff, body="／".join(changes), data={"edit": True}
+        )
+
+
+def link_citizen(actor: Actor, ticket: Ticket, citizen: Citizen | None) -> None:
+    actor.require(*DESK_ROLES)
+    _ensure_open(ticket)
+    if citizen == ticket.citizen:
+        return
+    ticket.citizen = citizen
+    add_entry(
+        ticket,
+        EntryKind.CITIZEN_LINK,
+        author=actor.staff,
+        body="相談者を紐付けました" if citizen else "相談者の紐付けを外しました",
+        data={"citizen_id": citizen.id if citizen else None},
+    )
+    audit.record(actor, "update", "ticket", ticket.number, "citizen")
+
+
+def start_session(actor: Actor, ticket: Ticket, at: datetime | None = None) -> None:
+    actor.require(*DESK_ROLES)
+    _ensure_open(ticket)
+    if ticket.session_started_at is None:
+        ticket.session_started_at = at or utcnow()
+        add_entry(ticket, EntryKind.SESSION, author=actor.staff, body="対応開始")
+
+
+def end_session(actor: Actor, ticket: Ticket, at: datetime | None = None) -> None:
+    actor.require(*DESK_ROLES)
+    if ticket.session_started_at is None:
+        raise InvalidTransition("対応が開始されていません。")
+    if ticket.session_ended_at is not None:
+        return
+    at = at or utcnow()
+    ticket.session_ended_at = at
+    ticket.duration_seconds = max(0, int((at - ticket.session_started_at).total_seconds()))
+    add_entry(
+        ticket,
+        EntryKind.SESSION,
+        author=actor.staff,
+        body="対応終了",
+        data={"duration_seconds": ticket.duration_seconds},
+        at=at,
+    )
+
+
+# --- the queue -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class QueueFilter:
+    channel: str | None = None
+    status: str | None = None
+    category_id: int | None = None
+    assignee_id: int | None = None
+    include_closed: bool = False
+    unassigned: bool = False
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Keyset position: (last_activity_at, id). Any page depth costs the same."""
+
+    at: datetime
+    id: int
+
+    def encode(self) -> str:
+        return f"{int(self.at.timestamp() * 1_000_000)}.{self.id}"
+
+    @classmethod
+    def decode(cls, raw: str | None) -> Cursor | None:
+        if not raw:
+            return None
+        try:
+            micros, ident = raw.split(".", 1)
+            return cls(datetime.fromtimestamp(int(micros) / 1_000_000, UTC), int(ident))
+        except (ValueError, OverflowError, OSError):
+            return None
+
+
+@dataclass
+class QueuePage:
+    tickets: list[Ticket]
+    next_cursor: str | None
+    prev_cursor: str | None
+
+
+def queue(
+    actor: Actor,
+    flt: QueueFilter,
+    *,
+    after: Cursor | None = None,
+    before: Cursor | None = None,
+    page_size: int = 50,
+) -> QueuePage:
+    actor.require(*DESK_ROLES)
+    query = sa.select(Ticket)
+    if flt.status:
+        query = query.where(Ticket.status == Status(flt.status))
+    elif not flt.include_closed:
+        query = query.where(Ticket.is_open.is_(True))
+    if flt.channel:
+        query = query.where(Ticket.channel == Channel(flt.channel))
+    if flt.category_id:
+        query = query.where(Ticket.category_id == flt.category_id)
+    if flt.unassigned:
+        query = query.where(Ticket.assignee_id.is_(None))
+    elif flt.assignee_id:
+        query = query.where(Ticket.assignee_id == flt.assignee_id)
+    key = sa.tuple_(Ticket.last_activity_at, Ticket.id)
+    if before is not None:
+        rows = list(
+            db.session.scalars(
+                query.where(
+                    key
+                    > sa.tuple_(
+                        sa.literal(before.at, Ticket.last_activity_at.type), sa.literal(before.id)
+                    )
+                )
+                .order_by(Ticket.last_activity_at.asc(), Ticket.id.asc())
+                .limit(page_size + 1)
+            )
+        )
+        has_more_before = len(rows) > page_size
+        rows = list(reversed(rows[:page_size]))
+        next_cursor = _cursor(rows[-1]) if rows else None
+        prev_cursor = _cursor(rows[0]) if rows and has_more_before else None
+        return QueuePage(rows, next_cursor, prev_cursor)
+    if after is not None:
+        query = query.where(
+            key
+            < sa.tuple_(sa.literal(after.at, Ticket.last_activity_at.type), sa.literal(after.id))
+        )
+    rows = list(
+        db.session.scalars(
+            query.order_by(Ticket.last_activity_at.desc(), Ticket.id.desc()).limit(page_size + 1)
+        )
+    )
+    has_more = len(rows) > page_size
+    rows = rows[:page_size]
+    return QueuePage(
+        rows,
+        _cursor(rows[-1]) if rows and has_more else None,
+        _cursor(rows[0]) if rows and after is not None else None,
+    )
+
+
+def _cursor(ticket: Ticket) -> str:
+    return Cursor(ticket.last_activity_at, ticket.id).encode()
+
+
+def find_by_number(actor: Actor, text: str) -> Ticket | None:
+    actor.require(*DESK_ROLES)
+    match = NUMBER_PATTERN.search(text or "")
+    if not match:
+        return None
+    return db.session.scalar(sa.select(Ticket).where(Ticket.number == match.group(0)))
+
+
+def search(actor: Actor, text: str, limit: int = 100) -> list[Ticket]:
+    """Find tickets by phone number or the citizen's name (folded); audited as a search."""
+    from consult.models import CitizenPhone
+    from consult.services.citizens import _like_prefix
+    from consult.services.normalize import name_key, normalize_phone
+
+    actor.require(*DESK_ROLES)
+    text = (text or "").strip()[:100]
+    if not text:
+        return []
+    number = normalize_phone(text)
+    query = sa.select(Ticket).join(Citizen, Ticket.citizen_id == Citizen.id)
+    if number:
+        query = query.join(CitizenPhone, CitizenPhone.citizen_id == Citizen.id).where(
+            CitizenPhone.number == number
+        )
+    else:
+        key = name_key(text)
+        if not key:
+            return []
+        pattern = _like_prefix(key)
+        query = query.where(
+            sa.or_(
+                Citizen.name_key.like(pattern, escape="\\"),
+                Citizen.kana_key.like(pattern, escape="\\"),
+            )
+        )
+    tickets = list(
+        db.session.scalars(
+            query.order_by(Ticket.last_activity_at.desc(), Ticket.id.desc()).limit(limit)
+        ).unique()
+    )
+    audit.record(actor, "search", "ticket", None, f"by={'phone' if number else 'name'}")
+    return tickets
+
+
+def desk_staff() -> list[Staff]:
+    return list(
+        db.session.scalars(
+            sa.select(Staff)
+            .where(Staff.active.is_(True), Staff.role.in_([Role.CONSULTANT, Role.SUPERVISOR]))
+            .order_by(Staff.full_name)
+        )
+    )

@@ -1,0 +1,115 @@
+/* Staff pages: running timers and earlier-case matches while a consultant types. */
+(function () {
+  "use strict";
+
+  function pad(n) { return String(n).padStart(2, "0"); }
+
+  function startTimers() {
+    document.querySelectorAll(".timer[data-started]").forEach(function (el) {
+      var started = new Date(el.dataset.started).getTime();
+      function tick() {
+        var s = Math.max(0, Math.floor((Date.now() - started) / 1000));
+        var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60);
+        el.textContent = (h ? h + "時間" : "") + m + "分" + pad(s % 60) + "秒（計測中）";
+      }
+      tick();
+      setInterval(tick, 1000);
+    });
+  }
+
+  function csrfToken(form) {
+    var input = form.querySelector("input[name=csrf_token]");
+    return input ? input.value : "";
+  }
+
+  function renderMatches(box, form, data) {
+    box.textContent = "";
+    if (!data.matches || !data.matches.length) return;
+    var heading = document.createElement("p");
+    heading.className = "small";
+    heading.textContent = "過去に相談のある方が見つかりました：";
+    box.appendChild(heading);
+    data.matches.forEach(function (m) {
+      var card = document.createElement("div");
+      card.className = "match";
+      var title = document.createElement("strong");
+      title.textContent = m.name + (m.kana ? "（" + m.kana + "）" : "") + " — " + m.reason;
+      card.appendChild(title);
+      var list = document.createElement("ul");
+      m.tickets.forEach(function (t) {
+        var li = document.createElement("li");
+        var a = document.createElement("a");
+        a.href = t.url; a.target = "_blank"; a.rel = "noopener";
+        a.textContent = t.number + " " + t.subject + "（" + t.status + "）";
+        li.appendChild(a);
+        list.appendChild(li);
+      });
+      card.appendChild(list);
+      var hidden = form.querySelector("input[name=citizen_id]");
+      var linkUrl = form.dataset.linkUrl;
+      if (hidden || linkUrl) {
+        var button = document.createElement("button");
+        button.type = "button";
+        button.className = "button button--secondary button--small";
+        button.textContent = "この方として受け付ける";
+        button.addEventListener("click", function () {
+          if (hidden) {
+            hidden.value = m.id;
+            box.textContent = "";
+            var chosen = document.createElement("p");
+            chosen.className = "notice notice--success";
+            chosen.textContent = m.name + " さんとして受け付けます。";
+            box.appendChild(chosen);
+          } else {
+            var f = document.createElement("form");
+            f.method = "post"; f.action = linkUrl;
+            [["csrf_token", csrfToken(form)], ["citizen_id", m.id]].forEach(function (kv) {
+              var i = document.createElement("input");
+              i.type = "hidden"; i.name = kv[0]; i.value = kv[1]; f.appendChild(i);
+            });
+            document.body.appendChild(f);
+            f.submit();
+          }
+        });
+        card.appendChild(button);
+      }
+      box.appendChild(card);
+    });
+  }
+
+  function watchMatches() {
+    document.querySelectorAll("form.citizen-form[data-match-url]").forEach(function (form) {
+      var box = form.querySelector(".matches");
+      if (!box) return;
+      var timer = null;
+      function lookup() {
+        var body = new FormData();
+        body.append("csrf_token", csrfToken(form));
+        ["name", "phone", "email"].forEach(function (n) {
+          var f = form.querySelector("[name=" + n + "]");
+          if (f && f.value) body.append(n, f.value);
+        });
+        fetch(form.dataset.matchUrl, { method: "POST", body: body, credentials: "same-origin" })
+          .then(function (r) { return r.ok ? r.json() : { matches: [] }; })
+          .then(function (data) { renderMatches(box, form, data); })
+          .catch(function () {});
+      }
+      ["name", "phone", "email"].forEach(function (n) {
+        var f = form.querySelector("[name=" + n + "]");
+        if (!f) return;
+        f.addEventListener("input", function () {
+          clearTimeout(timer);
+          var value = f.value.replace(/\s/g, "");
+          if ((n === "phone" && value.length >= 10) || (n !== "phone" && value.length >= 2)) {
+            timer = setTimeout(lookup, 400);
+          }
+        });
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    startTimers();
+    watchMatches();
+  });
+})();

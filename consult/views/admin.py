@@ -1,0 +1,293 @@
+"""The administrator's pages: staff accounts, departments, categories, audit log, outbox."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from flask import Blueprint, abort, redirect, render_template, request, url_for
+
+from consult.extensions import db
+from consult.forms import (
+    CategoryForm,
+    ConfirmForm,
+    DepartmentForm,
+    PasswordResetForm,
+    StaffCreateForm,
+    StaffEditForm,
+    choices,
+)
+from consult.models import Category, Department, OutboxMessage, Role
+from consult.services import audit, outbox
+from consult.services import staff as staff_service
+from consult.services.audit import ACTION_LABELS, OBJECT_LABELS
+from consult.services.errors import NotFound
+from consult.timeutil import TOKYO
+from consult.web import actor, attempt, roles_required
+
+bp = Blueprint("admin", __name__, url_prefix="/admin")
+
+
+def _department_choices():
+    return choices(
+        (
+            (d.id, d.name)
+            for d in staff_service.list_departments(active_only=True)
+            if not d.is_external
+        ),
+        blank="なし",
+    )
+
+
+@bp.get("/")
+@roles_required(Role.ADMIN)
+def index():
+    return render_template("consult/admin/index.html")
+
+
+@bp.get("/staff")
+@roles_required(Role.ADMIN)
+def staff_list():
+    return render_template(
+        "consult/admin/staff_list.html", staff=staff_service.list_staff(), form=ConfirmForm()
+    )
+
+
+@bp.route("/staff/new", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def staff_new():
+    form = StaffCreateForm()
+    form.department_id.choices = _department_choices()
+    if form.validate_on_submit():
+        ok, _created = attempt(
+            lambda: staff_service.create_staff(
+                actor(),
+                login=form.login.data,
+                full_name=form.full_name.data,
+                display_name=form.display_name.data,
+                role=form.role.data,
+                password=form.password.data,
+                department_id=form.department_id.data,
+            ),
+            "職員を登録しました。",
+        )
+        if ok:
+            return redirect(url_for("admin.staff_list"))
+    return render_template("consult/admin/staff_form.html", form=form, staff=None), (
+        422 if request.method == "POST" else 200
+    )
+
+
+def _staff_or_404(staff_id: int):
+    try:
+        return staff_service.get_staff(staff_id)
+    except NotFound:
+        abort(404)
+
+
+@bp.route("/staff/<int:staff_id>", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def staff_edit(staff_id: int):
+    member = _staff_or_404(staff_id)
+    form = StaffEditForm(
+        obj=member,
+        data=None if request.method == "POST" else {"role": member.role.value},
+    )
+    form.department_id.choices = _department_choices()
+    if request.method == "GET":
+        form.department_id.data = member.department_id
+    if form.validate_on_submit():
+        ok, _ = attempt(
+            lambda: staff_service.update_staff(
+                actor(),
+                member,
+                full_name=form.full_name.data,
+                display_name=form.display_name.data,
+                role=form.role.data,
+                department_id=form.department_id.data,
+            ),
+            "職員の情報を更新しました。",
+        )
+        if ok:
+            return redirect(url_for("admin.staff_list"))
+        member = _staff_or_404(staff_id)
+    return render_template(
+        "consult/admin/staff_form.html",
+        form=form,
+        staff=member,
+        password_form=PasswordResetForm(),
+        confirm_form=ConfirmForm(),
+    ), (422 if request.method == "POST" else 200)
+
+
+@bp.post("/staff/<int:staff_id>/active")
+@roles_required(Role.ADMIN)
+def staff_active(staff_id: int):
+    member = _staff_or_404(staff_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        activate = request.form.get("active") == "1"
+        attempt(
+            lambda: staff_service.set_active(actor(), member, activate),
+            "利用を再開しました。"
+            if activate
+            else "利用を停止しました。ログイン中の画面も無効になります。",
+        )
+    return redirect(url_for("admin.staff_list"))
+
+
+@bp.post("/staff/<int:staff_id>/password")
+@roles_required(Role.ADMIN)
+def staff_password(staff_id: int):
+    member = _staff_or_404(staff_id)
+    form = PasswordResetForm()
+    if form.validate_on_submit():
+        ok, _ = attempt(
+            lambda: staff_service.reset_password(actor(), member, form.password.data),
+            "パスワードを再設定しました。この職員のログイン中の画面は無効になります。",
+        )
+        if ok:
+            return redirect(url_for("admin.staff_list"))
+    return render_template(
+        "consult/admin/staff_form.html",
+        form=StaffEditForm(obj=member, data={"role": member.role.value}),
+        staff=member,
+        password_form=form,
+        confirm_form=ConfirmForm(),
+    ), 422
+
+
+@bp.get("/departments")
+@roles_required(Role.ADMIN)
+def departments():
+    return render_template(
+        "consult/admin/departments.html", departments=staff_service.list_departments()
+    )
+
+
+@bp.route("/departments/new", methods=["GET", "POST"])
+@bp.route("/departments/<int:department_id>", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def department_edit(department_id: int | None = None):
+    department = db.session.get(Department, department_id) if department_id else None
+    if department_id and department is None:
+        abort(404)
+    form = DepartmentForm(obj=department)
+    if form.validate_on_submit():
+        if department is None:
+            operation = lambda: staff_service.create_department(  # noqa: E731
+                actor(),
+                code=form.code.data or "",
+                name=form.name.data,
+                is_external=form.is_external.data,
+                email=form.email.data,
+            )
+        else:
+            operation = lambda: staff_service.update_department(  # noqa: E731
+                actor(),
+                department,
+                name=form.name.data,
+                is_external=form.is_external.data,
+                email=form.email.data,
+                active=form.active.data,
+            )
+        ok, _ = attempt(operation, "担当課を保存しました。")
+        if ok:
+            return redirect(url_for("admin.departments"))
+    return render_template(
+        "consult/admin/department_form.html", form=form, department=department
+    ), (422 if request.method == "POST" else 200)
+
+
+@bp.get("/categories")
+@roles_required(Role.ADMIN)
+def categories():
+    return render_template(
+        "consult/admin/categories.html", categories=staff_service.list_categories()
+    )
+
+
+@bp.route("/categories/new", methods=["GET", "POST"])
+@bp.route("/categories/<int:category_id>", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def category_edit(category_id: int | None = None):
+    category = db.session.get(Category, category_id) if category_id else None
+    if category_id and category is None:
+        abort(404)
+    form = CategoryForm(obj=category)
+    if form.validate_on_submit():
+        ok, _ = attempt(
+            lambda: staff_service.save_category(
+                actor(),
+                name=form.name.data,
+                code=form.code.data,
+                category=category,
+                sort_order=form.sort_order.data,
+                active=form.active.data,
+            ),
+            "分類を保存しました。",
+        )
+        if ok:
+            return redirect(url_for("admin.categories"))
+    return render_template("consult/admin/category_form.html", form=form, category=category), (
+        422 if request.method == "POST" else 200
+    )
+
+
+def _date_arg(name: str):
+    raw = request.args.get(name, "")
+    try:
+        return datetime.fromisoformat(raw).date() if raw else None
+    except ValueError:
+        return None
+
+
+@bp.get("/audit")
+@roles_required(Role.ADMIN)
+def audit_log():
+    since, until = _date_arg("since"), _date_arg("until")
+    staff_id = request.args.get("staff", "")
+    before = request.args.get("before", "")
+    events = audit.search_events(
+        staff_id=int(staff_id) if staff_id.isdigit() else None,
+        action=request.args.get("action") or None,
+        object_type=request.args.get("object_type") or None,
+        object_id=(request.args.get("object_id") or "").strip()[:40] or None,
+        since=datetime.combine(since, time(), TOKYO) if since else None,
+        until=datetime.combine(until, time(), TOKYO) + timedelta(days=1) if until else None,
+        before_id=int(before) if before.isdigit() else None,
+        limit=100,
+    )
+    args = {k: v for k, v in request.args.items() if k != "before" and v}
+    return render_template(
+        "consult/admin/audit.html",
+        events=events,
+        staff=staff_service.list_staff(),
+        args=args,
+        action_labels=ACTION_LABELS,
+        object_labels=OBJECT_LABELS,
+    )
+
+
+@bp.get("/outbox")
+@roles_required(Role.ADMIN)
+def outbox_list():
+    status = request.args.get("status") or None
+    if status not in {None, "pending", "sending", "delivered", "failed"}:
+        status = None
+    return render_template(
+        "consult/admin/outbox.html",
+        messages=outbox.list_messages(status),
+        status=status,
+        form=ConfirmForm(),
+    )
+
+
+@bp.post("/outbox/<int:message_id>/retry")
+@roles_required(Role.ADMIN)
+def outbox_retry(message_id: int):
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None:
+        abort(404)
+    if ConfirmForm().validate_on_submit():
+        attempt(lambda: outbox.retry(message), "再送を予約しました。")
+    return redirect(url_for("admin.outbox_list"))

@@ -1,0 +1,73 @@
+"""Glue between Flask requests and the services: login-by-default, roles, actor, headers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from flask import abort, current_app, flash, request
+from flask_login import current_user
+
+from consult.extensions import db
+from consult.models import Role
+from consult.services.actor import Actor
+from consult.services.errors import DomainError
+
+PUBLIC_ATTR = "_madoguchi_public"
+ROLES_ATTR = "_madoguchi_roles"
+
+
+def public(view: Callable) -> Callable:
+    """Mark a view as reachable without login (everything else requires it)."""
+    setattr(view, PUBLIC_ATTR, True)
+    return view
+
+
+def roles_required(*roles: Role) -> Callable:
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any):
+            if not current_user.is_authenticated:
+                return current_app.login_manager.unauthorized()
+            if current_user.role not in roles:
+                abort(403)
+            return view(*args, **kwargs)
+
+        setattr(wrapped, ROLES_ATTR, roles)
+        return wrapped
+
+    return decorator
+
+
+def is_public_endpoint(endpoint: str | None) -> bool:
+    if endpoint is None:
+        return True  # 404s: let the error handler answer
+    view = current_app.view_functions.get(endpoint)
+    return endpoint == "static" or bool(view and getattr(view, PUBLIC_ATTR, False))
+
+
+def actor() -> Actor:
+    staff = current_user if current_user.is_authenticated else None
+    return Actor(staff=staff, address=request.remote_addr)
+
+
+def attempt(operation: Callable[[], Any], success: str | None = None) -> tuple[bool, Any]:
+    """Run a service call; a DomainError rolls everything back and becomes a flashed message."""
+    try:
+        result = operation()
+        db.session.flush()
+    except DomainError as error:
+        db.session.rollback()
+        flash(error.message, "error")
+        return False, None
+    if success:
+        flash(success, "success")
+    return True, result
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only our own absolute paths: no scheme, no host, no protocol-relative //."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    return target

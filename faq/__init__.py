@@ -1,0 +1,1 @@
+"""The FAQ knowledge base (issue: FAQ)."""

@@ -1,0 +1,1 @@
+"""Handoffs to departments (issue: handoffs)."""

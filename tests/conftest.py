@@ -1,0 +1,250 @@
+"""Fixtures: the same suite runs against SQLite and PostgreSQL, over migrated databases."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import upgrade
+
+from consult import create_app
+from consult.extensions import db
+from tests import pg
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def base_config(url: str, data_dir: str) -> dict:
+    return {
+        "DATABASE_URL": url,
+        "DATA_DIR": data_dir,
+        "SECRET_KEY": "test-secret-key-that-is-long-enough-1234567890",
+        "ENV": "testing",
+        "PASSWORD_HASH_COST": "fast",
+        "TESTING": True,
+    }
+
+
+def make_app(url: str, tmp: Path, **overrides):
+    config = base_config(url, str(tmp / "data"))
+    config.update(overrides)
+    app = create_app(config, instance_path=str(tmp / "instance"))
+    app.config["TESTING"] = True
+    app.config["WTF_CSRF_ENABLED"] = overrides.get("WTF_CSRF_ENABLED", False)
+    return app
+
+
+def migrate_to_head(url: str, tmp: Path) -> None:
+    app = make_app(url, tmp)
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    with pg.server_url() as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def migrated(pg_server, tmp_path_factory):
+    """One migrated database per backend: a pristine SQLite file, and a PostgreSQL database."""
+    tmp = tmp_path_factory.mktemp("migrated")
+    sqlite_file = tmp / "pristine.db"
+    migrate_to_head(f"sqlite:///{sqlite_file}", tmp)
+    name = f"madoguchi_test_{os.getpid()}"
+    pg_url = pg.recreate_database(pg_server, name)
+    migrate_to_head(pg_url, tmp)
+    yield {"sqlite": sqlite_file, "postgresql": pg_url}
+    pg.drop_database(pg_server, name)
+
+
+def _tables(engine) -> list[str]:
+    return [t for t in sa.inspect(engine).get_table_names() if t != "alembic_version"]
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request):
+    return request.param
+
+
+@pytest.fixture
+def database_url(backend, migrated, tmp_path):
+    if backend == "sqlite":
+        target = tmp_path / "test.db"
+        shutil.copyfile(migrated["sqlite"], target)
+        yield f"sqlite:///{target}"
+    else:
+        yield migrated["postgresql"]
+        engine = sa.create_engine(
+            migrated["postgresql"].replace("postgresql://", "postgresql+psycopg://")
+        )
+        with engine.begin() as conn:
+            tables = ", ".join(f'"{t}"' for t in _tables(engine))
+            conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        engine.dispose()
+
+
+@pytest.fixture
+def app_factory(database_url, tmp_path):
+    """Build apps over the test database (several, to play several servers)."""
+    apps = []
+
+    def build(**overrides):
+        app = make_app(database_url, tmp_path, **overrides)
+        apps.append(app)
+        return app
+
+    yield build
+    for app in apps:
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(app_factory):
+    app = app_factory()
+    with app.app_context():
+        yield app
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# --- factories ------------------------------------------------------------------------------
+
+PASSWORD = "correct-horse-battery"
+_counter = {"n": 0}
+
+
+def _next() -> int:
+    _counter["n"] += 1
+    return _counter["n"]
+
+
+@pytest.fixture
+def make_department(app):
+    from consult.services import staff as staff_service
+
+    def make(code=None, name=None, **kw):
+        n = _next()
+        department = staff_service.create_department(
+            None, code=code or f"dept{n}", name=name or f"テスト課{n}", **kw
+        )
+        db.session.commit()
+        return department
+
+    return make
+
+
+@pytest.fixture
+def make_category(app):
+    from consult.services import staff as staff_service
+
+    def make(name=None, code=None):
+        n = _next()
+        category = staff_service.save_category(
+            None, name=name or f"分類{n}", code=code or f"cat{n}"
+        )
+        db.session.commit()
+        return category
+
+    return make
+
+
+SURNAMES = ["やまだ / Yamada", "さとう / Sato", "たなか / Tanaka", "すずき / Suzuki"]
+
+
+@pytest.fixture
+def make_staff(app, make_department):
+    from consult.services import staff as staff_service
+
+    def make(role="consultant", login=None, department=None, **kw):
+        n = _next()
+        if role == "officer" and department is None:
+            department = make_department()
+        staff = staff_service.create_staff(
+            None,
+            login=login or f"{role}{n}",
+            full_name=kw.pop("full_name", f"試験 太郎{n}"),
+            display_name=kw.pop("display_name", SURNAMES[n % len(SURNAMES)]),
+            role=role,
+            password=kw.pop("password", PASSWORD),
+            department_id=department.id if department else None,
+        )
+        db.session.commit()
+        return staff
+
+    return make
+
+
+@pytest.fixture
+def login(client):
+    """Log a member of staff in through the real login form."""
+
+    def do(staff, password=PASSWORD, test_client=None):
+        target = test_client or client
+        response = target.post("/login", data={"login": staff.login, "password": password})
+        assert response.status_code == 302, response.get_data(as_text=True)[:500]
+        return target
+
+    return do
+
+
+@pytest.fixture
+def login_as(make_staff, login):
+    def do(role="consultant", **kw):
+        staff = make_staff(role, **kw)
+        login(staff)
+        return staff
+
+    return do
+
+
+@pytest.fixture
+def make_ticket(app, make_staff):
+    from consult.models import Channel
+    from consult.services import tickets
+    from consult.services.actor import Actor
+
+    cache = {}
+
+    def make(**overrides):
+        if "actor" in overrides:
+            actor = overrides.pop("actor")
+        else:
+            if "staff" not in cache:
+                cache["staff"] = make_staff("consultant")
+            actor = Actor(cache["staff"], "127.0.0.1")
+        fields = {"channel": Channel.COUNTER, "subject": "住民票の写しについて"}
+        fields.update(overrides)
+        ticket = tickets.create_ticket(actor, **fields)
+        db.session.commit()
+        return ticket
+
+    return make
+
+
+def csrf_token_from(html: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', html
+    )
+    assert match, "no CSRF token in page"
+    return match.group(1)
+
+
+@pytest.fixture(scope="session")
+def tmpdir_session():
+    path = Path(tempfile.mkdtemp(prefix="madoguchi-test-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
