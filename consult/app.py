@@ -15,6 +15,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from consult import config as config_module
 from consult.extensions import csrf, db, login_manager, migrate
 from consult.services import auth
+from consult.services.normalize import format_phone
 from consult.timeutil import format_duration, format_tokyo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -183,6 +184,7 @@ def _install_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["tokyo"] = format_tokyo
     app.jinja_env.filters["tokyo_wd"] = lambda value: format_tokyo(value, with_weekday=True)
     app.jinja_env.filters["duration"] = format_duration
+    app.jinja_env.filters["phone"] = format_phone
 
     @app.context_processor
     def inject():
