@@ -13,6 +13,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from markupsafe import Markup
 
 from consult import registry
 from consult.forms import (
@@ -131,11 +132,14 @@ def _ticket_context(item, **forms):
     citizen_form = forms.get("citizen_form") or (
         CitizenForm(obj=item.citizen) if item.citizen else CitizenForm()
     )
+    # Each panel renders with its own context: `{% include ... with context %}` in the page
+    # would only pass the page's variables, never the panel's.
     panels = []
     for panel in registry.ticket_panels:
         rendered = panel.render(item)
         if rendered:
-            panels.append(rendered)
+            template, context = rendered
+            panels.append(Markup(render_template(template, ticket=item, **context)))  # noqa: S704
     earlier = (
         citizens.recent_tickets(item.citizen_id, exclude_id=item.id) if item.citizen_id else []
     )

@@ -1,0 +1,176 @@
+"""Screenshots of the desk for the docs, taken from the demo centre in Debian's Chromium.
+
+    .venv/bin/python bench/screenshots.py [--out docs/screenshots]
+
+Builds a temporary SQLite database with the demo data (migrations, then consult.demo.seed),
+serves the app on 127.0.0.1, logs in as the demo consultant (yamada) and goes through a walk-in
+as a consultant would: the queue, the reception form with an earlier citizen matched by phone,
+the ticket page after a note and a call, and the lobby display showing the called number.
+Each page is saved as a 1366x768 PNG. Never downloads a browser: /usr/bin/chromium must exist.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+import sqlalchemy as sa
+from flask_migrate import upgrade
+from playwright.sync_api import Page, expect, sync_playwright
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from consult import create_app, demo  # noqa: E402
+from consult.extensions import db  # noqa: E402
+from consult.models import Citizen, CitizenPhone, Ticket  # noqa: E402
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VIEWPORT = {"width": 1366, "height": 768}
+
+
+def build_app(tmp: Path):
+    app = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp / 'demo.db'}",
+            "DATA_DIR": str(tmp / "data"),
+            "SECRET_KEY": "screenshots-only-secret-key-1234567890abcdef",
+            "ENV": "development",
+            "PASSWORD_HASH_COST": "fast",
+            "DISPLAY_REFRESH_SECONDS": 2,
+        },
+        instance_path=str(tmp / "instance"),
+    )
+    with app.app_context():
+        upgrade()
+        demo.seed(ticket_count=120)
+        db.session.commit()
+    return app
+
+
+def known_phone(app) -> tuple[str, str]:
+    """A demo citizen's phone number and name, one with several earlier tickets."""
+    with app.app_context():
+        row = db.session.execute(
+            sa.select(CitizenPhone.number, Citizen.name)
+            .join(Citizen, Citizen.id == CitizenPhone.citizen_id)
+            .join(Ticket, Ticket.citizen_id == Citizen.id)
+            .group_by(CitizenPhone.number, Citizen.name, Citizen.id)
+            .order_by(sa.func.count(Ticket.id).desc(), Citizen.id)
+            .limit(1)
+        ).one()
+        db.session.remove()
+    return row.number, row.name
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def shoot(page: Page, out: Path, name: str) -> None:
+    page.wait_for_timeout(300)
+    path = out / f"{name}.png"
+    page.screenshot(path=str(path))
+    print(f"{path} {path.stat().st_size // 1024} KB")
+
+
+def open_reception(page: Page) -> None:
+    page.get_by_role("navigation", name="メインメニュー").get_by_role(
+        "link", name="窓口受付"
+    ).click()
+    expect(page.get_by_role("heading", name="窓口受付", level=1)).to_be_visible()
+
+
+def walk_in(page: Page, category: str, room: int, note: str) -> None:
+    open_reception(page)
+    page.get_by_label("分類").select_option(label=category)
+    page.get_by_label("相談室").select_option(label=f"相談室{room}")
+    page.get_by_label("最初のメモ（ご用件）").fill(note)
+    page.get_by_role("button", name="受け付けて受付番号を発行").click()
+    expect(page.locator(".visit-panel")).to_be_visible()
+
+
+def run(out: Path) -> None:
+    if not CHROMIUM.exists():
+        raise SystemExit(f"{CHROMIUM} is missing: install Debian's 'chromium' package")
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="madoguchi-shots-"))
+    server = None
+    try:
+        app = build_app(tmp)
+        phone, citizen_name = known_phone(app)
+        port = free_port()
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{port}"
+
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            desk = browser.new_context(locale="ja-JP", viewport=VIEWPORT).new_page()
+            desk.goto(f"{base}/login")
+            desk.locator("input[name=login]").fill("yamada")
+            desk.locator("input[name=password]").fill(demo.DEMO_PASSWORD)
+            desk.get_by_role("button", name="ログイン").click()
+            expect(desk.get_by_role("button", name="ログアウト")).to_be_visible()
+
+            # Two citizens already waiting, so the lobby shows a queue.
+            walk_in(desk, "行政手続き", 1, "転入届の手続きについて")
+            walk_in(desk, "行政手続き", 2, "マイナンバーカードの更新")
+
+            desk.goto(f"{base}/tickets")
+            expect(desk.locator("main")).to_be_visible()
+            shoot(desk, out, "queue")
+
+            # Reception: a known phone number brings up the citizen's earlier consultations.
+            open_reception(desk)
+            desk.get_by_label("分類").select_option(index=1)
+            desk.get_by_label("相談室").select_option(label="相談室3")
+            desk.get_by_label("最初のメモ（ご用件）").fill(
+                "国民健康保険の保険料の減免について相談したい。\n退職して収入が減った。"
+            )
+            desk.get_by_role("textbox", name="電話番号").fill(phone)
+            expect(desk.locator(".matches")).to_contain_text(citizen_name)
+            shoot(desk, out, "reception")
+
+            desk.get_by_role("button", name="この方として受け付ける").click()
+            desk.get_by_role("button", name="受け付けて受付番号を発行").click()
+            expect(desk.locator(".visit-panel")).to_be_visible()
+            desk.get_by_label("メモ", exact=True).fill(
+                "減免申請書と離職票の写しが必要なことを案内した。"
+            )
+            desk.get_by_role("button", name="メモを追加").click()
+            desk.get_by_role("button", name="呼び出す").click()
+            expect(desk.locator(".visit-panel")).to_contain_text("呼び出し中")
+            desk.goto(re.sub(r"#.*$", "", desk.url))
+            shoot(desk, out, "ticket")
+
+            display = browser.new_context(locale="ja-JP", viewport=VIEWPORT).new_page()
+            display.goto(f"{base}/display")
+            expect(display.locator("#called .display__item")).to_have_count(1)
+            shoot(display, out, "display")
+            browser.close()
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    run(parser.parse_args().out)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,191 @@
+"""End-to-end fixtures: the real app served over HTTP, driven by Debian's Chromium via Playwright.
+
+Chromium is never downloaded: the tests use /usr/bin/chromium and FAIL (not skip) without it.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from werkzeug.serving import make_server
+
+from consult.extensions import db
+from tests.conftest import PASSWORD
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+VIEWPORT = {"width": 1366, "height": 768}
+# Chromium logs CSP violations to the console; report them explicitly too, in case it stops.
+REPORT_CSP = """
+document.addEventListener("securitypolicyviolation", function (e) {
+  console.error("CSP violation: " + e.violatedDirective + " blocked " + e.blockedURI);
+});
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    app: object
+    url: str
+    _counter: list[int] = field(default_factory=lambda: [0])
+
+    def _next(self) -> int:
+        self._counter[0] += 1
+        return self._counter[0]
+
+    def make_staff(self, role: str = "consultant", **kw):
+        """A member of staff, through the service; returns (login, password)."""
+        from consult.services import staff as staff_service
+
+        n = self._next()
+        with self.app.app_context():
+            staff = staff_service.create_staff(
+                None,
+                login=kw.pop("login", f"e2e-{role}{n}"),
+                full_name=kw.pop("full_name", f"窓口 花子{n}"),
+                display_name=kw.pop("display_name", "まどぐち / Madoguchi"),
+                role=role,
+                password=kw.pop("password", PASSWORD),
+                department_id=kw.pop("department_id", None),
+            )
+            db.session.commit()
+            login = staff.login
+            db.session.remove()
+        return login, PASSWORD
+
+    def make_category(self, name: str | None = None) -> str:
+        from consult.services import staff as staff_service
+
+        n = self._next()
+        with self.app.app_context():
+            category = staff_service.save_category(
+                None, name=name or f"各種手続き{n}", code=f"e2e-cat{n}"
+            )
+            db.session.commit()
+            name = category.name
+            db.session.remove()
+        return name
+
+    def make_citizen_with_ticket(self, *, name: str, phone: str, subject: str) -> tuple[int, str]:
+        """A citizen known by phone, with one earlier phone ticket; returns (citizen id, number)."""
+        from consult.models import Channel
+        from consult.services import citizens, tickets
+        from consult.services.actor import SYSTEM
+
+        with self.app.app_context():
+            citizen = citizens.create_citizen(SYSTEM, citizens.CitizenInput(name=name, phone=phone))
+            ticket = tickets.create_ticket(
+                SYSTEM, channel=Channel.PHONE, subject=subject, citizen=citizen
+            )
+            db.session.commit()
+            result = citizen.id, ticket.number
+            db.session.remove()
+        return result
+
+    def ticket(self, number: str) -> dict:
+        """What the database holds about a ticket, read outside any request."""
+        from consult.services import tickets
+        from consult.services.actor import SYSTEM
+
+        with self.app.app_context():
+            item = tickets.get_ticket(SYSTEM, number, audit_view=False)
+            result = {
+                "status": item.status.value,
+                "citizen_id": item.citizen_id,
+                "resolution_summary": item.resolution_summary,
+            }
+            db.session.remove()
+        return result
+
+
+@pytest.fixture
+def live_server(app_factory):
+    app = app_factory(WTF_CSRF_ENABLED=True, DISPLAY_REFRESH_SECONDS=2)
+    port = _free_port()
+    server = make_server("127.0.0.1", port, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="e2e-live-server", daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(app=app, url=f"http://127.0.0.1:{port}")
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    # Fail, never skip: a missing browser must not turn the suite green.
+    assert CHROMIUM.exists(), f"{CHROMIUM} is missing: install Debian's 'chromium' package"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+class ConsoleWatch:
+    """Console errors, page errors and CSP violations seen by a page; any of them fails a test."""
+
+    def __init__(self):
+        self.problems: list[str] = []
+        self._expected: list[re.Pattern] = []
+
+    def expect(self, pattern: str) -> None:
+        """One message a test provokes on purpose (and names): it is not a problem."""
+        self._expected.append(re.compile(pattern))
+
+    def attach(self, page) -> None:
+        page.on("console", self._on_console)
+        page.on("pageerror", lambda error: self.problems.append(f"pageerror: {error}"))
+
+    def _on_console(self, message) -> None:
+        text = message.text
+        if message.type == "error" or "Content Security Policy" in text:
+            location = message.location.get("url", "")
+            if any(p.search(f"{text} {location}") for p in self._expected):
+                return
+            self.problems.append(f"console {message.type}: {text} ({message.location})")
+
+
+@pytest.fixture
+def console_watch():
+    watch = ConsoleWatch()
+    yield watch
+    assert not watch.problems, "\n".join(watch.problems)
+
+
+@pytest.fixture
+def new_page(browser, console_watch):
+    """Pages in fresh contexts (a logged-in desk, a public display), all watched."""
+    contexts = []
+
+    def make():
+        context = browser.new_context(locale="ja-JP", viewport=VIEWPORT)
+        context.set_default_timeout(10_000)
+        contexts.append(context)
+        context.add_init_script(script=REPORT_CSP)
+        page = context.new_page()
+        console_watch.attach(page)
+        return page
+
+    yield make
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def page(new_page):
+    return new_page()
