@@ -73,12 +73,16 @@ class NoteForm(Form):
 
 
 class StatusForm(Form):
-    status = JapaneseSelectField("状態")
+    status = JapaneseSelectField(
+        "状態", validators=[DataRequired(message="変更先の状態を選んでください。")]
+    )
     reason = TextAreaField("理由・対応結果", validators=[Optional(), max_length("理由", 2_000)])
 
     def __init__(self, *args, current: Status | None = None, allowed=(), **kwargs):
         super().__init__(*args, **kwargs)
-        self.status.choices = choices([(s.value, STATUS_LABELS[s]) for s in allowed])
+        self.status.choices = choices(
+            [(s.value, STATUS_LABELS[s]) for s in allowed], blank="変更先を選んでください"
+        )
 
 
 class CloseForm(Form):
