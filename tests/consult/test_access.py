@@ -277,3 +277,18 @@ def test_assign_to_officer_or_nonexistent_staff_is_refused(
         db.session.expire_all()
         assert db.session.get(Ticket, ticket.id).assignee_id is None
     assert db.session.scalar(sa.select(sa.func.count(TimelineEntry.id))) == entries
+
+
+def test_assign_service_refuses_non_desk_staff(app, make_ticket, make_staff):
+    """The rule lives in the service too, not only in the form's choices."""
+    from consult.services import tickets
+    from consult.services.actor import Actor
+    from consult.services.errors import ValidationFailed
+
+    ticket = make_ticket()
+    actor = Actor(make_staff("consultant"), "127.0.0.1")
+    for assignee in (make_staff("officer").id, make_staff("admin").id, 999999):
+        with pytest.raises(ValidationFailed):
+            tickets.assign(actor, ticket, assignee)
+        db.session.rollback()
+        assert db.session.get(Ticket, ticket.id).assignee_id is None

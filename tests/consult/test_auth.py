@@ -212,8 +212,20 @@ def test_unknown_login_locks_like_a_real_one(app):
 
 def test_next_only_to_our_own_paths(app, make_staff):
     staff = make_staff("consultant")
-    for evil in ("//evil.example", "https://evil.example", "/\\evil.example", "http:/evil.example"):
-        page = call(app, app.test_client(), "GET", f"/login?next={evil}").get_data(as_text=True)
+    evils = (
+        "//evil.example",
+        "https://evil.example",
+        "/\\evil.example",
+        "http:/evil.example",
+        "/\t/evil.example",  # browsers drop the tab: //evil.example
+        "/\n/evil.example",  # a newline in a header: used to be a 500
+        "/\r\n/evil.example",
+        " //evil.example",
+    )
+    for evil in evils:
+        page = call(app, app.test_client(), "GET", "/login", query_string={"next": evil}).get_data(
+            as_text=True
+        )
         assert "evil.example" not in page
         response = call(
             app,
