@@ -253,3 +253,24 @@ def test_anonymous_is_sent_to_login_with_next(app):
     response = call(app, app.test_client(), "GET", "/tickets")
     assert to_login(response)
     assert "next=%2Ftickets" in response.headers["Location"]
+
+
+def test_role_change_ends_sessions(app, make_staff):
+    staff = make_staff("consultant")
+    admin = sign_in(app, make_staff("admin"))
+    copy = with_cookie(app, cookie(sign_in(app, staff)))
+    assert call(app, copy, "GET", "/tickets").status_code == 200
+    response = call(
+        app,
+        admin,
+        "POST",
+        f"/admin/staff/{staff.id}",
+        data={
+            "full_name": staff.full_name,
+            "display_name": staff.display_name,
+            "role": "supervisor",
+            "department_id": "",
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:1000]
+    assert to_login(call(app, copy, "GET", "/tickets"))

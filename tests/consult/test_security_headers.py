@@ -237,3 +237,14 @@ def test_tickets_table_unchanged_by_refused_posts(app_factory, app, make_staff, 
     assert response.status_code == 400
     db.session.expire_all()
     assert db.session.get(Ticket, ticket.id).closed_at is None
+
+
+# Only the LINE webhook may be exempt from CSRF (it is authenticated by its signature).
+CSRF_EXEMPT_ALLOWED: set[str] = set()
+
+
+def test_no_view_is_exempt_from_csrf(app):
+    from consult.extensions import csrf
+
+    assert set(csrf._exempt_views) <= CSRF_EXEMPT_ALLOWED
+    assert not csrf._exempt_blueprints
