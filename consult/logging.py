@@ -24,6 +24,12 @@ def scrub(text: str) -> str:
     return _PHONE.sub("[phone]", text)
 
 
+def _scrub_lines(text: str) -> str:
+    """Scrub a multi-line text (a traceback) line by line, keeping its line breaks."""
+    return "\n".join(scrub(line) for line in text.split("\n"))
+
+
+_formatter = logging.Formatter()
 _installed = False
 
 
@@ -42,6 +48,12 @@ def install_log_filter() -> None:
         cleaned = scrub(message)
         if cleaned != message:
             record.msg, record.args = cleaned, None
+        # A traceback carries the exception's own message (a mail server's refusal names the
+        # recipient): format it now, scrubbed, so handlers use this text instead of exc_info's.
+        if record.exc_info and record.exc_info[0] is not None and not record.exc_text:
+            record.exc_text = _scrub_lines(_formatter.formatException(record.exc_info))
+        if record.stack_info:
+            record.stack_info = _scrub_lines(record.stack_info)
         return record
 
     logging.setLogRecordFactory(factory)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import abort, current_app, flash, request
 from flask_login import current_user
@@ -67,7 +68,17 @@ def attempt(operation: Callable[[], Any], success: str | None = None) -> tuple[b
 
 
 def safe_next(target: str | None) -> str | None:
-    """Only our own absolute paths: no scheme, no host, no protocol-relative //."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+    """Only our own absolute paths: no scheme, no host, no protocol-relative //.
+
+    Whitespace and control characters are refused outright: browsers drop a tab or newline
+    inside a URL, so "/<TAB>/evil.example" would become "//evil.example" (and a newline in a
+    Location header is an error).
+    """
+    if not target or any(ch.isspace() or ord(ch) < 32 or ord(ch) == 127 for ch in target):
+        return None
+    if not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
         return None
     return target

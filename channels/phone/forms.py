@@ -10,11 +10,11 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, NumberRange, Optional
 
-from consult.forms import Form, JapaneseSelectField, max_length, required
+from consult.forms import Form, JapaneseSelectField, coerce_optional_int, max_length, required
 
 
 class CallForm(Form):
-    category_id = JapaneseSelectField("分類")
+    category_id = JapaneseSelectField("分類", coerce=coerce_optional_int)
     anonymous = BooleanField("匿名（名乗らない）")
     name = StringField("氏名", validators=[Optional(), max_length("氏名", 80)])
     kana = StringField("ふりがな", validators=[Optional(), max_length("ふりがな", 80)])

@@ -4,7 +4,7 @@ from flask import Blueprint, redirect, render_template, request, url_for
 
 from channels.phone import services
 from channels.phone.forms import CallForm
-from consult.forms import choices, coerce_optional_int
+from consult.forms import choices
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
 from consult.timeutil import TOKYO
@@ -17,7 +17,6 @@ bp = Blueprint("phone", __name__)
 @roles_required(*DESK_ROLES)
 def log_call():
     form = CallForm()
-    form.category_id.coerce = coerce_optional_int
     form.category_id.choices = choices(
         ((c.id, c.name) for c in staff_service.list_categories(active_only=True)), blank="未分類"
     )

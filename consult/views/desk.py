@@ -138,8 +138,11 @@ def _ticket_context(item, **forms):
     for panel in registry.ticket_panels:
         rendered = panel.render(item)
         if rendered:
+            # Jinja's include cannot take a context of its own: render each panel here, with
+            # the panel's context. The output of an autoescaped template is safe HTML.
             template, context = rendered
-            panels.append(Markup(render_template(template, ticket=item, **context)))  # noqa: S704
+            html = render_template(template, ticket=item, **context)
+            panels.append(Markup(html))  # noqa: S704 (autoescaped template output)
     earlier = (
         citizens.recent_tickets(item.citizen_id, exclude_id=item.id) if item.citizen_id else []
     )

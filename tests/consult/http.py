@@ -1,0 +1,31 @@
+"""Requests from several test clients at once.
+
+The ``app`` fixture keeps an application context pushed for the whole test, and Flask reuses it
+for every request, so ``g`` (where Flask-Login caches the current user) would leak from one
+client's request into the next. In production each request has its own context; here each
+request gets a fresh one, so each client is judged only by its own cookie.
+"""
+
+from __future__ import annotations
+
+from consult.extensions import db
+from tests.conftest import PASSWORD
+
+
+def call(app, client, method: str, url: str, **kwargs):
+    # End the test's own transaction first: on SQLite it holds the write lock (BEGIN IMMEDIATE).
+    db.session.commit()
+    with app.app_context():
+        response = client.open(url, method=method, **kwargs)
+        response.close()
+        return response
+
+
+def sign_in(app, staff, password: str = PASSWORD, client=None):
+    """A new client (or the given one) logged in as ``staff`` through the real form."""
+    client = client or app.test_client()
+    data = {"login": staff.login, "password": password}
+    response = call(app, client, "POST", "/login", data=data)
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    assert not response.headers["Location"].startswith("/login")
+    return client
