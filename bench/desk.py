@@ -365,9 +365,9 @@ def start_gunicorn(url: str, tmp: Path, port: int) -> subprocess.Popen:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
-            requests.get(f"http://127.0.0.1:{port}/login", timeout=2)
+            requests.get(f"http://127.0.0.1:{port}/login", timeout=30)
             return server
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             if server.poll() is not None:
                 break
             time.sleep(0.3)
