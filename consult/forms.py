@@ -13,7 +13,14 @@ from wtforms import (
     TextAreaField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, InputRequired, Length, NumberRange, Optional
+from wtforms.validators import (
+    DataRequired,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 
 from consult.models import PRIORITY_LABELS, ROLE_LABELS, STATUS_LABELS, Status
 
@@ -55,7 +62,8 @@ class JapaneseSelectField(SelectField):
     def pre_validate(self, form):
         values = {str(choice.value) for choice in self.choices}
         if str(self.data if self.data is not None else "") not in values:
-            raise ValueError(f"{self.label.text}の選択肢から選んでください。")
+            # ValidationError, not ValueError: WTForms 3 lets a ValueError escape (a 500).
+            raise ValidationError(f"{self.label.text}の選択肢から選んでください。")
 
 
 class LoginForm(Form):

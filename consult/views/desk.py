@@ -13,6 +13,7 @@ from flask import (
     url_for,
 )
 from flask_login import current_user
+from markupsafe import Markup
 
 from consult import registry
 from consult.forms import (
@@ -135,7 +136,9 @@ def _ticket_context(item, **forms):
     for panel in registry.ticket_panels:
         rendered = panel.render(item)
         if rendered:
-            panels.append(rendered)
+            # Rendered here: Jinja's include cannot be given the panel's own context.
+            template, context = rendered
+            panels.append(Markup(render_template(template, ticket=item, **context)))  # noqa: S704 (autoescaped template)
     earlier = (
         citizens.recent_tickets(item.citizen_id, exclude_id=item.id) if item.citizen_id else []
     )
