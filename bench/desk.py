@@ -363,14 +363,18 @@ def start_gunicorn(url: str, tmp: Path, port: int) -> subprocess.Popen:
         stderr=subprocess.STDOUT,
     )
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/login", timeout=30)
-            return server
-        except (requests.ConnectionError, requests.Timeout):
-            if server.poll() is not None:
-                break
-            time.sleep(0.3)
+    try:
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/login", timeout=30)
+                return server
+            except (requests.ConnectionError, requests.Timeout):
+                if server.poll() is not None:
+                    break
+                time.sleep(0.3)
+    except BaseException:
+        stop(server)
+        raise
     stop(server)
     raise RuntimeError(f"gunicorn did not start; see {tmp / 'gunicorn.log'}")
 
@@ -494,7 +498,9 @@ def bench_one(kind: str, args) -> list[dict]:
         finally:
             stop(server)
     finally:
-        if pg_base:
+        if pg_base and args.keep_db:
+            log(f"kept {url}")
+        elif pg_base:
             with psycopg.connect(pg_base, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         shutil.rmtree(tmp, ignore_errors=True)
@@ -506,6 +512,9 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument(
+        "--keep-db", action="store_true", help="keep the PostgreSQL database (to study plans)"
+    )
     args = parser.parse_args()
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     results = {kind: bench_one(kind, args) for kind in kinds}
