@@ -41,10 +41,9 @@ def staff_group() -> None:
 @click.argument("login")
 @click.option("--name", "full_name", required=True, help="氏名")
 @click.option("--display-name", required=True, help="表示名（姓のみ「ひらがな / ローマ字」）")
+# Checked by the service, so that a wrong role gets the same Japanese message as elsewhere.
 @click.option(
-    "--role",
-    required=True,
-    type=click.Choice(["consultant", "supervisor", "officer", "support", "admin"]),
+    "--role", required=True, help="役割（consultant / supervisor / officer / support / admin）"
 )
 @click.option("--department", "department_code", default=None, help="担当課コード")
 @with_appcontext

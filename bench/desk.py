@@ -1,0 +1,533 @@
+"""Desk benchmark: a large centre's data, the app under gunicorn, latency of the desk's pages.
+
+    .venv/bin/python bench/desk.py --db both --tickets 200000 --entries 1000000 --requests 200
+
+Builds the data with bulk inserts (SQLAlchemy Core executemany) into a temporary SQLite file
+and a fresh PostgreSQL database (on MADOGUCHI_BENCH_POSTGRES_URL or MADOGUCHI_TEST_POSTGRES_URL,
+default postgresql://postgres@127.0.0.1:5432/test; the database is created and dropped here),
+after running the migrations. Then it starts gunicorn, logs in over HTTP and times each page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import psycopg
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from consult import create_app  # noqa: E402
+from consult.extensions import db  # noqa: E402
+from consult.models import (  # noqa: E402
+    Channel,
+    Citizen,
+    CitizenPhone,
+    EntryKind,
+    NumberSequence,
+    Priority,
+    Status,
+    Ticket,
+    TimelineEntry,
+)
+from consult.services import staff as staff_service  # noqa: E402
+from consult.services.normalize import name_key  # noqa: E402
+from consult.services.tickets import Cursor  # noqa: E402
+from consult.timeutil import fiscal_year, tokyo_today  # noqa: E402
+
+SECRET = "bench-secret-key-that-is-long-enough-0123456789"
+PASSWORD = "bench-password-123"
+LOGIN = "bench"
+CHUNK = 20_000
+PAGE_SIZE = 50
+
+SUBJECTS = [
+    "住民票の写しの請求方法について",
+    "転入届に必要な書類を知りたい",
+    "マイナンバーカードの更新手続き",
+    "国民健康保険料の減免について",
+    "介護保険の要介護認定の申請",
+    "児童手当の申請期限について",
+    "ごみの分別方法がわからない",
+    "粗大ごみの収集日について",
+    "道路の陥没を見つけた",
+    "公園の遊具が壊れている",
+    "街灯が切れている",
+    "空き家の草木が伸びて困っている",
+    "訪問販売で高額な契約をしてしまった",
+    "ネット通販の定期購入を解約したい",
+    "架空請求のはがきが届いた",
+    "近所の騒音について相談したい",
+    "生活費が足りず家計の見直しをしたい",
+    "事業資金の融資制度について",
+    "市営住宅の入居申込について",
+    "保育所の入所申込について",
+    "高齢の親の一人暮らしが心配",
+    "相続した土地の固定資産税について",
+    "印鑑登録証明書を代理人が取りたい",
+    "戸籍の附票の取得方法",
+    "防災行政無線が聞き取りにくい",
+]
+NOTES = [
+    "担当課に確認し、必要な書類を案内した。",
+    "相談者に電話で折り返し、手続きの流れを説明した。",
+    "関係課へ引き継いだ。回答待ち。",
+    "窓口で申請書の書き方を案内した。",
+    "消費生活相談員が契約書を確認した。",
+    "現地を確認し、担当課で補修を手配した。",
+    "来庁の予約を受け付けた。",
+]
+SURNAMES = [
+    ("山田", "やまだ"),
+    ("佐藤", "さとう"),
+    ("田中", "たなか"),
+    ("鈴木", "すずき"),
+    ("高橋", "たかはし"),
+    ("伊藤", "いとう"),
+    ("渡辺", "わたなべ"),
+    ("中村", "なかむら"),
+    ("小林", "こばやし"),
+    ("加藤", "かとう"),
+]
+GIVEN = [
+    ("太郎", "たろう"),
+    ("花子", "はなこ"),
+    ("健一", "けんいち"),
+    ("美咲", "みさき"),
+    ("翔太", "しょうた"),
+    ("陽子", "ようこ"),
+    ("誠", "まこと"),
+    ("恵子", "けいこ"),
+]
+CHANNELS = [Channel.COUNTER, Channel.PHONE, Channel.EMAIL, Channel.LINE, Channel.BOOKING]
+CHANNEL_WEIGHTS = [35, 40, 12, 8, 5]
+OPEN_STATUSES = [Status.RECEIVED, Status.IN_PROGRESS, Status.HANDED_OFF, Status.AWAITING_REPLY]
+ENTRY_KINDS = [EntryKind.NOTE, EntryKind.MESSAGE_IN, EntryKind.ASSIGNMENT, EntryKind.SESSION]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- data ------------------------------------------------------------------------------------
+
+
+def build_app(url: str, tmp: Path):
+    return create_app(
+        {
+            "DATABASE_URL": url,
+            "DATA_DIR": str(tmp / "data"),
+            "SECRET_KEY": SECRET,
+            "ENV": "testing",
+            "PASSWORD_HASH_COST": "fast",
+        },
+        instance_path=str(tmp / "instance"),
+    )
+
+
+def insert_chunks(conn, table, rows_iter) -> int:
+    count = 0
+    chunk = []
+    for row in rows_iter:
+        chunk.append(row)
+        if len(chunk) >= CHUNK:
+            conn.execute(table.insert(), chunk)
+            count += len(chunk)
+            chunk = []
+    if chunk:
+        conn.execute(table.insert(), chunk)
+        count += len(chunk)
+    return count
+
+
+def populate(url: str, tmp: Path, n_tickets: int, n_entries: int) -> dict:
+    from flask_migrate import upgrade
+
+    rng = random.Random(2026)
+    app = build_app(url, tmp)
+    with app.app_context():
+        t0 = time.perf_counter()
+        upgrade()
+        log(f"migrated in {time.perf_counter() - t0:.1f}s")
+        categories = [
+            staff_service.save_category(None, name=name, code=code).id
+            for code, name in staff_service.DEFAULT_CATEGORIES
+        ]
+        consultant = staff_service.create_staff(
+            None,
+            login=LOGIN,
+            full_name="計測 太郎",
+            display_name="けいそく / Keisoku",
+            role="consultant",
+            password=PASSWORD,
+        )
+        desk = [consultant.id]
+        for index, (surname, kana) in enumerate(SURNAMES[:5]):
+            desk.append(
+                staff_service.create_staff(
+                    None,
+                    login=f"desk{index}",
+                    full_name=f"{surname} 相談員",
+                    display_name=f"{kana} / Desk",
+                    role="consultant",
+                    password=PASSWORD,
+                ).id
+            )
+        db.session.commit()
+
+        t0 = time.perf_counter()
+        n_citizens = max(n_tickets // 4, 1)
+        now = datetime.now(UTC).replace(microsecond=0)
+        with db.engine.begin() as conn:
+            citizen_rows = []
+            for cid in range(1, n_citizens + 1):
+                surname, skana = SURNAMES[cid % len(SURNAMES)]
+                given, gkana = GIVEN[(cid // len(SURNAMES)) % len(GIVEN)]
+                name, kana = f"{surname} {given}", f"{skana} {gkana}"
+                citizen_rows.append(
+                    {
+                        "id": cid,
+                        "name": name,
+                        "kana": kana,
+                        "name_key": name_key(name),
+                        "kana_key": name_key(kana),
+                        "address": f"高松市番町{cid % 9 + 1}丁目{cid % 30 + 1}-{cid % 20 + 1}",
+                        "created_at": now - timedelta(days=1200),
+                    }
+                )
+            insert_chunks(conn, Citizen.__table__, citizen_rows)
+            insert_chunks(
+                conn,
+                CitizenPhone.__table__,
+                (
+                    {"citizen_id": cid, "number": f"090{cid // 10000 % 10000:04d}{cid % 10000:04d}"}
+                    for cid in range(1, n_citizens + 1)
+                ),
+            )
+        log(f"{n_citizens:,} citizens in {time.perf_counter() - t0:.1f}s")
+
+        # Tickets over three fiscal years, numbered per fiscal year in order of creation.
+        t0 = time.perf_counter()
+        span = timedelta(days=3 * 365)
+        created = sorted(
+            now - timedelta(seconds=rng.uniform(0, span.total_seconds())) for _ in range(n_tickets)
+        )
+        per_ticket = [n_entries // n_tickets] * n_tickets
+        for index in range(n_entries - sum(per_ticket)):
+            per_ticket[index % n_tickets] += 1
+        open_ids = set(rng.sample(range(1, n_tickets + 1), n_tickets // 10))
+        sequences: dict[int, int] = {}
+        ticket_rows = []
+        entry_rows = []
+        entry_id = 0
+        for tid, at in enumerate(created, start=1):
+            year = fiscal_year(tokyo_today(at))
+            sequences[year] = sequences.get(year, 0) + 1
+            is_open = tid in open_ids
+            channel = rng.choices(CHANNELS, CHANNEL_WEIGHTS)[0]
+            entries = per_ticket[tid - 1]
+            times = [at + timedelta(minutes=15 * k + rng.randint(0, 10)) for k in range(entries)]
+            last = times[-1] if times else at
+            if last > now:
+                last = now
+            author = rng.choice(desk)
+            ticket_rows.append(
+                {
+                    "id": tid,
+                    "number": f"{year}-{sequences[year]:06d}",
+                    "fiscal_year": year,
+                    "sequence": sequences[year],
+                    "channel": channel,
+                    "category_id": rng.choice(categories),
+                    "subject": rng.choice(SUBJECTS),
+                    "status": rng.choice(OPEN_STATUSES) if is_open else Status.CLOSED,
+                    "is_open": is_open,
+                    "priority": rng.choices(list(Priority), [5, 80, 12, 3])[0],
+                    "assignee_id": author if rng.random() < 0.7 else None,
+                    "citizen_id": rng.randint(1, n_citizens) if rng.random() < 0.8 else None,
+                    "created_by_id": author,
+                    "created_at": at,
+                    "last_activity_at": last,
+                    "session_started_at": at
+                    if channel in (Channel.COUNTER, Channel.PHONE)
+                    else None,
+                    "session_ended_at": None,
+                    "duration_seconds": None,
+                    "resolution_summary": None if is_open else rng.choice(NOTES),
+                    "closed_at": None if is_open else last,
+                }
+            )
+            for k, moment in enumerate(times):
+                entry_id += 1
+                closing = not is_open and k == entries - 1
+                entry_rows.append(
+                    {
+                        "id": entry_id,
+                        "ticket_id": tid,
+                        "kind": EntryKind.STATUS_CHANGE if closing else rng.choice(ENTRY_KINDS),
+                        "author_id": author,
+                        "created_at": min(moment, now),
+                        "body": rng.choice(NOTES),
+                        "data": {"from": "in_progress", "to": "closed", "label": "対応中 → 完了"}
+                        if closing
+                        else {},
+                    }
+                )
+        log(f"generated rows in {time.perf_counter() - t0:.1f}s")
+        t0 = time.perf_counter()
+        with db.engine.begin() as conn:
+            insert_chunks(conn, Ticket.__table__, ticket_rows)
+            log(f"{len(ticket_rows):,} tickets in {time.perf_counter() - t0:.1f}s")
+            t1 = time.perf_counter()
+            insert_chunks(conn, TimelineEntry.__table__, entry_rows)
+            log(f"{len(entry_rows):,} timeline entries in {time.perf_counter() - t1:.1f}s")
+            for year, last_value in sequences.items():
+                conn.execute(
+                    NumberSequence.__table__.insert(),
+                    {"name": "ticket", "key": str(year), "last_value": last_value},
+                )
+        del entry_rows
+        t0 = time.perf_counter()
+        with db.engine.begin() as conn:
+            if db.engine.dialect.name == "postgresql":
+                for table in ("citizen", "citizen_phone", "ticket", "timeline_entry"):
+                    conn.exec_driver_sql(
+                        f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                        f"(SELECT max(id) FROM {table}))"
+                    )
+            conn.exec_driver_sql("ANALYZE")
+        log(f"analyzed in {time.perf_counter() - t0:.1f}s")
+
+        # What the requests will ask for.
+        open_order = sorted(
+            (r for r in ticket_rows if r["is_open"]),
+            key=lambda r: (r["last_activity_at"], r["id"]),
+            reverse=True,
+        )
+        page = max(2, min(400, -(-len(open_order) // PAGE_SIZE)))
+        index = (page - 1) * PAGE_SIZE - 1
+        deep = open_order[index]
+        phone_rows = [r for r in ticket_rows if r["channel"] == Channel.PHONE and r["is_open"]]
+        sample = rng.sample(ticket_rows, 500)
+        targets = {
+            "deep_cursor": Cursor(deep["last_activity_at"], deep["id"]).encode(),
+            "deep_page": page,
+            "deep_page_rows": min(len(open_order) - index - 1, PAGE_SIZE),
+            "filter_category": phone_rows[0]["category_id"] if phone_rows else categories[0],
+            "numbers": [r["number"] for r in sample],
+        }
+        db.session.remove()
+        db.engine.dispose()
+    return targets
+
+
+# --- HTTP ------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_gunicorn(url: str, tmp: Path, port: int) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.update(
+        {
+            "MADOGUCHI_DATABASE_URL": url,
+            "MADOGUCHI_SECRET_KEY": SECRET,
+            "MADOGUCHI_DATA_DIR": str(tmp / "data"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    server = subprocess.Popen(
+        [str(gunicorn), "-w", "2", "-b", f"127.0.0.1:{port}", "consult:create_app()"],
+        cwd=str(tmp),
+        env=env,
+        stdout=open(tmp / "gunicorn.log", "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            try:
+                requests.get(f"http://127.0.0.1:{port}/login", timeout=30)
+                return server
+            except (requests.ConnectionError, requests.Timeout):
+                if server.poll() is not None:
+                    break
+                time.sleep(0.3)
+    except BaseException:
+        stop(server)
+        raise
+    stop(server)
+    raise RuntimeError(f"gunicorn did not start; see {tmp / 'gunicorn.log'}")
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def csrf_from(html: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', html
+    )
+    if not match:
+        raise RuntimeError("no CSRF token in the page")
+    return match.group(1)
+
+
+def login(base: str) -> tuple[requests.Session, str]:
+    session = requests.Session()
+    token = csrf_from(session.get(f"{base}/login", timeout=10).text)
+    response = session.post(
+        f"{base}/login",
+        data={"login": LOGIN, "password": PASSWORD, "csrf_token": token},
+        allow_redirects=False,
+        timeout=10,
+    )
+    if response.status_code != 302:
+        raise RuntimeError(f"login failed: {response.status_code}")
+    queue = session.get(f"{base}/tickets", timeout=10)
+    return session, csrf_from(queue.text)
+
+
+def measure(session, name, make_request, n: int, expect: int) -> dict:
+    for _ in range(min(5, n)):  # warm up both workers
+        make_request(0)
+    times = []
+    for i in range(n):
+        start = time.perf_counter()
+        response = make_request(i)
+        times.append((time.perf_counter() - start) * 1000)
+        if response.status_code != expect:
+            raise RuntimeError(f"{name}: HTTP {response.status_code} (expected {expect})")
+    times.sort()
+    return {
+        "name": name,
+        "p50": statistics.median(times),
+        "p95": times[max(int(len(times) * 0.95) - 1, 0)],
+        "max": times[-1],
+    }
+
+
+def run_requests(base: str, targets: dict, n: int) -> list[dict]:
+    session, token = login(base)
+    numbers = targets["numbers"]
+    deep_url = f"{base}/tickets?after={targets['deep_cursor']}"
+    deep = session.get(deep_url, timeout=30)
+    rows = deep.text.count('class="queue-table__subject"')
+    if rows != targets["deep_page_rows"] or rows == 0:
+        raise RuntimeError(
+            f"page {targets['deep_page']} shows {rows} rows, expected {targets['deep_page_rows']}"
+        )
+    filtered = f"{base}/tickets?channel=phone&category={targets['filter_category']}"
+    return [
+        measure(session, "queue, first page", lambda i: session.get(f"{base}/tickets"), n, 200),
+        measure(
+            session, f"queue, page {targets['deep_page']}", lambda i: session.get(deep_url), n, 200
+        ),
+        measure(session, "queue, channel+category", lambda i: session.get(filtered), n, 200),
+        measure(
+            session,
+            "ticket page",
+            lambda i: session.get(f"{base}/tickets/{numbers[i % len(numbers)]}"),
+            n,
+            200,
+        ),
+        measure(
+            session,
+            "search by ticket number",
+            lambda i: session.post(
+                f"{base}/tickets/search",
+                data={"q": numbers[i % len(numbers)], "csrf_token": token},
+                allow_redirects=False,
+            ),
+            n,
+            302,
+        ),
+    ]
+
+
+# --- main ------------------------------------------------------------------------------------
+
+
+def bench_one(kind: str, args) -> list[dict]:
+    tmp = Path(tempfile.mkdtemp(prefix=f"madoguchi-bench-{kind}-"))
+    pg_base = None
+    name = f"madoguchi_bench_{os.getpid()}"
+    try:
+        if kind == "sqlite":
+            url = f"sqlite:///{tmp / 'bench.db'}"
+        else:
+            pg_base = (
+                os.environ.get("MADOGUCHI_BENCH_POSTGRES_URL")
+                or os.environ.get("MADOGUCHI_TEST_POSTGRES_URL")
+                or "postgresql://postgres@127.0.0.1:5432/test"
+            )
+            with psycopg.connect(pg_base, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{name}"')
+            url = f"{pg_base.rpartition('/')[0]}/{name}"
+        log(f"{kind}: building {args.tickets:,} tickets, {args.entries:,} entries")
+        targets = populate(url, tmp, args.tickets, args.entries)
+        port = free_port()
+        server = start_gunicorn(url, tmp, port)
+        try:
+            log(f"{kind}: gunicorn on port {port}; {args.requests} requests per page")
+            return run_requests(f"http://127.0.0.1:{port}", targets, args.requests)
+        finally:
+            stop(server)
+    finally:
+        if pg_base and args.keep_db:
+            log(f"kept {url}")
+        elif pg_base:
+            with psycopg.connect(pg_base, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tickets", type=int, default=200_000)
+    parser.add_argument("--entries", type=int, default=1_000_000)
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument(
+        "--keep-db", action="store_true", help="keep the PostgreSQL database (to study plans)"
+    )
+    args = parser.parse_args()
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    results = {kind: bench_one(kind, args) for kind in kinds}
+    print()
+    print(f"{args.tickets:,} tickets, {args.entries:,} timeline entries, {args.requests} requests")
+    print(f"{'database':<11} {'page':<26} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
+    for kind, rows in results.items():
+        for row in rows:
+            print(
+                f"{kind:<11} {row['name']:<26} {row['p50']:>8.1f} {row['p95']:>8.1f}"
+                f" {row['max']:>8.1f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

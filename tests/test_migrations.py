@@ -1,0 +1,70 @@
+"""The migrations build exactly the schema the models describe, both ways, on both databases."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from flask import current_app
+from flask_migrate import downgrade, upgrade
+
+from consult.extensions import db
+from tests import pg
+from tests.conftest import BACKENDS, make_app
+
+
+@pytest.fixture(params=BACKENDS)
+def empty_url(request, pg_server, tmp_path):
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+    else:
+        name = f"madoguchi_migrations_{os.getpid()}"
+        yield pg.recreate_database(pg_server, name)
+        pg.drop_database(pg_server, name)
+
+
+def _diff() -> list:
+    with db.engine.connect() as conn:
+        context = MigrationContext.configure(
+            conn, opts={"compare_type": True, "compare_server_default": True}
+        )
+        return compare_metadata(context, db.metadata)
+
+
+def _tables() -> set[str]:
+    return set(sa.inspect(db.engine).get_table_names()) - {"alembic_version"}
+
+
+def _script() -> ScriptDirectory:
+    config = current_app.extensions["migrate"].migrate.get_config()
+    return ScriptDirectory.from_config(config)
+
+
+def test_upgrade_matches_models_and_round_trips(empty_url, tmp_path):
+    app = make_app(empty_url, tmp_path)
+    with app.app_context():
+        assert _tables() == set()
+        upgrade()
+        assert _tables() == set(db.metadata.tables)
+        assert _diff() == []
+
+        downgrade(revision="base")
+        db.engine.dispose()
+        assert _tables() == set()
+
+        upgrade()
+        assert _tables() == set(db.metadata.tables)
+        assert _diff() == []
+        db.engine.dispose()
+
+
+def test_exactly_one_head(tmp_path):
+    app = make_app(f"sqlite:///{tmp_path / 'heads.db'}", tmp_path)
+    with app.app_context():
+        heads = _script().get_heads()
+        db.engine.dispose()
+    assert len(heads) == 1, heads
