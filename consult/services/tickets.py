@@ -309,6 +309,19 @@ def link_citizen(actor: Actor, ticket: Ticket, citizen: Citizen | None) -> None:
     audit.record(actor, "update", "ticket", ticket.number, "citizen")
 
 
+def save_citizen(actor: Actor, ticket: Ticket, data) -> Citizen:
+    """Create and link the ticket's citizen, or update the one it has (open tickets only)."""
+    from consult.services import citizens
+
+    actor.require(*DESK_ROLES)
+    _ensure_open(ticket)
+    if ticket.citizen is None:
+        citizen = citizens.create_citizen(actor, data)
+        link_citizen(actor, ticket, citizen)
+        return citizen
+    return citizens.update_citizen(actor, ticket.citizen, data)
+
+
 def start_session(actor: Actor, ticket: Ticket, at: datetime | None = None) -> None:
     actor.require(*DESK_ROLES)
     _ensure_open(ticket)

@@ -284,16 +284,13 @@ def _citizen_input(form: CitizenForm) -> citizens.CitizenInput:
 def save_citizen(number: str):
     """Create the ticket's citizen, or update the one it has."""
 
-    def operation(item, form):
-        if item.citizen is None:
-            tickets.link_citizen(
-                actor(), item, citizens.create_citizen(actor(), _citizen_input(form))
-            )
-        else:
-            tickets._ensure_open(item)
-            citizens.update_citizen(actor(), item.citizen, _citizen_input(form))
-
-    return _action(number, CitizenForm(), operation, "相談者の情報を保存しました。", "citizen_form")
+    return _action(
+        number,
+        CitizenForm(),
+        lambda item, form: tickets.save_citizen(actor(), item, _citizen_input(form)),
+        "相談者の情報を保存しました。",
+        "citizen_form",
+    )
 
 
 @bp.post("/tickets/<number>/citizen/link")
