@@ -144,6 +144,8 @@ def test_known_phone_number_shows_earlier_tickets_and_links_citizen(live_server,
     page.get_by_role("navigation", name="メインメニュー").get_by_role(
         "link", name="窓口受付"
     ).click()
+    # madoguchi.js is deferred: typing before it has run would fire no lookup.
+    page.wait_for_load_state("load")
 
     with page.expect_response(re.compile(r"/citizens/match$")) as matched:
         page.get_by_role("textbox", name="電話番号").fill("09012345678")
