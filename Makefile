@@ -17,11 +17,13 @@ run: $(STAMP)
 	$(BIN)/madoguchi seed-demo --if-empty
 	$(BIN)/madoguchi serve --host 127.0.0.1 --port 5000
 
-# Chromium for the browser tests, and PostgreSQL binaries for a throwaway test server when no
-# server is named in MADOGUCHI_TEST_POSTGRES_URL. Both come from Debian's packages.
+# Chromium for the browser tests, dovecot (IMAP) for the email tests, and PostgreSQL binaries
+# for a throwaway test server when no server is named in MADOGUCHI_TEST_POSTGRES_URL. All come
+# from Debian's packages.
 system-deps:
 	@missing=""; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -x /usr/sbin/dovecot || missing="$$missing dovecot-imapd"; \
 	fc-list 2>/dev/null | grep -qi 'Noto Sans CJK' || missing="$$missing fonts-noto-cjk"; \
 	if [ -z "$$MADOGUCHI_TEST_POSTGRES_URL" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		missing="$$missing postgresql"; fi; \
@@ -39,8 +41,11 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Two workers by default (the CI machine has two cores); PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= 2
+
 test: $(STAMP) system-deps lint
-	$(BIN)/pytest -p no:cacheprovider $(PYTEST_ARGS)
+	$(BIN)/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

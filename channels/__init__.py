@@ -4,7 +4,10 @@ from flask import Flask
 
 
 def register(app: Flask) -> None:
-    from channels import counter, phone
+    from channels import booking, counter, email, line, phone
 
     counter.register(app)
     phone.register(app)
+    email.register(app)
+    line.register(app)
+    booking.register(app)

@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, flash, g, render_template, request
+from flask import Flask, flash, g, render_template, request, url_for
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
@@ -16,7 +16,7 @@ from consult import config as config_module
 from consult.extensions import csrf, db, login_manager, migrate
 from consult.services import auth
 from consult.services.normalize import format_phone
-from consult.timeutil import format_duration, format_tokyo
+from consult.timeutil import format_duration, format_tokyo, to_tokyo
 
 ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger("madoguchi")
@@ -56,11 +56,26 @@ def create_app(overrides: dict | None = None, instance_path: str | None = None) 
 
     views.register(app)
     cli.register(app)
+    from consult.services import mail
+
+    mail.register()
+    from consult.services import report_rollup
+
+    report_rollup.register()
 
     # The other packages plug in here; consult itself never imports them.
     from channels import register as register_channels
 
     register_channels(app)
+    import handoff
+    from faq import register as register_faq
+
+    handoff.register(app)
+    register_faq(app)
+
+    from consult import i18n
+
+    i18n.init_app(app)  # after the packages added their catalogs
 
     _install_request_hooks(app)
     _install_error_pages(app)
@@ -184,6 +199,9 @@ def _install_template_helpers(app: Flask) -> None:
     app.jinja_env.filters["tokyo"] = format_tokyo
     app.jinja_env.filters["tokyo_wd"] = lambda value: format_tokyo(value, with_weekday=True)
     app.jinja_env.filters["duration"] = format_duration
+    app.jinja_env.filters["tokyo_time"] = lambda value: (
+        to_tokyo(value).strftime("%H:%M") if value else ""
+    )
     app.jinja_env.filters["phone"] = format_phone
 
     @app.context_processor
@@ -194,6 +212,10 @@ def _install_template_helpers(app: Flask) -> None:
         return {
             "centre_name": app.config["MADOGUCHI"]["CENTRE_NAME"],
             "nav_links": links,
+            "staff_scripts": [
+                url_for(endpoint, filename=filename)
+                for endpoint, filename in registry.staff_scripts
+            ],
             "CHANNEL_LABELS": CHANNEL_LABELS,
             "STATUS_LABELS": STATUS_LABELS,
             "PRIORITY_LABELS": PRIORITY_LABELS,

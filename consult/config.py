@@ -47,6 +47,29 @@ def default_settings(instance_path: Path) -> dict:
         "OUTBOX_LEASE_SECONDS": 300,
         "CENTRE_NAME": "市民相談センター",
         "DISPLAY_REFRESH_SECONDS": 5,
+        # Where citizens reach the public pages (links in emails and LINE messages).
+        "PUBLIC_URL": "http://127.0.0.1:5000",
+        # Outgoing mail: an empty host keeps mail queued (retried) until one is configured.
+        "MAIL_FROM": "soudan@example.lg.jp",
+        "MAIL_DOMAIN": "example.lg.jp",
+        "SMTP_HOST": "",
+        "SMTP_PORT": 25,
+        "SMTP_SECURITY": "none",  # none | starttls | ssl
+        "SMTP_USER": "",
+        "SMTP_PASSWORD": "",
+        "SMTP_TIMEOUT_SECONDS": 10,
+        # Links that let an external body answer a handoff expire after this many days.
+        "HANDOFF_LINK_DAYS": 14,
+        # Out of hours, a clear FAQ match is sent to a LINE or email citizen automatically.
+        "FAQ_AUTO_ANSWER": True,
+        # LINE Messaging API: without the secret and the token the webhook answers 503.
+        "LINE_CHANNEL_SECRET": "",
+        "LINE_CHANNEL_ACCESS_TOKEN": "",
+        "LINE_API_HOST": "https://api.line.me",
+        # Blob downloads: empty = api-data.line.me, or LINE_API_HOST when that is not LINE's own.
+        "LINE_API_DATA_HOST": "",
+        "LINE_PROCESS_AFTER_RESPONSE": True,
+        "LINE_MAX_EVENT_ATTEMPTS": 8,
     }
 
 

@@ -186,6 +186,7 @@ def seed(if_empty: bool = True, ticket_count: int = 300, rng_seed: int = 2026) -
             role=role,
             password=DEMO_PASSWORD,
             department_code=department,
+            email=f"{login}@example.lg.jp",
         )
     desk = [members["yamada"], members["sato"], members["tanaka"]]
     people = []
@@ -256,4 +257,8 @@ def seed(if_empty: bool = True, ticket_count: int = 300, rng_seed: int = 2026) -
                 ticket.resolution_summary = summary
                 ticket.closed_at = created + timedelta(hours=2)
     db.session.flush()
+    from consult import registry
+
+    for seeder in registry.demo_seeders:
+        seeder(members)
     return ticket_count

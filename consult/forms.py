@@ -5,10 +5,12 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DateTimeLocalField,
     HiddenField,
     IntegerField,
     PasswordField,
     SelectField,
+    SelectMultipleField,
     StringField,
     TextAreaField,
 )
@@ -21,6 +23,7 @@ from wtforms.validators import (
     Optional,
     ValidationError,
 )
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from consult.models import PRIORITY_LABELS, ROLE_LABELS, STATUS_LABELS, Status
 
@@ -151,6 +154,10 @@ class StaffCreateForm(Form):
         "役割", choices=choices((r.value, label) for r, label in ROLE_LABELS.items())
     )
     department_id = JapaneseSelectField("所属担当課", coerce=coerce_optional_int)
+    email = StringField(
+        "業務用メールアドレス（通知用・任意）",
+        validators=[Optional(), max_length("メールアドレス", 254)],
+    )
     password = PasswordField(
         "初期パスワード",
         validators=[
@@ -170,6 +177,10 @@ class StaffEditForm(Form):
         "役割", choices=choices((r.value, label) for r, label in ROLE_LABELS.items())
     )
     department_id = JapaneseSelectField("所属担当課", coerce=coerce_optional_int)
+    email = StringField(
+        "業務用メールアドレス（通知用・任意）",
+        validators=[Optional(), max_length("メールアドレス", 254)],
+    )
 
 
 class PasswordResetForm(Form):
@@ -208,3 +219,47 @@ class CategoryForm(Form):
         ],
     )
     active = BooleanField("有効", default=True)
+
+
+# --- staff safety (カスハラ) -------------------------------------------------------------------
+
+
+class MultiCheckboxField(SelectMultipleField):
+    """Several checkboxes under one label (several categories may apply)."""
+
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+    def pre_validate(self, form):
+        values = {str(choice.value) for choice in self.choices}
+        if any(str(value) not in values for value in self.data or ()):
+            raise ValidationError(f"{self.label.text}の選択肢から選んでください。")
+
+
+class HelpForm(Form):
+    place = JapaneseSelectField("場所")
+    ticket = HiddenField()
+
+
+class IncidentForm(Form):
+    occurred_at = DateTimeLocalField(
+        "発生日時",
+        format="%Y-%m-%dT%H:%M",
+        validators=[InputRequired("発生日時を入力してください（例：2026-11-22 14:05）。")],
+    )
+    categories = MultiCheckboxField("分類（複数選択可）")
+    description = TextAreaField(
+        "経過（何があったか）", validators=[required("経過"), max_length("経過", 10_000)]
+    )
+    involved_ids = MultiCheckboxField("対応していた職員", coerce=int)
+    support_ids = MultiCheckboxField("応援に来た職員（サポート室・責任者）", coerce=int)
+    follow_ups = MultiCheckboxField("事後対応")
+    ticket = HiddenField()
+
+
+class SafetySettingsForm(Form):
+    long_session_minutes = StringField("長時間対応の通知（分）")
+    repeat_contacts = StringField("繰り返し要求の判定（件数）")
+    repeat_days = StringField("繰り返し要求の判定（日数）")
+    alert_mail_to = StringField("応援要請の通知先メールアドレス")
+    recording_policy = TextAreaField("録音についてのお知らせ（窓口に表示）")

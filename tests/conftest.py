@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import g, has_app_context
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
 from consult import create_app
@@ -17,6 +20,9 @@ from consult.extensions import db
 from tests import pg
 
 BACKENDS = ("sqlite", "postgresql")
+
+# Every test: no outbox message to a citizen names a member of staff in full.
+pytest_plugins = ["tests.display_name_guard"]
 
 
 def base_config(url: str, data_dir: str) -> dict:
@@ -30,10 +36,26 @@ def base_config(url: str, data_dir: str) -> dict:
     }
 
 
+class RequestScopedClient(FlaskClient):
+    """A test client whose requests each start with an empty `g`.
+
+    The `app` fixture keeps an app context pushed so tests can use the session between
+    requests; Flask reuses that context for requests, and Flask-Login caches the user in `g`.
+    Clearing it makes a second login (another client, another user) really another user.
+    """
+
+    def open(self, *args, **kwargs):
+        if has_app_context():
+            for name in list(g):
+                g.pop(name, None)
+        return super().open(*args, **kwargs)
+
+
 def make_app(url: str, tmp: Path, **overrides):
     config = base_config(url, str(tmp / "data"))
     config.update(overrides)
     app = create_app(config, instance_path=str(tmp / "instance"))
+    app.test_client_class = RequestScopedClient
     app.config["TESTING"] = True
     app.config["WTF_CSRF_ENABLED"] = overrides.get("WTF_CSRF_ENABLED", False)
     return app
@@ -86,6 +108,15 @@ def database_url(backend, migrated, tmp_path):
             migrated["postgresql"].replace("postgresql://", "postgresql+psycopg://")
         )
         with engine.begin() as conn:
+            # A connection the test left behind (a background thread still at work) would hold
+            # share locks that TRUNCATE's exclusive ones deadlock against; this database is this
+            # worker's alone, so end every other session on it first.
+            conn.execute(
+                sa.text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            )
             tables = ", ".join(f'"{t}"' for t in _tables(engine))
             conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         engine.dispose()
@@ -248,3 +279,47 @@ def tmpdir_session():
     path = Path(tempfile.mkdtemp(prefix="madoguchi-test-"))
     yield path
     shutil.rmtree(path, ignore_errors=True)
+
+
+# --- a real SMTP server on 127.0.0.1 ------------------------------------------------------------
+
+
+class SmtpSink:
+    """What the local SMTP server received: (envelope recipients, parsed message) pairs."""
+
+    def __init__(self):
+        self.messages: list[tuple[list[str], object]] = []
+        self.reject_with: str | None = None  # e.g. "550 5.1.1 no such user" or "451 try later"
+        self.raw: list[bytes] = []  # the bytes as sent, for decoders other than the stdlib's
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.reject_with:
+            return self.reject_with
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        from email import policy
+        from email.parser import BytesParser
+
+        parsed = BytesParser(policy=policy.default).parsebytes(envelope.original_content)
+        self.messages.append((list(envelope.rcpt_tos), parsed))
+        self.raw.append(envelope.original_content)
+        return "250 Message accepted"
+
+
+@pytest.fixture
+def smtp_server():
+    """aiosmtpd on a free port (Controller(port=0) would connect back to port 0)."""
+    from aiosmtpd.controller import Controller
+
+    sink = SmtpSink()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller.start()
+    sink.port = port
+    sink.settings = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": port, "SMTP_SECURITY": "none"}
+    yield sink
+    controller.stop()

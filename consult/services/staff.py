@@ -48,6 +48,7 @@ def create_staff(
     password: str,
     department_code: str | None = None,
     department_id: int | None = None,
+    email: str | None = None,
 ) -> Staff:
     login = login.strip().lower()
     if not LOGIN_PATTERN.fullmatch(login):
@@ -77,12 +78,24 @@ def create_staff(
         role=role_value,
         department=department,
         password_hash=auth.hash_password(password),
+        email=_staff_email(email),
     )
     db.session.add(staff)
     db.session.flush()
     if actor is not None:
         audit.record(actor, "create", "staff", staff.id)
     return staff
+
+
+def _staff_email(raw: str | None) -> str | None:
+    if not raw or not raw.strip():
+        return None
+    address = normalize_email(raw)
+    if address is None:
+        raise ValidationFailed(
+            "メールアドレスの形式が正しくありません（例：taro@city.example.jp）。"
+        )
+    return address
 
 
 def update_staff(
@@ -93,6 +106,7 @@ def update_staff(
     display_name: str,
     role: str,
     department_id: int | None,
+    email: str | None = None,
 ) -> Staff:
     actor.require(Role.ADMIN)
     try:
@@ -111,6 +125,7 @@ def update_staff(
     staff.display_name = validate_display_name(display_name)
     staff.role = role_value
     staff.department = department
+    staff.email = _staff_email(email)
     if role_changed:
         # A new role means new permissions: make the person sign in again.
         auth.end_all_sessions(staff, "role_changed")

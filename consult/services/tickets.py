@@ -37,6 +37,12 @@ from consult.timeutil import fiscal_year, tokyo_today, utcnow
 ticket_created = signal("ticket-created")
 ticket_status_changed = signal("ticket-status-changed")
 ticket_closed = signal("ticket-closed")
+# The reports' rollup (consult.services.report_rollup) follows every change that moves a figure;
+# a service that changes a ticket's category or session must send these, inside its transaction.
+ticket_category_changed = signal("ticket-category-changed")
+ticket_session_ended = signal("ticket-session-ended")
+# A citizen's own message arrived on a ticket (not an auto-reply): sent with text= and at=.
+message_received = signal("message-received")
 
 NUMBER_PATTERN = re.compile(r"(\d{4})-(\d{6})")
 MAX_SUBJECT = 200
@@ -63,9 +69,14 @@ def format_number(year: int, sequence: int) -> str:
     return f"{year}-{sequence:06d}"
 
 
-def allocate_number(at: datetime) -> tuple[int, int, str]:
+def allocate_number(
+    at: datetime, reservation: numbering.Reservation | None = None
+) -> tuple[int, int, str]:
     year = fiscal_year(tokyo_today(at))
-    sequence = numbering.next_value("ticket", str(year))
+    if reservation is not None:
+        sequence = reservation.take(str(year))
+    else:
+        sequence = numbering.next_value("ticket", str(year))
     return year, sequence, format_number(year, sequence)
 
 
@@ -122,15 +133,21 @@ def create_ticket(
     assignee: Staff | None = None,
     session_started_at: datetime | None = None,
     at: datetime | None = None,
+    flush: bool = True,
+    numbers: numbering.Reservation | None = None,
 ) -> Ticket:
-    """A new ticket with its number. Staff need a desk role; channel intake acts as the system."""
+    """A new ticket with its number. Staff need a desk role; channel intake acts as the system.
+
+    `flush=False` leaves the INSERT to the caller's next flush (bulk intake flushes a batch of
+    tickets at once); the ticket has its number but no id until then. `numbers` takes the number
+    from a reservation (see numbering.Reservation) instead of one UPDATE per ticket."""
     if actor.staff is not None or not actor.trusted:
         actor.require(*DESK_ROLES)
     subject = _text(subject, "件名", MAX_SUBJECT, required=True)
     note = _text(first_note, "最初のメモ")
     category = _category(category_id)
     now = at or utcnow()
-    year, sequence, number = allocate_number(now)
+    year, sequence, number = allocate_number(now, numbers)
     ticket = Ticket(
         number=number,
         fiscal_year=year,
@@ -153,7 +170,8 @@ def create_ticket(
         add_entry(ticket, EntryKind.MESSAGE_IN, body=first_message, at=now)
     if note:
         add_entry(ticket, EntryKind.NOTE, author=actor.staff, body=note, at=now)
-    db.session.flush()
+    if flush:
+        db.session.flush()
     audit.record(actor, "create", "ticket", ticket.number)
     ticket_created.send(ticket, actor=actor)
     return ticket
@@ -283,7 +301,11 @@ def update_details(
         ticket.subject = subject
     if category != ticket.category:
         changes.append(f"分類: {category.name if category else 'なし'}")
+        old_category_id = ticket.category.id if ticket.category else None
         ticket.category = category
+        ticket_category_changed.send(
+            ticket, actor=actor, old=old_category_id, new=category.id if category else None
+        )
     if priority_value != ticket.priority:
         ticket.priority = priority_value
         changes.append(f"優先度: {ticket.priority_label}")
@@ -347,6 +369,7 @@ def end_session(actor: Actor, ticket: Ticket, at: datetime | None = None) -> Non
         data={"duration_seconds": ticket.duration_seconds},
         at=at,
     )
+    ticket_session_ended.send(ticket, actor=actor)
 
 
 # --- the queue -------------------------------------------------------------------------------

@@ -67,6 +67,7 @@ def staff_new():
                 role=form.role.data,
                 password=form.password.data,
                 department_id=form.department_id.data,
+                email=form.email.data,
             ),
             "職員を登録しました。",
         )
@@ -104,6 +105,7 @@ def staff_edit(staff_id: int):
                 display_name=form.display_name.data,
                 role=form.role.data,
                 department_id=form.department_id.data,
+                email=form.email.data,
             ),
             "職員の情報を更新しました。",
         )

@@ -30,7 +30,7 @@ from consult.forms import (
     choices,
 )
 from consult.models import CHANNEL_LABELS, STATUS_LABELS, Channel, Status
-from consult.services import citizens, tickets
+from consult.services import citizens, safety, tickets
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
 from consult.services.errors import NotFound
@@ -82,6 +82,7 @@ def queue():
         search_form=SearchForm(),
         channel_choices=CHANNEL_LABELS,
         status_choices=STATUS_LABELS,
+        repeat_flags=safety.repeated_flags(page.tickets),
     )
 
 

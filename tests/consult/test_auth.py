@@ -274,3 +274,16 @@ def test_role_change_ends_sessions(app, make_staff):
     )
     assert response.status_code == 302, response.get_data(as_text=True)[:1000]
     assert to_login(call(app, copy, "GET", "/tickets"))
+
+
+def test_two_browsers_in_one_test_are_two_users(app, make_staff, login):
+    """Each request judges its own cookie, even with the plain test client."""
+    first = make_staff("consultant", full_name="山田 一郎")
+    second = make_staff("admin", full_name="田中 花子")
+    one = login(first, test_client=app.test_client())
+    two = login(second, test_client=app.test_client())
+    assert "山田 一郎" in one.get("/tickets").get_data(as_text=True)
+    page = two.get("/tickets").get_data(as_text=True)
+    assert "田中 花子" in page and "山田 一郎" not in page
+    assert two.get("/admin/staff").status_code == 200
+    assert one.get("/admin/staff").status_code == 403

@@ -246,6 +246,16 @@ def test_seed_demo_loads_takamatsu_and_every_role_once(app, run):
     assert roles == set(Role)
     before = _counts()
     assert before[2] == 12
+    # The other packages' demo data: handoffs in three states, a published public FAQ.
+    from faq.models import FaqEntry
+    from handoff.models import Handoff
+
+    states = sorted(s.value for s in db.session.scalars(sa.select(Handoff.state)))
+    assert states == ["done", "on_the_way", "requested"]
+    published = db.session.scalar(
+        sa.select(sa.func.count(FaqEntry.id)).where(FaqEntry.status == "published")
+    )
+    assert published == 113
 
     again = run("seed-demo", "--if-empty", "--tickets", "12")
     assert again.exit_code == 0, again.output

@@ -86,3 +86,11 @@ def test_concurrent_processes_get_consecutive_numbers(app, processes, per_proces
     assert len(rows) == total
     assert sorted(r.sequence for r in rows) == list(range(1, total + 1))
     assert {r.number for r in rows} == set(numbers)
+    # Every one of them added to the same row of the reports' rollup (today, phone, no
+    # category) with an UPSERT: none lost, none counted twice.
+    from consult.services import report_rollup
+
+    stored = report_rollup.stored()
+    assert stored == report_rollup.recount()
+    day_rows = [counts for key, counts in stored["daily"].items() if key[0] == "day"]
+    assert sum(tickets for tickets, _, _ in day_rows) == total

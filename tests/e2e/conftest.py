@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import socket
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -108,20 +109,90 @@ class LiveServer:
             db.session.remove()
         return result
 
+    def deliver_mail(self):
+        """Run the outbox worker once, as `madoguchi worker` would; returns its report."""
+        from consult.services import outbox
 
-@pytest.fixture
-def live_server(app_factory):
-    app = app_factory(WTF_CSRF_ENABLED=True, DISPLAY_REFRESH_SECONDS=2)
+        with self.app.app_context():
+            report = outbox.run_once()
+            db.session.remove()
+        return report
+
+
+class _InFlight:
+    """WSGI middleware that counts running requests, so teardown can wait for them."""
+
+    def __init__(self, wsgi_app):
+        self.wsgi_app = wsgi_app
+        self.closing = False
+        self.running = 0
+        self.idle = threading.Condition()
+
+    def __call__(self, environ, start_response):
+        with self.idle:
+            if self.closing:
+                start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+                return [b"closing"]
+            self.running += 1
+        try:
+            # Consume the body and close it (Flask's teardown runs on close) here, so the count
+            # covers all of the app's work.
+            result = self.wsgi_app(environ, start_response)
+            try:
+                return list(result)
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+        finally:
+            with self.idle:
+                self.running -= 1
+                self.idle.notify_all()
+
+    def close_and_drain(self, timeout: float) -> None:
+        with self.idle:
+            self.closing = True
+            drained = self.idle.wait_for(lambda: self.running == 0, timeout=timeout)
+        assert drained, f"{self.running} request(s) still running after {timeout} s"
+
+
+@contextmanager
+def _serve(app_factory, **overrides):
+    """The app over HTTP on a free port; PUBLIC_URL (links in mail) points at it."""
     port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    settings = {"WTF_CSRF_ENABLED": True, "DISPLAY_REFRESH_SECONDS": 2, "PUBLIC_URL": url}
+    settings.update(overrides)
+    app = app_factory(**settings)
+    gate = _InFlight(app.wsgi_app)
+    app.wsgi_app = gate
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, name="e2e-live-server", daemon=True)
     thread.start()
     try:
-        yield LiveServer(app=app, url=f"http://127.0.0.1:{port}")
+        yield LiveServer(app=app, url=url)
     finally:
+        # A request still running (a poll the closed page sent) would race the next test's
+        # TRUNCATE for table locks: refuse new requests, let the running ones finish.
+        gate.close_and_drain(timeout=10)
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server(app_factory):
+    with _serve(app_factory) as server:
+        yield server
+
+
+@pytest.fixture
+def mail_live_server(app_factory, smtp_server):
+    """The live server sending its mail to the local SMTP server (`smtp_server.messages`).
+
+    Nothing is sent until the test runs the outbox: `mail_live_server.deliver_mail()`.
+    """
+    with _serve(app_factory, **smtp_server.settings) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
@@ -189,3 +260,39 @@ def new_page(browser, console_watch):
 @pytest.fixture
 def page(new_page):
     return new_page()
+
+
+# --- accessibility: axe-core (vendored, see tests/fixtures/axe/SOURCE.md) -----------------------
+
+AXE = Path(__file__).resolve().parent.parent / "fixtures" / "axe" / "axe.min.js"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def axe_violations(page) -> list[str]:
+    """Run axe-core (WCAG 2.1 A and AA rules) on the page as it is now; one line per violation.
+
+    The script is evaluated through the DevTools protocol, which the page's CSP does not govern,
+    so the page under test keeps its real CSP (and the console watch stays meaningful).
+    """
+    if not page.evaluate("() => typeof window.axe !== 'undefined'"):
+        page.evaluate(AXE.read_text(encoding="utf-8"))
+    result = page.evaluate(
+        "async (tags) => await axe.run(document, {runOnly: {type: 'tag', values: tags}})",
+        WCAG_TAGS,
+    )
+    lines = []
+    for violation in result["violations"]:
+        targets = "; ".join(" ".join(node["target"]) for node in violation["nodes"])
+        summaries = {node.get("failureSummary", "") for node in violation["nodes"]}
+        lines.append(
+            f"{violation['id']} ({violation['impact']}): {violation['help']} -> {targets}"
+            + "".join(f"\n    {s.strip()}" for s in summaries if s)
+        )
+    return lines
+
+
+def assert_accessible(page, what: str = "") -> None:
+    """Fail listing every WCAG 2.1 AA violation axe-core finds on the current page."""
+    violations = axe_violations(page)
+    label = what or page.url
+    assert not violations, f"axe-core on {label}:\n" + "\n".join(violations)

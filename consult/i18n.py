@@ -1,0 +1,107 @@
+"""Japanese and English for the public pages (booking, FAQ), through Flask-Babel.
+
+Message ids are the Japanese text; each package that has public pages keeps its own catalog
+(`<package>/translations/en/LC_MESSAGES/messages.po`) and adds its folder with
+`add_translation_dir()` when it registers. Catalogs are compiled to `.mo` in the instance
+folder when the app starts (a few milliseconds), so nothing generated is committed and an
+installed package needs no build step.
+
+The language: `?lang=ja|en` (remembered in a cookie), else the cookie, else the browser's
+Accept-Language; Japanese when nothing matches.
+Staff templates do not call gettext, so they stay Japanese whatever is chosen.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from urllib.parse import urlencode
+
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+from flask import Flask, request
+from flask_babel import Babel
+
+LANGUAGES = ("ja", "en")
+LANGUAGE_NAMES = {"ja": "日本語", "en": "English"}
+COOKIE = "madoguchi_lang"
+
+_translation_dirs: list[Path] = [Path(__file__).parent / "translations"]
+babel = Babel()
+
+
+def add_translation_dir(path: str | Path) -> None:
+    path = Path(path)
+    if path not in _translation_dirs:
+        _translation_dirs.append(path)
+
+
+def _compile(app: Flask) -> list[str]:
+    """Compile every registered catalog into its own folder under the instance path."""
+    target_root = Path(app.instance_path) / "translations"
+    compiled = []
+    for index, source in enumerate(_translation_dirs):
+        if not source.is_dir():
+            continue
+        target = target_root / str(index)
+        for po_path in source.glob("*/LC_MESSAGES/*.po"):
+            relative = po_path.relative_to(source)
+            mo_path = (target / relative).with_suffix(".mo")
+            if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
+                continue
+            mo_path.parent.mkdir(parents=True, exist_ok=True)
+            with po_path.open("rb") as handle:
+                catalog = read_po(handle)
+            tmp = mo_path.with_suffix(".tmp")
+            with tmp.open("wb") as handle:
+                write_mo(handle, catalog)
+            shutil.move(tmp, mo_path)
+        compiled.append(str(target))
+    return compiled
+
+
+def select_locale() -> str:
+    asked = request.args.get("lang")
+    if asked in LANGUAGES:
+        return asked
+    remembered = request.cookies.get(COOKIE)
+    if remembered in LANGUAGES:
+        return remembered
+    return request.accept_languages.best_match(LANGUAGES) or "ja"
+
+
+def init_app(app: Flask) -> None:
+    directories = _compile(app)
+    app.config["BABEL_DEFAULT_LOCALE"] = "ja"
+    app.config["BABEL_DEFAULT_TIMEZONE"] = "Asia/Tokyo"
+    app.config["BABEL_TRANSLATION_DIRECTORIES"] = ";".join(directories)
+    babel.init_app(app, locale_selector=select_locale)
+
+    @app.after_request
+    def remember_language(response):
+        asked = request.args.get("lang")
+        if asked in LANGUAGES and request.cookies.get(COOKIE) != asked:
+            response.set_cookie(COOKIE, asked, max_age=365 * 86400, samesite="Lax")
+        return response
+
+    @app.context_processor
+    def language_links():
+        from flask_babel import get_locale
+
+        return {
+            "current_language": str(get_locale() or "ja"),
+            "LANGUAGE_NAMES": LANGUAGE_NAMES,
+            "language_url": language_url,
+        }
+
+
+def language_url(code: str, carry: dict | None = None) -> str:
+    """This page in another language, keeping its query (the chosen mode, slot, week).
+
+    A page shown after a POST passes what it needs to be shown again by GET in `carry`
+    (e.g. the booking form keeps its slot); otherwise switching language would lose it.
+    """
+    args = request.args.to_dict()
+    args.update({k: v for k, v in (carry or {}).items() if v not in (None, "")})
+    args["lang"] = code
+    return f"{request.path}?{urlencode(args)}"
