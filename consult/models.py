@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime
 
 import sqlalchemy as sa
 from flask_login import UserMixin
@@ -92,6 +92,7 @@ class EntryKind(enum.StrEnum):
     SESSION = "session"
     DELIVERY = "delivery"
     HANDOFF = "handoff"
+    SAFETY = "safety"
 
 
 ENTRY_LABELS = {
@@ -104,6 +105,7 @@ ENTRY_LABELS = {
     EntryKind.SESSION: "対応時間",
     EntryKind.DELIVERY: "送信結果",
     EntryKind.HANDOFF: "引継ぎ",
+    EntryKind.SAFETY: "安全対応",
 }
 
 
@@ -160,6 +162,8 @@ class Staff(UserMixin, db.Model):
     department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     active: Mapped[bool] = mapped_column(default=True)
+    # Work address for notifications (escalations, alerts); optional.
+    email: Mapped[str | None] = mapped_column(sa.String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -452,3 +456,296 @@ def _refuse_change(mapper, connection, target) -> None:
 for _model in (TimelineEntry, AuditEvent):
     event.listen(_model, "before_update", _refuse_change)
     event.listen(_model, "before_delete", _refuse_change)
+
+
+# --- staff safety (カスハラ) -------------------------------------------------------------------
+
+
+class IncidentCategory(enum.StrEnum):
+    """Iwamizawa's staff survey categories (and その他)."""
+
+    LONG_HOLD = "long_hold"
+    ABUSE = "abuse"
+    NITPICKING = "nitpicking"
+    REPEATED_DEMAND = "repeated_demand"
+    EXCESSIVE_DEMAND = "excessive_demand"
+    THREAT = "threat"
+    AUTHORITY = "authority"
+    SNS_POST = "sns_post"
+    SEXUAL_HARASSMENT = "sexual_harassment"
+    VIOLENCE = "violence"
+    OTHER = "other"
+
+
+INCIDENT_CATEGORY_LABELS = {
+    IncidentCategory.LONG_HOLD: "時間拘束",
+    IncidentCategory.ABUSE: "暴言",
+    IncidentCategory.NITPICKING: "揚げ足取り",
+    IncidentCategory.REPEATED_DEMAND: "リピート型",
+    IncidentCategory.EXCESSIVE_DEMAND: "過度な要求",
+    IncidentCategory.THREAT: "脅迫",
+    IncidentCategory.AUTHORITY: "権威型",
+    IncidentCategory.SNS_POST: "SNS投稿",
+    IncidentCategory.SEXUAL_HARASSMENT: "セクハラ",
+    IncidentCategory.VIOLENCE: "暴力",
+    IncidentCategory.OTHER: "その他",
+}
+
+
+class FollowUp(enum.StrEnum):
+    POLICE = "police"
+    LAWYER = "lawyer"
+    PHYSICIAN = "physician"
+    RECORD_ONLY = "record_only"
+
+
+FOLLOW_UP_LABELS = {
+    FollowUp.POLICE: "警察へ相談",
+    FollowUp.LAWYER: "顧問弁護士へ相談",
+    FollowUp.PHYSICIAN: "産業医面談（職員）",
+    FollowUp.RECORD_ONLY: "記録のみ",
+}
+
+
+class AlertResponseKind(enum.StrEnum):
+    COMING = "coming"
+    ARRIVED = "arrived"
+
+
+ALERT_RESPONSE_LABELS = {AlertResponseKind.COMING: "向かいます", AlertResponseKind.ARRIVED: "到着"}
+
+
+class HelpAlert(db.Model):
+    """応援要請: the help button's alert to the support room and the supervisors."""
+
+    __tablename__ = "help_alert"
+    # The live feed asks "open alerts" every second from every staff page: keep it an index seek.
+    __table_args__ = (sa.Index("ix_help_alert_open", "closed_at", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
+    place: Mapped[str] = mapped_column(sa.String(40))
+    raised_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
+    raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+
+    ticket: Mapped[Ticket | None] = relationship()
+    raised_by: Mapped[Staff] = relationship(foreign_keys=[raised_by_id])
+    responses: Mapped[list[HelpResponse]] = relationship(
+        back_populates="alert", order_by="HelpResponse.id"
+    )
+
+    def __repr__(self) -> str:
+        return f"<HelpAlert {self.id} open={self.closed_at is None}>"
+
+
+class HelpResponse(db.Model):
+    """向かいます / 到着 from one member of staff; each at most once per alert."""
+
+    __tablename__ = "help_response"
+    __table_args__ = (sa.UniqueConstraint("alert_id", "staff_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("help_alert.id"), index=True)
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
+    kind: Mapped[AlertResponseKind] = mapped_column(_enum(AlertResponseKind))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    alert: Mapped[HelpAlert] = relationship(back_populates="responses")
+    staff: Mapped[Staff] = relationship()
+
+    @property
+    def kind_label(self) -> str:
+        return ALERT_RESPONSE_LABELS[self.kind]
+
+    def __repr__(self) -> str:
+        return f"<HelpResponse {self.id} {self.kind}>"
+
+
+class Incident(db.Model):
+    """カスハラ事案: seen only by supervisors, the support room and administrators."""
+
+    __tablename__ = "incident"
+    __table_args__ = (
+        sa.Index("ix_incident_citizen", "citizen_id"),
+        sa.Index("ix_incident_occurred", "occurred_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
+    citizen_id: Mapped[int | None] = mapped_column(sa.ForeignKey("citizen.id"))
+    alert_id: Mapped[int | None] = mapped_column(sa.ForeignKey("help_alert.id"))
+    occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reported_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
+    reported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    description: Mapped[str] = mapped_column(sa.Text)
+    follow_ups: Mapped[list] = mapped_column(sa.JSON, default=list)
+
+    ticket: Mapped[Ticket | None] = relationship()
+    citizen: Mapped[Citizen | None] = relationship()
+    reported_by: Mapped[Staff] = relationship(foreign_keys=[reported_by_id])
+    categories: Mapped[list[IncidentCategoryMark]] = relationship(
+        cascade="all, delete-orphan", order_by="IncidentCategoryMark.category"
+    )
+    people: Mapped[list[IncidentStaff]] = relationship(cascade="all, delete-orphan")
+
+    @property
+    def category_labels(self) -> list[str]:
+        # In the survey's order (its most frequent first), not alphabetical.
+        order = list(IncidentCategory)
+        marks = sorted(self.categories, key=lambda mark: order.index(mark.category))
+        return [INCIDENT_CATEGORY_LABELS[mark.category] for mark in marks]
+
+    @property
+    def follow_up_labels(self) -> list[str]:
+        return [FOLLOW_UP_LABELS[FollowUp(f)] for f in self.follow_ups or ()]
+
+    def staff_in(self, part: str) -> list[Staff]:
+        return [p.staff for p in self.people if p.part == part]
+
+    def __repr__(self) -> str:
+        return f"<Incident {self.id}>"
+
+
+class IncidentCategoryMark(db.Model):
+    """One category of an incident (several may apply); a table so reports can GROUP BY it."""
+
+    __tablename__ = "incident_category"
+    __table_args__ = (sa.Index("ix_incident_category_category", "category"),)
+
+    incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incident.id"), primary_key=True)
+    category: Mapped[IncidentCategory] = mapped_column(
+        _enum(IncidentCategory, 30), primary_key=True
+    )
+
+    def __repr__(self) -> str:
+        return f"<IncidentCategoryMark {self.incident_id} {self.category}>"
+
+
+class IncidentStaff(db.Model):
+    """A member of staff in an incident: `involved` (at the counter) or `support` (who came)."""
+
+    __tablename__ = "incident_staff"
+
+    incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incident.id"), primary_key=True)
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"), primary_key=True)
+    part: Mapped[str] = mapped_column(sa.String(20), primary_key=True)
+
+    staff: Mapped[Staff] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<IncidentStaff {self.incident_id} {self.part}>"
+
+
+class CentreSetting(db.Model):
+    """Settings an administrator changes at run time (thresholds, the recording policy text)."""
+
+    __tablename__ = "centre_setting"
+
+    key: Mapped[str] = mapped_column(sa.String(60), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.Text)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+
+    def __repr__(self) -> str:
+        return f"<CentreSetting {self.key}>"
+
+
+class LongSessionAlert(db.Model):
+    """A session that ran past a threshold; the unique key makes the alert once per threshold."""
+
+    __tablename__ = "long_session_alert"
+    __table_args__ = (
+        sa.UniqueConstraint("ticket_id", "threshold_minutes"),
+        sa.Index("ix_long_session_alert_open", "acknowledged_at", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"))
+    threshold_minutes: Mapped[int]
+    alerted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    acknowledged_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+
+    ticket: Mapped[Ticket] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<LongSessionAlert {self.id} {self.threshold_minutes}>"
+
+
+class Grain(enum.StrEnum):
+    """A rollup row counts one Japanese day, or one calendar month (its `day` is the 1st)."""
+
+    DAY = "day"
+    MONTH = "month"
+
+
+class ReportDaily(db.Model):
+    """Derived, never edited by hand: tickets per Japanese day (of created_at) and channel, with
+    their ended sessions; the same per month. Kept in step with the tickets in the same
+    transaction by consult.services.report_rollup (signals from the ticket services);
+    `madoguchi reports rebuild` recomputes it from the tickets after a bulk import."""
+
+    __tablename__ = "report_daily"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    grain: Mapped[Grain] = mapped_column(_enum(Grain, 8), primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel), primary_key=True)
+    tickets: Mapped[int] = mapped_column(default=0)
+    sessions: Mapped[int] = mapped_column(default=0)
+    session_seconds: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+
+    def __repr__(self) -> str:
+        return f"<ReportDaily {self.grain} {self.day} {self.channel} {self.tickets}>"
+
+
+class ReportCategoryDaily(db.Model):
+    """Derived: tickets per Japanese day (and per month) and category."""
+
+    __tablename__ = "report_category_daily"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    grain: Mapped[Grain] = mapped_column(_enum(Grain, 8), primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    # The category's id, or 0 for a ticket without one (a key column cannot be NULL).
+    category_key: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    tickets: Mapped[int] = mapped_column(default=0)
+
+    def __repr__(self) -> str:
+        return f"<ReportCategoryDaily {self.grain} {self.day} {self.category_key} {self.tickets}>"
+
+
+class ReportSessionDaily(db.Model):
+    """Derived: ended sessions per Japanese day (and per month), channel and whole minutes of
+    duration (capped at SESSION_MINUTES_CAP, the largest threshold an administrator may set), so
+    that 'sessions of at least m minutes' is exact for every threshold."""
+
+    __tablename__ = "report_session_daily"
+    __table_args__ = ({"sqlite_with_rowid": False},)
+
+    grain: Mapped[Grain] = mapped_column(_enum(Grain, 8), primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, primary_key=True)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel), primary_key=True)
+    minutes: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    sessions: Mapped[int] = mapped_column(default=0)
+
+    def __repr__(self) -> str:
+        return f"<ReportSessionDaily {self.grain} {self.day} {self.channel} {self.minutes}>"
+
+
+SESSION_MINUTES_CAP = 1440
+
+# Reports count tickets by day, channel and category over a period: one covering index lets
+# both databases answer from the index alone. Running sessions are found by the worker each round.
+sa.Index(
+    "ix_ticket_report",
+    Ticket.created_at,
+    Ticket.channel,
+    Ticket.category_id,
+    Ticket.duration_seconds,
+)
+sa.Index("ix_ticket_running_session", Ticket.session_ended_at, Ticket.session_started_at)
+# Open tickets by age (the dashboard): answered from the index alone.
+sa.Index("ix_ticket_open_age", Ticket.is_open, Ticket.created_at)

@@ -1,0 +1,596 @@
+"""Staff safety (カスハラ): help alerts, incident records, long sessions, repeated demands.
+
+The centre's rule, from Iwamizawa and Chikuma: nobody at the counter is left alone with an
+abusive citizen. The help button reaches every signed-in support-room member and supervisor
+within seconds (their pages poll `live_feed`), and by email through the outbox; their answers
+(向かいます, 到着) go on the ticket's timeline, so the record shows that several people handled it.
+
+Incident records are sensitive about the staff as much as the citizen: only supervisors, the
+support room and administrators read them. Any desk member may file one, also after the fact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from consult.extensions import db
+from consult.models import (
+    ALERT_RESPONSE_LABELS,
+    AlertResponseKind,
+    CentreSetting,
+    EntryKind,
+    FollowUp,
+    HelpAlert,
+    HelpResponse,
+    Incident,
+    IncidentCategory,
+    IncidentCategoryMark,
+    IncidentStaff,
+    LongSessionAlert,
+    Role,
+    Staff,
+    Ticket,
+)
+from consult.services import audit, tickets
+from consult.services.actor import DESK_ROLES, Actor
+from consult.services.errors import NotFound, ValidationFailed
+from consult.timeutil import format_tokyo, utcnow
+
+# Who is told of a help alert, and who may answer it.
+RESPONDER_ROLES = (Role.SUPPORT, Role.SUPERVISOR)
+# Who may read incident records (never consultants or officers).
+INCIDENT_READERS = (Role.SUPERVISOR, Role.SUPPORT, Role.ADMIN)
+# Who may file one (the admin is not at the counter).
+INCIDENT_REPORTERS = (Role.CONSULTANT, Role.SUPERVISOR, Role.SUPPORT)
+
+PLACES = {
+    "room1": "相談室1",
+    "room2": "相談室2",
+    "room3": "相談室3",
+    "counter": "受付カウンター",
+    "phone": "電話対応中",
+    "other": "その他",
+}
+# A second press within this time (double click, Alt+H twice) is the same alert.
+REPEAT_PRESS = timedelta(seconds=60)
+MAX_DESCRIPTION = 10_000
+
+# --- settings ----------------------------------------------------------------------------------
+
+DEFAULT_RECORDING_POLICY = (
+    "当センターでは、相談内容の正確な記録と職員の安全のため、窓口および電話での会話を"
+    "録音しています。あらかじめご了承ください。"
+)
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    label: str
+    default: str
+    kind: str  # "minutes" (comma separated), "int", "text", "emails"
+    hint: str = ""
+
+
+SETTINGS: dict[str, SettingSpec] = {
+    "long_session_minutes": SettingSpec(
+        "長時間対応の通知（分）", "30,60", "minutes", "カンマ区切りで複数指定できます（例：30,60）"
+    ),
+    "repeat_contacts": SettingSpec(
+        "繰り返し要求の判定（件数）", "3", "int", "この件数を超えた相談を表示します"
+    ),
+    "repeat_days": SettingSpec("繰り返し要求の判定（日数）", "30", "int", "さかのぼる日数"),
+    "alert_mail_to": SettingSpec(
+        "応援要請の通知先メールアドレス",
+        "anshin-support@example.lg.jp",
+        "emails",
+        "安心対応サポート室・センター責任者の共有アドレス（カンマ区切り）",
+    ),
+    "recording_policy": SettingSpec(
+        "録音についてのお知らせ（窓口に表示）", DEFAULT_RECORDING_POLICY, "text"
+    ),
+}
+
+
+def get_setting(key: str) -> str:
+    row = db.session.get(CentreSetting, key)
+    return row.value if row else SETTINGS[key].default
+
+
+def _parse(key: str, raw: str) -> str:
+    spec = SETTINGS[key]
+    value = (raw or "").strip()
+    if spec.kind == "minutes":
+        parts = [p.strip() for p in value.replace("、", ",").split(",") if p.strip()]
+        if not parts or not all(p.isdigit() and 1 <= int(p) <= 1440 for p in parts):
+            raise ValidationFailed(f"{spec.label}は1〜1440の数をカンマ区切りで入力してください。")
+        return ",".join(str(m) for m in sorted({int(p) for p in parts}))
+    if spec.kind == "int":
+        if not value.isdigit() or not 1 <= int(value) <= 3650:
+            raise ValidationFailed(f"{spec.label}は1〜3650の数で入力してください。")
+        return str(int(value))
+    if spec.kind == "emails":
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+        if not parts or not all("@" in p and " " not in p and len(p) <= 254 for p in parts):
+            raise ValidationFailed(
+                f"{spec.label}にはメールアドレスをカンマ区切りで入力してください。"
+            )
+        return ",".join(parts)
+    if not value:
+        raise ValidationFailed(f"{spec.label}を入力してください。")
+    if len(value) > 2000:
+        raise ValidationFailed(f"{spec.label}は2,000文字以内で入力してください。")
+    return value
+
+
+def save_settings(actor: Actor, values: dict[str, str]) -> None:
+    """Validate every value first, so a bad one changes nothing."""
+    actor.require(Role.ADMIN)
+    parsed = {key: _parse(key, values.get(key, "")) for key in SETTINGS}
+    for key, value in parsed.items():
+        row = db.session.get(CentreSetting, key)
+        if row is None:
+            db.session.add(CentreSetting(key=key, value=value, updated_by_id=actor.staff_id))
+        elif row.value != value:
+            row.value, row.updated_at, row.updated_by_id = value, utcnow(), actor.staff_id
+    audit.record(actor, "update", "setting", None, "safety settings")
+
+
+def long_session_thresholds() -> list[int]:
+    return [int(m) for m in get_setting("long_session_minutes").split(",")]
+
+
+# --- help alerts -------------------------------------------------------------------------------
+
+
+def raise_alert(actor: Actor, *, place: str, ticket: Ticket | None = None) -> HelpAlert:
+    """The help button. One transaction: the alert, the timeline entry and the emails."""
+    staff = actor.require(*DESK_ROLES)
+    if place not in PLACES:
+        raise ValidationFailed("場所を選んでください。")
+    now = utcnow()
+    recent = db.session.scalar(
+        sa.select(HelpAlert).where(
+            HelpAlert.closed_at.is_(None),
+            HelpAlert.raised_by_id == staff.id,
+            HelpAlert.raised_at > now - REPEAT_PRESS,
+        )
+    )
+    if recent is not None:
+        return recent
+    alert = HelpAlert(place=place, ticket=ticket, raised_by=staff, raised_at=now)
+    db.session.add(alert)
+    if ticket is not None:
+        tickets.add_entry(
+            ticket,
+            EntryKind.SAFETY,
+            author=staff,
+            body=f"応援要請（{PLACES[place]}）",
+            data={"alert": "raised"},
+            at=now,
+        )
+    db.session.flush()
+    _mail_alert(alert)
+    return alert
+
+
+def _mail_alert(alert: HelpAlert) -> None:
+    """Staff-internal mail: the place, the ticket number and who asked; no citizen data."""
+    from flask import current_app
+
+    from consult.services.mail import enqueue_mail
+
+    where = PLACES[alert.place]
+    base = current_app.config["MADOGUCHI"]["PUBLIC_URL"].rstrip("/")
+    lines = [
+        "応援要請がありました。至急向かってください。",
+        "",
+        f"場所：{where}",
+        f"要請者：{alert.raised_by.full_name}",
+        f"時刻：{format_tokyo(alert.raised_at, with_weekday=True)}",
+    ]
+    if alert.ticket is not None:
+        lines.append(f"相談番号：{alert.ticket.number}")
+        lines.append(f"{base}/tickets/{alert.ticket.number}")
+    lines += ["", "madoguchi の画面で「向かいます」「到着」を押してください。"]
+    for address in get_setting("alert_mail_to").split(","):
+        enqueue_mail(
+            to=address,
+            subject=f"【応援要請】{where}",
+            text="\n".join(lines),
+            ticket=alert.ticket,
+            extra_headers={"X-Madoguchi-Internal": "help-alert"},
+        )
+
+
+def _open_alert(alert_id: int) -> HelpAlert:
+    alert = db.session.get(HelpAlert, alert_id)
+    if alert is None:
+        raise NotFound("応援要請が見つかりません。")
+    if alert.closed_at is not None:
+        raise ValidationFailed("この応援要請は対応終了になっています。")
+    return alert
+
+
+def respond(actor: Actor, alert_id: int, kind: str) -> HelpResponse:
+    """向かいます or 到着; pressing twice changes nothing. 到着 implies 向かいます."""
+    staff = actor.require(*RESPONDER_ROLES)
+    try:
+        kind = AlertResponseKind(kind)
+    except ValueError as exc:
+        raise ValidationFailed("応答の種類が正しくありません。") from exc
+    alert = _open_alert(alert_id)
+    existing = {(r.staff_id, r.kind): r for r in alert.responses}
+    if (staff.id, kind) in existing:
+        return existing[(staff.id, kind)]
+    response = HelpResponse(alert=alert, staff=staff, kind=kind, at=utcnow())
+    db.session.add(response)
+    if alert.ticket is not None:
+        tickets.add_entry(
+            alert.ticket,
+            EntryKind.SAFETY,
+            author=staff,
+            body=f"{ALERT_RESPONSE_LABELS[kind]}（{staff.role_label}）",
+            data={"alert": kind.value, "alert_id": alert.id},
+        )
+    return response
+
+
+def close_alert(actor: Actor, alert_id: int) -> HelpAlert:
+    staff = actor.require(*DESK_ROLES, Role.SUPPORT)
+    alert = _open_alert(alert_id)
+    if staff.role == Role.CONSULTANT and alert.raised_by_id != staff.id:
+        raise ValidationFailed("対応終了にできるのは要請した職員、サポート室、責任者です。")
+    alert.closed_at, alert.closed_by_id = utcnow(), staff.id
+    if alert.ticket is not None:
+        tickets.add_entry(
+            alert.ticket, EntryKind.SAFETY, author=staff, body="応援要請を対応終了にしました"
+        )
+    return alert
+
+
+def live_feed(actor: Actor, since: int = 0) -> dict:
+    """What the staff page's poll shows: open alerts (all of them for responders, one's own
+    for a consultant) and, for supervisors, long sessions waiting for a look.
+
+    Cheap by design: it runs every second from every open staff page (index on closed_at, id).
+    """
+    staff = actor.staff
+    if staff is None or staff.role not in (*RESPONDER_ROLES, Role.CONSULTANT):
+        return {"alerts": [], "long_sessions": [], "latest": since}
+    query = (
+        sa.select(HelpAlert)
+        .where(HelpAlert.closed_at.is_(None))
+        .options(
+            selectinload(HelpAlert.responses).selectinload(HelpResponse.staff),
+            selectinload(HelpAlert.raised_by),
+            selectinload(HelpAlert.ticket),
+        )
+        .order_by(HelpAlert.id)
+        .limit(20)
+    )
+    if staff.role == Role.CONSULTANT:
+        query = query.where(HelpAlert.raised_by_id == staff.id)
+    alerts = list(db.session.scalars(query))
+    payload = {
+        "alerts": [_alert_json(alert, staff, since) for alert in alerts],
+        "long_sessions": [],
+        "latest": max([since, *(a.id for a in alerts)]),
+        "responder": staff.role in RESPONDER_ROLES,
+    }
+    if staff.role == Role.SUPERVISOR:
+        payload["long_sessions"] = [
+            {
+                "id": item.id,
+                "number": item.ticket.number,
+                "minutes": item.threshold_minutes,
+                "url": f"/tickets/{item.ticket.number}",
+            }
+            for item in open_long_sessions()
+        ]
+    return payload
+
+
+def _alert_json(alert: HelpAlert, viewer: Staff, since: int) -> dict:
+    mine = {r.kind.value for r in alert.responses if r.staff_id == viewer.id}
+    return {
+        "id": alert.id,
+        "new": alert.id > since,
+        "place": PLACES[alert.place],
+        "ticket": alert.ticket.number if alert.ticket else None,
+        "url": f"/tickets/{alert.ticket.number}" if alert.ticket else None,
+        "raised_by": alert.raised_by.full_name,
+        "raised_at": format_tokyo(alert.raised_at),
+        "own": alert.raised_by_id == viewer.id,
+        "responses": [
+            {"name": r.staff.full_name, "kind": r.kind.value, "label": r.kind_label}
+            for r in alert.responses
+        ],
+        "answered": sorted(mine),
+    }
+
+
+def alerts_for_ticket(ticket: Ticket) -> list[HelpAlert]:
+    return list(
+        db.session.scalars(
+            sa.select(HelpAlert)
+            .where(HelpAlert.ticket_id == ticket.id)
+            .order_by(HelpAlert.id.desc())
+            .limit(5)
+        )
+    )
+
+
+# --- incident records --------------------------------------------------------------------------
+
+
+@dataclass
+class IncidentInput:
+    occurred_at: datetime
+    categories: list[str]
+    description: str
+    follow_ups: list[str]
+    involved_ids: list[int]
+    support_ids: list[int]
+    ticket: Ticket | None = None
+    alert_id: int | None = None
+
+
+def create_incident(actor: Actor, data: IncidentInput) -> Incident:
+    staff = actor.require(*INCIDENT_REPORTERS)
+    try:
+        categories = sorted({IncidentCategory(c) for c in data.categories})
+        chosen = {FollowUp(f) for f in data.follow_ups}
+        follow_ups = [f for f in FollowUp if f in chosen]
+    except ValueError as exc:
+        raise ValidationFailed("分類または事後対応の値が正しくありません。") from exc
+    if not categories:
+        raise ValidationFailed("事案の分類を1つ以上選んでください。")
+    description = (data.description or "").strip()
+    if not description:
+        raise ValidationFailed("経過（何があったか）を入力してください。")
+    if len(description) > MAX_DESCRIPTION:
+        raise ValidationFailed(f"経過は{MAX_DESCRIPTION:,}文字以内で入力してください。")
+    if data.occurred_at.tzinfo is None or data.occurred_at > utcnow() + timedelta(minutes=5):
+        raise ValidationFailed("発生日時に未来の日時は指定できません。")
+    ids = set(data.involved_ids) | set(data.support_ids)
+    known = set(db.session.scalars(sa.select(Staff.id).where(Staff.id.in_(ids)))) if ids else set()
+    if ids - known:
+        raise ValidationFailed("選択された職員が見つかりません。一覧から選び直してください。")
+    if data.alert_id is not None and db.session.get(HelpAlert, data.alert_id) is None:
+        raise ValidationFailed("応援要請が見つかりません。")
+    ticket = data.ticket
+    incident = Incident(
+        ticket=ticket,
+        citizen_id=ticket.citizen_id if ticket else None,
+        alert_id=data.alert_id,
+        occurred_at=data.occurred_at,
+        reported_by=staff,
+        reported_at=utcnow(),
+        description=description,
+        follow_ups=[f.value for f in follow_ups],
+    )
+    incident.categories = [IncidentCategoryMark(category=c) for c in categories]
+    incident.people = [IncidentStaff(staff_id=i, part="involved") for i in set(data.involved_ids)]
+    incident.people += [IncidentStaff(staff_id=i, part="support") for i in set(data.support_ids)]
+    db.session.add(incident)
+    if ticket is not None:
+        # The timeline says a record exists, never what is in it (consultants read timelines).
+        tickets.add_entry(ticket, EntryKind.SAFETY, author=staff, body="カスハラ事案を記録しました")
+    db.session.flush()
+    audit.record(actor, "create", "incident", incident.id)
+    return incident
+
+
+def list_incidents(actor: Actor, limit: int = 200) -> list[Incident]:
+    actor.require(*INCIDENT_READERS)
+    rows = list(
+        db.session.scalars(
+            sa.select(Incident)
+            .options(selectinload(Incident.categories), selectinload(Incident.ticket))
+            .order_by(Incident.occurred_at.desc(), Incident.id.desc())
+            .limit(limit)
+        )
+    )
+    audit.record(actor, "view", "incident", None, f"list count={len(rows)}")
+    return rows
+
+
+def get_incident(actor: Actor, incident_id: int) -> Incident:
+    actor.require(*INCIDENT_READERS)
+    incident = db.session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound("事案が見つかりません。")
+    audit.record(actor, "view", "incident", incident.id)
+    return incident
+
+
+def incident_count_for_citizen(citizen_id: int | None) -> int:
+    if citizen_id is None:
+        return 0
+    return db.session.scalar(
+        sa.select(sa.func.count(Incident.id)).where(Incident.citizen_id == citizen_id)
+    )
+
+
+def staff_choices() -> list[Staff]:
+    return list(
+        db.session.scalars(
+            sa.select(Staff)
+            .where(Staff.active.is_(True), Staff.role != Role.ADMIN)
+            .order_by(Staff.role, Staff.full_name)
+        )
+    )
+
+
+# --- long sessions -----------------------------------------------------------------------------
+
+
+def check_long_sessions(now: datetime | None = None) -> int:
+    """Worker task: alert the supervisors once per threshold per running counter/phone session.
+
+    The unique (ticket, threshold) key makes a second worker, or the next round, a no-op.
+    """
+    now = now or utcnow()
+    thresholds = long_session_thresholds()
+    running = list(
+        db.session.scalars(
+            sa.select(Ticket).where(
+                Ticket.session_ended_at.is_(None),
+                Ticket.session_started_at.is_not(None),
+                Ticket.session_started_at <= now - timedelta(minutes=min(thresholds)),
+                Ticket.is_open.is_(True),
+            )
+        )
+    )
+    if not running:
+        return 0
+    done = set(
+        db.session.execute(
+            sa.select(LongSessionAlert.ticket_id, LongSessionAlert.threshold_minutes).where(
+                LongSessionAlert.ticket_id.in_([t.id for t in running])
+            )
+        ).all()
+    )
+    created = 0
+    for ticket in running:
+        elapsed = now - ticket.session_started_at
+        for minutes in thresholds:
+            if elapsed < timedelta(minutes=minutes) or (ticket.id, minutes) in done:
+                continue
+            try:
+                with db.session.begin_nested():
+                    db.session.add(
+                        LongSessionAlert(
+                            ticket_id=ticket.id, threshold_minutes=minutes, alerted_at=now
+                        )
+                    )
+                    tickets.add_entry(
+                        ticket,
+                        EntryKind.SAFETY,
+                        body=f"対応時間が{minutes}分を超えました（責任者に通知）",
+                        data={"long_session": minutes},
+                        at=now,
+                    )
+            except IntegrityError:
+                continue  # another worker got there first
+            created += 1
+    db.session.commit()
+    return created
+
+
+def open_long_sessions() -> list[LongSessionAlert]:
+    """Unacknowledged alerts whose session still runs: the supervisor's to-look-at list."""
+    return list(
+        db.session.scalars(
+            sa.select(LongSessionAlert)
+            .join(Ticket, Ticket.id == LongSessionAlert.ticket_id)
+            .where(LongSessionAlert.acknowledged_at.is_(None), Ticket.session_ended_at.is_(None))
+            .options(selectinload(LongSessionAlert.ticket))
+            .order_by(LongSessionAlert.id)
+            .limit(20)
+        )
+    )
+
+
+def take_over(actor: Actor, ticket: Ticket) -> None:
+    """交代: the supervisor becomes the assignee; the timeline says who took over from whom."""
+    staff = actor.require(Role.SUPERVISOR)
+    previous = ticket.assignee or ticket.created_by
+    if ticket.assignee_id != staff.id:
+        tickets.assign(actor, ticket, staff.id)
+    tickets.add_entry(
+        ticket,
+        EntryKind.SAFETY,
+        author=staff,
+        body=f"交代：{previous.full_name if previous else '—'} → {staff.full_name}",
+        data={"takeover": True, "from": previous.id if previous else None, "to": staff.id},
+    )
+    now = utcnow()
+    for item in db.session.scalars(
+        sa.select(LongSessionAlert).where(
+            LongSessionAlert.ticket_id == ticket.id, LongSessionAlert.acknowledged_at.is_(None)
+        )
+    ):
+        item.acknowledged_at, item.acknowledged_by_id = now, staff.id
+
+
+# --- repeated demands and caution -----------------------------------------------------------
+
+
+def _repeat_window() -> tuple[int, timedelta]:
+    return int(get_setting("repeat_contacts")), timedelta(days=int(get_setting("repeat_days")))
+
+
+def repeated_cases(ticket: Ticket) -> list[Ticket]:
+    """The citizen's cases on the same category within the window, when more than N: else []."""
+    if ticket.citizen_id is None or ticket.category_id is None:
+        return []
+    limit, days = _repeat_window()
+    rows = list(
+        db.session.scalars(
+            sa.select(Ticket)
+            .where(
+                Ticket.citizen_id == ticket.citizen_id,
+                Ticket.category_id == ticket.category_id,
+                Ticket.created_at >= ticket.created_at - days,
+                Ticket.created_at <= ticket.created_at,
+            )
+            .order_by(Ticket.created_at.desc())
+            .limit(100)
+        )
+    )
+    if len(rows) <= limit:
+        return []
+    return [t for t in rows if t.id != ticket.id]
+
+
+def repeated_flags(page: list[Ticket]) -> dict[int, int]:
+    """For the queue: ticket id → contacts in the window, for the page's flagged tickets only.
+
+    One GROUP BY over the page's (citizen, category) pairs, using ix_ticket_citizen.
+    """
+    pairs = {(t.citizen_id, t.category_id) for t in page if t.citizen_id and t.category_id}
+    if not pairs:
+        return {}
+    limit, days = _repeat_window()
+    since = utcnow() - days
+    counts = dict(
+        ((citizen, category), count)
+        for citizen, category, count in db.session.execute(
+            sa.select(Ticket.citizen_id, Ticket.category_id, sa.func.count(Ticket.id))
+            .where(
+                Ticket.citizen_id.in_({c for c, _ in pairs}),
+                Ticket.created_at >= since,
+            )
+            .group_by(Ticket.citizen_id, Ticket.category_id)
+        )
+    )
+    return {
+        t.id: counts[(t.citizen_id, t.category_id)]
+        for t in page
+        if counts.get((t.citizen_id, t.category_id), 0) > limit
+    }
+
+
+def ticket_panel(ticket: Ticket):
+    """The ticket page's safety panel: help button, alerts, caution, repeats, recording policy."""
+    from flask_login import current_user
+
+    return "consult/safety/_panel.html", {
+        "alerts": alerts_for_ticket(ticket),
+        "repeats": repeated_cases(ticket),
+        "repeat_days": int(get_setting("repeat_days")),
+        "incident_count": incident_count_for_citizen(ticket.citizen_id),
+        "recording_policy": get_setting("recording_policy")
+        if ticket.channel.value in ("counter", "phone", "booking")
+        else None,
+        "places": PLACES,
+        "can_take_over": current_user.is_authenticated and current_user.role == Role.SUPERVISOR,
+        "can_read_incidents": current_user.is_authenticated
+        and current_user.role in INCIDENT_READERS,
+    }
