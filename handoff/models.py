@@ -1,0 +1,164 @@
+"""A handoff: the centre asks a department (or an external body) to act on a case.
+
+The handoff carries only what the officer needs (a summary written for them); the ticket's
+timeline records every change. Timestamps of each step are kept on the row itself, so that the
+supervisor's figures (time to accept, to arrive; bounces) are plain aggregate queries.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from consult.extensions import db
+from consult.models import Department, Staff, Ticket, _enum
+from consult.timeutil import UTCDateTime, utcnow
+
+
+class Response(enum.StrEnum):
+    VISIT = "visit"
+    CALLBACK = "callback"
+    WRITTEN = "written"
+    JOINT = "joint"
+
+
+RESPONSE_LABELS = {
+    Response.VISIT: "来庁して対応",
+    Response.CALLBACK: "折り返し電話",
+    Response.WRITTEN: "文書回答",
+    Response.JOINT: "合同オンライン相談",
+}
+
+
+class Urgency(enum.StrEnum):
+    URGENT = "urgent"
+    NORMAL = "normal"
+    LOW = "low"
+
+
+URGENCY_LABELS = {Urgency.URGENT: "至急", Urgency.NORMAL: "通常", Urgency.LOW: "急がない"}
+
+
+class HandoffState(enum.StrEnum):
+    REQUESTED = "requested"
+    ACCEPTED = "accepted"
+    ON_THE_WAY = "on_the_way"
+    ARRIVED = "arrived"
+    DONE = "done"
+    DECLINED = "declined"
+    CANCELLED = "cancelled"
+
+
+STATE_LABELS = {
+    HandoffState.REQUESTED: "依頼中",
+    HandoffState.ACCEPTED: "受付済",
+    HandoffState.ON_THE_WAY: "向かっています",
+    HandoffState.ARRIVED: "到着",
+    HandoffState.DONE: "対応済",
+    HandoffState.DECLINED: "差し戻し",
+    HandoffState.CANCELLED: "取消",
+}
+
+ACTIVE_STATES = (
+    HandoffState.REQUESTED,
+    HandoffState.ACCEPTED,
+    HandoffState.ON_THE_WAY,
+    HandoffState.ARRIVED,
+)
+
+
+class Handoff(db.Model):
+    __tablename__ = "handoff"
+    __table_args__ = (
+        # The officer's inbox: a department's handoffs by state, newest first (keyset).
+        sa.Index("ix_handoff_department_state", "department_id", "state", "id"),
+        sa.Index("ix_handoff_state_accept_by", "state", "accept_by"),
+        sa.Index("ix_handoff_state_due", "state", "due_at"),
+        sa.Index("ix_handoff_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
+    department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"))
+    summary: Mapped[str] = mapped_column(sa.Text)
+    response: Mapped[Response] = mapped_column(_enum(Response))
+    urgency: Mapped[Urgency] = mapped_column(_enum(Urgency), default=Urgency.NORMAL)
+    share_contact: Mapped[bool] = mapped_column(default=False)
+    state: Mapped[HandoffState] = mapped_column(_enum(HandoffState), default=HandoffState.REQUESTED)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Due: when the response is wanted. Accept by: when escalation starts if nobody took it.
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accept_by: Mapped[datetime] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    offered_as_duty: Mapped[bool] = mapped_column(default=False)
+
+    accepted_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    accepted_by_name: Mapped[str | None] = mapped_column(sa.String(120))
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    eta_minutes: Mapped[int | None]
+    on_the_way_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    arrived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    declined_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    decline_reason: Mapped[str | None] = mapped_column(sa.Text)
+
+    # 対応記録 (required to finish).
+    record_action: Mapped[str | None] = mapped_column(sa.Text)
+    record_outcome: Mapped[str | None] = mapped_column(sa.Text)
+    record_follow_up: Mapped[str | None] = mapped_column(sa.Text)
+    record_follow_up_by: Mapped[str | None] = mapped_column(sa.String(120))
+
+    ticket: Mapped[Ticket] = relationship()
+    department: Mapped[Department] = relationship()
+    created_by: Mapped[Staff | None] = relationship(foreign_keys=[created_by_id])
+    accepted_by: Mapped[Staff | None] = relationship(foreign_keys=[accepted_by_id])
+
+    @property
+    def state_label(self) -> str:
+        return STATE_LABELS[self.state]
+
+    @property
+    def response_label(self) -> str:
+        return RESPONSE_LABELS[self.response]
+
+    @property
+    def urgency_label(self) -> str:
+        return URGENCY_LABELS[self.urgency]
+
+    @property
+    def is_active(self) -> bool:
+        return self.state in ACTIVE_STATES
+
+    @property
+    def eta_at(self) -> datetime | None:
+        if self.on_the_way_at is None or self.eta_minutes is None:
+            return None
+        return self.on_the_way_at + timedelta(minutes=self.eta_minutes)
+
+    def is_overdue(self, now: datetime) -> bool:
+        return self.is_active and self.due_at < now
+
+    def __repr__(self) -> str:
+        return f"<Handoff {self.id} {self.state}>"
+
+
+class ExternalLink(db.Model):
+    """A signed, expiring, revocable link that lets an external body answer one handoff."""
+
+    __tablename__ = "handoff_external_link"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    handoff_id: Mapped[int] = mapped_column(sa.ForeignKey("handoff.id"), index=True)
+    nonce: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    uses: Mapped[int] = mapped_column(default=0)
+
+    handoff: Mapped[Handoff] = relationship()

@@ -1,0 +1,450 @@
+"""Handoff pages: the ticket's panel, the officer's inbox, the external link, the overview."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, time, timedelta
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+
+from consult.forms import choices
+from consult.models import Role
+from consult.services import tickets
+from consult.services.actor import DESK_ROLES
+from consult.services.errors import NotFound
+from consult.timeutil import TOKYO, tokyo_today, utcnow
+from consult.web import actor, attempt, public, roles_required
+from handoff import services
+from handoff.forms import (
+    ActionForm,
+    EtaForm,
+    ExternalRecordForm,
+    HandoffForm,
+    InfoForm,
+    ReasonForm,
+    RecordForm,
+)
+from handoff.models import Response, Urgency
+
+bp = Blueprint("handoff", __name__)
+
+OFFICER_AND_DESK = (Role.OFFICER, *DESK_ROLES)
+
+
+# --- the ticket page's panel -------------------------------------------------------------------
+
+
+def _target_choices(duty=None):
+    """Departments, then external bodies; on a closed day the duty department comes first."""
+    internal, external, first = [], [], []
+    for department in services.handoff_targets():
+        label = department.name
+        if department.parent_name:
+            label = f"{department.name}（{department.parent_name}）"
+        if duty is not None and department.id == duty.id:
+            first.append((department.id, f"【本日の当番】{label}"))
+        elif department.is_external:
+            external.append((department.id, f"【外部】{label}"))
+        else:
+            internal.append((department.id, label))
+    return choices(first + internal + external)
+
+
+def ticket_panel(ticket):
+    duty = services.duty_department_today()
+    form = g.get("handoff_form")
+    if form is None:
+        form = HandoffForm(prefix="handoff", departments=[str(duty.id)] if duty else [])
+    form.departments.choices = _target_choices(duty)
+    return (
+        "handoff/panel.html",
+        {
+            "handoffs": services.for_ticket(ticket),
+            "handoff_form": form,
+            "duty": duty,
+            "info_form": InfoForm(),
+            "cancel_form": ReasonForm(),
+            "action_form": ActionForm(),
+            "now": utcnow(),
+            "expectation": services.citizen_expectation,
+            # 「FAQにする」 from one 対応記録, when the FAQ package is there and the case closed.
+            "faq_url": (
+                url_for("faq.from_ticket", number=ticket.number)
+                if "faq.from_ticket" in current_app.view_functions
+                and ticket.status.value == "closed"
+                else None
+            ),
+        },
+    )
+
+
+def _ticket_page_with_errors(number: str):
+    """The ticket page again with this form's messages next to its fields (422)."""
+    page = current_app.view_functions["desk.ticket"](number=number)
+    return page, 422
+
+
+def _ticket(number: str):
+    try:
+        return tickets.get_ticket(actor(), number, audit_view=False)
+    except NotFound:
+        abort(404)
+
+
+def _back_to_ticket(number: str):
+    return redirect(url_for("desk.ticket", number=number) + "#handoffs")
+
+
+@bp.post("/tickets/<number>/handoffs")
+@roles_required(*DESK_ROLES)
+def create(number: str):
+    ticket = _ticket(number)
+    form = HandoffForm(prefix="handoff")
+    form.departments.choices = _target_choices(services.duty_department_today())
+    if not form.validate_on_submit():
+        g.handoff_form = form
+        return _ticket_page_with_errors(number)
+    due_at = None
+    if form.due_at.data:
+        due_at = form.due_at.data.replace(tzinfo=TOKYO).astimezone(UTC)
+    requests = [
+        services.Request(
+            department_id=department_id,
+            summary=form.summary.data,
+            response=Response(form.response.data),
+            urgency=Urgency(form.urgency.data),
+            due_at=due_at,
+        )
+        for department_id in form.department_ids
+    ]
+    ok, created = attempt(lambda: services.create(actor(), ticket, requests))
+    if not ok:
+        g.handoff_form = form
+        return _ticket_page_with_errors(number)
+    flash(f"{len(created)}件の引継ぎを依頼しました。", "success")
+    return _back_to_ticket(number)
+
+
+@bp.get("/tickets/<number>/handoffs.json")
+@roles_required(*DESK_ROLES)
+def ticket_live(number: str):
+    """Polled by the ticket page: the panel's HTML and a version that changes with any change."""
+    ticket = _ticket(number)
+    version = ticket.last_activity_at.isoformat()
+    if request.args.get("since") == version:
+        return "", 204  # nothing new: the cheap answer most polls get
+    context = ticket_panel(ticket)[1]
+    html = render_template("handoff/_list.html", ticket=ticket, **context)
+    return jsonify(version=version, html=html)
+
+
+@bp.get("/handoffs/live.json")
+@roles_required(*DESK_ROLES)
+def queue_live():
+    """Polled by the queue: the open handoffs of the tickets shown, by ticket id."""
+    raw = request.args.get("tickets", "")
+    ids = [int(part) for part in raw.split(",")[:200] if part.isdigit()]
+    states = services.live_states(ids)
+    return jsonify(
+        {
+            str(ticket_id): [
+                {
+                    "department": h.department.name,
+                    "state": h.state.value,
+                    "label": h.state_label,
+                    "eta_minutes": h.eta_minutes,
+                    "eta_at": h.eta_at.astimezone(TOKYO).strftime("%H:%M") if h.eta_at else None,
+                }
+                for h in handoffs
+            ]
+            for ticket_id, handoffs in states.items()
+        }
+    )
+
+
+def _handoff(handoff_id: int):
+    try:
+        return services.get(actor(), handoff_id)
+    except NotFound:
+        abort(404)
+
+
+@bp.post("/handoffs/<int:handoff_id>/info")
+@roles_required(*DESK_ROLES)
+def add_information(handoff_id: int):
+    handoff = _handoff(handoff_id)
+    form = InfoForm()
+    if form.validate_on_submit():
+        attempt(
+            lambda: services.add_information(actor(), handoff, form.text.data),
+            "追加情報を送りました。",
+        )
+    else:
+        _flash_errors(form)
+    return _back_to_ticket(handoff.ticket.number)
+
+
+@bp.post("/handoffs/<int:handoff_id>/cancel")
+@roles_required(*DESK_ROLES)
+def cancel(handoff_id: int):
+    handoff = _handoff(handoff_id)
+    form = ReasonForm()
+    if form.validate_on_submit():
+        attempt(
+            lambda: services.cancel(actor(), handoff, form.reason.data),
+            "引継ぎを取り消しました。",
+        )
+    else:
+        _flash_errors(form)
+    return _back_to_ticket(handoff.ticket.number)
+
+
+@bp.post("/handoffs/<int:handoff_id>/link/reissue")
+@roles_required(*DESK_ROLES)
+def reissue_link(handoff_id: int):
+    handoff = _handoff(handoff_id)
+    if ActionForm().validate_on_submit():
+        attempt(
+            lambda: services.reissue_link(actor(), handoff),
+            "外部リンクを再発行し、メールで送りました（以前のリンクは無効です）。",
+        )
+    return _back_to_ticket(handoff.ticket.number)
+
+
+@bp.post("/handoffs/<int:handoff_id>/link/revoke")
+@roles_required(*DESK_ROLES)
+def revoke_link(handoff_id: int):
+    handoff = _handoff(handoff_id)
+    if ActionForm().validate_on_submit():
+        attempt(lambda: services.revoke_links(actor(), handoff), "外部リンクを無効にしました。")
+    return _back_to_ticket(handoff.ticket.number)
+
+
+def _flash_errors(form) -> None:
+    for errors in form.errors.values():
+        for message in errors:
+            flash(message, "error")
+
+
+# --- the officer's inbox and steps -------------------------------------------------------------
+
+
+@bp.get("/handoffs")
+@roles_required(*OFFICER_AND_DESK)
+def inbox():
+    tab = request.args.get("tab", "new")
+    if tab not in services.INBOX_TABS:
+        abort(404)
+    before = request.args.get("before", type=int)
+    rows, next_before = services.inbox(actor(), tab, before_id=before)
+    return render_template(
+        "handoff/inbox.html",
+        tab=tab,
+        tabs=services.INBOX_TABS,
+        rows=rows,
+        next_before=next_before,
+        counts=services.inbox_counts(actor()),
+        now=utcnow(),
+    )
+
+
+@bp.get("/handoffs/<int:handoff_id>")
+@roles_required(*OFFICER_AND_DESK)
+def detail(handoff_id: int, **forms):
+    handoff = _handoff(handoff_id)
+    return render_template("handoff/detail.html", **_detail_context(handoff, **forms))
+
+
+def _detail_context(handoff, **forms):
+    return {
+        "handoff": handoff,
+        "contact": services.contact_for(actor(), handoff),
+        "expectation": services.citizen_expectation(handoff),
+        "is_officer": actor().staff.role == Role.OFFICER,
+        "action_form": ActionForm(),
+        "eta_form": forms.get("eta_form") or EtaForm(),
+        "record_form": forms.get("record_form") or RecordForm(),
+        "decline_form": forms.get("decline_form") or ReasonForm(),
+        "now": utcnow(),
+    }
+
+
+def _officer_step(handoff_id: int, form, operation, success: str, form_name: str | None = None):
+    handoff = _handoff(handoff_id)
+    if not form.validate_on_submit():
+        page = render_template(
+            "handoff/detail.html", **_detail_context(handoff, **{form_name or "x": form})
+        )
+        return page, 422
+    ok, _ = attempt(lambda: operation(handoff), success)
+    if not ok and form_name:
+        page = render_template(
+            "handoff/detail.html", **_detail_context(_handoff(handoff_id), **{form_name: form})
+        )
+        return page, 422
+    return redirect(url_for("handoff.detail", handoff_id=handoff_id))
+
+
+@bp.post("/handoffs/<int:handoff_id>/accept")
+@roles_required(Role.OFFICER)
+def accept(handoff_id: int):
+    return _officer_step(
+        handoff_id,
+        ActionForm(),
+        lambda h: services.accept(actor(), h),
+        "受け付けました。相談センターに伝わりました。",
+    )
+
+
+@bp.post("/handoffs/<int:handoff_id>/on-the-way")
+@roles_required(Role.OFFICER)
+def on_the_way(handoff_id: int):
+    form = EtaForm()
+    return _officer_step(
+        handoff_id,
+        form,
+        lambda h: services.on_the_way(actor(), h, form.eta_minutes.data),
+        "「向かっています」を窓口に伝えました。",
+        "eta_form",
+    )
+
+
+@bp.post("/handoffs/<int:handoff_id>/arrive")
+@roles_required(Role.OFFICER)
+def arrive(handoff_id: int):
+    return _officer_step(
+        handoff_id, ActionForm(), lambda h: services.arrive(actor(), h), "到着を記録しました。"
+    )
+
+
+def _record(form) -> services.Record:
+    return services.Record(
+        action=form.action.data,
+        outcome=form.outcome.data,
+        follow_up=form.follow_up.data or "",
+        follow_up_by=form.follow_up_by.data or "",
+    )
+
+
+@bp.post("/handoffs/<int:handoff_id>/finish")
+@roles_required(Role.OFFICER)
+def finish(handoff_id: int):
+    form = RecordForm()
+    return _officer_step(
+        handoff_id,
+        form,
+        lambda h: services.finish(actor(), h, _record(form)),
+        "対応記録を登録しました。",
+        "record_form",
+    )
+
+
+@bp.post("/handoffs/<int:handoff_id>/decline")
+@roles_required(Role.OFFICER)
+def decline(handoff_id: int):
+    form = ReasonForm()
+    return _officer_step(
+        handoff_id,
+        form,
+        lambda h: services.decline(actor(), h, form.reason.data),
+        "差し戻しました。相談センターに戻ります。",
+        "decline_form",
+    )
+
+
+# --- external bodies ---------------------------------------------------------------------------
+
+REFUSALS = {
+    "expired": "このリンクは有効期限が切れています。",
+    "revoked": "このリンクは無効になっています。",
+    "invalid": "このリンクは正しくありません。",
+}
+
+
+@bp.route("/x/handoff/<token>", methods=["GET", "POST"])
+@public
+def external(token: str):
+    try:
+        handoff = services.open_link(token, request.remote_addr)
+    except services.LinkRefused as refusal:
+        return render_template("handoff/external_refused.html", message=REFUSALS[str(refusal)]), (
+            410 if str(refusal) in ("expired", "revoked") else 404
+        )
+    form = ExternalRecordForm(prefix="record")
+    decline_form = ReasonForm(prefix="decline")
+    status = 200
+    if request.method == "POST" and handoff.is_active:
+        if "decline-reason" in request.form:
+            if decline_form.validate_on_submit():
+                ok, _ = attempt(
+                    lambda: services.decline_external(handoff, decline_form.reason.data)
+                )
+                if ok:
+                    return render_template("handoff/external_done.html", declined=True)
+            status = 422
+        elif form.validate_on_submit():
+            ok, _ = attempt(
+                lambda: services.finish_external(handoff, _record(form), form.author_name.data)
+            )
+            if ok:
+                return render_template("handoff/external_done.html", declined=False)
+            status = 422
+        else:
+            status = 422
+    return (
+        render_template(
+            "handoff/external.html",
+            handoff=handoff,
+            form=form,
+            decline_form=decline_form,
+        ),
+        status,
+    )
+
+
+# --- the supervisor's overview -----------------------------------------------------------------
+
+
+def _period():
+    today = tokyo_today()
+    try:
+        start = datetime.fromisoformat(request.args.get("start", "")).date()
+    except ValueError:
+        start = today - timedelta(days=29)
+    try:
+        end = datetime.fromisoformat(request.args.get("end", "")).date()
+    except ValueError:
+        end = today
+    if end < start:
+        start, end = end, start
+    return start, end
+
+
+@bp.get("/handoffs/overview")
+@roles_required(Role.SUPERVISOR, Role.ADMIN)
+def overview():
+    start, end = _period()
+    figures = services.overview(
+        actor(),
+        datetime.combine(start, time(0), TOKYO).astimezone(UTC),
+        datetime.combine(end + timedelta(days=1), time(0), TOKYO).astimezone(UTC),
+    )
+    overdue = services.overdue_now(actor())
+    return render_template(
+        "handoff/overview.html",
+        figures=figures,
+        overdue=overdue,
+        start=start,
+        end=end,
+        now=utcnow(),
+    )
