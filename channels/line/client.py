@@ -1,0 +1,106 @@
+"""The calls to LINE's Messaging API through line-bot-sdk v3, and nothing else.
+
+``linebot.v3.messaging`` takes about two seconds to import, so it is imported inside the
+functions that need it, never when the app starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+LINE_API_HOST = "https://api.line.me"
+LINE_DATA_HOST = "https://api-data.line.me"
+
+
+@dataclass(frozen=True)
+class LineSettings:
+    secret: str
+    token: str
+    api_host: str
+    data_host: str
+
+    @property
+    def configured(self) -> bool:
+        return bool(self.secret and self.token)
+
+
+def settings_from(config: dict) -> LineSettings:
+    """The SDK sends blob downloads to api-data.line.me unless a host is given; a test or proxy
+    host (anything but LINE's own) serves both."""
+    api_host = (config.get("LINE_API_HOST") or LINE_API_HOST).rstrip("/")
+    data_host = (config.get("LINE_API_DATA_HOST") or "").rstrip("/")
+    if not data_host:
+        data_host = LINE_DATA_HOST if api_host == LINE_API_HOST else api_host
+    return LineSettings(
+        secret=config.get("LINE_CHANNEL_SECRET") or "",
+        token=config.get("LINE_CHANNEL_ACCESS_TOKEN") or "",
+        api_host=api_host,
+        data_host=data_host,
+    )
+
+
+class ApiError(Exception):
+    """LINE answered with an error status; ``body`` is LINE's own answer."""
+
+    def __init__(self, status: int, body: str):
+        super().__init__(f"{status} {body}")
+        self.status = status
+        self.body = body
+
+
+def _client(settings: LineSettings, host: str):
+    from linebot.v3.messaging import ApiClient, Configuration
+
+    configuration = Configuration(host=host, access_token=settings.token)
+    return ApiClient(configuration)
+
+
+def _text_messages(texts: list[str]):
+    from linebot.v3.messaging import TextMessage
+
+    # quick replies and emojis are not used: plain text is what every LINE client shows.
+    return [TextMessage(text=text) for text in texts]
+
+
+def _call(fn):
+    from linebot.v3.messaging.exceptions import ApiException
+
+    try:
+        return fn()
+    except ApiException as exc:
+        body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
+        raise ApiError(int(exc.status or 0), (body or exc.reason or "")[:1000]) from exc
+
+
+def push(settings: LineSettings, to: str, texts: list[str], retry_key: str) -> None:
+    """Push with X-Line-Retry-Key: LINE delivers a retried request with the same key once."""
+    from linebot.v3.messaging import MessagingApi, PushMessageRequest
+
+    with _client(settings, settings.api_host) as api_client:
+        api = MessagingApi(api_client)
+        request = PushMessageRequest(to=to, messages=_text_messages(texts))
+        _call(lambda: api.push_message(request, x_line_retry_key=retry_key, _request_timeout=10))
+
+
+def reply(settings: LineSettings, reply_token: str, texts: list[str]) -> None:
+    from linebot.v3.messaging import MessagingApi, ReplyMessageRequest
+
+    with _client(settings, settings.api_host) as api_client:
+        api = MessagingApi(api_client)
+        request = ReplyMessageRequest(replyToken=reply_token, messages=_text_messages(texts))
+        _call(lambda: api.reply_message(request, _request_timeout=10))
+
+
+def content(settings: LineSettings, message_id: str) -> tuple[bytes, str | None]:
+    """The bytes of an image, video, audio or file message, and LINE's content type."""
+    from linebot.v3.messaging import MessagingApiBlob
+
+    with _client(settings, settings.data_host) as api_client:
+        api = MessagingApiBlob(api_client)
+        response = _call(
+            lambda: api.get_message_content_with_http_info(message_id, _request_timeout=30)
+        )
+        content_type = None
+        if response.headers is not None:
+            content_type = response.headers.get("Content-Type")
+        return bytes(response.data), content_type

@@ -1,0 +1,159 @@
+"""LINE: contacts, the raw webhook deliveries, their events, media and self-link codes.
+
+The raw body is stored before anything is processed, and each event once under LINE's
+``webhookEventId`` (a unique constraint), so a redelivery or a crash loses and doubles nothing.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from consult.extensions import db
+from consult.models import Citizen, Ticket, _enum
+from consult.timeutil import UTCDateTime, utcnow
+
+
+class EventStatus(enum.StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DONE = "done"
+    IGNORED = "ignored"
+    FAILED = "failed"
+
+
+class MediaStatus(enum.StrEnum):
+    PENDING = "pending"
+    FETCHED = "fetched"
+    FAILED = "failed"
+
+
+class LineContact(db.Model):
+    """A LINE user who talks to the centre's account. The user id is personal data."""
+
+    __tablename__ = "line_contact"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    citizen_id: Mapped[int | None] = mapped_column(sa.ForeignKey("citizen.id"), index=True)
+    following: Mapped[bool] = mapped_column(default=True)
+    followed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unfollowed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The automatic answer goes out on the very first message, then only out of hours.
+    first_message_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The latest reply token (valid about a minute, usable once): the next answer may use it.
+    reply_token: Mapped[str | None] = mapped_column(sa.String(64))
+    reply_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    citizen: Mapped[Citizen | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<LineContact {self.id} following={self.following}>"
+
+
+class LineTicket(db.Model):
+    """Which contact a LINE ticket belongs to (a ticket has at most one)."""
+
+    __tablename__ = "line_ticket"
+    __table_args__ = (sa.Index("ix_line_ticket_contact", "contact_id", "ticket_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"), unique=True)
+    contact_id: Mapped[int] = mapped_column(sa.ForeignKey("line_contact.id"))
+
+    ticket: Mapped[Ticket] = relationship()
+    contact: Mapped[LineContact] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<LineTicket {self.id}>"
+
+
+class LineDelivery(db.Model):
+    """One webhook request as LINE sent it: the exact body, kept before processing."""
+
+    __tablename__ = "line_delivery"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    body: Mapped[str] = mapped_column(sa.Text)
+    event_count: Mapped[int] = mapped_column(default=0)
+
+    def __repr__(self) -> str:
+        return f"<LineDelivery {self.id} events={self.event_count}>"
+
+
+class LineEvent(db.Model):
+    """One webhook event, stored once; processed in order within its chat by the worker."""
+
+    __tablename__ = "line_event"
+    __table_args__ = (
+        sa.Index("ix_line_event_due", "status", "next_attempt_at"),
+        sa.Index("ix_line_event_chat", "chat_key", "timestamp_ms", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    webhook_event_id: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    delivery_id: Mapped[int] = mapped_column(sa.ForeignKey("line_delivery.id"), index=True)
+    # The source's user, group or room id: events of one chat are processed in order.
+    chat_key: Mapped[str] = mapped_column(sa.String(64))
+    event_type: Mapped[str] = mapped_column(sa.String(40))
+    timestamp_ms: Mapped[int] = mapped_column(sa.BigInteger)
+    is_redelivery: Mapped[bool] = mapped_column(default=False)
+    payload: Mapped[dict] = mapped_column(sa.JSON)
+    status: Mapped[EventStatus] = mapped_column(_enum(EventStatus), default=EventStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    processed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<LineEvent {self.id} {self.event_type} {self.status}>"
+
+
+class LineMedia(db.Model):
+    """An image, video, audio or file a citizen sent; fetched from LINE by the worker."""
+
+    __tablename__ = "line_media"
+    __table_args__ = (sa.Index("ix_line_media_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
+    message_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    kind: Mapped[str] = mapped_column(sa.String(10))
+    file_name: Mapped[str | None] = mapped_column(sa.String(255))
+    content_type: Mapped[str | None] = mapped_column(sa.String(100))
+    size: Mapped[int | None]
+    # Generated name under DATA_DIR/line/; never the sender's file name.
+    stored_name: Mapped[str | None] = mapped_column(sa.String(64))
+    status: Mapped[MediaStatus] = mapped_column(_enum(MediaStatus), default=MediaStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<LineMedia {self.id} {self.kind} {self.status}>"
+
+
+class LineLinkCode(db.Model):
+    """A one-time code the centre gives a citizen to link their LINE to a ticket's citizen."""
+
+    __tablename__ = "line_link_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failures: Mapped[int] = mapped_column(default=0)
+
+    def __repr__(self) -> str:
+        return f"<LineLinkCode {self.id} used={self.used_at is not None}>"

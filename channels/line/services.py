@@ -1,0 +1,992 @@
+"""LINE intake and delivery: store the webhook first, process its events later, answer by outbox.
+
+The webhook only verifies the signature and stores the raw body and one row per event (unique
+on ``webhookEventId``); the worker turns events into tickets and timeline entries, one chat at a
+time in LINE's order, and retries what failed. Replies leave through the outbox, whose LINE
+deliverer pushes with a fixed ``X-Line-Retry-Key`` per message (or uses a still-valid reply token).
+
+LINE user ids are personal data: they live in ``line_contact`` and in the stored webhook bodies
+only; logs, outbox recipients and URLs carry the contact's row id instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import re
+import secrets
+import threading
+import unicodedata
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import parse_qs
+
+import sqlalchemy as sa
+from flask import current_app, g
+from sqlalchemy.dialects import postgresql, sqlite
+
+from channels.line import client
+from channels.line.models import (
+    EventStatus,
+    LineContact,
+    LineDelivery,
+    LineEvent,
+    LineLinkCode,
+    LineMedia,
+    LineTicket,
+    MediaStatus,
+)
+from consult.extensions import db
+from consult.models import Channel, EntryKind, OutboxMessage, Status, Ticket
+from consult.services import audit, calendar, outbox, tickets
+from consult.services.actor import DESK_ROLES, SYSTEM, Actor
+from consult.services.errors import NotFound, ValidationFailed
+from consult.services.outbox import PermanentFailure, TemporaryFailure
+from consult.timeutil import WEEKDAYS_JA, to_tokyo, utcnow
+
+log = logging.getLogger("madoguchi.line")
+
+CHANNEL = "line"
+MAX_TEXT = 4800  # LINE allows 5,000 characters per text message; room for the sender line
+REPLY_TOKEN_LIFETIME = timedelta(seconds=50)  # LINE: about a minute; keep a margin
+MEDIA_KINDS = {"image": "画像", "video": "動画", "audio": "音声", "file": "ファイル"}
+LINK_CODE_LIFETIME = timedelta(hours=24)
+LINK_CODE_MAX_FAILURES = 5
+LINK_PATTERN = re.compile(r"(\d{4}-\d{6})\D{1,10}(\d{6})")
+HOURS_TEXT = "平日 8:30〜17:15／土日・祝日・年末年始 9:00〜15:00"
+
+
+class InvalidSignature(Exception):
+    """The X-Line-Signature is missing or does not match the body: nothing is stored."""
+
+
+def settings() -> client.LineSettings:
+    return client.settings_from(current_app.config["MADOGUCHI"])
+
+
+def _public_url(path: str) -> str:
+    return current_app.config["MADOGUCHI"]["PUBLIC_URL"].rstrip("/") + path
+
+
+# --- intake ------------------------------------------------------------------------------------
+
+
+def receive(body: str, signature: str | None, secret: str) -> int:
+    """Verify with the SDK, then store the body and its events (duplicates ignored).
+
+    Returns how many events were stored. Events the SDK cannot read as a known type (a future
+    type, or a known one missing a required field) are stored as ignored and logged.
+    """
+    # The SDK's validator (constant-time compare). WebhookParser.parse is not used for the body:
+    # on an old-shape event of an unknown type it raises instead of returning UnknownEvent.
+    from linebot.v3.webhook import SignatureValidator
+    from linebot.v3.webhooks import Event
+
+    if not signature or not SignatureValidator(secret).validate(body, signature):
+        raise InvalidSignature()
+    try:
+        raw_events = json.loads(body).get("events") or []
+    except (ValueError, AttributeError) as exc:
+        raise InvalidSignature() from exc  # signed but not a webhook body: refused the same way
+    if not raw_events:
+        return 0  # LINE's verification ping: nothing to keep
+    now = utcnow()
+    delivery = LineDelivery(body=body, event_count=len(raw_events), received_at=now)
+    db.session.add(delivery)
+    db.session.flush()
+    rows = []
+    for event in raw_events:
+        try:
+            Event.from_dict(event)  # a known type with its required fields
+            known = True
+        except ValueError:  # pydantic's ValidationError is one too
+            known = False
+        source = event.get("source") or {}
+        chat_key = source.get("userId") or source.get("groupId") or source.get("roomId") or "-"
+        event_type = str(event.get("type") or "unknown")[:40]
+        status = EventStatus.PENDING
+        if not known or event.get("mode") == "standby" or source.get("type") != "user":
+            status = EventStatus.IGNORED
+            log.info("line event ignored: type=%s known=%s", event_type, known)
+        rows.append(
+            {
+                "webhook_event_id": _event_key(event),
+                "delivery_id": delivery.id,
+                "chat_key": str(chat_key)[:64],
+                "event_type": event_type,
+                "timestamp_ms": int(event.get("timestamp") or 0),
+                "is_redelivery": bool((event.get("deliveryContext") or {}).get("isRedelivery")),
+                "payload": event,
+                "status": status,
+                "attempts": 0,
+                "next_attempt_at": now,
+                "received_at": now,
+            }
+        )
+    dialect = db.session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = LineEvent.__table__
+    # Counted by RETURNING, not rowcount: an executemany INSERT .. ON CONFLICT on PostgreSQL
+    # (psycopg 3, SQLAlchemy's insertmanyvalues) reports rowcount -1, which read as "nothing
+    # stored" and so never started the processing after the response.
+    statement = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=["webhook_event_id"])
+        .returning(table.c.id)
+    )
+    return len(db.session.execute(statement, rows).all())
+
+
+def warm_up() -> None:
+    """Import the SDK's webhook modules now (about a second), not in the first webhook request.
+
+    Called when the app is created with LINE configured; the Messaging API client
+    (``linebot.v3.messaging``, slower still) is only needed where messages are sent.
+    """
+    from linebot.v3.webhook import SignatureValidator  # noqa: F401
+    from linebot.v3.webhooks import Event  # noqa: F401
+
+
+def _event_key(event: dict) -> str:
+    """LINE's webhookEventId; older bodies without one are keyed by a hash of the event."""
+    key = event.get("webhookEventId")
+    if key:
+        return str(key)[:80]
+    digest = hashlib.sha256(json.dumps(event, sort_keys=True).encode()).hexdigest()
+    return f"sha256:{digest[:64]}"
+
+
+# --- processing --------------------------------------------------------------------------------
+
+
+def _claim_next(lease: timedelta, limit: int) -> list[int]:
+    """The first unfinished event of each chat that is due, claimed by a conditional UPDATE.
+
+    An event waits while an earlier one of its chat is still pending or being processed (even
+    one waiting to be retried), so the timeline keeps LINE's order within a chat.
+    """
+    now = utcnow()
+    e = LineEvent.__table__
+    p = e.alias("earlier")
+    unfinished = (EventStatus.PENDING.value, EventStatus.PROCESSING.value)
+    earlier_exists = (
+        sa.select(p.c.id)
+        .where(
+            p.c.chat_key == e.c.chat_key,
+            p.c.status.in_(unfinished),
+            sa.or_(
+                p.c.timestamp_ms < e.c.timestamp_ms,
+                sa.and_(p.c.timestamp_ms == e.c.timestamp_ms, p.c.id < e.c.id),
+            ),
+        )
+        .exists()
+    )
+    due = sa.or_(
+        sa.and_(e.c.status == EventStatus.PENDING.value, e.c.next_attempt_at <= now),
+        sa.and_(e.c.status == EventStatus.PROCESSING.value, e.c.claimed_at < now - lease),
+    )
+    rows = db.session.execute(
+        sa.select(e.c.id, e.c.status)
+        .where(due, ~earlier_exists)
+        .order_by(e.c.timestamp_ms, e.c.id)
+        .limit(limit)
+    ).all()
+    claimed = []
+    for row in rows:
+        result = db.session.execute(
+            sa.update(e)
+            .where(e.c.id == row.id, e.c.status == row.status)
+            .values(status=EventStatus.PROCESSING.value, claimed_at=now)
+        )
+        if result.rowcount == 1:
+            claimed.append(row.id)
+    db.session.commit()
+    return claimed
+
+
+def process_pending(max_rounds: int = 1000, batch: int = 100) -> int:
+    """Process every due event; returns how many were processed (or ignored) successfully."""
+    config = current_app.config["MADOGUCHI"]
+    max_attempts = int(config.get("LINE_MAX_EVENT_ATTEMPTS", 8))
+    lease = timedelta(seconds=int(config.get("OUTBOX_LEASE_SECONDS", 300)))
+    done = 0
+    for _ in range(max_rounds):
+        _yield_to_intake()
+        ids = _claim_next(lease, batch)
+        if not ids:
+            break
+        for event_id in ids:
+            _yield_to_intake()
+            done += _process_chat(event_id, max_attempts)
+    return done
+
+
+CHAT_BATCH = 20  # events of one chat processed in one short transaction
+
+
+def _process_chat(event_id: int, max_attempts: int) -> int:
+    """The claimed event and the due events that follow it in its chat, in LINE's order, in one
+    transaction. When one fails, the chat is done again one event per transaction, so the events
+    before the failing one are kept and the failing one waits for its retry (nothing after it is
+    processed out of order)."""
+    ids = _chat_run(event_id)
+    if not ids:
+        db.session.commit()
+        return 0
+    try:
+        for one in ids:
+            _finish(db.session.get(LineEvent, one))
+        db.session.commit()
+        return len(ids)
+    except Exception:
+        db.session.rollback()
+    done = 0
+    for one in ids:
+        event = db.session.get(LineEvent, one)
+        wanted = EventStatus.PROCESSING if one == event_id else EventStatus.PENDING
+        if event is None or event.status != wanted:
+            break
+        try:
+            _finish(event)
+            db.session.commit()
+            done += 1
+        except Exception as exc:
+            db.session.rollback()
+            _failed(one, exc, max_attempts)
+            break
+    return done
+
+
+def _chat_run(event_id: int) -> list[int]:
+    """The claimed event's id, then those of the due pending events right after it in its chat."""
+    first = db.session.get(LineEvent, event_id)
+    if first is None or first.status != EventStatus.PROCESSING:
+        return []
+    followers = db.session.execute(
+        sa.select(LineEvent.id, LineEvent.status, LineEvent.next_attempt_at)
+        .where(
+            LineEvent.chat_key == first.chat_key,
+            LineEvent.status.in_((EventStatus.PENDING, EventStatus.PROCESSING)),
+            sa.or_(
+                LineEvent.timestamp_ms > first.timestamp_ms,
+                sa.and_(LineEvent.timestamp_ms == first.timestamp_ms, LineEvent.id > first.id),
+            ),
+        )
+        .order_by(LineEvent.timestamp_ms, LineEvent.id)
+        .limit(CHAT_BATCH - 1)
+    ).all()
+    now = utcnow()
+    ids = [first.id]
+    for row in followers:
+        if row.status != EventStatus.PENDING or row.next_attempt_at > now:
+            break  # claimed elsewhere, or waiting for its retry: it keeps its place
+        ids.append(row.id)
+    return ids
+
+
+def _finish(event: LineEvent) -> None:
+    handled = _dispatch(event)
+    event.status = EventStatus.DONE if handled else EventStatus.IGNORED
+    event.processed_at = utcnow()
+    event.claimed_at = None
+    event.last_error = None
+
+
+def _failed(event_id: int, exc: Exception, max_attempts: int) -> None:
+    # The exception's type only: its text may quote the message.
+    log.warning("line event %s failed: %s", event_id, type(exc).__name__, exc_info=False)
+    event = db.session.get(LineEvent, event_id)
+    event.attempts += 1
+    event.claimed_at = None
+    event.last_error = f"{type(exc).__name__}"[:500]
+    if event.attempts >= max_attempts:
+        event.status = EventStatus.FAILED  # poison: visible, reprocessable, no longer blocks
+    else:
+        event.status = EventStatus.PENDING
+        event.next_attempt_at = utcnow() + outbox.backoff(event.attempts)
+    db.session.commit()
+
+
+def reprocess(event_id: int) -> None:
+    """An administrator asks for a failed event to be tried again."""
+    event = db.session.get(LineEvent, event_id)
+    if event is None:
+        raise NotFound("イベントが見つかりません。")
+    event.status = EventStatus.PENDING
+    event.next_attempt_at = utcnow()
+
+
+def _event_time(event: LineEvent) -> datetime:
+    if event.timestamp_ms:
+        return datetime.fromtimestamp(event.timestamp_ms / 1000, UTC)
+    return event.received_at
+
+
+def _dispatch(event: LineEvent) -> bool:
+    data = event.payload
+    kind = data.get("type")
+    contact = _contact(event.chat_key)
+    at = _event_time(event)
+    token = data.get("replyToken")
+    if token and utcnow() - at < REPLY_TOKEN_LIFETIME:
+        contact.reply_token = token
+        contact.reply_token_expires_at = at + REPLY_TOKEN_LIFETIME
+    if kind == "follow":
+        return _on_follow(contact, at)
+    if kind == "unfollow":
+        contact.following = False
+        contact.unfollowed_at = at
+        contact.reply_token = None
+        return True
+    if kind == "postback":
+        return _on_postback(contact, data.get("postback") or {})
+    if kind == "message":
+        return _on_message(contact, data.get("message") or {}, at, event)
+    log.info("line event type not handled: %s", str(kind)[:40])
+    return False
+
+
+def _contact(user_id: str) -> LineContact:
+    contact = db.session.scalar(sa.select(LineContact).where(LineContact.user_id == user_id))
+    if contact is None:
+        contact = LineContact(user_id=user_id, following=True, created_at=utcnow())
+        db.session.add(contact)
+        db.session.flush()
+    return contact
+
+
+def _on_follow(contact: LineContact, at: datetime) -> bool:
+    contact.following = True
+    contact.followed_at = at
+    contact.unfollowed_at = None
+    name = current_app.config["MADOGUCHI"]["CENTRE_NAME"]
+    greeting = (
+        f"{name}の公式アカウントです。友だち追加ありがとうございます。\n"
+        "このトークでご相談をお受けしています。内容を送っていただければ、相談員がお返事します。\n"
+        f"受付時間：{HOURS_TEXT}\n"
+        "【個人情報の取扱い】お送りいただいた内容は、ご相談への対応のためにだけ利用し、"
+        "市の個人情報保護の規定に従って管理します。マイナンバーや口座の暗証番号は送らないでください。\n"
+        f"よくある質問：{_public_url('/faq')}"
+    )
+    _enqueue(contact, greeting, ticket=None)
+    return True
+
+
+POSTBACK_ACTIONS = {"consult", "booking", "faq"}
+
+
+def _on_postback(contact: LineContact, postback: dict) -> bool:
+    raw = str(postback.get("data") or "")
+    action = (parse_qs(raw).get("action") or [raw])[0]
+    if action == "consult":
+        text = (
+            "ご相談の内容を、このトークにそのまま送ってください。相談員が順にお返事します。\n"
+            f"受付時間：{HOURS_TEXT}"
+        )
+    elif action == "booking":
+        text = (
+            "窓口・電話・オンラインでのご相談は、こちらから予約できます。\n"
+            f"{_public_url('/booking/')}"
+        )
+    elif action == "faq":
+        text = f"よくある質問はこちらです。\n{_public_url('/faq')}"
+    else:
+        log.info("line postback not handled")
+        return False
+    _enqueue(contact, text, ticket=None)
+    return True
+
+
+def _open_ticket(contact: LineContact) -> Ticket | None:
+    return db.session.scalar(
+        sa.select(Ticket)
+        .join(LineTicket, LineTicket.ticket_id == Ticket.id)
+        .where(LineTicket.contact_id == contact.id, Ticket.is_open.is_(True))
+        .order_by(Ticket.id.desc())
+        .limit(1)
+    )
+
+
+def _subject(text: str) -> str:
+    first = " ".join(text.split())[:40]
+    return f"LINE：{first}" if first else "LINEでのご相談"
+
+
+def _ticket_for(contact: LineContact, summary: str, at: datetime) -> tuple[Ticket, bool]:
+    ticket = _open_ticket(contact)
+    if ticket is not None:
+        if ticket.status in (Status.AWAITING_REPLY, Status.RESOLVED):
+            tickets.change_status(SYSTEM, ticket, Status.IN_PROGRESS, "LINEで返信がありました")
+        return ticket, False
+    ticket = tickets.create_ticket(
+        SYSTEM, channel=Channel.LINE, subject=_subject(summary), citizen=contact.citizen, at=at
+    )
+    db.session.add(LineTicket(ticket=ticket, contact=contact))
+    return ticket, True
+
+
+def _describe(message: dict) -> tuple[str, dict]:
+    """The timeline text of a message that is not plain text, and what to keep of it."""
+    kind = message.get("type")
+    if kind == "sticker":
+        words = "、".join((message.get("keywords") or [])[:5])
+        text = message.get("text") or words
+        return f"［スタンプ］{text}".rstrip(), {
+            "package_id": message.get("packageId"),
+            "sticker_id": message.get("stickerId"),
+        }
+    if kind == "location":
+        parts = [message.get("title"), message.get("address")]
+        where = " ".join(p for p in parts if p)
+        lat, lon = message.get("latitude"), message.get("longitude")
+        return f"［位置情報］{where}（緯度 {lat}、経度 {lon}）", {"latitude": lat, "longitude": lon}
+    if kind in MEDIA_KINDS:
+        name = message.get("fileName")
+        label = MEDIA_KINDS[kind]
+        return f"［{label}］{name or ''}".rstrip(), {"media": kind}
+    return f"［{kind}］", {}
+
+
+def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEvent) -> bool:
+    kind = message.get("type")
+    text = message.get("text") or ""
+    if kind == "text" and LINK_PATTERN.search(unicodedata.normalize("NFKC", text)):
+        return _self_link(contact, unicodedata.normalize("NFKC", text), at)
+    if kind == "text":
+        body, extra = text, {}
+    else:
+        body, extra = _describe(message)
+    ticket, _created = _ticket_for(contact, body, at)
+    tickets.add_entry(
+        ticket,
+        EntryKind.MESSAGE_IN,
+        body=body,
+        at=at,
+        data={"line_event": event.id, "line_type": kind, **extra},
+    )
+    if kind in MEDIA_KINDS and (message.get("contentProvider") or {}).get("type", "line") == "line":
+        db.session.add(
+            LineMedia(
+                ticket_id=ticket.id,
+                message_id=str(message.get("id"))[:64],
+                kind=kind,
+                file_name=(message.get("fileName") or None),
+                status=MediaStatus.PENDING,
+                next_attempt_at=utcnow(),
+                created_at=utcnow(),
+            )
+        )
+    first = contact.first_message_at is None
+    if first:
+        contact.first_message_at = at
+    open_now = _centre_is_open(at)
+    if first or not open_now:
+        _auto_answer(contact, ticket, at, open_now)
+    if kind == "text":
+        tickets.message_received.send(ticket, text=text, at=at)
+    return True
+
+
+def _centre_is_open(at: datetime) -> bool:
+    """calendar.centre_is_open, with each day's hours looked up once per processing run.
+
+    The hours (an administrator's override is a query) are kept in ``g``, which lives as long as
+    the app context of one worker round or one after-response drain.
+    """
+    cache = g.setdefault("line_centre_hours", {})
+    local = to_tokyo(at)
+    day = local.date()
+    if day not in cache:
+        cache[day] = calendar.centre_hours(day)
+    hours = cache[day]
+    return hours is not None and hours.opens <= local.time() < hours.closes
+
+
+def _opening_text(moment: datetime) -> str:
+    local = to_tokyo(calendar.next_centre_opening(moment))
+    return f"{local.month}月{local.day}日({WEEKDAYS_JA[local.weekday()]}) {local:%H:%M}"
+
+
+def _auto_answer(contact: LineContact, ticket: Ticket, at: datetime, open_now: bool) -> None:
+    if open_now:
+        text = (
+            f"メッセージを受け付けました（相談番号 {ticket.number}）。\n"
+            "相談員が内容を確認してお返事します。しばらくお待ちください。"
+        )
+    else:
+        text = (
+            f"メッセージを受け付けました（相談番号 {ticket.number}）。\n"
+            "ただいま受付時間外です。"
+            f"{_opening_text(at)}以降に、相談員が順にお返事します。\n"
+            f"受付時間：{HOURS_TEXT}"
+        )
+    message = _enqueue(contact, text, ticket=ticket)
+    db.session.flush()
+    tickets.add_entry(
+        ticket,
+        EntryKind.MESSAGE_OUT,
+        body=text,
+        data={"outbox_id": message.id, "auto": True, "channel": CHANNEL},
+    )
+
+
+def _enqueue(
+    contact: LineContact, text: str, *, ticket: Ticket | None, sender: str | None = None
+) -> OutboxMessage:
+    """An outbox row for this contact, with its retry key fixed now (one per message)."""
+    headers = {"retry_key": str(uuid.uuid4())}
+    if sender:
+        headers["sender"] = sender
+    now = utcnow()
+    expires = contact.reply_token_expires_at
+    if contact.reply_token and expires is not None and expires > now:
+        headers["reply_token"] = contact.reply_token
+        headers["reply_until"] = contact.reply_token_expires_at.isoformat()
+        contact.reply_token = None  # a reply token is good for one reply only
+        contact.reply_token_expires_at = None
+    return outbox.enqueue(
+        channel=CHANNEL,
+        recipient=f"line-contact:{contact.id}",
+        body=text,
+        headers=headers,
+        ticket=ticket,
+    )
+
+
+# --- linking -----------------------------------------------------------------------------------
+
+
+def _code_hash(ticket_id: int, code: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"line-link:{ticket_id}:{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def issue_link_code(actor: Actor, ticket: Ticket) -> str:
+    """A six-digit code, valid 24 hours, that links a LINE account to this ticket's citizen.
+
+    Only the code's keyed hash is stored; staff read the code out or hand it over once.
+    """
+    actor.require(*DESK_ROLES)
+    if ticket.citizen_id is None:
+        raise ValidationFailed("先に相談者を登録してから、LINE連携コードを発行してください。")
+    code = f"{secrets.randbelow(1_000_000):06d}"
+    now = utcnow()
+    # An older code of the same ticket stops working: one code at a time.
+    db.session.execute(
+        sa.update(LineLinkCode)
+        .where(LineLinkCode.ticket_id == ticket.id, LineLinkCode.used_at.is_(None))
+        .values(expires_at=now)
+    )
+    db.session.add(
+        LineLinkCode(
+            ticket_id=ticket.id,
+            code_hash=_code_hash(ticket.id, code),
+            created_by_id=actor.staff_id,
+            created_at=now,
+            expires_at=now + LINK_CODE_LIFETIME,
+        )
+    )
+    tickets.add_entry(
+        ticket,
+        EntryKind.NOTE,
+        author=actor.staff,
+        body="LINE連携コードを発行しました（24時間有効）",
+    )
+    audit.record(actor, "create", "line_link_code", ticket.number)
+    return code
+
+
+def _self_link(contact: LineContact, text: str, at: datetime) -> bool:
+    match = LINK_PATTERN.search(text)
+    number, code = match.group(1), match.group(2)
+    now = utcnow()
+    target = db.session.scalar(sa.select(Ticket).where(Ticket.number == number))
+    live = []
+    if target is not None:
+        live = list(
+            db.session.scalars(
+                sa.select(LineLinkCode).where(
+                    LineLinkCode.ticket_id == target.id,
+                    LineLinkCode.used_at.is_(None),
+                    LineLinkCode.expires_at > now,
+                    LineLinkCode.failures < LINK_CODE_MAX_FAILURES,
+                )
+            )
+        )
+    wanted = _code_hash(target.id, code) if target is not None else ""
+    found = next((c for c in live if hmac.compare_digest(c.code_hash, wanted)), None)
+    if found is None or target.citizen_id is None:
+        for item in live:
+            item.failures += 1
+        log.info("line self-link refused: contact=%s", contact.id)
+        _enqueue(
+            contact,
+            "相談番号またはコードが正しくないか、有効期限が切れています。"
+            "センターで新しいコードを受け取ってから、もう一度お送りください。",
+            ticket=None,
+        )
+        return True
+    found.used_at = now
+    contact.citizen_id = target.citizen_id
+    tickets.add_entry(
+        target,
+        EntryKind.CITIZEN_LINK,
+        body="相談者がLINE連携コードでLINEアカウントを連携しました",
+        data={"line_contact": contact.id},
+        at=at,
+    )
+    current = _open_ticket(contact)
+    if current is not None and current.citizen_id is None:
+        current.citizen_id = target.citizen_id
+        tickets.add_entry(
+            current,
+            EntryKind.CITIZEN_LINK,
+            body=f"LINE連携コードで相談者を紐付けました（相談番号 {target.number}）",
+            data={"citizen_id": target.citizen_id, "line_contact": contact.id},
+            at=at,
+        )
+    _enqueue(
+        contact,
+        "LINEアカウントの連携が完了しました。このトークでのご相談は、"
+        "センターでお伺いした内容と合わせて対応します。",
+        ticket=None,
+    )
+    return True
+
+
+def link_contact(actor: Actor, ticket: Ticket) -> None:
+    """The consultant links the LINE contact of this ticket to the ticket's citizen."""
+    actor.require(*DESK_ROLES)
+    tickets._ensure_open(ticket)
+    link = _line_ticket(ticket)
+    if link is None:
+        raise ValidationFailed("この相談はLINEの相談ではありません。")
+    if ticket.citizen_id is None:
+        raise ValidationFailed("先に相談者を登録してから、LINEの連絡先と紐付けてください。")
+    if link.contact.citizen_id == ticket.citizen_id:
+        return
+    link.contact.citizen_id = ticket.citizen_id
+    tickets.add_entry(
+        ticket,
+        EntryKind.CITIZEN_LINK,
+        author=actor.staff,
+        body="LINEの連絡先を相談者に紐付けました",
+        data={"citizen_id": ticket.citizen_id, "line_contact": link.contact_id},
+    )
+    audit.record(actor, "update", "line_contact", str(link.contact_id), "citizen")
+
+
+# --- replies and delivery ----------------------------------------------------------------------
+
+
+def _line_ticket(ticket: Ticket) -> LineTicket | None:
+    return db.session.scalar(sa.select(LineTicket).where(LineTicket.ticket_id == ticket.id))
+
+
+def sender_line(display_name: str) -> str:
+    """How a reply names its author to the citizen: the display name only, never the full name."""
+    return f"［{display_name}］"
+
+
+def send_reply(actor: Actor, ticket: Ticket, text: str) -> OutboxMessage:
+    """The consultant's answer: a timeline entry and an outbox row in the same transaction."""
+    staff = actor.require(*DESK_ROLES)
+    tickets._ensure_open(ticket)
+    text = (text or "").strip()
+    if not text:
+        raise ValidationFailed("返信の本文を入力してください。")
+    if len(text) > MAX_TEXT:
+        raise ValidationFailed(
+            f"返信は{MAX_TEXT:,}文字以内で入力してください（現在{len(text):,}文字）。"
+        )
+    link = _line_ticket(ticket)
+    if link is None:
+        raise ValidationFailed("この相談はLINEの相談ではないため、LINEで返信できません。")
+    if not link.contact.following:
+        raise ValidationFailed(
+            "相談者がこのアカウントをブロック（友だち解除）しているため、LINEで返信できません。"
+        )
+    display = staff.display_name if staff is not None else "市民相談センター"
+    message = _enqueue(
+        link.contact, f"{sender_line(display)}\n{text}", ticket=ticket, sender=display
+    )
+    db.session.flush()
+    tickets.add_entry(
+        ticket,
+        EntryKind.MESSAGE_OUT,
+        author=staff,
+        body=text,
+        data={"outbox_id": message.id, "channel": CHANNEL},
+    )
+    if ticket.status == Status.RECEIVED:
+        tickets.change_status(actor, ticket, Status.IN_PROGRESS)
+    return message
+
+
+def send_automatic(ticket: Ticket, text: str, data: dict) -> OutboxMessage | None:
+    """An automatic message to the citizen (e.g. an FAQ link out of hours), marked as such."""
+    link = _line_ticket(ticket)
+    if link is None or not link.contact.following or not ticket.is_open:
+        return None
+    message = _enqueue(link.contact, text, ticket=ticket)
+    db.session.flush()
+    tickets.add_entry(
+        ticket,
+        EntryKind.MESSAGE_OUT,
+        body=text,
+        data={"outbox_id": message.id, "auto": True, "channel": CHANNEL, **data},
+    )
+    return message
+
+
+def deliver(message: OutboxMessage) -> None:
+    """The outbox's LINE deliverer: reply while the token is fresh, else push with a retry key."""
+    config = settings()
+    if not config.configured:
+        raise TemporaryFailure("LINEの接続設定（シークレット・アクセストークン）がありません")
+    contact_id = message.recipient.removeprefix("line-contact:")
+    contact = db.session.get(LineContact, int(contact_id)) if contact_id.isdigit() else None
+    if contact is None:
+        raise PermanentFailure("送信先のLINEの連絡先が見つかりません")
+    if not contact.following:
+        raise PermanentFailure("相談者がブロック（友だち解除）しているため送信しませんでした")
+    headers = message.headers or {}
+    user_id, text, attempts = contact.user_id, message.body, message.attempts
+    retry_key = headers.get("retry_key") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"o{message.id}"))
+    db.session.commit()  # no transaction open while LINE answers
+    try:
+        token, until = headers.get("reply_token"), headers.get("reply_until")
+        if token and until and attempts == 0 and datetime.fromisoformat(until) > utcnow():
+            try:
+                client.reply(config, token, [text])
+                return
+            except client.ApiError as exc:
+                if exc.status != 400:  # an expired or used token: fall back to push
+                    raise
+        client.push(config, user_id, [text], retry_key)
+    except client.ApiError as exc:
+        if exc.status == 409:
+            return  # LINE already accepted a request with this retry key: delivered once
+        if exc.status == 429 or exc.status >= 500 or exc.status == 0:
+            raise TemporaryFailure(f"LINEが一時的に受け付けませんでした（{exc.status}）") from exc
+        raise PermanentFailure(
+            f"LINEが受け付けませんでした（{exc.status}）：{_line_message(exc.body)}"
+        ) from exc
+    except OSError as exc:
+        raise TemporaryFailure(f"LINEに接続できませんでした（{type(exc).__name__}）") from exc
+    except Exception as exc:
+        if type(exc).__module__.startswith("urllib3"):
+            raise TemporaryFailure(f"LINEに接続できませんでした（{type(exc).__name__}）") from exc
+        raise
+
+
+def _line_message(body: str) -> str:
+    """LINE's own answer, e.g. {"message":"Failed to send messages"}; shown on the timeline."""
+    try:
+        data = json.loads(body)
+        text = str(data.get("message") or body)
+        details = data.get("details") or []
+        if details:
+            text += " / " + "; ".join(str(d.get("message")) for d in details[:3])
+        return text[:300]
+    except (ValueError, AttributeError):
+        return (body or "")[:300]
+
+
+# --- media -------------------------------------------------------------------------------------
+
+
+def media_dir() -> Path:
+    return Path(current_app.config["MADOGUCHI"]["DATA_DIR"]) / "line"
+
+
+def fetch_due_media(limit: int = 20) -> int:
+    """Download what citizens sent, with the SDK's blob API; failures are retried."""
+    config = settings()
+    if not config.configured:
+        return 0
+    now = utcnow()
+    ids = list(
+        db.session.scalars(
+            sa.select(LineMedia.id)
+            .where(LineMedia.status == MediaStatus.PENDING, LineMedia.next_attempt_at <= now)
+            .order_by(LineMedia.id)
+            .limit(limit)
+        )
+    )
+    db.session.commit()
+    fetched = 0
+    for media_id in ids:
+        media = db.session.get(LineMedia, media_id)
+        message_id = media.message_id
+        db.session.commit()
+        try:
+            data, content_type = client.content(config, message_id)
+        except (client.ApiError, OSError) as exc:
+            _media_failed(media_id, str(getattr(exc, "status", type(exc).__name__)))
+            continue
+        except Exception as exc:
+            if not type(exc).__module__.startswith("urllib3"):
+                raise
+            _media_failed(media_id, type(exc).__name__)
+            continue
+        name = secrets.token_hex(16)
+        folder = media_dir()
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+        # Only a claimed row is finished: a second worker that fetched too keeps its file unused.
+        result = db.session.execute(
+            sa.update(LineMedia)
+            .where(LineMedia.id == media_id, LineMedia.status == MediaStatus.PENDING)
+            .values(
+                status=MediaStatus.FETCHED,
+                stored_name=name,
+                size=len(data),
+                content_type=(content_type or "application/octet-stream")[:100],
+                attempts=LineMedia.attempts + 1,
+                last_error=None,
+            )
+        )
+        if result.rowcount == 1:
+            media = db.session.get(LineMedia, media_id)
+            ticket = db.session.get(Ticket, media.ticket_id)
+            tickets.add_entry(
+                ticket,
+                EntryKind.NOTE,
+                body=f"LINEで受け取った{MEDIA_KINDS.get(media.kind, media.kind)}を保存しました"
+                f"（{len(data):,}バイト）",
+                data={"line_media": media.id},
+            )
+            fetched += 1
+        db.session.commit()
+    return fetched
+
+
+def _media_failed(media_id: int, reason: str) -> None:
+    media = db.session.get(LineMedia, media_id)
+    media.attempts += 1
+    media.last_error = reason[:500]
+    if media.attempts >= 8:
+        media.status = MediaStatus.FAILED
+    else:
+        media.next_attempt_at = utcnow() + outbox.backoff(media.attempts)
+    db.session.commit()
+
+
+def open_media(actor: Actor, media_id: int) -> tuple[LineMedia, Path]:
+    """A fetched file for desk staff; the view is audited."""
+    actor.require(*DESK_ROLES)
+    media = db.session.get(LineMedia, media_id)
+    if media is None or media.status != MediaStatus.FETCHED or not media.stored_name:
+        raise NotFound("ファイルが見つかりません。")
+    ticket = db.session.get(Ticket, media.ticket_id)
+    audit.record(actor, "view", "line_media", str(media.id), f"ticket={ticket.number}")
+    return media, media_dir() / media.stored_name
+
+
+# --- the worker and the after-response kick ----------------------------------------------------
+
+
+def worker_task() -> None:
+    """Runs in every worker round (consult.cli.worker_tasks)."""
+    process_pending()
+    fetch_due_media()
+
+
+_kick_lock = threading.Lock()
+_kick_wanted = threading.Event()
+_intake_count = 0
+_intake_idle = threading.Condition()
+INTAKE_YIELD_SECONDS = 0.05
+
+
+@contextmanager
+def intake():
+    """Marks a webhook storing its body: processing in this process waits for it (briefly).
+
+    The webhook's own transaction must not queue behind processing transactions (SQLite has one
+    write lock; the GIL is shared with the request threads), so processing steps aside while
+    webhooks are being stored, for at most INTAKE_YIELD_SECONDS at a time.
+    """
+    global _intake_count
+    with _intake_idle:
+        _intake_count += 1
+    try:
+        yield
+    finally:
+        with _intake_idle:
+            _intake_count -= 1
+            if _intake_count == 0:
+                _intake_idle.notify_all()
+
+
+def _yield_to_intake() -> None:
+    with _intake_idle:
+        _intake_idle.wait_for(lambda: _intake_count == 0, timeout=INTAKE_YIELD_SECONDS)
+
+
+def kick(app) -> None:
+    """Process right after a webhook's response, in this process, if no one else is doing it.
+
+    Only a speed-up: the worker processes the same rows when this does not run or fails.
+    """
+    _kick_wanted.set()
+    if _kick_lock.acquire(blocking=False):
+        threading.Thread(target=_drain, args=(app,), name="line-kick", daemon=True).start()
+
+
+def _drain(app) -> None:
+    while True:
+        try:
+            while _kick_wanted.is_set():
+                _kick_wanted.clear()
+                with app.app_context():
+                    try:
+                        worker_task()
+                    except Exception:
+                        log.exception("line processing after the response failed; worker retries")
+                        db.session.rollback()
+                    finally:
+                        db.session.remove()
+        finally:
+            _kick_lock.release()
+        if not _kick_wanted.is_set() or not _kick_lock.acquire(blocking=False):
+            return
+
+
+# --- the ticket page ---------------------------------------------------------------------------
+
+
+@dataclass
+class PanelData:
+    configured: bool
+    contact: LineContact | None
+    media: list[LineMedia]
+    deliveries: list[OutboxMessage]
+
+
+def panel_data(ticket: Ticket) -> PanelData | None:
+    link = _line_ticket(ticket) if ticket.channel == Channel.LINE else None
+    if link is None and ticket.citizen_id is None:
+        return None
+    media, deliveries = [], []
+    if link is not None:
+        media = list(
+            db.session.scalars(
+                sa.select(LineMedia).where(LineMedia.ticket_id == ticket.id).order_by(LineMedia.id)
+            )
+        )
+        deliveries = list(
+            db.session.scalars(
+                sa.select(OutboxMessage)
+                .where(OutboxMessage.ticket_id == ticket.id, OutboxMessage.channel == CHANNEL)
+                .order_by(OutboxMessage.id.desc())
+                .limit(5)
+            )
+        )
+    return PanelData(settings().configured, link.contact if link else None, media, deliveries)

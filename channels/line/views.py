@@ -1,0 +1,119 @@
+"""The LINE blueprint: the webhook, and the ticket page's reply, code and link actions."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_file,
+    url_for,
+)
+
+from channels.line import services
+from channels.line.forms import ActionForm, ReplyForm
+from consult.extensions import csrf, db
+from consult.services import tickets
+from consult.services.actor import DESK_ROLES
+from consult.services.errors import NotFound
+from consult.web import actor, attempt, public, roles_required
+
+bp = Blueprint("line", __name__)
+log = logging.getLogger("madoguchi.line")
+
+
+@bp.route("/channels/line/webhook", methods=["POST"])
+@public
+@csrf.exempt
+def webhook():
+    """Verify, store, answer 200; the events are processed after the response."""
+    config = services.settings()
+    if not config.configured:
+        return {"message": "LINE is not configured"}, 503
+    body = request.get_data(as_text=True)
+    with services.intake():
+        try:
+            stored = services.receive(body, request.headers.get("X-Line-Signature"), config.secret)
+        except services.InvalidSignature:
+            log.info("line webhook refused: bad or missing signature")
+            return {"message": "invalid signature"}, 400
+        db.session.commit()  # stored before we answer: nothing is lost if processing fails
+    response = current_app.response_class("", status=200)
+    if stored and current_app.config["MADOGUCHI"].get("LINE_PROCESS_AFTER_RESPONSE", True):
+        app = current_app._get_current_object()
+        response.call_on_close(lambda: services.kick(app))
+    return response
+
+
+def _ticket(number: str):
+    try:
+        return tickets.get_ticket(actor(), number, audit_view=False)
+    except NotFound:
+        abort(404)
+
+
+@bp.route("/channels/line/tickets/<number>/reply", methods=["POST"])
+@roles_required(*DESK_ROLES)
+def reply(number: str):
+    item = _ticket(number)
+    form = ReplyForm()
+    if form.validate_on_submit():
+        attempt(
+            lambda: services.send_reply(actor(), item, form.body.data),
+            "LINEの返信を送信待ちに入れました。まもなく相談者に届きます。",
+        )
+    else:
+        for errors in form.errors.values():
+            for message in errors:
+                flash(message, "error")
+    return redirect(url_for("desk.ticket", number=item.number) + "#line-heading")
+
+
+@bp.route("/channels/line/tickets/<number>/link-code", methods=["POST"])
+@roles_required(*DESK_ROLES)
+def link_code(number: str):
+    item = _ticket(number)
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    ok, code = attempt(lambda: services.issue_link_code(actor(), item))
+    if not ok:
+        return redirect(url_for("desk.ticket", number=item.number))
+    # Shown once, on this page only (not in a flash cookie, not in a URL).
+    return render_template("line/link_code.html", ticket=item, code=code)
+
+
+@bp.route("/channels/line/tickets/<number>/link-contact", methods=["POST"])
+@roles_required(*DESK_ROLES)
+def link_contact(number: str):
+    item = _ticket(number)
+    form = ActionForm()
+    if not form.validate_on_submit():
+        abort(400)
+    attempt(lambda: services.link_contact(actor(), item), "LINEの連絡先を相談者に紐付けました。")
+    return redirect(url_for("desk.ticket", number=item.number))
+
+
+@bp.route("/channels/line/media/<int:media_id>")
+@roles_required(*DESK_ROLES)
+def media(media_id: int):
+    try:
+        item, path = services.open_media(actor(), media_id)
+    except NotFound:
+        abort(404)
+    db.session.commit()  # the audit row, even though send_file streams
+    name = item.file_name or f"line-{item.kind}-{item.id}"
+    response = send_file(
+        path,
+        mimetype=item.content_type or "application/octet-stream",
+        as_attachment=True,
+        download_name=name,
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response

@@ -1,0 +1,78 @@
+"""Processing after the response, with the app behind a real HTTP server, on both databases.
+
+Regression: on PostgreSQL the executemany INSERT .. ON CONFLICT reported rowcount -1, so the
+webhook believed nothing was stored and never started the processing after its response.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import requests
+import sqlalchemy as sa
+from werkzeug.serving import make_server
+
+from channels.line import services
+from channels.line.models import EventStatus, LineEvent
+from consult.extensions import db
+from consult.models import EntryKind, TimelineEntry
+from tests.channels.line.conftest import body_of, text_event
+from tests.channels.line.fake_line import SECRET, TOKEN, sign
+
+
+def test_receive_counts_only_new_events(line_app):
+    first, second = text_event("一件目"), text_event("二件目")
+    body = body_of(first, second)
+    assert services.receive(body, sign(body), SECRET) == 2
+    db.session.commit()
+    again = body_of(second, text_event("三件目"))
+    assert services.receive(again, sign(again), SECRET) == 1  # the redelivered one is skipped
+    db.session.commit()
+
+
+def test_events_are_processed_after_the_response_under_a_real_server(app_factory, fake_line):
+    app = app_factory(
+        LINE_CHANNEL_SECRET=SECRET,
+        LINE_CHANNEL_ACCESS_TOKEN=TOKEN,
+        LINE_API_HOST=fake_line.url,
+        LINE_PROCESS_AFTER_RESPONSE=True,
+    )
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/channels/line/webhook"
+        wanted = 0
+        for n in range(3):
+            user = f"U{n:032x}"
+            events = [text_event(f"相談 {n}-{i}", user=user) for i in range(3)]
+            body = body_of(*events)
+            response = requests.post(
+                url,
+                data=body.encode("utf-8"),
+                headers={"X-Line-Signature": sign(body), "Content-Type": "application/json"},
+                timeout=30,
+            )
+            assert response.status_code == 200
+            wanted += len(events)
+        deadline = time.monotonic() + 30
+        count = 0
+        with app.app_context():
+            while time.monotonic() < deadline:
+                count = db.session.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(TimelineEntry)
+                    .where(TimelineEntry.kind == EntryKind.MESSAGE_IN)
+                )
+                db.session.remove()
+                if count >= wanted:
+                    break
+                time.sleep(0.1)
+            assert count == wanted  # no worker ran: the kick after each response did it
+            statuses = set(db.session.scalars(sa.select(LineEvent.status)))
+            assert statuses == {EventStatus.DONE}
+            db.session.remove()
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
