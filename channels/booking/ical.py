@@ -1,0 +1,104 @@
+"""iCalendar out: the citizen's invitation (REQUEST/CANCEL) and the private feeds.
+
+icalendar 7: `Calendar.new`/`Event.new`, times as zoneinfo Asia/Tokyo, and
+`add_missing_timezones()` for the VTIMEZONE; parsing is always from bytes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import current_app
+from icalendar import Calendar, Event, vCalAddress
+
+from channels.booking.models import Booking, BookingStatus, DutyAssignment, Mode
+from consult.timeutil import to_tokyo, utcnow
+
+PRODID = "-//madoguchi//booking//JA"
+
+
+def _settings() -> dict:
+    return current_app.config["MADOGUCHI"]
+
+
+def location(booking: Booking, translate=lambda s: s) -> str:
+    settings = _settings()
+    if booking.mode is Mode.COUNTER:
+        return translate(settings.get("BOOKING_PLACE") or "市民相談センター 窓口")
+    if booking.mode is Mode.PHONE:
+        return translate("センターからお電話します")
+    return booking.video_url or translate("オンライン（会議のURLは別途お知らせします）")
+
+
+def booking_event(
+    booking: Booking,
+    *,
+    stamp: datetime | None = None,
+    translate=lambda s: s,
+    summary: str | None = None,
+    attendee: bool = True,
+) -> Event:
+    settings = _settings()
+    organizer = vCalAddress.new(settings["MAIL_FROM"], cn=settings["CENTRE_NAME"])
+    attendees = []
+    if attendee and booking.email:
+        attendees.append(vCalAddress.new(booking.email, rsvp=False))
+    cancelled = booking.status is BookingStatus.CANCELLED
+    event = Event.new(
+        uid=booking.uid,
+        sequence=booking.sequence,
+        stamp=stamp or utcnow(),
+        start=to_tokyo(booking.starts_at),
+        end=to_tokyo(booking.ends_at),
+        summary=summary
+        or translate("市民相談センター ご相談予約") + f"（{translate(booking.mode_label)}）",
+        location=location(booking, translate),
+        organizer=organizer,
+        attendees=attendees,
+        status="CANCELLED" if cancelled else "CONFIRMED",
+        description=translate("予約番号") + f": {booking.reference}",
+    )
+    if booking.mode is Mode.VIDEO and booking.video_url:
+        event.add("url", booking.video_url)
+    return event
+
+
+def invitation(booking: Booking, translate=lambda s: s, stamp: datetime | None = None) -> str:
+    """METHOD:REQUEST for a new or moved booking, METHOD:CANCEL for a cancelled one."""
+    method = "CANCEL" if booking.status is BookingStatus.CANCELLED else "REQUEST"
+    cal = Calendar.new(method=method, prodid=PRODID)
+    cal.add_component(booking_event(booking, stamp=stamp, translate=translate))
+    cal.add_missing_timezones()
+    return cal.to_ical().decode("utf-8")
+
+
+def feed(name: str, bookings: list[Booking]) -> str:
+    """A staff calendar: times, mode, room and reference; no name or 相談内容 leaves the system."""
+    cal = Calendar.new(prodid=PRODID, name=name)
+    for booking in bookings:
+        cal.add_component(
+            booking_event(
+                booking,
+                summary=f"予約 {booking.room_label} {booking.reference}",
+                attendee=False,
+            )
+        )
+    cal.add_missing_timezones()
+    return cal.to_ical().decode("utf-8")
+
+
+def rota(assignments: list[DutyAssignment]) -> str:
+    from datetime import timedelta
+
+    cal = Calendar.new(prodid=PRODID, name="閉庁日当番")
+    for row in assignments:
+        cal.add_component(
+            Event.new(
+                uid=f"duty-{row.day.isoformat()}@{_settings()['MAIL_DOMAIN']}",
+                stamp=utcnow(),
+                start=row.day,
+                end=row.day + timedelta(days=1),
+                summary=f"閉庁日当番：{row.department.name}",
+            )
+        )
+    return cal.to_ical().decode("utf-8")

@@ -1,0 +1,803 @@
+"""Booking rules: free slots with capacity, taking a seat safely, moving, cancelling, check-in.
+
+Seats are taken with a conditional UPDATE on the slot's counter row
+(`booked = booked + 1 WHERE booked < capacity`, checking the row count), backed by a unique
+(slot, seat) constraint: both hold under concurrency on SQLite and PostgreSQL, where
+`SELECT … FOR UPDATE` would be ignored by SQLite. The capacity is read from the
+administrator's table at booking time, so changing it takes effect at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+
+import sqlalchemy as sa
+from flask import current_app, has_app_context
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.exc import IntegrityError
+
+from channels.booking.models import (
+    Booking,
+    BookingCapacity,
+    BookingConfig,
+    BookingSlot,
+    BookingStatus,
+    CalendarException,
+    CalendarFeed,
+    DutyAssignment,
+    Mode,
+)
+from consult.extensions import db
+from consult.models import Category, Channel, Department, Role, Staff
+from consult.services import audit, calendar, citizens, tickets
+from consult.services.actor import DESK_ROLES, SYSTEM, Actor
+from consult.services.calendar import DayType, Hours
+from consult.services.errors import DomainError, NotFound, ValidationFailed
+from consult.services.normalize import normalize_email, normalize_phone, single_line
+from consult.timeutil import TOKYO, to_tokyo, utcnow
+
+MAX_CONTENT = 2_000
+MANAGE_SALT = "booking-manage"
+MANAGE_MAX_AGE = 70 * 86400  # the 8-week horizon and some days after
+
+DEFAULT_CAPACITY = {
+    Mode.COUNTER: {"weekday": 3, "weekend": 1, "holiday": 1, "year_end": 1},
+    Mode.PHONE: {"weekday": 2, "weekend": 2, "holiday": 2, "year_end": 2},
+    Mode.VIDEO: {"weekday": 1, "weekend": 1, "holiday": 1, "year_end": 1},
+}
+
+
+class SlotFull(DomainError):
+    """The chosen slot has no seat left; the view offers the nearest free ones."""
+
+    def __init__(self, mode: Mode, starts_at: datetime):
+        super().__init__("選択された時間は満席です。")
+        self.mode = mode
+        self.starts_at = starts_at
+
+
+class SlotUnavailable(ValidationFailed):
+    pass
+
+
+# --- settings --------------------------------------------------------------------------------
+
+
+def config() -> BookingConfig:
+    found = db.session.get(BookingConfig, 1)
+    return found or BookingConfig(id=1, slot_minutes=30, min_lead_minutes=60, horizon_days=56)
+
+
+def capacities() -> dict[Mode, dict[str, int]]:
+    table = {mode: dict(values) for mode, values in DEFAULT_CAPACITY.items()}
+    for row in db.session.scalars(sa.select(BookingCapacity)):
+        table[row.mode][row.day_type] = row.capacity
+    return table
+
+
+def capacity_for(mode: Mode, day: date, table: dict | None = None) -> int:
+    table = table or capacities()
+    return table[Mode(mode)][calendar.day_type(day).value]
+
+
+def save_settings(actor: Actor, slot_minutes: int, table: dict[Mode, dict[str, int]]) -> None:
+    actor.require(Role.ADMIN)
+    if slot_minutes not in (15, 20, 30, 45, 60, 90):
+        raise ValidationFailed("枠の長さは15・20・30・45・60・90分から選んでください。")
+    current = db.session.get(BookingConfig, 1)
+    if current is None:
+        current = BookingConfig(id=1)
+        db.session.add(current)
+    current.slot_minutes = slot_minutes
+    for mode, per_type in table.items():
+        for day_type_value, value in per_type.items():
+            if not 0 <= value <= 50:
+                raise ValidationFailed("同時に受けられる数は0〜50で入力してください。")
+            row = db.session.scalar(
+                sa.select(BookingCapacity).where(
+                    BookingCapacity.mode == mode, BookingCapacity.day_type == day_type_value
+                )
+            )
+            if row is None:
+                row = BookingCapacity(mode=mode, day_type=day_type_value)
+                db.session.add(row)
+            row.capacity = value
+    audit.record(actor, "update", "booking_settings")
+    db.session.flush()
+
+
+# --- administrators' calendar exceptions -----------------------------------------------------
+
+
+def exception_hours(row: CalendarException) -> Hours | bool:
+    if row.closed or row.opens is None or row.closes is None:
+        return False
+    return Hours(row.opens, row.closes, row.note)
+
+
+def hour_override(day: date) -> Hours | bool | None:
+    """Registered in consult's calendar so LINE answers and email acks see the exceptions too."""
+    if not has_app_context():
+        return None
+    row = db.session.scalar(sa.select(CalendarException).where(CalendarException.day == day))
+    return None if row is None else exception_hours(row)
+
+
+def save_exception(
+    actor: Actor, day: date, closed: bool, opens: time | None, closes: time | None, note: str
+) -> CalendarException:
+    actor.require(Role.ADMIN)
+    note = single_line(note)[:200]
+    if not closed:
+        if opens is None or closes is None:
+            raise ValidationFailed("休業にしない場合は、開始と終了の時刻を入力してください。")
+        if opens >= closes:
+            raise ValidationFailed("終了時刻は開始時刻より後にしてください。")
+    row = db.session.scalar(sa.select(CalendarException).where(CalendarException.day == day))
+    if row is None:
+        row = CalendarException(day=day)
+        db.session.add(row)
+    row.closed = closed
+    row.opens = None if closed else opens
+    row.closes = None if closed else closes
+    row.note = note
+    audit.record(actor, "update", "calendar_exception", day.isoformat())
+    db.session.flush()
+    return row
+
+
+def delete_exception(actor: Actor, exception_id: int) -> None:
+    actor.require(Role.ADMIN)
+    row = db.session.get(CalendarException, exception_id)
+    if row is None:
+        raise NotFound("指定された例外日は見つかりません。")
+    audit.record(actor, "update", "calendar_exception", row.day.isoformat(), "削除")
+    db.session.delete(row)
+    db.session.flush()
+
+
+def list_exceptions(start: date | None = None) -> list[CalendarException]:
+    query = sa.select(CalendarException).order_by(CalendarException.day)
+    if start:
+        query = query.where(CalendarException.day >= start)
+    return list(db.session.scalars(query))
+
+
+# --- free slots ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FreeSlot:
+    mode: Mode
+    starts_at: datetime  # Tokyo
+    ends_at: datetime
+    capacity: int
+    booked: int
+
+    @property
+    def free(self) -> int:
+        return max(0, self.capacity - self.booked)
+
+
+def _day_hours(day: date, exceptions: dict[date, CalendarException]) -> Hours | None:
+    """Like calendar.centre_hours, but with our exceptions preloaded (no query per day)."""
+    row = exceptions.get(day)
+    if row is not None:
+        found = exception_hours(row)
+        return None if found is False else found
+    for override in calendar.hour_overrides:
+        if override is hour_override:
+            continue
+        found = override(day)
+        if found is False:
+            return None
+        if isinstance(found, Hours):
+            return found
+    if calendar.day_type(day) is DayType.WEEKDAY:
+        return Hours(*calendar.WEEKDAY_HOURS)
+    return Hours(*calendar.CLOSED_DAY_HOURS)
+
+
+def slot_times(day: date, hours: Hours, minutes: int) -> list[tuple[datetime, datetime]]:
+    out = []
+    cursor = datetime.combine(day, hours.opens, TOKYO)
+    closes = datetime.combine(day, hours.closes, TOKYO)
+    step = timedelta(minutes=minutes)
+    while cursor + step <= closes:
+        out.append((cursor, cursor + step))
+        cursor += step
+    return out
+
+
+def free_slots(
+    modes: list[Mode] | tuple[Mode, ...],
+    *,
+    now: datetime | None = None,
+    start: date | None = None,
+    days: int | None = None,
+    include_full: bool = False,
+) -> dict[Mode, list[FreeSlot]]:
+    """Bookable slots per mode from `start` for `days` days, honouring lead time and horizon.
+
+    Three queries whatever the range (settings, exceptions, counters), so 8 weeks × 3 modes stay
+    fast with many bookings.
+    """
+    now = now or utcnow()
+    settings = config()
+    table = capacities()
+    earliest = now + timedelta(minutes=settings.min_lead_minutes)
+    latest = now + timedelta(days=settings.horizon_days)
+    first = start or to_tokyo(now).date()
+    count = days if days is not None else settings.horizon_days + 1
+    last = first + timedelta(days=count)
+    exceptions = {
+        row.day: row
+        for row in db.session.scalars(
+            sa.select(CalendarException).where(
+                CalendarException.day >= first, CalendarException.day < last
+            )
+        )
+    }
+    lo = datetime.combine(first, time(0), TOKYO)
+    hi = datetime.combine(last, time(0), TOKYO)
+    counters: dict[tuple[Mode, datetime], int] = {}
+    rows = db.session.execute(
+        sa.select(BookingSlot.mode, BookingSlot.starts_at, BookingSlot.booked).where(
+            BookingSlot.starts_at >= lo, BookingSlot.starts_at < hi, BookingSlot.mode.in_(modes)
+        )
+    )
+    for mode, starts_at, booked in rows:
+        counters[(Mode(mode), starts_at)] = booked
+    result: dict[Mode, list[FreeSlot]] = {Mode(m): [] for m in modes}
+    day = first
+    while day < last:
+        hours = _day_hours(day, exceptions)
+        if hours is not None:
+            kind = calendar.day_type(day).value
+            for begin, end in slot_times(day, hours, settings.slot_minutes):
+                if begin < earliest or begin > latest:
+                    continue
+                begin_utc = begin.astimezone(UTC)
+                for mode in result:
+                    capacity = table[mode][kind]
+                    booked = counters.get((mode, begin_utc), 0)
+                    if capacity <= 0:
+                        continue
+                    if include_full or booked < capacity:
+                        result[mode].append(FreeSlot(mode, begin, end, capacity, booked))
+        day += timedelta(days=1)
+    return result
+
+
+def nearest_free(mode: Mode, around: datetime, limit: int = 5) -> list[FreeSlot]:
+    """The free slots closest in time to one that was full (the 満席 page offers them)."""
+    local_day = to_tokyo(around).date()
+    first = max(local_day - timedelta(days=3), to_tokyo(utcnow()).date())
+    slots = free_slots([mode], start=first, days=10)[Mode(mode)]
+    if not slots:
+        slots = free_slots([mode])[Mode(mode)]
+    slots.sort(key=lambda s: abs((s.starts_at - around).total_seconds()))
+    return sorted(slots[:limit], key=lambda s: s.starts_at)
+
+
+def check_slot(
+    mode: Mode, starts_at: datetime, now: datetime | None = None
+) -> tuple[datetime, int]:
+    """The slot's end and capacity, or a clear refusal (past, too soon, too far, outside hours)."""
+    now = now or utcnow()
+    settings = config()
+    local = to_tokyo(starts_at)
+    if starts_at < now:
+        raise SlotUnavailable("過去の日時は予約できません。")
+    if starts_at < now + timedelta(minutes=settings.min_lead_minutes):
+        raise SlotUnavailable("開始の1時間前を過ぎた枠は予約できません。")
+    if starts_at > now + timedelta(days=settings.horizon_days):
+        raise SlotUnavailable("予約できるのは8週間先までです。")
+    hours = calendar.centre_hours(local.date())
+    valid = hours and any(
+        begin == local for begin, _ in slot_times(local.date(), hours, settings.slot_minutes)
+    )
+    if not valid:
+        raise SlotUnavailable("選択された日時は受付時間外です。")
+    capacity = capacity_for(mode, local.date())
+    if capacity <= 0:
+        raise SlotUnavailable("選択された日時は受付時間外です。")
+    return starts_at + timedelta(minutes=settings.slot_minutes), capacity
+
+
+def _slot_row(mode: Mode, starts_at: datetime) -> BookingSlot:
+    """The counter row for a slot, created on first use (a concurrent creator is tolerated)."""
+    query = sa.select(BookingSlot).where(
+        BookingSlot.mode == mode, BookingSlot.starts_at == starts_at
+    )
+    found = db.session.scalar(query)
+    if found is not None:
+        return found
+    try:
+        with db.session.begin_nested():
+            row = BookingSlot(mode=mode, starts_at=starts_at, booked=0)
+            db.session.add(row)
+    except IntegrityError:
+        row = db.session.scalar(query)
+    return row
+
+
+def _take_seat(mode: Mode, starts_at: datetime, capacity: int) -> tuple[BookingSlot, int]:
+    slot = _slot_row(mode, starts_at)
+    taken = db.session.execute(
+        sa.update(BookingSlot)
+        .where(BookingSlot.id == slot.id, BookingSlot.booked < capacity)
+        .values(booked=BookingSlot.booked + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if taken.rowcount != 1:
+        raise SlotFull(mode, starts_at)
+    db.session.refresh(slot)
+    used = set(
+        db.session.scalars(
+            sa.select(Booking.seat_no).where(
+                Booking.slot_id == slot.id, Booking.seat_no.is_not(None)
+            )
+        )
+    )
+    seat = next(n for n in range(1, capacity + 1 + len(used)) if n not in used)
+    return slot, seat
+
+
+def _release_seat(booking: Booking) -> None:
+    db.session.execute(
+        sa.update(BookingSlot)
+        .where(BookingSlot.id == booking.slot_id, BookingSlot.booked > 0)
+        .values(booked=BookingSlot.booked - 1)
+        .execution_options(synchronize_session=False)
+    )
+    booking.seat_no = None
+
+
+# --- booking ---------------------------------------------------------------------------------
+
+
+@dataclass
+class BookingInput:
+    mode: str
+    starts_at: datetime
+    name: str
+    kana: str
+    content: str
+    category_id: int | None = None
+    email: str | None = None
+    phone: str | None = None
+    language: str = "ja"
+
+    def clean(self) -> BookingInput:
+        try:
+            mode = Mode(self.mode)
+        except ValueError:
+            raise ValidationFailed("相談の方法を選んでください。") from None
+        name = single_line(self.name)
+        kana = single_line(self.kana)
+        content = (self.content or "").strip()
+        if not name:
+            raise ValidationFailed("氏名を入力してください。")
+        if len(name) > 80 or len(kana) > 80:
+            raise ValidationFailed("氏名とふりがなは80文字以内で入力してください。")
+        if not kana:
+            raise ValidationFailed("ふりがなを入力してください。")
+        if not content:
+            raise ValidationFailed("相談内容を入力してください。")
+        if len(content) > MAX_CONTENT:
+            raise ValidationFailed("相談内容は2,000文字以内で入力してください。")
+        email = phone = None
+        if self.email and self.email.strip():
+            email = normalize_email(self.email)
+            if email is None:
+                raise ValidationFailed("メールアドレスの形式が正しくありません。")
+        if self.phone and self.phone.strip():
+            phone = normalize_phone(self.phone)
+            if phone is None:
+                raise ValidationFailed(
+                    "電話番号の形式が正しくありません。市外局番から入力してください。"
+                )
+        if not email and not phone:
+            raise ValidationFailed("メールアドレスか電話番号のどちらかを入力してください。")
+        if mode is Mode.PHONE and not phone:
+            raise ValidationFailed("電話での相談には電話番号を入力してください。")
+        if mode is Mode.VIDEO and not email:
+            raise ValidationFailed("オンライン相談にはメールアドレスを入力してください。")
+        if self.category_id is not None:
+            category = db.session.get(Category, self.category_id)
+            if category is None or not category.active:
+                raise ValidationFailed("相談の分類を一覧から選んでください。")
+        return BookingInput(
+            mode=mode,
+            starts_at=self.starts_at.astimezone(UTC),
+            name=name,
+            kana=kana,
+            content=content,
+            category_id=self.category_id,
+            email=email,
+            phone=phone,
+            language=self.language if self.language in ("ja", "en") else "ja",
+        )
+
+
+def _reference() -> str:
+    alphabet = "ACDEFGHJKLMNPQRTUVWXY34679"  # no look-alikes (0/O, 1/I, 5/S, 8/B)
+    raw = "".join(secrets.choice(alphabet) for _ in range(8))
+    return f"{raw[:4]}-{raw[4:]}"
+
+
+def create_booking(actor: Actor, data: BookingInput, now: datetime | None = None) -> Booking:
+    """Book a seat for a citizen (public, or staff on behalf of a caller) and queue the mail."""
+    if actor.staff is not None:
+        actor.require(*DESK_ROLES)
+    data = data.clean()
+    ends_at, capacity = check_slot(data.mode, data.starts_at, now)
+    slot, seat = _take_seat(data.mode, data.starts_at, capacity)
+    booking = Booking(
+        reference=_reference(),
+        uid=f"{uuid.uuid4()}@{current_app.config['MADOGUCHI']['MAIL_DOMAIN']}",
+        sequence=0,
+        slot_id=slot.id,
+        seat_no=seat,
+        mode=data.mode,
+        starts_at=data.starts_at,
+        ends_at=ends_at,
+        status=BookingStatus.BOOKED,
+        category_id=data.category_id,
+        name=data.name,
+        kana=data.kana,
+        email=data.email,
+        phone=data.phone,
+        content=data.content,
+        language=data.language,
+        created_by_id=actor.staff_id,
+    )
+    db.session.add(booking)
+    db.session.flush()
+    if actor.staff is not None:
+        audit.record(actor, "create", "booking", booking.reference)
+    from channels.booking import notify
+
+    notify.confirmation(booking)
+    return booking
+
+
+def get_live(booking_id: int) -> Booking:
+    booking = db.session.get(Booking, booking_id)
+    if booking is None:
+        raise NotFound("予約が見つかりません。")
+    return booking
+
+
+def move_booking(
+    actor: Actor, booking: Booking, starts_at: datetime, now: datetime | None = None
+) -> Booking:
+    """Another time, same mode: a new seat first, then the old one back; SEQUENCE goes up."""
+    if actor.staff is not None:
+        actor.require(*DESK_ROLES)
+    if booking.status is not BookingStatus.BOOKED:
+        raise ValidationFailed("この予約は変更できません。")
+    starts_at = starts_at.astimezone(UTC)
+    if starts_at == booking.starts_at:
+        raise ValidationFailed("今と同じ日時です。別の日時を選んでください。")
+    ends_at, capacity = check_slot(booking.mode, starts_at, now)
+    slot, seat = _take_seat(booking.mode, starts_at, capacity)
+    _release_seat(booking)
+    db.session.flush()
+    booking.slot_id = slot.id
+    booking.seat_no = seat
+    booking.starts_at = starts_at
+    booking.ends_at = ends_at
+    booking.sequence += 1
+    booking.reminder_sent_at = None
+    db.session.flush()
+    if actor.staff is not None:
+        audit.record(actor, "update", "booking", booking.reference, "日時変更")
+    from channels.booking import notify
+
+    notify.moved(booking)
+    return booking
+
+
+def cancel_booking(actor: Actor, booking: Booking, now: datetime | None = None) -> Booking:
+    if actor.staff is not None:
+        actor.require(*DESK_ROLES)
+    if booking.status is not BookingStatus.BOOKED:
+        raise ValidationFailed("この予約は取り消せません。")
+    _release_seat(booking)
+    booking.status = BookingStatus.CANCELLED
+    booking.cancelled_at = now or utcnow()
+    booking.sequence += 1
+    db.session.flush()
+    if actor.staff is not None:
+        audit.record(actor, "update", "booking", booking.reference, "取消")
+    from channels.booking import notify
+
+    notify.cancelled(booking)
+    return booking
+
+
+# --- private manage link ---------------------------------------------------------------------
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=MANAGE_SALT)
+
+
+def manage_token(booking: Booking) -> str:
+    return _serializer().dumps({"b": booking.id, "r": booking.reference})
+
+
+def booking_from_token(token: str, max_age: int = MANAGE_MAX_AGE) -> Booking:
+    """The booking a link points to; tampered, expired or stale links are all just invalid."""
+    try:
+        payload = _serializer().loads(token, max_age=max_age)
+    except (BadSignature, SignatureExpired):
+        raise NotFound("リンクが正しくないか、有効期限が切れています。") from None
+    booking = db.session.get(Booking, payload.get("b")) if isinstance(payload, dict) else None
+    if booking is None or not secrets.compare_digest(booking.reference, str(payload.get("r"))):
+        raise NotFound("リンクが正しくないか、有効期限が切れています。")
+    return booking
+
+
+def manage_url(booking: Booking) -> str:
+    base = current_app.config["MADOGUCHI"]["PUBLIC_URL"].rstrip("/")
+    return f"{base}/booking/manage/{manage_token(booking)}"
+
+
+# --- staff -----------------------------------------------------------------------------------
+
+
+def bookings_between(actor: Actor, first: date, last: date) -> list[Booking]:
+    """Bookings from `first` to `last` inclusive (Tokyo dates), for the desk's day/week views."""
+    actor.require(*DESK_ROLES)
+    lo = datetime.combine(first, time(0), TOKYO)
+    hi = datetime.combine(last + timedelta(days=1), time(0), TOKYO)
+    rows = list(
+        db.session.scalars(
+            sa.select(Booking)
+            .where(Booking.starts_at >= lo, Booking.starts_at < hi)
+            .order_by(Booking.starts_at, Booking.mode, Booking.seat_no)
+        )
+    )
+    audit.record(actor, "view", "booking", f"{first.isoformat()}..{last.isoformat()}", "予約一覧")
+    return rows
+
+
+def staff_get(actor: Actor, booking_id: int) -> Booking:
+    actor.require(*DESK_ROLES)
+    booking = get_live(booking_id)
+    audit.record(actor, "view", "booking", booking.reference)
+    return booking
+
+
+CHECK_IN_CHANNEL = {
+    Mode.COUNTER: Channel.COUNTER,
+    Mode.PHONE: Channel.PHONE,
+    Mode.VIDEO: Channel.BOOKING,
+}
+
+
+def check_in(actor: Actor, booking: Booking) -> object:
+    """Arrival (or the call or video starting) turns the booking into a ticket with 相談内容."""
+    actor.require(*DESK_ROLES)
+    if booking.status is not BookingStatus.BOOKED:
+        raise ValidationFailed("この予約は受付できません（取消・受付済・無断欠席）。")
+    data = citizens.CitizenInput(
+        name=booking.name, kana=booking.kana, phone=booking.phone, email=booking.email
+    )
+    citizen = citizens.create_citizen(actor, data)
+    ticket = tickets.create_ticket(
+        actor,
+        channel=CHECK_IN_CHANNEL[booking.mode],
+        subject=f"予約相談（{booking.mode_label}）{booking.reference}",
+        category_id=booking.category_id,
+        citizen=citizen,
+        first_note=f"予約時の相談内容：\n{booking.content}",
+        session_started_at=utcnow(),
+    )
+    booking.ticket = ticket
+    booking.status = BookingStatus.CHECKED_IN
+    if booking.staff_id is None:
+        booking.staff_id = actor.staff_id
+    audit.record(actor, "update", "booking", booking.reference, "受付")
+    db.session.flush()
+    return ticket
+
+
+def mark_no_show(actor: Actor, booking: Booking, now: datetime | None = None) -> None:
+    actor.require(*DESK_ROLES)
+    if booking.status is not BookingStatus.BOOKED:
+        raise ValidationFailed("この予約は無断欠席にできません。")
+    if booking.starts_at > (now or utcnow()):
+        raise ValidationFailed("開始時刻の前に無断欠席にはできません。")
+    booking.status = BookingStatus.NO_SHOW
+    audit.record(actor, "update", "booking", booking.reference, "無断欠席")
+    db.session.flush()
+
+
+def set_details(
+    actor: Actor, booking: Booking, video_url: str | None, staff_id: int | None
+) -> None:
+    """The meeting URL (mailed to the citizen when it is set or changed) and the assignee."""
+    actor.require(*DESK_ROLES)
+    url = (video_url or "").strip() or None
+    if url and (not url.startswith("https://") or len(url) > 500 or any(c.isspace() for c in url)):
+        raise ValidationFailed("会議のURLは https:// で始まる500文字以内で入力してください。")
+    if url and booking.mode is not Mode.VIDEO:
+        raise ValidationFailed("会議のURLはオンライン相談の予約にだけ設定できます。")
+    if staff_id is not None:
+        member = db.session.get(Staff, staff_id)
+        if member is None or not member.active or member.role not in DESK_ROLES:
+            raise ValidationFailed("担当者は一覧から選んでください。")
+    booking.staff_id = staff_id
+    changed = url != booking.video_url
+    booking.video_url = url
+    audit.record(actor, "update", "booking", booking.reference, "詳細")
+    db.session.flush()
+    if changed and url and booking.status is BookingStatus.BOOKED:
+        booking.sequence += 1
+        from channels.booking import notify
+
+        notify.moved(booking)
+
+
+# --- reminders -------------------------------------------------------------------------------
+
+
+def send_reminders(now: datetime | None = None) -> int:
+    """Queue the day-before reminder for tomorrow's bookings (worker task; idempotent)."""
+    now = now or utcnow()
+    tomorrow = to_tokyo(now).date() + timedelta(days=1)
+    lo = datetime.combine(tomorrow, time(0), TOKYO)
+    hi = lo + timedelta(days=1)
+    due = list(
+        db.session.scalars(
+            sa.select(Booking).where(
+                Booking.starts_at >= lo,
+                Booking.starts_at < hi,
+                Booking.status == BookingStatus.BOOKED,
+                Booking.reminder_sent_at.is_(None),
+                Booking.email.is_not(None),
+            )
+        )
+    )
+    from channels.booking import notify
+
+    for booking in due:
+        notify.reminder(booking)
+        booking.reminder_sent_at = now
+    db.session.flush()
+    return len(due)
+
+
+def reminder_task() -> None:
+    send_reminders()
+    db.session.commit()
+
+
+# --- duty rota -------------------------------------------------------------------------------
+
+
+def duty_department_for(day: date) -> Department | None:
+    """The department on duty on a closed day (weekend, holiday, year-end), for handoffs."""
+    row = db.session.scalar(sa.select(DutyAssignment).where(DutyAssignment.day == day))
+    return row.department if row else None
+
+
+def generate_rota(actor: Actor, first: date, last: date, department_ids: list[int]) -> int:
+    """Assign the departments in turn to each weekend, holiday and year-end day in the range.
+
+    The turn carries on from the last assignment before `first`, so consecutive runs are fair.
+    Existing assignments in the range are replaced.
+    """
+    actor.require(Role.ADMIN)
+    if last < first:
+        raise ValidationFailed("終了日は開始日以後にしてください。")
+    if (last - first).days > 366:
+        raise ValidationFailed("当番表は1年以内の期間で作成してください。")
+    departments = [db.session.get(Department, i) for i in department_ids]
+    if not departments or any(d is None or not d.active for d in departments):
+        raise ValidationFailed("当番の担当課を1つ以上選んでください。")
+    previous = db.session.scalar(
+        sa.select(DutyAssignment)
+        .where(DutyAssignment.day < first)
+        .order_by(DutyAssignment.day.desc())
+    )
+    index = 0
+    if previous is not None and previous.department_id in department_ids:
+        index = department_ids.index(previous.department_id) + 1
+    db.session.execute(
+        sa.delete(DutyAssignment).where(DutyAssignment.day >= first, DutyAssignment.day <= last)
+    )
+    count = 0
+    day = first
+    while day <= last:
+        if calendar.day_type(day) is not DayType.WEEKDAY:
+            department = departments[index % len(departments)]
+            db.session.add(DutyAssignment(day=day, department_id=department.id))
+            index += 1
+            count += 1
+        day += timedelta(days=1)
+    audit.record(actor, "update", "duty_rota", f"{first.isoformat()}..{last.isoformat()}")
+    db.session.flush()
+    return count
+
+
+def rota_between(first: date, last: date) -> list[DutyAssignment]:
+    return list(
+        db.session.scalars(
+            sa.select(DutyAssignment)
+            .where(DutyAssignment.day >= first, DutyAssignment.day <= last)
+            .order_by(DutyAssignment.day)
+        )
+    )
+
+
+# --- private feeds ---------------------------------------------------------------------------
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def reset_feed(actor: Actor, kind: str, key: str) -> str:
+    """A new secret URL for a feed; the old one stops working at once. Returns the token."""
+    actor.require(*DESK_ROLES, Role.ADMIN)
+    if kind == "staff" and key != str(actor.staff_id) and not actor.staff.has_role(Role.ADMIN):
+        raise ValidationFailed("他の職員のカレンダーは再発行できません。")
+    if kind == "room":
+        mode, _, number = key.partition(":")
+        if (
+            mode not in {m.value for m in Mode}
+            or not number.isdigit()
+            or not 1 <= int(number) <= 50
+        ):
+            raise ValidationFailed("部屋の指定が正しくありません。")
+    token = secrets.token_urlsafe(32)
+    row = db.session.scalar(
+        sa.select(CalendarFeed).where(CalendarFeed.kind == kind, CalendarFeed.key == key)
+    )
+    if row is None:
+        row = CalendarFeed(kind=kind, key=key)
+        db.session.add(row)
+    row.token_hash = _hash(token)
+    row.created_at = utcnow()
+    audit.record(actor, "update", "calendar_feed", f"{kind}:{key}", "再発行")
+    db.session.flush()
+    return token
+
+
+def feed_for_token(token: str) -> CalendarFeed:
+    row = db.session.scalar(sa.select(CalendarFeed).where(CalendarFeed.token_hash == _hash(token)))
+    if row is None:
+        raise NotFound("カレンダーが見つかりません。")
+    return row
+
+
+def feed_bookings(feed: CalendarFeed, now: datetime | None = None) -> list[Booking]:
+    now = now or utcnow()
+    query = sa.select(Booking).where(
+        Booking.starts_at >= now - timedelta(days=7),
+        Booking.status.in_([BookingStatus.BOOKED, BookingStatus.CHECKED_IN]),
+    )
+    if feed.kind == "room":
+        mode, _, number = feed.key.partition(":")
+        query = query.where(Booking.mode == mode, Booking.seat_no == int(number))
+    else:
+        query = query.where(Booking.staff_id == int(feed.key))
+    audit.record(SYSTEM, "export", "calendar_feed", f"{feed.kind}:{feed.key}")
+    return list(db.session.scalars(query.order_by(Booking.starts_at)))
+
+
+def group_by_day(slots: list[FreeSlot]) -> dict[date, list[FreeSlot]]:
+    days: dict[date, list[FreeSlot]] = defaultdict(list)
+    for slot in slots:
+        days[slot.starts_at.date()].append(slot)
+    return dict(days)

@@ -1,0 +1,737 @@
+"""Booking pages: public (no login, Japanese/English) and staff (desk and administrator)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_babel import get_locale, gettext
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
+from wtforms import IntegerField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import InputRequired, NumberRange
+
+from channels.booking import forms, ical, services
+from channels.booking.models import BOOKING_STATUS_LABELS, MODE_LABELS, BookingStatus, Mode
+from consult.extensions import db
+from consult.forms import ConfirmForm, choices
+from consult.models import Role
+from consult.services import staff as staff_service
+from consult.services.actor import DESK_ROLES
+from consult.services.calendar import DAY_TYPE_LABELS, DayType, centre_hours, day_type, holiday_name
+from consult.services.errors import DomainError, NotFound
+from consult.timeutil import TOKYO, WEEKDAYS_JA, to_tokyo, tokyo_today
+from consult.web import actor, attempt, public, roles_required
+
+public_bp = Blueprint("booking", __name__, url_prefix="/booking")
+staff_bp = Blueprint("booking_staff", __name__, url_prefix="/booking")
+
+# Memory storage: counts are per process (each gunicorn worker keeps its own), which is enough
+# to slow a bot down; a shared store (Redis) would make it exact across workers.
+limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", default_limits=[])
+WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+ADMIN = (Role.ADMIN,)
+FEED_ROLES = (*DESK_ROLES, Role.ADMIN)
+
+
+def init_limiter(app) -> None:
+    limiter.init_app(app)
+    limiter.reset()  # a new app (tests build many) starts with fresh counts
+
+
+def _rate_limit() -> str:
+    return current_app.config["MADOGUCHI"]["BOOKING_RATE_LIMIT"]
+
+
+def _lang() -> str:
+    return str(get_locale() or "ja")
+
+
+def format_slot(moment: datetime, lang: str | None = None, with_date: bool = True) -> str:
+    local = to_tokyo(moment)
+    lang = lang or _lang()
+    if not with_date:
+        return f"{local:%H:%M}"
+    if lang == "en":
+        return f"{WEEKDAYS_EN[local.weekday()]} {local.day} {local:%b %Y}, {local:%H:%M}"
+    return (
+        f"{local.year}年{local.month}月{local.day}日({WEEKDAYS_JA[local.weekday()]}) {local:%H:%M}"
+    )
+
+
+def format_day(day: date, lang: str | None = None) -> str:
+    if (lang or _lang()) == "en":
+        return f"{WEEKDAYS_EN[day.weekday()]} {day.day} {day:%b}"
+    return f"{day.month}月{day.day}日({WEEKDAYS_JA[day.weekday()]})"
+
+
+@public_bp.app_template_filter("slot_time")
+def slot_time_filter(moment, lang=None, with_date=True):
+    return format_slot(moment, lang, with_date)
+
+
+@public_bp.app_template_filter("slot_day")
+def slot_day_filter(day, lang=None):
+    return format_day(day, lang)
+
+
+def _mode(raw: str | None) -> Mode | None:
+    try:
+        return Mode(raw or "")
+    except ValueError:
+        return None
+
+
+def _start(raw: str | None) -> datetime | None:
+    try:
+        return datetime.strptime(raw or "", "%Y-%m-%dT%H:%M").replace(tzinfo=TOKYO)
+    except ValueError:
+        return None
+
+
+def _category_id(raw: str | None) -> int | None:
+    return int(raw) if raw and raw.isdigit() else None
+
+
+def _categories():
+    return staff_service.list_categories(active_only=True)
+
+
+def _message(error: DomainError) -> str:
+    """Service messages are Japanese msgids; the public pages show them translated."""
+    return gettext(error.message)
+
+
+# --- public ----------------------------------------------------------------------------------
+
+
+@public_bp.route("/")
+@public
+def index():
+    return render_template(
+        "booking/index.html", categories=_categories(), modes=list(Mode), MODE_LABELS=MODE_LABELS
+    )
+
+
+def _week_context(mode: Mode, week: int, link):
+    week = max(0, min(week, 8))
+    first = tokyo_today() + timedelta(days=7 * week)
+    slots = services.free_slots([mode], start=first, days=7)[mode]
+    days = []
+    by_day = services.group_by_day(slots)
+    for offset in range(7):
+        day = first + timedelta(days=offset)
+        days.append(
+            {"day": day, "open": centre_hours(day) is not None, "slots": by_day.get(day, [])}
+        )
+    return {"days": days, "week": week, "link": link, "mode": mode, "last_week": 8}
+
+
+@public_bp.route("/slots")
+@public
+def slots():
+    mode = _mode(request.args.get("mode"))
+    category = _category_id(request.args.get("category"))
+    if mode is None:
+        flash(gettext("相談の方法を選んでください。"), "error")
+        return redirect(url_for("booking.index"))
+    week = request.args.get("week", "0")
+    week_no = int(week) if week.isdigit() else 0
+
+    def link(slot):
+        return url_for(
+            "booking.details",
+            mode=mode.value,
+            category=category or "",
+            start=f"{slot.starts_at:%Y-%m-%dT%H:%M}",
+        )
+
+    def page(n):
+        return url_for("booking.slots", mode=mode.value, category=category or "", week=n)
+
+    return render_template(
+        "booking/slots.html",
+        page=page,
+        MODE_LABELS=MODE_LABELS,
+        **_week_context(mode, week_no, link),
+    )
+
+
+def _full_page(error: services.SlotFull, link_for):
+    nearest = services.nearest_free(error.mode, error.starts_at)
+    return render_template(
+        "booking/full.html",
+        nearest=nearest,
+        link_for=link_for,
+        mode=error.mode,
+        MODE_LABELS=MODE_LABELS,
+        asked=error.starts_at,
+    ), 409
+
+
+@public_bp.route("/details", methods=["GET", "POST"])
+@public
+@limiter.limit(_rate_limit, methods=["POST"])
+def details():
+    form = forms.DetailsForm(request.form if request.method == "POST" else request.args)
+    mode = _mode(form.mode.data)
+    start = _start(form.start.data)
+    if mode is None or start is None:
+        return render_template(
+            "booking/problem.html",
+            message=gettext("予約の日時が正しくありません。最初からやり直してください。"),
+        ), 400
+    category_id = _category_id(form.category.data)
+    status = 200
+    if request.method == "POST":
+        status = 422
+        if form.website.data:
+            # Only a bot sees this field; tell it nothing useful and book nothing.
+            return render_template(
+                "booking/problem.html",
+                message=gettext("送信できませんでした。最初からやり直してください。"),
+            ), 400
+        if form.validate():
+            data = services.BookingInput(
+                mode=mode.value,
+                starts_at=start,
+                name=form.name.data,
+                kana=form.kana.data,
+                content=form.content.data,
+                category_id=category_id,
+                email=form.email.data,
+                phone=form.phone.data,
+                language=_lang(),
+            )
+            try:
+                booking = services.create_booking(actor(), data)
+                db.session.flush()
+            except services.SlotFull as error:
+                db.session.rollback()
+
+                def link_for(slot):
+                    return url_for(
+                        "booking.details",
+                        mode=mode.value,
+                        category=category_id or "",
+                        start=f"{slot.starts_at:%Y-%m-%dT%H:%M}",
+                    )
+
+                return _full_page(error, link_for)
+            except DomainError as error:
+                db.session.rollback()
+                form.form_errors.append(_message(error))
+            else:
+                token = services.manage_token(booking)
+                return redirect(url_for("booking.manage", token=token, done=1), 303)
+    elif form.start.data:
+        try:
+            services.check_slot(mode, start.astimezone(TOKYO))
+        except DomainError as error:
+            form.form_errors.append(_message(error))
+            status = 422
+    category = db.session.get(services.Category, category_id) if category_id else None
+    return render_template(
+        "booking/details.html",
+        form=form,
+        mode=mode,
+        start=start,
+        category=category,
+        MODE_LABELS=MODE_LABELS,
+        # After a POST with errors, the language links still lead back to this slot.
+        language_carry={
+            "mode": mode.value,
+            "start": form.start.data,
+            "category": form.category.data,
+        },
+    ), status
+
+
+def _booking_or_invalid(token: str):
+    try:
+        return services.booking_from_token(token), None
+    except NotFound:
+        return None, (render_template("booking/invalid_link.html"), 404)
+
+
+@public_bp.route("/manage/<token>")
+@public
+def manage(token):
+    booking, problem = _booking_or_invalid(token)
+    if problem:
+        return problem
+    return render_template(
+        "booking/manage.html",
+        booking=booking,
+        token=token,
+        done=request.args.get("done") == "1",
+        form=ConfirmForm(),
+        MODE_LABELS=MODE_LABELS,
+        BookingStatus=BookingStatus,
+        place=ical.location(booking, gettext),
+    )
+
+
+@public_bp.route("/manage/<token>/slots")
+@public
+def move_slots(token):
+    booking, problem = _booking_or_invalid(token)
+    if problem:
+        return problem
+    week = request.args.get("week", "0")
+
+    def link(slot):
+        return url_for("booking.move", token=token, start=f"{slot.starts_at:%Y-%m-%dT%H:%M}")
+
+    def page(n):
+        return url_for("booking.move_slots", token=token, week=n)
+
+    return render_template(
+        "booking/slots.html",
+        page=page,
+        moving=booking,
+        MODE_LABELS=MODE_LABELS,
+        **_week_context(booking.mode, int(week) if week.isdigit() else 0, link),
+    )
+
+
+@public_bp.route("/manage/<token>/move", methods=["GET", "POST"])
+@public
+@limiter.limit(_rate_limit, methods=["POST"])
+def move(token):
+    booking, problem = _booking_or_invalid(token)
+    if problem:
+        return problem
+    form = forms.MoveForm(request.form if request.method == "POST" else request.args)
+    start = _start(form.start.data)
+    if start is None:
+        return render_template(
+            "booking/problem.html",
+            message=gettext("予約の日時が正しくありません。最初からやり直してください。"),
+        ), 400
+    error_message = None
+    if request.method == "POST" and form.validate():
+        try:
+            services.move_booking(actor(), booking, start)
+            db.session.flush()
+        except services.SlotFull as error:
+            db.session.rollback()
+            return _full_page(
+                error,
+                lambda s: url_for(
+                    "booking.move", token=token, start=f"{s.starts_at:%Y-%m-%dT%H:%M}"
+                ),
+            )
+        except DomainError as error:
+            db.session.rollback()
+            error_message = _message(error)
+        else:
+            flash(gettext("予約の日時を変更しました。確認のメールをお送りします。"), "success")
+            return redirect(url_for("booking.manage", token=token), 303)
+    return render_template(
+        "booking/move.html",
+        booking=booking,
+        form=form,
+        start=start,
+        token=token,
+        error_message=error_message,
+        MODE_LABELS=MODE_LABELS,
+        language_carry={"start": form.start.data},
+    ), (422 if request.method == "POST" else 200)
+
+
+@public_bp.route("/manage/<token>/cancel", methods=["POST"])
+@public
+@limiter.limit(_rate_limit)
+def cancel(token):
+    booking, problem = _booking_or_invalid(token)
+    if problem:
+        return problem
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        try:
+            services.cancel_booking(actor(), booking)
+            db.session.flush()
+        except DomainError as error:
+            db.session.rollback()
+            flash(_message(error), "error")
+        else:
+            flash(gettext("予約を取り消しました。"), "success")
+    return redirect(url_for("booking.manage", token=token), 303)
+
+
+@public_bp.route("/privacy")
+@public
+def privacy():
+    return render_template("booking/privacy.html")
+
+
+@public_bp.route("/feeds/<token>.ics")
+@public
+def feed(token):
+    try:
+        found = services.feed_for_token(token)
+    except NotFound:
+        abort(404)
+    bookings = services.feed_bookings(found)
+    body = ical.feed(f"予約 {found.kind} {found.key}", bookings)
+    return Response(body, mimetype="text/calendar")
+
+
+# --- staff -----------------------------------------------------------------------------------
+
+
+def _day_arg() -> date:
+    try:
+        return date.fromisoformat(request.args.get("date", ""))
+    except ValueError:
+        return tokyo_today()
+
+
+def _rooms(day: date) -> list[tuple[Mode, int]]:
+    table = services.capacities()
+    kind = day_type(day).value
+    return [(mode, n) for mode in Mode for n in range(1, table[mode][kind] + 1)]
+
+
+@staff_bp.route("/staff/day")
+@roles_required(*DESK_ROLES)
+def day():
+    current = _day_arg()
+    bookings = services.bookings_between(actor(), current, current)
+    rooms = _rooms(current)
+    for b in bookings:
+        if b.seat_no and (b.mode, b.seat_no) not in rooms:
+            rooms.append((b.mode, b.seat_no))
+    hours = centre_hours(current)
+    times = []
+    if hours:
+        times = [s for s, _ in services.slot_times(current, hours, services.config().slot_minutes)]
+    grid = {}
+    for b in bookings:
+        if b.status is not BookingStatus.CANCELLED:
+            grid[(to_tokyo(b.starts_at), b.mode, b.seat_no)] = b
+    return render_template(
+        "booking/staff/day.html",
+        day=current,
+        bookings=bookings,
+        rooms=rooms,
+        times=times,
+        grid=grid,
+        hours=hours,
+        duty=services.duty_department_for(current),
+        day_label=DAY_TYPE_LABELS[day_type(current)],
+        holiday=holiday_name(current),
+        MODE_LABELS=MODE_LABELS,
+        timedelta=timedelta,
+        BookingStatus=BookingStatus,
+    )
+
+
+@staff_bp.route("/staff/week")
+@roles_required(*DESK_ROLES)
+def week():
+    current = _day_arg()
+    first = current - timedelta(days=current.weekday())
+    last = first + timedelta(days=6)
+    bookings = services.bookings_between(actor(), first, last)
+    days = []
+    for offset in range(7):
+        d = first + timedelta(days=offset)
+        days.append(
+            {
+                "day": d,
+                "label": DAY_TYPE_LABELS[day_type(d)],
+                "hours": centre_hours(d),
+                "duty": services.duty_department_for(d)
+                if day_type(d) is not DayType.WEEKDAY
+                else None,
+                "bookings": [b for b in bookings if to_tokyo(b.starts_at).date() == d],
+            }
+        )
+    return render_template(
+        "booking/staff/week.html",
+        days=days,
+        first=first,
+        timedelta=timedelta,
+        MODE_LABELS=MODE_LABELS,
+    )
+
+
+@staff_bp.route("/staff/new", methods=["GET", "POST"])
+@roles_required(*DESK_ROLES)
+def staff_new():
+    form = forms.StaffBookingForm(
+        request.form if request.method == "POST" else None,
+        start=request.args.get("start", ""),
+        mode=request.args.get("mode", "phone"),
+    )
+    form.mode.choices = choices((m.value, label) for m, label in MODE_LABELS.items())
+    form.category_id.choices = choices(((c.id, c.name) for c in _categories()), blank="未分類")
+    if form.validate_on_submit():
+        start = _start(form.start.data)
+        if start is None:
+            form.start.errors.append("開始日時は 2026-12-01T10:00 の形で入力してください。")
+        else:
+            data = services.BookingInput(
+                mode=form.mode.data,
+                starts_at=start,
+                name=form.name.data,
+                kana=form.kana.data,
+                content=form.content.data,
+                category_id=form.category_id.data,
+                email=form.email.data,
+                phone=form.phone.data,
+            )
+            ok, booking = attempt(
+                lambda: services.create_booking(actor(), data), "予約を登録しました。"
+            )
+            if ok:
+                return redirect(url_for("booking_staff.detail", booking_id=booking.id))
+    return render_template("booking/staff/new.html", form=form), (
+        422 if request.method == "POST" else 200
+    )
+
+
+@staff_bp.route("/staff/b/<int:booking_id>", methods=["GET", "POST"])
+@roles_required(*DESK_ROLES)
+def detail(booking_id):
+    try:
+        booking = services.staff_get(actor(), booking_id)
+    except NotFound:
+        abort(404)
+    form = forms.BookingDetailsForm(obj=booking)
+    desk = staff_service.list_staff(include_inactive=False)
+    form.staff_id.choices = choices(
+        ((s.id, s.full_name) for s in desk if s.active and s.role in DESK_ROLES), blank="未定"
+    )
+    if form.validate_on_submit():
+        ok, _ = attempt(
+            lambda: services.set_details(actor(), booking, form.video_url.data, form.staff_id.data),
+            "予約の詳細を保存しました。",
+        )
+        if ok:
+            return redirect(url_for("booking_staff.detail", booking_id=booking.id))
+    return render_template(
+        "booking/staff/detail.html",
+        booking=booking,
+        form=form,
+        action=ConfirmForm(),
+        MODE_LABELS=MODE_LABELS,
+        BookingStatus=BookingStatus,
+        STATUS=BOOKING_STATUS_LABELS,
+    ), (422 if request.method == "POST" else 200)
+
+
+def _booking_action(booking_id: int, operation, success: str):
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        abort(400)
+    booking = db.session.get(services.Booking, booking_id)
+    if booking is None:
+        abort(404)
+    ok, result = attempt(lambda: operation(booking), success)
+    return booking, ok, result
+
+
+@staff_bp.route("/staff/b/<int:booking_id>/check-in", methods=["POST"])
+@roles_required(*DESK_ROLES)
+def check_in(booking_id):
+    _booking, ok, ticket = _booking_action(
+        booking_id, lambda b: services.check_in(actor(), b), "受付しました。相談票を作成しました。"
+    )
+    if ok:
+        return redirect(url_for("desk.ticket", number=ticket.number))
+    return redirect(url_for("booking_staff.detail", booking_id=booking_id))
+
+
+@staff_bp.route("/staff/b/<int:booking_id>/no-show", methods=["POST"])
+@roles_required(*DESK_ROLES)
+def no_show(booking_id):
+    _booking_action(
+        booking_id, lambda b: services.mark_no_show(actor(), b), "無断欠席として記録しました。"
+    )
+    return redirect(url_for("booking_staff.detail", booking_id=booking_id))
+
+
+@staff_bp.route("/staff/b/<int:booking_id>/cancel", methods=["POST"])
+@roles_required(*DESK_ROLES)
+def staff_cancel(booking_id):
+    _booking_action(
+        booking_id, lambda b: services.cancel_booking(actor(), b), "予約を取り消しました。"
+    )
+    return redirect(url_for("booking_staff.detail", booking_id=booking_id))
+
+
+@staff_bp.route("/staff/feeds", methods=["GET", "POST"])
+@roles_required(*FEED_ROLES)
+def feeds():
+    form = ConfirmForm()
+    new_url = None
+    if form.validate_on_submit():
+        kind = request.form.get("kind", "")
+        key = str(current_user_id()) if kind == "staff" else request.form.get("key", "")
+        if kind not in ("staff", "room"):
+            abort(400)
+        ok, token = attempt(lambda: services.reset_feed(actor(), kind, key))
+        if ok:
+            new_url = current_app.config["MADOGUCHI"]["PUBLIC_URL"].rstrip("/") + url_for(
+                "booking.feed", token=token
+            )
+    rooms = [(m, n) for m in Mode for n in range(1, max(services.capacities()[m].values()) + 1)]
+    return render_template(
+        "booking/staff/feeds.html", form=form, rooms=rooms, new_url=new_url, MODE_LABELS=MODE_LABELS
+    )
+
+
+def current_user_id() -> int:
+    from flask_login import current_user
+
+    return current_user.id
+
+
+# --- administrator -----------------------------------------------------------------------------
+
+
+def _settings_form():
+    table = services.capacities()
+
+    class Dynamic(forms.SettingsForm):
+        pass
+
+    for mode in Mode:
+        for kind in DayType:
+            setattr(
+                Dynamic,
+                f"cap_{mode.value}_{kind.value}",
+                IntegerField(
+                    f"{MODE_LABELS[mode]}・{DAY_TYPE_LABELS[kind]}",
+                    default=table[mode][kind.value],
+                    validators=[
+                        InputRequired("数を入力してください。"),
+                        NumberRange(min=0, max=50, message="0〜50で入力してください。"),
+                    ],
+                ),
+            )
+    return Dynamic(
+        request.form if request.method == "POST" else None,
+        slot_minutes=services.config().slot_minutes,
+    )
+
+
+@staff_bp.route("/admin/settings", methods=["GET", "POST"])
+@roles_required(*ADMIN)
+def admin_settings():
+    form = _settings_form()
+    if form.validate_on_submit():
+        table = {
+            mode: {
+                kind.value: getattr(form, f"cap_{mode.value}_{kind.value}").data for kind in DayType
+            }
+            for mode in Mode
+        }
+        ok, _ = attempt(
+            lambda: services.save_settings(actor(), form.slot_minutes.data, table),
+            "予約の設定を保存しました。",
+        )
+        if ok:
+            return redirect(url_for("booking_staff.admin_settings"))
+    return render_template(
+        "booking/admin/settings.html",
+        form=form,
+        modes=list(Mode),
+        kinds=list(DayType),
+        MODE_LABELS=MODE_LABELS,
+        DAY_TYPE_LABELS=DAY_TYPE_LABELS,
+    ), (422 if request.method == "POST" else 200)
+
+
+@staff_bp.route("/admin/exceptions", methods=["GET", "POST"])
+@roles_required(*ADMIN)
+def admin_exceptions():
+    form = forms.ExceptionForm()
+    if form.validate_on_submit():
+        ok, _ = attempt(
+            lambda: services.save_exception(
+                actor(),
+                form.day.data,
+                form.closed.data,
+                form.opens.data,
+                form.closes.data,
+                form.note.data or "",
+            ),
+            "例外日を保存しました。",
+        )
+        if ok:
+            return redirect(url_for("booking_staff.admin_exceptions"))
+    return render_template(
+        "booking/admin/exceptions.html",
+        form=form,
+        delete=ConfirmForm(),
+        rows=services.list_exceptions(tokyo_today() - timedelta(days=30)),
+    ), (422 if request.method == "POST" else 200)
+
+
+@staff_bp.route("/admin/exceptions/<int:exception_id>/delete", methods=["POST"])
+@roles_required(*ADMIN)
+def admin_exception_delete(exception_id):
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        services.delete_exception(actor(), exception_id)
+    except NotFound:
+        abort(404)
+    flash("例外日を削除しました。", "success")
+    return redirect(url_for("booking_staff.admin_exceptions"))
+
+
+@staff_bp.route("/admin/rota", methods=["GET", "POST"])
+@roles_required(*ADMIN)
+def admin_rota():
+    today = tokyo_today()
+    form = forms.RotaForm(
+        request.form if request.method == "POST" else None,
+        first=today,
+        last=today + timedelta(days=90),
+    )
+    departments = [d for d in staff_service.list_departments(active_only=True) if not d.is_external]
+    form.departments.choices = [SelectChoice(d.id, d.name) for d in departments]
+    if form.validate_on_submit():
+        ok, count = attempt(
+            lambda: services.generate_rota(
+                actor(), form.first.data, form.last.data, form.departments.data or []
+            )
+        )
+        if ok:
+            flash(f"閉庁日当番を{count}日分作成しました。", "success")
+            return redirect(url_for("booking_staff.admin_rota"))
+    return render_template(
+        "booking/admin/rota.html",
+        form=form,
+        rows=services.rota_between(today, today + timedelta(days=366)),
+        DAY_TYPE_LABELS=DAY_TYPE_LABELS,
+        day_type=day_type,
+    ), (422 if request.method == "POST" else 200)
+
+
+@staff_bp.route("/admin/rota.ics")
+@roles_required(*ADMIN, *DESK_ROLES)
+def admin_rota_ics():
+    today = tokyo_today()
+    body = ical.rota(services.rota_between(today - timedelta(days=31), today + timedelta(days=366)))
+    return Response(
+        body,
+        mimetype="text/calendar",
+        headers={"Content-Disposition": "attachment; filename=duty-rota.ics"},
+    )
