@@ -1,0 +1,71 @@
+"""`madoguchi mail fetch|ingest|process`: the same services the worker and the web use."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+from flask.cli import with_appcontext
+
+from consult.extensions import db
+
+
+@click.group("mail", help="メール（受信・取込）")
+def mail_group() -> None:
+    pass
+
+
+@mail_group.command("ingest", help="標準入力のメール1通を取り込み、相談番号を表示します（MTA連携）")
+@with_appcontext
+def ingest_command():
+    from channels.email import services
+    from channels.email.models import InboundStatus
+
+    raw = sys.stdin.buffer.read()
+    if not raw.strip():
+        raise click.ClickException("標準入力にメールがありません。")
+    outcome = services.ingest(raw, source="stdin")
+    inbound = outcome.inbound
+    if inbound.status == InboundStatus.QUARANTINED:
+        click.echo(f"隔離しました（受信番号 {inbound.id}）：{inbound.reason}", err=True)
+        sys.exit(0)  # the mail is kept: the MTA must not bounce or retry it
+    if outcome.ticket is not None:
+        click.echo(outcome.ticket.number)
+    else:
+        click.echo(f"相談票は作成しませんでした（受信番号 {inbound.id}）：{inbound.reason or ''}")
+
+
+@mail_group.command("fetch", help="IMAPのメールボックスから新着メールを取り込みます")
+@click.option("--once", is_flag=True, help="1回取り込んで終了")
+@click.option("--interval", type=float, default=60.0, help="ポーリング間隔（秒）")
+@with_appcontext
+def fetch_command(once, interval):
+    from channels.email import imap
+
+    while True:
+        try:
+            report = imap.fetch_once()
+            click.echo(
+                f"取込 {report.ingested} 件、重複 {report.duplicates} 件、"
+                f"隔離 {report.quarantined} 件"
+            )
+        except imap.ImapError as error:
+            db.session.rollback()
+            if once:
+                raise click.ClickException(str(error)) from error
+            click.echo(f"IMAPエラー：{error}（{interval:g}秒後に再試行します）", err=True)
+        finally:
+            db.session.remove()
+        if once:
+            return
+        time.sleep(interval)
+
+
+@mail_group.command("process", help="保存済みで未処理のメールを処理します")
+@with_appcontext
+def process_command():
+    from channels.email import services
+
+    count = services.process_pending(limit=10000)
+    click.echo(f"{count} 件を処理しました。")
