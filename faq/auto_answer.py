@@ -1,0 +1,110 @@
+"""Out of hours, a citizen's message that clearly matches a public FAQ entry gets its link.
+
+Only when the centre is closed (a consultant answers otherwise), at most once per ticket, only
+for a strong match, on the channel the citizen used (the channel registers a sender in consult's
+registry), and marked on the timeline as an automatic answer. It never holds up the message:
+any failure is logged and the message is kept as it arrived.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+
+from flask import current_app
+
+from consult import registry
+from consult.extensions import db
+from consult.models import Ticket
+from consult.services import calendar
+from faq.analysis import morph_terms
+
+log = logging.getLogger("madoguchi.faq")
+
+# How much of the entry's question the message must mention, and how far ahead of the runner-up
+# the best entry must be, for a match to count as strong.
+MIN_COVERAGE = 0.7
+MIN_SHARED_TERMS = 2
+MIN_LEAD = 1.3
+GENERIC = {
+    "知る",
+    "教える",
+    "下さる",
+    "くださる",
+    "する",
+    "ある",
+    "いる",
+    "なる",
+    "できる",
+    "出来る",
+    "思う",
+    "分かる",
+    "わかる",
+    "いただく",
+    "頂く",
+    "欲しい",
+    "ほしい",
+    "良い",
+    "いい",
+    "方",
+    "こと",
+    "もの",
+    "ため",
+    "よう",
+    "とき",
+    "時",
+}
+
+
+def _terms(text: str) -> set[str]:
+    return {term for term, _, _ in morph_terms(text)}
+
+
+def strong_match(text: str):
+    """The public entry the message is clearly about, or None."""
+    from faq import services
+
+    hits = services.search(text[:1000], public=True, limit=2)
+    if not hits:
+        return None
+    best = hits[0]
+    if len(hits) > 1 and best.score < MIN_LEAD * hits[1].score:
+        return None
+    # What the entry's question is about, without the verbs every question has (知りたい, 教えて).
+    wanted = _terms(best.entry.question) - GENERIC
+    said = _terms(text)
+    shared = wanted & said
+    if not wanted or len(shared) < min(MIN_SHARED_TERMS, len(wanted)):
+        return None
+    if len(shared) < MIN_COVERAGE * len(wanted):
+        return None
+    return best.entry
+
+
+def already_answered(ticket: Ticket) -> bool:
+    return any((entry.data or {}).get("auto_faq") for entry in ticket.timeline)
+
+
+def on_message(ticket: Ticket, *, text: str, at: datetime, **_ignored) -> None:
+    config = current_app.config["MADOGUCHI"]
+    if not config.get("FAQ_AUTO_ANSWER", True):
+        return
+    sender = registry.automatic_senders.get(ticket.channel.value)
+    if sender is None or calendar.centre_is_open(at) or already_answered(ticket):
+        return
+    try:
+        with db.session.begin_nested():
+            entry = strong_match(text)
+            if entry is None:
+                return
+            url = f"{config['PUBLIC_URL'].rstrip('/')}/faq/{entry.id}"
+            body = (
+                "ご相談の内容に近い「よくある質問」があります。\n"
+                f"「{entry.question}」\n{url}\n\n"
+                "このメッセージは受付時間外に自動でお送りしています。"
+                "相談員からも受付時間内にお返事します。"
+            )
+            sender(ticket, body, {"auto_faq": entry.id, "label": "FAQによる自動回答"})
+    except Exception:
+        # The citizen's message is already recorded; only the automatic answer is skipped.
+        log.exception("automatic FAQ answer skipped for ticket %s", ticket.id)
