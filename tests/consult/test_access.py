@@ -15,6 +15,8 @@ from consult.extensions import db
 from consult.models import Ticket, TimelineEntry
 from consult.services import citizens, outbox
 from consult.services.actor import SYSTEM
+from handoff import services as handoff_services
+from handoff.models import Response
 from tests.consult.http import call, sign_in
 
 ROLES = ("anonymous", "consultant", "supervisor", "officer", "support", "admin")
@@ -43,6 +45,42 @@ ADMIN_GET = {
 }
 ADMIN_POST = {**ADMIN_GET, "admin": OK}
 PUBLIC_GET = dict.fromkeys(ROLES, 200)
+# Incident records: supervisors, the support room and administrators only.
+INCIDENT_GET = {**ADMIN_GET, "supervisor": 200, "support": 200}
+# Reports: supervisors and administrators.
+REPORT_GET = {**ADMIN_GET, "supervisor": 200}
+# The live alert feed: everyone who works at or for the counter.
+LIVE_GET = {**DESK_GET, "support": 200}
+RESPONDER_POST = {**ADMIN_GET, "supervisor": OK, "support": OK, "admin": 403}
+SUPERVISOR_POST = {**ADMIN_GET, "supervisor": OK, "admin": 403}
+# Saved email replies: the desk writes them, and administrators manage them.
+TEMPLATE_GET = {**DESK_GET, "admin": 200}
+TEMPLATE_POST = {**DESK_POST, "admin": OK}
+
+
+def faq_entry(o) -> int:
+    """A published public FAQ entry, made once per test the first time a row needs it."""
+    if "faq" not in o:
+        from faq import services as faq_services
+
+        entry = faq_services.create_entry(
+            SYSTEM, question="住民票の写しの取り方", answer="市民課で。", visibility="public"
+        )
+        faq_services.submit(SYSTEM, entry)
+        faq_services.approve(SYSTEM, entry)
+        db.session.commit()
+        o["faq"] = entry.id
+    return o["faq"]
+
+
+FAQ_READ = {"anonymous": LOGIN, **dict.fromkeys(ROLES[1:], 200)}
+FAQ_EDIT_GET = {**FAQ_READ, "support": 403}
+FAQ_EDIT_POST = {
+    **FAQ_EDIT_GET,
+    **dict.fromkeys(("consultant", "supervisor", "officer", "admin"), OK),
+}
+FAQ_SYNONYMS_GET = {**ADMIN_GET, "supervisor": 200}
+FAQ_SYNONYMS_POST = {**FAQ_SYNONYMS_GET, "supervisor": OK, "admin": OK}
 
 
 def t(path):
@@ -71,7 +109,7 @@ TABLE: dict[tuple[str, str], tuple] = {
             "anonymous": LOGIN,
             "consultant": REDIRECT,
             "supervisor": REDIRECT,
-            "officer": 200,
+            "officer": REDIRECT,  # to the department's handoff inbox
             "support": 200,
             "admin": REDIRECT,
         },
@@ -96,6 +134,28 @@ TABLE: dict[tuple[str, str], tuple] = {
     ("/counter/new", "POST"): (lambda o: "/counter/new", DESK_POST),
     ("/phone/new", "GET"): (lambda o: "/phone/new", DESK_GET),
     ("/phone/new", "POST"): (lambda o: "/phone/new", DESK_POST),
+    # LINE: the webhook is public and signed; without LINE settings it answers 503 to all.
+    ("/channels/line/webhook", "POST"): (
+        lambda o: "/channels/line/webhook",
+        dict.fromkeys(ROLES, 503),
+    ),
+    ("/channels/line/tickets/<number>/reply", "POST"): (
+        lambda o: f"/channels/line/tickets/{o['number']}/reply",
+        DESK_POST,
+        {"body": "返信"},
+    ),
+    ("/channels/line/tickets/<number>/link-code", "POST"): (
+        lambda o: f"/channels/line/tickets/{o['number']}/link-code",
+        DESK_POST,
+    ),
+    ("/channels/line/tickets/<number>/link-contact", "POST"): (
+        lambda o: f"/channels/line/tickets/{o['number']}/link-contact",
+        DESK_POST,
+    ),
+    ("/channels/line/media/<int:media_id>", "GET"): (
+        lambda o: "/channels/line/media/999999",
+        {**DESK_GET, "consultant": 404, "supervisor": 404},
+    ),
     ("/admin/", "GET"): (lambda o: "/admin/", ADMIN_GET),
     ("/admin/staff", "GET"): (lambda o: "/admin/staff", ADMIN_GET),
     ("/admin/staff/new", "GET"): (lambda o: "/admin/staff/new", ADMIN_GET),
@@ -142,11 +202,222 @@ TABLE: dict[tuple[str, str], tuple] = {
         lambda o: f"/admin/outbox/{o['outbox']}/retry",
         ADMIN_POST,
     ),
+    # Handoffs. The table's officer belongs to another department than the handoff's: 404.
+    ("/tickets/<number>/handoffs", "POST"): (t("/handoffs"), DESK_POST),
+    ("/tickets/<number>/handoffs.json", "GET"): (t("/handoffs.json"), DESK_GET),
+    ("/handoffs/live.json", "GET"): (lambda o: "/handoffs/live.json?tickets=1", DESK_GET),
+    ("/handoffs", "GET"): (lambda o: "/handoffs", {**DESK_GET, "officer": 200}),
+    ("/handoffs/overview", "GET"): (
+        lambda o: "/handoffs/overview",
+        {**ADMIN_GET, "supervisor": 200},
+    ),
+    ("/handoffs/<int:handoff_id>", "GET"): (
+        lambda o: f"/handoffs/{o['handoff']}",
+        {**DESK_GET, "officer": 404},
+    ),
+    **{
+        (f"/handoffs/<int:handoff_id>/{step}", "POST"): (
+            lambda o, step=step: f"/handoffs/{o['handoff']}/{step}",
+            {**DESK_GET, "consultant": 403, "supervisor": 403, "officer": 404},
+        )
+        for step in ("accept", "on-the-way", "arrive", "finish", "decline")
+    },
+    **{
+        (f"/handoffs/<int:handoff_id>/{step}", "POST"): (
+            lambda o, step=step: f"/handoffs/{o['handoff']}/{step}",
+            DESK_POST,
+        )
+        for step in ("info", "cancel", "link/reissue", "link/revoke")
+    },
+    ("/x/handoff/<token>", "GET"): (lambda o: "/x/handoff/not-a-token", dict.fromkeys(ROLES, 404)),
+    ("/x/handoff/<token>", "POST"): (
+        lambda o: "/x/handoff/not-a-token",
+        dict.fromkeys(ROLES, 404),
+    ),
+    ("/alerts", "POST"): (lambda o: "/alerts", DESK_POST, {"place": "room1"}),
+    ("/alerts/live.json", "GET"): (lambda o: "/alerts/live.json?since=0", LIVE_GET),
+    ("/alerts/<int:alert_id>/<any(coming, arrived):kind>", "POST"): (
+        lambda o: f"/alerts/{o['alert']}/coming",
+        RESPONDER_POST,
+    ),
+    ("/alerts/<int:alert_id>/close", "POST"): (
+        lambda o: f"/alerts/{o['alert']}/close",
+        {**DESK_POST, "support": OK},
+    ),
+    ("/incidents/new", "GET"): (lambda o: "/incidents/new", {**DESK_GET, "support": 200}),
+    ("/incidents/new", "POST"): (
+        lambda o: "/incidents/new",
+        {**DESK_POST, "support": OK},
+        {"description": "大声で威圧された", "categories": "abuse"},
+    ),
+    ("/incidents", "GET"): (lambda o: "/incidents", INCIDENT_GET),
+    ("/incidents/<int:incident_id>", "GET"): (
+        lambda o: f"/incidents/{o['incident']}",
+        INCIDENT_GET,
+    ),
+    ("/tickets/<number>/takeover", "POST"): (t("/takeover"), SUPERVISOR_POST),
+    ("/admin/safety", "GET"): (lambda o: "/admin/safety", ADMIN_GET),
+    ("/admin/safety", "POST"): (lambda o: "/admin/safety", ADMIN_POST),
+    ("/reports", "GET"): (lambda o: "/reports", REPORT_GET),
+    ("/reports/quarterly", "GET"): (lambda o: "/reports/quarterly?fy=2026&q=1", REPORT_GET),
+    ("/reports/export/<name>.csv", "GET"): (
+        lambda o: "/reports/export/tickets.csv?fy=2026",
+        REPORT_GET,
+    ),
+    ("/email/tickets/<number>/reply", "POST"): (
+        lambda o: f"/email/tickets/{o['number']}/reply",
+        DESK_POST,
+        {"body": "ご回答です。"},
+    ),
+    ("/email/tickets/<number>/compose", "GET"): (
+        lambda o: f"/email/tickets/{o['number']}/compose",
+        DESK_GET,
+    ),
+    ("/email/tickets/<number>/citizen", "POST"): (
+        lambda o: f"/email/tickets/{o['number']}/citizen",
+        DESK_POST,
+    ),
+    ("/email/attachments/<int:attachment_id>", "GET"): (
+        lambda o: f"/email/attachments/{o['email_attachment']}",
+        DESK_GET,
+    ),
+    ("/email/templates", "GET"): (lambda o: "/email/templates", TEMPLATE_GET),
+    ("/email/templates/new", "GET"): (lambda o: "/email/templates/new", TEMPLATE_GET),
+    ("/email/templates/new", "POST"): (lambda o: "/email/templates/new", TEMPLATE_POST),
+    ("/email/templates/<int:template_id>", "GET"): (
+        lambda o: f"/email/templates/{o['email_template']}",
+        TEMPLATE_GET,
+    ),
+    ("/email/templates/<int:template_id>", "POST"): (
+        lambda o: f"/email/templates/{o['email_template']}",
+        TEMPLATE_POST,
+    ),
+    ("/email/inbound", "GET"): (lambda o: "/email/inbound", ADMIN_GET),
+    ("/email/inbound/<int:inbound_id>/retry", "POST"): (
+        lambda o: f"/email/inbound/{o['email_inbound']}/retry",
+        ADMIN_POST,
+    ),
+    # The FAQ (faq/views.py).
+    ("/faq", "GET"): (lambda o: "/faq?q=住民票", PUBLIC_GET),
+    ("/faq/<int:entry_id>", "GET"): (lambda o: f"/faq/{faq_entry(o)}", PUBLIC_GET),
+    ("/faq/<int:entry_id>/helpful", "POST"): (
+        lambda o: f"/faq/{faq_entry(o)}/helpful",
+        dict.fromkeys(ROLES, REDIRECT),
+    ),
+    ("/faq-static/<path:filename>", "GET"): (lambda o: "/faq-static/css/faq.css", PUBLIC_GET),
+    ("/staff/faq", "GET"): (lambda o: "/staff/faq?q=住民票", FAQ_READ),
+    ("/staff/faq/suggest", "GET"): (lambda o: "/staff/faq/suggest?q=住民票", FAQ_READ),
+    ("/staff/faq/new", "GET"): (lambda o: "/staff/faq/new", FAQ_EDIT_GET),
+    ("/staff/faq/new", "POST"): (lambda o: "/staff/faq/new", FAQ_EDIT_POST),
+    ("/staff/faq/<int:entry_id>", "GET"): (lambda o: f"/staff/faq/{faq_entry(o)}", FAQ_READ),
+    ("/staff/faq/<int:entry_id>/edit", "GET"): (
+        lambda o: f"/staff/faq/{faq_entry(o)}/edit",
+        FAQ_EDIT_GET,
+    ),
+    ("/staff/faq/<int:entry_id>/edit", "POST"): (
+        lambda o: f"/staff/faq/{faq_entry(o)}/edit",
+        FAQ_EDIT_POST,
+    ),
+    # "submit" on a published entry changes nothing (a flashed refusal), whoever asks.
+    ("/staff/faq/<int:entry_id>/<any(submit, approve, 'send-back', archive):action>", "POST"): (
+        lambda o: f"/staff/faq/{faq_entry(o)}/submit",
+        FAQ_EDIT_POST,
+    ),
+    ("/staff/faq/from-ticket/<number>", "POST"): (
+        lambda o: f"/staff/faq/from-ticket/{o['number']}",
+        {**FAQ_EDIT_POST, "officer": 403, "admin": 403},
+    ),
+    ("/staff/faq/synonyms", "GET"): (lambda o: "/staff/faq/synonyms", FAQ_SYNONYMS_GET),
+    ("/staff/faq/synonyms", "POST"): (
+        lambda o: "/staff/faq/synonyms",
+        FAQ_SYNONYMS_POST,
+        {"text": "国保=国民健康保険"},
+    ),
     ("/logout", "POST"): (
         lambda o: "/logout",
         {"anonymous": LOGIN, **dict.fromkeys(ROLES[1:], SIGNED_OUT)},
     ),
 }
+
+# Booking (channels/booking): public pages answer everyone alike; a made-up token is just 404.
+PUBLIC_404 = dict.fromkeys(ROLES, 404)
+PUBLIC_400 = dict.fromkeys(ROLES, 400)
+DESK_404 = {**DESK_GET, "consultant": 404, "supervisor": 404}
+FEED_GET = {**DESK_GET, "admin": 200}
+FEED_POST = {**DESK_POST, "admin": OK}
+ADMIN_404 = {**ADMIN_GET, "admin": 404}
+TABLE.update(
+    {
+        ("/booking/", "GET"): (lambda o: "/booking/", PUBLIC_GET),
+        ("/booking/privacy", "GET"): (lambda o: "/booking/privacy", PUBLIC_GET),
+        ("/booking/slots", "GET"): (lambda o: "/booking/slots?mode=phone", PUBLIC_GET),
+        ("/booking/details", "GET"): (lambda o: "/booking/details", PUBLIC_400),
+        ("/booking/details", "POST"): (lambda o: "/booking/details", PUBLIC_400),
+        ("/booking/manage/<token>", "GET"): (lambda o: "/booking/manage/x.y.z", PUBLIC_404),
+        ("/booking/manage/<token>/slots", "GET"): (
+            lambda o: "/booking/manage/x.y.z/slots",
+            PUBLIC_404,
+        ),
+        ("/booking/manage/<token>/move", "GET"): (
+            lambda o: "/booking/manage/x.y.z/move",
+            PUBLIC_404,
+        ),
+        ("/booking/manage/<token>/move", "POST"): (
+            lambda o: "/booking/manage/x.y.z/move",
+            PUBLIC_404,
+        ),
+        ("/booking/manage/<token>/cancel", "POST"): (
+            lambda o: "/booking/manage/x.y.z/cancel",
+            PUBLIC_404,
+        ),
+        ("/booking/feeds/<token>.ics", "GET"): (lambda o: "/booking/feeds/nope.ics", PUBLIC_404),
+        ("/booking/staff/day", "GET"): (lambda o: "/booking/staff/day", DESK_GET),
+        ("/booking/staff/week", "GET"): (lambda o: "/booking/staff/week", DESK_GET),
+        ("/booking/staff/new", "GET"): (lambda o: "/booking/staff/new", DESK_GET),
+        ("/booking/staff/new", "POST"): (lambda o: "/booking/staff/new", DESK_POST),
+        ("/booking/staff/b/<int:booking_id>", "GET"): (
+            lambda o: "/booking/staff/b/999999",
+            DESK_404,
+        ),
+        ("/booking/staff/b/<int:booking_id>", "POST"): (
+            lambda o: "/booking/staff/b/999999",
+            DESK_404,
+        ),
+        ("/booking/staff/b/<int:booking_id>/check-in", "POST"): (
+            lambda o: "/booking/staff/b/999999/check-in",
+            DESK_404,
+        ),
+        ("/booking/staff/b/<int:booking_id>/no-show", "POST"): (
+            lambda o: "/booking/staff/b/999999/no-show",
+            DESK_404,
+        ),
+        ("/booking/staff/b/<int:booking_id>/cancel", "POST"): (
+            lambda o: "/booking/staff/b/999999/cancel",
+            DESK_404,
+        ),
+        ("/booking/staff/feeds", "GET"): (lambda o: "/booking/staff/feeds", FEED_GET),
+        ("/booking/staff/feeds", "POST"): (
+            lambda o: "/booking/staff/feeds",
+            FEED_POST,
+            {"kind": "staff"},
+        ),
+        ("/booking/admin/settings", "GET"): (lambda o: "/booking/admin/settings", ADMIN_GET),
+        ("/booking/admin/settings", "POST"): (lambda o: "/booking/admin/settings", ADMIN_POST),
+        ("/booking/admin/exceptions", "GET"): (lambda o: "/booking/admin/exceptions", ADMIN_GET),
+        ("/booking/admin/exceptions", "POST"): (
+            lambda o: "/booking/admin/exceptions",
+            ADMIN_POST,
+        ),
+        ("/booking/admin/exceptions/<int:exception_id>/delete", "POST"): (
+            lambda o: "/booking/admin/exceptions/999999/delete",
+            ADMIN_404,
+        ),
+        ("/booking/admin/rota", "GET"): (lambda o: "/booking/admin/rota", ADMIN_GET),
+        ("/booking/admin/rota", "POST"): (lambda o: "/booking/admin/rota", ADMIN_POST),
+        ("/booking/admin/rota.ics", "GET"): (lambda o: "/booking/admin/rota.ics", FEED_GET),
+    }
+)
+TABLE[("/logout", "POST")] = TABLE.pop(("/logout", "POST"))  # logout stays last
 
 
 @pytest.fixture
@@ -159,6 +430,30 @@ def make_citizen(app):
         return citizen
 
     return make
+
+
+def _safety_objects(ticket, consultant) -> tuple[int, int]:
+    """An open help alert and an incident record, for the safety rows of the table."""
+    from consult.services import safety
+    from consult.services.actor import Actor
+    from consult.timeutil import utcnow
+
+    actor = Actor(consultant, "127.0.0.1")
+    alert = safety.raise_alert(actor, place="room1", ticket=ticket)
+    incident = safety.create_incident(
+        actor,
+        safety.IncidentInput(
+            occurred_at=utcnow(),
+            categories=["abuse"],
+            description="大声で威圧された",
+            follow_ups=["record_only"],
+            involved_ids=[consultant.id],
+            support_ids=[],
+            ticket=ticket,
+        ),
+    )
+    db.session.commit()
+    return alert.id, incident.id
 
 
 def _routes(app) -> set[tuple[str, str]]:
@@ -190,6 +485,29 @@ def _matches(expected, response) -> bool:
     return _answer(response) == expected
 
 
+def _email_objects() -> dict:
+    """An email ticket with an attachment, a saved reply, and a quarantined mail."""
+    from channels.email import services as email
+
+    raw = (
+        b"From: a@example.jp\r\nSubject: s\r\nMessage-ID: <access@x>\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n'
+        b"--b\r\nContent-Type: text/plain\r\n\r\nx\r\n"
+        b"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; "
+        b'filename="a.pdf"\r\n\r\n%PDF\r\n--b--\r\n'
+    )
+    email.ingest(raw)
+    quarantined = email.ingest(b"Subject: x\r\nMessage-ID: <access-q@x>\r\n\r\nx").inbound
+    template = email.save_template(SYSTEM, None, "定型", "本文")
+    db.session.commit()
+    attachment = db.session.scalar(sa.select(email.MailAttachment.id))
+    return {
+        "email_attachment": attachment,
+        "email_template": template.id,
+        "email_inbound": quarantined.id,
+    }
+
+
 def test_every_route_is_in_the_table(app):
     routes = _routes(app)
     missing = sorted(routes - TABLE.keys())
@@ -205,14 +523,24 @@ def test_access_matrix(app, make_staff, make_ticket, make_department, make_categ
     ticket = make_ticket(subject="住民票の写しについて")
     victim = make_staff("consultant")
     message = outbox.enqueue(channel="email", recipient="r@example.jp", body="本文", ticket=ticket)
+    [handoff] = handoff_services.create(
+        SYSTEM,
+        ticket,
+        [handoff_services.Request(make_department().id, "伝達事項", Response.VISIT)],
+    )
     db.session.commit()
+    alert, incident = _safety_objects(ticket, make_staff("consultant"))
     objects = {
+        "handoff": handoff.id,
         "number": ticket.number,
         "victim": victim.id,
         "department": make_department().id,
         "category": make_category().id,
         "citizen": make_citizen().id,
         "outbox": message.id,
+        "alert": alert,
+        "incident": incident,
+        **_email_objects(),
     }
     clients = {"anonymous": app.test_client()}
     for role in ROLES[1:]:
