@@ -154,6 +154,36 @@ def run(out: Path) -> None:
             desk.goto(re.sub(r"#.*$", "", desk.url))
             shoot(desk, out, "ticket")
 
+            # Handoff: the officer of 国保・高齢者医療課 comes to the counter.
+            desk.get_by_text("担当課に引き継ぐ").click()
+            desk.get_by_label("引継ぎ先を絞り込む").fill("国保")
+            desk.get_by_label("引継ぎ先（担当課・外部機関）").select_option(
+                label="国保・高齢者医療課（健康福祉局）"
+            )
+            desk.get_by_label("担当課への伝達事項").fill(
+                "退職による収入減で保険料の減免を希望。離職票の写しは持参済み。"
+                "減免の可否と必要書類を窓口で説明してください。"
+            )
+            desk.get_by_role("button", name="引継ぎを依頼する").click()
+            expect(desk.locator("#handoffs")).to_contain_text("依頼中")
+
+            officer = browser.new_context(locale="ja-JP", viewport=VIEWPORT).new_page()
+            officer.goto(f"{base}/login")
+            officer.locator("input[name=login]").fill("takahashi")
+            officer.locator("input[name=password]").fill(demo.DEMO_PASSWORD)
+            officer.get_by_role("button", name="ログイン").click()
+            expect(officer.locator("main h1")).to_contain_text("引継ぎ一覧")
+            shoot(officer, out, "handoff-inbox")
+            officer.locator("main table a").first.click()
+            officer.get_by_role("button", name="受け付ける").click()
+            officer.get_by_label("到着までの時間（分）").fill("5")
+            officer.get_by_role("button", name="窓口へ向かいます").click()
+            expect(officer.locator(".flashes")).to_contain_text("向かっています")
+            shoot(officer, out, "handoff-officer")
+            expect(desk.locator("#handoffs")).to_contain_text("向かっています", timeout=5000)
+            desk.locator("#handoffs").scroll_into_view_if_needed()
+            shoot(desk, out, "handoff-ticket")
+
             display = browser.new_context(locale="ja-JP", viewport=VIEWPORT).new_page()
             display.goto(f"{base}/display")
             expect(display.locator("#called .display__item")).to_have_count(1)

@@ -1,0 +1,247 @@
+"""LINE webhook benchmark: signed deliveries under gunicorn, response times and processing time.
+
+1,000 signed webhook deliveries with 5 text events each (one LINE user per delivery) are sent
+50 at a time to the app under gunicorn on 127.0.0.1. It prints p50/p95/max of the webhook's
+response time (target: p95 under 50 ms) and the time from the first request until every event
+is a timeline entry (processed after each response in the gunicorn processes; a fake Messaging
+API on 127.0.0.1 takes nothing, since the outbox is not run here).
+
+    .venv/bin/python bench/line.py --db both [--deliveries 1000 --events 5 --concurrency 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import requests
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+LINE_SECRET = "bench-channel-secret"
+SECRET = "bench-secret-key-that-is-long-enough-0123456789"
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def migrate(url: str, tmp: Path) -> None:
+    from flask_migrate import upgrade
+
+    from consult import create_app
+    from consult.extensions import db
+
+    app = create_app(
+        {"DATABASE_URL": url, "SECRET_KEY": SECRET, "DATA_DIR": str(tmp / "data")},
+        instance_path=str(tmp / "instance"),
+    )
+    with app.app_context():
+        upgrade()
+        db.engine.dispose()
+
+
+def start_gunicorn(url: str, tmp: Path, port: int) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.update(
+        {
+            "MADOGUCHI_DATABASE_URL": url,
+            "MADOGUCHI_SECRET_KEY": SECRET,
+            "MADOGUCHI_DATA_DIR": str(tmp / "data"),
+            "MADOGUCHI_LINE_CHANNEL_SECRET": LINE_SECRET,
+            "MADOGUCHI_LINE_CHANNEL_ACCESS_TOKEN": "bench-token",
+            "MADOGUCHI_LINE_API_HOST": "http://127.0.0.1:9",  # never reached: no outbox here
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    server = subprocess.Popen(
+        [
+            str(gunicorn),
+            "-w",
+            "2",
+            "--threads",
+            "8",
+            "-k",
+            "gthread",
+            "-b",
+            f"127.0.0.1:{port}",
+            "consult:create_app()",
+        ],
+        cwd=str(tmp),
+        env=env,
+        stdout=open(tmp / "gunicorn.log", "wb"),  # noqa: SIM115
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            requests.get(f"http://127.0.0.1:{port}/login", timeout=30)
+            return server
+        except (requests.ConnectionError, requests.Timeout):
+            if server.poll() is not None:
+                break
+            time.sleep(0.3)
+    stop(server)
+    raise RuntimeError(f"gunicorn did not start; see {tmp / 'gunicorn.log'}")
+
+
+def stop(server: subprocess.Popen) -> None:
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def bodies(deliveries: int, events: int) -> list[tuple[bytes, str]]:
+    now = int(time.time() * 1000)
+    out = []
+    for d in range(deliveries):
+        user = f"U{d:032x}"
+        items = [
+            {
+                "type": "message",
+                "mode": "active",
+                "timestamp": now + e,
+                "source": {"type": "user", "userId": user},
+                "webhookEventId": f"bench{d:06d}{e:02d}",
+                "deliveryContext": {"isRedelivery": False},
+                "replyToken": f"rt{d}{e}",
+                "message": {"type": "text", "id": f"{d}{e}", "quoteToken": "q",
+                            "text": f"ベンチマークの相談 {d}-{e}"},
+            }
+            for e in range(events)
+        ]  # fmt: skip
+        body = json.dumps({"destination": "U" + "0" * 32, "events": items}, ensure_ascii=False)
+        digest = hmac.new(LINE_SECRET.encode(), body.encode(), hashlib.sha256).digest()
+        out.append((body.encode(), base64.b64encode(digest).decode()))
+    return out
+
+
+def bench_one(kind: str, args) -> dict:
+    tmp = Path(tempfile.mkdtemp(prefix=f"madoguchi-bench-line-{kind}-"))
+    pg_base = None
+    name = f"madoguchi_bench_line_{os.getpid()}"
+    try:
+        if kind == "sqlite":
+            url = f"sqlite:///{tmp / 'bench.db'}"
+        else:
+            pg_base = os.environ.get("MADOGUCHI_TEST_POSTGRES_URL") or (
+                "postgresql://postgres@127.0.0.1:5432/test"
+            )
+            with psycopg.connect(pg_base, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                conn.execute(f'CREATE DATABASE "{name}"')
+            url = f"{pg_base.rpartition('/')[0]}/{name}"
+        migrate(url, tmp)
+        port = free_port()
+        server = start_gunicorn(url, tmp, port)
+        engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
+        try:
+            payloads = bodies(args.deliveries, args.events)
+            target = f"http://127.0.0.1:{port}/channels/line/webhook"
+            session = requests.Session()
+            adapter = requests.adapters.HTTPAdapter(pool_maxsize=args.concurrency)
+            session.mount("http://", adapter)
+
+            def send(item):
+                body, signature = item
+                started = time.perf_counter()
+                response = session.post(
+                    target,
+                    data=body,
+                    headers={"X-Line-Signature": signature, "Content-Type": "application/json"},
+                    timeout=30,
+                )
+                return response.status_code, (time.perf_counter() - started) * 1000
+
+            log(f"{kind}: {args.deliveries} deliveries × {args.events} events, "
+                f"{args.concurrency} at a time")  # fmt: skip
+            started = time.perf_counter()
+            with ThreadPoolExecutor(args.concurrency) as pool:
+                results = list(pool.map(send, payloads))
+            sent = time.perf_counter() - started
+            statuses = {code for code, _ in results}
+            wanted = args.deliveries * args.events
+            count = 0
+            deadline = time.monotonic() + args.wait
+            while time.monotonic() < deadline:
+                with engine.connect() as conn:
+                    count = conn.execute(
+                        sa.text("SELECT count(*) FROM timeline_entry WHERE kind = 'message_in'")
+                    ).scalar()
+                if count >= wanted:
+                    break
+                time.sleep(0.2)
+            processed = time.perf_counter() - started
+            times = sorted(ms for _, ms in results)
+            return {
+                "statuses": statuses,
+                "p50": statistics.median(times),
+                "p95": times[int(len(times) * 0.95) - 1],
+                "max": times[-1],
+                "sent_s": sent,
+                "entries": count,
+                "wanted": wanted,
+                "all_s": processed if count >= wanted else None,
+            }
+        finally:
+            stop(server)
+            engine.dispose()
+    finally:
+        if pg_base:
+            with psycopg.connect(pg_base, autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if not os.environ.get("BENCH_KEEP_TMP"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            log(f"kept {tmp}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--deliveries", type=int, default=1000)
+    parser.add_argument("--events", type=int, default=5)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--wait", type=float, default=600, help="seconds to wait for processing")
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    args = parser.parse_args()
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    results = {kind: bench_one(kind, args) for kind in kinds}
+    print()
+    print(f"{args.deliveries:,} deliveries × {args.events} events, {args.concurrency} concurrent")
+    print(f"{'database':<11} {'status':<8} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} "
+          f"{'sent s':>8} {'all entries s':>14}")  # fmt: skip
+    for kind, r in results.items():
+        done = f"{r['all_s']:.1f}" if r["all_s"] else f"{r['entries']}/{r['wanted']} (timeout)"
+        print(
+            f"{kind:<11} {','.join(map(str, sorted(r['statuses']))):<8} {r['p50']:>8.1f} "
+            f"{r['p95']:>8.1f} {r['max']:>8.1f} {r['sent_s']:>8.1f} {done:>14}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,119 @@
+"""Screenshots of the email channel: a ticket with a citizen's Japanese mail, and the quarantine.
+
+    .venv/bin/python bench/screenshots_email.py [--out docs/screenshots]
+
+Builds the demo centre (as bench/screenshots.py does), ingests a few mails through the same
+service as `madoguchi mail ingest`, and photographs the pages with /usr/bin/chromium.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from playwright.sync_api import expect, sync_playwright
+from werkzeug.serving import make_server
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.screenshots import CHROMIUM, CHROMIUM_ARGS, build_app, free_port, shoot  # noqa: E402
+from consult import demo  # noqa: E402
+from consult.extensions import db  # noqa: E402
+from consult.services.actor import SYSTEM  # noqa: E402
+from consult.services.jis import encode_iso2022jp  # noqa: E402
+
+MAIL_BODY = (
+    "市民相談センター 御中\n\n"
+    "はじめてご連絡します。髙橋と申します。\n"
+    "①児童手当の申請期限と、②必要な書類を教えていただけますか。\n"
+    "来月～再来月に転入する予定です。\n\n"
+    "よろしくお願いいたします。\n\n"
+    "2026年11月20日 9:12 市民相談センター:\n"
+    "> お問い合わせありがとうございます。\n> 前回のご案内です。"
+)
+
+
+def mails() -> list[bytes]:
+    head = (
+        "From: =?UTF-8?B?6auZ5qmLIOiKseWtkA==?= <hanako.takahashi@docomo.ne.jp>\r\n"
+        "To: soudan@example.lg.jp\r\n"
+        "Subject: =?ISO-2022-JP?B?{}?=\r\nMessage-ID: <shot1@docomo.ne.jp>\r\n"
+        'MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
+    )
+    import base64
+
+    subject = base64.b64encode(encode_iso2022jp("児童手当の申請について（①期限 ②書類）")).decode()
+    first = head.format(subject).encode() + (
+        b"--b\r\nContent-Type: text/plain; charset=ISO-2022-JP\r\n\r\n"
+        + encode_iso2022jp(MAIL_BODY)
+        + b"\r\n--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; "
+        b"filename*=UTF-8''%E8%BB%A2%E5%85%A5%E4%BA%88%E5%AE%9A.pdf\r\n"
+        b"Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n--b--\r\n"
+    )
+    broken = b"Subject: test\r\nMessage-ID: <broken@x>\r\n\r\nno sender here"
+    return [first, broken]
+
+
+def run(out: Path) -> None:
+    from channels.email import services
+
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix="madoguchi-shots-email-"))
+    server = None
+    try:
+        app = build_app(tmp)
+        with app.app_context():
+            number = services.ingest(mails()[0]).ticket.number
+            services.ingest(mails()[1])
+            services.save_template(
+                SYSTEM,
+                None,
+                "児童手当の案内",
+                "お問い合わせありがとうございます。\n児童手当の申請は、転入日の翌日から15日以内に…",
+            )
+            db.session.commit()
+            db.session.remove()
+        port = free_port()
+        server = make_server("127.0.0.1", port, app, threaded=True)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        base = f"http://127.0.0.1:{port}"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            for login, pages in (
+                ("yamada", [(f"/tickets/{number}", "email-ticket")]),
+                ("admin", [("/email/inbound", "email-quarantine")]),
+            ):
+                page = browser.new_context(
+                    locale="ja-JP", viewport={"width": 1366, "height": 1100}
+                ).new_page()
+                page.goto(f"{base}/login")
+                page.locator("input[name=login]").fill(login)
+                page.locator("input[name=password]").fill(demo.DEMO_PASSWORD)
+                page.get_by_role("button", name="ログイン").click()
+                expect(page.get_by_role("button", name="ログアウト")).to_be_visible()
+                for path, name in pages:
+                    page.goto(base + path)
+                    if name == "email-ticket":
+                        page.locator("details.mail__quoted summary").click()
+                    shoot(page, out, name)
+            browser.close()
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    run(parser.parse_args().out)
+
+
+if __name__ == "__main__":
+    main()
