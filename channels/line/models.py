@@ -73,14 +73,27 @@ class LineTicket(db.Model):
 
 
 class LineDelivery(db.Model):
-    """One webhook request as LINE sent it: the exact body, kept before processing."""
+    """One webhook request as LINE sent it: the exact body, kept before processing.
+
+    The webhook writes this row only; the processor expands it into ``LineEvent`` rows and sets
+    ``expanded_at`` in the same transaction.
+    """
 
     __tablename__ = "line_delivery"
+    __table_args__ = (
+        sa.Index(
+            "ix_line_delivery_pending",
+            "id",
+            postgresql_where=sa.text("expanded_at IS NULL"),
+            sqlite_where=sa.text("expanded_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     body: Mapped[str] = mapped_column(sa.Text)
     event_count: Mapped[int] = mapped_column(default=0)
+    expanded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     def __repr__(self) -> str:
         return f"<LineDelivery {self.id} events={self.event_count}>"

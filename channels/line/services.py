@@ -1,8 +1,8 @@
 """LINE intake and delivery: store the webhook first, process its events later, answer by outbox.
 
-The webhook only verifies the signature and stores the raw body and one row per event (unique
-on ``webhookEventId``); the worker turns events into tickets and timeline entries, one chat at a
-time in LINE's order, and retries what failed. Replies leave through the outbox, whose LINE
+The webhook only verifies the signature and stores the raw body (one INSERT); the processor
+expands each stored body into one row per event (unique on ``webhookEventId``), turns events
+into tickets and timeline entries, one chat at a time in LINE's order, and retries what failed. Replies leave through the outbox, whose LINE
 deliverer pushes with a fixed ``X-Line-Retry-Key`` per message (or uses a still-valid reply token).
 
 LINE user ids are personal data: they live in ``line_contact`` and in the stored webhook bodies
@@ -77,15 +77,15 @@ def _public_url(path: str) -> str:
 
 
 def receive(body: str, signature: str | None, secret: str) -> int:
-    """Verify with the SDK, then store the body and its events (duplicates ignored).
+    """Verify with the SDK, then store the raw body: one INSERT, nothing else.
 
-    Returns how many events were stored. Events the SDK cannot read as a known type (a future
-    type, or a known one missing a required field) are stored as ignored and logged.
+    Returns how many events the body carries (0 for LINE's verification ping, which is not
+    kept). The events are read, deduplicated and written as rows by the processor
+    (`expand_pending`), so the webhook answers LINE at once under any load.
     """
     # The SDK's validator (constant-time compare). WebhookParser.parse is not used for the body:
     # on an old-shape event of an unknown type it raises instead of returning UnknownEvent.
     from linebot.v3.webhook import SignatureValidator
-    from linebot.v3.webhooks import Event
 
     if not signature or not SignatureValidator(secret).validate(body, signature):
         raise InvalidSignature()
@@ -93,14 +93,63 @@ def receive(body: str, signature: str | None, secret: str) -> int:
         raw_events = json.loads(body).get("events") or []
     except (ValueError, AttributeError) as exc:
         raise InvalidSignature() from exc  # signed but not a webhook body: refused the same way
+    if not isinstance(raw_events, list):
+        raise InvalidSignature()
     if not raw_events:
         return 0  # LINE's verification ping: nothing to keep
-    now = utcnow()
-    delivery = LineDelivery(body=body, event_count=len(raw_events), received_at=now)
-    db.session.add(delivery)
-    db.session.flush()
+    table = LineDelivery.__table__
+    db.session.execute(
+        table.insert().values(body=body, event_count=len(raw_events), received_at=utcnow())
+    )
+    return len(raw_events)
+
+
+EXPAND_BATCH = 50
+
+
+def expand_pending(limit: int = EXPAND_BATCH) -> int:
+    """Write the event rows of stored deliveries not yet expanded; returns how many deliveries.
+
+    Each delivery is claimed by a conditional UPDATE of ``expanded_at`` and its events are
+    inserted in the same transaction, so two processes never expand one delivery twice, and a
+    failure leaves it waiting (nothing is lost). Events already stored (LINE's redeliveries) are
+    skipped by the unique ``webhook_event_id``.
+    """
+    table = LineDelivery.__table__
+    ids = list(
+        db.session.scalars(
+            sa.select(table.c.id).where(table.c.expanded_at.is_(None)).order_by(table.c.id)
+            .limit(limit)
+        )
+    )  # fmt: skip
+    done = 0
+    for delivery_id in ids:
+        now = utcnow()
+        claimed = db.session.execute(
+            sa.update(table)
+            .where(table.c.id == delivery_id, table.c.expanded_at.is_(None))
+            .values(expanded_at=now)
+        )
+        if claimed.rowcount != 1:
+            db.session.commit()
+            continue  # another process expanded it
+        body = db.session.scalar(sa.select(table.c.body).where(table.c.id == delivery_id))
+        _insert_events(delivery_id, json.loads(body).get("events") or [], now)
+        db.session.commit()
+        done += 1
+    return done
+
+
+def _insert_events(delivery_id: int, raw_events: list, now: datetime) -> int:
+    """One row per event (duplicates ignored); events the SDK cannot read as a known type (a
+    future type, or a known one missing a required field) are stored as ignored and logged."""
+    from linebot.v3.webhooks import Event
+
     rows = []
     for event in raw_events:
+        if not isinstance(event, dict):
+            log.info("line event ignored: not an object")
+            continue
         try:
             Event.from_dict(event)  # a known type with its required fields
             known = True
@@ -116,10 +165,10 @@ def receive(body: str, signature: str | None, secret: str) -> int:
         rows.append(
             {
                 "webhook_event_id": _event_key(event),
-                "delivery_id": delivery.id,
+                "delivery_id": delivery_id,
                 "chat_key": str(chat_key)[:64],
                 "event_type": event_type,
-                "timestamp_ms": int(event.get("timestamp") or 0),
+                "timestamp_ms": _timestamp(event),
                 "is_redelivery": bool((event.get("deliveryContext") or {}).get("isRedelivery")),
                 "payload": event,
                 "status": status,
@@ -128,12 +177,13 @@ def receive(body: str, signature: str | None, secret: str) -> int:
                 "received_at": now,
             }
         )
+    if not rows:
+        return 0
     dialect = db.session.get_bind().dialect.name
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
     table = LineEvent.__table__
     # Counted by RETURNING, not rowcount: an executemany INSERT .. ON CONFLICT on PostgreSQL
-    # (psycopg 3, SQLAlchemy's insertmanyvalues) reports rowcount -1, which read as "nothing
-    # stored" and so never started the processing after the response.
+    # (psycopg 3, SQLAlchemy's insertmanyvalues) reports rowcount -1.
     statement = (
         insert(table)
         .on_conflict_do_nothing(index_elements=["webhook_event_id"])
@@ -150,6 +200,13 @@ def warm_up() -> None:
     """
     from linebot.v3.webhook import SignatureValidator  # noqa: F401
     from linebot.v3.webhooks import Event  # noqa: F401
+
+
+def _timestamp(event: dict) -> int:
+    try:
+        return int(event.get("timestamp") or 0)
+    except (TypeError, ValueError):
+        return 0  # an unreadable time must not stop the delivery; the event keeps arrival order
 
 
 def _event_key(event: dict) -> str:
@@ -217,6 +274,9 @@ def process_pending(max_rounds: int = 1000, batch: int = 100) -> int:
     done = 0
     for _ in range(max_rounds):
         _yield_to_intake()
+        # Every stored body first, so that a chat's events are ordered among all that arrived.
+        while expand_pending():
+            _yield_to_intake()
         ids = _claim_next(lease, batch)
         if not ids:
             break

@@ -21,14 +21,21 @@ from tests.channels.line.conftest import body_of, text_event
 from tests.channels.line.fake_line import SECRET, TOKEN, sign
 
 
-def test_receive_counts_only_new_events(line_app):
+def test_a_redelivered_event_is_expanded_once(line_app):
     first, second = text_event("一件目"), text_event("二件目")
     body = body_of(first, second)
     assert services.receive(body, sign(body), SECRET) == 2
     db.session.commit()
     again = body_of(second, text_event("三件目"))
-    assert services.receive(again, sign(again), SECRET) == 1  # the redelivered one is skipped
+    assert services.receive(again, sign(again), SECRET) == 2
     db.session.commit()
+    assert services.expand_pending() == 2
+    assert services.expand_pending() == 0  # nothing left, nothing expanded twice
+    texts = [
+        e.payload["message"]["text"]
+        for e in db.session.scalars(sa.select(LineEvent).order_by(LineEvent.id))
+    ]
+    assert texts == ["一件目", "二件目", "三件目"]  # the redelivered one is skipped
 
 
 def test_events_are_processed_after_the_response_under_a_real_server(app_factory, fake_line):

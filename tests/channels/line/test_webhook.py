@@ -7,6 +7,7 @@ import logging
 
 import sqlalchemy as sa
 
+from channels.line import services
 from channels.line.models import EventStatus, LineDelivery, LineEvent
 from consult.extensions import db
 from consult.models import Ticket
@@ -17,6 +18,14 @@ from tests.channels.line.conftest import (
     text_event,
 )
 from tests.channels.line.fake_line import sign
+
+
+def _expand():
+    """What the worker does first: the stored bodies become event rows."""
+    db.session.remove()
+    while services.expand_pending():
+        pass
+    db.session.remove()
 
 
 def _counts():
@@ -34,6 +43,10 @@ def test_valid_signature_stores_raw_body_and_answers_200(line_client):
     db.session.remove()
     delivery = db.session.scalar(sa.select(LineDelivery))
     assert delivery.body == body  # exactly what LINE sent
+    assert delivery.event_count == 1 and delivery.expanded_at is None
+    assert _counts() == (1, 0)  # the webhook wrote the body only
+    _expand()
+    assert db.session.scalar(sa.select(LineDelivery)).expanded_at is not None
     event = db.session.scalar(sa.select(LineEvent))
     assert event.status == EventStatus.PENDING and event.event_type == "message"
     # Answered before processing: no ticket yet.
@@ -61,6 +74,7 @@ def test_redelivered_event_is_stored_once(line_client):
     again = dict(event, deliveryContext={"isRedelivery": True})
     for _ in range(4):
         assert post_webhook(line_client, body_of(again)).status_code == 200
+    _expand()
     deliveries, events = _counts()
     assert deliveries == 5 and events == 1  # every body kept, the event once
 
@@ -71,7 +85,7 @@ def test_java_redelivery_fixture_is_stored_as_redelivery(line_client):
     data["events"][0]["message"]["quoteToken"] = "q"
     body = json.dumps(data)
     assert post_webhook(line_client, body).status_code == 200
-    db.session.remove()
+    _expand()
     event = db.session.scalar(sa.select(LineEvent))
     assert event.webhook_event_id == "01G2KZKG2DS765NMRH3GZFD8AP"
     assert event.is_redelivery is True and event.status == EventStatus.PENDING
@@ -81,7 +95,7 @@ def test_unknown_event_types_are_ignored_and_logged(line_client, caplog):
     body = fixture_text("java-unknown.json")  # the exact bytes of LINE's fixture
     caplog.set_level(logging.INFO, logger="madoguchi.line")
     assert post_webhook(line_client, body).status_code == 200
-    db.session.remove()
+    _expand()
     statuses = {e.event_type: e.status for e in db.session.scalars(sa.select(LineEvent))}
     assert statuses and all(s == EventStatus.IGNORED for s in statuses.values())
     assert "line event ignored" in caplog.text
@@ -94,7 +108,7 @@ def test_python_sdk_fixture_all_event_types(line_client, line_app):
         event["webhookEventId"] = f"fixture-{n:02d}"  # the fixture reuses one id for all
     body = json.dumps(data)
     assert post_webhook(line_client, body).status_code == 200
-    db.session.remove()
+    _expand()
     rows = list(db.session.scalars(sa.select(LineEvent).order_by(LineEvent.id)))
     assert len(rows) == 28
     pending = [r.event_type for r in rows if r.status == EventStatus.PENDING]
@@ -110,7 +124,7 @@ def test_not_configured_answers_503(app_factory):
         body = body_of(text_event("こんにちは"))
         response = post_webhook(client, body)
         assert response.status_code == 503
-        assert db.session.scalar(sa.select(sa.func.count()).select_from(LineEvent)) == 0
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(LineDelivery)) == 0
         db.session.remove()
 
 
@@ -128,3 +142,41 @@ def test_webhook_needs_no_csrf_token(app_factory, fake_line):
         response = post_webhook(app.test_client(), body_of(text_event("CSRFなし")))
         assert response.status_code == 200
         db.session.remove()
+
+
+def test_a_failed_expansion_loses_nothing_and_is_retried(line_client, monkeypatch):
+    body = body_of(text_event("消えてはいけない相談"))
+    assert post_webhook(line_client, body).status_code == 200
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(services, "_insert_events", broken)
+    db.session.remove()
+    try:
+        services.expand_pending()
+    except RuntimeError:
+        db.session.rollback()
+    monkeypatch.undo()
+    db.session.remove()
+    delivery = db.session.scalar(sa.select(LineDelivery))
+    assert delivery.expanded_at is None  # still waiting, body intact
+    _expand()
+    [event] = db.session.scalars(sa.select(LineEvent))
+    assert event.payload["message"]["text"] == "消えてはいけない相談"
+
+
+def test_odd_events_in_a_signed_body_do_not_block_the_others(line_client):
+    good = text_event("読める相談")
+    odd_time = dict(text_event("時刻が読めない"), timestamp="yesterday")
+    body = json.dumps({"destination": "U" + "0" * 32, "events": ["not an object", odd_time, good]})
+    assert post_webhook(line_client, body).status_code == 200
+    _expand()
+    texts = {e.payload["message"]["text"]: e for e in db.session.scalars(sa.select(LineEvent))}
+    assert set(texts) == {"読める相談", "時刻が読めない"}
+
+
+def test_a_signed_body_that_is_not_a_webhook_is_refused(line_client):
+    for body in ("[1, 2]", '{"events": "none"}', "not json"):
+        assert post_webhook(line_client, body).status_code == 400, body
+    assert _counts() == (0, 0)
