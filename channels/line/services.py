@@ -2,8 +2,9 @@
 
 The webhook only verifies the signature and stores the raw body (one INSERT); the processor
 expands each stored body into one row per event (unique on ``webhookEventId``), turns events
-into tickets and timeline entries, one chat at a time in LINE's order, and retries what failed. Replies leave through the outbox, whose LINE
-deliverer pushes with a fixed ``X-Line-Retry-Key`` per message (or uses a still-valid reply token).
+into tickets and timeline entries, one chat at a time in LINE's order, and retries what failed.
+Replies leave through the outbox, whose LINE deliverer pushes with a fixed ``X-Line-Retry-Key``
+per message (or uses a still-valid reply token).
 
 LINE user ids are personal data: they live in ``line_contact`` and in the stored webhook bodies
 only; logs, outbox recipients and URLs carry the contact's row id instead.
