@@ -64,10 +64,11 @@ def migrate(url: str, tmp: Path) -> None:
         db.engine.dispose()
 
 
-def start_gunicorn(url: str, tmp: Path, port: int, workers: int, threads: int) -> subprocess.Popen:
+def app_env(url: str, tmp: Path, kick: bool) -> dict:
     env = dict(os.environ)
     env.update(
         {
+            "MADOGUCHI_LINE_PROCESS_AFTER_RESPONSE": "true" if kick else "false",
             "MADOGUCHI_DATABASE_URL": url,
             "MADOGUCHI_SECRET_KEY": SECRET,
             "MADOGUCHI_DATA_DIR": str(tmp / "data"),
@@ -77,6 +78,24 @@ def start_gunicorn(url: str, tmp: Path, port: int, workers: int, threads: int) -
             "PYTHONPATH": str(ROOT),
         }
     )
+    return env
+
+
+def start_worker(url: str, tmp: Path, kick: bool) -> subprocess.Popen:
+    """`madoguchi worker`, as production runs it beside gunicorn, at a lower CPU priority: on
+    two CPUs, the webhook's answers come before the processing of what it stored."""
+    madoguchi = Path(sys.executable).parent / "madoguchi"
+    return subprocess.Popen(
+        ["nice", "-n", "10", str(madoguchi), "worker", "--interval", "0.5"],
+        cwd=str(tmp),
+        env=app_env(url, tmp, kick),
+        stdout=open(tmp / "worker.log", "wb"),
+        stderr=subprocess.STDOUT,
+    )
+
+
+def start_gunicorn(url: str, tmp: Path, port: int, workers: int, threads: int, kick: bool):
+    env = app_env(url, tmp, kick)
     gunicorn = Path(sys.executable).parent / "gunicorn"
     server = subprocess.Popen(
         [
@@ -214,7 +233,8 @@ def bench_one(kind: str, args) -> dict:
             url = f"{pg_base.rpartition('/')[0]}/{name}"
         migrate(url, tmp)
         port = free_port()
-        server = start_gunicorn(url, tmp, port, args.workers, args.threads)
+        server = start_gunicorn(url, tmp, port, args.workers, args.threads, args.kick)
+        worker = start_worker(url, tmp, args.kick)
         engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
         try:
             payloads = bodies(args.deliveries, args.events)
@@ -249,6 +269,7 @@ def bench_one(kind: str, args) -> dict:
             }
         finally:
             stop(server)
+            stop(worker)
             engine.dispose()
     finally:
         if pg_base:
@@ -267,6 +288,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
     parser.add_argument("--threads", type=int, default=8, help="threads per gunicorn worker")
+    parser.add_argument(
+        "--kick",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="also process in the gunicorn processes right after each response",
+    )
     parser.add_argument("--wait", type=float, default=600, help="seconds to wait for processing")
     parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     args = parser.parse_args()

@@ -6,11 +6,12 @@ from consult import registry
 
 
 def register(app: Flask) -> None:
-    from channels.line import client, models, services, views  # noqa: F401 (models: tables)
+    from channels.line import client, intake, models, services, views  # noqa: F401 (models)
     from consult import cli
     from consult.services import outbox
 
     app.register_blueprint(views.bp)
+    intake.install(app)
     outbox.register_deliverer(services.CHANNEL, services.deliver)
     registry.add_ticket_panel(registry.TicketPanel("line", views_panel))
     registry.add_automatic_sender(services.CHANNEL, services.send_automatic)

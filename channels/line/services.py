@@ -77,32 +77,30 @@ def _public_url(path: str) -> str:
 # --- intake ------------------------------------------------------------------------------------
 
 
-def receive(body: str, signature: str | None, secret: str) -> int:
-    """Verify with the SDK, then store the raw body: one INSERT, nothing else.
+def verify(body: str, signature: str | None, secret: str) -> None:
+    """Raise InvalidSignature unless LINE signed this body (the SDK's constant-time check).
 
-    Returns how many events the body carries (0 for LINE's verification ping, which is not
-    kept). The events are read, deduplicated and written as rows by the processor
-    (`expand_pending`), so the webhook answers LINE at once under any load.
+    Nothing else is read here: the body is stored as it came (channels.line.intake) and read
+    by the processor (`expand_pending`), so the webhook answers LINE at once under any load.
     """
-    # The SDK's validator (constant-time compare). WebhookParser.parse is not used for the body:
-    # on an old-shape event of an unknown type it raises instead of returning UnknownEvent.
+    # WebhookParser.parse is not used for the body: on an old-shape event of an unknown type it
+    # raises instead of returning UnknownEvent.
     from linebot.v3.webhook import SignatureValidator
 
     if not signature or not SignatureValidator(secret).validate(body, signature):
         raise InvalidSignature()
+
+
+def _events_of(body: str) -> list:
+    """The events of a stored body; a signed body that is not a webhook body has none."""
     try:
-        raw_events = json.loads(body).get("events") or []
-    except (ValueError, AttributeError) as exc:
-        raise InvalidSignature() from exc  # signed but not a webhook body: refused the same way
-    if not isinstance(raw_events, list):
-        raise InvalidSignature()
-    if not raw_events:
-        return 0  # LINE's verification ping: nothing to keep
-    table = LineDelivery.__table__
-    db.session.execute(
-        table.insert().values(body=body, event_count=len(raw_events), received_at=utcnow())
-    )
-    return len(raw_events)
+        events = json.loads(body).get("events")
+    except (ValueError, AttributeError):
+        events = None
+    if not isinstance(events, list):
+        log.warning("line delivery without an events list: kept, nothing to process")
+        return []
+    return events
 
 
 EXPAND_BATCH = 50
@@ -135,7 +133,11 @@ def expand_pending(limit: int = EXPAND_BATCH) -> int:
             db.session.commit()
             continue  # another process expanded it
         body = db.session.scalar(sa.select(table.c.body).where(table.c.id == delivery_id))
-        _insert_events(delivery_id, json.loads(body).get("events") or [], now)
+        events = _events_of(body)
+        db.session.execute(
+            sa.update(table).where(table.c.id == delivery_id).values(event_count=len(events))
+        )
+        _insert_events(delivery_id, events, now)
         db.session.commit()
         done += 1
     return done

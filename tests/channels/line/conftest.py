@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from flask import has_app_context
 
 from consult.extensions import db
 from tests.channels.line.fake_line import SECRET, TOKEN, sign, start_fake_line
@@ -100,6 +101,10 @@ def body_of(*events: dict) -> str:
 
 
 def post_webhook(client, body: str, signature: str | None = "sign"):
+    # The webhook writes on its own connection, as it does in production; the test's session
+    # must not hold SQLite's write lock (BEGIN IMMEDIATE) meanwhile.
+    if has_app_context():
+        db.session.commit()
     headers = {"Content-Type": "application/json"}
     if signature == "sign":
         signature = sign(body)

@@ -17,18 +17,15 @@ from channels.line import services
 from channels.line.models import EventStatus, LineEvent
 from consult.extensions import db
 from consult.models import EntryKind, TimelineEntry
-from tests.channels.line.conftest import body_of, text_event
+from tests.channels.line.conftest import body_of, post_webhook, text_event
 from tests.channels.line.fake_line import SECRET, TOKEN, sign
 
 
-def test_a_redelivered_event_is_expanded_once(line_app):
+def test_a_redelivered_event_is_expanded_once(line_client):
     first, second = text_event("一件目"), text_event("二件目")
-    body = body_of(first, second)
-    assert services.receive(body, sign(body), SECRET) == 2
-    db.session.commit()
-    again = body_of(second, text_event("三件目"))
-    assert services.receive(again, sign(again), SECRET) == 2
-    db.session.commit()
+    assert post_webhook(line_client, body_of(first, second)).status_code == 200
+    assert post_webhook(line_client, body_of(second, text_event("三件目"))).status_code == 200
+    db.session.remove()
     assert services.expand_pending() == 2
     assert services.expand_pending() == 0  # nothing left, nothing expanded twice
     texts = [

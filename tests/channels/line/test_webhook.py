@@ -43,10 +43,11 @@ def test_valid_signature_stores_raw_body_and_answers_200(line_client):
     db.session.remove()
     delivery = db.session.scalar(sa.select(LineDelivery))
     assert delivery.body == body  # exactly what LINE sent
-    assert delivery.event_count == 1 and delivery.expanded_at is None
+    assert delivery.expanded_at is None
     assert _counts() == (1, 0)  # the webhook wrote the body only
     _expand()
-    assert db.session.scalar(sa.select(LineDelivery)).expanded_at is not None
+    delivery = db.session.scalar(sa.select(LineDelivery))
+    assert delivery.expanded_at is not None and delivery.event_count == 1
     event = db.session.scalar(sa.select(LineEvent))
     assert event.status == EventStatus.PENDING and event.event_type == "message"
     # Answered before processing: no ticket yet.
@@ -65,7 +66,8 @@ def test_tampered_body_and_missing_header_get_400_and_store_nothing(line_client)
 def test_verification_ping_with_no_events_gets_200(line_client):
     body = json.dumps({"destination": "U" + "0" * 32, "events": []})
     assert post_webhook(line_client, body).status_code == 200
-    assert _counts() == (0, 0)
+    _expand()
+    assert _counts() == (1, 0)  # kept like any signed body; nothing to process
 
 
 def test_redelivered_event_is_stored_once(line_client):
@@ -176,7 +178,51 @@ def test_odd_events_in_a_signed_body_do_not_block_the_others(line_client):
     assert set(texts) == {"読める相談", "時刻が読めない"}
 
 
-def test_a_signed_body_that_is_not_a_webhook_is_refused(line_client):
+def test_a_signed_body_that_is_not_a_webhook_is_kept_and_processed_as_empty(line_client, caplog):
+    caplog.set_level(logging.WARNING, logger="madoguchi.line")
     for body in ("[1, 2]", '{"events": "none"}', "not json"):
-        assert post_webhook(line_client, body).status_code == 400, body
+        assert post_webhook(line_client, body).status_code == 200, body
+    _expand()
+    assert _counts() == (3, 0)
+    assert not db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(LineDelivery)
+        .where(LineDelivery.expanded_at.is_(None))
+    )
+    assert "without an events list" in caplog.text
+
+
+def test_webhook_answers_only_post(line_client):
+    response = line_client.get("/channels/line/webhook")
+    assert response.status_code == 405 and response.headers["Allow"] == "POST"
+    assert _counts() == (0, 0)
+
+
+def test_oversized_or_undecodable_body_is_refused_and_nothing_stored(line_client):
+    huge = body_of(text_event("あ" * (1024 * 1024)))
+    assert post_webhook(line_client, huge).status_code == 413
+    latin = body_of(text_event("相談")).encode("shift_jis")
+    response = line_client.post(
+        "/channels/line/webhook",
+        data=latin,
+        headers={"X-Line-Signature": sign(latin.decode("latin-1"))},
+    )
+    assert response.status_code == 400
+    assert _counts() == (0, 0)
+
+
+def test_a_body_that_cannot_be_stored_gets_500_and_stays_out_of_the_log(
+    line_client, line_app, monkeypatch, caplog
+):
+    """LINE is told the delivery failed (it redelivers); the citizen's words are not logged."""
+    from channels.line import intake
+
+    def refuse(self, body):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(intake.WebhookIntake, "_store", refuse)
+    caplog.set_level(logging.INFO, logger="madoguchi.line")
+    response = post_webhook(line_client, body_of(text_event("秘密の相談内容")))
+    assert response.status_code == 500
+    assert "could not be stored" in caplog.text and "秘密の相談内容" not in caplog.text
     assert _counts() == (0, 0)
