@@ -68,7 +68,14 @@ def default_settings(instance_path: Path) -> dict:
         "LINE_API_HOST": "https://api.line.me",
         # Blob downloads: empty = api-data.line.me, or LINE_API_HOST when that is not LINE's own.
         "LINE_API_DATA_HOST": "",
-        "LINE_PROCESS_AFTER_RESPONSE": True,
+        # Process LINE events in the web process right after the webhook's answer, besides the
+        # worker (which always does): for a one-process setup. With `madoguchi worker` running,
+        # leave it off, so web processes only answer.
+        "LINE_PROCESS_AFTER_RESPONSE": False,
+        # While LINE delivers a burst (a body stored less than this ago), processing waits, at
+        # most LINE_BURST_MAX_DEFER_MS in a row; 0 turns the pacing off.
+        "LINE_BURST_QUIET_MS": 300,
+        "LINE_BURST_MAX_DEFER_MS": 2000,
         "LINE_MAX_EVENT_ATTEMPTS": 8,
     }
 

@@ -92,7 +92,10 @@ class WebhookIntake:
         if length > MAX_BODY:
             return _answer(start_response, "413 Request Entity Too Large", "body too large")
         try:
-            raw = get_input_stream(environ, max_content_length=MAX_BODY).read()
+            stream = get_input_stream(environ, max_content_length=MAX_BODY)
+            raw = stream.read()
+            if len(raw) >= MAX_BODY:
+                stream.read(1)  # at the limit: raises if the body goes on
         except RequestEntityTooLarge:  # a chunked body, with no length announced
             return _answer(start_response, "413 Request Entity Too Large", "body too large")
         try:

@@ -30,6 +30,7 @@ def line_app(app_factory, fake_line):
         LINE_CHANNEL_ACCESS_TOKEN=TOKEN,
         LINE_API_HOST=fake_line.url,
         LINE_PROCESS_AFTER_RESPONSE=False,
+        LINE_BURST_QUIET_MS=0,  # a test's webhook is always "just now": no pacing here
         PUBLIC_URL="https://soudan.example.lg.jp",
     )
     with app.app_context():

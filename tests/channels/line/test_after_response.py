@@ -80,3 +80,58 @@ def test_events_are_processed_after_the_response_under_a_real_server(app_factory
     finally:
         server.shutdown()
         thread.join(timeout=10)
+
+
+def test_processing_waits_for_a_burst_but_never_starves(line_client, line_app):
+    """While bodies keep arriving, processing steps aside, at most LINE_BURST_MAX_DEFER_MS."""
+    line_app.config["MADOGUCHI"].update(LINE_BURST_QUIET_MS=60_000, LINE_BURST_MAX_DEFER_MS=300)
+    assert post_webhook(line_client, body_of(text_event("混雑時の相談"))).status_code == 200
+    db.session.remove()
+    started = time.monotonic()
+    assert services.process_pending() == 1  # processed although the "burst" never ends
+    assert time.monotonic() - started >= 0.3
+    line_app.config["MADOGUCHI"].update(LINE_BURST_QUIET_MS=0)
+    assert post_webhook(line_client, body_of(text_event("静かな時の相談"))).status_code == 200
+    db.session.remove()
+    assert services.process_pending() == 1
+    db.session.remove()
+    count = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(TimelineEntry)
+        .where(TimelineEntry.kind == EntryKind.MESSAGE_IN)
+    )
+    assert count == 2
+
+
+def test_a_chunked_body_over_the_limit_gets_413_under_a_real_server(app_factory, fake_line):
+    """No Content-Length to check first: the limit is enforced while reading."""
+    import http.client
+
+    from channels.line.intake import MAX_BODY
+    from channels.line.models import LineDelivery
+
+    app = app_factory(
+        LINE_CHANNEL_SECRET=SECRET, LINE_CHANNEL_ACCESS_TOKEN=TOKEN, LINE_API_HOST=fake_line.url
+    )
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        body = body_of(text_event("あ" * (MAX_BODY // 3 + 10))).encode("utf-8")
+        connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
+        chunks = (body[i : i + 65536] for i in range(0, len(body), 65536))
+        connection.request(
+            "POST",
+            "/channels/line/webhook",
+            body=chunks,
+            headers={"X-Line-Signature": sign(body.decode("utf-8"))},
+            encode_chunked=True,
+        )
+        assert connection.getresponse().status == 413
+        connection.close()
+        with app.app_context():
+            assert db.session.scalar(sa.select(sa.func.count()).select_from(LineDelivery)) == 0
+            db.session.remove()
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
