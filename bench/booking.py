@@ -15,18 +15,13 @@ from __future__ import annotations
 import argparse
 import os
 import random
-import re
-import shutil
-import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import requests
 
 # The repository first: bench/faq.py and bench/handoff.py must not shadow the packages.
@@ -34,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import desk
 
+from bench import common
 from channels.booking import services
 from channels.booking.models import Booking, BookingSlot, Mode
 from consult.extensions import db
@@ -44,7 +40,7 @@ def populate(url: str, tmp: Path, n_bookings: int):
     from flask_migrate import upgrade
 
     rng = random.Random(2026)
-    app = desk.build_app(url, tmp)
+    app = common.build_app(url, tmp)
     with app.app_context():
         upgrade()
         today = tokyo_today()
@@ -114,13 +110,7 @@ def time_free_slots(app, rounds: int) -> dict:
             timings.append((time.perf_counter() - started) * 1000)
             db.session.remove()
         slots = sum(len(v) for v in result.values())
-    timings.sort()
-    return {
-        "p50": statistics.median(timings),
-        "p95": timings[int(len(timings) * 0.95) - 1],
-        "max": timings[-1],
-        "slots": slots,
-    }
+    return {**common.percentiles(timings), "slots": slots}
 
 
 def popular_day() -> datetime:
@@ -145,7 +135,7 @@ def hammer(base: str, clients: int, attempts: int, day: datetime) -> dict:
             params={"mode": "counter", "start": f"{starts[0]:%Y-%m-%dT%H:%M}"},
             timeout=60,
         )
-        token = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page.text)[1]
+        token = common.csrf_from(page.text)
         barrier.wait()
         for i in range(attempts):
             start = rng.choice(starts)
@@ -201,55 +191,34 @@ def overbooked(app) -> int:
 
 
 def bench_one(kind: str, args) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix=f"madoguchi-bench-booking-{kind}-"))
-    pg_base = None
-    name = f"madoguchi_bench_booking_{os.getpid()}"
-    try:
-        if kind == "sqlite":
-            url = f"sqlite:///{tmp / 'bench.db'}"
-        else:
-            pg_base = (
-                os.environ.get("MADOGUCHI_BENCH_POSTGRES_URL")
-                or os.environ.get("MADOGUCHI_TEST_POSTGRES_URL")
-                or "postgresql://postgres@127.0.0.1:5432/test"
-            )
-            with psycopg.connect(pg_base, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                conn.execute(f'CREATE DATABASE "{name}"')
-            url = f"{pg_base.rpartition('/')[0]}/{name}"
-        desk.log(f"{kind}: building {args.bookings:,} bookings")
+    with common.scratch(kind, "booking") as (tmp, url):
+        common.log(f"{kind}: building {args.bookings:,} bookings")
         app, made = populate(url, tmp, args.bookings)
         figures = time_free_slots(app, args.rounds)
         figures["bookings"] = made
         os.environ["MADOGUCHI_BOOKING_RATE_LIMIT"] = "100000 per minute"
-        port = desk.free_port()
-        server = desk.start_gunicorn(url, tmp, port)
+        port = common.free_port()
+        server = common.start_gunicorn(url, tmp, port)
         try:
-            desk.log(f"{kind}: {args.clients} clients × {args.attempts} bookings on one day")
+            common.log(f"{kind}: {args.clients} clients × {args.attempts} bookings on one day")
             figures.update(
                 hammer(f"http://127.0.0.1:{port}", args.clients, args.attempts, popular_day())
             )
         finally:
-            desk.stop(server)
+            common.stop(server)
         figures["overbooked"] = overbooked(app)
         return figures
-    finally:
-        if pg_base:
-            with psycopg.connect(pg_base, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bookings", type=int, default=20_000)
-    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--db", choices=common.DB_CHOICES, default="both")
     parser.add_argument("--rounds", type=int, default=200)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--attempts", type=int, default=4, help="bookings tried per client")
     args = parser.parse_args()
-    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    results = {kind: bench_one(kind, args) for kind in kinds}
+    results = {kind: bench_one(kind, args) for kind in common.kinds(args.db)}
     print()
     print(
         f"{args.clients} clients × {args.attempts} attempts; free slots over {args.rounds} rounds"

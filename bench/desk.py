@@ -11,27 +11,30 @@ after running the migrations. Then it starts gunicorn, logs in over HTTP and tim
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import re
-import shutil
-import signal
-import socket
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import psycopg
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from consult import create_app  # noqa: E402
+from bench.common import (  # noqa: E402
+    DB_CHOICES,
+    build_app,
+    free_port,
+    kinds,
+    log,
+    measure,
+    print_table,
+    scratch,
+    sign_in,
+    start_gunicorn,
+    stop,
+)
 from consult.extensions import db  # noqa: E402
 from consult.models import (  # noqa: E402
     Channel,
@@ -49,7 +52,6 @@ from consult.services.normalize import name_key  # noqa: E402
 from consult.services.tickets import Cursor  # noqa: E402
 from consult.timeutil import fiscal_year, tokyo_today  # noqa: E402
 
-SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 PASSWORD = "bench-password-123"
 LOGIN = "bench"
 CHUNK = 20_000
@@ -119,24 +121,7 @@ OPEN_STATUSES = [Status.RECEIVED, Status.IN_PROGRESS, Status.HANDED_OFF, Status.
 ENTRY_KINDS = [EntryKind.NOTE, EntryKind.MESSAGE_IN, EntryKind.ASSIGNMENT, EntryKind.SESSION]
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 # --- data ------------------------------------------------------------------------------------
-
-
-def build_app(url: str, tmp: Path):
-    return create_app(
-        {
-            "DATABASE_URL": url,
-            "DATA_DIR": str(tmp / "data"),
-            "SECRET_KEY": SECRET,
-            "ENV": "testing",
-            "PASSWORD_HASH_COST": "fast",
-        },
-        instance_path=str(tmp / "instance"),
-    )
 
 
 def insert_chunks(conn, table, rows_iter) -> int:
@@ -338,96 +323,8 @@ def populate(url: str, tmp: Path, n_tickets: int, n_entries: int) -> dict:
 # --- HTTP ------------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_gunicorn(url: str, tmp: Path, port: int) -> subprocess.Popen:
-    env = dict(os.environ)
-    env.update(
-        {
-            "MADOGUCHI_DATABASE_URL": url,
-            "MADOGUCHI_SECRET_KEY": SECRET,
-            "MADOGUCHI_DATA_DIR": str(tmp / "data"),
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    server = subprocess.Popen(
-        [str(gunicorn), "-w", "2", "-b", f"127.0.0.1:{port}", "consult:create_app()"],
-        cwd=str(tmp),
-        env=env,
-        stdout=open(tmp / "gunicorn.log", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"http://127.0.0.1:{port}/login", timeout=30)
-                return server
-            except (requests.ConnectionError, requests.Timeout):
-                if server.poll() is not None:
-                    break
-                time.sleep(0.3)
-    except BaseException:
-        stop(server)
-        raise
-    stop(server)
-    raise RuntimeError(f"gunicorn did not start; see {tmp / 'gunicorn.log'}")
-
-
-def stop(server: subprocess.Popen) -> None:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-
-
-def csrf_from(html: str) -> str:
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
-        r'value="([^"]+)"[^>]*name="csrf_token"', html
-    )
-    if not match:
-        raise RuntimeError("no CSRF token in the page")
-    return match.group(1)
-
-
 def login(base: str) -> tuple[requests.Session, str]:
-    session = requests.Session()
-    token = csrf_from(session.get(f"{base}/login", timeout=10).text)
-    response = session.post(
-        f"{base}/login",
-        data={"login": LOGIN, "password": PASSWORD, "csrf_token": token},
-        allow_redirects=False,
-        timeout=10,
-    )
-    if response.status_code != 302:
-        raise RuntimeError(f"login failed: {response.status_code}")
-    queue = session.get(f"{base}/tickets", timeout=10)
-    return session, csrf_from(queue.text)
-
-
-def measure(session, name, make_request, n: int, expect: int) -> dict:
-    for _ in range(min(5, n)):  # warm up both workers
-        make_request(0)
-    times = []
-    for i in range(n):
-        start = time.perf_counter()
-        response = make_request(i)
-        times.append((time.perf_counter() - start) * 1000)
-        if response.status_code != expect:
-            raise RuntimeError(f"{name}: HTTP {response.status_code} (expected {expect})")
-    times.sort()
-    return {
-        "name": name,
-        "p50": statistics.median(times),
-        "p95": times[max(int(len(times) * 0.95) - 1, 0)],
-        "max": times[-1],
-    }
+    return sign_in(base, LOGIN, PASSWORD, "/tickets")
 
 
 def run_requests(base: str, targets: dict, n: int) -> list[dict]:
@@ -472,22 +369,7 @@ def run_requests(base: str, targets: dict, n: int) -> list[dict]:
 
 
 def bench_one(kind: str, args) -> list[dict]:
-    tmp = Path(tempfile.mkdtemp(prefix=f"madoguchi-bench-{kind}-"))
-    pg_base = None
-    name = f"madoguchi_bench_{os.getpid()}"
-    try:
-        if kind == "sqlite":
-            url = f"sqlite:///{tmp / 'bench.db'}"
-        else:
-            pg_base = (
-                os.environ.get("MADOGUCHI_BENCH_POSTGRES_URL")
-                or os.environ.get("MADOGUCHI_TEST_POSTGRES_URL")
-                or "postgresql://postgres@127.0.0.1:5432/test"
-            )
-            with psycopg.connect(pg_base, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                conn.execute(f'CREATE DATABASE "{name}"')
-            url = f"{pg_base.rpartition('/')[0]}/{name}"
+    with scratch(kind, keep=args.keep_db) as (tmp, url):
         log(f"{kind}: building {args.tickets:,} tickets, {args.entries:,} entries")
         targets = populate(url, tmp, args.tickets, args.entries)
         port = free_port()
@@ -497,36 +379,22 @@ def bench_one(kind: str, args) -> list[dict]:
             return run_requests(f"http://127.0.0.1:{port}", targets, args.requests)
         finally:
             stop(server)
-    finally:
-        if pg_base and args.keep_db:
-            log(f"kept {url}")
-        elif pg_base:
-            with psycopg.connect(pg_base, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=200_000)
     parser.add_argument("--entries", type=int, default=1_000_000)
-    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--db", choices=DB_CHOICES, default="both")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument(
         "--keep-db", action="store_true", help="keep the PostgreSQL database (to study plans)"
     )
     args = parser.parse_args()
-    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    results = {kind: bench_one(kind, args) for kind in kinds}
+    results = {kind: bench_one(kind, args) for kind in kinds(args.db)}
     print()
     print(f"{args.tickets:,} tickets, {args.entries:,} timeline entries, {args.requests} requests")
-    print(f"{'database':<11} {'page':<26} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
-    for kind, rows in results.items():
-        for row in rows:
-            print(
-                f"{kind:<11} {row['name']:<26} {row['p50']:>8.1f} {row['p95']:>8.1f}"
-                f" {row['max']:>8.1f}"
-            )
+    print_table(results)
 
 
 if __name__ == "__main__":

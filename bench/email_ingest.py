@@ -23,22 +23,17 @@ import base64
 import os
 import quopri
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
-
-import psycopg
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from consult import create_app  # noqa: E402
+from bench import common  # noqa: E402
 from consult.extensions import db  # noqa: E402
 from consult.services.jis import encode_iso2022jp  # noqa: E402
 
-SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 SUBJECTS = [
     "児童手当の申請について",
     "①番窓口の予約～変更",
@@ -55,10 +50,6 @@ BODIES = [
     "ネット通販で定期購入になっていました。解約の方法を教えてください。㈱〇〇という会社です。",
 ]
 ENCODINGS = ["iso-2022-jp", "shift_jis", "euc-jp", "utf-8"]
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
 
 
 def encode(text: str, charset: str) -> bytes:
@@ -132,35 +123,11 @@ def bench_one(kind: str, messages: list[bytes], mode: str = "batch", batch: int 
     from channels.email.models import InboundMail, InboundStatus
     from consult.models import Ticket
 
-    tmp = Path(tempfile.mkdtemp(prefix=f"madoguchi-bench-email-{kind}-"))
-    name = f"madoguchi_bench_email_{os.getpid()}"
-    pg_base = None
-    try:
-        if kind == "sqlite":
-            url = f"sqlite:///{tmp / 'bench.db'}"
-        else:
-            pg_base = (
-                os.environ.get("MADOGUCHI_BENCH_POSTGRES_URL")
-                or os.environ.get("MADOGUCHI_TEST_POSTGRES_URL")
-                or "postgresql://postgres@127.0.0.1:5432/test"
-            )
-            with psycopg.connect(pg_base, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                conn.execute(f'CREATE DATABASE "{name}"')
-            url = f"{pg_base.rpartition('/')[0]}/{name}"
-        app = create_app(
-            {
-                "DATABASE_URL": url,
-                "DATA_DIR": str(tmp / "data"),
-                "SECRET_KEY": SECRET,
-                "ENV": "testing",
-                "PASSWORD_HASH_COST": "fast",
-            },
-            instance_path=str(tmp / "instance"),
-        )
+    with common.scratch(kind, "email") as (tmp, url):
+        app = common.build_app(url, tmp)
         with app.app_context():
             upgrade()
-            log(f"{kind}: ingesting {len(messages):,} messages")
+            common.log(f"{kind}: ingesting {len(messages):,} messages")
             started = time.perf_counter()
             if mode == "single":
                 for raw in messages:
@@ -190,23 +157,17 @@ def bench_one(kind: str, messages: list[bytes], mode: str = "batch", batch: int 
             "tickets": tickets,
             "quarantined": quarantined,
         }
-    finally:
-        if pg_base:
-            with psycopg.connect(pg_base, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
-    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--db", choices=common.DB_CHOICES, default="both")
     parser.add_argument("--mode", choices=["batch", "single"], default="batch")
     parser.add_argument("--batch", type=int, default=100, help="messages per batch")
     args = parser.parse_args()
     messages = generate(args.messages)
-    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    results = [bench_one(kind, messages, args.mode, args.batch) for kind in kinds]
+    results = [bench_one(kind, messages, args.mode, args.batch) for kind in common.kinds(args.db)]
     print()
     print(f"load average: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print("| database   | mode   | messages | seconds | messages/s | tickets | quarantined |")

@@ -11,26 +11,23 @@ from __future__ import annotations
 
 import argparse
 import shutil
-import socket
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 from flask_migrate import upgrade
 from playwright.sync_api import sync_playwright
-from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import launch_chromium, serve  # noqa: E402
 from consult import create_app  # noqa: E402
 from consult.extensions import db  # noqa: E402
 from consult.services import staff as staff_service  # noqa: E402
 from consult.services.actor import SYSTEM  # noqa: E402
 from faq import services  # noqa: E402
 
-CHROMIUM = Path("/usr/bin/chromium")
 FIXTURES = ROOT / "tests" / "fixtures" / "faq"
 
 
@@ -68,16 +65,8 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="madoguchi-faq-shots-"))
     try:
         app = build_app(tmp)
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        server = make_server("127.0.0.1", port, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{port}"
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(
-                executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"]
-            )
+        with serve(app) as base, sync_playwright() as playwright:
+            browser = launch_chromium(playwright, ["--no-sandbox", "--disable-gpu"])
             page = browser.new_page(viewport={"width": 1366, "height": 768}, locale="ja-JP")
             page.goto(f"{base}/faq?lang=ja")
             page.screenshot(path=str(out / "faq-index.png"), full_page=True)
@@ -88,7 +77,6 @@ def main() -> None:
             page.goto(f"{base}/faq?lang=en&q=マイナンバーカード")
             page.screenshot(path=str(out / "faq-search-en.png"), full_page=True)
             browser.close()
-        server.shutdown()
         print(f"saved to {out}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import random
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import desk as base
 
+from bench import common
 from consult.extensions import db
 from consult.models import Department, Staff
 from consult.services import auth
@@ -49,7 +48,7 @@ STATES = [
 
 def add_handoffs(url: str, tmp: Path, n_tickets: int, n_handoffs: int) -> dict:
     rng = random.Random(7)
-    app = base.build_app(url, tmp)
+    app = common.build_app(url, tmp)
     with app.app_context():
         hashed = auth.hash_password(base.PASSWORD)
         now = datetime.now(UTC).replace(microsecond=0)
@@ -169,18 +168,7 @@ def add_handoffs(url: str, tmp: Path, n_tickets: int, n_handoffs: int) -> dict:
 
 
 def sign_in(base_url: str, login: str) -> tuple[requests.Session, str]:
-    session = requests.Session()
-    token = base.csrf_from(session.get(f"{base_url}/login", timeout=10).text)
-    response = session.post(
-        f"{base_url}/login",
-        data={"login": login, "password": base.PASSWORD, "csrf_token": token},
-        allow_redirects=False,
-        timeout=10,
-    )
-    if response.status_code != 302:
-        raise RuntimeError(f"login {login} failed: {response.status_code}")
-    page = session.get(f"{base_url}/handoffs", timeout=30)
-    return session, base.csrf_from(page.text)
+    return common.sign_in(base_url, login, base.PASSWORD, "/handoffs")
 
 
 def live_delay(base_url: str, trials: list[tuple[int, str]]) -> list[float]:
@@ -230,7 +218,7 @@ def run(base_url: str, trials, n: int) -> list[dict]:
     today = datetime.now(UTC).date()
     year_ago = (today - timedelta(days=365)).isoformat()
     results = [
-        base.measure(
+        common.measure(
             officer,
             f"officer inbox: {tab}",
             lambda i, tab=tab: officer.get(f"{base_url}/handoffs?tab={tab}"),
@@ -240,7 +228,7 @@ def run(base_url: str, trials, n: int) -> list[dict]:
         for tab in ("new", "accepted", "overdue", "done")
     ]
     results.append(
-        base.measure(
+        common.measure(
             boss,
             "overview: last 30 days",
             lambda i: boss.get(f"{base_url}/handoffs/overview"),
@@ -249,7 +237,7 @@ def run(base_url: str, trials, n: int) -> list[dict]:
         )
     )
     results.append(
-        base.measure(
+        common.measure(
             boss,
             "overview: last 365 days",
             lambda i: boss.get(f"{base_url}/handoffs/overview?start={year_ago}"),
@@ -258,63 +246,34 @@ def run(base_url: str, trials, n: int) -> list[dict]:
         )
     )
     delays = live_delay(base_url, trials)
-    delays.sort()
-    results.append(
-        {
-            "name": f"live delay ({len(delays)} trials)",
-            "p50": base.statistics.median(delays) * 1000,
-            "p95": delays[max(int(len(delays) * 0.95) - 1, 0)] * 1000,
-            "max": delays[-1] * 1000,
-        }
-    )
+    results.append(common.summary(f"live delay ({len(delays)} trials)", [d * 1000 for d in delays]))
     return results
 
 
 def bench_one(kind: str, args) -> list[dict]:
-    tmp = Path(tempfile.mkdtemp(prefix=f"madoguchi-bench-handoff-{kind}-"))
-    name = f"madoguchi_bench_handoff_{base.os.getpid()}"
-    pg_base = None
-    try:
-        if kind == "sqlite":
-            url = f"sqlite:///{tmp / 'bench.db'}"
-        else:
-            pg_base = (
-                base.os.environ.get("MADOGUCHI_BENCH_POSTGRES_URL")
-                or base.os.environ.get("MADOGUCHI_TEST_POSTGRES_URL")
-                or "postgresql://postgres@127.0.0.1:5432/test"
-            )
-            with psycopg.connect(pg_base, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                conn.execute(f'CREATE DATABASE "{name}"')
-            url = f"{pg_base.rpartition('/')[0]}/{name}"
-        base.log(f"{kind}: building {args.tickets:,} tickets and {args.handoffs:,} handoffs")
+    with common.scratch(kind, "handoff") as (tmp, url):
+        common.log(f"{kind}: building {args.tickets:,} tickets and {args.handoffs:,} handoffs")
         base.populate(url, tmp, args.tickets, args.tickets)
         built = add_handoffs(url, tmp, args.tickets, args.handoffs)
-        if pg_base:
+        if kind == "postgresql":
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("ANALYZE")
-        port = base.free_port()
-        server = base.start_gunicorn(url, tmp, port)
+        port = common.free_port()
+        server = common.start_gunicorn(url, tmp, port)
         try:
             return run(f"http://127.0.0.1:{port}", built["trials"], args.requests)
         finally:
-            base.stop(server)
-    finally:
-        if pg_base:
-            with psycopg.connect(pg_base, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        shutil.rmtree(tmp, ignore_errors=True)
+            common.stop(server)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=200_000)
     parser.add_argument("--handoffs", type=int, default=100_000)
-    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--db", choices=common.DB_CHOICES, default="both")
     parser.add_argument("--requests", type=int, default=100)
     args = parser.parse_args()
-    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    results = {kind: bench_one(kind, args) for kind in kinds}
+    results = {kind: bench_one(kind, args) for kind in common.kinds(args.db)}
     print()
     print(f"{args.tickets:,} tickets, {args.handoffs:,} handoffs, {N_DEPARTMENTS} departments")
     print(f"{'':34} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9}")

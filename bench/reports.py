@@ -15,12 +15,8 @@ process with Flask's test client: SQL and rendering, without a network hop.
 from __future__ import annotations
 
 import argparse
-import os
 import random
-import shutil
-import statistics
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,13 +26,12 @@ import psycopg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from consult import create_app  # noqa: E402
+from bench import common  # noqa: E402
 from consult.extensions import db  # noqa: E402
 from consult.models import Category, Ticket  # noqa: E402
 from consult.services import report_rollup  # noqa: E402
 from consult.services import staff as staff_service  # noqa: E402
 
-SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 PASSWORD = "bench-password-123"
 CHUNK = 20_000
 CHANNELS = ["counter"] * 4 + ["phone"] * 3 + ["email"] * 2 + ["line", "booking"]
@@ -48,21 +43,9 @@ COLUMNS = [
 ]  # fmt: skip
 
 
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
 def build_app(url: str, tmp: Path):
-    app = create_app(
-        {
-            "DATABASE_URL": url,
-            "DATA_DIR": str(tmp / "data"),
-            "SECRET_KEY": SECRET,
-            "ENV": "testing",
-            "PASSWORD_HASH_COST": "fast",
-        },
-        instance_path=str(tmp / "instance"),
-    )
+    # The test client posts forms without a token; the login is still the real one.
+    app = common.build_app(url, tmp)
     app.config["WTF_CSRF_ENABLED"] = False
     return app
 
@@ -131,13 +114,13 @@ def populate(app, url: str, n: int) -> None:
                 if chunk:
                     conn.execute(Ticket.__table__.insert(), chunk)
                 conn.exec_driver_sql("ANALYZE")
-        log(f"inserted {n:,} tickets in {time.perf_counter() - t0:.1f}s")
+        common.log(f"inserted {n:,} tickets in {time.perf_counter() - t0:.1f}s")
         # Bulk-inserted around the ticket services, as an import would be: fill the reports'
         # rollup with the same service as `madoguchi reports rebuild`.
         t0 = time.perf_counter()
         counted, day_rows = report_rollup.rebuild()
         db.session.commit()
-        log(f"rebuilt the rollup ({counted:,} tickets, {day_rows:,} day rows) in "
+        common.log(f"rebuilt the rollup ({counted:,} tickets, {day_rows:,} day rows) in "
             f"{time.perf_counter() - t0:.1f}s")  # fmt: skip
         if db.engine.dialect.name == "postgresql":
             with psycopg.connect(url, autocommit=True) as conn:
@@ -164,36 +147,14 @@ def measure(app, paths: dict[str, str], n: int) -> list[dict]:
                 response = client.get(path)
                 times.append((time.perf_counter() - t0) * 1000)
                 assert response.status_code == 200
-            times.sort()
-            results.append(
-                {
-                    "name": name,
-                    "p50": statistics.median(times),
-                    "p95": times[max(0, int(len(times) * 0.95) - 1)],
-                    "max": times[-1],
-                }
-            )
+            results.append(common.summary(name, times))
         db.session.remove()
     return results
 
 
 def bench_one(kind: str, args) -> list[dict]:
-    tmp = Path(tempfile.mkdtemp(prefix=f"madoguchi-bench-reports-{kind}-"))
-    pg_base, name = None, f"madoguchi_bench_reports_{os.getpid()}"
-    try:
-        if kind == "sqlite":
-            url = f"sqlite:///{tmp / 'bench.db'}"
-        else:
-            pg_base = (
-                os.environ.get("MADOGUCHI_BENCH_POSTGRES_URL")
-                or os.environ.get("MADOGUCHI_TEST_POSTGRES_URL")
-                or "postgresql://postgres@127.0.0.1:5432/test"
-            )
-            with psycopg.connect(pg_base, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                conn.execute(f'CREATE DATABASE "{name}"')
-            url = f"{pg_base.rpartition('/')[0]}/{name}"
-        log(f"{kind}: building {args.tickets:,} tickets")
+    with common.scratch(kind, "reports") as (tmp, url):
+        common.log(f"{kind}: building {args.tickets:,} tickets")
         app = build_app(url, tmp)
         populate(app, url, args.tickets)
         paths = {
@@ -205,30 +166,18 @@ def bench_one(kind: str, args) -> list[dict]:
         with app.app_context():
             db.engine.dispose()
         return results
-    finally:
-        if pg_base:
-            with psycopg.connect(pg_base, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=1_000_000)
-    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--db", choices=common.DB_CHOICES, default="both")
     parser.add_argument("--requests", type=int, default=30)
     args = parser.parse_args()
-    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
-    results = {kind: bench_one(kind, args) for kind in kinds}
+    results = {kind: bench_one(kind, args) for kind in common.kinds(args.db)}
     print()
     print(f"{args.tickets:,} tickets over FY2021–FY2025, {args.requests} requests per page")
-    print(f"{'database':<11} {'page':<26} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
-    for kind, rows_ in results.items():
-        for row in rows_:
-            print(
-                f"{kind:<11} {row['name']:<26} {row['p50']:>8.1f} {row['p95']:>8.1f}"
-                f" {row['max']:>8.1f}"
-            )
+    common.print_table(results)
 
 
 if __name__ == "__main__":

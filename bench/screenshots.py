@@ -11,30 +11,23 @@ Each page is saved as a 1366x768 PNG. Never downloads a browser: /usr/bin/chromi
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
-import socket
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 import sqlalchemy as sa
 from flask_migrate import upgrade
 from playwright.sync_api import Page, expect, sync_playwright
-from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench import common  # noqa: E402
 from consult import create_app, demo  # noqa: E402
 from consult.extensions import db  # noqa: E402
 from consult.models import Citizen, CitizenPhone, Ticket  # noqa: E402
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-VIEWPORT = {"width": 1366, "height": 768}
 
 
 def build_app(tmp: Path):
@@ -71,12 +64,6 @@ def known_phone(app) -> tuple[str, str]:
     return row.number, row.name
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def shoot(page: Page, out: Path, name: str) -> None:
     page.wait_for_timeout(300)
     path = out / f"{name}.png"
@@ -101,27 +88,17 @@ def walk_in(page: Page, category: str, room: int, note: str) -> None:
 
 
 def run(out: Path) -> None:
-    if not CHROMIUM.exists():
-        raise SystemExit(f"{CHROMIUM} is missing: install Debian's 'chromium' package")
+    if not common.CHROMIUM.exists():
+        raise SystemExit(f"{common.CHROMIUM} is missing: install Debian's 'chromium' package")
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="madoguchi-shots-"))
-    server = None
     try:
         app = build_app(tmp)
         phone, citizen_name = known_phone(app)
-        port = free_port()
-        server = make_server("127.0.0.1", port, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{port}"
-
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            desk = browser.new_context(locale="ja-JP", viewport=VIEWPORT).new_page()
-            desk.goto(f"{base}/login")
-            desk.locator("input[name=login]").fill("yamada")
-            desk.locator("input[name=password]").fill(demo.DEMO_PASSWORD)
-            desk.get_by_role("button", name="ログイン").click()
-            expect(desk.get_by_role("button", name="ログアウト")).to_be_visible()
+        with common.serve(app) as base, sync_playwright() as playwright:
+            browser = common.launch_chromium(playwright)
+            desk = browser.new_context(locale="ja-JP", viewport=common.VIEWPORT).new_page()
+            common.browser_sign_in(desk, base, "yamada", demo.DEMO_PASSWORD)
 
             # Two citizens already waiting, so the lobby shows a queue.
             walk_in(desk, "行政手続き", 1, "転入届の手続きについて")
@@ -167,11 +144,8 @@ def run(out: Path) -> None:
             desk.get_by_role("button", name="引継ぎを依頼する").click()
             expect(desk.locator("#handoffs")).to_contain_text("依頼中")
 
-            officer = browser.new_context(locale="ja-JP", viewport=VIEWPORT).new_page()
-            officer.goto(f"{base}/login")
-            officer.locator("input[name=login]").fill("takahashi")
-            officer.locator("input[name=password]").fill(demo.DEMO_PASSWORD)
-            officer.get_by_role("button", name="ログイン").click()
+            officer = browser.new_context(locale="ja-JP", viewport=common.VIEWPORT).new_page()
+            common.browser_sign_in(officer, base, "takahashi", demo.DEMO_PASSWORD)
             expect(officer.locator("main h1")).to_contain_text("引継ぎ一覧")
             shoot(officer, out, "handoff-inbox")
             officer.locator("main table a").first.click()
@@ -184,22 +158,17 @@ def run(out: Path) -> None:
             desk.locator("#handoffs").scroll_into_view_if_needed()
             shoot(desk, out, "handoff-ticket")
 
-            display = browser.new_context(locale="ja-JP", viewport=VIEWPORT).new_page()
+            display = browser.new_context(locale="ja-JP", viewport=common.VIEWPORT).new_page()
             display.goto(f"{base}/display")
             expect(display.locator("#called .display__item")).to_have_count(1)
             shoot(display, out, "display")
             browser.close()
     finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    run(parser.parse_args().out)
+    common.screenshots_main(run, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -9,28 +9,20 @@ docs/screenshots/booking-*.png (1366x768). Never downloads a browser.
 
 from __future__ import annotations
 
-import argparse
 import re
 import shutil
 import sys
 import tempfile
-import threading
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
 from playwright.sync_api import Page, expect, sync_playwright
-from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.screenshots import (  # noqa: E402
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    VIEWPORT,
-    build_app,
-    free_port,
-)
+from bench import common  # noqa: E402
+from bench.screenshots import build_app  # noqa: E402
 from consult import demo  # noqa: E402
 from consult.extensions import db  # noqa: E402
 from consult.services.calendar import DayType, day_type  # noqa: E402
@@ -83,7 +75,9 @@ def shoot(page: Page, out: Path, name: str, full_page: bool = False) -> None:
 
 def citizen(browser, base: str, out: Path, lang: str) -> None:
     ja = lang == "ja"
-    page = browser.new_context(locale="ja-JP" if ja else "en-GB", viewport=VIEWPORT).new_page()
+    page = browser.new_context(
+        locale="ja-JP" if ja else "en-GB", viewport=common.VIEWPORT
+    ).new_page()
     page.goto(f"{base}/booking/?lang={lang}")
     page.get_by_label("相談の分類" if ja else "Subject").select_option(index=2)
     page.get_by_role("radio", name="窓口" if ja else "At the counter").check()
@@ -119,44 +113,30 @@ def citizen(browser, base: str, out: Path, lang: str) -> None:
 
 
 def run(out: Path) -> None:
-    if not CHROMIUM.exists():
-        raise SystemExit(f"{CHROMIUM} is missing: install Debian's 'chromium' package")
+    if not common.CHROMIUM.exists():
+        raise SystemExit(f"{common.CHROMIUM} is missing: install Debian's 'chromium' package")
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="madoguchi-shots-"))
-    server = None
     try:
         app = build_app(tmp)
         day = next_weekday()
         seed_bookings(app, day)
-        port = free_port()
-        server = make_server("127.0.0.1", port, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{port}"
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with common.serve(app) as base, sync_playwright() as playwright:
+            browser = common.launch_chromium(playwright)
             citizen(browser, base, out, "ja")
             citizen(browser, base, out, "en")
-            desk = browser.new_context(locale="ja-JP", viewport=VIEWPORT).new_page()
-            desk.goto(f"{base}/login")
-            desk.locator("input[name=login]").fill("yamada")
-            desk.locator("input[name=password]").fill(demo.DEMO_PASSWORD)
-            desk.get_by_role("button", name="ログイン").click()
-            expect(desk.get_by_role("button", name="ログアウト")).to_be_visible()
+            desk = browser.new_context(locale="ja-JP", viewport=common.VIEWPORT).new_page()
+            common.browser_sign_in(desk, base, "yamada", demo.DEMO_PASSWORD)
             desk.goto(f"{base}/booking/staff/day?date={day.isoformat()}")
             expect(desk.locator("main h1")).to_be_visible()
             shoot(desk, out, "staff-day")
             browser.close()
     finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    run(parser.parse_args().out)
+    common.screenshots_main(run, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

@@ -8,20 +8,18 @@ service as `madoguchi mail ingest`, and photographs the pages with /usr/bin/chro
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
-from playwright.sync_api import expect, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.screenshots import CHROMIUM, CHROMIUM_ARGS, build_app, free_port, shoot  # noqa: E402
+from bench import common  # noqa: E402
+from bench.screenshots import build_app, shoot  # noqa: E402
 from consult import demo  # noqa: E402
 from consult.extensions import db  # noqa: E402
 from consult.services.actor import SYSTEM  # noqa: E402
@@ -64,7 +62,6 @@ def run(out: Path) -> None:
 
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="madoguchi-shots-email-"))
-    server = None
     try:
         app = build_app(tmp)
         with app.app_context():
@@ -78,12 +75,8 @@ def run(out: Path) -> None:
             )
             db.session.commit()
             db.session.remove()
-        port = free_port()
-        server = make_server("127.0.0.1", port, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{port}"
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with common.serve(app) as base, sync_playwright() as playwright:
+            browser = common.launch_chromium(playwright)
             for login, pages in (
                 ("yamada", [(f"/tickets/{number}", "email-ticket")]),
                 ("admin", [("/email/inbound", "email-quarantine")]),
@@ -91,11 +84,7 @@ def run(out: Path) -> None:
                 page = browser.new_context(
                     locale="ja-JP", viewport={"width": 1366, "height": 1100}
                 ).new_page()
-                page.goto(f"{base}/login")
-                page.locator("input[name=login]").fill(login)
-                page.locator("input[name=password]").fill(demo.DEMO_PASSWORD)
-                page.get_by_role("button", name="ログイン").click()
-                expect(page.get_by_role("button", name="ログアウト")).to_be_visible()
+                common.browser_sign_in(page, base, login, demo.DEMO_PASSWORD)
                 for path, name in pages:
                     page.goto(base + path)
                     if name == "email-ticket":
@@ -103,16 +92,11 @@ def run(out: Path) -> None:
                     shoot(page, out, name)
             browser.close()
     finally:
-        if server is not None:
-            server.shutdown()
-            server.server_close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    run(parser.parse_args().out)
+    common.screenshots_main(run, __doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

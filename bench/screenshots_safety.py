@@ -9,47 +9,34 @@ consultant's page shows who is coming; the supervisor (tanaka) opens the dashboa
 
 from __future__ import annotations
 
-import argparse
 import shutil
 import sys
 import tempfile
-import threading
 from pathlib import Path
 
 from playwright.sync_api import expect, sync_playwright
-from werkzeug.serving import make_server
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
-from screenshots import CHROMIUM, CHROMIUM_ARGS, VIEWPORT, build_app, free_port, shoot  # noqa: E402
-
+from bench import common  # noqa: E402
+from bench.screenshots import build_app, shoot  # noqa: E402
 from consult import demo  # noqa: E402
 
 
 def log_in(browser, base: str, login: str):
-    page = browser.new_context(locale="ja-JP", viewport=VIEWPORT).new_page()
-    page.goto(f"{base}/login")
-    page.locator("input[name=login]").fill(login)
-    page.locator("input[name=password]").fill(demo.DEMO_PASSWORD)
-    page.get_by_role("button", name="ログイン").click()
-    expect(page.get_by_role("button", name="ログアウト")).to_be_visible()
+    page = browser.new_context(locale="ja-JP", viewport=common.VIEWPORT).new_page()
+    common.browser_sign_in(page, base, login, demo.DEMO_PASSWORD)
     return page
 
 
 def run(out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="madoguchi-shots-safety-"))
-    server = None
     try:
         app = build_app(tmp)
-        port = free_port()
-        server = make_server("127.0.0.1", port, app, threaded=True)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        base = f"http://127.0.0.1:{port}"
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        with common.serve(app) as base, sync_playwright() as playwright:
+            browser = common.launch_chromium(playwright)
             room = log_in(browser, base, "ito")
             desk = log_in(browser, base, "yamada")
             desk.goto(f"{base}/tickets")
@@ -69,12 +56,8 @@ def run(out: Path) -> None:
             shoot(boss, out, "reports-dashboard")
             browser.close()
     finally:
-        if server is not None:
-            server.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
-    run(parser.parse_args().out)
+    common.screenshots_main(run)
