@@ -111,26 +111,35 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_gunicorn(url: str, tmp: Path, port: int) -> subprocess.Popen:
+def start_gunicorn(
+    url: str, tmp: Path, port: int, options: list[str] | None = None, env: dict | None = None
+) -> subprocess.Popen:
     """Two gunicorn workers on 127.0.0.1:port, returned once /login answers.
 
     A real server rather than the test client, so the figures include what production pays.
     Stopped again if it does not come up within a minute; its output goes to tmp/gunicorn.log.
     """
-    env = dict(os.environ)
-    env.update(
+    environment = dict(os.environ)
+    environment.update(
         {
             "MADOGUCHI_DATABASE_URL": url,
             "MADOGUCHI_SECRET_KEY": SECRET,
             "MADOGUCHI_DATA_DIR": str(tmp / "data"),
             "PYTHONPATH": str(ROOT),
+            **(env or {}),
         }
     )
     gunicorn = Path(sys.executable).parent / "gunicorn"
     server = subprocess.Popen(
-        [str(gunicorn), "-w", "2", "-b", f"127.0.0.1:{port}", "consult:create_app()"],
+        [
+            str(gunicorn),
+            *(options or ["-w", "2"]),
+            "-b",
+            f"127.0.0.1:{port}",
+            "consult:create_app()",
+        ],
         cwd=str(tmp),
-        env=env,
+        env=environment,
         stdout=open(tmp / "gunicorn.log", "wb"),  # noqa: SIM115
         stderr=subprocess.STDOUT,
     )

@@ -20,35 +20,21 @@ import hashlib
 import hmac
 import json
 import os
-import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import psycopg
-import requests
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from bench.common import SECRET, free_port, log, scratch, start_gunicorn, stop  # noqa: E402
+
 LINE_SECRET = "bench-channel-secret"
-SECRET = "bench-secret-key-that-is-long-enough-0123456789"
 WEBHOOK = "/channels/line/webhook"
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def migrate(url: str, tmp: Path) -> None:
@@ -66,76 +52,36 @@ def migrate(url: str, tmp: Path) -> None:
         db.engine.dispose()
 
 
-def app_env(url: str, tmp: Path, kick: bool) -> dict:
-    env = dict(os.environ)
-    env.update(
-        {
-            "MADOGUCHI_LINE_PROCESS_AFTER_RESPONSE": "true" if kick else "false",
-            "MADOGUCHI_DATABASE_URL": url,
-            "MADOGUCHI_SECRET_KEY": SECRET,
-            "MADOGUCHI_DATA_DIR": str(tmp / "data"),
-            "MADOGUCHI_LINE_CHANNEL_SECRET": LINE_SECRET,
-            "MADOGUCHI_LINE_CHANNEL_ACCESS_TOKEN": "bench-token",
-            "MADOGUCHI_LINE_API_HOST": "http://127.0.0.1:9",  # never reached: no outbox here
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    return env
+def line_env(kick: bool) -> dict:
+    return {
+        "MADOGUCHI_LINE_PROCESS_AFTER_RESPONSE": "true" if kick else "false",
+        "MADOGUCHI_LINE_CHANNEL_SECRET": LINE_SECRET,
+        "MADOGUCHI_LINE_CHANNEL_ACCESS_TOKEN": "bench-token",
+        "MADOGUCHI_LINE_API_HOST": "http://127.0.0.1:9",  # nothing listens: answers wait
+    }
 
 
 def start_worker(url: str, tmp: Path, kick: bool) -> subprocess.Popen:
     """`madoguchi worker`, as production runs it beside gunicorn, at a lower CPU priority: on
     two CPUs, the webhook's answers come before the processing of what it stored."""
     madoguchi = Path(sys.executable).parent / "madoguchi"
+    env = dict(os.environ)
+    env.update(
+        {
+            "MADOGUCHI_DATABASE_URL": url,
+            "MADOGUCHI_SECRET_KEY": SECRET,
+            "MADOGUCHI_DATA_DIR": str(tmp / "data"),
+            "PYTHONPATH": str(ROOT),
+            **line_env(kick),
+        }
+    )
     return subprocess.Popen(
         ["nice", "-n", "10", str(madoguchi), "worker", "--interval", "0.5"],
         cwd=str(tmp),
-        env=app_env(url, tmp, kick),
+        env=env,
         stdout=open(tmp / "worker.log", "wb"),
         stderr=subprocess.STDOUT,
     )
-
-
-def start_gunicorn(url: str, tmp: Path, port: int, args) -> subprocess.Popen:
-    env = app_env(url, tmp, args.kick)
-    gunicorn = Path(sys.executable).parent / "gunicorn"
-    server = subprocess.Popen(
-        [
-            str(gunicorn),
-            "-w",
-            str(args.workers),
-            "--threads",
-            str(args.threads),
-            "-k",
-            args.worker_class,
-            "-b",
-            f"127.0.0.1:{port}",
-            "consult:create_app()",
-        ],
-        cwd=str(tmp),
-        env=env,
-        stdout=open(tmp / "gunicorn.log", "wb"),  # noqa: SIM115
-        stderr=subprocess.STDOUT,
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"http://127.0.0.1:{port}/login", timeout=30)
-            return server
-        except (requests.ConnectionError, requests.Timeout):
-            if server.poll() is not None:
-                break
-            time.sleep(0.3)
-    stop(server)
-    raise RuntimeError(f"gunicorn did not start; see {tmp / 'gunicorn.log'}")
-
-
-def stop(server: subprocess.Popen) -> None:
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
 
 
 def bodies(deliveries: int, events: int) -> list[tuple[bytes, str]]:
@@ -219,23 +165,11 @@ async def send_all(port: int, payloads, concurrency: int) -> list[tuple[int, flo
 
 
 def bench_one(kind: str, args) -> dict:
-    tmp = Path(tempfile.mkdtemp(prefix=f"madoguchi-bench-line-{kind}-"))
-    pg_base = None
-    name = f"madoguchi_bench_line_{os.getpid()}"
-    try:
-        if kind == "sqlite":
-            url = f"sqlite:///{tmp / 'bench.db'}"
-        else:
-            pg_base = os.environ.get("MADOGUCHI_TEST_POSTGRES_URL") or (
-                "postgresql://postgres@127.0.0.1:5432/test"
-            )
-            with psycopg.connect(pg_base, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                conn.execute(f'CREATE DATABASE "{name}"')
-            url = f"{pg_base.rpartition('/')[0]}/{name}"
+    with scratch(kind, "line") as (tmp, url):
         migrate(url, tmp)
         port = free_port()
-        server = start_gunicorn(url, tmp, port, args)
+        options = ["-w", str(args.workers), "--threads", str(args.threads), "-k", args.worker_class]
+        server = start_gunicorn(url, tmp, port, options, line_env(args.kick))
         worker = start_worker(url, tmp, args.kick)
         engine = sa.create_engine(url.replace("postgresql://", "postgresql+psycopg://"))
         try:
@@ -286,14 +220,6 @@ def bench_one(kind: str, args) -> dict:
             stop(server)
             stop(worker)
             engine.dispose()
-    finally:
-        if pg_base:
-            with psycopg.connect(pg_base, autocommit=True) as conn:
-                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if not os.environ.get("BENCH_KEEP_TMP"):
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            log(f"kept {tmp}")
 
 
 def main() -> None:
