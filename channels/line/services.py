@@ -125,19 +125,16 @@ def expand_pending(limit: int = EXPAND_BATCH) -> int:
     done = 0
     for delivery_id in ids:
         now = utcnow()
+        body = db.session.scalar(sa.select(table.c.body).where(table.c.id == delivery_id))
+        events = _events_of(body or "")
         claimed = db.session.execute(
             sa.update(table)
             .where(table.c.id == delivery_id, table.c.expanded_at.is_(None))
-            .values(expanded_at=now)
+            .values(expanded_at=now, event_count=len(events))
         )
         if claimed.rowcount != 1:
             db.session.commit()
             continue  # another process expanded it
-        body = db.session.scalar(sa.select(table.c.body).where(table.c.id == delivery_id))
-        events = _events_of(body)
-        db.session.execute(
-            sa.update(table).where(table.c.id == delivery_id).values(event_count=len(events))
-        )
         _insert_events(delivery_id, events, now)
         db.session.commit()
         done += 1

@@ -1,8 +1,6 @@
-"""The LINE blueprint: the webhook, and the ticket page's reply, code and link actions."""
+"""The LINE blueprint: the ticket page's reply, code and link actions (the webhook: intake.py)."""
 
 from __future__ import annotations
-
-import logging
 
 from flask import (
     Blueprint,
@@ -23,7 +21,6 @@ from consult.services.errors import NotFound
 from consult.web import actor, attempt, roles_required
 
 bp = Blueprint("line", __name__)
-log = logging.getLogger("madoguchi.line")
 
 
 # Served by channels.line.intake in front of Flask; here for url_for and the route list.
