@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, timedelta
 
 from flask import (
     Blueprint,
@@ -19,9 +19,9 @@ from flask import (
 
 from consult.forms import choices
 from consult.models import Role
-from consult.services import tickets
+from consult.services import reports, tickets
 from consult.services.actor import DESK_ROLES
-from consult.services.errors import NotFound
+from consult.services.errors import NotFound, ValidationFailed
 from consult.timeutil import TOKYO, tokyo_today, utcnow
 from consult.web import actor, attempt, public, roles_required
 from handoff import services
@@ -416,35 +416,31 @@ def external(token: str):
 
 
 def _period():
+    """The period asked for, or the last 30 days; bad dates give the 30 days and a message."""
     today = tokyo_today()
+    default = reports.Period(today - timedelta(days=29), today, "直近30日")
+    if not (request.args.get("start") or request.args.get("end")):
+        return default, None
     try:
-        start = datetime.fromisoformat(request.args.get("start", "")).date()
-    except ValueError:
-        start = today - timedelta(days=29)
-    try:
-        end = datetime.fromisoformat(request.args.get("end", "")).date()
-    except ValueError:
-        end = today
-    if end < start:
-        start, end = end, start
-    return start, end
+        return reports.parse_period(request.args), None
+    except ValidationFailed as error:
+        return default, error.message
 
 
 @bp.get("/handoffs/overview")
 @roles_required(Role.SUPERVISOR, Role.ADMIN)
 def overview():
-    start, end = _period()
+    period, error = _period()
     figures = services.overview(
-        actor(),
-        datetime.combine(start, time(0), TOKYO).astimezone(UTC),
-        datetime.combine(end + timedelta(days=1), time(0), TOKYO).astimezone(UTC),
+        actor(), period.start_utc.astimezone(UTC), period.end_utc.astimezone(UTC)
     )
     overdue = services.overdue_now(actor())
     return render_template(
         "handoff/overview.html",
         figures=figures,
         overdue=overdue,
-        start=start,
-        end=end,
+        start=period.start,
+        end=period.end,
+        error=error,
         now=utcnow(),
-    )
+    ), (422 if error else 200)

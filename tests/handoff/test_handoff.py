@@ -12,7 +12,7 @@ from consult.models import AuditEvent, Channel, EntryKind, OutboxMessage, Status
 from consult.services import citizens, outbox, tickets
 from consult.services.actor import Actor
 from consult.services.errors import InvalidTransition, PermissionDenied, ValidationFailed
-from consult.timeutil import TOKYO, utcnow
+from consult.timeutil import TOKYO, tokyo_today, utcnow
 from handoff import services
 from handoff.models import ExternalLink, Handoff, HandoffState, Response, Urgency
 from tests.conftest import csrf_token_from
@@ -177,6 +177,33 @@ def test_a_decline_returns_the_case_and_counts_as_a_bounce(setup):
     start = utcnow() - timedelta(days=1)
     [figures] = services.overview(Actor(setup["supervisor"]), start, utcnow() + timedelta(1))
     assert (figures.department, figures.handoffs, figures.bounces) == ("市民課", 1, 1)
+
+
+def test_the_overview_answers_bad_dates_with_a_japanese_message(app, setup):
+    hand(setup)
+    supervisor = sign_in(app, setup["supervisor"])
+    today = tokyo_today()
+    page = call(app, supervisor, "GET", "/handoffs/overview")
+    assert page.status_code == 200
+    assert f"{today - timedelta(days=29):%Y/%m/%d}〜{today:%Y/%m/%d}" in page.get_data(as_text=True)
+    assert "市民課" in page.get_data(as_text=True)
+
+    for query, message in (
+        ("start=2026-13-01&end=2026-12-31", "YYYY-MM-DD の形で入力してください"),
+        ("start=2026-11-01", "YYYY-MM-DD の形で入力してください"),
+        ("start=2026-11-10&end=2026-11-01", "終了日は開始日と同じか、それより後にしてください"),
+        ("start=2010-01-01&end=2026-01-01", "期間は5年以内で指定してください"),
+    ):
+        page = call(app, supervisor, "GET", f"/handoffs/overview?{query}")
+        text = page.get_data(as_text=True)
+        assert page.status_code == 422, query
+        assert message in text and "直近30日を表示しています" in text, query
+        assert f"{today - timedelta(days=29):%Y/%m/%d}〜{today:%Y/%m/%d}" in text
+
+    page = call(app, supervisor, "GET", "/handoffs/overview?start=2025-01-01&end=2025-01-31")
+    text = page.get_data(as_text=True)
+    assert page.status_code == 200 and "2025/01/01〜2025/01/31" in text
+    assert "この期間の引継ぎはありません。" in text
 
 
 def test_two_departments_at_once_all_or_nothing(setup):
