@@ -23,6 +23,7 @@ from consult.models import (
     ALERT_RESPONSE_LABELS,
     AlertResponseKind,
     CentreSetting,
+    Channel,
     EntryKind,
     FollowUp,
     HelpAlert,
@@ -476,11 +477,52 @@ def check_long_sessions(now: datetime | None = None) -> int:
                         data={"long_session": minutes},
                         at=now,
                     )
+                    _mail_long_session(ticket, minutes)
             except IntegrityError:
                 continue  # another worker got there first
             created += 1
     db.session.commit()
     return created
+
+
+def _mail_long_session(ticket: Ticket, minutes: int) -> None:
+    """Staff-internal mail to the supervisors (their work addresses; the alert address when no
+    supervisor has one): the ticket, how long, who is at the desk; no citizen data."""
+    from flask import current_app
+
+    from consult.services.mail import enqueue_mail
+
+    addresses = sorted(
+        set(
+            db.session.scalars(
+                sa.select(Staff.email).where(
+                    Staff.active.is_(True),
+                    Staff.role == Role.SUPERVISOR,
+                    Staff.email.is_not(None),
+                    Staff.email != "",
+                )
+            )
+        )
+    ) or [a for a in get_setting("alert_mail_to").split(",") if a]
+    base = current_app.config["MADOGUCHI"]["PUBLIC_URL"].rstrip("/")
+    where = "電話" if ticket.channel == Channel.PHONE else "窓口"
+    desk = ticket.assignee or ticket.created_by  # as 交代 names them
+    lines = [
+        f"{where}での相談が{minutes}分を超えています。状況を確認し、必要なら交代してください。",
+        "",
+        f"相談番号：{ticket.number}",
+        f"開始：{format_tokyo(ticket.session_started_at, with_weekday=True)}",
+        f"担当：{desk.full_name if desk else '—'}",
+        f"{base}/tickets/{ticket.number}",
+    ]
+    for address in addresses:
+        enqueue_mail(
+            to=address,
+            subject=f"【長時間対応】{ticket.number}（{minutes}分超）",
+            text="\n".join(lines),
+            ticket=ticket,
+            extra_headers={"X-Madoguchi-Internal": "long-session"},
+        )
 
 
 def open_long_sessions() -> list[LongSessionAlert]:

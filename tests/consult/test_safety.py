@@ -212,6 +212,8 @@ def test_long_sessions_alert_once_per_threshold_and_supervisor_takes_over(
 ):
     consultant = make_staff("consultant", full_name="窓口 一郎")
     supervisor = make_staff("supervisor", full_name="責任 花子")
+    supervisor.email = "sekinin@example.lg.jp"
+    db.session.commit()
     started = utcnow() - timedelta(minutes=45)
     ticket = make_ticket(
         actor=Actor(consultant, "127.0.0.1"), channel=Channel.COUNTER, session_started_at=started
@@ -221,6 +223,14 @@ def test_long_sessions_alert_once_per_threshold_and_supervisor_takes_over(
     assert safety.check_long_sessions(now=started + timedelta(minutes=61)) == 1
     rows = db.session.scalars(sa.select(LongSessionAlert.threshold_minutes)).all()
     assert sorted(rows) == [30, 60]
+    # Each threshold is mailed once to the supervisors' work addresses, without citizen data.
+    mails = list(db.session.scalars(sa.select(OutboxMessage).order_by(OutboxMessage.id)))
+    assert [(m.recipient, m.subject) for m in mails] == [
+        (supervisor.email, f"【長時間対応】{ticket.number}（30分超）"),
+        (supervisor.email, f"【長時間対応】{ticket.number}（60分超）"),
+    ]
+    assert "窓口での相談が30分を超えています" in mails[0].body
+    assert "担当：窓口 一郎" in mails[0].body and f"/tickets/{ticket.number}" in mails[0].body
 
     boss = sign_in(app, supervisor)
     feed = call(app, boss, "GET", "/alerts/live.json").get_json()
@@ -253,6 +263,9 @@ def test_thresholds_come_from_the_administrators_settings(app, make_staff, make_
     assert safety.long_session_thresholds() == [10]
     make_ticket(session_started_at=utcnow() - timedelta(minutes=11))
     assert safety.check_long_sessions() == 1
+    # No supervisor has a work address: the alert address set above is told instead.
+    mails = db.session.scalars(sa.select(OutboxMessage)).all()
+    assert [(m.recipient, "10分超" in m.subject) for m in mails] == [("room@example.lg.jp", True)]
 
 
 def test_repeated_demands_flag_the_ticket_with_earlier_cases(
