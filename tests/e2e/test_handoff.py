@@ -32,7 +32,7 @@ def make_department(live_server, name: str) -> int:
     return department_id
 
 
-def test_the_officer_comes_to_the_counter(live_server, new_page):
+def test_the_officer_comes_to_the_counter(live_server, new_page, console_watch):
     department_id = make_department(live_server, "市民課")
     category = live_server.make_category("住民票・戸籍")
     consultant_login, password = live_server.make_staff("consultant")
@@ -75,6 +75,14 @@ def test_the_officer_comes_to_the_counter(live_server, new_page):
 
     officer.get_by_role("button", name="窓口に到着しました").click()
     expect(panel).to_contain_text("到着", timeout=LIVE_MS)
+
+    # A form answered with errors (422) is shown at its POST address; the live update must still
+    # refresh the timeline, from the ticket's own address (a GET of the form's would be 405).
+    console_watch.expect(r"status of 422 .*/tickets/[^/]+/note")
+    desk.get_by_role("button", name="メモを追加").click()
+    expect(desk.locator("form .field__error").first).to_be_visible()
+    assert desk.url.endswith("/note")
+    desk.evaluate("window.__notReloaded = true")
 
     officer.get_by_label("対応内容").fill("転入届の記載を一緒に確認し、提出していただきました。")
     officer.get_by_label("結果", exact=True).fill("受理")

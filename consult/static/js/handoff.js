@@ -19,10 +19,12 @@
     setInterval(tick, INTERVAL);
   }
 
-  function refreshTimeline() {
+  // The ticket's own URL, not this page's: a form answered with errors (422) is shown at the
+  // form's POST address, which a GET would not find.
+  function refreshTimeline(ticketUrl) {
     var timeline = document.getElementById("timeline");
-    if (!timeline) { return; }
-    fetch(window.location.pathname, { credentials: "same-origin" })
+    if (!timeline || !ticketUrl) { return; }
+    fetch(ticketUrl, { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : null; })
       .then(function (html) {
         if (!html) { return; }
@@ -47,7 +49,7 @@
         return;
       }
       live.innerHTML = data.html;
-      refreshTimeline();
+      refreshTimeline(section.getAttribute("data-ticket-url"));
     });
   }
 
