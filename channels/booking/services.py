@@ -124,7 +124,10 @@ def hour_override(day: date) -> Hours | bool | None:
     """Registered in consult's calendar so LINE answers and email acks see the exceptions too."""
     if not has_app_context():
         return None
-    row = db.session.scalar(sa.select(CalendarException).where(CalendarException.day == day))
+    # Asked for every LINE message and email ack: the caller's pending rows are not flushed for
+    # it (they cannot change a calendar exception; save_exception flushes its own).
+    with db.session.no_autoflush:
+        row = db.session.scalar(sa.select(CalendarException).where(CalendarException.day == day))
     return None if row is None else exception_hours(row)
 
 
@@ -148,6 +151,7 @@ def save_exception(
     row.note = note
     audit.record(actor, "update", "calendar_exception", day.isoformat())
     db.session.flush()
+    calendar.forget_centre_hours()
     return row
 
 
@@ -159,6 +163,7 @@ def delete_exception(actor: Actor, exception_id: int) -> None:
     audit.record(actor, "update", "calendar_exception", row.day.isoformat(), "削除")
     db.session.delete(row)
     db.session.flush()
+    calendar.forget_centre_hours()
 
 
 def list_exceptions(start: date | None = None) -> list[CalendarException]:

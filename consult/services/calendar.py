@@ -19,6 +19,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
 import holidays
+from flask import g, has_app_context
 
 from consult.timeutil import TOKYO, WEEKDAYS_JA
 
@@ -52,6 +53,7 @@ class Hours:
 
 # Callables (day) -> Hours | None | False: None = no exception, False = closed that day.
 hour_overrides: list[Callable[[date], Hours | bool | None]] = []
+_HOURS_KEY = "centre_hours"
 
 
 @lru_cache(maxsize=64)
@@ -79,7 +81,26 @@ def day_type(day: date) -> DayType:
 
 
 def centre_hours(day: date) -> Hours | None:
-    """The centre's opening hours on a day, or None when an administrator closed it."""
+    """The centre's opening hours on a day, or None when an administrator closed it.
+
+    Asked several times for every LINE message and email (is it open? when does it open next?):
+    each day's answer is kept for the app context (one request, one worker round), as an
+    override is a query. Whoever changes an exception calls `forget_centre_hours`.
+    """
+    cache = g.setdefault(_HOURS_KEY, {}) if has_app_context() else {}
+    if day in cache:
+        return cache[day]
+    hours = _centre_hours(day)
+    cache[day] = hours
+    return hours
+
+
+def forget_centre_hours() -> None:
+    if has_app_context():
+        g.pop(_HOURS_KEY, None)
+
+
+def _centre_hours(day: date) -> Hours | None:
     for override in hour_overrides:
         found = override(day)
         if found is False:
