@@ -29,7 +29,7 @@ from pathlib import Path
 from urllib.parse import parse_qs
 
 import sqlalchemy as sa
-from flask import current_app, g
+from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
 from channels.line import client
@@ -44,7 +44,7 @@ from channels.line.models import (
     MediaStatus,
 )
 from consult.extensions import db
-from consult.models import Channel, EntryKind, OutboxMessage, Status, Ticket
+from consult.models import Channel, EntryKind, OutboxMessage, Status, Ticket, TimelineEntry
 from consult.services import audit, calendar, outbox, tickets
 from consult.services.actor import DESK_ROLES, SYSTEM, Actor
 from consult.services.errors import NotFound, ValidationFailed
@@ -580,7 +580,7 @@ def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEv
     first = contact.first_message_at is None
     if first:
         contact.first_message_at = at
-    open_now = _centre_is_open(at)
+    open_now = calendar.centre_is_open(at)
     if first or not open_now:
         _auto_answer(contact, ticket, at, open_now)
     if kind == "text":
@@ -588,46 +588,46 @@ def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEv
     return True
 
 
-def _centre_is_open(at: datetime) -> bool:
-    """calendar.centre_is_open, with each day's hours looked up once per processing run.
-
-    The hours (an administrator's override is a query) are kept in ``g``, which lives as long as
-    the app context of one worker round or one after-response drain.
-    """
-    cache = g.setdefault("line_centre_hours", {})
-    local = to_tokyo(at)
-    day = local.date()
-    if day not in cache:
-        cache[day] = calendar.centre_hours(day)
-    hours = cache[day]
-    return hours is not None and hours.opens <= local.time() < hours.closes
-
-
-def _opening_text(moment: datetime) -> str:
-    local = to_tokyo(calendar.next_centre_opening(moment))
+def _opening_text(opening: datetime) -> str:
+    local = to_tokyo(opening)
     return f"{local.month}月{local.day}日({WEEKDAYS_JA[local.weekday()]}) {local:%H:%M}"
 
 
+def _answered_until(ticket: Ticket, opening: str) -> bool:
+    """Whether this ticket was already told, while the centre is closed, when it opens next."""
+    recent = db.session.scalars(
+        sa.select(TimelineEntry.data)
+        .where(TimelineEntry.ticket_id == ticket.id, TimelineEntry.kind == EntryKind.MESSAGE_OUT)
+        .order_by(TimelineEntry.id.desc())
+        .limit(20)
+    )
+    return any((data or {}).get("auto_until") == opening for data in recent)
+
+
 def _auto_answer(contact: LineContact, ticket: Ticket, at: datetime, open_now: bool) -> None:
+    """In hours, the first message is acknowledged; out of hours, the first message of each
+    closed spell is told when a consultant will answer (once: not again for every message)."""
+    data = {"auto": True, "channel": CHANNEL}
     if open_now:
         text = (
             f"メッセージを受け付けました（相談番号 {ticket.number}）。\n"
             "相談員が内容を確認してお返事します。しばらくお待ちください。"
         )
     else:
+        opening = calendar.next_centre_opening(at)
+        data["auto_until"] = opening.isoformat()
+        if _answered_until(ticket, data["auto_until"]):
+            return
         text = (
             f"メッセージを受け付けました（相談番号 {ticket.number}）。\n"
             "ただいま受付時間外です。"
-            f"{_opening_text(at)}以降に、相談員が順にお返事します。\n"
+            f"{_opening_text(opening)}以降に、相談員が順にお返事します。\n"
             f"受付時間：{HOURS_TEXT}"
         )
     message = _enqueue(contact, text, ticket=ticket)
     db.session.flush()
     tickets.add_entry(
-        ticket,
-        EntryKind.MESSAGE_OUT,
-        body=text,
-        data={"outbox_id": message.id, "auto": True, "channel": CHANNEL},
+        ticket, EntryKind.MESSAGE_OUT, body=text, data={"outbox_id": message.id, **data}
     )
 
 

@@ -65,6 +65,31 @@ def test_out_of_hours_answer_says_when_a_consultant_replies(line_client, line_ap
     assert "1月1日(木) 09:00以降" in text
 
 
+def test_out_of_hours_answer_once_per_closed_spell_not_per_message(
+    line_client, line_app, fake_line
+):
+    minute = 60_000
+    post_webhook(
+        line_client,
+        body_of(*(text_event(f"夜の相談 {n}", at=CLOSED + n * minute) for n in range(3))),
+    )
+    run_worker(line_app)
+    post_webhook(line_client, body_of(text_event("もう一通", at=CLOSED + 30 * minute)))
+    run_worker(line_app)
+    [told] = fake_line.sent_texts()
+    assert "1月1日(木) 09:00以降" in told
+    # The same night: four messages on the ticket, one answer. The next closed spell (after
+    # 15:00 on New Year's Day) is told again, of the next opening.
+    evening = int(datetime(2026, 1, 1, 16, 0, tzinfo=TOKYO).timestamp() * 1000)
+    post_webhook(line_client, body_of(text_event("夕方の相談", at=evening)))
+    run_worker(line_app)
+    [ticket] = _line_tickets()
+    assert len(_entries(ticket, EntryKind.MESSAGE_IN)) == 5
+    answers = [e.body for e in _entries(ticket, EntryKind.MESSAGE_OUT)]
+    assert len(answers) == 2 and "1月2日(金) 09:00以降" in answers[1]
+    assert fake_line.sent_texts() == answers
+
+
 def test_second_message_joins_open_ticket_and_new_one_after_close(line_client, line_app, fake_line):
     post_webhook(line_client, body_of(text_event("一通目", at=OPEN)))
     run_worker(line_app)
