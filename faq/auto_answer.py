@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
+import sqlalchemy as sa
 from flask import current_app
 
 from consult import registry
 from consult.extensions import db
-from consult.models import Ticket
+from consult.models import EntryKind, Ticket, TimelineEntry
 from consult.services import calendar
 from faq.analysis import morph_terms
 
@@ -82,7 +83,14 @@ def strong_match(text: str):
 
 
 def already_answered(ticket: Ticket) -> bool:
-    return any((entry.data or {}).get("auto_faq") for entry in ticket.timeline)
+    """Asked for every message out of hours: the ticket's outgoing entries only, not its whole
+    timeline (the automatic senders record their answer as an outgoing message)."""
+    sent = db.session.scalars(
+        sa.select(TimelineEntry.data).where(
+            TimelineEntry.ticket_id == ticket.id, TimelineEntry.kind == EntryKind.MESSAGE_OUT
+        )
+    )
+    return any((data or {}).get("auto_faq") for data in sent)
 
 
 def on_message(ticket: Ticket, *, text: str, at: datetime, **_ignored) -> None:
