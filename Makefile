@@ -24,6 +24,7 @@ system-deps:
 	@missing=""; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	test -x /usr/sbin/dovecot || missing="$$missing dovecot-imapd"; \
+	test -x /usr/bin/openssl || missing="$$missing openssl"; \
 	fc-list 2>/dev/null | grep -qi 'Noto Sans CJK' || missing="$$missing fonts-noto-cjk"; \
 	if [ -z "$$MADOGUCHI_TEST_POSTGRES_URL" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		missing="$$missing postgresql"; fi; \

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import ssl
 from pathlib import Path
 
 SECRET_FILE = "secret_key"  # noqa: S105 (a file name)
@@ -58,6 +59,9 @@ def default_settings(instance_path: Path) -> dict:
         "SMTP_USER": "",
         "SMTP_PASSWORD": "",
         "SMTP_TIMEOUT_SECONDS": 10,
+        # PEM bundle of the CA(s) that signed the SMTP and IMAP servers' certificates (a city's
+        # own CA on its intranet); empty = the system's trust store. Verification is always on.
+        "MAIL_CA_FILE": "",
         # Links that let an external body answer a handoff expire after this many days.
         "HANDOFF_LINK_DAYS": 14,
         # Out of hours, a clear FAQ match is sent to a LINE or email citizen automatically.
@@ -97,7 +101,20 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> dict:
         settings["SECRET_KEY"] = _load_or_create_secret(instance_path)
     if settings["ENV"] == "production" and len(settings["SECRET_KEY"]) < MIN_SECRET_LENGTH:
         raise ConfigError(f"MADOGUCHI_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters.")
+    _check_ca_file(settings.get("MAIL_CA_FILE"))
     return settings
+
+
+def _check_ca_file(path: str | None) -> None:
+    """A wrong CA bundle would only show at the first mail, as a certificate error: refuse now."""
+    if not path:
+        return
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"MADOGUCHI_MAIL_CA_FILE {path!r} is not a readable PEM file of CA certificates: {exc}"
+        ) from exc
 
 
 def _coerce(value: str, default: object) -> object:

@@ -308,18 +308,55 @@ class SmtpSink:
         return "250 Message accepted"
 
 
-@pytest.fixture
-def smtp_server():
+def _start_smtp(sink: SmtpSink, **controller_options):
     """aiosmtpd on a free port (Controller(port=0) would connect back to port 0)."""
     from aiosmtpd.controller import Controller
 
-    sink = SmtpSink()
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    controller = Controller(sink, hostname="127.0.0.1", port=port)
+    controller = Controller(sink, hostname="127.0.0.1", port=port, **controller_options)
     controller.start()
     sink.port = port
     sink.settings = {"SMTP_HOST": "127.0.0.1", "SMTP_PORT": port, "SMTP_SECURITY": "none"}
+    return controller
+
+
+@pytest.fixture
+def smtp_server():
+    sink = SmtpSink()
+    controller = _start_smtp(sink)
     yield sink
     controller.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_pki(tmp_path_factory):
+    """A throwaway CA and server certificates for 127.0.0.1 (see tests/tls.py)."""
+    from tests.tls import make_pki
+
+    return make_pki(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def smtp_tls_server(tls_pki):
+    """Start an SMTP server over TLS: `security` "ssl" (SMTPS) or "starttls" (required).
+
+    Its settings trust the test CA; `wrong_name` serves a certificate of that CA for another host.
+    """
+    controllers = []
+
+    def start(security: str, *, wrong_name: bool = False) -> SmtpSink:
+        context = tls_pki.server_context(wrong_name=wrong_name)
+        if security == "ssl":
+            options = {"ssl_context": context}
+        else:
+            options = {"tls_context": context, "require_starttls": True}
+        sink = SmtpSink()
+        controllers.append(_start_smtp(sink, **options))
+        sink.settings.update(SMTP_SECURITY=security, MAIL_CA_FILE=str(tls_pki.ca_file))
+        return sink
+
+    yield start
+    for controller in controllers:
+        controller.stop()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from channels.email import services
 from channels.email.models import ImapState, InboundStatus
 from consult.extensions import db
+from consult.services import mail
 
 log = logging.getLogger("madoguchi.email.imap")
 HANDLED_FLAG = "$MadoguchiHandled"
@@ -38,11 +39,17 @@ class FetchReport:
 def _connect(config: dict) -> imaplib.IMAP4:
     host, port = config["IMAP_HOST"], int(config["IMAP_PORT"])
     security = config["IMAP_SECURITY"]
+    # The same verification as outgoing mail: MADOGUCHI_MAIL_CA_FILE or the system's store.
     if security == "ssl":
-        return imaplib.IMAP4_SSL(host, port, ssl_context=ssl.create_default_context(), timeout=30)
+        return imaplib.IMAP4_SSL(host, port, ssl_context=mail.tls_context(), timeout=30)
     connection = imaplib.IMAP4(host, port, timeout=30)
     if security == "starttls":
-        connection.starttls(ssl_context=ssl.create_default_context())
+        try:
+            connection.starttls(ssl_context=mail.tls_context())
+        except Exception:
+            with contextlib.suppress(OSError):
+                connection.shutdown()  # a refused certificate must not leave the socket open
+            raise
     return connection
 
 
@@ -60,6 +67,9 @@ def fetch_once(limit: int = 500) -> FetchReport:
     report = FetchReport()
     try:
         connection = _connect(config)
+    except ssl.SSLError as exc:
+        # Before login and before any database work: nothing read, nothing marked, retried later.
+        raise ImapError(mail.tls_problem("IMAP", exc) + "。") from exc
     except (OSError, imaplib.IMAP4.error) as exc:
         raise ImapError(f"IMAPサーバーに接続できません（{type(exc).__name__}）。") from exc
     try:

@@ -215,20 +215,49 @@ def _build_utf8(message: OutboxMessage) -> EmailMessage:
     return mime
 
 
+def tls_context() -> ssl.SSLContext:
+    """TLS for the centre's mail servers (SMTP here, IMAP in channels.email.imap).
+
+    Certificate and host name are always verified: against MADOGUCHI_MAIL_CA_FILE when a city
+    runs its own CA on its intranet (that bundle replaces the system's trust store), otherwise
+    against the system's trust store. There is deliberately no switch to turn this off.
+    """
+    return ssl.create_default_context(cafile=settings().get("MAIL_CA_FILE") or None)
+
+
+def tls_problem(server: str, exc: ssl.SSLError) -> str:
+    """What went wrong in a TLS handshake with a mail server, and what to check."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"{server}サーバーの証明書を検証できませんでした（{exc.verify_message}）。"
+            "サーバー名と、認証局の証明書（MADOGUCHI_MAIL_CA_FILE）の設定を確認してください"
+        )
+    return f"{server}サーバーとTLSで接続できませんでした（{exc.reason or type(exc).__name__}）"
+
+
 def _connect(config: dict) -> smtplib.SMTP:
     host, port = config["SMTP_HOST"], int(config["SMTP_PORT"])
     security = config["SMTP_SECURITY"]
     timeout = float(config["SMTP_TIMEOUT_SECONDS"])
     if security == "ssl":
-        return smtplib.SMTP_SSL(host, port, timeout=timeout, context=ssl.create_default_context())
+        return smtplib.SMTP_SSL(host, port, timeout=timeout, context=tls_context())
     connection = smtplib.SMTP(host, port, timeout=timeout)
     if security == "starttls":
-        connection.starttls(context=ssl.create_default_context())
+        try:
+            connection.starttls(context=tls_context())
+        except Exception:
+            connection.close()  # a refused certificate must not leave the socket open
+            raise
     return connection
 
 
 def deliver(message: OutboxMessage) -> None:
-    """The outbox deliverer: 4xx and network trouble are retried; 5xx answers are final."""
+    """The outbox deliverer: 4xx and network trouble are retried; 5xx answers are final.
+
+    A certificate that does not verify is a configuration problem (CA file, host name): it is
+    retried like a network error, with the reason in last_error for the administrator to see,
+    so the mail goes out once the configuration is fixed.
+    """
     config = settings()
     if not config.get("SMTP_HOST"):
         raise TemporaryFailure("送信サーバー（MADOGUCHI_SMTP_HOST）が設定されていません")
@@ -245,6 +274,8 @@ def deliver(message: OutboxMessage) -> None:
         _raise_for(code, answer)
     except smtplib.SMTPResponseException as exc:
         _raise_for(exc.smtp_code, exc.smtp_error)
+    except ssl.SSLError as exc:
+        raise TemporaryFailure(tls_problem("SMTP", exc)) from exc
     except (TimeoutError, OSError, smtplib.SMTPException) as exc:
         raise TemporaryFailure(f"SMTP接続エラー: {type(exc).__name__}") from exc
 

@@ -3,6 +3,8 @@
 Everything lives in a temporary directory (config, passwd-file, maildirs, sockets, logs), so
 the system's dovecot configuration is never read. As root, mail is owned by the `dovecot`
 system user (dovecot refuses mail access as UID 0); otherwise by the current user.
+`dovecot_tls_server` adds TLS with the test CA's certificate (tests/tls.py): STARTTLS on the
+plain port and IMAPS on a second one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +33,13 @@ class Dovecot:
     user: str
     password: str
     settings: dict
+    log_file: Path
+    imaps_port: int | None = None
+
+    def logins(self) -> list[str]:
+        """The server's login lines: ", TLS," in one says that session was encrypted."""
+        text = self.log_file.read_text(encoding="utf-8") if self.log_file.exists() else ""
+        return [line for line in text.splitlines() if "imap-login: Info: Login: " in line]
 
 
 def _free_port() -> int:
@@ -40,6 +50,19 @@ def _free_port() -> int:
 
 @pytest.fixture
 def dovecot_server():
+    with _dovecot() as server:
+        yield server
+
+
+@pytest.fixture
+def dovecot_tls_server(tls_pki):
+    """Settings: IMAPS with the test CA trusted; STARTTLS is on `port` (see the tests)."""
+    with _dovecot(tls_pki) as server:
+        yield server
+
+
+@contextmanager
+def _dovecot(pki=None):
     assert os.path.exists(DOVECOT), "dovecot-imapd is missing: run `make system-deps`"
     root = Path(tempfile.mkdtemp(prefix="madoguchi-dovecot-"))
     root.chmod(0o755)
@@ -56,6 +79,12 @@ def dovecot_server():
     home.mkdir()
     os.chown(home, uid, gid)
     port = _free_port()
+    imaps_port = _free_port() if pki else None
+    if pki:
+        tls = f"ssl = yes\nssl_cert = <{pki.cert_file}\nssl_key = <{pki.key_file}"
+        imaps = f"address = 127.0.0.1\n    port = {imaps_port}"
+    else:
+        tls, imaps = "ssl = no", "port = 0"
     (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}::::::\n", encoding="ascii")
     config = root / "dovecot.conf"
     config.write_text(
@@ -66,7 +95,7 @@ instance_name = madoguchi-test-{port}
 log_path = {root}/dovecot.log
 protocols = imap
 listen = 127.0.0.1
-ssl = no
+{tls}
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {internal_user}
@@ -80,7 +109,7 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    {imaps}
   }}
 }}
 passdb {{
@@ -111,18 +140,23 @@ userdb {{
             process.kill()
             raise RuntimeError(f"dovecot did not start: {output}\n{log}")
         time.sleep(0.1)
+    settings = {
+        "IMAP_HOST": "127.0.0.1",
+        "IMAP_PORT": port,
+        "IMAP_SECURITY": "none",
+        "IMAP_USER": USER,
+        "IMAP_PASSWORD": PASSWORD,
+    }
+    if pki:
+        settings.update(IMAP_PORT=imaps_port, IMAP_SECURITY="ssl", MAIL_CA_FILE=str(pki.ca_file))
     try:
         yield Dovecot(
             port=port,
             user=USER,
             password=PASSWORD,
-            settings={
-                "IMAP_HOST": "127.0.0.1",
-                "IMAP_PORT": port,
-                "IMAP_SECURITY": "none",
-                "IMAP_USER": USER,
-                "IMAP_PASSWORD": PASSWORD,
-            },
+            settings=settings,
+            log_file=root / "dovecot.log",
+            imaps_port=imaps_port,
         )
     finally:
         process.terminate()

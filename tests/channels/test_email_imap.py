@@ -5,9 +5,11 @@ from __future__ import annotations
 import imaplib
 import time
 
+import pytest
 import sqlalchemy as sa
 
 from channels.email import imap, services
+from channels.email.models import ImapState, InboundMail
 from channels.email.parse import parse
 from consult.extensions import db
 from consult.models import EntryKind, Ticket
@@ -92,3 +94,78 @@ def test_a_crash_before_the_flag_makes_no_second_entry(app_factory, dovecot_serv
         report = imap.fetch_once()
         assert report.duplicates == 1 and report.ingested == 0
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 1
+
+
+# --- TLS: IMAPS and STARTTLS, verified against MADOGUCHI_MAIL_CA_FILE ---------------------------
+
+dovecot_tls_server = dovecot.dovecot_tls_server
+
+
+def _tls_settings(server, security: str) -> dict:
+    """IMAPS on its own port, or STARTTLS on the plain one; the test CA is trusted."""
+    settings = dict(server.settings)
+    if security == "starttls":
+        settings.update(IMAP_PORT=server.port, IMAP_SECURITY="starttls")
+    return settings
+
+
+def _tls_logins(server, expected: int) -> list[str]:
+    """Dovecot's login lines marked TLS (its log is written a moment after the login)."""
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [line for line in server.logins() if ", TLS," in line]
+        if len(lines) >= expected or time.monotonic() > deadline:
+            return lines
+        time.sleep(0.05)
+
+
+def _count(model) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model))
+
+
+@pytest.mark.parametrize("security", ["ssl", "starttls"])
+def test_mail_over_imaps_and_starttls_becomes_a_ticket(app_factory, dovecot_tls_server, security):
+    app = app_factory(**_tls_settings(dovecot_tls_server, security))
+    with app.app_context():
+        _append(dovecot_tls_server, citizen_mail())
+        report = imap.fetch_once()
+        assert report.ingested == 1
+        ticket = db.session.scalar(sa.select(Ticket))
+        assert ticket.timeline[0].body == CITIZEN_TEXT
+        assert b"$MadoguchiHandled" in _flags(dovecot_tls_server)[0]
+        assert imap.fetch_once().ingested == 0
+    # Both polls logged in over TLS (the helpers above log in without it, on 127.0.0.1).
+    assert len(_tls_logins(dovecot_tls_server, 2)) == 2
+
+
+@pytest.mark.parametrize(
+    ("security", "ca"),
+    [("ssl", "other"), ("starttls", "other"), ("ssl", "system")],
+    ids=["imaps-other-ca", "starttls-other-ca", "imaps-system-store"],
+)
+def test_a_certificate_that_does_not_verify_is_refused_and_nothing_is_taken(
+    app_factory, dovecot_tls_server, tls_pki, security, ca
+):
+    settings = _tls_settings(dovecot_tls_server, security)
+    settings["MAIL_CA_FILE"] = str(tls_pki.other_ca_file) if ca == "other" else ""
+    app = app_factory(**settings)
+    with app.app_context():
+        _append(dovecot_tls_server, citizen_mail())
+        with pytest.raises(imap.ImapError) as refused:
+            imap.fetch_once()
+        message = str(refused.value)
+        assert "IMAPサーバーの証明書を検証できませんでした" in message
+        assert "unable to get local issuer certificate" in message
+        assert "MADOGUCHI_MAIL_CA_FILE" in message
+        # Refused before the login: nothing stored, no UID remembered, the mail untouched.
+        assert _count(InboundMail) == _count(ImapState) == _count(Ticket) == 0
+        [flags] = _flags(dovecot_tls_server)
+        assert b"\\Seen" not in flags and b"$MadoguchiHandled" not in flags
+
+    # With the city's CA configured, the same mail is taken on the next poll.
+    app = app_factory(**_tls_settings(dovecot_tls_server, security))
+    with app.app_context():
+        assert imap.fetch_once().ingested == 1
+        ticket = db.session.scalar(sa.select(Ticket))
+        assert ticket.timeline[0].body == CITIZEN_TEXT
+    assert len(_tls_logins(dovecot_tls_server, 1)) == 1
