@@ -6,8 +6,9 @@ Builds N published entries from the test corpora (Takamatsu's garbage list and t
 FAQ written for the tests) with variations (city, district, department, wording), into a
 temporary SQLite file holding the FAQ tables; indexes them with `faq.search.SearchIndex` (the
 same code the app runs), and times a fixed set of realistic queries, one- and two-character
-ones included (税, 国保), through the index and through a LIKE scan of the same rows
-(every word must appear in the question, keywords or answer; first 10 rows).
+ones included (税, 国保), and kana typed without conversion (じゅうみんひょう), through the
+index and through a LIKE scan of the same rows (every word must appear in the question,
+keywords or answer; first 10 rows).
 Prints indexing time, index size, and p50/p95 per engine.
 """
 
@@ -53,6 +54,10 @@ QUERIES = [
     "印鑑証明",
     "期日前投票",
     "借金で生活が苦しい",
+    "じゅうみんひょう",
+    "こくみんけんこうほけん",
+    "じどうてあて",
+    "ソダイゴミ",
 ]
 CITIES = ["高松市", "丸亀市", "坂出市", "善通寺市", "観音寺市", "さぬき市", "東かがわ市", "三豊市"]
 DISTRICTS = ["中央地区", "東部地区", "西部地区", "南部地区", "北部地区", "山間部", "島しょ部"]

@@ -7,10 +7,12 @@ import re
 import shutil
 
 from click.testing import CliRunner
+from whoosh import index as whoosh_index
 
 from consult.extensions import db
 from consult.services.actor import Actor
-from faq import services
+from faq import search, services
+from faq.analysis import TITLE_SEPARATOR
 from tests.consult.http import call
 
 
@@ -64,6 +66,36 @@ def test_missing_or_corrupt_index_is_rebuilt(app, publish_entry):
     index._index = None
     index._applied = -1
     assert [h.entry.id for h in services.search("粗大ごみ", public=True)] == [entry.id]
+
+
+def test_index_of_an_older_format_is_rebuilt(app, publish_entry):
+    """An index written by the code before readings (no reading field, no format file) is
+    readable and up to date, yet lacks what kana queries need: it must be rebuilt, not used."""
+    entry = publish_entry("住民票の写しはどこで取れますか", "市民課で取れます。")
+    index = services.index()
+    latest = index._latest_revision()
+    shutil.rmtree(index.path)
+    index.path.mkdir()
+    old_schema = search.make_schema()
+    old_schema.remove("r")
+    writer = whoosh_index.create_in(str(index.path), old_schema).writer()
+    value = f"{entry.question}\n{TITLE_SEPARATOR}{entry.answer}"
+    writer.add_document(id=str(entry.id), public="1", m=value, b=value, question=entry.question)
+    writer.commit()
+    (index.path / search.REVISION_FILE).write_text(str(latest))
+    assert "r" not in whoosh_index.open_dir(str(index.path)).schema.names()
+    index._index = None
+    index._applied = -1
+
+    assert [h.entry.id for h in services.search("じゅうみんひょう", public=True)] == [entry.id]
+    assert "r" in whoosh_index.open_dir(str(index.path)).schema.names()
+    assert (index.path / search.FORMAT_FILE).read_text() == str(search.INDEX_FORMAT)
+    # Once rebuilt, the index is used as it is: the next process does not rebuild it again.
+    built = {p.name for p in index.path.iterdir()}
+    index._index = None
+    index._applied = -1
+    assert [h.entry.id for h in services.search("住民票", public=True)] == [entry.id]
+    assert {p.name for p in index.path.iterdir()} == built
 
 
 def test_index_updates_after_the_request_commits(app, client, login, faq_people):

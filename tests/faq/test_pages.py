@@ -45,6 +45,38 @@ def test_public_faq_in_japanese_and_english(app, client, publish_entry, make_cat
     assert db.session.get(FaqEntry, entry.id).view_count == 1
 
 
+def _result_titles(html: str) -> list[str]:
+    found = re.search(r'<ol class="faq-results">(.*?)</ol>', html, re.S)
+    items = re.findall(r"<li>(.*?)</li>", found.group(1), re.S) if found else []
+    return [re.sub(r"<[^>]+>", "", item.split("</a>")[0]).strip() for item in items]
+
+
+def test_public_search_typed_in_kana_finds_entries_in_kanji(app, client, publish_entry):
+    """Citizens on phones often send hiragana (or katakana) without converting it to kanji."""
+    juminhyo = publish_entry("住民票の写しはどこで取れますか", "市民課の窓口で取れます。")
+    publish_entry("住民税はいつ払いますか", "6月から年4回です。")
+    kokuho = publish_entry("国民健康保険の加入手続きは？", "国保年金課で手続きします。")
+    publish_entry("国民年金の保険料が払えないときは？", "免除の申請ができます。")
+    jidoteate = publish_entry("児童手当の申請方法", "子育て支援課へ申請してください。")
+    publish_entry("児童扶養手当の現況届", "8月に提出してください。")
+    publish_entry("職員向け：住民票の職権記載の手順", "内部の手順です。", visibility="staff")
+    for query, entry in (
+        ("じゅうみんひょう", juminhyo),
+        ("こくみんけんこうほけん", kokuho),
+        ("じどうてあて", jidoteate),
+        ("ジドウテアテ", jidoteate),
+        ("ｼﾞｭｳﾐﾝﾋｮｳ", juminhyo),
+    ):
+        page = client.get("/faq", query_string={"q": query})
+        assert page.status_code == 200
+        html = page.get_data(as_text=True)
+        titles = _result_titles(html)
+        assert titles and titles[0] == entry.question, (query, titles)
+        assert "職権記載" not in html
+    html = client.get("/faq", query_string={"q": "じゅうみんひょう"}).get_data(as_text=True)
+    assert _result_titles(html)[:2] == ["住民票の写しはどこで取れますか", "住民税はいつ払いますか"]
+
+
 def test_unpublished_and_staff_entries_are_not_found_publicly(
     app, client, publish_entry, faq_people
 ):

@@ -10,9 +10,9 @@ import pytest
 import sqlalchemy as sa
 
 from consult.timeutil import utcnow
-from faq.analysis import bigram_terms, fold, morph_terms
+from faq.analysis import bigram_terms, fold, morph_terms, reading
 from faq.models import FaqChange, FaqEntry, FaqSynonym
-from faq.search import SearchIndex
+from faq.search import SearchIndex, build_query
 from tests.faq.corpus import SYNONYMS, garbage_entries, municipal_entries, queries
 
 
@@ -114,3 +114,68 @@ def test_public_filter_and_partial_words(corpus_index):
     assert top[0] == "mynumber-apply"
     top = [keys[h.entry_id] for h in index.search("まいなんばー", public=True, limit=5)]
     assert "mynumber-apply" in top
+
+
+# Queries typed without kana-kanji conversion, as on a phone; the keys the first hit must have
+# (the first three), and whether the very first must be one of them.
+KANA_QUERIES = [
+    ("じゅうみんひょう", {"juminhyo-where", "juminhyo-fee", "juminhyo-proxy", "juminhyo-mail"}),
+    ("こくみんけんこうほけん", {"kokuho-join", "kokuho-tax", "kokuho-pay", "kokuho-card"}),
+    ("じどうてあて", {"jidoteate", "jidoteate-pay", "jidoteate-genkyo"}),
+    ("ジドウテアテ", {"jidoteate", "jidoteate-pay", "jidoteate-genkyo"}),
+    ("ｺｸﾐﾝｹﾝｺｳﾎｹﾝ", {"kokuho-join", "kokuho-tax", "kokuho-pay", "kokuho-card"}),
+    ("そだいごみ", {"sodai"}),
+    ("こせきとうほん", {"koseki-honseki"}),
+    ("いんかんしょうめい", {"inkan-cert"}),
+    ("きじつぜんとうひょう", {"senkyo-kijitsumae"}),
+    ("じどうてあて いつ", {"jidoteate-pay"}),
+    ("じどうふようてあて", {"jidofuyo"}),
+]
+
+
+def test_kana_typed_without_conversion_finds_entries_in_kanji(corpus_index):
+    index, keys = corpus_index
+    for query, expected in KANA_QUERIES:
+        top = [keys[h.entry_id] for h in index.search(query, public=True, limit=3)]
+        assert top and top[0] in expected, (query, top)
+    # Every entry about the thing comes before the rest, not just one of them.
+    top = [keys[h.entry_id] for h in index.search("じゅうみんひょう", public=True, limit=4)]
+    assert set(top) == KANA_QUERIES[0][1]
+    top = [keys[h.entry_id] for h in index.search("じどうてあて", public=True, limit=3)]
+    assert set(top) == KANA_QUERIES[2][1]
+
+
+def test_kana_written_in_an_entry_still_comes_first(corpus_index):
+    """An entry that says ふとん itself ranks above those only read that way (座布団)."""
+    index, keys = corpus_index
+    top = [keys[h.entry_id] for h in index.search("ふとん", public=True, limit=3)]
+    assert set(top) <= {"g491", "g492", "g493", "g494"}, top
+    top = [keys[h.entry_id] for h in index.search("ぺっとぼとる", public=True, limit=1)]
+    assert top == ["g515"]
+
+
+def test_known_katakana_words_do_not_bring_in_readings(corpus_index):
+    """ライター is found as written; its reading's bigrams (たー) must not add センター entries."""
+    index, keys = corpus_index
+    assert [keys[h.entry_id] for h in index.search("ライター", public=True)] == ["g594"]
+    assert [keys[h.entry_id] for h in index.search("パワハラ", public=True)] == ["shokuba"]
+
+
+def test_readings_are_asked_only_by_queries_all_in_kana(corpus_index):
+    """A query with kanji keeps the terms it had: its kana are grammar, not a reading."""
+    index, _keys = corpus_index
+    searcher = index._searcher()
+    for text in ("児童手当 いつ振り込まれる", "住民票 取りたい", "じゅうみんひょうの写し"):
+        query = build_query(text, index.synonyms(), searcher)
+        assert all(term.fieldname != "r" for term in query.leaves()), text
+    query = build_query("じゅうみんひょう", index.synonyms(), searcher)
+    assert any(term.fieldname == "r" for term in query.leaves())
+
+
+def test_reading_of_content_words():
+    """Adjacent words read as one run; particles, digits and Latin letters end a run."""
+    runs = reading("国民健康保険税が払えないときは？")
+    assert runs[0] == "こくみんけんこうほけんぜい" and not any("が" in r for r in runs)
+    assert reading("住民票の写しはどこで取得できますか？")[:2] == ["じゅうみんひょう", "うつし"]
+    assert reading("1通300円") == ["つう", "えん"]
+    assert reading("ＤＶの相談") == ["そうだん"]
