@@ -2,8 +2,8 @@
 the request (created_at) and per month, by department, the handoffs created and declined
 (bounces), and the accepted and arrived ones by whole minutes from the request. A period reads
 its whole months from the month rows and its ragged ends from the day rows, as the ticket reports
-do (consult.services.report_rollup), so a year is a few thousand rows per measure to add up
-instead of two timestamps of every handoff.
+do (consult.services.report_rollup): a year adds up twelve months of rows (one per department,
+measure and minute) instead of computing minutes from two timestamps of every handoff.
 
 Never stale: rather than a call in each service step (create, accept, on_the_way, arrive,
 finish, decline, cancel, the external body's answers), a flush hook compares every Handoff the
@@ -11,7 +11,8 @@ session writes with its row as the database still holds it, and adds the differe
 rollup in the same flush, so it commits or rolls back with the change. A step that sets a
 timestamp some other way (a data fix, a test) is counted too; only SQL that goes around the ORM
 (`sa.update(Handoff)`, a bulk insert) must leave created_at, department_id, state, accepted_at and
-arrived_at alone or call rebuild() afterwards, as bench/handoff.py does.
+arrived_at alone or call rebuild() afterwards (`madoguchi handoffs rebuild`; bench/handoff.py
+calls it after its bulk insert).
 
 Each flush is one UPSERT (`INSERT … ON CONFLICT … DO UPDATE SET handoffs = handoffs +
 excluded.handoffs`, SQLite ≥ 3.24 and PostgreSQL alike) of the day and month rows, in key order.
@@ -63,7 +64,7 @@ def minutes_sql(column, created=Handoff.created_at):
         sa.func.round((sa.func.julianday(column) - sa.func.julianday(created)) * 86_400_000.0),
         sa.Integer,
     )
-    return sa.func.max(0, (ms + 30_000) / 60_000)
+    return sa.func.max(0, (ms + 30_000) // 60_000)  # SQLite's integer division: 0 or more
 
 
 def _local_day(column):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from consult.extensions import db
 from consult.models import Channel
@@ -213,4 +214,15 @@ def test_a_whole_year_reads_the_month_rows(app, monkeypatch):
         assert_figures_agree(start, end)
     rebuilt = rollup.rebuild()
     assert rebuilt == 8 * 3
+    assert_in_step()
+
+
+def test_rebuild_from_the_command_line_after_a_write_around_the_orm(app, monkeypatch):
+    centre = build_centre()
+    build_handoffs(centre, Clock(monkeypatch, tokyo(2026, 10, 30, 9, 0)), DAYS[:1])
+    db.session.execute(sa.update(Handoff).values(arrived_at=None))  # around the flush hook
+    db.session.commit()
+    assert rollup.stored() != rollup.recount()
+    result = app.test_cli_runner().invoke(args=["handoffs", "rebuild"])
+    assert result.exit_code == 0 and "引継ぎ8件" in result.output, result.output
     assert_in_step()
