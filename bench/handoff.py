@@ -246,7 +246,7 @@ def run(base_url: str, trials, n: int) -> list[dict]:
         common.measure(
             boss,
             "overview: last 365 days",
-            lambda i: boss.get(f"{base_url}/handoffs/overview?start={year_ago}"),
+            lambda i: boss.get(f"{base_url}/handoffs/overview?start={year_ago}&end={today}"),
             n,
             200,
         )
