@@ -232,6 +232,13 @@ def _ranges(first: date, last: date) -> list[tuple[Grain, date, date]]:
     return ranges
 
 
+def _inline(day: date):
+    """A date written into the SQL text. As a parameter, psycopg prepares the statement after
+    five runs and PostgreSQL then plans the day ranges generically: a year's overview went from
+    60 to 95 ms from the sixth request on (bench data)."""
+    return sa.literal(day, sa.Date, literal_execute=True)
+
+
 def from_rollup(first: date, last: date) -> dict[int, Tally]:
     """The whole Japanese days first…last, from the rollup: one UNION ALL of index range scans
     (an OR of the ranges makes SQLite scan the whole table), grouped once."""
@@ -241,7 +248,11 @@ def from_rollup(first: date, last: date) -> dict[int, Tally]:
             HandoffDaily.measure,
             HandoffDaily.minutes,
             HandoffDaily.handoffs,
-        ).where(HandoffDaily.grain == grain, HandoffDaily.day >= start, HandoffDaily.day <= end)
+        ).where(
+            HandoffDaily.grain == grain,
+            HandoffDaily.day >= _inline(start),
+            HandoffDaily.day <= _inline(end),
+        )
         for grain, start, end in _ranges(first, last)
     ]
     rows = sa.union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
