@@ -8,7 +8,11 @@ from consult.models import Role
 
 def register(app: Flask) -> None:
     from consult import cli
-    from handoff import models, reports, services, views  # noqa: F401 (models: the tables)
+    from handoff import cli as handoff_cli
+    from handoff import models, reports, rollup, services, views  # noqa: F401 (models: the tables)
+
+    rollup.register()
+    handoff_cli.register(app)
 
     app.register_blueprint(views.bp)
     registry.add_ticket_panel(registry.TicketPanel("handoff", views.ticket_panel))

@@ -29,6 +29,7 @@ from consult.services.errors import (
     ValidationFailed,
 )
 from consult.timeutil import format_tokyo, utcnow
+from handoff import rollup
 from handoff.models import (
     ACTIVE_STATES,
     RESPONSE_LABELS,
@@ -718,31 +719,6 @@ class DepartmentFigures:
     median_arrive_minutes: float | None = None
 
 
-def _minutes_since_request(column):
-    """Minutes from the request to `column`, in SQL (neither database has an interval median)."""
-    if db.engine.dialect.name == "postgresql":
-        return sa.func.extract("epoch", column - Handoff.created_at) / 60.0
-    return (sa.func.julianday(column) - sa.func.julianday(Handoff.created_at)) * 1440.0
-
-
-def _medians(column, in_period) -> dict[int, float]:
-    """Median minutes per department, to the minute, from a histogram the database counts.
-
-    One GROUP BY over (department, whole minutes) is about twice as fast as ranking every row
-    with window functions, and a supervisor reads these figures in minutes anyway.
-    """
-    minute = sa.cast(_minutes_since_request(column) + 0.5, sa.Integer).label("minute")
-    rows = db.session.execute(
-        sa.select(Handoff.department_id, minute, sa.func.count())
-        .where(in_period, column.is_not(None))
-        .group_by(Handoff.department_id, minute)
-    )
-    histograms: dict[int, list[tuple[int, int]]] = {}
-    for department_id, value, count in rows:
-        histograms.setdefault(department_id, []).append((value, count))
-    return {department_id: _median(buckets) for department_id, buckets in histograms.items()}
-
-
 def _median(buckets: list[tuple[int, int]]) -> float:
     """The middle value (or the mean of the two middle values) of a (value, count) histogram."""
     buckets.sort()
@@ -769,46 +745,46 @@ def overdue_now(actor: Actor, limit: int = 100) -> list[Handoff]:
 
 
 def overview(actor: Actor, start: datetime, end: datetime) -> list[DepartmentFigures]:
-    """Per department for a period: handoffs, overdue now, bounces, median minutes to accept/arrive.
-
-    Counting and the overdue figure are aggregate SQL; the medians read only two timestamps per
-    handoff of the period (portable: SQLite has no percentile function).
-    """
+    """Per department for a period: handoffs, overdue now, bounces, median minutes."""
     actor.require(Role.SUPERVISOR, Role.ADMIN)
     return department_figures(start, end)
 
 
 def department_figures(start: datetime, end: datetime) -> list[DepartmentFigures]:
-    now = utcnow()
-    in_period = sa.and_(Handoff.created_at >= start, Handoff.created_at < end)
-    figures: dict[int, DepartmentFigures] = {}
+    """The figures of the handoffs requested in [start, end): the whole Japanese days from the
+    rollup (handoff.rollup; a year is as quick as a month), part-days at the ends from the rows.
+    Overdue-now is a live count."""
+    return _figures(rollup.tallies(start, end))
+
+
+def _department_figures_from_rows(start: datetime, end: datetime) -> list[DepartmentFigures]:
+    """The same figures counted from the handoffs alone (what the rollup must always equal)."""
+    return _figures(rollup.from_rows(start, end))
+
+
+def _figures(tallies: dict[int, rollup.Tally]) -> list[DepartmentFigures]:
     names = dict(db.session.execute(sa.select(Department.id, Department.name)).all())
-    counts = db.session.execute(
-        sa.select(
-            Handoff.department_id,
-            sa.func.count(Handoff.id),
-            sa.func.sum(sa.case((Handoff.state == HandoffState.DECLINED, 1), else_=0)),
-        )
-        .where(in_period)
-        .group_by(Handoff.department_id)
-    )
-    for department_id, total, bounces in counts:
+    figures: dict[int, DepartmentFigures] = {}
+    for department_id, tally in tallies.items():
+        if tally.created <= 0:
+            continue
         figures[department_id] = DepartmentFigures(
-            names[department_id], total, 0, int(bounces or 0)
+            names[department_id],
+            tally.created,
+            0,
+            tally.declined,
+            _median(list((+tally.accepted).items())) if +tally.accepted else None,
+            _median(list((+tally.arrived).items())) if +tally.arrived else None,
         )
     overdue = db.session.execute(
         sa.select(Handoff.department_id, sa.func.count(Handoff.id))
-        .where(Handoff.state.in_(ACTIVE_STATES), Handoff.due_at < now)
+        .where(Handoff.state.in_(ACTIVE_STATES), Handoff.due_at < utcnow())
         .group_by(Handoff.department_id)
     )
     for department_id, count in overdue:
         figures.setdefault(
             department_id, DepartmentFigures(names[department_id])
         ).overdue_now = count
-    for department_id, value in _medians(Handoff.accepted_at, in_period).items():
-        figures[department_id].median_accept_minutes = value
-    for department_id, value in _medians(Handoff.arrived_at, in_period).items():
-        figures[department_id].median_arrive_minutes = value
     return sorted(figures.values(), key=lambda f: (-f.overdue_now, -f.handoffs, f.department))
 
 

@@ -68,3 +68,26 @@ def test_exactly_one_head(tmp_path):
         heads = _script().get_heads()
         db.engine.dispose()
     assert len(heads) == 1, heads
+
+
+def test_the_handoff_rollup_is_filled_from_the_handoffs_before_it(empty_url, tmp_path, monkeypatch):
+    """0010_handoff_daily counts the handoffs already there, as the flush hook would have."""
+    from handoff import rollup
+    from handoff.models import HandoffDaily
+    from tests.handoff.test_rollup import DAYS, Clock, build_centre, build_handoffs, tokyo
+
+    app = make_app(empty_url, tmp_path)
+    with app.app_context():
+        upgrade()
+        build_handoffs(build_centre(), Clock(monkeypatch, tokyo(2026, 10, 30, 9, 0)), DAYS)
+        expected = rollup.stored()
+        assert expected == rollup.recount() and expected
+        db.session.remove()
+
+        downgrade(revision="0009_line_intake")
+        assert "handoff_daily" not in _tables()
+        upgrade()
+        assert rollup.stored() == expected
+        assert db.session.query(HandoffDaily).count() > 0
+        db.session.remove()
+        db.engine.dispose()
