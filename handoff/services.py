@@ -163,7 +163,10 @@ def create(actor: Actor, ticket: Ticket, requests: list[Request]) -> list[Handof
     now = utcnow()
     seen: set[int] = set()
     created = []
-    for request in requests:
+    # In department order: each handoff's flush locks its department's rollup rows until the
+    # commit, so two cases handed to the same departments at once take them in the same order
+    # (no deadlock on PostgreSQL).
+    for request in sorted(requests, key=lambda r: r.department_id):
         department = db.session.get(Department, request.department_id)
         if department is None or not department.active:
             raise ValidationFailed("選択された引継ぎ先は存在しません。一覧から選び直してください。")
