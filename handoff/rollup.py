@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session
 
 from consult.extensions import db
 from consult.models import Grain
+from consult.services.report_rollup import local_day, month_of
 from consult.timeutil import TOKYO, tokyo_today
 from handoff.models import Handoff, HandoffDaily, HandoffState, Measure
 
@@ -65,18 +66,6 @@ def minutes_sql(column, created=Handoff.created_at):
         sa.Integer,
     )
     return sa.func.max(0, (ms + 30_000) // 60_000)  # SQLite's integer division: 0 or more
-
-
-def _local_day(column):
-    if db.session.get_bind().dialect.name == "postgresql":
-        return sa.cast(sa.func.timezone("Asia/Tokyo", column), sa.Date)
-    return sa.func.date(column, "+9 hours")
-
-
-def _month_of(column):
-    if db.session.get_bind().dialect.name == "postgresql":
-        return sa.cast(sa.func.date_trunc("month", sa.cast(column, sa.DateTime)), sa.Date)
-    return sa.func.date(column, "start of month")
 
 
 def midnight(day: date) -> datetime:
@@ -334,7 +323,7 @@ def rebuild() -> int:
     handoffs counted. The migration 0010_handoff_daily does the same in plain SQL."""
     db.session.flush()
     db.session.execute(sa.delete(HandoffDaily))
-    day = _local_day(Handoff.created_at).label("day")
+    day = local_day(Handoff.created_at).label("day")
     grain = sa.literal(Grain.DAY.value).label("grain")
     columns = ["grain", "day", "department_id", "measure", "minutes", "handoffs"]
     measures = (
@@ -356,7 +345,7 @@ def rebuild() -> int:
         if where is not None:
             query = query.where(where)
         db.session.execute(sa.insert(HandoffDaily).from_select(columns, query))
-    month = _month_of(HandoffDaily.day).label("day")
+    month = month_of(HandoffDaily.day).label("day")
     keys = (HandoffDaily.department_id, HandoffDaily.measure, HandoffDaily.minutes)
     db.session.execute(
         sa.insert(HandoffDaily).from_select(

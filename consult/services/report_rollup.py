@@ -171,13 +171,15 @@ def in_period(model, start: date, end: date):
 # --- recomputing from the tickets --------------------------------------------------------------
 
 
-def _local_day(column):
+def local_day(column):
+    """The Japanese calendar day of a stored UTC timestamp, in SQL (both databases)."""
     if db.session.get_bind().dialect.name == "postgresql":
         return sa.cast(sa.func.timezone("Asia/Tokyo", column), sa.Date)
     return sa.func.date(column, "+9 hours")
 
 
-def _month_of(column):
+def month_of(column):
+    """The first day of that timestamp's month, in SQL (both databases)."""
     if db.session.get_bind().dialect.name == "postgresql":
         return sa.cast(sa.func.date_trunc("month", sa.cast(column, sa.DateTime)), sa.Date)
     return sa.func.date(column, "start of month")
@@ -225,7 +227,7 @@ def rebuild(start: date | None = None, end: date | None = None) -> tuple[int, in
         db.session.execute(sa.delete(model).where(*days(model)))
         db.session.execute(sa.delete(model).where(*months(model)))
 
-    day = _local_day(Ticket.created_at).label("day")
+    day = local_day(Ticket.created_at).label("day")
     grain = sa.literal(Grain.DAY.value).label("grain")
     db.session.execute(
         sa.insert(ReportDaily).from_select(
@@ -267,7 +269,7 @@ def rebuild(start: date | None = None, end: date | None = None) -> tuple[int, in
     # The months, from the day rows (whole months: the days outside the range are kept).
     for model, keys in MODELS.items():
         counted = [c.name for c in model.__table__.columns if c.name not in ("grain", "day", *keys)]
-        month = _month_of(model.day).label("day")
+        month = month_of(model.day).label("day")
         where = [model.grain == Grain.DAY]
         if month_start:
             where.append(model.day >= month_start)
