@@ -45,7 +45,7 @@ def fetch_command(once, interval):
 
     while True:
         try:
-            report = imap.fetch_once()
+            report = imap.poll()
             click.echo(
                 f"取込 {report.ingested} 件、重複 {report.duplicates} 件、"
                 f"隔離 {report.quarantined} 件"

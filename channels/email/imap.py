@@ -17,9 +17,10 @@ import ssl
 from dataclasses import dataclass
 
 from channels.email import services
-from channels.email.models import ImapState, InboundStatus
+from channels.email.models import ImapState, InboundStatus, MailPollStatus
 from consult.extensions import db
 from consult.services import mail
+from consult.timeutil import utcnow
 
 log = logging.getLogger("madoguchi.email.imap")
 HANDLED_FLAG = "$MadoguchiHandled"
@@ -120,6 +121,45 @@ def fetch_once(limit: int = 500) -> FetchReport:
         with contextlib.suppress(OSError, imaplib.IMAP4.error):
             connection.logout()
     return report
+
+
+POLL_SOURCE = "imap"
+
+
+def poll(limit: int = 500) -> FetchReport:
+    """One poll, as `madoguchi mail fetch` runs it: its outcome is recorded for the
+    administrators' page (/email/inbound). What was taken before a failure stays taken."""
+    try:
+        report = fetch_once(limit)
+    except ImapError as error:
+        _record(str(error))
+        raise
+    except (OSError, imaplib.IMAP4.error) as exc:  # the connection dropped in the middle
+        error = ImapError(f"IMAPサーバーとの通信が途中で切れました（{type(exc).__name__}）。")
+        _record(str(error))
+        raise error from exc
+    _record(None)
+    return report
+
+
+def _record(error: str | None) -> None:
+    db.session.rollback()
+    now = utcnow()
+    status = db.session.get(MailPollStatus, POLL_SOURCE)
+    if status is None:
+        status = MailPollStatus(source=POLL_SOURCE, failures_in_row=0)
+        db.session.add(status)
+    status.last_attempt_at = now
+    if error is None:
+        status.last_success_at, status.failures_in_row = now, 0
+    else:
+        status.last_error, status.last_error_at = error[:500], now
+        status.failures_in_row = (status.failures_in_row or 0) + 1
+    db.session.commit()
+
+
+def poll_status() -> MailPollStatus | None:
+    return db.session.get(MailPollStatus, POLL_SOURCE)
 
 
 def _mark_handled(connection: imaplib.IMAP4, uid: int, done_folder: str) -> None:

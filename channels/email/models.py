@@ -149,3 +149,21 @@ class ImapState(db.Model):
 
     def __repr__(self) -> str:
         return f"<ImapState last_uid={self.last_uid}>"
+
+
+class MailPollStatus(db.Model):
+    """How the last IMAP polls went, for the administrators' page: a poller that keeps failing
+    (a changed password, an expired certificate) must not go unnoticed while mail waits."""
+
+    __tablename__ = "email_poll_status"
+
+    source: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    last_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_success_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    last_error_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failures_in_row: Mapped[int] = mapped_column(sa.Integer, default=0)
+
+    @property
+    def failing(self) -> bool:
+        return self.failures_in_row > 0

@@ -6,7 +6,7 @@ from urllib.parse import quote
 
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
-from channels.email import services
+from channels.email import imap, services
 from channels.email.forms import ReplyForm, TemplateForm
 from consult.extensions import db
 from consult.forms import Form
@@ -132,8 +132,14 @@ def inbound():
     status = request.args.get("status") or None
     if status not in (None, "pending", "processed", "ignored", "quarantined"):
         status = None
+
     return render_template(
-        "email/inbound.html", items=services.list_inbound(status), status=status, form=Form()
+        "email/inbound.html",
+        items=services.list_inbound(status),
+        status=status,
+        form=Form(),
+        poll=imap.poll_status(),
+        imap_configured=bool(services.settings()["IMAP_HOST"]),
     )
 
 

@@ -17,6 +17,7 @@ from consult.services import outbox
 from consult.services.actor import Actor
 from tests.channels import dovecot
 from tests.channels.test_email_channel import CITIZEN_TEXT, citizen_mail
+from tests.consult.http import call, sign_in
 
 dovecot_server = dovecot.dovecot_server  # the fixture, from its own module
 
@@ -169,3 +170,33 @@ def test_a_certificate_that_does_not_verify_is_refused_and_nothing_is_taken(
         ticket = db.session.scalar(sa.select(Ticket))
         assert ticket.timeline[0].body == CITIZEN_TEXT
     assert len(_tls_logins(dovecot_tls_server, 1)) == 1
+
+
+def test_a_failing_poll_is_shown_to_administrators_until_mail_comes_in_again(
+    app_factory, dovecot_server, make_staff
+):
+    """A changed password stops the mail; the administrators' page says so, in Japanese, and
+    the mail is taken by the first poll after the fix."""
+    wrong = {**dovecot_server.settings, "IMAP_PASSWORD": "not-the-password"}
+    app = app_factory(**wrong)
+    with app.app_context():
+        admin = sign_in(app, make_staff("admin"))
+        page = call(app, admin, "GET", "/email/inbound").get_data(as_text=True)
+        assert "IMAPの受信はまだ行われていません" in page
+
+        _append(dovecot_server, citizen_mail())
+        for _ in range(2):
+            with pytest.raises(imap.ImapError, match="ログインできません"):
+                imap.poll()
+        assert db.session.scalar(sa.select(sa.func.count(InboundMail.id))) == 0
+        page = call(app, admin, "GET", "/email/inbound").get_data(as_text=True)
+        assert "IMAPでメールを受信できていません" in page and "2回続けて失敗" in page
+        assert "IMAPサーバーにログインできません（利用者名・パスワード）。" in page
+        assert "まだ一度も受信できていません" in page
+        assert "not-the-password" not in page
+
+        app.config["MADOGUCHI"]["IMAP_PASSWORD"] = dovecot_server.password
+        assert imap.poll().ingested == 1
+        page = call(app, admin, "GET", "/email/inbound").get_data(as_text=True)
+        assert "IMAPでメールを受信できていません" not in page
+        assert "IMAPの受信：正常" in page
