@@ -52,13 +52,10 @@ def create_app(overrides: dict | None = None, instance_path: str | None = None) 
     with app.app_context():
         _tune_engine(db.engine)
 
-    from consult import cli, views
+    from consult import plugins, views
 
+    plugins.init_app(app)
     views.register(app)
-    cli.register(app)
-    from consult.services import mail
-
-    mail.register()
     from consult.services import report_rollup
 
     report_rollup.register()
@@ -188,7 +185,7 @@ def _install_error_pages(app: Flask) -> None:
 
 
 def _install_template_helpers(app: Flask) -> None:
-    from consult import registry
+    from consult import plugins
     from consult.models import (
         CHANNEL_LABELS,
         PRIORITY_LABELS,
@@ -208,13 +205,15 @@ def _install_template_helpers(app: Flask) -> None:
     def inject():
         links = []
         if current_user.is_authenticated:
-            links = [link for link in registry.nav_links if current_user.role in link.roles]
+            links = [
+                link for link in plugins.registry(app).nav_links if current_user.role in link.roles
+            ]
         return {
             "centre_name": app.config["MADOGUCHI"]["CENTRE_NAME"],
             "nav_links": links,
             "staff_scripts": [
-                url_for(endpoint, filename=filename)
-                for endpoint, filename in registry.staff_scripts
+                url_for(script.endpoint, filename=script.filename)
+                for script in plugins.registry(app).staff_scripts
             ],
             "CHANNEL_LABELS": CHANNEL_LABELS,
             "STATUS_LABELS": STATUS_LABELS,

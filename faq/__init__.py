@@ -11,11 +11,38 @@ PACKAGE = Path(__file__).resolve().parent
 
 def register(app: Flask) -> None:
     """Plug the FAQ into the kernel: models, index, blueprints, CLI, ticket panel, catalogs."""
-    from consult import i18n, registry
+    from consult import plugins, signals
+    from consult.models import Role
+    from faq import (
+        auto_answer,
+        cli,
+        models,  # noqa: F401 (the tables must be known to the metadata)
+        views,
+    )
+
+    plugins.install(
+        app,
+        plugins.Plugin(
+            name="faq",
+            blueprints=(views.bp, views.public_bp),
+            commands=(cli.faq_group,),
+            nav_links=(plugins.NavLink("faq.staff_index", "FAQ", tuple(Role), 60),),
+            ticket_panels=(plugins.TicketPanel("faq", views.ticket_panel),),
+            translations=PACKAGE / "translations",
+            receivers=((signals.message_received, auto_answer.on_message),),
+            demo_seeder=_seed_demo,
+            setup=_setup,
+        ),
+    )
+
+
+def _setup(app: Flask) -> None:
+    """The search index of this process, kept in step after each request's commit."""
     from consult.extensions import db
-    from faq import models  # noqa: F401 (the tables must be known to the metadata)
+    from faq import views
     from faq.search import SearchIndex
 
+    views.mark_static_public(app)
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":
@@ -34,19 +61,6 @@ def register(app: Flask) -> None:
                 app.extensions["faq_index"].sync()
             except Exception:
                 app.logger.exception("faq index update failed; the next search retries")
-
-    from faq import cli, views
-
-    views.register(app)
-    cli.register(app)
-    i18n.add_translation_dir(PACKAGE / "translations")
-    registry.add_ticket_panel(registry.TicketPanel("faq", views.ticket_panel))
-
-    from consult.services import tickets
-    from faq import auto_answer
-
-    tickets.message_received.connect(auto_answer.on_message)
-    registry.add_demo_seeder(_seed_demo)
 
 
 def _seed_demo(members: dict) -> None:

@@ -14,7 +14,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from flask import current_app
 
-from consult import registry
+from consult import plugins
 from consult.extensions import db
 from consult.models import EntryKind, Ticket, TimelineEntry
 from consult.services import calendar
@@ -97,7 +97,7 @@ def on_message(ticket: Ticket, *, text: str, at: datetime, **_ignored) -> None:
     config = current_app.config["MADOGUCHI"]
     if not config.get("FAQ_AUTO_ANSWER", True):
         return
-    sender = registry.automatic_senders.get(ticket.channel.value)
+    sender = plugins.registry().automatic_sender(ticket.channel.value)
     if sender is None or calendar.centre_is_open(at) or already_answered(ticket):
         return
     try:

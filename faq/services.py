@@ -22,7 +22,7 @@ from flask import current_app
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from consult import registry
+from consult import plugins
 from consult.extensions import db
 from consult.models import Category, Department, Role, Status, Ticket
 from consult.services import audit
@@ -409,7 +409,9 @@ def draft_from_ticket(
         raise InvalidTransition("完了した相談だけをFAQにできます。")
     if extra_answer is None:
         # The departments' records of what they did (handoff 対応記録), or the one asked for.
-        records = [r for r in registry.case_records(ticket) if record_key in (None, r.key)]
+        records = [
+            r for r in plugins.registry().case_records(ticket) if record_key in (None, r.key)
+        ]
         if record_key and not records:
             raise NotFound("対応記録が見つかりません。")
         if records:

@@ -360,3 +360,12 @@ def smtp_tls_server(tls_pki):
     yield start
     for controller in controllers:
         controller.stop()
+
+
+def install_channel(app, name: str, deliver) -> None:
+    """Give a test app a channel of its own whose outbox rows `deliver` takes."""
+    from consult import plugins
+
+    plugins.install(
+        app, plugins.Plugin(name=f"test-{name}", channel=plugins.Channel(name, name, deliver))
+    )

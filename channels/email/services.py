@@ -36,6 +36,7 @@ from channels.email.models import (
     ReplyTemplate,
     ThreadMessage,
 )
+from consult import signals
 from consult.extensions import db
 from consult.models import (
     Channel,
@@ -687,7 +688,7 @@ def _add_message(inbound, ticket: Ticket, parsed, lookups, *, auto_reply=False, 
     inbound.status = InboundStatus.PROCESSED
     inbound.reason = None
     if not auto_reply and (parsed.text or parsed.subject):
-        tickets.message_received.send(
+        signals.message_received.send(
             ticket, text=f"{parsed.subject or ''}\n{parsed.text or ''}", at=at or utcnow()
         )
 

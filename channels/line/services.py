@@ -43,6 +43,7 @@ from channels.line.models import (
     LineTicket,
     MediaStatus,
 )
+from consult import signals
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, Status, Ticket, TimelineEntry
 from consult.services import audit, calendar, outbox, tickets
@@ -584,7 +585,7 @@ def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEv
     if first or not open_now:
         _auto_answer(contact, ticket, at, open_now)
     if kind == "text":
-        tickets.message_received.send(ticket, text=text, at=at)
+        signals.message_received.send(ticket, text=text, at=at)
     return True
 
 

@@ -17,9 +17,9 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from blinker import Namespace
 from flask import current_app
 
+from consult import signals
 from consult.models import OutboxMessage, Ticket
 from consult.services import jis, outbox
 from consult.services.outbox import PermanentFailure, TemporaryFailure
@@ -27,8 +27,6 @@ from consult.timeutil import utcnow
 
 CHANNEL = "email"
 
-# Sent after a mail is queued, so that a channel can remember its Message-ID for threading.
-mail_queued = Namespace().signal("mail-queued")
 
 DEFAULT_SIGNATURE = (
     "――――――――――――――――\n{centre}\n"
@@ -83,7 +81,7 @@ def enqueue_mail(
     message = outbox.enqueue(
         channel=CHANNEL, recipient=to, subject=subject, body=text, headers=headers, ticket=ticket
     )
-    mail_queued.send(message, ticket=ticket)
+    signals.mail_queued.send(message, ticket=ticket)
     return message
 
 
@@ -286,7 +284,3 @@ def _raise_for(code: int, answer: bytes | str) -> None:
     if 400 <= code < 500:
         raise TemporaryFailure(detail)
     raise PermanentFailure(detail)
-
-
-def register() -> None:
-    outbox.register_deliverer(CHANNEL, deliver)

@@ -15,7 +15,7 @@ from flask import (
 from flask_login import current_user
 from markupsafe import Markup
 
-from consult import registry
+from consult import plugins
 from consult.forms import (
     AssignForm,
     CitizenForm,
@@ -136,7 +136,7 @@ def _ticket_context(item, **forms):
     # Each panel renders with its own context: `{% include ... with context %}` in the page
     # would only pass the page's variables, never the panel's.
     panels = []
-    for panel in registry.ticket_panels:
+    for panel in plugins.registry().ticket_panels:
         rendered = panel.render(item)
         if rendered:
             # Jinja's include cannot take a context of its own: render each panel here, with
