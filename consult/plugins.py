@@ -154,6 +154,8 @@ class Plugin:
     duty_lookup: Callable | None = None
     # A day's hours from the administrators' exceptions: (date) → Hours | False | None.
     hour_override: Callable | None = None
+    # Its settings section (a consult.settings.Section dataclass), parsed at install.
+    settings: type | None = None
     # Anything the fields above cannot say (a WSGI intake in front of Flask, a search index);
     # called last, with the app.
     setup: Callable[[Flask], None] | None = None
@@ -272,6 +274,10 @@ def init_app(app: Flask) -> Registry:
 def install(app: Flask, plugin: Plugin) -> None:
     """Add a plugin to an app: register what Flask must know now, keep the rest for lookups."""
     init_app(app).add(plugin)
+    if plugin.settings is not None:
+        from consult import settings
+
+        settings.add_section(app, plugin.settings)
     for blueprint in plugin.blueprints:
         app.register_blueprint(blueprint)
     for command in plugin.commands:

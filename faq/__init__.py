@@ -19,6 +19,7 @@ def register(app: Flask) -> None:
         models,  # noqa: F401 (the tables must be known to the metadata)
         views,
     )
+    from faq.settings import FaqSettings
 
     plugins.install(
         app,
@@ -31,6 +32,7 @@ def register(app: Flask) -> None:
             translations=PACKAGE / "translations",
             receivers=((signals.message_received, auto_answer.on_message),),
             demo_seeder=_seed_demo,
+            settings=FaqSettings,
             setup=_setup,
         ),
     )

@@ -46,6 +46,7 @@ from faq.models import (
     FaqVote,
     Visibility,
 )
+from faq.settings import FaqSettings
 
 READ_ROLES = (Role.CONSULTANT, Role.SUPERVISOR, Role.OFFICER, Role.SUPPORT, Role.ADMIN)
 EDIT_ROLES = (Role.CONSULTANT, Role.SUPERVISOR, Role.OFFICER, Role.ADMIN)
@@ -101,7 +102,7 @@ def render_markdown(text: str) -> Markup:
 
 def _public_phones() -> list[str]:
     try:
-        return list(current_app.config["MADOGUCHI"].get("FAQ_PUBLIC_PHONES", []) or [])
+        return list(FaqSettings.current().public_phones)
     except RuntimeError:
         return []
 

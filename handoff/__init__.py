@@ -9,6 +9,7 @@ from consult.models import Role
 def register(app: Flask) -> None:
     from handoff import cli as handoff_cli
     from handoff import models, reports, rollup, services, views  # noqa: F401 (models: the tables)
+    from handoff.settings import HandoffSettings
 
     rollup.register()
     plugins.install(
@@ -34,6 +35,7 @@ def register(app: Flask) -> None:
                 plugins.WorkerTask("handoff.escalations", services.escalate_due, lane="alerts"),
             ),
             home_pages={Role.OFFICER: "handoff.inbox"},
+            settings=HandoffSettings,
             case_record_source=services.case_records,
             demo_seeder=services.seed_demo,
             report_sections=(plugins.ReportSection("handoffs", 40, reports.section),),

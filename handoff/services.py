@@ -39,6 +39,7 @@ from handoff.models import (
     Response,
     Urgency,
 )
+from handoff.settings import HandoffSettings
 
 MAX_SUMMARY = 4000
 MAX_RECORD = 4000
@@ -217,7 +218,7 @@ def _notify_new(handoff: Handoff) -> None:
             return  # the centre phones them; the panel says no address is on file
         token = issue_link(handoff)
         link = f"{base}/x/handoff/{token}"
-        days = int(current_app.config["MADOGUCHI"]["HANDOFF_LINK_DAYS"])
+        days = HandoffSettings.current().link_days
         text = (
             f"{department.name} ご担当者様\n\n"
             "市民相談センターから、ご相談の対応をお願いいたします。\n"
@@ -468,7 +469,7 @@ def _serializer() -> URLSafeTimedSerializer:
 
 
 def issue_link(handoff: Handoff) -> str:
-    days = int(current_app.config["MADOGUCHI"]["HANDOFF_LINK_DAYS"])
+    days = HandoffSettings.current().link_days
     nonce = secrets.token_urlsafe(24)
     link = ExternalLink(handoff=handoff, nonce=nonce, expires_at=utcnow() + timedelta(days=days))
     db.session.add(link)
@@ -510,7 +511,7 @@ class LinkRefused(Exception):
 
 def open_link(token: str, address: str | None) -> Handoff:
     """Check a link: signature, expiry (ours, in the database), revocation. Audits each use."""
-    max_age = int(current_app.config["MADOGUCHI"]["HANDOFF_LINK_DAYS"]) * 86400
+    max_age = HandoffSettings.current().link_days * 86400
     try:
         payload = _serializer().loads(token, max_age=max_age)
     except SignatureExpired as exc:

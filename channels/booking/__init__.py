@@ -10,9 +10,8 @@ from consult.models import Role
 
 def register(app: Flask) -> None:
     from channels.booking import models, services, views  # noqa: F401 (models for the metadata)
+    from channels.booking.settings import BookingSettings
 
-    app.config["MADOGUCHI"].setdefault("BOOKING_RATE_LIMIT", "30 per hour;10 per minute")
-    app.config["MADOGUCHI"].setdefault("BOOKING_PLACE", "市民相談センター 窓口")
     desk = (Role.CONSULTANT, Role.SUPERVISOR)
     plugins.install(
         app,
@@ -32,6 +31,7 @@ def register(app: Flask) -> None:
             hour_override=services.hour_override,
             duty_lookup=services.duty_department_for,
             channel=plugins.Channel("booking", "予約"),
+            settings=BookingSettings,
             setup=views.init_limiter,
         ),
     )

@@ -14,6 +14,7 @@ def _process_pending() -> None:
 
 def register(app: Flask) -> None:
     from channels.email import cli, models, services, views  # noqa: F401 - models: the tables
+    from channels.email.settings import EmailSettings
     from consult.services import mail
 
     plugins.install(
@@ -33,6 +34,7 @@ def register(app: Flask) -> None:
             ),
             ticket_panels=(plugins.TicketPanel("email", services.ticket_panel),),
             worker_tasks=(plugins.WorkerTask("email.inbound", _process_pending, lane="mail-in"),),
+            settings=EmailSettings,
             receivers=((signals.mail_queued, services.remember_outgoing),),
             # The kernel composes and sends every mail (one outgoing-mail path); citizens' mail
             # and the centre's own notices alike are delivered by this channel.

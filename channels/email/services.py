@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,20 +57,6 @@ from consult.timeutil import utcnow
 
 log = logging.getLogger("madoguchi.email")
 
-DEFAULTS = {
-    "MAIL_MAX_MESSAGE_BYTES": 25 * 2**20,
-    "MAIL_MAX_ATTACHMENT_BYTES": 10 * 2**20,
-    "MAIL_MAX_PARTS": 100,
-    "MAIL_AUTO_ACK": False,
-    "MAIL_ACK_ANSWER_DAYS": 3,
-    "IMAP_HOST": "",
-    "IMAP_PORT": 993,
-    "IMAP_SECURITY": "ssl",  # ssl | starttls | none (none only for 127.0.0.1 tests)
-    "IMAP_USER": "",
-    "IMAP_PASSWORD": "",
-    "IMAP_FOLDER": "INBOX",
-    "IMAP_DONE_FOLDER": "",  # empty: flag handled mail instead of moving it
-}
 MAX_REPLY = 20000
 NUMBER_IN_SUBJECT = re.compile(r"\[#(\d{4}-\d{6})\]")
 AUTO_SUBJECT = re.compile(
@@ -85,18 +72,9 @@ BOUNCE_SUBJECT = re.compile(
 )
 
 
-def settings() -> dict:
-    """Our settings with defaults; MADOGUCHI_* values from the environment arrive as text."""
-    config = current_app.config["MADOGUCHI"]
-    out = {}
-    for key, default in DEFAULTS.items():
-        value = config.get(key, default)
-        if isinstance(default, bool) and isinstance(value, str):
-            value = value.lower() in {"1", "true", "yes", "on"}
-        elif isinstance(default, int) and not isinstance(default, bool) and isinstance(value, str):
-            value = int(value)
-        out[key] = value
-    return out
+def settings() -> Mapping:
+    """Every setting by variable name, parsed once (channels.email.settings and the kernel's)."""
+    return current_app.config["MADOGUCHI"]
 
 
 # --- storage ---------------------------------------------------------------------------------

@@ -3,14 +3,16 @@
 from flask import Flask
 
 from consult import plugins
+from consult.settings import section
 
 
 def register(app: Flask) -> None:
     from channels.line import client, intake, models, services, views  # noqa: F401 (models)
+    from channels.line.settings import LineSettings
 
     def setup(app: Flask) -> None:
         intake.install(app)
-        if client.settings_from(app.config["MADOGUCHI"]).configured:
+        if client.settings_from(section(LineSettings, app)).configured:
             services.warm_up()
 
     plugins.install(
@@ -26,6 +28,7 @@ def register(app: Flask) -> None:
                 deliver=services.deliver,
                 send_automatic=services.send_automatic,
             ),
+            settings=LineSettings,
             setup=setup,
         ),
     )

@@ -24,16 +24,19 @@ class LineSettings:
         return bool(self.secret and self.token)
 
 
-def settings_from(config: dict) -> LineSettings:
-    """The SDK sends blob downloads to api-data.line.me unless a host is given; a test or proxy
-    host (anything but LINE's own) serves both."""
-    api_host = (config.get("LINE_API_HOST") or LINE_API_HOST).rstrip("/")
-    data_host = (config.get("LINE_API_DATA_HOST") or "").rstrip("/")
+def settings_from(config) -> LineSettings:
+    """The API's hosts and credentials from the channel's settings section.
+
+    The SDK sends blob downloads to api-data.line.me unless a host is given; a test or proxy
+    host (anything but LINE's own) serves both.
+    """
+    api_host = (config.api_host or LINE_API_HOST).rstrip("/")
+    data_host = config.api_data_host.rstrip("/")
     if not data_host:
         data_host = LINE_DATA_HOST if api_host == LINE_API_HOST else api_host
     return LineSettings(
-        secret=config.get("LINE_CHANNEL_SECRET") or "",
-        token=config.get("LINE_CHANNEL_ACCESS_TOKEN") or "",
+        secret=config.channel_secret,
+        token=config.channel_access_token,
         api_host=api_host,
         data_host=data_host,
     )

@@ -69,7 +69,9 @@ class InvalidSignature(Exception):
 
 
 def settings() -> client.LineSettings:
-    return client.settings_from(current_app.config["MADOGUCHI"])
+    from channels.line.settings import LineSettings
+
+    return client.settings_from(LineSettings.current())
 
 
 def _public_url(path: str) -> str:

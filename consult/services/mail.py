@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import smtplib
 import ssl
+from collections.abc import Mapping
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
@@ -34,7 +35,8 @@ DEFAULT_SIGNATURE = (
 )
 
 
-def settings() -> dict:
+def settings() -> Mapping:
+    """Every setting by variable name, parsed once (consult.config.MailSettings for mail)."""
     return current_app.config["MADOGUCHI"]
 
 
@@ -108,9 +110,7 @@ def reply_subject(subject: str, number: str | None) -> str:
 
 def needs_iso2022jp(recipient: str) -> bool:
     """Some carriers' phones still show UTF-8 mail badly: MADOGUCHI_MAIL_ISO2022JP_DOMAINS."""
-    domains = settings().get("MAIL_ISO2022JP_DOMAINS") or ""
-    if isinstance(domains, str):
-        domains = [d.strip().lower() for d in domains.split(",") if d.strip()]
+    domains = [d.lower() for d in settings()["MAIL_ISO2022JP_DOMAINS"]]
     domain = recipient.rsplit("@", 1)[-1].strip().lower().rstrip(">")
     return any(domain == d or domain.endswith("." + d) for d in domains)
 
