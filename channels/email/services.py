@@ -195,12 +195,42 @@ def _stored_row(raw: bytes, source: str, writes: list | None = None) -> dict:
     }
 
 
+def _adopt_legacy_keys(pairs: list[tuple[bytes, dict]]) -> None:
+    """Rows stored before issue 14 are keyed by the Message-ID alone (``mid:<id>``). When one of
+    them holds the very mail arriving again (an IMAP fetch repeated after a restart across the
+    upgrade), it takes the new key now, so that the INSERT below finds it and nothing doubles;
+    another mail that merely reuses the Message-ID keeps its own new row."""
+    legacy: dict[str, list[tuple[bytes, str]]] = {}
+    for raw, row in pairs:
+        message_id = mailparse.quick_message_id(raw)
+        if message_id and row["dedupe_key"].startswith("msg:"):
+            legacy.setdefault(f"mid:{message_id}"[:255], []).append((raw, row["dedupe_key"]))
+    for chunk in _chunks(sorted(legacy)):
+        for found in db.session.execute(
+            sa.select(InboundMail.id, InboundMail.dedupe_key, InboundMail.storage_name).where(
+                InboundMail.dedupe_key.in_(chunk)
+            )
+        ):
+            try:
+                stored = (_data_dir() / "raw" / found.storage_name).read_bytes()
+            except OSError:
+                continue  # unsure: the new mail gets a row (and a ticket) of its own
+            key = mailparse.dedupe_key(stored)
+            if any(key == new_key for _raw, new_key in legacy[found.dedupe_key]):
+                db.session.execute(
+                    sa.update(InboundMail)
+                    .where(InboundMail.id == found.id, InboundMail.dedupe_key == found.dedupe_key)
+                    .values(dedupe_key=key)
+                )
+
+
 def store_raw(raw: bytes, source: str = "stdin") -> tuple[InboundMail, bool]:
     """Keep the bytes and a row before any parsing; the same mail twice is one row.
 
     Commits, so that what was received survives whatever happens next.
     """
     values = _stored_row(raw, source)
+    _adopt_legacy_keys([(raw, values)])
     created = _insert_ignore(values)
     db.session.commit()
     key = values["dedupe_key"]
@@ -222,6 +252,7 @@ def store_raw_many(raws: list[bytes], source: str = "imap") -> list[tuple[int, s
     writes: list[tuple[Path, bytes]] = []
     rows = [_stored_row(raw, source, writes) for raw in raws]
     _write_many(writes)
+    _adopt_legacy_keys(list(zip(raws, rows, strict=True)))
     first_of: dict[str, dict] = {}
     for row in rows:  # in arrival order: a reply in the batch comes after what it answers
         first_of.setdefault(row["dedupe_key"], row)

@@ -166,3 +166,35 @@ def test_the_same_mail_by_imap_and_by_the_mta_pipe_is_one_ticket(app_factory, do
         other = _mail(subject=_utf8_subject("別件です"), body="別の相談です。")
         assert _ingest(app, other) != ticket.number
         assert len(_tickets()) == 2
+
+
+def test_mail_stored_before_the_new_key_is_not_taken_twice(app):
+    """A row stored under the old key (the Message-ID alone) still recognises its own mail when
+    it comes again after the upgrade, and still lets a different mail with that Message-ID in."""
+    first = _mail(subject=_utf8_subject("児童手当について"), body="児童手当の申請について。")
+    number = _ingest(app, first)
+    db.session.execute(sa.update(InboundMail).values(dedupe_key="mid:<c1@docomo.ne.jp>"))
+    db.session.commit()
+    assert _ingest(app, first) == number
+    assert len(_tickets()) == 1
+    other = _mail(subject=_utf8_subject("粗大ごみについて"), body="粗大ごみの出し方は？")
+    assert _ingest(app, other) != number
+    assert len(_tickets()) == 2
+
+
+def test_a_refetch_by_imap_across_the_upgrade_makes_no_second_ticket(app_factory, dovecot_server):
+    """The poller killed between the commit and the IMAP flag, then restarted on the new code:
+    the mail fetched again finds its row stored under the old key."""
+    app = app_factory(**dovecot_server.settings)
+    with app.app_context():
+        mail = _mail(subject=_utf8_subject("児童手当について"), body="児童手当の申請について。")
+        connection = imaplib.IMAP4("127.0.0.1", dovecot_server.port)
+        connection.login(dovecot_server.user, dovecot_server.password)
+        connection.append("INBOX", None, imaplib.Time2Internaldate(time.time()), mail)
+        connection.logout()
+        number = _ingest(app, _fetch_from_imap_as_stored(dovecot_server))  # not flagged
+        db.session.execute(sa.update(InboundMail).values(dedupe_key="mid:<c1@docomo.ne.jp>"))
+        db.session.commit()
+        report = imap.fetch_once()
+        assert report.duplicates == 1 and report.ingested == 0
+        assert [t.number for t in _tickets()] == [number]
