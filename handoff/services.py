@@ -703,7 +703,7 @@ def escalate_due(now: datetime | None = None) -> int:
             escalated=True,
         )
         signals.handoff_changed.send(handoff)
-    db.session.commit()
+    db.session.flush()  # the worker commits the round (consult.worker)
     return len(due)
 
 
