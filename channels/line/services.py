@@ -61,7 +61,6 @@ MEDIA_KINDS = {"image": "画像", "video": "動画", "audio": "音声", "file": 
 LINK_CODE_LIFETIME = timedelta(hours=24)
 LINK_CODE_MAX_FAILURES = 5
 LINK_PATTERN = re.compile(r"(\d{4}-\d{6})\D{1,10}(\d{6})")
-HOURS_TEXT = "平日 8:30〜17:15／土日・祝日・年末年始 9:00〜15:00"
 
 
 class InvalidSignature(Exception):
@@ -465,7 +464,7 @@ def _on_follow(contact: LineContact, at: datetime) -> bool:
     greeting = (
         f"{name}の公式アカウントです。友だち追加ありがとうございます。\n"
         "このトークでご相談をお受けしています。内容を送っていただければ、相談員がお返事します。\n"
-        f"受付時間：{HOURS_TEXT}\n"
+        f"受付時間：{calendar.hours_summary(calendar.to_tokyo_date(at))}\n"
         "【個人情報の取扱い】お送りいただいた内容は、ご相談への対応のためにだけ利用し、"
         "市の個人情報保護の規定に従って管理します。マイナンバーや口座の暗証番号は送らないでください。\n"
         f"よくある質問：{_public_url('/faq')}"
@@ -483,7 +482,7 @@ def _on_postback(contact: LineContact, postback: dict) -> bool:
     if action == "consult":
         text = (
             "ご相談の内容を、このトークにそのまま送ってください。相談員が順にお返事します。\n"
-            f"受付時間：{HOURS_TEXT}"
+            f"受付時間：{calendar.hours_summary()}"
         )
     elif action == "booking":
         text = (
@@ -623,7 +622,7 @@ def _auto_answer(contact: LineContact, ticket: Ticket, at: datetime, open_now: b
             f"メッセージを受け付けました（相談番号 {ticket.number}）。\n"
             "ただいま受付時間外です。"
             f"{_opening_text(opening)}以降に、相談員が順にお返事します。\n"
-            f"受付時間：{HOURS_TEXT}"
+            f"受付時間：{calendar.hours_summary(calendar.to_tokyo_date(at))}"
         )
     message = _enqueue(contact, text, ticket=ticket)
     db.session.flush()

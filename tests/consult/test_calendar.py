@@ -75,20 +75,22 @@ def test_next_centre_opening():
     assert calendar.next_centre_opening(open_now) == open_now
 
 
-def test_an_override_closes_a_day_and_shortens_another(app):
-    """A plugin's exceptions (booking's, in the product) decide the centre's hours."""
-    from consult import plugins
+def test_an_exception_closes_a_day_and_shortens_another(app, make_staff):
+    """An administrator's exceptions, kept by the kernel, decide the centre's hours."""
+    from consult.extensions import db
+    from consult.services.actor import Actor
 
-    def override(day):
-        if day == date(2026, 11, 25):
-            return False
-        if day == date(2026, 11, 26):
-            return calendar.Hours(calendar.time(10, 0), calendar.time(12, 0), "研修")
-        return None
-
-    plugins.install(app, plugins.Plugin(name="test-override", hour_override=override))
+    admin = Actor(make_staff("admin"), "127.0.0.1")
+    calendar.save_exception(admin, date(2026, 11, 25), True, None, None, "設備点検")
+    calendar.save_exception(
+        admin, date(2026, 11, 26), False, calendar.time(10, 0), calendar.time(12, 0), "研修"
+    )
+    db.session.commit()
     assert calendar.centre_hours(date(2026, 11, 25)) is None
     assert calendar.next_centre_opening(tokyo(2026, 11, 24, 18, 0)) == tokyo(2026, 11, 26, 10, 0)
+    assert calendar.hours_text(date(2026, 11, 25)) == "11月25日(水)は休業（設備点検）"
+    assert calendar.hours_text(date(2026, 11, 26)) == "11月26日(木)は10:00〜12:00（研修）"
+    assert calendar.hours_text(date(2026, 11, 27)) == "11月27日(金)は8:30〜17:15"
 
 
 @pytest.mark.parametrize(
