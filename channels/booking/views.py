@@ -430,6 +430,7 @@ def day():
         times=times,
         grid=grid,
         hours=hours,
+        hours_text=calendar.hours_text(current),
         duty=calendar.duty_department_for(current),
         day_label=DAY_TYPE_LABELS[day_type(current)],
         holiday=holiday_name(current),

@@ -119,12 +119,15 @@ def test_room_feed_secret_url_and_reset(app, client, make_staff, login):
     assert client.get(f"/booking/feeds/{new_token}.ics").status_code == 200
 
 
-def test_admin_exception_closes_the_day_everywhere(app, client, make_staff):
+def test_admin_exception_closes_the_day_everywhere(app, client, make_staff, login):
     admin = Actor(make_staff("admin"), "127.0.0.1")
     day = slot_in(10).date()
     calendar.save_exception(admin, day, True, None, None, "設備点検")
     db.session.commit()
     assert calendar.centre_hours(day) is None  # the kernel sees it too
+    desk = login(make_staff("consultant"), test_client=app.test_client())
+    page = desk.get(f"/booking/staff/day?date={day.isoformat()}").get_data(as_text=True)
+    assert f"受付時間：{calendar.hours_text(day)}" in page and "は休業（設備点検）" in page
     slots = services.free_slots([Mode.COUNTER], start=day, days=1)[Mode.COUNTER]
     assert slots == []
     response = client.post("/booking/details", data=form_data(slot_in(10)))
