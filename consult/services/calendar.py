@@ -175,7 +175,7 @@ def hours_text(day: date) -> str:
     「12月5日(土)は9:00〜15:00」, or with an administrator's exception 「…は休業（設備点検）」.
     """
     row = _exceptions_between(day, day).get(day) if has_app_context() else None
-    return _describe(day, centre_hours(day), row)
+    return _describe(day, usual_hours(day) if row is None else exception_hours(row), row)
 
 
 def _describe(day: date, hours: Hours | None, row: CalendarException | None) -> str:
