@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
+    DateField,
     DateTimeLocalField,
     HiddenField,
     IntegerField,
@@ -13,6 +14,7 @@ from wtforms import (
     SelectMultipleField,
     StringField,
     TextAreaField,
+    TimeField,
 )
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import (
@@ -263,3 +265,19 @@ class SafetySettingsForm(Form):
     repeat_days = StringField("繰り返し要求の判定（日数）")
     alert_mail_to = StringField("応援要請の通知先メールアドレス")
     recording_policy = TextAreaField("録音についてのお知らせ（窓口に表示）")
+
+
+class ExceptionForm(Form):
+    day = DateField("日付", validators=[InputRequired("日付を入力してください。")])
+    closed = BooleanField("休業日にする")
+    opens = TimeField("開始時刻", validators=[Optional()])
+    closes = TimeField("終了時刻", validators=[Optional()])
+    note = StringField(
+        "メモ（例：設備点検のため短縮）", validators=[Optional(), max_length("メモ", 200)]
+    )
+
+
+class RotaForm(Form):
+    first = DateField("開始日", validators=[InputRequired("開始日を入力してください。")])
+    last = DateField("終了日", validators=[InputRequired("終了日を入力してください。")])
+    departments = SelectMultipleField("当番の担当課（この順に割り当て）", coerce=int)

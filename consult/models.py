@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 import sqlalchemy as sa
 from flask_login import UserMixin
@@ -756,3 +756,35 @@ sa.Index(
 sa.Index("ix_ticket_running_session", Ticket.session_ended_at, Ticket.session_started_at)
 # Open tickets by age (the dashboard): answered from the index alone.
 sa.Index("ix_ticket_open_age", Ticket.is_open, Ticket.created_at)
+
+
+# --- the centre's calendar (consult.services.calendar) ---------------------------------------
+
+
+class CalendarException(db.Model):
+    """An administrator's exception for one day: closed, or other hours (shorter or extra).
+
+    The kernel's calendar reads it for every channel (LINE and email answers, booking slots),
+    so an exception changes what every channel tells citizens.
+    """
+
+    __tablename__ = "calendar_exception"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, unique=True)
+    closed: Mapped[bool] = mapped_column(default=False)
+    opens: Mapped[time | None] = mapped_column(sa.Time)
+    closes: Mapped[time | None] = mapped_column(sa.Time)
+    note: Mapped[str] = mapped_column(sa.String(200), default="")
+
+
+class DutyAssignment(db.Model):
+    """閉庁日当番: the department on duty on one weekend, holiday or year-end day."""
+
+    __tablename__ = "duty_assignment"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    day: Mapped[date] = mapped_column(sa.Date, unique=True)
+    department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"))
+
+    department: Mapped[Department] = relationship()

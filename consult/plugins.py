@@ -151,10 +151,6 @@ class Plugin:
     # (signal, receiver): the receiver runs only for apps that installed this plugin.
     receivers: Sequence[tuple[Signal, Callable]] = ()
     channel: Channel | None = None
-    # The department on duty on a closed day (閉庁日当番): (date) → Department or None.
-    duty_lookup: Callable | None = None
-    # A day's hours from the administrators' exceptions: (date) → Hours | False | None.
-    hour_override: Callable | None = None
     # Its settings section (a consult.settings.Section dataclass), parsed at install.
     settings: type | None = None
     # Anything the fields above cannot say (a WSGI intake in front of Flask, a search index);
@@ -216,10 +212,6 @@ class Registry:
     def translation_dirs(self) -> list[Path]:
         return [p.translations for p in self.plugins.values() if p.translations is not None]
 
-    @property
-    def hour_overrides(self) -> list[Callable]:
-        return [p.hour_override for p in self.plugins.values() if p.hour_override is not None]
-
     def home_endpoint(self, role: str) -> str | None:
         for plugin in self.plugins.values():
             if role in plugin.home_pages:
@@ -233,14 +225,6 @@ class Registry:
     def automatic_sender(self, channel: str) -> Callable | None:
         found = self.channels.get(channel)
         return found.send_automatic if found is not None else None
-
-    def duty_department(self, day):
-        for plugin in self.plugins.values():
-            if plugin.duty_lookup is not None:
-                found = plugin.duty_lookup(day)
-                if found is not None:
-                    return found
-        return None
 
     def case_records(self, ticket: Ticket) -> list[CaseRecord]:
         return [

@@ -138,7 +138,7 @@ def duty_department_today(now: datetime | None = None) -> Department | None:
     day = calendar.to_tokyo_date(now or utcnow())
     if calendar.is_business_day(day):
         return None
-    return plugins.registry().duty_department(day)
+    return calendar.duty_department_for(day)
 
 
 def handoff_targets() -> list[Department]:

@@ -1,4 +1,4 @@
-"""Online booking (予約) and the centre's 365-day calendar: slots, capacity, exceptions, rota."""
+"""Online booking (予約): slots, capacity per day type, check-in, feeds; hours from the kernel."""
 
 from pathlib import Path
 
@@ -20,16 +20,12 @@ def register(app: Flask) -> None:
             blueprints=(views.public_bp, views.staff_bp),
             nav_links=(
                 plugins.NavLink("booking_staff.day", "予約", desk, 40),
-                plugins.NavLink(
-                    "booking_staff.admin_settings", "予約・カレンダー設定", (Role.ADMIN,), 90
-                ),
+                plugins.NavLink("booking_staff.admin_settings", "予約の設定", (Role.ADMIN,), 90),
             ),
             translations=Path(__file__).parent / "translations",
             worker_tasks=(
                 plugins.WorkerTask("booking.reminders", services.send_reminders, lane="alerts"),
             ),
-            hour_override=services.hour_override,
-            duty_lookup=services.duty_department_for,
             channel=plugins.Channel("booking", "予約"),
             settings=BookingSettings,
             setup=views.init_limiter,

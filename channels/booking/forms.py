@@ -5,13 +5,10 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from wtforms import (
     BooleanField,
-    DateField,
     HiddenField,
     IntegerField,
-    SelectMultipleField,
     StringField,
     TextAreaField,
-    TimeField,
 )
 from wtforms.validators import (
     DataRequired,
@@ -132,19 +129,3 @@ class SettingsForm(Form):
             NumberRange(min=15, max=90, message="1枠の長さは15〜90分で入力してください。"),
         ],
     )
-
-
-class ExceptionForm(Form):
-    day = DateField("日付", validators=[InputRequired("日付を入力してください。")])
-    closed = BooleanField("休業日にする")
-    opens = TimeField("開始時刻", validators=[Optional()])
-    closes = TimeField("終了時刻", validators=[Optional()])
-    note = StringField(
-        "メモ（例：設備点検のため短縮）", validators=[Optional(), max_length("メモ", 200)]
-    )
-
-
-class RotaForm(Form):
-    first = DateField("開始日", validators=[InputRequired("開始日を入力してください。")])
-    last = DateField("終了日", validators=[InputRequired("終了日を入力してください。")])
-    departments = SelectMultipleField("当番の担当課（この順に割り当て）", coerce=int)

@@ -11,7 +11,7 @@ from datetime import datetime
 from flask import current_app
 from icalendar import Calendar, Event, vCalAddress
 
-from channels.booking.models import Booking, BookingStatus, DutyAssignment, Mode
+from channels.booking.models import Booking, BookingStatus, Mode
 from consult.timeutil import to_tokyo, utcnow
 
 PRODID = "-//madoguchi//booking//JA"
@@ -84,21 +84,4 @@ def feed(name: str, bookings: list[Booking]) -> str:
             )
         )
     cal.add_missing_timezones()
-    return cal.to_ical().decode("utf-8")
-
-
-def rota(assignments: list[DutyAssignment]) -> str:
-    from datetime import timedelta
-
-    cal = Calendar.new(prodid=PRODID, name="閉庁日当番")
-    for row in assignments:
-        cal.add_component(
-            Event.new(
-                uid=f"duty-{row.day.isoformat()}@{_settings()['MAIL_DOMAIN']}",
-                stamp=utcnow(),
-                start=row.day,
-                end=row.day + timedelta(days=1),
-                summary=f"閉庁日当番：{row.department.name}",
-            )
-        )
     return cal.to_ical().decode("utf-8")

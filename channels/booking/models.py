@@ -1,15 +1,19 @@
-"""Bookings, the per-slot seat counter, the administrator's calendar settings and the duty rota."""
+"""Bookings, the per-slot seat counter, capacity per day type and the private calendar feeds.
+
+The centre's calendar (administrators' exceptions, the closed-day duty rota) is the kernel's:
+`consult.models.CalendarException` and `consult.models.DutyAssignment`.
+"""
 
 from __future__ import annotations
 
 import enum
-from datetime import date, datetime, time
+from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from consult.extensions import db
-from consult.models import Category, Department, Staff, Ticket, _enum
+from consult.models import Category, Staff, Ticket, _enum
 from consult.timeutil import UTCDateTime, utcnow
 
 
@@ -137,31 +141,6 @@ class BookingCapacity(db.Model):
     mode: Mapped[Mode] = mapped_column(_enum(Mode))
     day_type: Mapped[str] = mapped_column(sa.String(20))
     capacity: Mapped[int] = mapped_column(default=1)
-
-
-class CalendarException(db.Model):
-    """An administrator's exception for one day: closed, or other hours (shorter or extra)."""
-
-    __tablename__ = "calendar_exception"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    day: Mapped[date] = mapped_column(sa.Date, unique=True)
-    closed: Mapped[bool] = mapped_column(default=False)
-    opens: Mapped[time | None] = mapped_column(sa.Time)
-    closes: Mapped[time | None] = mapped_column(sa.Time)
-    note: Mapped[str] = mapped_column(sa.String(200), default="")
-
-
-class DutyAssignment(db.Model):
-    """閉庁日当番: the department on duty on one weekend, holiday or year-end day."""
-
-    __tablename__ = "duty_assignment"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    day: Mapped[date] = mapped_column(sa.Date, unique=True)
-    department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"))
-
-    department: Mapped[Department] = relationship()
 
 
 class CalendarFeed(db.Model):

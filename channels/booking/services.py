@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
-from flask import current_app, has_app_context
+from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
 
@@ -27,16 +27,14 @@ from channels.booking.models import (
     BookingConfig,
     BookingSlot,
     BookingStatus,
-    CalendarException,
     CalendarFeed,
-    DutyAssignment,
     Mode,
 )
 from consult.extensions import db
-from consult.models import Category, Channel, Department, Role, Staff
+from consult.models import Category, Channel, Role, Staff
 from consult.services import audit, calendar, citizens, tickets
 from consult.services.actor import DESK_ROLES, SYSTEM, Actor
-from consult.services.calendar import DayType, Hours
+from consult.services.calendar import Hours
 from consult.services.errors import DomainError, NotFound, ValidationFailed
 from consult.services.normalize import normalize_email, normalize_phone, single_line
 from consult.timeutil import TOKYO, to_tokyo, utcnow
@@ -111,68 +109,6 @@ def save_settings(actor: Actor, slot_minutes: int, table: dict[Mode, dict[str, i
     db.session.flush()
 
 
-# --- administrators' calendar exceptions -----------------------------------------------------
-
-
-def exception_hours(row: CalendarException) -> Hours | bool:
-    if row.closed or row.opens is None or row.closes is None:
-        return False
-    return Hours(row.opens, row.closes, row.note)
-
-
-def hour_override(day: date) -> Hours | bool | None:
-    """Registered in consult's calendar so LINE answers and email acks see the exceptions too."""
-    if not has_app_context():
-        return None
-    # Asked for every LINE message and email ack: the caller's pending rows are not flushed for
-    # it (they cannot change a calendar exception; save_exception flushes its own).
-    with db.session.no_autoflush:
-        row = db.session.scalar(sa.select(CalendarException).where(CalendarException.day == day))
-    return None if row is None else exception_hours(row)
-
-
-def save_exception(
-    actor: Actor, day: date, closed: bool, opens: time | None, closes: time | None, note: str
-) -> CalendarException:
-    actor.require(Role.ADMIN)
-    note = single_line(note)[:200]
-    if not closed:
-        if opens is None or closes is None:
-            raise ValidationFailed("休業にしない場合は、開始と終了の時刻を入力してください。")
-        if opens >= closes:
-            raise ValidationFailed("終了時刻は開始時刻より後にしてください。")
-    row = db.session.scalar(sa.select(CalendarException).where(CalendarException.day == day))
-    if row is None:
-        row = CalendarException(day=day)
-        db.session.add(row)
-    row.closed = closed
-    row.opens = None if closed else opens
-    row.closes = None if closed else closes
-    row.note = note
-    audit.record(actor, "update", "calendar_exception", day.isoformat())
-    db.session.flush()
-    calendar.forget_centre_hours()
-    return row
-
-
-def delete_exception(actor: Actor, exception_id: int) -> None:
-    actor.require(Role.ADMIN)
-    row = db.session.get(CalendarException, exception_id)
-    if row is None:
-        raise NotFound("指定された例外日は見つかりません。")
-    audit.record(actor, "update", "calendar_exception", row.day.isoformat(), "削除")
-    db.session.delete(row)
-    db.session.flush()
-    calendar.forget_centre_hours()
-
-
-def list_exceptions(start: date | None = None) -> list[CalendarException]:
-    query = sa.select(CalendarException).order_by(CalendarException.day)
-    if start:
-        query = query.where(CalendarException.day >= start)
-    return list(db.session.scalars(query))
-
-
 # --- free slots ------------------------------------------------------------------------------
 
 
@@ -187,25 +123,6 @@ class FreeSlot:
     @property
     def free(self) -> int:
         return max(0, self.capacity - self.booked)
-
-
-def _day_hours(day: date, exceptions: dict[date, CalendarException]) -> Hours | None:
-    """Like calendar.centre_hours, but with our exceptions preloaded (no query per day)."""
-    row = exceptions.get(day)
-    if row is not None:
-        found = exception_hours(row)
-        return None if found is False else found
-    for override in calendar.hour_overrides():
-        if override is hour_override:
-            continue
-        found = override(day)
-        if found is False:
-            return None
-        if isinstance(found, Hours):
-            return found
-    if calendar.day_type(day) is DayType.WEEKDAY:
-        return Hours(*calendar.WEEKDAY_HOURS)
-    return Hours(*calendar.CLOSED_DAY_HOURS)
 
 
 def slot_times(day: date, hours: Hours, minutes: int) -> list[tuple[datetime, datetime]]:
@@ -229,8 +146,8 @@ def free_slots(
 ) -> dict[Mode, list[FreeSlot]]:
     """Bookable slots per mode from `start` for `days` days, honouring lead time and horizon.
 
-    Three queries whatever the range (settings, exceptions, counters), so 8 weeks × 3 modes stay
-    fast with many bookings.
+    A few queries whatever the range (settings, capacities, the kernel's hours of the whole range,
+    counters), so 8 weeks × 3 modes stay fast with many bookings.
     """
     now = now or utcnow()
     settings = config()
@@ -240,14 +157,7 @@ def free_slots(
     first = start or to_tokyo(now).date()
     count = days if days is not None else settings.horizon_days + 1
     last = first + timedelta(days=count)
-    exceptions = {
-        row.day: row
-        for row in db.session.scalars(
-            sa.select(CalendarException).where(
-                CalendarException.day >= first, CalendarException.day < last
-            )
-        )
-    }
+    hours_of = calendar.centre_hours_between(first, last - timedelta(days=1))
     lo = datetime.combine(first, time(0), TOKYO)
     hi = datetime.combine(last, time(0), TOKYO)
     counters: dict[tuple[Mode, datetime], int] = {}
@@ -261,7 +171,7 @@ def free_slots(
     result: dict[Mode, list[FreeSlot]] = {Mode(m): [] for m in modes}
     day = first
     while day < last:
-        hours = _day_hours(day, exceptions)
+        hours = hours_of[day]
         if hours is not None:
             kind = calendar.day_type(day).value
             for begin, end in slot_times(day, hours, settings.slot_minutes):
@@ -680,64 +590,6 @@ def send_reminders(now: datetime | None = None) -> int:
         booking.reminder_sent_at = now
     db.session.flush()
     return len(due)
-
-
-# --- duty rota -------------------------------------------------------------------------------
-
-
-def duty_department_for(day: date) -> Department | None:
-    """The department on duty on a closed day (weekend, holiday, year-end), for handoffs."""
-    row = db.session.scalar(sa.select(DutyAssignment).where(DutyAssignment.day == day))
-    return row.department if row else None
-
-
-def generate_rota(actor: Actor, first: date, last: date, department_ids: list[int]) -> int:
-    """Assign the departments in turn to each weekend, holiday and year-end day in the range.
-
-    The turn carries on from the last assignment before `first`, so consecutive runs are fair.
-    Existing assignments in the range are replaced.
-    """
-    actor.require(Role.ADMIN)
-    if last < first:
-        raise ValidationFailed("終了日は開始日以後にしてください。")
-    if (last - first).days > 366:
-        raise ValidationFailed("当番表は1年以内の期間で作成してください。")
-    departments = [db.session.get(Department, i) for i in department_ids]
-    if not departments or any(d is None or not d.active for d in departments):
-        raise ValidationFailed("当番の担当課を1つ以上選んでください。")
-    previous = db.session.scalar(
-        sa.select(DutyAssignment)
-        .where(DutyAssignment.day < first)
-        .order_by(DutyAssignment.day.desc())
-    )
-    index = 0
-    if previous is not None and previous.department_id in department_ids:
-        index = department_ids.index(previous.department_id) + 1
-    db.session.execute(
-        sa.delete(DutyAssignment).where(DutyAssignment.day >= first, DutyAssignment.day <= last)
-    )
-    count = 0
-    day = first
-    while day <= last:
-        if calendar.day_type(day) is not DayType.WEEKDAY:
-            department = departments[index % len(departments)]
-            db.session.add(DutyAssignment(day=day, department_id=department.id))
-            index += 1
-            count += 1
-        day += timedelta(days=1)
-    audit.record(actor, "update", "duty_rota", f"{first.isoformat()}..{last.isoformat()}")
-    db.session.flush()
-    return count
-
-
-def rota_between(first: date, last: date) -> list[DutyAssignment]:
-    return list(
-        db.session.scalars(
-            sa.select(DutyAssignment)
-            .where(DutyAssignment.day >= first, DutyAssignment.day <= last)
-            .order_by(DutyAssignment.day)
-        )
-    )
 
 
 # --- private feeds ---------------------------------------------------------------------------

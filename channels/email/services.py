@@ -50,7 +50,7 @@ from consult.models import (
     Role,
     Ticket,
 )
-from consult.services import audit, citizens, mail, numbering, tickets
+from consult.services import audit, calendar, citizens, mail, numbering, tickets
 from consult.services.actor import DESK_ROLES, SYSTEM, Actor
 from consult.services.errors import NotFound, ValidationFailed
 from consult.services.normalize import normalize_email
@@ -866,6 +866,7 @@ def send_ack(ticket: Ticket) -> OutboxMessage | None:
         ticket=ticket,
         centre=config["CENTRE_NAME"],
         days=settings()["MAIL_ACK_ANSWER_DAYS"],
+        hours=calendar.hours_summary(),
     )
     in_reply_to, references = _thread_headers(ticket)
     queued = mail.enqueue_mail(

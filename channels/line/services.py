@@ -62,11 +62,10 @@ LINK_CODE_LIFETIME = timedelta(hours=24)
 LINK_CODE_MAX_FAILURES = 5
 LINK_PATTERN = re.compile(r"(\d{4}-\d{6})\D{1,10}(\d{6})")
 # Linking is an explicit step: the citizen taps this (a quick reply, or the rich menu's postback
-# ``action=link``), then sends the number and the code. Text alone never links (issue 14).
+# ``action=link``), then sends the number and the code. Text alone never links.
 LINK_STEP_LABEL = "相談番号と連携する"
 LINK_STEP = [{"label": LINK_STEP_LABEL, "data": "action=link"}]
 LINK_STEP_LIFETIME_MS = 30 * 60 * 1000
-HOURS_TEXT = "平日 8:30〜17:15／土日・祝日・年末年始 9:00〜15:00"
 
 
 class InvalidSignature(Exception):
@@ -472,7 +471,7 @@ def _on_follow(contact: LineContact, at: datetime) -> bool:
     greeting = (
         f"{name}の公式アカウントです。友だち追加ありがとうございます。\n"
         "このトークでご相談をお受けしています。内容を送っていただければ、相談員がお返事します。\n"
-        f"受付時間：{HOURS_TEXT}\n"
+        f"受付時間：{calendar.hours_summary(calendar.to_tokyo_date(at))}\n"
         f"センターで相談番号とLINE連携コードを受け取った方は、「{LINK_STEP_LABEL}」を押してから、"
         "相談番号とコードを送ってください。\n"
         "【個人情報の取扱い】お送りいただいた内容は、ご相談への対応のためにだけ利用し、"
@@ -501,7 +500,7 @@ def _on_postback(contact: LineContact, postback: dict) -> bool:
     elif action == "consult":
         text = (
             "ご相談の内容を、このトークにそのまま送ってください。相談員が順にお返事します。\n"
-            f"受付時間：{HOURS_TEXT}"
+            f"受付時間：{calendar.hours_summary()}"
         )
     elif action == "booking":
         text = (
@@ -675,7 +674,7 @@ def _auto_answer(contact: LineContact, ticket: Ticket, at: datetime, open_now: b
             f"メッセージを受け付けました（相談番号 {ticket.number}）。\n"
             "ただいま受付時間外です。"
             f"{_opening_text(opening)}以降に、相談員が順にお返事します。\n"
-            f"受付時間：{HOURS_TEXT}"
+            f"受付時間：{calendar.hours_summary(calendar.to_tokyo_date(at))}"
         )
     message = _enqueue(contact, text, ticket=ticket)
     db.session.flush()

@@ -6,22 +6,32 @@ holidays nor on 12/29–1/3, so due times and escalations for handoffs count onl
 
 National holidays (substitute and citizens' holidays included) come from the maintained
 `holidays` package; the year-end days are the city's own rule and live here. Administrators'
-exceptions (a closed day, shorter hours) are looked up through the plugins' `hour_override`,
-which the booking package declares, so the kernel never imports it.
+exceptions (a closed day, shorter or extra hours) and the closed-day duty rota (閉庁日当番) are
+the kernel's too (`CalendarException`, `DutyAssignment`), so every channel reads the same hours
+and tells citizens the same thing through `hours_text()` / `hours_summary()`: no channel keeps
+its own copy of the hours.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 
 import holidays
+import sqlalchemy as sa
 from flask import g, has_app_context
+from icalendar import Calendar, Event
+from sqlalchemy.orm import joinedload
 
-from consult.timeutil import TOKYO, WEEKDAYS_JA
+from consult.extensions import db
+from consult.models import CalendarException, Department, DutyAssignment, Role
+from consult.services import audit
+from consult.services.actor import Actor
+from consult.services.errors import NotFound, ValidationFailed
+from consult.services.normalize import single_line
+from consult.timeutil import TOKYO, WEEKDAYS_JA, tokyo_today, utcnow
 
 
 class DayType(enum.StrEnum):
@@ -51,18 +61,6 @@ class Hours:
     note: str = ""
 
 
-def hour_overrides() -> list[Callable[[date], Hours | bool | None]]:
-    """The plugins' exceptions: (day) -> Hours | None | False (None: no exception, False: closed).
-
-    Outside an app (a pure calendar computation) there are none.
-    """
-    if not has_app_context():
-        return []
-    from consult import plugins
-
-    return plugins.registry().hour_overrides
-
-
 _HOURS_KEY = "centre_hours"
 
 
@@ -90,19 +88,63 @@ def day_type(day: date) -> DayType:
     return DayType.WEEKDAY
 
 
+def usual_hours(day: date) -> Hours:
+    """The centre's hours on a day of this type, before any administrator's exception."""
+    opens, closes = WEEKDAY_HOURS if day_type(day) is DayType.WEEKDAY else CLOSED_DAY_HOURS
+    return Hours(opens, closes)
+
+
+def exception_hours(row: CalendarException) -> Hours | None:
+    """An exception's hours, or None when it closes the day."""
+    if row.closed or row.opens is None or row.closes is None:
+        return None
+    return Hours(row.opens, row.closes, row.note)
+
+
 def centre_hours(day: date) -> Hours | None:
     """The centre's opening hours on a day, or None when an administrator closed it.
 
     Asked several times for every LINE message and email (is it open? when does it open next?):
     each day's answer is kept for the app context (one request, one worker round), as an
-    override is a query. Whoever changes an exception calls `forget_centre_hours`.
+    exception is a query. Whoever changes an exception calls `forget_centre_hours`.
     """
-    cache = g.setdefault(_HOURS_KEY, {}) if has_app_context() else {}
-    if day in cache:
-        return cache[day]
-    hours = _centre_hours(day)
-    cache[day] = hours
-    return hours
+    cache = _hours_cache()
+    if day not in cache:
+        return centre_hours_between(day, day)[day]
+    return cache[day]
+
+
+def centre_hours_between(first: date, last: date) -> dict[date, Hours | None]:
+    """The centre's hours for every day from `first` to `last` (both included), in one query.
+
+    For pages that show many days (booking's slots over eight weeks, the staff week): the
+    exceptions of the whole range are read at once and kept for the app context like
+    `centre_hours`. Outside an app (a pure calendar computation) there are no exceptions.
+    """
+    cache = _hours_cache()
+    days = [first + timedelta(days=n) for n in range((last - first).days + 1)]
+    if any(day not in cache for day in days):
+        exceptions = _exceptions_between(first, last) if has_app_context() else {}
+        for day in days:
+            row = exceptions.get(day)
+            cache[day] = usual_hours(day) if row is None else exception_hours(row)
+    return {day: cache[day] for day in days}
+
+
+def _hours_cache() -> dict[date, Hours | None]:
+    return g.setdefault(_HOURS_KEY, {}) if has_app_context() else {}
+
+
+def _exceptions_between(first: date, last: date) -> dict[date, CalendarException]:
+    # Asked for every LINE message and email ack: the caller's pending rows are not flushed for
+    # it (they cannot change a calendar exception; save_exception flushes its own).
+    with db.session.no_autoflush:
+        rows = db.session.scalars(
+            sa.select(CalendarException).where(
+                CalendarException.day >= first, CalendarException.day <= last
+            )
+        )
+        return {row.day: row for row in rows}
 
 
 def forget_centre_hours() -> None:
@@ -110,15 +152,65 @@ def forget_centre_hours() -> None:
         g.pop(_HOURS_KEY, None)
 
 
-def _centre_hours(day: date) -> Hours | None:
-    for override in hour_overrides():
-        found = override(day)
-        if found is False:
-            return None
-        if isinstance(found, Hours):
-            return found
-    opens, closes = WEEKDAY_HOURS if day_type(day) is DayType.WEEKDAY else CLOSED_DAY_HOURS
-    return Hours(opens, closes)
+# --- what citizens are told -------------------------------------------------------------------
+
+SUMMARY_DAYS = 14  # how far ahead the usual week's summary names the exceptions
+
+
+def _clock(moment: time) -> str:
+    return f"{moment.hour}:{moment.minute:02d}"
+
+
+def _span(hours: Hours) -> str:
+    return f"{_clock(hours.opens)}〜{_clock(hours.closes)}"
+
+
+def _day_label(day: date) -> str:
+    return f"{day.month}月{day.day}日({WEEKDAYS_JA[day.weekday()]})"
+
+
+def hours_text(day: date) -> str:
+    """One day's hours as citizens read them.
+
+    「12月5日(土)は9:00〜15:00」, or with an administrator's exception 「…は休業（設備点検）」.
+    """
+    row = _exceptions_between(day, day).get(day) if has_app_context() else None
+    return _describe(day, usual_hours(day) if row is None else exception_hours(row), row)
+
+
+def _describe(day: date, hours: Hours | None, row: CalendarException | None) -> str:
+    note = f"（{row.note}）" if row is not None and row.note else ""
+    if hours is None:
+        return f"{_day_label(day)}は休業{note}"
+    return f"{_day_label(day)}は{_span(hours)}{note}"
+
+
+def hours_summary(start: date | None = None, days: int = SUMMARY_DAYS) -> str:
+    """The usual week, then the administrators' exceptions of the coming days.
+
+    「平日 8:30〜17:15／土日祝・年末年始 9:00〜15:00」, built from the hours above, and, when an
+    administrator changed a day among the `days` days from `start` (today), a second line such
+    as 「臨時の変更：12月5日(土)は休業（設備点検）」. Every channel that tells citizens the hours
+    (LINE's greeting and out-of-hours answer, email's acknowledgement) says this. One query.
+    """
+    text = (
+        f"平日 {_span(Hours(*WEEKDAY_HOURS))}／土日祝・年末年始 {_span(Hours(*CLOSED_DAY_HOURS))}"
+    )
+    if not has_app_context():
+        return text
+    first = start or tokyo_today()
+    last = first + timedelta(days=days - 1)
+    exceptions = _exceptions_between(first, last)
+    changed = []
+    for day in sorted(exceptions):
+        row = exceptions[day]
+        hours = exception_hours(row)
+        usual = usual_hours(day)
+        if hours is None or (hours.opens, hours.closes) != (usual.opens, usual.closes):
+            changed.append(_describe(day, hours, row))
+    if changed:
+        text += "\n臨時の変更：" + "、".join(changed)
+    return text
 
 
 def _tokyo(moment: datetime) -> datetime:
@@ -206,3 +298,128 @@ def expected_answer_text(moment: datetime) -> str:
         f"{rounded.month}月{rounded.day}日({WEEKDAYS_JA[rounded.weekday()]}) "
         f"{rounded:%H:%M} 頃までに担当課からご連絡します"
     )
+
+
+# --- administrators' exceptions ----------------------------------------------------------------
+
+
+def save_exception(
+    actor: Actor, day: date, closed: bool, opens: time | None, closes: time | None, note: str
+) -> CalendarException:
+    actor.require(Role.ADMIN)
+    note = single_line(note)[:200]
+    if not closed:
+        if opens is None or closes is None:
+            raise ValidationFailed("休業にしない場合は、開始と終了の時刻を入力してください。")
+        if opens >= closes:
+            raise ValidationFailed("終了時刻は開始時刻より後にしてください。")
+    row = db.session.scalar(sa.select(CalendarException).where(CalendarException.day == day))
+    if row is None:
+        row = CalendarException(day=day)
+        db.session.add(row)
+    row.closed = closed
+    row.opens = None if closed else opens
+    row.closes = None if closed else closes
+    row.note = note
+    audit.record(actor, "update", "calendar_exception", day.isoformat())
+    db.session.flush()
+    forget_centre_hours()
+    return row
+
+
+def delete_exception(actor: Actor, exception_id: int) -> None:
+    actor.require(Role.ADMIN)
+    row = db.session.get(CalendarException, exception_id)
+    if row is None:
+        raise NotFound("指定された例外日は見つかりません。")
+    audit.record(actor, "update", "calendar_exception", row.day.isoformat(), "削除")
+    db.session.delete(row)
+    db.session.flush()
+    forget_centre_hours()
+
+
+def list_exceptions(start: date | None = None) -> list[CalendarException]:
+    query = sa.select(CalendarException).order_by(CalendarException.day)
+    if start:
+        query = query.where(CalendarException.day >= start)
+    return list(db.session.scalars(query))
+
+
+# --- the closed-day duty rota (閉庁日当番) --------------------------------------------------------
+
+
+def duty_department_for(day: date) -> Department | None:
+    """The department on duty on a closed day (weekend, holiday, year-end), for handoffs."""
+    row = db.session.scalar(sa.select(DutyAssignment).where(DutyAssignment.day == day))
+    return row.department if row else None
+
+
+def duty_departments_between(first: date, last: date) -> dict[date, Department]:
+    """The duty departments of a range (the staff week view), in one query."""
+    return {row.day: row.department for row in rota_between(first, last)}
+
+
+def generate_rota(actor: Actor, first: date, last: date, department_ids: list[int]) -> int:
+    """Assign the departments in turn to each weekend, holiday and year-end day in the range.
+
+    The turn carries on from the last assignment before `first`, so consecutive runs are fair.
+    Existing assignments in the range are replaced.
+    """
+    actor.require(Role.ADMIN)
+    if last < first:
+        raise ValidationFailed("終了日は開始日以後にしてください。")
+    if (last - first).days > 366:
+        raise ValidationFailed("当番表は1年以内の期間で作成してください。")
+    departments = [db.session.get(Department, i) for i in department_ids]
+    if not departments or any(d is None or not d.active for d in departments):
+        raise ValidationFailed("当番の担当課を1つ以上選んでください。")
+    previous = db.session.scalar(
+        sa.select(DutyAssignment)
+        .where(DutyAssignment.day < first)
+        .order_by(DutyAssignment.day.desc())
+    )
+    index = 0
+    if previous is not None and previous.department_id in department_ids:
+        index = department_ids.index(previous.department_id) + 1
+    db.session.execute(
+        sa.delete(DutyAssignment).where(DutyAssignment.day >= first, DutyAssignment.day <= last)
+    )
+    count = 0
+    day = first
+    while day <= last:
+        if day_type(day) is not DayType.WEEKDAY:
+            department = departments[index % len(departments)]
+            db.session.add(DutyAssignment(day=day, department_id=department.id))
+            index += 1
+            count += 1
+        day += timedelta(days=1)
+    audit.record(actor, "update", "duty_rota", f"{first.isoformat()}..{last.isoformat()}")
+    db.session.flush()
+    return count
+
+
+def rota_between(first: date, last: date) -> list[DutyAssignment]:
+    return list(
+        db.session.scalars(
+            sa.select(DutyAssignment)
+            .where(DutyAssignment.day >= first, DutyAssignment.day <= last)
+            .order_by(DutyAssignment.day)
+            .options(joinedload(DutyAssignment.department))
+        )
+    )
+
+
+def rota_ical(assignments: list[DutyAssignment], domain: str) -> str:
+    """The rota as an iCalendar file of all-day events, one per closed day."""
+    cal = Calendar.new(prodid="-//madoguchi//calendar//JA", name="閉庁日当番")
+    for row in assignments:
+        cal.add_component(
+            Event.new(
+                uid=f"duty-{row.day.isoformat()}@{domain}",
+                stamp=utcnow(),
+                start=row.day,
+                end=row.day + timedelta(days=1),
+                summary=f"閉庁日当番：{row.department.name}",
+            )
+        )
+    return cal.to_ical().decode("utf-8")

@@ -12,13 +12,14 @@ def register(app: Flask) -> None:
     from consult.services import reports as report_service
     from consult.services import safety as safety_service
     from consult.views import admin, auth, desk, reports, safety
+    from consult.views import calendar as calendar_views
 
     desk_roles = (Role.CONSULTANT, Role.SUPERVISOR)
     plugins.install(
         app,
         plugins.Plugin(
             name="consult",
-            blueprints=(auth.bp, desk.bp, admin.bp, safety.bp, reports.bp),
+            blueprints=(auth.bp, desk.bp, admin.bp, calendar_views.bp, safety.bp, reports.bp),
             nav_links=(
                 plugins.NavLink("desk.queue", "相談一覧", desk_roles, 10),
                 plugins.NavLink(

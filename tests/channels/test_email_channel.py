@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 
@@ -313,3 +315,33 @@ def test_a_failing_batch_commit_loses_nothing(app, monkeypatch):
     outcomes = services.ingest_many(raws)
     assert [o.inbound.status for o in outcomes] == [InboundStatus.PROCESSED] * 3
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 3
+
+
+def test_the_acknowledgement_tells_the_hours_with_the_administrators_exceptions(
+    app_factory, smtp_server, make_staff, login
+):
+    """Mail's acknowledgement says the kernel's hours, and an exception changes what it says."""
+    from consult.timeutil import WEEKDAYS_JA, tokyo_today
+
+    app = app_factory(**smtp_server.settings, MAIL_AUTO_ACK=True)
+    with app.app_context():
+        services.ingest(citizen_mail())
+        outbox.run_once()
+        before = parse(smtp_server.raw[0]).text
+        assert "窓口・電話の受付時間：平日 8:30〜17:15／土日祝・年末年始 9:00〜15:00\n" in before
+        assert "臨時の変更" not in before
+        in_three_days = tokyo_today() + timedelta(days=3)
+        admin = login(make_staff("admin"), test_client=app.test_client())
+        response = admin.post(
+            "/admin/calendar/exceptions",
+            data={"day": in_three_days.isoformat(), "opens": "9:00", "closes": "12:00"},
+        )
+        assert response.status_code == 302
+        db.session.commit()
+        services.ingest(citizen_mail("<c2@docomo.ne.jp>", subject="別の相談"))
+        outbox.run_once()
+        after = parse(smtp_server.raw[1]).text
+        label = (
+            f"{in_three_days.month}月{in_three_days.day}日({WEEKDAYS_JA[in_three_days.weekday()]})"
+        )
+        assert f"臨時の変更：{label}は9:00〜12:00\n" in after

@@ -198,6 +198,19 @@ TABLE: dict[tuple[str, str], tuple] = {
     ),
     ("/admin/audit", "GET"): (lambda o: "/admin/audit", ADMIN_GET),
     ("/admin/outbox", "GET"): (lambda o: "/admin/outbox", ADMIN_GET),
+    # The centre's calendar (consult/views/calendar.py).
+    ("/admin/calendar/exceptions", "GET"): (lambda o: "/admin/calendar/exceptions", ADMIN_GET),
+    ("/admin/calendar/exceptions", "POST"): (lambda o: "/admin/calendar/exceptions", ADMIN_POST),
+    ("/admin/calendar/exceptions/<int:exception_id>/delete", "POST"): (
+        lambda o: "/admin/calendar/exceptions/999999/delete",
+        {**ADMIN_GET, "admin": 404},
+    ),
+    ("/admin/calendar/rota", "GET"): (lambda o: "/admin/calendar/rota", ADMIN_GET),
+    ("/admin/calendar/rota", "POST"): (lambda o: "/admin/calendar/rota", ADMIN_POST),
+    ("/admin/calendar/rota.ics", "GET"): (
+        lambda o: "/admin/calendar/rota.ics",
+        {**DESK_GET, "admin": 200},
+    ),
     ("/admin/outbox/<int:message_id>/retry", "POST"): (
         lambda o: f"/admin/outbox/{o['outbox']}/retry",
         ADMIN_POST,
@@ -346,6 +359,8 @@ DESK_404 = {**DESK_GET, "consultant": 404, "supervisor": 404}
 FEED_GET = {**DESK_GET, "admin": 200}
 FEED_POST = {**DESK_POST, "admin": OK}
 ADMIN_404 = {**ADMIN_GET, "admin": 404}
+MOVED = {**ADMIN_GET, "admin": 308}
+MOVED_FEED = {**FEED_GET, "consultant": 308, "supervisor": 308, "admin": 308}
 TABLE.update(
     {
         ("/booking/", "GET"): (lambda o: "/booking/", PUBLIC_GET),
@@ -403,18 +418,19 @@ TABLE.update(
         ),
         ("/booking/admin/settings", "GET"): (lambda o: "/booking/admin/settings", ADMIN_GET),
         ("/booking/admin/settings", "POST"): (lambda o: "/booking/admin/settings", ADMIN_POST),
-        ("/booking/admin/exceptions", "GET"): (lambda o: "/booking/admin/exceptions", ADMIN_GET),
-        ("/booking/admin/exceptions", "POST"): (
-            lambda o: "/booking/admin/exceptions",
-            ADMIN_POST,
-        ),
+        # The calendar pages moved to the kernel: the old addresses redirect (308 keeps POST).
+        ("/booking/admin/exceptions", "GET"): (lambda o: "/booking/admin/exceptions", MOVED),
+        ("/booking/admin/exceptions", "POST"): (lambda o: "/booking/admin/exceptions", MOVED),
         ("/booking/admin/exceptions/<int:exception_id>/delete", "POST"): (
             lambda o: "/booking/admin/exceptions/999999/delete",
-            ADMIN_404,
+            MOVED,
         ),
-        ("/booking/admin/rota", "GET"): (lambda o: "/booking/admin/rota", ADMIN_GET),
-        ("/booking/admin/rota", "POST"): (lambda o: "/booking/admin/rota", ADMIN_POST),
-        ("/booking/admin/rota.ics", "GET"): (lambda o: "/booking/admin/rota.ics", FEED_GET),
+        ("/booking/admin/rota", "GET"): (lambda o: "/booking/admin/rota", MOVED),
+        ("/booking/admin/rota", "POST"): (lambda o: "/booking/admin/rota", MOVED),
+        ("/booking/admin/rota.ics", "GET"): (
+            lambda o: "/booking/admin/rota.ics",
+            MOVED_FEED,
+        ),
     }
 )
 TABLE[("/logout", "POST")] = TABLE.pop(("/logout", "POST"))  # logout stays last

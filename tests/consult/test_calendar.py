@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import csv
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 
 import pytest
@@ -75,20 +75,22 @@ def test_next_centre_opening():
     assert calendar.next_centre_opening(open_now) == open_now
 
 
-def test_an_override_closes_a_day_and_shortens_another(app):
-    """A plugin's exceptions (booking's, in the product) decide the centre's hours."""
-    from consult import plugins
+def test_an_exception_closes_a_day_and_shortens_another(app, make_staff):
+    """An administrator's exceptions, kept by the kernel, decide the centre's hours."""
+    from consult.extensions import db
+    from consult.services.actor import Actor
 
-    def override(day):
-        if day == date(2026, 11, 25):
-            return False
-        if day == date(2026, 11, 26):
-            return calendar.Hours(calendar.time(10, 0), calendar.time(12, 0), "研修")
-        return None
-
-    plugins.install(app, plugins.Plugin(name="test-override", hour_override=override))
+    admin = Actor(make_staff("admin"), "127.0.0.1")
+    calendar.save_exception(admin, date(2026, 11, 25), True, None, None, "設備点検")
+    calendar.save_exception(
+        admin, date(2026, 11, 26), False, calendar.time(10, 0), calendar.time(12, 0), "研修"
+    )
+    db.session.commit()
     assert calendar.centre_hours(date(2026, 11, 25)) is None
     assert calendar.next_centre_opening(tokyo(2026, 11, 24, 18, 0)) == tokyo(2026, 11, 26, 10, 0)
+    assert calendar.hours_text(date(2026, 11, 25)) == "11月25日(水)は休業（設備点検）"
+    assert calendar.hours_text(date(2026, 11, 26)) == "11月26日(木)は10:00〜12:00（研修）"
+    assert calendar.hours_text(date(2026, 11, 27)) == "11月27日(金)は8:30〜17:15"
 
 
 @pytest.mark.parametrize(
@@ -130,3 +132,50 @@ def test_expected_answer_text_for_a_sunday_handoff():
 def test_naive_datetimes_are_refused():
     with pytest.raises(ValueError):
         calendar.centre_is_open(datetime(2026, 11, 24, 10, 0))
+
+
+def test_a_range_of_hours_is_one_query(app, make_staff):
+    """Booking's eight weeks of slots ask the kernel once, not once per day."""
+    import sqlalchemy as sa
+
+    from consult.extensions import db
+    from consult.services.actor import Actor
+
+    admin = Actor(make_staff("admin"), "127.0.0.1")
+    calendar.save_exception(admin, date(2026, 12, 10), True, None, None, "")
+    db.session.commit()
+    calendar.forget_centre_hours()
+    statements = []
+
+    def count(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    sa.event.listen(db.engine, "before_cursor_execute", count)
+    try:
+        hours = calendar.centre_hours_between(date(2026, 12, 1), date(2027, 1, 25))
+        again = [calendar.centre_hours(date(2026, 12, 1) + timedelta(days=n)) for n in range(56)]
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", count)
+    # (SQLite's BEGIN is a statement too: count the queries.)
+    [query] = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    assert "calendar_exception" in query
+    assert len(hours) == 56 and list(hours.values()) == again
+    assert hours[date(2026, 12, 10)] is None
+    assert hours[date(2026, 12, 29)] == calendar.Hours(*calendar.CLOSED_DAY_HOURS)
+
+
+def test_the_usual_week_summary_names_only_real_changes(app, make_staff):
+    from consult.extensions import db
+    from consult.services.actor import Actor
+
+    usual = "平日 8:30〜17:15／土日祝・年末年始 9:00〜15:00"
+    assert calendar.hours_summary(date(2026, 12, 1)) == usual
+    admin = Actor(make_staff("admin"), "127.0.0.1")
+    # The same hours as usual change nothing; a day after the fortnight is not named yet.
+    calendar.save_exception(admin, date(2026, 12, 2), False, time(8, 30), time(17, 15), "")
+    calendar.save_exception(admin, date(2026, 12, 20), True, None, None, "点検")
+    calendar.save_exception(admin, date(2026, 12, 5), False, time(9, 0), time(19, 0), "延長")
+    db.session.commit()
+    assert calendar.hours_summary(date(2026, 12, 1)) == (
+        f"{usual}\n臨時の変更：12月5日(土)は9:00〜19:00（延長）"
+    )

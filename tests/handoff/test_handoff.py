@@ -573,7 +573,7 @@ def test_notifications_are_delivered_over_smtp(app_factory, smtp_server, make_st
 
 
 def test_a_closed_day_handoff_is_offered_to_the_duty_department_first(app, setup, monkeypatch):
-    from channels.booking.models import DutyAssignment
+    from consult.models import DutyAssignment
 
     saturday = tokyo(2026, 12, 26, 11, 0)
     db.session.add(DutyAssignment(day=saturday.date(), department=setup["other"]))

@@ -119,19 +119,22 @@ def test_room_feed_secret_url_and_reset(app, client, make_staff, login):
     assert client.get(f"/booking/feeds/{new_token}.ics").status_code == 200
 
 
-def test_admin_exception_closes_the_day_everywhere(app, client, make_staff):
+def test_admin_exception_closes_the_day_everywhere(app, client, make_staff, login):
     admin = Actor(make_staff("admin"), "127.0.0.1")
     day = slot_in(10).date()
-    services.save_exception(admin, day, True, None, None, "設備点検")
+    calendar.save_exception(admin, day, True, None, None, "設備点検")
     db.session.commit()
     assert calendar.centre_hours(day) is None  # the kernel sees it too
+    desk = login(make_staff("consultant"), test_client=app.test_client())
+    page = desk.get(f"/booking/staff/day?date={day.isoformat()}").get_data(as_text=True)
+    assert f"受付時間：{calendar.hours_text(day)}" in page and "は休業（設備点検）" in page
     slots = services.free_slots([Mode.COUNTER], start=day, days=1)[Mode.COUNTER]
     assert slots == []
     response = client.post("/booking/details", data=form_data(slot_in(10)))
     assert response.status_code == 422 and "受付時間外" in response.get_data(as_text=True)
     # An extra evening session on another day.
     other = slot_in(11).date()
-    services.save_exception(admin, other, False, time(9, 0), time(19, 0), "臨時延長")
+    calendar.save_exception(admin, other, False, time(9, 0), time(19, 0), "臨時延長")
     db.session.commit()
     times = [
         s.starts_at.time()
@@ -174,22 +177,25 @@ def test_duty_rota_in_turn_and_exported(app, make_staff, make_department, client
     admin_staff = make_staff("admin")
     admin = Actor(admin_staff, "127.0.0.1")
     a, b = make_department(name="市民課"), make_department(name="福祉課")
-    count = services.generate_rota(admin, date(2026, 12, 26), date(2027, 1, 4), [a.id, b.id])
+    count = calendar.generate_rota(admin, date(2026, 12, 26), date(2027, 1, 4), [a.id, b.id])
     db.session.commit()
     # 12/26–27 weekend, 12/28 Monday is a weekday, 12/29–1/3 year-end: 8 closed days.
     assert count == 8
-    assert services.duty_department_for(date(2026, 12, 26)).id == a.id
-    assert services.duty_department_for(date(2026, 12, 27)).id == b.id
-    assert services.duty_department_for(date(2026, 12, 28)) is None
-    assert services.duty_department_for(date(2026, 12, 29)).id == a.id
+    assert calendar.duty_department_for(date(2026, 12, 26)).id == a.id
+    assert calendar.duty_department_for(date(2026, 12, 27)).id == b.id
+    assert calendar.duty_department_for(date(2026, 12, 28)) is None
+    assert calendar.duty_department_for(date(2026, 12, 29)).id == a.id
     # The next run carries on the turn.
-    services.generate_rota(admin, date(2027, 1, 9), date(2027, 1, 10), [a.id, b.id])
+    calendar.generate_rota(admin, date(2027, 1, 9), date(2027, 1, 10), [a.id, b.id])
     db.session.commit()
-    assert services.duty_department_for(date(2027, 1, 9)).id == a.id
+    assert calendar.duty_department_for(date(2027, 1, 9)).id == a.id
     desk = app.test_client()
     login(admin_staff, test_client=desk)
-    ics = desk.get("/booking/admin/rota.ics")
+    ics = desk.get("/admin/calendar/rota.ics")
     assert ics.status_code == 200
+    # The address administrators knew under booking still leads there.
+    moved = desk.get("/booking/admin/rota.ics")
+    assert moved.status_code == 308 and moved.headers["Location"] == "/admin/calendar/rota.ics"
     # the export covers the coming year from today; parse whatever it holds
     Calendar.from_ical(ics.get_data())
 

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
 from channels.line import services
 from channels.line.models import EventStatus, LineContact, LineEvent, LineMedia
 from consult.extensions import db
-from consult.models import Channel, EntryKind, OutboxMessage, OutboxStatus, Ticket
+from consult.models import Channel, EntryKind, OutboxMessage, OutboxStatus, Staff, Ticket
 from consult.services import tickets
 from consult.services.actor import SYSTEM
 from consult.settings import override as override_settings
-from consult.timeutil import TOKYO
+from consult.timeutil import TOKYO, WEEKDAYS_JA, tokyo_today
 from tests.channels.line.conftest import (
     USER,
     body_of,
@@ -258,3 +258,63 @@ def test_outbox_rows_never_hold_the_line_user_id(line_client, line_app):
     for message in db.session.scalars(sa.select(OutboxMessage)):
         assert USER not in message.recipient and USER not in json.dumps(message.headers)
         assert message.status == OutboxStatus.DELIVERED
+
+
+def _admin_sets_exception(app, day, *, closed, opens="", closes="", note=""):
+    """An administrator saves an exception on the kernel's calendar page, as in the browser."""
+    from consult.services import staff as staff_service
+    from tests.consult.http import PASSWORD, call, sign_in
+
+    admin = db.session.scalar(sa.select(Staff).where(Staff.login == "cal-admin"))
+    if admin is None:
+        admin = staff_service.create_staff(
+            None,
+            login="cal-admin",
+            full_name="管理 花子",
+            display_name="かんり / Kanri",
+            role="admin",
+            password=PASSWORD,
+        )
+        db.session.commit()
+    desk = sign_in(app, admin)
+    data = {"day": day.isoformat(), "opens": opens, "closes": closes, "note": note}
+    if closed:
+        data["closed"] = "y"
+    response = call(app, desk, "POST", "/admin/calendar/exceptions", data=data)
+    assert response.status_code == 302, response.get_data(as_text=True)[:300]
+
+
+USUAL_HOURS = "受付時間：平日 8:30〜17:15／土日祝・年末年始 9:00〜15:00"
+
+
+def test_an_administrators_exception_changes_the_out_of_hours_answer(
+    line_client, line_app, fake_line
+):
+    """New Year's Day closed and the 2nd shortened: the answer says so, and the next opening."""
+    _admin_sets_exception(line_app, date(2026, 1, 1), closed=True, note="臨時休業")
+    _admin_sets_exception(
+        line_app, date(2026, 1, 2), closed=False, opens="10:00", closes="12:00", note="短縮"
+    )
+    post_webhook(line_client, body_of(text_event("夜分にすみません", at=CLOSED)))
+    run_worker(line_app)
+    [text] = fake_line.sent_texts()
+    assert "ただいま受付時間外です" in text
+    # Without the exceptions it would be 1月1日(木) 09:00 (test_out_of_hours_answer_says_...).
+    assert "1月2日(金) 10:00以降" in text
+    assert text.endswith(
+        f"{USUAL_HOURS}\n臨時の変更：1月1日(木)は休業（臨時休業）、1月2日(金)は10:00〜12:00（短縮）"
+    )
+
+
+def test_an_administrators_exception_changes_the_greeting(line_client, line_app, fake_line):
+    post_webhook(line_client, body_of(follow_event()))
+    run_worker(line_app)
+    [before] = fake_line.sent_texts()
+    assert f"{USUAL_HOURS}\nセンターで相談番号" in before
+    tomorrow = tokyo_today() + timedelta(days=1)
+    _admin_sets_exception(line_app, tomorrow, closed=True, note="設備点検")
+    post_webhook(line_client, body_of(follow_event(user="U" + "1" * 32)))
+    run_worker(line_app)
+    [_, after] = fake_line.sent_texts()
+    label = f"{tomorrow.month}月{tomorrow.day}日({WEEKDAYS_JA[tomorrow.weekday()]})"
+    assert f"{USUAL_HOURS}\n臨時の変更：{label}は休業（設備点検）\nセンターで相談番号" in after
