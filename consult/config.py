@@ -151,6 +151,8 @@ def flask_config(settings: dict) -> dict:
 
 
 def _engine_options(url: str) -> dict:
+    # A database error's message would otherwise carry the statement's parameters: a citizen's
+    # name, kana, address and words, straight into the log of any 500.
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, "hide_parameters": True}
