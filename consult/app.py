@@ -183,8 +183,15 @@ def _install_error_pages(app: Flask) -> None:
 
     @app.errorhandler(500)
     def server_error(error):
-        db.session.rollback()
-        return render_template("errors/500.html"), 500
+        # The database may be the very thing that failed (down, unreachable): this page must
+        # not query it. render_template would run the context processors, which load the
+        # signed-in user and the navigation from the database; the template itself needs
+        # nothing but url_for.
+        try:
+            db.session.rollback()
+        except Exception:
+            log.warning("rollback after a server error failed", exc_info=True)
+        return app.jinja_env.get_template("errors/500.html").render(), 500
 
 
 def _install_template_helpers(app: Flask) -> None:
