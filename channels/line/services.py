@@ -48,6 +48,7 @@ from consult.models import Channel, EntryKind, OutboxMessage, Status, Ticket, Ti
 from consult.services import audit, calendar, outbox, tickets
 from consult.services.actor import DESK_ROLES, SYSTEM, Actor
 from consult.services.errors import NotFound, ValidationFailed
+from consult.services.normalize import strip_controls
 from consult.services.outbox import PermanentFailure, TemporaryFailure
 from consult.timeutil import WEEKDAYS_JA, to_tokyo, utcnow
 
@@ -550,13 +551,14 @@ def _describe(message: dict) -> tuple[str, dict]:
 
 def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEvent) -> bool:
     kind = message.get("type")
-    text = message.get("text") or ""
+    text = strip_controls(message.get("text"))  # PostgreSQL refuses NUL; none is meant
     if kind == "text" and LINK_PATTERN.search(unicodedata.normalize("NFKC", text)):
         return _self_link(contact, unicodedata.normalize("NFKC", text), at)
     if kind == "text":
         body, extra = text, {}
     else:
         body, extra = _describe(message)
+        body = strip_controls(body)
     ticket, _created = _ticket_for(contact, body, at)
     tickets.add_entry(
         ticket,
@@ -571,7 +573,7 @@ def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEv
                 ticket_id=ticket.id,
                 message_id=str(message.get("id"))[:64],
                 kind=kind,
-                file_name=(message.get("fileName") or None),
+                file_name=(strip_controls(message.get("fileName")) or None),
                 status=MediaStatus.PENDING,
                 next_attempt_at=utcnow(),
                 created_at=utcnow(),
