@@ -7,15 +7,18 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, flash, g, render_template, request, url_for
+from flask import Request as FlaskRequest
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.utils import cached_property
 
 from consult import config as config_module
 from consult.extensions import csrf, db, login_manager, migrate
 from consult.services import auth
-from consult.services.normalize import format_phone
+from consult.services.normalize import format_phone, strip_controls
 from consult.timeutil import format_duration, format_tokyo, to_tokyo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,6 +31,22 @@ CSP = (
 )
 
 
+class Request(FlaskRequest):
+    """Query strings without control characters, for every view at once.
+
+    Forms clean their own fields (consult/forms.py) and say so; a search or filter in the URL
+    is read straight from `request.args`, and a NUL there reached PostgreSQL as a query
+    parameter (a 500). Tabs and line breaks become spaces: a URL value is one line.
+    """
+
+    @cached_property
+    def args(self) -> ImmutableMultiDict:
+        return ImmutableMultiDict(
+            (strip_controls(key, multiline=False), strip_controls(value, multiline=False))
+            for key, value in super().args.items(multi=True)
+        )
+
+
 def create_app(overrides: dict | None = None, instance_path: str | None = None) -> Flask:
     app = Flask(
         "consult",
@@ -36,6 +55,7 @@ def create_app(overrides: dict | None = None, instance_path: str | None = None) 
         template_folder=str(ROOT / "templates"),
         static_folder=str(Path(__file__).parent / "static"),
     )
+    app.request_class = Request
     settings = config_module.load_settings(Path(app.instance_path), overrides)
     app.config["MADOGUCHI"] = settings
     app.config.update(config_module.flask_config(settings))

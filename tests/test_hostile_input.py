@@ -318,3 +318,33 @@ def test_a_nul_in_the_public_booking_form_is_refused(client, backend):
         response = client.post("/booking/details", data={**valid, name: _poison(valid[name])})
         assert response.status_code < 500, (name, response.status_code)
     _no_nul_stored(backend)
+
+
+# --- query strings: searches and filters -------------------------------------------------------
+
+QUERIES = {
+    None: ["/faq?q=住民\x00票", "/faq?category=1\x00", "/booking/slots?mode=phone&category=1\x00"],
+    "consultant": [
+        "/staff/faq?q=住民\x00票",
+        "/staff/faq/suggest?q=住民\x00票",
+        "/tickets?status=received\x00&assignee=\x00",
+        "/handoffs?tab=new\x00",
+        "/booking/staff/day?date=2026-12-01\x00",
+    ],
+    "admin": [
+        "/admin/audit?object_id=1\x00&action=view\x00&object_type=ticket\x00",
+        "/admin/outbox?status=failed\x00",
+        "/email/inbound?status=failed\x00",
+    ],
+}
+
+
+def test_a_nul_in_a_query_string_is_never_a_500(app, make_staff):
+    failures = []
+    for role, urls in QUERIES.items():
+        client = app.test_client() if role is None else sign_in(app, make_staff(role))
+        for url in urls:
+            response = call(app, client, "GET", url)
+            if response.status_code >= 500:
+                failures.append(f"{url!r}: {response.status_code}")
+    assert not failures, "\n".join(failures)
