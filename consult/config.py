@@ -47,6 +47,8 @@ def default_settings(instance_path: Path) -> dict:
         "OUTBOX_MAX_ATTEMPTS": 8,
         "OUTBOX_LEASE_SECONDS": 300,
         "CENTRE_NAME": "市民相談センター",
+        # The name on the public English pages (data: it has its own setting, never gettext).
+        "CENTRE_NAME_EN": "Citizens' Consultation Centre",
         "DISPLAY_REFRESH_SECONDS": 5,
         # Where citizens reach the public pages (links in emails and LINE messages).
         "PUBLIC_URL": "http://127.0.0.1:5000",

@@ -292,6 +292,10 @@ class DepartmentForm(Form):
 class CategoryForm(Form):
     code = StringField("コード（半角英数字）", validators=[Optional(), max_length("コード", 40)])
     name = StringField("分類名", validators=[required("分類名"), max_length("分類名", 80)])
+    name_en = StringField(
+        "分類名（英語・公開ページ用、空欄なら日本語の分類名）",
+        validators=[Optional(), max_length("分類名（英語）", 80)],
+    )
     sort_order = IntegerField(
         "表示順",
         validators=[

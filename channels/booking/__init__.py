@@ -16,6 +16,7 @@ def register(app: Flask) -> None:
 
     app.config["MADOGUCHI"].setdefault("BOOKING_RATE_LIMIT", "30 per hour;10 per minute")
     app.config["MADOGUCHI"].setdefault("BOOKING_PLACE", "市民相談センター 窓口")
+    app.config["MADOGUCHI"].setdefault("BOOKING_PLACE_EN", "Citizens' Consultation Centre, counter")
     app.register_blueprint(views.public_bp)
     app.register_blueprint(views.staff_bp)
     views.init_limiter(app)

@@ -279,7 +279,7 @@ def manage(token):
         form=ConfirmForm(),
         MODE_LABELS=MODE_LABELS,
         BookingStatus=BookingStatus,
-        place=ical.location(booking, gettext),
+        place=ical.location(booking, gettext, _lang()),
     )
 
 
