@@ -288,3 +288,13 @@ DEFAULT_CATEGORIES = [
     ("worries", "心配事"),
     ("other", "その他"),
 ]
+# Their names on the public English pages (Category.name_en), for the demo centre.
+DEFAULT_CATEGORY_NAMES_EN = {
+    "procedures": "Administrative procedures",
+    "consumer": "Consumer problems",
+    "requests": "Requests to the city",
+    "business": "Business consultation",
+    "household": "Household budget",
+    "worries": "Worries",
+    "other": "Other",
+}
