@@ -7,16 +7,19 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, flash, g, render_template, request, url_for
+from flask import Request as FlaskRequest
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy import event
+from werkzeug.datastructures import ImmutableMultiDict
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.utils import cached_property
 
 from consult import config as config_module
 from consult import settings as settings_module
 from consult.extensions import csrf, db, login_manager, migrate
 from consult.services import auth
-from consult.services.normalize import format_phone
+from consult.services.normalize import format_phone, strip_controls
 from consult.timeutil import format_duration, format_tokyo, to_tokyo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,6 +32,22 @@ CSP = (
 )
 
 
+class Request(FlaskRequest):
+    """Query strings without control characters, for every view at once.
+
+    Forms clean their own fields (consult/forms.py) and say so; a search or filter in the URL
+    is read straight from `request.args`, and a NUL there reached PostgreSQL as a query
+    parameter (a 500). Tabs and line breaks become spaces: a URL value is one line.
+    """
+
+    @cached_property
+    def args(self) -> ImmutableMultiDict:
+        return ImmutableMultiDict(
+            (strip_controls(key, multiline=False), strip_controls(value, multiline=False))
+            for key, value in super().args.items(multi=True)
+        )
+
+
 def create_app(overrides: dict | None = None, instance_path: str | None = None) -> Flask:
     app = Flask(
         "consult",
@@ -37,6 +56,7 @@ def create_app(overrides: dict | None = None, instance_path: str | None = None) 
         template_folder=str(ROOT / "templates"),
         static_folder=str(Path(__file__).parent / "static"),
     )
+    app.request_class = Request
     store = config_module.load_settings(Path(app.instance_path), overrides)
     app.extensions[settings_module.EXTENSION_KEY] = store
     app.config["MADOGUCHI"] = store.flat()
@@ -193,8 +213,15 @@ def _install_error_pages(app: Flask) -> None:
 
     @app.errorhandler(500)
     def server_error(error):
-        db.session.rollback()
-        return render_template("errors/500.html"), 500
+        # The database may be the very thing that failed (down, unreachable): this page must
+        # not query it. render_template would run the context processors, which load the
+        # signed-in user and the navigation from the database; the template itself needs
+        # nothing but url_for.
+        try:
+            db.session.rollback()
+        except Exception:
+            log.warning("rollback after a server error failed", exc_info=True)
+        return app.jinja_env.get_template("errors/500.html").render(), 500
 
 
 def _install_template_helpers(app: Flask) -> None:

@@ -44,6 +44,8 @@ class CoreSettings(Section):
     outbox_max_attempts: int = 8
     outbox_lease_seconds: int = 300
     centre_name: str = "市民相談センター"
+    # The name on the public English pages (data: it has its own setting, never gettext).
+    centre_name_en: str = "Citizens' Consultation Centre"
     display_refresh_seconds: int = 5
     # Where citizens reach the public pages (links in emails and LINE messages).
     public_url: str = "http://127.0.0.1:5000"
@@ -146,6 +148,8 @@ def flask_config(core: CoreSettings) -> dict:
 
 
 def _engine_options(url: str) -> dict:
+    # A database error's message would otherwise carry the statement's parameters: a citizen's
+    # name, kana, address and words, straight into the log of any 500.
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30}}
-    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10}
+        return {"connect_args": {"timeout": 30}, "hide_parameters": True}
+    return {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 10, "hide_parameters": True}

@@ -170,7 +170,12 @@ def seed(if_empty: bool = True, ticket_count: int = 300, rng_seed: int = 2026) -
     categories = {
         category.code: category
         for category in (
-            staff_service.save_category(None, name=name, code=code)
+            staff_service.save_category(
+                None,
+                name=name,
+                code=code,
+                name_en=staff_service.DEFAULT_CATEGORY_NAMES_EN.get(code),
+            )
             for code, name in staff_service.DEFAULT_CATEGORIES
         )
     }

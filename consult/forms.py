@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import date
+
+from flask_babel import lazy_gettext
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     DateField,
+    DateTimeField,
     DateTimeLocalField,
     HiddenField,
     IntegerField,
@@ -17,6 +21,7 @@ from wtforms import (
     TimeField,
 )
 from wtforms.fields.choices import SelectChoice
+from wtforms.fields.core import UnboundField
 from wtforms.validators import (
     DataRequired,
     InputRequired,
@@ -28,15 +33,90 @@ from wtforms.validators import (
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from consult.models import PRIORITY_LABELS, ROLE_LABELS, STATUS_LABELS, Status
+from consult.services.normalize import has_controls, strip_controls
+from consult.timeutil import OUT_OF_RANGE, in_range
 
 REQUIRED = "{label}を入力してください。"
+CONTROLS = (
+    "{label}に使用できない文字（制御文字など）が含まれていたため、取り除きました。"
+    "内容を確かめて、もう一度送信してください。"
+)
+# The public forms' message (msgid of the kernel's catalog), shown next to its field.
+CONTROLS_PUBLIC = lazy_gettext(
+    "使用できない文字（制御文字など）が含まれていたため、取り除きました。"
+    "内容を確かめて、もう一度送信してください。"
+)
+
+
+def _is_public(form) -> bool:
+    """Public forms (locales = False) have their messages translated by Flask-Babel."""
+    return form.meta.locales is False
+
+
+def clean_text_filter(multiline: bool):
+    """The filter of every text field: control characters out, so the form shows them gone."""
+
+    def clean(value):
+        return strip_controls(value, multiline) if isinstance(value, str) else value
+
+    clean.madoguchi_text_guard = True
+    return clean
+
+
+def refuse_controls(form, field) -> None:
+    """The validator of every visible text field: the person is told what was removed.
+
+    The filter already took the characters out; refusing once, with the cleaned text back in
+    the field, lets the person see what will be stored before it is.
+    """
+    if any(isinstance(raw, str) and has_controls(raw) for raw in field.raw_data or ()):
+        if _is_public(form):
+            raise ValidationError(CONTROLS_PUBLIC)
+        raise ValidationError(CONTROLS.format(label=field.label.text))
+
+
+refuse_controls.madoguchi_text_guard = True
+
+
+def refuse_out_of_range(form, field) -> None:
+    """Every date and date-time field: years the system (and datetime's UTC) cannot handle."""
+    if isinstance(field.data, date) and not in_range(field.data):
+        raise ValidationError(f"{field.label.text}は{OUT_OF_RANGE}")
+
+
+def guard_field(unbound: UnboundField) -> UnboundField:
+    """The kernel's checks added to a field: text cleaned and refused, dates within range.
+
+    Applied to every field of every `Form`, so a new form (in any package) has them without
+    asking; tests/test_hostile_input.py walks all forms to prove it.
+    """
+    cls = unbound.field_class
+    is_text = issubclass(cls, StringField)
+    is_date = issubclass(cls, DateTimeField) and not issubclass(cls, TimeField)
+    if not (is_text or is_date):
+        return unbound
+    args, kwargs = list(unbound.args), dict(unbound.kwargs)
+    validators = list(args.pop(1) if len(args) > 1 else kwargs.get("validators") or ())
+    if is_text:
+        multiline = issubclass(cls, TextAreaField)
+        kwargs["filters"] = [*kwargs.get("filters", ()), clean_text_filter(multiline)]
+        if not issubclass(cls, HiddenField):  # hidden values are cleaned, nobody typed them
+            validators.insert(0, refuse_controls)
+    else:
+        validators.append(refuse_out_of_range)
+    kwargs["validators"] = validators
+    return UnboundField(cls, *args, name=unbound.name, **kwargs)
 
 
 class Form(FlaskForm):
-    """Every form: CSRF from Flask-WTF, WTForms' own messages in Japanese."""
+    """Every form: CSRF from Flask-WTF, WTForms' own messages in Japanese, and the kernel's
+    checks of text (control characters) and dates (range) on every field."""
 
     class Meta:
         locales = ("ja_JP", "ja")
+
+        def bind_field(self, form, unbound_field, options):
+            return super().bind_field(form, guard_field(unbound_field), options)
 
 
 def required(label: str) -> DataRequired:
@@ -213,6 +293,10 @@ class DepartmentForm(Form):
 class CategoryForm(Form):
     code = StringField("コード（半角英数字）", validators=[Optional(), max_length("コード", 40)])
     name = StringField("分類名", validators=[required("分類名"), max_length("分類名", 80)])
+    name_en = StringField(
+        "分類名（英語・公開ページ用、空欄なら日本語の分類名）",
+        validators=[Optional(), max_length("分類名（英語）", 80)],
+    )
     sort_order = IntegerField(
         "表示順",
         validators=[

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from flask import Flask, request
+from flask import Flask, current_app, request
 from flask_babel import Babel
 
 LANGUAGES = ("ja", "en")
@@ -85,8 +85,10 @@ def init_app(app: Flask) -> None:
     def language_links():
         from flask_babel import get_locale
 
+        language = str(get_locale() or "ja")
         return {
-            "current_language": str(get_locale() or "ja"),
+            "current_language": language,
+            "public_centre_name": localized_setting("CENTRE_NAME", language),
             "LANGUAGE_NAMES": LANGUAGE_NAMES,
             "language_url": language_url,
         }
@@ -102,3 +104,15 @@ def language_url(code: str, carry: dict | None = None) -> str:
     args.update({k: v for k, v in (carry or {}).items() if v not in (None, "")})
     args["lang"] = code
     return f"{request.path}?{urlencode(args)}"
+
+
+def localized_setting(key: str, language: str | None) -> str:
+    """An administrator's setting in a public page's language: `KEY_EN` in English, when set.
+
+    Such values are data: they never go through gettext (whose result a template takes as
+    safe markup), so each has its own English setting, falling back to the Japanese one.
+    """
+    settings = current_app.config["MADOGUCHI"]
+    if language == "en" and settings.get(f"{key}_EN"):
+        return str(settings[f"{key}_EN"])
+    return str(settings.get(key) or "")

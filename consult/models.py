@@ -143,8 +143,15 @@ class Category(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(sa.String(40), unique=True)
     name: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    # The name on the public English pages, set by administrators: data never goes through
+    # gettext, so a translated name is a field of its own (empty: the Japanese name).
+    name_en: Mapped[str | None] = mapped_column(sa.String(80))
     sort_order: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)
+
+    def public_name(self, language: str | None = "ja") -> str:
+        """The name in the public page's language, falling back to the Japanese one."""
+        return (self.name_en or self.name) if language == "en" else self.name
 
     def __repr__(self) -> str:
         return f"<Category {self.id} {self.code}>"

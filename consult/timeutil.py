@@ -10,6 +10,22 @@ import sqlalchemy as sa
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 
+# The dates the system deals in. Outside them Python's datetime cannot even move a time between
+# Tokyo and UTC (0001-01-01 00:00 in Tokyo is before datetime.min in UTC; 9999-12-31 plus a slot
+# overflows), so every date a person types is checked against this range first.
+EARLIEST = date(2000, 1, 1)
+LATEST = date(2100, 12, 31)
+OUT_OF_RANGE = "2000年1月1日から2100年12月31日までの日付で入力してください。"
+
+
+def in_range(value: date | datetime | None) -> bool:
+    """True for a date (or a date-time, judged by its own calendar date) in EARLIEST…LATEST."""
+    if value is None:
+        return False
+    day = value.date() if isinstance(value, datetime) else value
+    return EARLIEST <= day <= LATEST
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

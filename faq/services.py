@@ -34,6 +34,7 @@ from consult.services.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from consult.services.normalize import clean_text
 from consult.timeutil import utcnow
 from faq.analysis import fold, morph_terms
 from faq.models import (
@@ -139,18 +140,9 @@ def remaining_personal_data(entry: FaqEntry) -> list:
 # --- entries ----------------------------------------------------------------------------------
 
 
-def _clean(value: str | None, label: str, limit: int, required: bool = True) -> str:
-    text = (value or "").replace("\r\n", "\n").strip()
-    if required and not text:
-        raise ValidationFailed(f"{label}を入力してください。")
-    if len(text) > limit:
-        raise ValidationFailed(f"{label}は{limit:,}文字以内で入力してください。")
-    return text
-
-
 def _keywords(value: str | None) -> str:
     words = [w.strip() for w in re.split(r"[,、，\s]+", value or "") if w.strip()]
-    return _clean(",".join(dict.fromkeys(words)), "キーワード", MAX_KEYWORDS, required=False)
+    return clean_text(",".join(dict.fromkeys(words)), "キーワード", MAX_KEYWORDS)
 
 
 def _check_refs(category_id: int | None, department_id: int | None) -> None:
@@ -211,8 +203,8 @@ def create_entry(
         raise ValidationFailed("公開範囲の選択肢から選んでください。") from None
     _check_refs(category_id, department_id)
     entry = FaqEntry(
-        question=_clean(question, "質問", MAX_QUESTION),
-        answer=_clean(answer, "回答", MAX_ANSWER),
+        question=clean_text(question, "質問", MAX_QUESTION, required=True),
+        answer=clean_text(answer, "回答", MAX_ANSWER, required=True),
         keywords=_keywords(keywords),
         category_id=category_id,
         department_id=department_id,
@@ -249,8 +241,8 @@ def update_entry(
     except ValueError:
         raise ValidationFailed("公開範囲の選択肢から選んでください。") from None
     _check_refs(category_id, department_id)
-    entry.question = _clean(question, "質問", MAX_QUESTION)
-    entry.answer = _clean(answer, "回答", MAX_ANSWER)
+    entry.question = clean_text(question, "質問", MAX_QUESTION, required=True)
+    entry.answer = clean_text(answer, "回答", MAX_ANSWER, required=True)
     entry.keywords = _keywords(keywords)
     entry.category_id = category_id
     entry.department_id = department_id

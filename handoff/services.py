@@ -27,6 +27,7 @@ from consult.services.errors import (
     PermissionDenied,
     ValidationFailed,
 )
+from consult.services.normalize import clean_text
 from consult.timeutil import format_tokyo, utcnow
 from handoff import rollup
 from handoff.models import (
@@ -98,17 +99,6 @@ class Request:
     due_at: datetime | None = None
 
 
-def _text(value: str | None, label: str, limit: int, required: bool = False) -> str:
-    value = (value or "").strip()
-    if required and not value:
-        raise ValidationFailed(f"{label}を入力してください。")
-    if len(value) > limit:
-        raise ValidationFailed(
-            f"{label}は{limit:,}文字以内で入力してください（現在{len(value):,}文字）。"
-        )
-    return value
-
-
 def _entry(handoff: Handoff, author: Staff | None, body: str, **data) -> None:
     data.update(
         handoff_id=handoff.id,
@@ -171,7 +161,7 @@ def create(actor: Actor, ticket: Ticket, requests: list[Request]) -> list[Handof
         if department.id in seen:
             raise ValidationFailed(f"「{department.name}」が重複しています。")
         seen.add(department.id)
-        summary = _text(request.summary, "担当課への伝達事項", MAX_SUMMARY, required=True)
+        summary = clean_text(request.summary, "担当課への伝達事項", MAX_SUMMARY, required=True)
         due = request.due_at or default_due(request.response, now)
         if due <= now:
             raise ValidationFailed("回答期限は現在より後の日時を指定してください。")
@@ -364,10 +354,10 @@ def finish(actor: Actor, handoff: Handoff, record: Record) -> None:
 
 
 def _finish(handoff: Handoff, staff: Staff | None, record: Record, author_name: str | None):
-    action = _text(record.action, "対応内容", MAX_RECORD, required=True)
-    outcome = _text(record.outcome, "結果", MAX_RECORD, required=True)
-    follow_up = _text(record.follow_up, "今後の対応", MAX_RECORD)
-    follow_up_by = _text(record.follow_up_by, "今後の対応の担当", 120)
+    action = clean_text(record.action, "対応内容", MAX_RECORD, required=True)
+    outcome = clean_text(record.outcome, "結果", MAX_RECORD, required=True)
+    follow_up = clean_text(record.follow_up, "今後の対応", MAX_RECORD)
+    follow_up_by = clean_text(record.follow_up_by, "今後の対応の担当", 120)
     if follow_up and not follow_up_by:
         raise ValidationFailed("今後の対応がある場合は、誰が対応するかを入力してください。")
     _move(handoff, HandoffState.DONE)
@@ -396,7 +386,7 @@ def decline(actor: Actor, handoff: Handoff, reason: str) -> None:
 
 
 def _decline(handoff: Handoff, staff: Staff | None, reason: str) -> None:
-    reason = _text(reason, "差し戻しの理由", MAX_RECORD, required=True)
+    reason = clean_text(reason, "差し戻しの理由", MAX_RECORD, required=True)
     _move(handoff, HandoffState.DECLINED)
     now = utcnow()
     handoff.declined_at = now
@@ -424,7 +414,7 @@ def _return_to_centre_when_settled(handoff: Handoff, staff: Staff | None) -> Non
 
 def cancel(actor: Actor, handoff: Handoff, reason: str) -> None:
     actor.require(*DESK_ROLES)
-    reason = _text(reason, "取消の理由", MAX_RECORD, required=True)
+    reason = clean_text(reason, "取消の理由", MAX_RECORD, required=True)
     _move(_lock(handoff), HandoffState.CANCELLED)
     _touch(handoff, utcnow())
     for link in _links(handoff):
@@ -439,7 +429,7 @@ def add_information(actor: Actor, handoff: Handoff, text: str) -> None:
     actor.require(*DESK_ROLES)
     if not handoff.is_active:
         raise InvalidTransition("終了した引継ぎには追加情報を送れません。")
-    text = _text(text, "追加情報", MAX_SUMMARY, required=True)
+    text = clean_text(text, "追加情報", MAX_SUMMARY, required=True)
     _touch(handoff, utcnow())
     _entry(handoff, actor.staff, f"{handoff.department.name}へ追加情報\n{text}", info=True)
     recipient = None
@@ -536,7 +526,7 @@ def open_link(token: str, address: str | None) -> Handoff:
 
 def finish_external(handoff: Handoff, record: Record, author_name: str) -> None:
     """An external body answers in one go: taking the request and recording what it did."""
-    author_name = _text(author_name, "ご担当者名", 120, required=True)
+    author_name = clean_text(author_name, "ご担当者名", 120, required=True)
     full_name = f"{handoff.department.name} {author_name}"
     if handoff.state == HandoffState.REQUESTED:
         _move(handoff, HandoffState.ACCEPTED)

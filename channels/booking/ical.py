@@ -12,6 +12,7 @@ from flask import current_app
 from icalendar import Calendar, Event, vCalAddress
 
 from channels.booking.models import Booking, BookingStatus, Mode
+from consult.i18n import localized_setting
 from consult.timeutil import to_tokyo, utcnow
 
 PRODID = "-//madoguchi//booking//JA"
@@ -21,10 +22,10 @@ def _settings() -> dict:
     return current_app.config["MADOGUCHI"]
 
 
-def location(booking: Booking, translate=lambda s: s) -> str:
-    settings = _settings()
+def location(booking: Booking, translate=lambda s: s, language: str = "ja") -> str:
     if booking.mode is Mode.COUNTER:
-        return translate(settings.get("BOOKING_PLACE") or "市民相談センター 窓口")
+        # The place is the administrator's setting: data, so never through the catalog.
+        return localized_setting("BOOKING_PLACE", language)
     if booking.mode is Mode.PHONE:
         return translate("センターからお電話します")
     return booking.video_url or translate("オンライン（会議のURLは別途お知らせします）")
@@ -37,6 +38,7 @@ def booking_event(
     translate=lambda s: s,
     summary: str | None = None,
     attendee: bool = True,
+    language: str = "ja",
 ) -> Event:
     settings = _settings()
     organizer = vCalAddress.new(settings["MAIL_FROM"], cn=settings["CENTRE_NAME"])
@@ -52,7 +54,7 @@ def booking_event(
         end=to_tokyo(booking.ends_at),
         summary=summary
         or translate("市民相談センター ご相談予約") + f"（{translate(booking.mode_label)}）",
-        location=location(booking, translate),
+        location=location(booking, translate, language),
         organizer=organizer,
         attendees=attendees,
         status="CANCELLED" if cancelled else "CONFIRMED",
@@ -63,11 +65,13 @@ def booking_event(
     return event
 
 
-def invitation(booking: Booking, translate=lambda s: s, stamp: datetime | None = None) -> str:
+def invitation(
+    booking: Booking, translate=lambda s: s, stamp: datetime | None = None, language: str = "ja"
+) -> str:
     """METHOD:REQUEST for a new or moved booking, METHOD:CANCEL for a cancelled one."""
     method = "CANCEL" if booking.status is BookingStatus.CANCELLED else "REQUEST"
     cal = Calendar.new(method=method, prodid=PRODID)
-    cal.add_component(booking_event(booking, stamp=stamp, translate=translate))
+    cal.add_component(booking_event(booking, stamp=stamp, translate=translate, language=language))
     cal.add_missing_timezones()
     return cal.to_ical().decode("utf-8")
 

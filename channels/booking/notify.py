@@ -7,6 +7,7 @@ from flask_babel import force_locale, gettext
 
 from channels.booking import ical
 from channels.booking.models import Booking
+from consult.i18n import localized_setting
 from consult.services.mail import enqueue_mail
 
 
@@ -19,8 +20,8 @@ def _send(booking: Booking, template: str, subject: str, with_invitation: bool =
         text = current_app.jinja_env.get_template(f"booking/mail/{template}.txt").render(
             booking=booking,
             manage_url=manage_url(booking),
-            place=ical.location(booking, gettext),
-            centre_name=gettext(current_app.config["MADOGUCHI"]["CENTRE_NAME"]),
+            place=ical.location(booking, gettext, booking.language),
+            centre_name=localized_setting("CENTRE_NAME", booking.language),
         )
         attachments = []
         if with_invitation:
@@ -29,7 +30,7 @@ def _send(booking: Booking, template: str, subject: str, with_invitation: bool =
                 {
                     "filename": "invite.ics",
                     "content_type": f"text/calendar; method={method}; charset=UTF-8",
-                    "text": ical.invitation(booking, gettext),
+                    "text": ical.invitation(booking, gettext, language=booking.language),
                 }
             )
         enqueue_mail(

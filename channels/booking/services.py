@@ -36,8 +36,13 @@ from consult.services import audit, calendar, citizens, tickets
 from consult.services.actor import DESK_ROLES, SYSTEM, Actor
 from consult.services.calendar import Hours
 from consult.services.errors import DomainError, NotFound, ValidationFailed
-from consult.services.normalize import normalize_email, normalize_phone, single_line
-from consult.timeutil import TOKYO, to_tokyo, utcnow
+from consult.services.normalize import (
+    normalize_email,
+    normalize_phone,
+    single_line,
+    strip_controls,
+)
+from consult.timeutil import EARLIEST, TOKYO, in_range, to_tokyo, utcnow
 
 MAX_CONTENT = 2_000
 MANAGE_SALT = "booking-manage"
@@ -200,12 +205,22 @@ def nearest_free(mode: Mode, around: datetime, limit: int = 5) -> list[FreeSlot]
     return sorted(slots[:limit], key=lambda s: s.starts_at)
 
 
+def _refuse_out_of_range(starts_at: datetime) -> None:
+    """Year 1 or 9999: refused with the same words as any other time out of reach, before
+    anything converts it to UTC, which such a time cannot be."""
+    if not in_range(starts_at):
+        if starts_at.year < EARLIEST.year:
+            raise SlotUnavailable("過去の日時は予約できません。")
+        raise SlotUnavailable("予約できるのは8週間先までです。")
+
+
 def check_slot(
     mode: Mode, starts_at: datetime, now: datetime | None = None
 ) -> tuple[datetime, int]:
     """The slot's end and capacity, or a clear refusal (past, too soon, too far, outside hours)."""
     now = now or utcnow()
     settings = config()
+    _refuse_out_of_range(starts_at)
     local = to_tokyo(starts_at)
     if starts_at < now:
         raise SlotUnavailable("過去の日時は予約できません。")
@@ -296,7 +311,7 @@ class BookingInput:
             raise ValidationFailed("相談の方法を選んでください。") from None
         name = single_line(self.name)
         kana = single_line(self.kana)
-        content = (self.content or "").strip()
+        content = strip_controls(self.content).strip()
         if not name:
             raise ValidationFailed("氏名を入力してください。")
         if len(name) > 80 or len(kana) > 80:
@@ -328,6 +343,7 @@ class BookingInput:
             category = db.session.get(Category, self.category_id)
             if category is None or not category.active:
                 raise ValidationFailed("相談の分類を一覧から選んでください。")
+        _refuse_out_of_range(self.starts_at)
         return BookingInput(
             mode=mode,
             starts_at=self.starts_at.astimezone(UTC),

@@ -15,3 +15,4 @@ class BookingSettings(Section):
     rate_limit: str = "30 per hour;10 per minute"
     # Where a counter session takes place (in the invitation and the confirmation).
     place: str = "市民相談センター 窓口"
+    place_en: str = "Citizens' Consultation Centre, counter"

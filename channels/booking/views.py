@@ -31,7 +31,7 @@ from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
 from consult.services.calendar import DAY_TYPE_LABELS, DayType, centre_hours, day_type, holiday_name
 from consult.services.errors import DomainError, NotFound
-from consult.timeutil import TOKYO, WEEKDAYS_JA, to_tokyo, tokyo_today
+from consult.timeutil import TOKYO, WEEKDAYS_JA, in_range, to_tokyo, tokyo_today
 from consult.web import actor, attempt, public, roles_required
 
 public_bp = Blueprint("booking", __name__, url_prefix="/booking")
@@ -279,7 +279,7 @@ def manage(token):
         form=ConfirmForm(),
         MODE_LABELS=MODE_LABELS,
         BookingStatus=BookingStatus,
-        place=ical.location(booking, gettext),
+        place=ical.location(booking, gettext, _lang()),
     )
 
 
@@ -394,9 +394,10 @@ def feed(token):
 
 def _day_arg() -> date:
     try:
-        return date.fromisoformat(request.args.get("date", ""))
+        day = date.fromisoformat(request.args.get("date", ""))
     except ValueError:
         return tokyo_today()
+    return day if in_range(day) else tokyo_today()
 
 
 def _rooms(day: date) -> list[tuple[Mode, int]]:

@@ -26,6 +26,7 @@ from html.parser import HTMLParser
 from typing import ClassVar
 
 from consult.services.jis import decode_iso2022jp
+from consult.services.normalize import strip_controls
 
 _SJIS = {"shift_jis", "shift-jis", "sjis", "x-sjis", "ms_kanji", "csshiftjis", "windows-31j",
          "cp932", "ms932", "x-ms-cp932", "shift_jisx0213", "shift_jis_2004"}  # fmt: skip
@@ -200,13 +201,13 @@ def html_to_text(markup: str) -> str:
     return text
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b\ufeff]")
+_ZERO_WIDTH = re.compile(r"[\u200b\ufeff]")
 
 
 def normalise_text(text: str) -> str:
     """For display only: one kind of line end, no control characters, no runs of blank lines."""
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    text = _CONTROL.sub("", text)
+    text = strip_controls(_ZERO_WIDTH.sub("", text))  # the kernel's one definition
     text = unicodedata.normalize("NFC", text)
     lines = [line.rstrip() for line in text.split("\n")]
     text = "\n".join(lines)
@@ -355,9 +356,12 @@ def _param_text(part: Message, name: str, header: str) -> str | None:
 
 
 def _filename(part: Message) -> str | None:
-    return _param_text(part, "filename", "content-disposition") or _param_text(
+    name = _param_text(part, "filename", "content-disposition") or _param_text(
         part, "name", "content-type"
     )
+    if name is None:
+        return None
+    return strip_controls(name, multiline=False) or None
 
 
 def _payload(part: Message) -> bytes:
@@ -397,6 +401,7 @@ def parse(raw: bytes, *, max_parts: int = 200, max_attachment_bytes: int = 10 * 
         name, address = email.utils.parseaddr(str(message.get("From")))
         name = decode_header_value(name)
     address = address.strip().lower() if address and "@" in address else None
+    name = strip_controls(name, multiline=False)
 
     plain: list[str] = []
     html_parts: list[str] = []

@@ -49,6 +49,7 @@ from consult.models import Channel, EntryKind, OutboxMessage, Status, Ticket, Ti
 from consult.services import audit, calendar, outbox, tickets
 from consult.services.actor import DESK_ROLES, SYSTEM, Actor
 from consult.services.errors import NotFound, ValidationFailed
+from consult.services.normalize import strip_controls
 from consult.services.outbox import PermanentFailure, TemporaryFailure
 from consult.timeutil import WEEKDAYS_JA, to_tokyo, utcnow
 
@@ -595,7 +596,7 @@ def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEv
     """Every message goes on the citizen's ticket first, whatever else it triggers (issue 14);
     a text right after the explicit link step is also tried as a number and a code."""
     kind = message.get("type")
-    text = message.get("text") or ""
+    text = strip_controls(message.get("text"))  # PostgreSQL refuses NUL; none is meant
     link = None
     if kind == "text" and _link_step_taken(event):
         link = LINK_PATTERN.search(unicodedata.normalize("NFKC", text))
@@ -603,6 +604,7 @@ def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEv
         body, extra = text, {}
     else:
         body, extra = _describe(message)
+        body = strip_controls(body)
     if link is not None:
         extra = {"link_attempt": True}
     # A link attempt's ticket is not named after the code it carries.
@@ -623,7 +625,7 @@ def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEv
                 ticket_id=ticket.id,
                 message_id=str(message.get("id"))[:64],
                 kind=kind,
-                file_name=(message.get("fileName") or None),
+                file_name=(strip_controls(message.get("fileName")) or None),
                 status=MediaStatus.PENDING,
                 next_attempt_at=utcnow(),
                 created_at=utcnow(),

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
+from consult.services.errors import ValidationFailed
+
 _PHONE_SEPARATORS = re.compile(r"[\s\-‐‑‒–—―ー−()（）.]")
 _DOMESTIC_PHONE = re.compile(r"0\d{9,10}")
 _EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+")
@@ -59,3 +61,39 @@ def single_line(text: str | None) -> str:
 def like_prefix(text: str) -> str:
     """A LIKE pattern for values starting with `text`, its wildcards escaped (ESCAPE '\\')."""
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+# C0 controls except tab, line feed and carriage return; DEL; C1 controls; lone surrogates.
+# PostgreSQL refuses NUL in text (SQLite stores it), a surrogate cannot even be encoded for it,
+# and none of them is something a person meant to write.
+_CONTROLS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+_LINE_BREAKS = re.compile(r"[\t\n\r]")
+
+
+def has_controls(text: str | None) -> bool:
+    return bool(text) and _CONTROLS.search(text) is not None
+
+
+def strip_controls(text: str | None, multiline: bool = True) -> str:
+    """The text without control characters and lone surrogates, for any place text comes in.
+
+    Tabs and line breaks stay in a multi-line text; in a one-line value they become spaces.
+    """
+    text = _CONTROLS.sub("", text or "")
+    return text if multiline else _LINE_BREAKS.sub(" ", text)
+
+
+def clean_text(value: str | None, label: str, limit: int, required: bool = False) -> str:
+    """The one check of a free text that a service stores: cleaned, trimmed, required, limited.
+
+    Services call it whatever the caller (a form, the command line, a channel), so what reaches
+    the database never holds a control character, on SQLite as on PostgreSQL.
+    """
+    text = strip_controls(value).replace("\r\n", "\n").strip()
+    if required and not text:
+        raise ValidationFailed(f"{label}を入力してください。")
+    if len(text) > limit:
+        raise ValidationFailed(
+            f"{label}は{limit:,}文字以内で入力してください（現在{len(text):,}文字）。"
+        )
+    return text

@@ -46,7 +46,14 @@ from consult.services import audit, report_rollup
 from consult.services.actor import Actor
 from consult.services.errors import ValidationFailed
 from consult.services.report_rollup import NO_CATEGORY
-from consult.timeutil import TOKYO, fiscal_year, format_tokyo, tokyo_today, utcnow
+from consult.timeutil import (
+    TOKYO,
+    fiscal_year,
+    format_tokyo,
+    in_range,
+    tokyo_today,
+    utcnow,
+)
 
 REPORT_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 QUARTER_MONTHS = {1: (4, 6), 2: (7, 9), 3: (10, 12), 4: (1, 3)}
@@ -114,6 +121,10 @@ def parse_period(args: dict) -> Period:
             raise ValidationFailed(
                 "期間は開始日と終了日を YYYY-MM-DD の形で入力してください。"
             ) from exc
+        if not (in_range(first) and in_range(last)):
+            raise ValidationFailed(
+                "期間は2000年1月1日から2100年12月31日までの日付で指定してください。"
+            )
         if last < first:
             raise ValidationFailed("終了日は開始日と同じか、それより後にしてください。")
         if (last - first).days >= MAX_DAYS:

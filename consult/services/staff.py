@@ -11,7 +11,7 @@ from consult.models import Category, Department, Role, Staff
 from consult.services import audit, auth
 from consult.services.actor import Actor
 from consult.services.errors import NotFound, ValidationFailed
-from consult.services.normalize import normalize_email
+from consult.services.normalize import clean_text, normalize_email
 
 LOGIN_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{1,63}")
 CODE_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]{0,39}")
@@ -250,10 +250,10 @@ def save_category(
     category: Category | None = None,
     sort_order: int | None = None,
     active: bool = True,
+    name_en: str | None = None,
 ) -> Category:
-    name = name.strip()
-    if not name or len(name) > 80:
-        raise ValidationFailed("分類名を80文字以内で入力してください。")
+    name = clean_text(name, "分類名", 80, required=True)
+    name_en = clean_text(name_en, "分類名（英語）", 80) or None
     clash = db.session.scalar(sa.select(Category).where(Category.name == name))
     if clash is not None and clash is not category:
         raise ValidationFailed(f"分類「{name}」は既にあります。")
@@ -272,6 +272,7 @@ def save_category(
         if sort_order is not None:
             category.sort_order = sort_order
     category.active = active
+    category.name_en = name_en
     db.session.flush()
     if actor is not None:
         audit.record(actor, "update", "category", category.id)
@@ -287,3 +288,13 @@ DEFAULT_CATEGORIES = [
     ("worries", "心配事"),
     ("other", "その他"),
 ]
+# Their names on the public English pages (Category.name_en), for the demo centre.
+DEFAULT_CATEGORY_NAMES_EN = {
+    "procedures": "Administrative procedures",
+    "consumer": "Consumer problems",
+    "requests": "Requests to the city",
+    "business": "Business consultation",
+    "household": "Household budget",
+    "worries": "Worries",
+    "other": "Other",
+}

@@ -31,6 +31,7 @@ from consult.services.errors import (
     NotFound,
     ValidationFailed,
 )
+from consult.services.normalize import clean_text
 from consult.timeutil import fiscal_year, tokyo_today, utcnow
 
 NUMBER_PATTERN = re.compile(r"(\d{4})-(\d{6})")
@@ -67,17 +68,6 @@ def allocate_number(
     else:
         sequence = numbering.next_value("ticket", str(year))
     return year, sequence, format_number(year, sequence)
-
-
-def _text(value: str | None, label: str, limit: int = MAX_TEXT, required: bool = False) -> str:
-    value = (value or "").strip()
-    if required and not value:
-        raise ValidationFailed(f"{label}を入力してください。")
-    if len(value) > limit:
-        raise ValidationFailed(
-            f"{label}は{limit:,}文字以内で入力してください（現在{len(value):,}文字）。"
-        )
-    return value
 
 
 def _category(category_id: int | None) -> Category | None:
@@ -132,8 +122,8 @@ def create_ticket(
     from a reservation (see numbering.Reservation) instead of one UPDATE per ticket."""
     if actor.staff is not None or not actor.trusted:
         actor.require(*DESK_ROLES)
-    subject = _text(subject, "件名", MAX_SUBJECT, required=True)
-    note = _text(first_note, "最初のメモ")
+    subject = clean_text(subject, "件名", MAX_SUBJECT, required=True)
+    note = clean_text(first_note, "最初のメモ", MAX_TEXT)
     category = _category(category_id)
     now = at or utcnow()
     year, sequence, number = allocate_number(now, numbers)
@@ -180,7 +170,7 @@ def get_ticket(actor: Actor, number: str, *, audit_view: bool = True) -> Ticket:
 def add_note(actor: Actor, ticket: Ticket, body: str) -> TimelineEntry:
     actor.require(*DESK_ROLES)
     ticket.ensure_open()
-    body = _text(body, "メモ", required=True)
+    body = clean_text(body, "メモ", MAX_TEXT, required=True)
     entry = add_entry(ticket, EntryKind.NOTE, author=actor.staff, body=body)
     if ticket.status == Status.RECEIVED:
         _set_status(actor, ticket, Status.IN_PROGRESS)
@@ -221,15 +211,15 @@ def change_status(actor: Actor, ticket: Ticket, new: Status | str, reason: str |
             f"「{STATUS_LABELS[ticket.status]}」から「{STATUS_LABELS[new]}」には変更できません。"
         )
     if new == Status.RESOLVED and reason:
-        ticket.resolution_summary = _text(reason, "対応結果")
-    _set_status(actor, ticket, new, _text(reason, "理由") or None)
+        ticket.resolution_summary = clean_text(reason, "対応結果", MAX_TEXT)
+    _set_status(actor, ticket, new, clean_text(reason, "理由", MAX_TEXT) or None)
 
 
 def close(actor: Actor, ticket: Ticket, summary: str) -> None:
     """Close with a resolution summary (required); also ends a running counter or phone session."""
     actor.require(*DESK_ROLES)
     ticket.ensure_open()
-    summary = _text(summary, "対応結果の要約", required=True)
+    summary = clean_text(summary, "対応結果の要約", MAX_TEXT, required=True)
     now = utcnow()
     if ticket.session_started_at and not ticket.session_ended_at:
         end_session(actor, ticket, at=now)
@@ -243,7 +233,7 @@ def reopen(actor: Actor, ticket: Ticket, reason: str) -> None:
     actor.require(*DESK_ROLES)
     if ticket.status not in REOPENABLE:
         raise InvalidTransition("再開できるのは「解決」または「完了」の相談だけです。")
-    reason = _text(reason, "再開の理由", 2000, required=True)
+    reason = clean_text(reason, "再開の理由", 2000, required=True)
     ticket.closed_at = None
     _set_status(actor, ticket, Status.IN_PROGRESS, reason)
 
@@ -273,7 +263,7 @@ def update_details(
 ) -> None:
     actor.require(*DESK_ROLES)
     ticket.ensure_open()
-    subject = _text(subject, "件名", MAX_SUBJECT, required=True)
+    subject = clean_text(subject, "件名", MAX_SUBJECT, required=True)
     category = _category(category_id)
     try:
         priority_value = Priority(priority)

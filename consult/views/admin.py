@@ -20,7 +20,7 @@ from consult.models import Category, Department, OutboxMessage, Role
 from consult.services import audit, outbox
 from consult.services import staff as staff_service
 from consult.services.audit import ACTION_LABELS, OBJECT_LABELS
-from consult.timeutil import TOKYO
+from consult.timeutil import TOKYO, in_range
 from consult.web import actor, attempt, roles_required
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -217,6 +217,7 @@ def category_edit(category_id: int | None = None):
             lambda: staff_service.save_category(
                 actor(),
                 name=form.name.data,
+                name_en=form.name_en.data,
                 code=form.code.data,
                 category=category,
                 sort_order=form.sort_order.data,
@@ -234,9 +235,10 @@ def category_edit(category_id: int | None = None):
 def _date_arg(name: str):
     raw = request.args.get(name, "")
     try:
-        return datetime.fromisoformat(raw).date() if raw else None
+        day = datetime.fromisoformat(raw).date() if raw else None
     except ValueError:
         return None
+    return day if in_range(day) else None  # year 1 or 9999: no filter rather than an overflow
 
 
 @bp.get("/audit")

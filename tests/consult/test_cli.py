@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from consult.extensions import db
-from consult.models import Channel, Department, Role, Staff, Status, Ticket
+from consult.models import Category, Channel, Department, Role, Staff, Status, Ticket
 from consult.services import outbox, tickets
 from consult.services.actor import Actor
 from tests.conftest import install_channel
@@ -238,6 +238,9 @@ def test_seed_demo_loads_takamatsu_and_every_role_once(app, run):
     assert "デモデータを登録しました（相談 12 件）。" in result.output
     names = set(db.session.scalars(sa.select(Department.name)))
     assert {"市民課", "政策課", "秘書課"} <= names
+    # Categories carry their English names for the public English pages (never the catalog).
+    english = dict(db.session.execute(sa.select(Category.code, Category.name_en)).all())
+    assert english["procedures"] == "Administrative procedures"
     roles = set(db.session.scalars(sa.select(Staff.role)))
     assert roles == set(Role)
     before = _counts()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 import pytest
+import sqlalchemy as sa
 
 from consult.extensions import db
 from consult.logging import scrub
@@ -130,3 +131,64 @@ def test_crlf_in_a_login_name_cannot_forge_a_log_line(app, caplog):
 
 def test_scrub_keeps_ids_and_numbers_that_are_not_personal():
     assert scrub("ticket=2026-000123 outbox=42 staff=7") == "ticket=2026-000123 outbox=42 staff=7"
+
+
+# --- database errors ----------------------------------------------------------------------------
+
+CITIZEN_NAME = "髙橋 美智子"
+CITIZEN_KANA = "たかはし みちこ"
+ADDRESS = "高松市番町一丁目8番15号"
+CONTENT = "生活保護の申請について、家賃の滞納と病気のことを相談したい"
+
+
+def _provoke(statement) -> None:
+    """Run a statement that the database refuses, and log the error as Flask does for a 500."""
+    import sys
+
+    from flask import current_app
+
+    try:
+        db.session.execute(statement)
+        db.session.flush()
+    except sa.exc.DBAPIError:
+        with current_app.test_request_context("/booking/details", method="POST"):
+            current_app.log_exception(sys.exc_info())
+        db.session.rollback()
+    else:  # pragma: no cover - the statement must fail, or the test proves nothing
+        raise AssertionError("the database accepted the statement")
+
+
+def test_a_database_error_logs_no_personal_data(app, caplog, backend):
+    """Names, kana, addresses and free text reach neither the log's message nor its traceback.
+
+    A NOT NULL violation carries every value of the row twice: in SQLAlchemy's "[parameters: …]"
+    and, on PostgreSQL, in the server's "DETAIL: Failing row contains (…)". A content with a line
+    break puts the row's tail on a line of its own.
+    """
+    from channels.booking.models import Booking
+
+    caplog.set_level(logging.DEBUG)
+    secrets = (CITIZEN_NAME, CITIZEN_KANA, ADDRESS, CONTENT, "家賃の滞納", "髙橋", "みちこ")
+    row = {
+        "reference": "B-TEST1",
+        "uid": "uid-test-1",
+        "mode": "counter",
+        "status": "booked",
+        "name": CITIZEN_NAME,
+        "kana": CITIZEN_KANA,
+        "content": f"{CONTENT}\n住所：{ADDRESS}",
+        "language": "ja",
+    }
+    _provoke(sa.insert(Booking.__table__).values(**row))  # slot_id and times missing
+    if backend == "postgresql":
+        # A value too long for its column: a DataError, whose parameters are the citizen's.
+        _provoke(
+            sa.insert(Booking.__table__).values(
+                **{**row, "name": CITIZEN_NAME * 20, "slot_id": 1, "sequence": 0}
+            )
+        )
+    text = caplog.text + "\n".join(r.exc_text or "" for r in caplog.records)
+    assert "IntegrityError" in text  # the error is logged, with its traceback …
+    assert "booking" in text  # … and says which table …
+    for secret in secrets:  # … but none of the citizen's words
+        assert secret not in text, secret
