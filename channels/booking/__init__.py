@@ -12,13 +12,13 @@ def register(app: Flask) -> None:
     from channels.booking import models, services, views  # noqa: F401 (models for the metadata)
     from consult import cli as consult_cli
     from consult import i18n
-    from consult.services import calendar
+    from consult.services import calendar, ratelimit
 
     app.config["MADOGUCHI"].setdefault("BOOKING_RATE_LIMIT", "30 per hour;10 per minute")
     app.config["MADOGUCHI"].setdefault("BOOKING_PLACE", "市民相談センター 窓口")
     app.register_blueprint(views.public_bp)
     app.register_blueprint(views.staff_bp)
-    views.init_limiter(app)
+    ratelimit.parse(app.config["MADOGUCHI"]["BOOKING_RATE_LIMIT"])  # refuse a bad setting early
     i18n.add_translation_dir(Path(__file__).parent / "translations")
     if services.hour_override not in calendar.hour_overrides:
         calendar.hour_overrides.append(services.hour_override)
