@@ -13,9 +13,14 @@ def register(app: Flask) -> None:
     """Plug the FAQ into the kernel: models, index, blueprints, CLI, ticket panel, catalogs."""
     from consult import i18n, registry
     from consult.extensions import db
+    from consult.services import ratelimit
     from faq import models  # noqa: F401 (the tables must be known to the metadata)
     from faq.search import SearchIndex
 
+    # 「役に立った」 per address and entry (one per browser is the vote table's own rule): a
+    # script that drops its cookie gets this many, not thirty, whatever the number of workers.
+    app.config["MADOGUCHI"].setdefault("FAQ_VOTE_RATE_LIMIT", "3 per day")
+    ratelimit.parse(app.config["MADOGUCHI"]["FAQ_VOTE_RATE_LIMIT"])  # refuse a bad setting early
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":
