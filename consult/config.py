@@ -41,6 +41,7 @@ def default_settings(instance_path: Path) -> dict:
         "ABSOLUTE_TIMEOUT_HOURS": 10,
         "LOGIN_MAX_FAILURES": 5,
         "LOGIN_LOCK_MINUTES": 15,
+        # Wrong guesses from one address (per lock window) before its answers slow down.
         "LOGIN_MAX_FAILURES_PER_ADDRESS": 30,
         "QUEUE_PAGE_SIZE": 50,
         "PASSWORD_HASH_COST": "default",
