@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -145,3 +146,17 @@ def purge(now: datetime | None = None) -> int:
         sa.delete(RateLimitCounter).where(RateLimitCounter.window_ends <= _epoch(now or utcnow()))
     )
     return result.rowcount or 0
+
+
+PURGE_EVERY_SECONDS = 600
+_last_purge = {"at": float("-inf")}
+
+
+def purge_task() -> None:
+    """Worker task: every ten minutes, drop the ended windows (they would only grow the table)."""
+    now = time.monotonic()
+    if now - _last_purge["at"] < PURGE_EVERY_SECONDS:
+        return
+    _last_purge["at"] = now
+    purge()
+    db.session.commit()

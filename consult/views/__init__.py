@@ -21,6 +21,7 @@ def register(app: Flask) -> None:
 
 def _register_safety_and_reports(app: Flask) -> None:
     from consult import cli
+    from consult.services import ratelimit
     from consult.services import reports as report_service
     from consult.services import safety as safety_service
     from consult.views import reports, safety
@@ -38,6 +39,8 @@ def _register_safety_and_reports(app: Flask) -> None:
     )
     if safety_service.check_long_sessions not in cli.worker_tasks:
         cli.worker_tasks.append(safety_service.check_long_sessions)
+    if ratelimit.purge_task not in cli.worker_tasks:
+        cli.worker_tasks.append(ratelimit.purge_task)
     report_service.register_builtin_sections()
 
     @app.context_processor
