@@ -47,7 +47,7 @@ def rate_limited(
     methods: tuple[str, ...] = ("POST",),
     key: Callable[..., str] | None = None,
 ) -> Callable:
-    """Refuse with 429 once the client address has used up the limits named by `setting`.
+    """Refuse with 429 once the client address used up the limits in `setting` on this route.
 
     The count lives in the database (consult.services.ratelimit), so it is exact across
     gunicorn workers and servers. It is committed at once, before the view runs: a request that
@@ -61,7 +61,9 @@ def rate_limited(
         def wrapped(*args: Any, **kwargs: Any):
             if request.method in methods:
                 limits = ratelimit.parse(current_app.config["MADOGUCHI"][setting])
-                who = request.remote_addr or "unknown"
+                # Per route, as flask-limiter counted before: moving a booking does not use up
+                # the allowance for making one.
+                who = f"{request.endpoint}|{request.remote_addr or 'unknown'}"
                 if key is not None:
                     who = f"{who}|{key(*args, **kwargs)}"
                 wait = ratelimit.over(scope, who, limits)
