@@ -34,6 +34,8 @@ def _load_or_create_secret(instance_path: Path) -> str:
 def default_settings(instance_path: Path) -> dict:
     return {
         "DATABASE_URL": f"sqlite:///{instance_path / 'madoguchi.db'}",
+        # Rate limits and login counts: in the database unless a Redis URL is given.
+        "REDIS_URL": "",
         "DATA_DIR": str(instance_path / "data"),
         "ENV": "development",
         # Counter PCs sit in the centre all day: idle 30 minutes, absolute one working day.

@@ -360,3 +360,20 @@ def smtp_tls_server(tls_pki):
     yield start
     for controller in controllers:
         controller.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    from tests.redis_server import throwaway_redis
+
+    with throwaway_redis() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """The throwaway Redis, emptied for this test."""
+    import redis
+
+    redis.Redis.from_url(redis_server).flushdb()
+    return redis_server

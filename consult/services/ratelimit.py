@@ -12,8 +12,13 @@ ended starts a new one at 1 (in the same statement, so no reset can race with a 
 lets a caller keep the row for `hold` from the hit that reaches a threshold (a login lock lasts 15
 minutes from the failure that locks it, whenever the window began).
 
-The hit is written in the caller's session and flushed, never committed: a caller that must keep
-the count although its request answers with an error (429) commits it itself, in the web layer.
+With MADOGUCHI_REDIS_URL set, the counts live in Redis instead (the same windows, one Lua
+script per hit, atomic on the Redis server; keys expire by themselves); the database is the
+default and needs nothing more.
+
+In the database, the hit is written in the caller's session and flushed, never committed: a
+caller that must keep the count although its request answers with an error (429) commits it
+itself, in the web layer.
 Keys are stored as SHA-256 digests, so the table holds no address or login (nothing here for
 disposal or disclosure to reach).
 """
@@ -27,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app, has_app_context
 from sqlalchemy.dialects import postgresql, sqlite
 
 from consult.extensions import db
@@ -78,6 +84,47 @@ def _moment(seconds: int) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
 
+# KEYS[1]: the counter; ARGV: now, period, hold_at (0: none), hold (seconds since the epoch and
+# seconds). The same rule as the database's upsert, in one atomic script.
+_REDIS_HIT = """
+local now, period = tonumber(ARGV[1]), tonumber(ARGV[2])
+local hold_at, hold = tonumber(ARGV[3]), tonumber(ARGV[4])
+local raw = redis.call('HGET', KEYS[1], 'ends')
+local ends = raw and tonumber(raw) or 0
+local hits
+if ends <= now then
+  hits = 1
+  ends = now + period
+else
+  hits = tonumber(redis.call('HGET', KEYS[1], 'hits')) + 1
+  if hold_at > 0 and hits == hold_at then ends = now + hold end
+end
+redis.call('HSET', KEYS[1], 'hits', hits, 'ends', ends)
+redis.call('EXPIRE', KEYS[1], ends - now + 60)
+return {hits, ends}
+"""
+
+
+def _redis():
+    """The Redis client when MADOGUCHI_REDIS_URL is configured (one per app), else None."""
+    if not has_app_context():
+        return None
+    url = current_app.config["MADOGUCHI"].get("REDIS_URL")
+    if not url:
+        return None
+    client = current_app.extensions.get("madoguchi_redis")
+    if client is None:
+        import redis
+
+        client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+        current_app.extensions["madoguchi_redis"] = client
+    return client
+
+
+def _redis_key(scope: str, key: str) -> str:
+    return f"madoguchi:ratelimit:{scope}:{_digest(key)}"
+
+
 def hit(
     scope: str,
     key: str,
@@ -90,6 +137,12 @@ def hit(
     """Count one hit for `key` in `scope` and answer the count including it, atomically."""
     now_s = _epoch(now or utcnow())
     period_s = max(1, int(period.total_seconds()))
+    redis = _redis()
+    if redis is not None:
+        hold_s = int(hold.total_seconds()) if hold is not None else 0
+        args = (now_s, period_s, hold_at or 0, hold_s)
+        hits, ends = redis.eval(_REDIS_HIT, 1, _redis_key(scope, key), *args)
+        return Count(hits=int(hits), window_ends=_moment(int(ends)))
     table = RateLimitCounter.__table__
     c = table.c
     dialect = db.session.get_bind().dialect.name
@@ -133,6 +186,10 @@ def over(scope: str, key: str, limits: tuple[Limit, ...], now: datetime | None =
 
 
 def clear(scope: str, key: str) -> None:
+    redis = _redis()
+    if redis is not None:
+        redis.delete(_redis_key(scope, key))
+        return
     db.session.execute(
         sa.delete(RateLimitCounter).where(
             RateLimitCounter.scope == scope, RateLimitCounter.key == _digest(key)
@@ -141,7 +198,7 @@ def clear(scope: str, key: str) -> None:
 
 
 def purge(now: datetime | None = None) -> int:
-    """Drop the windows that ended: an ended window counts as zero anyway."""
+    """Drop the ended windows: they count as zero anyway (Redis keys expire by themselves)."""
     result = db.session.execute(
         sa.delete(RateLimitCounter).where(RateLimitCounter.window_ends <= _epoch(now or utcnow()))
     )

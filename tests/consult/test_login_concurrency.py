@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import threading
 
+import pytest
 import requests
 import sqlalchemy as sa
 
 from consult.extensions import db
-from consult.models import AuditEvent, LoginAttempt
+from consult.models import AuditEvent, LoginAttempt, RateLimitCounter
 from tests.gunicorn import csrf_token, gunicorn_server
 
 GUESSES = 20
 LOCKED = "ロックされています"
 FAILED = "ログインIDまたはパスワードが正しくありません。"
+
+
+@pytest.fixture(params=["database", "redis"])
+def counts_in(request) -> dict[str, str]:
+    """Settings that keep the counts in the database (the default) or in Redis."""
+    if request.param == "redis":
+        return {"REDIS_URL": request.getfixturevalue("redis_url")}
+    return {}
 
 
 def _login_form(base: str) -> tuple[requests.Session, str]:
@@ -29,11 +38,13 @@ def _login_form(base: str) -> tuple[requests.Session, str]:
     return session, csrf_token(page.text)
 
 
-def test_twenty_wrong_guesses_at_once_check_five(app, make_staff, database_url, tmp_path):
+def test_twenty_wrong_guesses_at_once_check_five(
+    app, make_staff, database_url, tmp_path, counts_in
+):
     staff = make_staff("consultant")
     login, staff_id = staff.login, staff.id
     db.session.commit()
-    with gunicorn_server(database_url, tmp_path, threads=1, ready_path="/login") as base:
+    with gunicorn_server(database_url, tmp_path, counts_in, threads=1, ready_path="/login") as base:
         forms = [_login_form(base) for _ in range(GUESSES)]
         barrier = threading.Barrier(GUESSES)
         answers: list = [None] * GUESSES
@@ -88,3 +99,6 @@ def test_twenty_wrong_guesses_at_once_check_five(app, make_staff, database_url, 
         .where(AuditEvent.action == "login_failed", AuditEvent.staff_id == staff_id)
     )
     assert audited == 5
+    # The count was kept where the settings say (Redis leaves the table empty).
+    rows = db.session.scalar(sa.select(sa.func.count()).select_from(RateLimitCounter))
+    assert (rows == 0) == bool(counts_in)

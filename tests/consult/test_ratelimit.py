@@ -13,6 +13,14 @@ from consult.services import ratelimit
 from consult.timeutil import utcnow
 
 
+@pytest.fixture(params=["database", "redis"])
+def store(request, app):
+    """Where the counts live: the database (the default) or Redis (MADOGUCHI_REDIS_URL)."""
+    if request.param == "redis":
+        app.config["MADOGUCHI"]["REDIS_URL"] = request.getfixturevalue("redis_url")
+    return request.param
+
+
 def test_parse_reads_the_settings_and_refuses_nonsense():
     assert ratelimit.parse("30 per hour;10 per minute") == (
         ratelimit.Limit(30, 3600),
@@ -32,7 +40,7 @@ def test_a_bad_setting_stops_the_app_at_start(app_factory):
         app_factory(FAQ_VOTE_RATE_LIMIT="10 per fortnight")
 
 
-def test_hits_count_up_and_a_new_window_starts_at_one(app):
+def test_hits_count_up_and_a_new_window_starts_at_one(app, store):
     now = utcnow()
     counts = [
         ratelimit.hit("test", "10.0.0.1", timedelta(minutes=1), now=now).hits for _ in range(3)
@@ -47,7 +55,7 @@ def test_hits_count_up_and_a_new_window_starts_at_one(app):
     assert fresh.window_ends.timestamp() == int(later.timestamp()) + 60
 
 
-def test_the_hit_that_reaches_the_threshold_holds_the_window(app):
+def test_the_hit_that_reaches_the_threshold_holds_the_window(app, store):
     start = utcnow()
     for minute in range(4):
         count = ratelimit.hit(
@@ -63,7 +71,7 @@ def test_the_hit_that_reaches_the_threshold_holds_the_window(app):
     assert count.window_ends.timestamp() == int((start + timedelta(minutes=27)).timestamp())
 
 
-def test_over_answers_the_wait_once_a_limit_is_used_up(app):
+def test_over_answers_the_wait_once_a_limit_is_used_up(app, store):
     now = utcnow()
     limits = ratelimit.parse("3 per minute;100 per hour")
     assert [ratelimit.over("s", "a", limits, now=now) for _ in range(3)] == [0, 0, 0]
@@ -82,3 +90,19 @@ def test_keys_are_stored_as_digests_and_ended_windows_are_purged(app):
     assert ratelimit.purge(now) == 1
     ratelimit.clear("s", "192.0.2.8")
     assert db.session.scalar(sa.select(sa.func.count()).select_from(RateLimitCounter)) == 0
+
+
+def test_in_redis_keys_are_digests_that_expire_and_the_table_stays_empty(app, redis_url):
+    import redis
+
+    app.config["MADOGUCHI"]["REDIS_URL"] = redis_url
+    now = utcnow()
+    assert ratelimit.hit("s", "192.0.2.7", timedelta(minutes=1), now=now).hits == 1
+    assert ratelimit.hit("s", "192.0.2.7", timedelta(minutes=1), now=now).hits == 2
+    server = redis.Redis.from_url(redis_url)
+    [key] = server.keys("*")
+    assert b"192.0.2" not in key
+    assert 60 < server.ttl(key) <= 120
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(RateLimitCounter)) == 0
+    ratelimit.clear("s", "192.0.2.7")
+    assert server.keys("*") == []
