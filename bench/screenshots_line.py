@@ -32,6 +32,7 @@ from bench.screenshots import build_app, shoot  # noqa: E402
 from consult import demo  # noqa: E402
 from consult.extensions import db  # noqa: E402
 from consult.models import Channel, Ticket  # noqa: E402
+from consult.settings import override as override_settings  # noqa: E402
 
 SECRET = "screenshot-channel-secret"
 USER = "U" + "5" * 32
@@ -90,7 +91,8 @@ def run(out: Path) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="madoguchi-shots-line-"))
     try:
         app = build_app(tmp)
-        app.config["MADOGUCHI"].update(
+        override_settings(
+            app,
             LINE_CHANNEL_SECRET=SECRET,
             LINE_CHANNEL_ACCESS_TOKEN="screenshot-token",
             LINE_API_HOST="http://127.0.0.1:9",

@@ -13,6 +13,7 @@ from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from consult import config as config_module
+from consult import settings as settings_module
 from consult.extensions import csrf, db, login_manager, migrate
 from consult.services import auth
 from consult.services.normalize import format_phone
@@ -36,13 +37,15 @@ def create_app(overrides: dict | None = None, instance_path: str | None = None) 
         template_folder=str(ROOT / "templates"),
         static_folder=str(Path(__file__).parent / "static"),
     )
-    settings = config_module.load_settings(Path(app.instance_path), overrides)
-    app.config["MADOGUCHI"] = settings
-    app.config.update(config_module.flask_config(settings))
-    if settings.get("PROXY_COUNT"):
-        count = int(settings["PROXY_COUNT"])
+    store = config_module.load_settings(Path(app.instance_path), overrides)
+    app.extensions[settings_module.EXTENSION_KEY] = store
+    app.config["MADOGUCHI"] = store.flat()
+    core = store.sections[config_module.CoreSettings]
+    app.config.update(config_module.flask_config(core))
+    if core.proxy_count:
+        count = core.proxy_count
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=count, x_proto=count, x_host=count)
-    auth.configure_hasher(settings["PASSWORD_HASH_COST"])
+    auth.configure_hasher(core.password_hash_cost)
     _configure_logging(app)
 
     db.init_app(app)
@@ -52,13 +55,10 @@ def create_app(overrides: dict | None = None, instance_path: str | None = None) 
     with app.app_context():
         _tune_engine(db.engine)
 
-    from consult import cli, views
+    from consult import plugins, views
 
+    plugins.init_app(app)
     views.register(app)
-    cli.register(app)
-    from consult.services import mail
-
-    mail.register()
     from consult.services import report_rollup
 
     report_rollup.register()
@@ -72,6 +72,8 @@ def create_app(overrides: dict | None = None, instance_path: str | None = None) 
 
     handoff.register(app)
     register_faq(app)
+    for name in app.extensions[settings_module.EXTENSION_KEY].unknown_variables():
+        log.warning("MADOGUCHI_%s is not a setting of madoguchi or its plugins; ignored", name)
 
     from consult import i18n
 
@@ -125,9 +127,9 @@ def _init_login(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = None  # our server-side sessions do this job
 
-    settings = app.config["MADOGUCHI"]
-    idle = timedelta(minutes=int(settings["IDLE_TIMEOUT_MINUTES"]))
-    absolute = timedelta(hours=int(settings["ABSOLUTE_TIMEOUT_HOURS"]))
+    core = settings_module.section(config_module.CoreSettings, app)
+    idle = timedelta(minutes=core.idle_timeout_minutes)
+    absolute = timedelta(hours=core.absolute_timeout_hours)
 
     @login_manager.user_loader
     def load_user(token: str):
@@ -176,6 +178,14 @@ def _install_error_pages(app: Flask) -> None:
     for code in (400, 403, 404, 405, 413, 429):
         app.register_error_handler(code, page(code, str(code)))
 
+    # Domain errors a view did not handle itself: the same answer everywhere, written once.
+    # Not found and not allowed answer alike where the record's existence must not leak
+    # (the services raise NotFound for both).
+    from consult.services.errors import NotFound, PermissionDenied
+
+    app.register_error_handler(NotFound, page(404, "404"))
+    app.register_error_handler(PermissionDenied, page(403, "403"))
+
     @app.errorhandler(CSRFError)
     def csrf_error(error):
         db.session.rollback()
@@ -188,7 +198,7 @@ def _install_error_pages(app: Flask) -> None:
 
 
 def _install_template_helpers(app: Flask) -> None:
-    from consult import registry
+    from consult import plugins
     from consult.models import (
         CHANNEL_LABELS,
         PRIORITY_LABELS,
@@ -208,13 +218,15 @@ def _install_template_helpers(app: Flask) -> None:
     def inject():
         links = []
         if current_user.is_authenticated:
-            links = [link for link in registry.nav_links if current_user.role in link.roles]
+            links = [
+                link for link in plugins.registry(app).nav_links if current_user.role in link.roles
+            ]
         return {
-            "centre_name": app.config["MADOGUCHI"]["CENTRE_NAME"],
+            "centre_name": settings_module.section(config_module.CoreSettings, app).centre_name,
             "nav_links": links,
             "staff_scripts": [
-                url_for(endpoint, filename=filename)
-                for endpoint, filename in registry.staff_scripts
+                url_for(script.endpoint, filename=script.filename)
+                for script in plugins.registry(app).staff_scripts
             ],
             "CHANNEL_LABELS": CHANNEL_LABELS,
             "STATUS_LABELS": STATUS_LABELS,

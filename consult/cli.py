@@ -7,11 +7,10 @@ import json
 import logging
 import os
 import sys
-import threading
 import time
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import FlaskGroup, with_appcontext
 
 from consult.extensions import db
@@ -183,57 +182,27 @@ def ticket_show(number, as_json):
             click.echo(f"  {entry['at']} [{entry['kind']}] {entry['body']}")
 
 
-def run_worker_loop(app: Flask, interval: float, stop: threading.Event | None = None) -> None:
-    settings = app.config["MADOGUCHI"]
-    from datetime import timedelta
-
-    while stop is None or not stop.is_set():
-        with app.app_context():
-            try:
-                outbox.run_once(
-                    max_attempts=int(settings["OUTBOX_MAX_ATTEMPTS"]),
-                    lease=timedelta(seconds=int(settings["OUTBOX_LEASE_SECONDS"])),
-                )
-                for task in worker_tasks:
-                    task()
-            except Exception:
-                log.exception("worker round failed; trying again")
-                db.session.rollback()
-            finally:
-                db.session.remove()
-        if stop is not None:
-            stop.wait(interval)
-        else:
-            time.sleep(interval)
-
-
-# Periodic jobs that other packages add (escalations, reminders); each runs in an app context.
-worker_tasks: list = []
-
-
-@click.command("worker", help="送信待ちのメッセージを配信します")
-@click.option("--once", is_flag=True, help="期限の来たものを配信して終了")
+@click.command("worker", help="送信待ちの配信と定期処理を行います")
+@click.option("--once", is_flag=True, help="期限の来たものを処理して終了")
 @click.option("--interval", type=float, default=2.0, help="ポーリング間隔（秒）")
+@click.option("--lane", "lanes", multiple=True, help="このレーンだけを処理（複数指定可）")
 @with_appcontext
-def worker_command(once, interval):
-    app = current_app._get_current_object()
-    settings = app.config["MADOGUCHI"]
-    from datetime import timedelta
+def worker_command(once, interval, lanes):
+    from consult import worker
 
+    app = current_app._get_current_object()
+    chosen = set(lanes) or None
     if once:
-        report = outbox.run_once(
-            max_attempts=int(settings["OUTBOX_MAX_ATTEMPTS"]),
-            lease=timedelta(seconds=int(settings["OUTBOX_LEASE_SECONDS"])),
-        )
-        for task in worker_tasks:
-            task()
-        db.session.commit()
-        click.echo(
-            f"配信 {report.delivered} 件、再試行待ち {report.retried} 件、失敗 {report.failed} 件"
-        )
+        results = worker.run_once(app, chosen)
+        report = results.get(outbox.TASK_NAME)
+        if report is not None:
+            click.echo(
+                f"配信 {report.delivered} 件、再試行待ち {report.retried} 件、"
+                f"失敗 {report.failed} 件"
+            )
         return
-    click.echo("worker: 送信待ちの配信を開始します（Ctrl+C で終了）")
-    run_worker_loop(app, interval)
+    click.echo("worker: 配信と定期処理を開始します（Ctrl+C で終了）")
+    worker.Worker(app, interval=interval, lanes=chosen).run_forever()
 
 
 @click.command("seed-demo", help="デモ用のデータ（担当課・職員・相談）を登録します")
@@ -259,18 +228,19 @@ def seed_demo_command(if_empty, ticket_count):
 def serve_command(host, port):
     from werkzeug.serving import run_simple
 
-    app = current_app._get_current_object()
-    stop = threading.Event()
-    worker = threading.Thread(target=run_worker_loop, args=(app, 2.0, stop), daemon=True)
-    worker.start()
     from consult import demo
+    from consult.worker import Worker
+
+    app = current_app._get_current_object()
+    worker = Worker(app, interval=2.0)
+    worker.start()
 
     click.echo(f"madoguchi: http://{host}:{port}/ で起動します。")
     click.echo(demo.LOGIN_HELP)
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False)
     finally:
-        stop.set()
+        worker.stop.set()
 
 
 @click.group("reports", help="統計")
@@ -306,17 +276,15 @@ def reports_rebuild(start, end):
     )
 
 
-def register(app: Flask) -> None:
-    for command in (
-        staff_group,
-        department_group,
-        ticket_group,
-        reports_group,
-        worker_command,
-        seed_demo_command,
-        serve_command,
-    ):
-        app.cli.add_command(command)
+COMMANDS = (
+    staff_group,
+    department_group,
+    ticket_group,
+    reports_group,
+    worker_command,
+    seed_demo_command,
+    serve_command,
+)
 
 
 def _create_app():

@@ -1,21 +1,82 @@
-"""Configuration, read once from MADOGUCHI_* variables and the instance folder.
+"""The kernel's settings sections and the Flask configuration derived from them.
 
-It fails fast: production refuses to start without a strong secret, and no secret lives in code.
+It fails fast: production refuses to start without a strong secret, a value that cannot be read
+stops the start naming its variable, and no secret lives in code. Plugins declare their own
+sections (consult.settings); this module holds the kernel's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import secrets
 import ssl
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from consult.settings import ConfigError, Section, Settings, choice, environment, secret
+
+__all__ = ["ConfigError", "CoreSettings", "MailSettings", "flask_config", "load_settings"]
 
 SECRET_FILE = "secret_key"  # noqa: S105 (a file name)
 MIN_SECRET_LENGTH = 32
 
 
-class ConfigError(RuntimeError):
-    """Raised at start-up when the configuration cannot work safely."""
+@dataclass(frozen=True)
+class CoreSettings(Section):
+    """The kernel: database, data folder, sessions, login limits, the outbox, the centre."""
+
+    database_url: str = ""  # empty: SQLite in the instance folder
+    # Rate limits and login counts: in the database unless a Redis URL is given.
+    redis_url: str = ""
+    data_dir: str = ""  # empty: instance/data
+    env: str = choice("development", "development", "testing", "production")
+    secret_key: str = secret()
+    # Number of reverse proxies in front (for the client address in the audit log).
+    proxy_count: int = 0
+    # Counter PCs sit in the centre all day: idle 30 minutes, absolute one working day.
+    idle_timeout_minutes: int = 30
+    absolute_timeout_hours: int = 10
+    login_max_failures: int = 5
+    login_lock_minutes: int = 15
+    # Wrong guesses from one address (per lock window) before its answers slow down.
+    login_max_failures_per_address: int = 30
+    queue_page_size: int = 50
+    password_hash_cost: str = choice("default", "default", "fast")
+    outbox_max_attempts: int = 8
+    outbox_lease_seconds: int = 300
+    centre_name: str = "市民相談センター"
+    display_refresh_seconds: int = 5
+    # Where citizens reach the public pages (links in emails and LINE messages).
+    public_url: str = "http://127.0.0.1:5000"
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+
+@dataclass(frozen=True)
+class MailSettings(Section):
+    """Outgoing mail, which the kernel composes and sends (one outgoing-mail path).
+
+    An empty SMTP host keeps mail queued (retried) until one is configured.
+    """
+
+    mail_from: str = "soudan@example.lg.jp"
+    mail_domain: str = "example.lg.jp"
+    mail_signature: str = ""
+    # Recipient domains whose phones show UTF-8 mail badly: ISO-2022-JP for them.
+    mail_iso2022jp_domains: tuple[str, ...] = ()
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_security: str = choice("none", "none", "starttls", "ssl")
+    smtp_user: str = ""
+    smtp_password: str = secret()
+    smtp_timeout_seconds: int = 10
+    # PEM bundle of the CA(s) that signed the SMTP and IMAP servers' certificates (a city's own
+    # CA on its intranet); empty = the system's trust store. Verification is always on.
+    mail_ca_file: str = ""
 
 
 def _load_or_create_secret(instance_path: Path) -> str:
@@ -31,81 +92,27 @@ def _load_or_create_secret(instance_path: Path) -> str:
     return value
 
 
-def default_settings(instance_path: Path) -> dict:
-    return {
-        "DATABASE_URL": f"sqlite:///{instance_path / 'madoguchi.db'}",
-        # Rate limits and login counts: in the database unless a Redis URL is given.
-        "REDIS_URL": "",
-        "DATA_DIR": str(instance_path / "data"),
-        "ENV": "development",
-        # Counter PCs sit in the centre all day: idle 30 minutes, absolute one working day.
-        "IDLE_TIMEOUT_MINUTES": 30,
-        "ABSOLUTE_TIMEOUT_HOURS": 10,
-        "LOGIN_MAX_FAILURES": 5,
-        "LOGIN_LOCK_MINUTES": 15,
-        # Wrong guesses from one address (per lock window) before its answers slow down.
-        "LOGIN_MAX_FAILURES_PER_ADDRESS": 30,
-        "QUEUE_PAGE_SIZE": 50,
-        "PASSWORD_HASH_COST": "default",
-        "OUTBOX_MAX_ATTEMPTS": 8,
-        "OUTBOX_LEASE_SECONDS": 300,
-        "CENTRE_NAME": "市民相談センター",
-        "DISPLAY_REFRESH_SECONDS": 5,
-        # Where citizens reach the public pages (links in emails and LINE messages).
-        "PUBLIC_URL": "http://127.0.0.1:5000",
-        # Outgoing mail: an empty host keeps mail queued (retried) until one is configured.
-        "MAIL_FROM": "soudan@example.lg.jp",
-        "MAIL_DOMAIN": "example.lg.jp",
-        "SMTP_HOST": "",
-        "SMTP_PORT": 25,
-        "SMTP_SECURITY": "none",  # none | starttls | ssl
-        "SMTP_USER": "",
-        "SMTP_PASSWORD": "",
-        "SMTP_TIMEOUT_SECONDS": 10,
-        # PEM bundle of the CA(s) that signed the SMTP and IMAP servers' certificates (a city's
-        # own CA on its intranet); empty = the system's trust store. Verification is always on.
-        "MAIL_CA_FILE": "",
-        # Links that let an external body answer a handoff expire after this many days.
-        "HANDOFF_LINK_DAYS": 14,
-        # Out of hours, a clear FAQ match is sent to a LINE or email citizen automatically.
-        "FAQ_AUTO_ANSWER": True,
-        # LINE Messaging API: without the secret and the token the webhook answers 503.
-        "LINE_CHANNEL_SECRET": "",
-        "LINE_CHANNEL_ACCESS_TOKEN": "",
-        "LINE_API_HOST": "https://api.line.me",
-        # Blob downloads: empty = api-data.line.me, or LINE_API_HOST when that is not LINE's own.
-        "LINE_API_DATA_HOST": "",
-        # Process LINE events in the web process right after the webhook's answer, besides the
-        # worker (which always does): for a one-process setup. With `madoguchi worker` running,
-        # leave it off, so web processes only answer.
-        "LINE_PROCESS_AFTER_RESPONSE": False,
-        # While LINE delivers a burst (a body stored less than this ago), processing waits, at
-        # most LINE_BURST_MAX_DEFER_MS in a row; 0 turns the pacing off.
-        "LINE_BURST_QUIET_MS": 300,
-        "LINE_BURST_MAX_DEFER_MS": 2000,
-        "LINE_MAX_EVENT_ATTEMPTS": 8,
-    }
-
-
-def load_settings(instance_path: Path, overrides: dict | None = None) -> dict:
-    """Settings from defaults, then MADOGUCHI_* environment variables, then test overrides."""
-    settings = default_settings(instance_path)
-    for key, value in os.environ.items():
-        if key.startswith("MADOGUCHI_") and not key.startswith(
-            ("MADOGUCHI_TEST_", "MADOGUCHI_NEW_")
-        ):
-            name = key.removeprefix("MADOGUCHI_")
-            settings[name] = _coerce(value, settings.get(name))
-    if overrides:
-        settings.update(overrides)
-    if not settings.get("SECRET_KEY"):
-        if settings["ENV"] == "production":
+def load_settings(instance_path: Path, overrides: dict | None = None) -> Settings:
+    """The kernel's sections from MADOGUCHI_* variables, then test overrides; checked."""
+    raw: dict[str, Any] = environment()
+    raw.update(overrides or {})
+    store = Settings(raw)
+    core = store.add(CoreSettings)
+    store.add(MailSettings)
+    filled = {}
+    if not core.database_url:
+        filled["database_url"] = f"sqlite:///{instance_path / 'madoguchi.db'}"
+    if not core.data_dir:
+        filled["data_dir"] = str(instance_path / "data")
+    if not core.secret_key:
+        if core.production:
             raise ConfigError("MADOGUCHI_SECRET_KEY must be set in production.")
-        settings["SECRET_KEY"] = _load_or_create_secret(instance_path)
-    if settings["ENV"] == "production" and len(settings["SECRET_KEY"]) < MIN_SECRET_LENGTH:
+        filled["secret_key"] = _load_or_create_secret(instance_path)
+    core = store.sections[CoreSettings] = dataclasses.replace(core, **filled)
+    if core.production and len(core.secret_key) < MIN_SECRET_LENGTH:
         raise ConfigError(f"MADOGUCHI_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters.")
-    _check_ca_file(settings.get("MAIL_CA_FILE"))
-    return settings
+    _check_ca_file(store.sections[MailSettings].mail_ca_file)
+    return store
 
 
 def _check_ca_file(path: str | None) -> None:
@@ -120,36 +127,24 @@ def _check_ca_file(path: str | None) -> None:
         ) from exc
 
 
-def _coerce(value: str, default: object) -> object:
-    if isinstance(default, bool):
-        return value.lower() in {"1", "true", "yes", "on"}
-    if isinstance(default, int):
-        try:
-            return int(value)
-        except ValueError as exc:
-            raise ConfigError(f"expected a whole number, got {value!r}") from exc
-    return value
-
-
-def flask_config(settings: dict) -> dict:
-    """The Flask and extension keys derived from our settings."""
-    production = settings["ENV"] == "production"
-    url = settings["DATABASE_URL"]
+def flask_config(core: CoreSettings) -> dict:
+    """The Flask and extension keys derived from the kernel's settings."""
+    url = core.database_url
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     return {
-        "SECRET_KEY": settings["SECRET_KEY"],
+        "SECRET_KEY": core.secret_key,
         "SQLALCHEMY_DATABASE_URI": url,
         "SQLALCHEMY_ENGINE_OPTIONS": _engine_options(url),
         "SESSION_COOKIE_NAME": "madoguchi_session",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": production,
+        "SESSION_COOKIE_SECURE": core.production,
         "REMEMBER_COOKIE_DURATION": 0,
         "WTF_CSRF_TIME_LIMIT": None,
         "WTF_I18N_ENABLED": False,
         "MAX_CONTENT_LENGTH": 2 * 1024 * 1024,
-        "PREFERRED_URL_SCHEME": "https" if production else "http",
+        "PREFERRED_URL_SCHEME": "https" if core.production else "http",
     }
 
 

@@ -257,8 +257,8 @@ def seed(if_empty: bool = True, ticket_count: int = 300, rng_seed: int = 2026) -
                 ticket.resolution_summary = summary
                 ticket.closed_at = created + timedelta(hours=2)
     db.session.flush()
-    from consult import registry
+    from consult import plugins
 
-    for seeder in registry.demo_seeders:
+    for seeder in plugins.registry().demo_seeders:
         seeder(members)
     return ticket_count

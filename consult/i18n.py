@@ -1,8 +1,8 @@
 """Japanese and English for the public pages (booking, FAQ), through Flask-Babel.
 
 Message ids are the Japanese text; each package that has public pages keeps its own catalog
-(`<package>/translations/en/LC_MESSAGES/messages.po`) and adds its folder with
-`add_translation_dir()` when it registers. Catalogs are compiled to `.mo` in the instance
+(`<package>/translations/en/LC_MESSAGES/messages.po`) and names its folder in its plugin
+(`Plugin.translations`). Catalogs are compiled to `.mo` in the instance
 folder when the app starts (a few milliseconds), so nothing generated is committed and an
 installed package needs no build step.
 
@@ -26,21 +26,18 @@ LANGUAGES = ("ja", "en")
 LANGUAGE_NAMES = {"ja": "日本語", "en": "English"}
 COOKIE = "madoguchi_lang"
 
-_translation_dirs: list[Path] = [Path(__file__).parent / "translations"]
+KERNEL_TRANSLATIONS = Path(__file__).parent / "translations"
 babel = Babel()
 
 
-def add_translation_dir(path: str | Path) -> None:
-    path = Path(path)
-    if path not in _translation_dirs:
-        _translation_dirs.append(path)
-
-
 def _compile(app: Flask) -> list[str]:
-    """Compile every registered catalog into its own folder under the instance path."""
+    """Compile the kernel's and every plugin's catalog into its own folder under the instance."""
+    from consult import plugins
+
     target_root = Path(app.instance_path) / "translations"
     compiled = []
-    for index, source in enumerate(_translation_dirs):
+    sources = [KERNEL_TRANSLATIONS, *plugins.registry(app).translation_dirs]
+    for index, source in enumerate(sources):
         if not source.is_dir():
             continue
         target = target_root / str(index)

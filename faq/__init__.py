@@ -11,16 +11,44 @@ PACKAGE = Path(__file__).resolve().parent
 
 def register(app: Flask) -> None:
     """Plug the FAQ into the kernel: models, index, blueprints, CLI, ticket panel, catalogs."""
-    from consult import i18n, registry
+    from consult import plugins, signals
+    from consult.models import Role
+    from faq import (
+        auto_answer,
+        cli,
+        models,  # noqa: F401 (the tables must be known to the metadata)
+        views,
+    )
+    from faq.settings import FaqSettings
+
+    plugins.install(
+        app,
+        plugins.Plugin(
+            name="faq",
+            blueprints=(views.bp, views.public_bp),
+            commands=(cli.faq_group,),
+            nav_links=(plugins.NavLink("faq.staff_index", "FAQ", tuple(Role), 60),),
+            ticket_panels=(plugins.TicketPanel("faq", views.ticket_panel),),
+            translations=PACKAGE / "translations",
+            receivers=((signals.message_received, auto_answer.on_message),),
+            demo_seeder=_seed_demo,
+            settings=FaqSettings,
+            setup=_setup,
+        ),
+    )
+
+
+def _setup(app: Flask) -> None:
+    """The search index of this process, kept in step after each request's commit."""
     from consult.extensions import db
     from consult.services import ratelimit
-    from faq import models  # noqa: F401 (the tables must be known to the metadata)
+    from consult.settings import section
+    from faq import views
     from faq.search import SearchIndex
+    from faq.settings import FaqSettings
 
-    # 「役に立った」 per address and entry (one per browser is the vote table's own rule): a
-    # script that drops its cookie gets this many, not thirty, whatever the number of workers.
-    app.config["MADOGUCHI"].setdefault("FAQ_VOTE_RATE_LIMIT", "3 per day")
-    ratelimit.parse(app.config["MADOGUCHI"]["FAQ_VOTE_RATE_LIMIT"])  # refuse a bad setting early
+    views.mark_static_public(app)
+    ratelimit.parse(section(FaqSettings, app).vote_rate_limit)  # refuse a bad setting early
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":
@@ -39,19 +67,6 @@ def register(app: Flask) -> None:
                 app.extensions["faq_index"].sync()
             except Exception:
                 app.logger.exception("faq index update failed; the next search retries")
-
-    from faq import cli, views
-
-    views.register(app)
-    cli.register(app)
-    i18n.add_translation_dir(PACKAGE / "translations")
-    registry.add_ticket_panel(registry.TicketPanel("faq", views.ticket_panel))
-
-    from consult.services import tickets
-    from faq import auto_answer
-
-    tickets.message_received.connect(auto_answer.on_message)
-    registry.add_demo_seeder(_seed_demo)
 
 
 def _seed_demo(members: dict) -> None:

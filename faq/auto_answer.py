@@ -12,13 +12,14 @@ import logging
 from datetime import datetime
 
 import sqlalchemy as sa
-from flask import current_app
 
-from consult import registry
+from consult import plugins
 from consult.extensions import db
 from consult.models import EntryKind, Ticket, TimelineEntry
 from consult.services import calendar
+from consult.urls import public_url
 from faq.analysis import morph_terms
+from faq.settings import FaqSettings
 
 log = logging.getLogger("madoguchi.faq")
 
@@ -94,10 +95,9 @@ def already_answered(ticket: Ticket) -> bool:
 
 
 def on_message(ticket: Ticket, *, text: str, at: datetime, **_ignored) -> None:
-    config = current_app.config["MADOGUCHI"]
-    if not config.get("FAQ_AUTO_ANSWER", True):
+    if not FaqSettings.current().auto_answer:
         return
-    sender = registry.automatic_senders.get(ticket.channel.value)
+    sender = plugins.registry().automatic_sender(ticket.channel.value)
     if sender is None or calendar.centre_is_open(at) or already_answered(ticket):
         return
     try:
@@ -105,7 +105,7 @@ def on_message(ticket: Ticket, *, text: str, at: datetime, **_ignored) -> None:
             entry = strong_match(text)
             if entry is None:
                 return
-            url = f"{config['PUBLIC_URL'].rstrip('/')}/faq/{entry.id}"
+            url = public_url("faq_public.public_entry", entry_id=entry.id)
             body = (
                 "ご相談の内容に近い「よくある質問」があります。\n"
                 f"「{entry.question}」\n{url}\n\n"

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import click
-from flask import Flask, current_app
+from flask import current_app
 from flask.cli import with_appcontext
 
 from consult.cli import cli_actor
@@ -73,9 +73,10 @@ def reindex_command():
     click.echo(f"検索索引を作り直しました（公開中 {count} 件）。")
 
 
-def register(app: Flask) -> None:
+def _add_redact() -> None:
     from faq.redact_cli import redact_command
 
-    if "redact" not in faq_group.commands:
-        faq_group.add_command(redact_command)
-    app.cli.add_command(faq_group)
+    faq_group.add_command(redact_command)
+
+
+_add_redact()

@@ -22,7 +22,7 @@ from flask import current_app
 from markdown_it import MarkdownIt
 from markupsafe import Markup
 
-from consult import registry
+from consult import plugins
 from consult.extensions import db
 from consult.models import Category, Department, Role, Status, Ticket
 from consult.services import audit
@@ -46,6 +46,7 @@ from faq.models import (
     FaqVote,
     Visibility,
 )
+from faq.settings import FaqSettings
 
 READ_ROLES = (Role.CONSULTANT, Role.SUPERVISOR, Role.OFFICER, Role.SUPPORT, Role.ADMIN)
 EDIT_ROLES = (Role.CONSULTANT, Role.SUPERVISOR, Role.OFFICER, Role.ADMIN)
@@ -101,7 +102,7 @@ def render_markdown(text: str) -> Markup:
 
 def _public_phones() -> list[str]:
     try:
-        return list(current_app.config["MADOGUCHI"].get("FAQ_PUBLIC_PHONES", []) or [])
+        return list(FaqSettings.current().public_phones)
     except RuntimeError:
         return []
 
@@ -409,7 +410,9 @@ def draft_from_ticket(
         raise InvalidTransition("完了した相談だけをFAQにできます。")
     if extra_answer is None:
         # The departments' records of what they did (handoff 対応記録), or the one asked for.
-        records = [r for r in registry.case_records(ticket) if record_key in (None, r.key)]
+        records = [
+            r for r in plugins.registry().case_records(ticket) if record_key in (None, r.key)
+        ]
         if record_key and not records:
             raise NotFound("対応記録が見つかりません。")
         if records:

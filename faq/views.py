@@ -330,17 +330,11 @@ def helpful(entry_id: int):
     return response
 
 
-def register(app: Flask) -> None:
-    from consult import registry
-    from consult.models import Role
+def mark_static_public(app: Flask) -> None:
+    """The FAQ's own CSS and JS are served to citizens too: make its static route public."""
 
-    app.register_blueprint(bp)
-    app.register_blueprint(public_bp)
-
-    # The FAQ's own CSS and JS are served to citizens too: mark the blueprint's static route public.
     @public
     def static_file(filename: str):
         return bp.send_static_file(filename)
 
     app.view_functions["faq.static"] = static_file
-    registry.add_nav_link(registry.NavLink("faq.staff_index", "FAQ", tuple(Role), 60))

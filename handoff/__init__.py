@@ -2,38 +2,43 @@
 
 from flask import Flask
 
-from consult import registry
+from consult import plugins
 from consult.models import Role
 
 
 def register(app: Flask) -> None:
-    from consult import cli
     from handoff import cli as handoff_cli
     from handoff import models, reports, rollup, services, views  # noqa: F401 (models: the tables)
+    from handoff.settings import HandoffSettings
 
     rollup.register()
-    handoff_cli.register(app)
-
-    app.register_blueprint(views.bp)
-    registry.add_ticket_panel(registry.TicketPanel("handoff", views.ticket_panel))
-    registry.add_staff_script("static", "js/handoff.js")
-    registry.add_nav_link(
-        registry.NavLink(
-            "handoff.inbox",
-            "引継ぎ",
-            (Role.OFFICER, Role.CONSULTANT, Role.SUPERVISOR),
-            30,
-        )
+    plugins.install(
+        app,
+        plugins.Plugin(
+            name="handoff",
+            blueprints=(views.bp,),
+            commands=(handoff_cli.handoffs_group,),
+            nav_links=(
+                plugins.NavLink(
+                    "handoff.inbox",
+                    "引継ぎ",
+                    (Role.OFFICER, Role.CONSULTANT, Role.SUPERVISOR),
+                    30,
+                ),
+                plugins.NavLink(
+                    "handoff.overview", "引継ぎ状況", (Role.SUPERVISOR, Role.ADMIN), 60
+                ),
+            ),
+            ticket_panels=(plugins.TicketPanel("handoff", views.ticket_panel),),
+            staff_scripts=(plugins.StaffScript("static", "js/handoff.js"),),
+            worker_tasks=(
+                plugins.WorkerTask("handoff.escalations", services.escalate_due, lane="alerts"),
+            ),
+            home_pages={Role.OFFICER: "handoff.inbox"},
+            settings=HandoffSettings,
+            case_record_source=services.case_records,
+            demo_seeder=services.seed_demo,
+            report_sections=(plugins.ReportSection("handoffs", 40, reports.section),),
+            report_exports=(plugins.ReportExport("handoffs", "引継ぎ", reports.rows, order=20),),
+        ),
     )
-    registry.add_nav_link(
-        registry.NavLink("handoff.overview", "引継ぎ状況", (Role.SUPERVISOR, Role.ADMIN), 60)
-    )
-    registry.add_case_record_source(services.case_records)
-    registry.add_demo_seeder(services.seed_demo)
-    registry.add_report_section(registry.ReportSection("handoffs", 40, reports.section))
-    registry.add_report_export(registry.ReportExport("handoffs", "引継ぎ", reports.rows, order=20))
-    from consult.views import auth
-
-    auth.HOME_BY_ROLE.setdefault(Role.OFFICER, "handoff.inbox")
-    if services.escalate_due not in cli.worker_tasks:
-        cli.worker_tasks.append(services.escalate_due)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import click
-from flask import Flask
 from flask.cli import with_appcontext
 
 from consult.cli import cli_actor
@@ -35,7 +34,3 @@ def rebuild_command():
         f"引継ぎ状況の日別集計を作り直しました（引継ぎ{counted:,}件、"
         f"{time.perf_counter() - began:.1f}秒）。"
     )
-
-
-def register(app: Flask) -> None:
-    app.cli.add_command(handoffs_group)

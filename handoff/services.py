@@ -13,11 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from blinker import signal
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from consult import registry
+from consult import plugins, signals
 from consult.extensions import db
 from consult.models import Department, EntryKind, Role, Staff, Status, Ticket
 from consult.services import audit, calendar, mail, tickets
@@ -40,6 +39,7 @@ from handoff.models import (
     Response,
     Urgency,
 )
+from handoff.settings import HandoffSettings
 
 MAX_SUMMARY = 4000
 MAX_RECORD = 4000
@@ -87,8 +87,6 @@ ACCEPT_MINUTES = {
 }
 # Responses that need the citizen's contact details (shared with the officer, audited).
 CONTACT_RESPONSES = {Response.CALLBACK, Response.WRITTEN, Response.JOINT}
-
-handoff_changed = signal("handoff-changed")
 
 
 @dataclass(frozen=True)
@@ -140,7 +138,7 @@ def duty_department_today(now: datetime | None = None) -> Department | None:
     day = calendar.to_tokyo_date(now or utcnow())
     if calendar.is_business_day(day):
         return None
-    return registry.duty_department(day)
+    return plugins.registry().duty_department(day)
 
 
 def handoff_targets() -> list[Department]:
@@ -208,7 +206,7 @@ def create(actor: Actor, ticket: Ticket, requests: list[Request]) -> list[Handof
         tickets.change_status(actor, ticket, Status.HANDED_OFF)
     _touch(created[-1], now)
     for handoff in created:
-        handoff_changed.send(handoff)
+        signals.handoff_changed.send(handoff)
     return created
 
 
@@ -220,7 +218,7 @@ def _notify_new(handoff: Handoff) -> None:
             return  # the centre phones them; the panel says no address is on file
         token = issue_link(handoff)
         link = f"{base}/x/handoff/{token}"
-        days = int(current_app.config["MADOGUCHI"]["HANDOFF_LINK_DAYS"])
+        days = HandoffSettings.current().link_days
         text = (
             f"{department.name} ご担当者様\n\n"
             "市民相談センターから、ご相談の対応をお願いいたします。\n"
@@ -322,7 +320,7 @@ def accept(actor: Actor, handoff: Handoff) -> None:
     _entry(
         handoff, staff, f"{handoff.department.name}が受け付けました（{handoff.accepted_by_name}）"
     )
-    handoff_changed.send(handoff)
+    signals.handoff_changed.send(handoff)
 
 
 def on_the_way(actor: Actor, handoff: Handoff, eta_minutes: int | None) -> None:
@@ -339,7 +337,7 @@ def on_the_way(actor: Actor, handoff: Handoff, eta_minutes: int | None) -> None:
     handoff.on_the_way_at = now
     _touch(handoff, now)
     _entry(handoff, staff, f"{handoff.department.name}の職員が向かっています（約{eta_minutes}分）")
-    handoff_changed.send(handoff)
+    signals.handoff_changed.send(handoff)
 
 
 def arrive(actor: Actor, handoff: Handoff) -> None:
@@ -349,7 +347,7 @@ def arrive(actor: Actor, handoff: Handoff) -> None:
     handoff.arrived_at = now
     _touch(handoff, now)
     _entry(handoff, staff, f"{handoff.department.name}の職員が窓口に到着しました")
-    handoff_changed.send(handoff)
+    signals.handoff_changed.send(handoff)
 
 
 @dataclass(frozen=True)
@@ -389,7 +387,7 @@ def _finish(handoff: Handoff, staff: Staff | None, record: Record, author_name: 
         lines.append(f"今後の対応：{follow_up}（{follow_up_by}）")
     _entry(handoff, staff, "\n".join(lines), record=True, by=author_name)
     _return_to_centre_when_settled(handoff, staff)
-    handoff_changed.send(handoff)
+    signals.handoff_changed.send(handoff)
 
 
 def decline(actor: Actor, handoff: Handoff, reason: str) -> None:
@@ -406,7 +404,7 @@ def _decline(handoff: Handoff, staff: Staff | None, reason: str) -> None:
     _touch(handoff, now)
     _entry(handoff, staff, f"{handoff.department.name}から差し戻されました\n理由：{reason}")
     _return_to_centre_when_settled(handoff, staff)
-    handoff_changed.send(handoff)
+    signals.handoff_changed.send(handoff)
 
 
 def _return_to_centre_when_settled(handoff: Handoff, staff: Staff | None) -> None:
@@ -433,7 +431,7 @@ def cancel(actor: Actor, handoff: Handoff, reason: str) -> None:
         link.revoked_at = link.revoked_at or utcnow()
     _entry(handoff, actor.staff, f"{handoff.department.name}への引継ぎを取り消しました\n{reason}")
     _return_to_centre_when_settled(handoff, actor.staff)
-    handoff_changed.send(handoff)
+    signals.handoff_changed.send(handoff)
 
 
 def add_information(actor: Actor, handoff: Handoff, text: str) -> None:
@@ -460,7 +458,7 @@ def add_information(actor: Actor, handoff: Handoff, text: str) -> None:
             ),
             ticket=handoff.ticket,
         )
-    handoff_changed.send(handoff)
+    signals.handoff_changed.send(handoff)
 
 
 # --- external bodies: signed, expiring, revocable links ----------------------------------------
@@ -471,7 +469,7 @@ def _serializer() -> URLSafeTimedSerializer:
 
 
 def issue_link(handoff: Handoff) -> str:
-    days = int(current_app.config["MADOGUCHI"]["HANDOFF_LINK_DAYS"])
+    days = HandoffSettings.current().link_days
     nonce = secrets.token_urlsafe(24)
     link = ExternalLink(handoff=handoff, nonce=nonce, expires_at=utcnow() + timedelta(days=days))
     db.session.add(link)
@@ -513,7 +511,7 @@ class LinkRefused(Exception):
 
 def open_link(token: str, address: str | None) -> Handoff:
     """Check a link: signature, expiry (ours, in the database), revocation. Audits each use."""
-    max_age = int(current_app.config["MADOGUCHI"]["HANDOFF_LINK_DAYS"]) * 86400
+    max_age = HandoffSettings.current().link_days * 86400
     try:
         payload = _serializer().loads(token, max_age=max_age)
     except SignatureExpired as exc:
@@ -704,7 +702,7 @@ def escalate_due(now: datetime | None = None) -> int:
             f"{handoff.department.name}が受付期限までに受け付けていません（通知済み）",
             escalated=True,
         )
-        handoff_changed.send(handoff)
+        signals.handoff_changed.send(handoff)
     db.session.commit()
     return len(due)
 
@@ -791,7 +789,7 @@ def _figures(tallies: dict[int, rollup.Tally]) -> list[DepartmentFigures]:
     return sorted(figures.values(), key=lambda f: (-f.overdue_now, -f.handoffs, f.department))
 
 
-def case_records(ticket: Ticket) -> list[registry.CaseRecord]:
+def case_records(ticket: Ticket) -> list[plugins.CaseRecord]:
     """The 対応記録 of a ticket's finished handoffs, for an FAQ draft (consult's registry)."""
     records = []
     for handoff in for_ticket(ticket):
@@ -805,7 +803,7 @@ def case_records(ticket: Ticket) -> list[registry.CaseRecord]:
         if handoff.record_follow_up:
             lines.append(f"今後の対応：{handoff.record_follow_up}")
         records.append(
-            registry.CaseRecord(f"handoff:{handoff.id}", "\n".join(lines), handoff.department_id)
+            plugins.CaseRecord(f"handoff:{handoff.id}", "\n".join(lines), handoff.department_id)
         )
     return records
 

@@ -362,6 +362,15 @@ def smtp_tls_server(tls_pki):
         controller.stop()
 
 
+def install_channel(app, name: str, deliver) -> None:
+    """Give a test app a channel of its own whose outbox rows `deliver` takes."""
+    from consult import plugins
+
+    plugins.install(
+        app, plugins.Plugin(name=f"test-{name}", channel=plugins.Channel(name, name, deliver))
+    )
+
+
 @pytest.fixture(scope="session")
 def redis_server():
     from tests.redis_server import throwaway_redis

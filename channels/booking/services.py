@@ -195,7 +195,7 @@ def _day_hours(day: date, exceptions: dict[date, CalendarException]) -> Hours | 
     if row is not None:
         found = exception_hours(row)
         return None if found is False else found
-    for override in calendar.hour_overrides:
+    for override in calendar.hour_overrides():
         if override is hour_override:
             continue
         found = override(day)

@@ -40,6 +40,15 @@ ADMIN = (Role.ADMIN,)
 FEED_ROLES = (*DESK_ROLES, Role.ADMIN)
 
 
+def check_rate_limit(app) -> None:
+    """Refuse an unreadable MADOGUCHI_BOOKING_RATE_LIMIT at start, not at the first booking."""
+    from channels.booking.settings import BookingSettings
+    from consult.services import ratelimit
+    from consult.settings import section
+
+    ratelimit.parse(section(BookingSettings, app).rate_limit)
+
+
 def _lang() -> str:
     return str(get_locale() or "ja")
 

@@ -2,17 +2,25 @@
 
 from flask import Flask
 
-from consult import registry
+from consult import plugins, signals
 from consult.models import Role
 
 
 def register(app: Flask) -> None:
     from channels.counter import services, views
-    from consult.services import tickets
 
-    tickets.ticket_closed.connect(services.finish_on_close)
-    app.register_blueprint(views.bp)
-    registry.add_ticket_panel(registry.TicketPanel("counter", services.ticket_panel))
-    registry.add_nav_link(
-        registry.NavLink("counter.reception", "窓口受付", (Role.CONSULTANT, Role.SUPERVISOR), 20)
+    plugins.install(
+        app,
+        plugins.Plugin(
+            name="counter",
+            blueprints=(views.bp,),
+            nav_links=(
+                plugins.NavLink(
+                    "counter.reception", "窓口受付", (Role.CONSULTANT, Role.SUPERVISOR), 20
+                ),
+            ),
+            ticket_panels=(plugins.TicketPanel("counter", services.ticket_panel),),
+            receivers=((signals.ticket_closed, services.finish_on_close),),
+            channel=plugins.Channel("counter", "窓口"),
+        ),
     )

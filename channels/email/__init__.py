@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from consult import registry
+from consult import plugins, signals
 from consult.models import Role
 
 
@@ -14,19 +14,32 @@ def _process_pending() -> None:
 
 def register(app: Flask) -> None:
     from channels.email import cli, models, services, views  # noqa: F401 - models: the tables
-    from consult import cli as consult_cli
+    from channels.email.settings import EmailSettings
     from consult.services import mail
 
-    mail.mail_queued.connect(services.remember_outgoing)
-    app.register_blueprint(views.bp)
-    app.cli.add_command(cli.mail_group)
-    if _process_pending not in consult_cli.worker_tasks:
-        consult_cli.worker_tasks.append(_process_pending)
-    registry.add_ticket_panel(registry.TicketPanel("email", services.ticket_panel))
-    registry.add_automatic_sender("email", services.send_automatic)
-    registry.add_nav_link(registry.NavLink("email.inbound", "受信メール", (Role.ADMIN,), 80))
-    registry.add_nav_link(
-        registry.NavLink(
-            "email.templates", "メール定型文", (Role.ADMIN, Role.CONSULTANT, Role.SUPERVISOR), 81
-        )
+    plugins.install(
+        app,
+        plugins.Plugin(
+            name="email",
+            blueprints=(views.bp,),
+            commands=(cli.mail_group,),
+            nav_links=(
+                plugins.NavLink("email.inbound", "受信メール", (Role.ADMIN,), 80),
+                plugins.NavLink(
+                    "email.templates",
+                    "メール定型文",
+                    (Role.ADMIN, Role.CONSULTANT, Role.SUPERVISOR),
+                    81,
+                ),
+            ),
+            ticket_panels=(plugins.TicketPanel("email", services.ticket_panel),),
+            worker_tasks=(plugins.WorkerTask("email.inbound", _process_pending, lane="mail-in"),),
+            settings=EmailSettings,
+            receivers=((signals.mail_queued, services.remember_outgoing),),
+            # The kernel composes and sends every mail (one outgoing-mail path); citizens' mail
+            # and the centre's own notices alike are delivered by this channel.
+            channel=plugins.Channel(
+                mail.CHANNEL, "メール", deliver=mail.deliver, send_automatic=services.send_automatic
+            ),
+        ),
     )

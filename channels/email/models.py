@@ -35,7 +35,9 @@ class InboundMail(db.Model):
     __table_args__ = (sa.Index("ix_email_inbound_status", "status", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    # The Message-ID, or sha256 of the bytes when there is none: the same mail twice is one row.
+    # A digest of Message-ID, sender and content (msg:…), or sha256 of the bytes when there is no
+    # Message-ID (sha:…): the same mail twice is one row, two mails sharing a Message-ID are two.
+    # Rows stored before issue 14 keep their old key (mid:<Message-ID>).
     dedupe_key: Mapped[str] = mapped_column(sa.String(255), unique=True)
     sha256: Mapped[str] = mapped_column(sa.String(64))
     storage_name: Mapped[str] = mapped_column(sa.String(120))

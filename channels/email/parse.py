@@ -15,6 +15,7 @@ from __future__ import annotations
 import email
 import email.header
 import email.utils
+import hashlib
 import html
 import re
 import unicodedata
@@ -303,6 +304,44 @@ def quick_message_id(raw: bytes) -> str | None:
     head = raw[: match.start()] if match else raw[:65536]
     found = re.search(rb"(?im)^message-id:[ \t]*(?:\r?\n[ \t]+)?(<[^<>\s]{1,250}>)", head)
     return found.group(1).decode("ascii", "replace") if found else None
+
+
+def _unfolded_field(head: bytes, name: bytes) -> bytes | None:
+    """The first value of a header field in a raw header block, with its folding undone."""
+    found = re.search(rb"(?im)^" + name + rb":[ \t]*([^\r\n]*(?:\r?\n[ \t][^\r\n]*)*)", head)
+    if not found:
+        return None
+    return b" ".join(found.group(1).split())
+
+
+def dedupe_key(raw: bytes) -> str:
+    """The key under which a received mail is stored once: its Message-ID, its sender and a
+    digest of what it says, or sha256 of the bytes when it has no Message-ID.
+
+    The Message-ID alone is not enough: broken mailers and forwarding services reuse one for
+    different mails, and the second would be dropped (issue 14). The raw bytes alone are not
+    enough either: the same mail taken by IMAP and handed over by the MTA differs in its trace
+    headers (Received, Return-Path, Delivered-To) and in its line ends. So the digest covers
+    what the sender wrote: the Subject as sent and the body bytes with line ends normalised.
+    """
+    match = re.search(rb"\r?\n\r?\n", raw)
+    head = raw[: match.start()] if match else raw[:65536]
+    message_id = quick_message_id(raw)
+    if not message_id:
+        return f"sha:{hashlib.sha256(raw).hexdigest()}"
+    sender = _unfolded_field(head, b"from") or b""
+    _name, address = email.utils.parseaddr(sender.decode("latin-1"))
+    body = raw[match.end() :] if match else b""
+    body = re.sub(rb"[ \t]*\r?\n", b"\n", body).rstrip(b"\n")
+    digest = hashlib.sha256()
+    for piece in (
+        message_id.encode("ascii", "replace"),
+        address.strip().lower().encode("latin-1"),
+        _unfolded_field(head, b"subject") or b"",
+        body,
+    ):
+        digest.update(hashlib.sha256(piece).digest())
+    return f"msg:{digest.hexdigest()}"
 
 
 def _param_text(part: Message, name: str, header: str) -> str | None:

@@ -1,7 +1,8 @@
 """The email channel's rules: store first, then process; thread replies; answer; quarantine.
 
 The order matters for never losing mail: `store_raw` writes the bytes under DATA_DIR and a row
-keyed by Message-ID (a second delivery of the same mail finds the row and stops), and commits;
+keyed by Message-ID, sender and content (a second delivery of the same mail finds the row and
+stops; another mail reusing the Message-ID is a row of its own), and commits;
 only then does `process` parse and put the mail on a ticket, in a transaction of its own. A
 failure there rolls back the ticket work and records the reason on the row (quarantine), so a
 process killed at any point leaves a pending or quarantined row that the next run handles once.
@@ -18,6 +19,7 @@ import logging
 import os
 import re
 import uuid
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +38,7 @@ from channels.email.models import (
     ReplyTemplate,
     ThreadMessage,
 )
+from consult import signals
 from consult.extensions import db
 from consult.models import (
     Channel,
@@ -55,27 +58,10 @@ from consult.timeutil import utcnow
 
 log = logging.getLogger("madoguchi.email")
 
-DEFAULTS = {
-    "MAIL_MAX_MESSAGE_BYTES": 25 * 2**20,
-    "MAIL_MAX_ATTACHMENT_BYTES": 10 * 2**20,
-    "MAIL_MAX_PARTS": 100,
-    "MAIL_AUTO_ACK": False,
-    "MAIL_ACK_ANSWER_DAYS": 3,
-    "IMAP_HOST": "",
-    "IMAP_PORT": 993,
-    "IMAP_SECURITY": "ssl",  # ssl | starttls | none (none only for 127.0.0.1 tests)
-    "IMAP_USER": "",
-    "IMAP_PASSWORD": "",
-    "IMAP_FOLDER": "INBOX",
-    "IMAP_DONE_FOLDER": "",  # empty: flag handled mail instead of moving it
-}
 MAX_REPLY = 20000
 NUMBER_IN_SUBJECT = re.compile(r"\[#(\d{4}-\d{6})\]")
-AUTO_SUBJECT = re.compile(
-    r"(自動応答|自動返信|自動送信|不在通知|Auto[- ]?Reply|Automatic reply|Out of Office|"
-    r"AutoReply|Abwesenheit)",
-    re.IGNORECASE,
-)
+# Senders that never read an answer (RFC 3834 section 2: automatic responders' own addresses).
+AUTO_SENDER = re.compile(r"^(no-?reply|do-?not-?reply|donotreply)([-+._].*)?$", re.IGNORECASE)
 BOUNCE_SUBJECT = re.compile(
     r"(Undeliver|Undelivered|Returned mail|Delivery Status Notification|Mail Delivery|"
     r"DELIVERY FAILURE|failure notice|Mail System Error|配信できません|配送失敗|不達|"
@@ -84,18 +70,9 @@ BOUNCE_SUBJECT = re.compile(
 )
 
 
-def settings() -> dict:
-    """Our settings with defaults; MADOGUCHI_* values from the environment arrive as text."""
-    config = current_app.config["MADOGUCHI"]
-    out = {}
-    for key, default in DEFAULTS.items():
-        value = config.get(key, default)
-        if isinstance(default, bool) and isinstance(value, str):
-            value = value.lower() in {"1", "true", "yes", "on"}
-        elif isinstance(default, int) and not isinstance(default, bool) and isinstance(value, str):
-            value = int(value)
-        out[key] = value
-    return out
+def settings() -> Mapping:
+    """Every setting by variable name, parsed once (channels.email.settings and the kernel's)."""
+    return current_app.config["MADOGUCHI"]
 
 
 # --- storage ---------------------------------------------------------------------------------
@@ -176,8 +153,7 @@ def _stored_row(raw: bytes, source: str, writes: list | None = None) -> dict:
 
     With `writes`, the file is only listed there, for `_write_many` to write before any row."""
     digest = hashlib.sha256(raw).hexdigest()
-    message_id = mailparse.quick_message_id(raw)
-    key = f"mid:{message_id}" if message_id else f"sha:{digest}"
+    key = mailparse.dedupe_key(raw)  # Message-ID + sender + content: see its docstring
     storage_name = f"{digest[:2]}/{digest}.eml"
     path = _data_dir() / "raw" / storage_name
     if writes is not None:
@@ -198,12 +174,42 @@ def _stored_row(raw: bytes, source: str, writes: list | None = None) -> dict:
     }
 
 
+def _adopt_legacy_keys(pairs: list[tuple[bytes, dict]]) -> None:
+    """Rows stored before issue 14 are keyed by the Message-ID alone (``mid:<id>``). When one of
+    them holds the very mail arriving again (an IMAP fetch repeated after a restart across the
+    upgrade), it takes the new key now, so that the INSERT below finds it and nothing doubles;
+    another mail that merely reuses the Message-ID keeps its own new row."""
+    legacy: dict[str, list[tuple[bytes, str]]] = {}
+    for raw, row in pairs:
+        message_id = mailparse.quick_message_id(raw)
+        if message_id and row["dedupe_key"].startswith("msg:"):
+            legacy.setdefault(f"mid:{message_id}"[:255], []).append((raw, row["dedupe_key"]))
+    for chunk in _chunks(sorted(legacy)):
+        for found in db.session.execute(
+            sa.select(InboundMail.id, InboundMail.dedupe_key, InboundMail.storage_name).where(
+                InboundMail.dedupe_key.in_(chunk)
+            )
+        ):
+            try:
+                stored = (_data_dir() / "raw" / found.storage_name).read_bytes()
+            except OSError:
+                continue  # unsure: the new mail gets a row (and a ticket) of its own
+            key = mailparse.dedupe_key(stored)
+            if any(key == new_key for _raw, new_key in legacy[found.dedupe_key]):
+                db.session.execute(
+                    sa.update(InboundMail)
+                    .where(InboundMail.id == found.id, InboundMail.dedupe_key == found.dedupe_key)
+                    .values(dedupe_key=key)
+                )
+
+
 def store_raw(raw: bytes, source: str = "stdin") -> tuple[InboundMail, bool]:
-    """Keep the bytes and a row before any parsing; the same Message-ID twice is one row.
+    """Keep the bytes and a row before any parsing; the same mail twice is one row.
 
     Commits, so that what was received survives whatever happens next.
     """
     values = _stored_row(raw, source)
+    _adopt_legacy_keys([(raw, values)])
     created = _insert_ignore(values)
     db.session.commit()
     key = values["dedupe_key"]
@@ -225,6 +231,7 @@ def store_raw_many(raws: list[bytes], source: str = "imap") -> list[tuple[int, s
     writes: list[tuple[Path, bytes]] = []
     rows = [_stored_row(raw, source, writes) for raw in raws]
     _write_many(writes)
+    _adopt_legacy_keys(list(zip(raws, rows, strict=True)))
     first_of: dict[str, dict] = {}
     for row in rows:  # in arrival order: a reply in the batch comes after what it answers
         first_of.setdefault(row["dedupe_key"], row)
@@ -576,6 +583,9 @@ def _process(inbound: InboundMail, raw: bytes, parsed, config: dict, lookups: _L
 
 
 def _is_auto_reply(parsed: mailparse.ParsedMail) -> bool:
+    """Told by the headers automatic responders set (RFC 3834) and by their sender addresses,
+    never by words in the subject: a citizen writing 「予約の自動返信メールが届きません」 is a
+    citizen with a question (issue 14). Where unsure, the mail makes a ticket."""
     headers = parsed.headers
     auto = headers.get("auto-submitted", "").strip().lower()
     if auto and auto != "no":
@@ -584,7 +594,8 @@ def _is_auto_reply(parsed: mailparse.ParsedMail) -> bool:
         return True
     if "x-autoreply" in headers or "x-autorespond" in headers:
         return True
-    return bool(AUTO_SUBJECT.search(parsed.subject or ""))
+    local = (parsed.from_address or "").split("@")[0]
+    return bool(AUTO_SENDER.match(local))
 
 
 def _is_bounce(parsed: mailparse.ParsedMail) -> bool:
@@ -687,7 +698,7 @@ def _add_message(inbound, ticket: Ticket, parsed, lookups, *, auto_reply=False, 
     inbound.status = InboundStatus.PROCESSED
     inbound.reason = None
     if not auto_reply and (parsed.text or parsed.subject):
-        tickets.message_received.send(
+        signals.message_received.send(
             ticket, text=f"{parsed.subject or ''}\n{parsed.text or ''}", at=at or utcnow()
         )
 

@@ -2,23 +2,36 @@
 
 from flask import Flask
 
-from consult import registry
+from consult import plugins
+from consult.settings import section
 
 
 def register(app: Flask) -> None:
     from channels.line import client, intake, models, services, views  # noqa: F401 (models)
-    from consult import cli
-    from consult.services import outbox
+    from channels.line.settings import LineSettings
 
-    app.register_blueprint(views.bp)
-    intake.install(app)
-    outbox.register_deliverer(services.CHANNEL, services.deliver)
-    registry.add_ticket_panel(registry.TicketPanel("line", views_panel))
-    registry.add_automatic_sender(services.CHANNEL, services.send_automatic)
-    if services.worker_task not in cli.worker_tasks:
-        cli.worker_tasks.append(services.worker_task)
-    if client.settings_from(app.config["MADOGUCHI"]).configured:
-        services.warm_up()
+    def setup(app: Flask) -> None:
+        intake.install(app)
+        if client.settings_from(section(LineSettings, app)).configured:
+            services.warm_up()
+
+    plugins.install(
+        app,
+        plugins.Plugin(
+            name="line",
+            blueprints=(views.bp,),
+            ticket_panels=(plugins.TicketPanel("line", views_panel),),
+            worker_tasks=(plugins.WorkerTask("line.events", services.worker_task, lane="line"),),
+            channel=plugins.Channel(
+                services.CHANNEL,
+                "LINE",
+                deliver=services.deliver,
+                send_automatic=services.send_automatic,
+            ),
+            settings=LineSettings,
+            setup=setup,
+        ),
+    )
 
 
 def views_panel(ticket):

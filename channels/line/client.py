@@ -24,16 +24,19 @@ class LineSettings:
         return bool(self.secret and self.token)
 
 
-def settings_from(config: dict) -> LineSettings:
-    """The SDK sends blob downloads to api-data.line.me unless a host is given; a test or proxy
-    host (anything but LINE's own) serves both."""
-    api_host = (config.get("LINE_API_HOST") or LINE_API_HOST).rstrip("/")
-    data_host = (config.get("LINE_API_DATA_HOST") or "").rstrip("/")
+def settings_from(config) -> LineSettings:
+    """The API's hosts and credentials from the channel's settings section.
+
+    The SDK sends blob downloads to api-data.line.me unless a host is given; a test or proxy
+    host (anything but LINE's own) serves both.
+    """
+    api_host = (config.api_host or LINE_API_HOST).rstrip("/")
+    data_host = config.api_data_host.rstrip("/")
     if not data_host:
         data_host = LINE_DATA_HOST if api_host == LINE_API_HOST else api_host
     return LineSettings(
-        secret=config.get("LINE_CHANNEL_SECRET") or "",
-        token=config.get("LINE_CHANNEL_ACCESS_TOKEN") or "",
+        secret=config.channel_secret,
+        token=config.channel_access_token,
         api_host=api_host,
         data_host=data_host,
     )
@@ -55,11 +58,25 @@ def _client(settings: LineSettings, host: str):
     return ApiClient(configuration)
 
 
-def _text_messages(texts: list[str]):
-    from linebot.v3.messaging import TextMessage
+def _text_messages(texts: list[str], quick_reply: list[dict] | None = None):
+    """Plain text messages (emojis are not used: plain text is what every LINE client shows);
+    ``quick_reply`` puts postback buttons ({label, data}) under the last one, for a step the
+    citizen takes explicitly (e.g. linking), never guessed from what they type."""
+    from linebot.v3.messaging import PostbackAction, QuickReply, QuickReplyItem, TextMessage
 
-    # quick replies and emojis are not used: plain text is what every LINE client shows.
-    return [TextMessage(text=text) for text in texts]
+    messages = [TextMessage(text=text) for text in texts]
+    if quick_reply and messages:
+        messages[-1].quick_reply = QuickReply(
+            items=[
+                QuickReplyItem(
+                    action=PostbackAction(
+                        label=item["label"], data=item["data"], displayText=item["label"]
+                    )
+                )
+                for item in quick_reply
+            ]
+        )
+    return messages
 
 
 def _call(fn):
@@ -72,22 +89,35 @@ def _call(fn):
         raise ApiError(int(exc.status or 0), (body or exc.reason or "")[:1000]) from exc
 
 
-def push(settings: LineSettings, to: str, texts: list[str], retry_key: str) -> None:
+def push(
+    settings: LineSettings,
+    to: str,
+    texts: list[str],
+    retry_key: str,
+    quick_reply: list[dict] | None = None,
+) -> None:
     """Push with X-Line-Retry-Key: LINE delivers a retried request with the same key once."""
     from linebot.v3.messaging import MessagingApi, PushMessageRequest
 
     with _client(settings, settings.api_host) as api_client:
         api = MessagingApi(api_client)
-        request = PushMessageRequest(to=to, messages=_text_messages(texts))
+        request = PushMessageRequest(to=to, messages=_text_messages(texts, quick_reply))
         _call(lambda: api.push_message(request, x_line_retry_key=retry_key, _request_timeout=10))
 
 
-def reply(settings: LineSettings, reply_token: str, texts: list[str]) -> None:
+def reply(
+    settings: LineSettings,
+    reply_token: str,
+    texts: list[str],
+    quick_reply: list[dict] | None = None,
+) -> None:
     from linebot.v3.messaging import MessagingApi, ReplyMessageRequest
 
     with _client(settings, settings.api_host) as api_client:
         api = MessagingApi(api_client)
-        request = ReplyMessageRequest(replyToken=reply_token, messages=_text_messages(texts))
+        request = ReplyMessageRequest(
+            replyToken=reply_token, messages=_text_messages(texts, quick_reply)
+        )
         _call(lambda: api.reply_message(request, _request_timeout=10))
 
 

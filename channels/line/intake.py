@@ -22,7 +22,9 @@ from werkzeug.wsgi import get_input_stream
 
 from channels.line import client, services
 from channels.line.models import LineDelivery
+from channels.line.settings import LineSettings
 from consult.extensions import db
+from consult.settings import section
 from consult.timeutil import utcnow
 
 log = logging.getLogger("madoguchi.line")
@@ -81,7 +83,7 @@ class WebhookIntake:
         if environ.get("REQUEST_METHOD") != "POST":
             start_response("405 Method Not Allowed", [("Allow", "POST"), ("Content-Length", "0")])
             return [b""]
-        config = self.app.config["MADOGUCHI"]
+        config = section(LineSettings, self.app)
         settings = client.settings_from(config)
         if not settings.configured:
             return _answer(start_response, "503 Service Unavailable", "LINE is not configured")
@@ -112,7 +114,7 @@ class WebhookIntake:
             log.exception("line webhook could not be stored")
             return _answer(start_response, "500 Internal Server Error", "not stored")
         after = None
-        if config.get("LINE_PROCESS_AFTER_RESPONSE", True):
+        if config.process_after_response:
             app = self.app
 
             def after():

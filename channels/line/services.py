@@ -43,6 +43,7 @@ from channels.line.models import (
     LineTicket,
     MediaStatus,
 )
+from consult import signals
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, Status, Ticket, TimelineEntry
 from consult.services import audit, calendar, outbox, tickets
@@ -60,6 +61,11 @@ MEDIA_KINDS = {"image": "画像", "video": "動画", "audio": "音声", "file": 
 LINK_CODE_LIFETIME = timedelta(hours=24)
 LINK_CODE_MAX_FAILURES = 5
 LINK_PATTERN = re.compile(r"(\d{4}-\d{6})\D{1,10}(\d{6})")
+# Linking is an explicit step: the citizen taps this (a quick reply, or the rich menu's postback
+# ``action=link``), then sends the number and the code. Text alone never links (issue 14).
+LINK_STEP_LABEL = "相談番号と連携する"
+LINK_STEP = [{"label": LINK_STEP_LABEL, "data": "action=link"}]
+LINK_STEP_LIFETIME_MS = 30 * 60 * 1000
 HOURS_TEXT = "平日 8:30〜17:15／土日・祝日・年末年始 9:00〜15:00"
 
 
@@ -68,7 +74,9 @@ class InvalidSignature(Exception):
 
 
 def settings() -> client.LineSettings:
-    return client.settings_from(current_app.config["MADOGUCHI"])
+    from channels.line.settings import LineSettings
+
+    return client.settings_from(LineSettings.current())
 
 
 def _public_url(path: str) -> str:
@@ -465,21 +473,32 @@ def _on_follow(contact: LineContact, at: datetime) -> bool:
         f"{name}の公式アカウントです。友だち追加ありがとうございます。\n"
         "このトークでご相談をお受けしています。内容を送っていただければ、相談員がお返事します。\n"
         f"受付時間：{HOURS_TEXT}\n"
+        f"センターで相談番号とLINE連携コードを受け取った方は、「{LINK_STEP_LABEL}」を押してから、"
+        "相談番号とコードを送ってください。\n"
         "【個人情報の取扱い】お送りいただいた内容は、ご相談への対応のためにだけ利用し、"
         "市の個人情報保護の規定に従って管理します。マイナンバーや口座の暗証番号は送らないでください。\n"
         f"よくある質問：{_public_url('/faq')}"
     )
-    _enqueue(contact, greeting, ticket=None)
+    _enqueue(contact, greeting, ticket=None, quick_reply=LINK_STEP)
     return True
 
 
-POSTBACK_ACTIONS = {"consult", "booking", "faq"}
+POSTBACK_ACTIONS = {"consult", "booking", "faq", "link"}
+
+
+def _postback_action(postback: dict) -> str:
+    raw = str(postback.get("data") or "")
+    return (parse_qs(raw).get("action") or [raw])[0]
 
 
 def _on_postback(contact: LineContact, postback: dict) -> bool:
-    raw = str(postback.get("data") or "")
-    action = (parse_qs(raw).get("action") or [raw])[0]
-    if action == "consult":
+    action = _postback_action(postback)
+    if action == "link":
+        text = (
+            "センターでお渡しした相談番号と6桁のコードを、このトークに送ってください"
+            "（例：2026-000123 123456）。30分以内にお送りください。"
+        )
+    elif action == "consult":
         text = (
             "ご相談の内容を、このトークにそのまま送ってください。相談員が順にお返事します。\n"
             f"受付時間：{HOURS_TEXT}"
@@ -548,16 +567,47 @@ def _describe(message: dict) -> tuple[str, dict]:
     return f"［{kind}］", {}
 
 
+def _link_step_taken(event: LineEvent) -> bool:
+    """Whether the citizen's last step before this message, within 30 minutes, was the tap on
+    「相談番号と連携する」. Read from the chat's stored events, which are processed in order."""
+    e = LineEvent
+    previous = db.session.scalar(
+        sa.select(e)
+        .where(
+            e.chat_key == event.chat_key,
+            e.id != event.id,
+            e.event_type.in_(("message", "postback")),
+            sa.or_(
+                e.timestamp_ms < event.timestamp_ms,
+                sa.and_(e.timestamp_ms == event.timestamp_ms, e.id < event.id),
+            ),
+        )
+        .order_by(e.timestamp_ms.desc(), e.id.desc())
+        .limit(1)
+    )
+    if previous is None or previous.event_type != "postback":
+        return False
+    if _postback_action((previous.payload or {}).get("postback") or {}) != "link":
+        return False
+    return event.timestamp_ms - previous.timestamp_ms <= LINK_STEP_LIFETIME_MS
+
+
 def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEvent) -> bool:
+    """Every message goes on the citizen's ticket first, whatever else it triggers (issue 14);
+    a text right after the explicit link step is also tried as a number and a code."""
     kind = message.get("type")
     text = message.get("text") or ""
-    if kind == "text" and LINK_PATTERN.search(unicodedata.normalize("NFKC", text)):
-        return _self_link(contact, unicodedata.normalize("NFKC", text), at)
+    link = None
+    if kind == "text" and _link_step_taken(event):
+        link = LINK_PATTERN.search(unicodedata.normalize("NFKC", text))
     if kind == "text":
         body, extra = text, {}
     else:
         body, extra = _describe(message)
-    ticket, _created = _ticket_for(contact, body, at)
+    if link is not None:
+        extra = {"link_attempt": True}
+    # A link attempt's ticket is not named after the code it carries.
+    ticket, _created = _ticket_for(contact, "相談番号との連携" if link else body, at)
     tickets.add_entry(
         ticket,
         EntryKind.MESSAGE_IN,
@@ -565,6 +615,9 @@ def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEv
         at=at,
         data={"line_event": event.id, "line_type": kind, **extra},
     )
+    if link is not None:
+        # Its answer is the link's outcome: no acknowledgement, no FAQ search of the code.
+        return _self_link(contact, link, at)
     if kind in MEDIA_KINDS and (message.get("contentProvider") or {}).get("type", "line") == "line":
         db.session.add(
             LineMedia(
@@ -584,7 +637,7 @@ def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEv
     if first or not open_now:
         _auto_answer(contact, ticket, at, open_now)
     if kind == "text":
-        tickets.message_received.send(ticket, text=text, at=at)
+        signals.message_received.send(ticket, text=text, at=at)
     return True
 
 
@@ -632,12 +685,21 @@ def _auto_answer(contact: LineContact, ticket: Ticket, at: datetime, open_now: b
 
 
 def _enqueue(
-    contact: LineContact, text: str, *, ticket: Ticket | None, sender: str | None = None
+    contact: LineContact,
+    text: str,
+    *,
+    ticket: Ticket | None,
+    sender: str | None = None,
+    quick_reply: list[dict] | None = None,
 ) -> OutboxMessage:
-    """An outbox row for this contact, with its retry key fixed now (one per message)."""
-    headers = {"retry_key": str(uuid.uuid4())}
+    """An outbox row for this contact, with its retry key fixed now (one per message).
+
+    ``quick_reply``: postback buttons shown under the message (label, data), e.g. LINK_STEP."""
+    headers: dict = {"retry_key": str(uuid.uuid4())}
     if sender:
         headers["sender"] = sender
+    if quick_reply:
+        headers["quick_reply"] = quick_reply
     now = utcnow()
     expires = contact.reply_token_expires_at
     if contact.reply_token and expires is not None and expires > now:
@@ -697,8 +759,9 @@ def issue_link_code(actor: Actor, ticket: Ticket) -> str:
     return code
 
 
-def _self_link(contact: LineContact, text: str, at: datetime) -> bool:
-    match = LINK_PATTERN.search(text)
+def _self_link(contact: LineContact, match: re.Match, at: datetime) -> bool:
+    """The number and code a citizen sent after the explicit step; the message itself is
+    already on their ticket."""
     number, code = match.group(1), match.group(2)
     now = utcnow()
     target = db.session.scalar(sa.select(Ticket).where(Ticket.number == number))
@@ -723,8 +786,11 @@ def _self_link(contact: LineContact, text: str, at: datetime) -> bool:
         _enqueue(
             contact,
             "相談番号またはコードが正しくないか、有効期限が切れています。"
-            "センターで新しいコードを受け取ってから、もう一度お送りください。",
+            "お送りいただいた内容は、ご相談として記録しました。\n"
+            f"連携する場合は、もう一度「{LINK_STEP_LABEL}」を押してから、相談番号とコードを"
+            "お送りください。期限が切れた場合は、センターで新しいコードを受け取ってください。",
             ticket=None,
+            quick_reply=LINK_STEP,
         )
         return True
     found.used_at = now
@@ -853,18 +919,19 @@ def deliver(message: OutboxMessage) -> None:
         raise PermanentFailure("相談者がブロック（友だち解除）しているため送信しませんでした")
     headers = message.headers or {}
     user_id, text, attempts = contact.user_id, message.body, message.attempts
+    quick_reply = headers.get("quick_reply") or None
     retry_key = headers.get("retry_key") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"o{message.id}"))
     db.session.commit()  # no transaction open while LINE answers
     try:
         token, until = headers.get("reply_token"), headers.get("reply_until")
         if token and until and attempts == 0 and datetime.fromisoformat(until) > utcnow():
             try:
-                client.reply(config, token, [text])
+                client.reply(config, token, [text], quick_reply)
                 return
             except client.ApiError as exc:
                 if exc.status != 400:  # an expired or used token: fall back to push
                     raise
-        client.push(config, user_id, [text], retry_key)
+        client.push(config, user_id, [text], retry_key, quick_reply)
     except client.ApiError as exc:
         if exc.status == 409:
             return  # LINE already accepted a request with this retry key: delivered once

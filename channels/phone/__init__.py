@@ -2,15 +2,24 @@
 
 from flask import Flask
 
-from consult import registry
+from consult import plugins
 from consult.models import Role
 
 
 def register(app: Flask) -> None:
     from channels.phone import services, views
 
-    app.register_blueprint(views.bp)
-    registry.add_ticket_panel(registry.TicketPanel("phone", services.ticket_panel))
-    registry.add_nav_link(
-        registry.NavLink("phone.log_call", "電話相談", (Role.CONSULTANT, Role.SUPERVISOR), 30)
+    plugins.install(
+        app,
+        plugins.Plugin(
+            name="phone",
+            blueprints=(views.bp,),
+            nav_links=(
+                plugins.NavLink(
+                    "phone.log_call", "電話相談", (Role.CONSULTANT, Role.SUPERVISOR), 30
+                ),
+            ),
+            ticket_panels=(plugins.TicketPanel("phone", services.ticket_panel),),
+            channel=plugins.Channel("phone", "電話"),
+        ),
     )

@@ -6,8 +6,8 @@ holidays nor on 12/29–1/3, so due times and escalations for handoffs count onl
 
 National holidays (substitute and citizens' holidays included) come from the maintained
 `holidays` package; the year-end days are the city's own rule and live here. Administrators'
-exceptions (a closed day, shorter hours) are looked up through `hour_overrides`, which the
-booking package fills, so the kernel never imports it.
+exceptions (a closed day, shorter hours) are looked up through the plugins' `hour_override`,
+which the booking package declares, so the kernel never imports it.
 """
 
 from __future__ import annotations
@@ -51,8 +51,18 @@ class Hours:
     note: str = ""
 
 
-# Callables (day) -> Hours | None | False: None = no exception, False = closed that day.
-hour_overrides: list[Callable[[date], Hours | bool | None]] = []
+def hour_overrides() -> list[Callable[[date], Hours | bool | None]]:
+    """The plugins' exceptions: (day) -> Hours | None | False (None: no exception, False: closed).
+
+    Outside an app (a pure calendar computation) there are none.
+    """
+    if not has_app_context():
+        return []
+    from consult import plugins
+
+    return plugins.registry().hour_overrides
+
+
 _HOURS_KEY = "centre_hours"
 
 
@@ -101,7 +111,7 @@ def forget_centre_hours() -> None:
 
 
 def _centre_hours(day: date) -> Hours | None:
-    for override in hour_overrides:
+    for override in hour_overrides():
         found = override(day)
         if found is False:
             return None

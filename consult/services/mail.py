@@ -13,13 +13,14 @@ from __future__ import annotations
 import base64
 import smtplib
 import ssl
+from collections.abc import Mapping
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from blinker import Namespace
 from flask import current_app
 
+from consult import signals
 from consult.models import OutboxMessage, Ticket
 from consult.services import jis, outbox
 from consult.services.outbox import PermanentFailure, TemporaryFailure
@@ -27,8 +28,6 @@ from consult.timeutil import utcnow
 
 CHANNEL = "email"
 
-# Sent after a mail is queued, so that a channel can remember its Message-ID for threading.
-mail_queued = Namespace().signal("mail-queued")
 
 DEFAULT_SIGNATURE = (
     "――――――――――――――――\n{centre}\n"
@@ -36,7 +35,8 @@ DEFAULT_SIGNATURE = (
 )
 
 
-def settings() -> dict:
+def settings() -> Mapping:
+    """Every setting by variable name, parsed once (consult.config.MailSettings for mail)."""
     return current_app.config["MADOGUCHI"]
 
 
@@ -83,7 +83,7 @@ def enqueue_mail(
     message = outbox.enqueue(
         channel=CHANNEL, recipient=to, subject=subject, body=text, headers=headers, ticket=ticket
     )
-    mail_queued.send(message, ticket=ticket)
+    signals.mail_queued.send(message, ticket=ticket)
     return message
 
 
@@ -110,9 +110,7 @@ def reply_subject(subject: str, number: str | None) -> str:
 
 def needs_iso2022jp(recipient: str) -> bool:
     """Some carriers' phones still show UTF-8 mail badly: MADOGUCHI_MAIL_ISO2022JP_DOMAINS."""
-    domains = settings().get("MAIL_ISO2022JP_DOMAINS") or ""
-    if isinstance(domains, str):
-        domains = [d.strip().lower() for d in domains.split(",") if d.strip()]
+    domains = [d.lower() for d in settings()["MAIL_ISO2022JP_DOMAINS"]]
     domain = recipient.rsplit("@", 1)[-1].strip().lower().rstrip(">")
     return any(domain == d or domain.endswith("." + d) for d in domains)
 
@@ -286,7 +284,3 @@ def _raise_for(code: int, answer: bytes | str) -> None:
     if 400 <= code < 500:
         raise TemporaryFailure(detail)
     raise PermanentFailure(detail)
-
-
-def register() -> None:
-    outbox.register_deliverer(CHANNEL, deliver)

@@ -1,6 +1,6 @@
 """The outbox: messages written with the change that caused them, delivered later by the worker.
 
-Channels register a deliverer under their name (CTFd-style registry), so consult never imports a
+Channels declare a deliverer in their plugin (consult.plugins.Channel), so consult never imports a
 channel. A deliverer raises TemporaryFailure (retried with back-off) or PermanentFailure.
 """
 
@@ -31,15 +31,13 @@ class PermanentFailure(Exception):
 
 
 Deliverer = Callable[[OutboxMessage], None]
-_deliverers: dict[str, Deliverer] = {}
-
-
-def register_deliverer(channel: str, deliverer: Deliverer) -> None:
-    _deliverers[channel] = deliverer
 
 
 def deliverer_for(channel: str) -> Deliverer:
-    return _deliverers.get(channel, log_deliverer)
+    """The deliverer the channel's plugin declared (consult.plugins.Channel)."""
+    from consult import plugins
+
+    return plugins.registry().deliverer(channel) or log_deliverer
 
 
 def log_deliverer(message: OutboxMessage) -> None:
@@ -208,6 +206,20 @@ def run_once(
             return total
         for message_id in ids:
             total += deliver_one(message_id, worker, max_attempts)
+
+
+TASK_NAME = "outbox"
+
+
+def worker_round() -> DeliveryReport:
+    """The worker task: deliver what is due, with the limits from the settings."""
+    from flask import current_app
+
+    settings = current_app.config["MADOGUCHI"]
+    return run_once(
+        max_attempts=int(settings["OUTBOX_MAX_ATTEMPTS"]),
+        lease=timedelta(seconds=int(settings["OUTBOX_LEASE_SECONDS"])),
+    )
 
 
 def retry(message: OutboxMessage) -> None:

@@ -24,6 +24,7 @@ from datetime import date, datetime, time, timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
+from consult import signals
 from consult.extensions import db
 from consult.models import (
     SESSION_MINUTES_CAP,
@@ -139,11 +140,9 @@ def _add_session(ticket: Ticket) -> None:
 
 def register() -> None:
     """Connect to the ticket services' signals (create_app calls this once per app)."""
-    from consult.services import tickets
-
-    tickets.ticket_created.connect(on_created)
-    tickets.ticket_category_changed.connect(on_category_changed)
-    tickets.ticket_session_ended.connect(on_session_ended)
+    signals.ticket_created.connect(on_created)
+    signals.ticket_category_changed.connect(on_category_changed)
+    signals.ticket_session_ended.connect(on_session_ended)
 
 
 # --- reading a period ----------------------------------------------------------------------------

@@ -8,8 +8,8 @@ few hundred rows whatever the number of tickets. Open tickets by age are counted
 (covering index ix_ticket_open_age). Days are Japanese days: the fiscal year turns at 1 April
 00:00 Asia/Tokyo, which is 31 March 15:00 UTC.
 
-The dashboard is a list of sections in consult.registry; the handoff package adds its own
-(response times by department) and its CSV export the same way.
+The dashboard is a list of sections in the plugin registry (consult.plugins); the handoff package
+adds its own (response times by department) and its CSV export the same way.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
-from consult import charts, registry
+from consult import charts, plugins
 from consult.extensions import db
 from consult.models import (
     CHANNEL_LABELS,
@@ -374,22 +374,22 @@ def long_session_section(period: Period):
     }
 
 
-def register_builtin_sections() -> None:
+BUILTIN_SECTIONS = tuple(
+    plugins.ReportSection(name, order, render)
     for name, order, render in (
         ("volume", 10, volume_section),
         ("categories", 20, category_section),
         ("open_age", 30, open_age_section),
         ("incidents", 50, incident_section),
         ("long_sessions", 60, long_session_section),
-    ):
-        registry.add_report_section(registry.ReportSection(name, order, render))
-    registry.add_report_export(registry.ReportExport("tickets", "相談", ticket_rows, order=10))
+    )
+)
 
 
 def render_sections(actor: Actor, period: Period, by: str | None = None) -> list[tuple[str, dict]]:
     actor.require(*REPORT_ROLES)
     rendered = []
-    for section in registry.report_sections:
+    for section in plugins.registry().report_sections:
         result = volume_section(period, by) if section.name == "volume" else section.render(period)
         if result:
             rendered.append(result)
@@ -446,7 +446,7 @@ def export_csv(actor: Actor, name: str, period: Period, personal: bool) -> Itera
     """UTF-8 with a BOM (Excel opens Japanese correctly); personal data for administrators only,
     and that export is audited."""
     staff = actor.require(*REPORT_ROLES)
-    export = next((e for e in registry.report_exports if e.name == name), None)
+    export = next((e for e in plugins.registry().report_exports if e.name == name), None)
     if export is None:
         raise ValidationFailed("指定された出力はありません。")
     if personal and staff is not None and staff.role != Role.ADMIN:
@@ -488,3 +488,6 @@ def month_table(period: Period) -> list[tuple[str, int]]:
     for (day, _channel), n in by_day_and(period, Ticket.channel).items():
         counts[day.replace(day=1)] += n
     return [(f"{k.year}年{k.month}月", counts.get(k, 0)) for k in buckets(period, "month")]
+
+
+BUILTIN_EXPORTS = (plugins.ReportExport("tickets", "相談", ticket_rows, order=10),)

@@ -41,6 +41,7 @@ from consult.services import audit, tickets
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import NotFound, ValidationFailed
 from consult.timeutil import format_tokyo, utcnow
+from consult.urls import public_url
 
 # Who is told of a help alert, and who may answer it.
 RESPONDER_ROLES = (Role.SUPPORT, Role.SUPERVISOR)
@@ -181,12 +182,10 @@ def raise_alert(actor: Actor, *, place: str, ticket: Ticket | None = None) -> He
 
 def _mail_alert(alert: HelpAlert) -> None:
     """Staff-internal mail: the place, the ticket number and who asked; no citizen data."""
-    from flask import current_app
 
     from consult.services.mail import enqueue_mail
 
     where = PLACES[alert.place]
-    base = current_app.config["MADOGUCHI"]["PUBLIC_URL"].rstrip("/")
     lines = [
         "応援要請がありました。至急向かってください。",
         "",
@@ -196,7 +195,7 @@ def _mail_alert(alert: HelpAlert) -> None:
     ]
     if alert.ticket is not None:
         lines.append(f"相談番号：{alert.ticket.number}")
-        lines.append(f"{base}/tickets/{alert.ticket.number}")
+        lines.append(public_url("desk.ticket", number=alert.ticket.number))
     lines += ["", "madoguchi の画面で「向かいます」「到着」を押してください。"]
     for address in get_setting("alert_mail_to").split(","):
         enqueue_mail(
@@ -488,7 +487,6 @@ def check_long_sessions(now: datetime | None = None) -> int:
 def _mail_long_session(ticket: Ticket, minutes: int) -> None:
     """Staff-internal mail to the supervisors (their work addresses; the alert address when no
     supervisor has one): the ticket, how long, who is at the desk; no citizen data."""
-    from flask import current_app
 
     from consult.services.mail import enqueue_mail
 
@@ -504,7 +502,6 @@ def _mail_long_session(ticket: Ticket, minutes: int) -> None:
             )
         )
     ) or [a for a in get_setting("alert_mail_to").split(",") if a]
-    base = current_app.config["MADOGUCHI"]["PUBLIC_URL"].rstrip("/")
     where = "電話" if ticket.channel == Channel.PHONE else "窓口"
     desk = ticket.assignee or ticket.created_by  # as 交代 names them
     lines = [
@@ -513,7 +510,7 @@ def _mail_long_session(ticket: Ticket, minutes: int) -> None:
         f"相談番号：{ticket.number}",
         f"開始：{format_tokyo(ticket.session_started_at, with_weekday=True)}",
         f"担当：{desk.full_name if desk else '—'}",
-        f"{base}/tickets/{ticket.number}",
+        public_url("desk.ticket", number=ticket.number),
     ]
     for address in addresses:
         enqueue_mail(

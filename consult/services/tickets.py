@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from blinker import signal
 from sqlalchemy.orm import selectinload
 
+from consult import signals
 from consult.extensions import db
 from consult.models import (
     STATUS_LABELS,
@@ -33,16 +33,6 @@ from consult.services.errors import (
     ValidationFailed,
 )
 from consult.timeutil import fiscal_year, tokyo_today, utcnow
-
-ticket_created = signal("ticket-created")
-ticket_status_changed = signal("ticket-status-changed")
-ticket_closed = signal("ticket-closed")
-# The reports' rollup (consult.services.report_rollup) follows every change that moves a figure;
-# a service that changes a ticket's category or session must send these, inside its transaction.
-ticket_category_changed = signal("ticket-category-changed")
-ticket_session_ended = signal("ticket-session-ended")
-# A citizen's own message arrived on a ticket (not an auto-reply): sent with text= and at=.
-message_received = signal("message-received")
 
 NUMBER_PATTERN = re.compile(r"(\d{4})-(\d{6})")
 MAX_SUBJECT = 200
@@ -173,7 +163,7 @@ def create_ticket(
     if flush:
         db.session.flush()
     audit.record(actor, "create", "ticket", ticket.number)
-    ticket_created.send(ticket, actor=actor)
+    signals.ticket_created.send(ticket, actor=actor)
     return ticket
 
 
@@ -215,7 +205,7 @@ def _set_status(actor: Actor, ticket: Ticket, new: Status, reason: str | None = 
         body=reason or "",
         data={"from": old.value, "to": new.value, "label": body},
     )
-    ticket_status_changed.send(ticket, actor=actor, old=old, new=new)
+    signals.ticket_status_changed.send(ticket, actor=actor, old=old, new=new)
 
 
 def change_status(actor: Actor, ticket: Ticket, new: Status | str, reason: str | None = None):
@@ -252,7 +242,7 @@ def close(actor: Actor, ticket: Ticket, summary: str) -> None:
     ticket.resolution_summary = summary
     ticket.closed_at = now
     _set_status(actor, ticket, Status.CLOSED, summary)
-    ticket_closed.send(ticket, actor=actor)
+    signals.ticket_closed.send(ticket, actor=actor)
 
 
 def reopen(actor: Actor, ticket: Ticket, reason: str) -> None:
@@ -303,7 +293,7 @@ def update_details(
         changes.append(f"分類: {category.name if category else 'なし'}")
         old_category_id = ticket.category.id if ticket.category else None
         ticket.category = category
-        ticket_category_changed.send(
+        signals.ticket_category_changed.send(
             ticket, actor=actor, old=old_category_id, new=category.id if category else None
         )
     if priority_value != ticket.priority:
@@ -369,7 +359,7 @@ def end_session(actor: Actor, ticket: Ticket, at: datetime | None = None) -> Non
         data={"duration_seconds": ticket.duration_seconds},
         at=at,
     )
-    ticket_session_ended.send(ticket, actor=actor)
+    signals.ticket_session_ended.send(ticket, actor=actor)
 
 
 # --- the queue -------------------------------------------------------------------------------

@@ -1,47 +1,53 @@
-"""The kernel's blueprints."""
+"""The kernel's own plugin: its blueprints, navigation, safety panel, reports and worker task."""
 
 from flask import Flask
 
-from consult import registry
+from consult import plugins
 from consult.models import Role
 
 
 def register(app: Flask) -> None:
-    from consult.views import admin, auth, desk
-
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(desk.bp)
-    app.register_blueprint(admin.bp)
-    registry.add_nav_link(
-        registry.NavLink("desk.queue", "相談一覧", (Role.CONSULTANT, Role.SUPERVISOR), 10)
-    )
-    registry.add_nav_link(registry.NavLink("admin.index", "管理", (Role.ADMIN,), 90))
-    _register_safety_and_reports(app)
-
-
-def _register_safety_and_reports(app: Flask) -> None:
     from consult import cli
-    from consult.services import ratelimit
+    from consult.services import outbox, ratelimit
     from consult.services import reports as report_service
     from consult.services import safety as safety_service
-    from consult.views import reports, safety
+    from consult.views import admin, auth, desk, reports, safety
 
-    app.register_blueprint(safety.bp)
-    app.register_blueprint(reports.bp)
-    registry.add_ticket_panel(registry.TicketPanel("safety", safety_service.ticket_panel))
-    registry.add_nav_link(
-        registry.NavLink(
-            "safety.incidents", "カスハラ事案", (Role.SUPERVISOR, Role.SUPPORT, Role.ADMIN), 60
-        )
+    desk_roles = (Role.CONSULTANT, Role.SUPERVISOR)
+    plugins.install(
+        app,
+        plugins.Plugin(
+            name="consult",
+            blueprints=(auth.bp, desk.bp, admin.bp, safety.bp, reports.bp),
+            nav_links=(
+                plugins.NavLink("desk.queue", "相談一覧", desk_roles, 10),
+                plugins.NavLink(
+                    "safety.incidents",
+                    "カスハラ事案",
+                    (Role.SUPERVISOR, Role.SUPPORT, Role.ADMIN),
+                    60,
+                ),
+                plugins.NavLink("reports.dashboard", "統計", (Role.SUPERVISOR, Role.ADMIN), 70),
+                plugins.NavLink("admin.index", "管理", (Role.ADMIN,), 90),
+            ),
+            ticket_panels=(plugins.TicketPanel("safety", safety_service.ticket_panel),),
+            worker_tasks=(
+                plugins.WorkerTask(outbox.TASK_NAME, outbox.worker_round, lane="outbox"),
+                plugins.WorkerTask(
+                    "safety.long_sessions", safety_service.check_long_sessions, lane="alerts"
+                ),
+                plugins.WorkerTask("ratelimit.purge", ratelimit.purge_task, lane="alerts"),
+            ),
+            commands=cli.COMMANDS,
+            home_pages={
+                Role.CONSULTANT: "desk.queue",
+                Role.SUPERVISOR: "desk.queue",
+                Role.ADMIN: "admin.index",
+            },
+            report_sections=report_service.BUILTIN_SECTIONS,
+            report_exports=report_service.BUILTIN_EXPORTS,
+        ),
     )
-    registry.add_nav_link(
-        registry.NavLink("reports.dashboard", "統計", (Role.SUPERVISOR, Role.ADMIN), 70)
-    )
-    if safety_service.check_long_sessions not in cli.worker_tasks:
-        cli.worker_tasks.append(safety_service.check_long_sessions)
-    if ratelimit.purge_task not in cli.worker_tasks:
-        cli.worker_tasks.append(ratelimit.purge_task)
-    report_service.register_builtin_sections()
 
     @app.context_processor
     def safety_context():

@@ -20,7 +20,6 @@ from consult.models import Category, Department, OutboxMessage, Role
 from consult.services import audit, outbox
 from consult.services import staff as staff_service
 from consult.services.audit import ACTION_LABELS, OBJECT_LABELS
-from consult.services.errors import NotFound
 from consult.timeutil import TOKYO
 from consult.web import actor, attempt, roles_required
 
@@ -79,10 +78,7 @@ def staff_new():
 
 
 def _staff_or_404(staff_id: int):
-    try:
-        return staff_service.get_staff(staff_id)
-    except NotFound:
-        abort(404)
+    return staff_service.get_staff(staff_id)
 
 
 @bp.route("/staff/<int:staff_id>", methods=["GET", "POST"])

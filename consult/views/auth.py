@@ -7,24 +7,23 @@ from datetime import timedelta
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_user, logout_user
 
+from consult import plugins
 from consult.extensions import db
 from consult.forms import ConfirmForm, LoginForm
-from consult.models import Role
 from consult.services import auth
 from consult.services.errors import DomainError
 from consult.web import actor, public, safe_next
 
 bp = Blueprint("auth", __name__)
 
-HOME_BY_ROLE = {
-    Role.CONSULTANT: "desk.queue",
-    Role.SUPERVISOR: "desk.queue",
-    Role.ADMIN: "admin.index",
-}
+
+def home_endpoint(role: str) -> str | None:
+    """The page a role starts on, as the plugins declared it (Plugin.home_pages)."""
+    return plugins.registry().home_endpoint(role)
 
 
 def home_url() -> str:
-    return url_for(HOME_BY_ROLE.get(current_user.role, "auth.home"))
+    return url_for(home_endpoint(current_user.role) or "auth.home")
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -76,6 +75,6 @@ def logout():
 
 @bp.get("/")
 def home():
-    if current_user.role in HOME_BY_ROLE:
+    if home_endpoint(current_user.role):
         return redirect(home_url())
     return render_template("consult/home.html")

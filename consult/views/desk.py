@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from flask import (
     Blueprint,
-    abort,
     current_app,
     jsonify,
     redirect,
@@ -15,7 +14,7 @@ from flask import (
 from flask_login import current_user
 from markupsafe import Markup
 
-from consult import registry
+from consult import plugins
 from consult.forms import (
     AssignForm,
     CitizenForm,
@@ -33,7 +32,6 @@ from consult.models import CHANNEL_LABELS, STATUS_LABELS, Channel, Status
 from consult.services import citizens, safety, tickets
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
-from consult.services.errors import NotFound
 from consult.web import actor, attempt, roles_required
 
 bp = Blueprint("desk", __name__)
@@ -101,10 +99,7 @@ def search():
 
 
 def _load(number: str, audit_view: bool = False):
-    try:
-        return tickets.get_ticket(actor(), number, audit_view=audit_view)
-    except NotFound:
-        abort(404)
+    return tickets.get_ticket(actor(), number, audit_view=audit_view)
 
 
 @bp.get("/tickets/<number>")
@@ -136,7 +131,7 @@ def _ticket_context(item, **forms):
     # Each panel renders with its own context: `{% include ... with context %}` in the page
     # would only pass the page's variables, never the panel's.
     panels = []
-    for panel in registry.ticket_panels:
+    for panel in plugins.registry().ticket_panels:
         rendered = panel.render(item)
         if rendered:
             # Jinja's include cannot take a context of its own: render each panel here, with
@@ -365,10 +360,7 @@ def match_citizens():
 @bp.get("/citizens/<int:citizen_id>")
 @roles_required(*DESK_ROLES)
 def citizen(citizen_id: int):
-    try:
-        item = citizens.get_citizen(actor(), citizen_id)
-    except NotFound:
-        abort(404)
+    item = citizens.get_citizen(actor(), citizen_id)
     return render_template(
         "consult/citizen.html", citizen=item, tickets=citizens.recent_tickets(item.id, limit=100)
     )

@@ -13,7 +13,7 @@ from flask import (
 from flask_login import current_user
 from markupsafe import Markup
 
-from consult import registry
+from consult import plugins
 from consult.models import Role
 from consult.services import reports
 from consult.services.errors import ValidationFailed
@@ -50,7 +50,7 @@ def _page(template: str, by: str | None = None):
         error=error,
         years=list(range(this_year, this_year - 6, -1)),
         args=request.args,
-        exports=registry.report_exports,
+        exports=plugins.registry().report_exports,
         is_admin=current_user.role == Role.ADMIN,
         months=reports.month_table(period) if template.endswith("quarterly.html") else [],
     ), status

@@ -15,6 +15,7 @@ from consult.extensions import db
 from consult.models import EntryKind, Ticket
 from consult.services import outbox
 from consult.services.actor import Actor
+from consult.settings import override as override_settings
 from tests.channels import dovecot
 from tests.channels.test_email_channel import CITIZEN_TEXT, citizen_mail
 from tests.consult.http import call, sign_in
@@ -195,7 +196,7 @@ def test_a_failing_poll_is_shown_to_administrators_until_mail_comes_in_again(
         assert "まだ一度も受信できていません" in page
         assert "not-the-password" not in page
 
-        app.config["MADOGUCHI"]["IMAP_PASSWORD"] = dovecot_server.password
+        override_settings(app, IMAP_PASSWORD=dovecot_server.password)
         assert imap.poll().ingested == 1
         page = call(app, admin, "GET", "/email/inbound").get_data(as_text=True)
         assert "IMAPでメールを受信できていません" not in page

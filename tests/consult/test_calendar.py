@@ -75,7 +75,10 @@ def test_next_centre_opening():
     assert calendar.next_centre_opening(open_now) == open_now
 
 
-def test_an_override_closes_a_day_and_shortens_another():
+def test_an_override_closes_a_day_and_shortens_another(app):
+    """A plugin's exceptions (booking's, in the product) decide the centre's hours."""
+    from consult import plugins
+
     def override(day):
         if day == date(2026, 11, 25):
             return False
@@ -83,14 +86,9 @@ def test_an_override_closes_a_day_and_shortens_another():
             return calendar.Hours(calendar.time(10, 0), calendar.time(12, 0), "研修")
         return None
 
-    calendar.hour_overrides.append(override)
-    try:
-        assert calendar.centre_hours(date(2026, 11, 25)) is None
-        assert calendar.next_centre_opening(tokyo(2026, 11, 24, 18, 0)) == tokyo(
-            2026, 11, 26, 10, 0
-        )
-    finally:
-        calendar.hour_overrides.remove(override)
+    plugins.install(app, plugins.Plugin(name="test-override", hour_override=override))
+    assert calendar.centre_hours(date(2026, 11, 25)) is None
+    assert calendar.next_centre_opening(tokyo(2026, 11, 24, 18, 0)) == tokyo(2026, 11, 26, 10, 0)
 
 
 @pytest.mark.parametrize(

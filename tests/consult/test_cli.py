@@ -11,6 +11,7 @@ from consult.extensions import db
 from consult.models import Channel, Department, Role, Staff, Status, Ticket
 from consult.services import outbox, tickets
 from consult.services.actor import Actor
+from tests.conftest import install_channel
 
 
 @pytest.fixture
@@ -207,26 +208,21 @@ def test_ticket_show_unknown_number(app, run, some_tickets):
 
 
 def test_worker_once_prints_counts(app, run):
-    saved = dict(outbox._deliverers)
-    try:
-        outbox.register_deliverer("test-cli", lambda message: None)
+    install_channel(app, "test-cli", lambda message: None)
 
-        def refuse(message):
-            raise outbox.PermanentFailure("blocked")
+    def refuse(message):
+        raise outbox.PermanentFailure("blocked")
 
-        outbox.register_deliverer("test-cli-refuse", refuse)
-        outbox.enqueue(channel="test-cli", recipient="a@example.jp", body="1")
-        outbox.enqueue(channel="test-cli", recipient="b@example.jp", body="2")
-        outbox.enqueue(channel="test-cli-refuse", recipient="c@example.jp", body="3")
-        db.session.commit()
-        result = run("worker", "--once")
-        assert result.exit_code == 0, result.output
-        assert "配信 2 件、再試行待ち 0 件、失敗 1 件" in result.output
-        again = run("worker", "--once")
-        assert "配信 0 件、再試行待ち 0 件、失敗 0 件" in again.output
-    finally:
-        outbox._deliverers.clear()
-        outbox._deliverers.update(saved)
+    install_channel(app, "test-cli-refuse", refuse)
+    outbox.enqueue(channel="test-cli", recipient="a@example.jp", body="1")
+    outbox.enqueue(channel="test-cli", recipient="b@example.jp", body="2")
+    outbox.enqueue(channel="test-cli-refuse", recipient="c@example.jp", body="3")
+    db.session.commit()
+    result = run("worker", "--once")
+    assert result.exit_code == 0, result.output
+    assert "配信 2 件、再試行待ち 0 件、失敗 1 件" in result.output
+    again = run("worker", "--once")
+    assert "配信 0 件、再試行待ち 0 件、失敗 0 件" in again.output
 
 
 def _counts():

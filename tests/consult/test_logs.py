@@ -9,6 +9,7 @@ import pytest
 from consult.extensions import db
 from consult.logging import scrub
 from consult.services import outbox
+from tests.conftest import install_channel
 from tests.consult.http import call, sign_in
 
 PHONE = "090-1234-5678"
@@ -79,14 +80,13 @@ def test_counter_and_phone_reception_log_no_personal_data(app, make_staff, caplo
 
 
 @pytest.fixture
-def crashing_deliverer():
+def crashing_deliverer(app):
     def crash(message):
         # What a mail server's refusal looks like: it names the recipient.
         raise RuntimeError(f"550 5.1.1 <{EMAIL}> rejected; callback {PHONE}")
 
-    outbox.register_deliverer("test-crash", crash)
-    yield "test-crash"
-    outbox._deliverers.pop("test-crash", None)
+    install_channel(app, "test-crash", crash)
+    return "test-crash"
 
 
 def test_a_crashing_deliverer_logs_no_personal_data(app, crashing_deliverer, caplog):

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from consult.extensions import db
 from consult.models import RateLimitCounter
 from consult.services import ratelimit
+from consult.settings import override as override_settings
 from consult.timeutil import utcnow
 
 
@@ -17,7 +18,7 @@ from consult.timeutil import utcnow
 def store(request, app):
     """Where the counts live: the database (the default) or Redis (MADOGUCHI_REDIS_URL)."""
     if request.param == "redis":
-        app.config["MADOGUCHI"]["REDIS_URL"] = request.getfixturevalue("redis_url")
+        override_settings(app, REDIS_URL=request.getfixturevalue("redis_url"))
     return request.param
 
 
@@ -95,7 +96,7 @@ def test_keys_are_stored_as_digests_and_ended_windows_are_purged(app):
 def test_in_redis_keys_are_digests_that_expire_and_the_table_stays_empty(app, redis_url):
     import redis
 
-    app.config["MADOGUCHI"]["REDIS_URL"] = redis_url
+    override_settings(app, REDIS_URL=redis_url)
     now = utcnow()
     assert ratelimit.hit("s", "192.0.2.7", timedelta(minutes=1), now=now).hits == 1
     assert ratelimit.hit("s", "192.0.2.7", timedelta(minutes=1), now=now).hits == 2

@@ -198,7 +198,7 @@ def test_open_tickets_by_age_and_incidents(app, make_ticket, make_staff):
 
 def test_sections_are_pluggable(app, make_staff):
     """Another package (handoff) adds a section through the registry; it renders in order."""
-    from consult import registry
+    from consult import plugins
 
     seen = []
 
@@ -206,13 +206,9 @@ def test_sections_are_pluggable(app, make_staff):
         seen.append(period)
         return "consult/reports/_open_age.html", {"items": [], "total": 42, "chart": ""}
 
-    registry.add_report_section(registry.ReportSection("test_plugin", 40, render))
-    try:
-        boss = sign_in(app, make_staff("supervisor"))
-        page = call(app, boss, "GET", "/reports?fy=2025").get_data(as_text=True)
-        assert "未完了の相談（現在）：42件" in page
-        assert seen and seen[0].label == "2025年度"
-    finally:
-        registry.report_sections[:] = [
-            s for s in registry.report_sections if s.name != "test_plugin"
-        ]
+    section = plugins.ReportSection("test_plugin", 40, render)
+    plugins.install(app, plugins.Plugin(name="test_plugin", report_sections=(section,)))
+    boss = sign_in(app, make_staff("supervisor"))
+    page = call(app, boss, "GET", "/reports?fy=2025").get_data(as_text=True)
+    assert "未完了の相談（現在）：42件" in page
+    assert seen and seen[0].label == "2025年度"

@@ -102,8 +102,10 @@ def test_session_cookie_is_httponly_and_samesite(app, make_staff):
 
 
 def test_session_cookie_is_secure_in_production():
-    settings = {"ENV": "production", "SECRET_KEY": "x" * 40, "DATABASE_URL": "sqlite://"}
-    flask = config_module.flask_config(settings)
+    core = config_module.CoreSettings(
+        env="production", secret_key="x" * 40, database_url="sqlite://"
+    )
+    flask = config_module.flask_config(core)
     assert flask["SESSION_COOKIE_SECURE"] is True
     assert flask["SESSION_COOKIE_HTTPONLY"] is True
     assert flask["SESSION_COOKIE_SAMESITE"] in {"Lax", "Strict"}

@@ -20,6 +20,7 @@ from consult.services import citizens, outbox
 from consult.services.actor import Actor
 from consult.services.normalize import name_key, normalize_email, normalize_phone
 from consult.timeutil import utcnow
+from tests.conftest import install_channel
 
 # --- normalisation ---------------------------------------------------------------------------
 
@@ -135,12 +136,9 @@ def test_find_matches_ignores_one_letter_and_unknown(app, actor, yamada):
 
 
 @pytest.fixture
-def deliverers():
-    """Register test deliverers; the registry is restored afterwards."""
-    saved = dict(outbox._deliverers)
-    yield outbox.register_deliverer
-    outbox._deliverers.clear()
-    outbox._deliverers.update(saved)
+def deliverers(app):
+    """Give the test app channels of its own (its registry goes with it)."""
+    return lambda name, deliver: install_channel(app, name, deliver)
 
 
 def _message(id_: int) -> OutboxMessage:

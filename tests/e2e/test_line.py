@@ -8,7 +8,7 @@ import urllib.request
 import pytest
 from werkzeug.serving import make_server
 
-from consult.cli import run_worker_loop
+from consult.worker import Worker
 from tests.channels.line.conftest import body_of, text_event
 from tests.channels.line.fake_line import SECRET, TOKEN, sign, start_fake_line
 from tests.e2e.conftest import LiveServer, _free_port
@@ -27,13 +27,12 @@ def line_live(app_factory):
     port = _free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    stop = threading.Event()
-    worker = threading.Thread(target=run_worker_loop, args=(app, 0.3, stop), daemon=True)
+    worker = Worker(app, interval=0.3)
     worker.start()
     try:
         yield LiveServer(app=app, url=f"http://127.0.0.1:{port}"), fake
     finally:
-        stop.set()
+        worker.stop.set()
         worker.join(timeout=10)
         server.shutdown()
         fake_server.shutdown()

@@ -12,6 +12,7 @@ from channels.booking import services
 from channels.booking.models import Booking, BookingSlot, BookingStatus, Mode
 from consult.extensions import db
 from consult.models import OutboxMessage
+from consult.settings import override as override_settings
 from consult.timeutil import TOKYO
 
 from .helpers import form_data, set_capacity, slot_in
@@ -109,7 +110,7 @@ def test_full_slot_offers_nearest(client, app):
 
 
 def test_bad_input_books_nothing(client, app):
-    app.config["MADOGUCHI"]["BOOKING_RATE_LIMIT"] = "100 per minute"
+    override_settings(app, BOOKING_RATE_LIMIT="100 per minute")
     start = slot_in(7)
     cases = [
         (

@@ -17,6 +17,7 @@ from channels.line import services
 from channels.line.models import EventStatus, LineEvent
 from consult.extensions import db
 from consult.models import EntryKind, TimelineEntry
+from consult.settings import override as override_settings
 from tests.channels.line.conftest import body_of, post_webhook, text_event
 from tests.channels.line.fake_line import SECRET, TOKEN, sign
 
@@ -84,13 +85,13 @@ def test_events_are_processed_after_the_response_under_a_real_server(app_factory
 
 def test_processing_waits_for_a_burst_but_never_starves(line_client, line_app):
     """While bodies keep arriving, processing steps aside, at most LINE_BURST_MAX_DEFER_MS."""
-    line_app.config["MADOGUCHI"].update(LINE_BURST_QUIET_MS=60_000, LINE_BURST_MAX_DEFER_MS=300)
+    override_settings(line_app, LINE_BURST_QUIET_MS=60_000, LINE_BURST_MAX_DEFER_MS=300)
     assert post_webhook(line_client, body_of(text_event("混雑時の相談"))).status_code == 200
     db.session.remove()
     started = time.monotonic()
     assert services.process_pending() == 1  # processed although the "burst" never ends
     assert time.monotonic() - started >= 0.3
-    line_app.config["MADOGUCHI"].update(LINE_BURST_QUIET_MS=0)
+    override_settings(line_app, LINE_BURST_QUIET_MS=0)
     assert post_webhook(line_client, body_of(text_event("静かな時の相談"))).status_code == 200
     db.session.remove()
     assert services.process_pending() == 1

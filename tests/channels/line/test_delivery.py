@@ -19,7 +19,12 @@ from tests.channels.line.conftest import (
     sign_in,
     text_event,
 )
+from tests.channels.line.test_link_step import postback_event
 from tests.channels.line.test_processing import OPEN
+
+
+def link_step(at: int) -> dict:
+    return postback_event("action=link", at)
 
 
 def _line_ticket():
@@ -182,21 +187,26 @@ def test_self_link_with_reference_and_one_time_code(line_client, line_app, fake_
     assert db.session.scalar(
         sa.select(AuditEvent).where(AuditEvent.object_type == "line_link_code")
     )
+    # Each attempt follows the explicit step (the tap on 「相談番号と連携する」).
     # A wrong code first: refused, nothing linked.
     wrong = "000000" if code != "000000" else "111111"
-    post_webhook(line_client, body_of(text_event(f"{number} {wrong}", at=OPEN + 1)))
+    post_webhook(
+        line_client, body_of(link_step(OPEN), text_event(f"{number} {wrong}", at=OPEN + 1))
+    )
     run_worker(line_app)
     db.session.remove()
     assert db.session.scalar(sa.select(LineContact)).citizen_id is None
     # Full-width digits as a phone keyboard may send them.
     fullwidth = f"{number} {code}".translate(str.maketrans("0123456789-", "０１２３４５６７８９－"))
-    post_webhook(line_client, body_of(text_event(fullwidth, at=OPEN + 2)))
+    post_webhook(line_client, body_of(link_step(OPEN + 1), text_event(fullwidth, at=OPEN + 2)))
     run_worker(line_app)
     db.session.remove()
     assert db.session.scalar(sa.select(LineContact)).citizen_id == citizen_id
     assert "連携が完了しました" in fake_line.sent_texts()[-1]
     # The code works once.
-    post_webhook(line_client, body_of(text_event(f"{number} {code}", at=OPEN + 3)))
+    post_webhook(
+        line_client, body_of(link_step(OPEN + 2), text_event(f"{number} {code}", at=OPEN + 3))
+    )
     run_worker(line_app)
     assert "正しくない" in fake_line.sent_texts()[-1]
     # The next LINE consultation carries the citizen.

@@ -13,6 +13,7 @@ from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, OutboxStatus, Ticket
 from consult.services import tickets
 from consult.services.actor import SYSTEM
+from consult.settings import override as override_settings
 from consult.timeutil import TOKYO
 from tests.channels.line.conftest import (
     USER,
@@ -240,7 +241,7 @@ def test_poison_event_is_kept_with_error_and_others_flow(line_client, line_app):
     db.session.commit()
     other = text_event("別の人から", user="U" + "b" * 32, at=OPEN)
     post_webhook(line_client, body_of(other))
-    line_app.config["MADOGUCHI"]["LINE_MAX_EVENT_ATTEMPTS"] = 1
+    override_settings(line_app, LINE_MAX_EVENT_ATTEMPTS=1)
     run_worker(line_app)
     db.session.remove()
     statuses = sorted(e.status for e in db.session.scalars(sa.select(LineEvent)))

@@ -1,0 +1,64 @@
+"""Every signal of madoguchi, declared once, with its sender and arguments.
+
+Services send these inside their transaction, after flushing; a receiver that writes rows writes
+them in the same transaction (the reports' rollup), one that acts outside the database queues
+that work in the outbox. Plugins connect receivers through `Plugin.receivers`, so a receiver
+runs only for the apps that installed its plugin (see consult.plugins); the kernel's own
+receivers connect directly.
+
+As indico's `core/signals/`: one module, so anyone can see what can be listened to.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+ticket_created = _signals.signal(
+    "ticket-created",
+    doc="""A ticket was created. Sender: the Ticket. Arguments: `actor` (Actor or None).""",
+)
+
+ticket_status_changed = _signals.signal(
+    "ticket-status-changed",
+    doc="""A ticket's status changed. Sender: the Ticket. Arguments: `actor`, `old` and `new`
+    (Status).""",
+)
+
+ticket_closed = _signals.signal(
+    "ticket-closed",
+    doc="""A ticket was closed (完了). Sender: the Ticket. Arguments: `actor`.""",
+)
+
+ticket_category_changed = _signals.signal(
+    "ticket-category-changed",
+    doc="""A ticket's category changed. Sender: the Ticket. Arguments: `old` and `new` category
+    ids (int or None). The reports' rollup follows it: a service that changes a category must
+    send it inside its transaction.""",
+)
+
+ticket_session_ended = _signals.signal(
+    "ticket-session-ended",
+    doc="""A counter or phone session ended (its duration is known). Sender: the Ticket.
+    Arguments: `actor`.""",
+)
+
+message_received = _signals.signal(
+    "message-received",
+    doc="""A citizen's own message arrived on a ticket (never an automatic reply). Sender: the
+    Ticket. Arguments: `text` (str) and `at` (aware datetime). The FAQ's automatic answer listens.
+    """,
+)
+
+mail_queued = _signals.signal(
+    "mail-queued",
+    doc="""A mail was put in the outbox. Sender: the OutboxMessage. Arguments: `ticket` (Ticket or
+    None). The email channel remembers its Message-ID for threading.""",
+)
+
+handoff_changed = _signals.signal(
+    "handoff-changed",
+    doc="""A handoff was created or moved on (accepted, on the way, arrived, done, returned,
+    cancelled, given more information). Sender: the Handoff. No arguments.""",
+)
