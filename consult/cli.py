@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import getpass
 import json
 import logging
 import os
@@ -20,10 +19,6 @@ from consult.services.actor import Actor
 from consult.services.errors import DomainError, NotFound
 
 log = logging.getLogger("madoguchi.cli")
-
-
-def cli_actor() -> Actor:
-    return Actor(staff=None, address=f"cli:{getpass.getuser()}"[:64], trusted=True)
 
 
 def _fail(error: DomainError) -> None:
@@ -53,7 +48,7 @@ def staff_create(login, full_name, display_name, role, department_code):
     )
     try:
         staff = staff_service.create_staff(
-            cli_actor(),
+            Actor.command_line(),
             login=login,
             full_name=full_name,
             display_name=display_name,
@@ -81,7 +76,7 @@ def department_group() -> None:
 def department_create(code, name, external, email):
     try:
         department = staff_service.create_department(
-            cli_actor(), code=code, name=name, is_external=external, email=email
+            Actor.command_line(), code=code, name=name, is_external=external, email=email
         )
         db.session.commit()
     except DomainError as error:
@@ -151,10 +146,12 @@ def ticket_list(as_json, channel, status, category_id, assignee_login, closed, l
         assignee_id=assignee_id,
         include_closed=closed,
     )
-    page = tickets.queue(cli_actor(), flt, page_size=limit)
+    page = tickets.queue(Actor.command_line(), flt, page_size=limit)
     from consult.services import audit
 
-    audit.record(cli_actor(), "export", "ticket", None, f"cli list count={len(page.tickets)}")
+    audit.record(
+        Actor.command_line(), "export", "ticket", None, f"cli list count={len(page.tickets)}"
+    )
     db.session.commit()
     if as_json:
         click.echo(json.dumps([ticket_json(t) for t in page.tickets], ensure_ascii=False, indent=2))
@@ -169,7 +166,7 @@ def ticket_list(as_json, channel, status, category_id, assignee_login, closed, l
 @with_appcontext
 def ticket_show(number, as_json):
     try:
-        ticket = tickets.get_ticket(cli_actor(), number)
+        ticket = tickets.get_ticket(Actor.command_line(), number)
     except NotFound as error:
         raise click.ClickException(f"相談番号「{number}」は見つかりません。") from error
     data = ticket_json(ticket, with_timeline=True)
@@ -267,7 +264,9 @@ def reports_rebuild(start, end):
         raise click.ClickException("終了日は開始日と同じか、それより後にしてください。")
     began = time.perf_counter()
     counted, rows = report_rollup.rebuild(start, end)
-    audit.record(cli_actor(), "rebuild", "report_daily", None, f"{start or '…'}..{end or '…'}")
+    audit.record(
+        Actor.command_line(), "rebuild", "report_daily", None, f"{start or '…'}..{end or '…'}"
+    )
     db.session.commit()
     span = f"{start or '最初'}〜{end or '最後'}"
     click.echo(

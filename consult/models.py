@@ -366,6 +366,13 @@ class Ticket(db.Model):
     def priority_label(self) -> str:
         return PRIORITY_LABELS[self.priority]
 
+    def ensure_open(self) -> None:
+        """A closed case is changed only after reopening it."""
+        if self.status == Status.CLOSED:
+            from consult.services.errors import TicketClosed
+
+            raise TicketClosed()
+
     def __repr__(self) -> str:
         return f"<Ticket {self.id} {self.status}>"
 

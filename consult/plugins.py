@@ -96,6 +96,7 @@ class CaseRecord:
     key: str  # e.g. "handoff:12", to pick one record
     text: str
     department_id: int | None = None
+    label: str = ""  # what staff see, e.g. 「市民課の対応記録」
 
 
 @dataclass(frozen=True)

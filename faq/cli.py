@@ -9,8 +9,8 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from consult.cli import cli_actor
 from consult.extensions import db
+from consult.services.actor import Actor
 from consult.services.errors import DomainError
 from faq import services
 
@@ -30,7 +30,7 @@ def import_command(path: Path, publish: bool):
     """CSV（推奨データセット「FAQ」の列：質問・回答・所管部署・カテゴリ…；UTF-8 または Shift_JIS）
     または JSON Lines（question, answer, category, keywords, visibility）を取り込みます。"""
     try:
-        report = services.import_file(cli_actor(), path, publish=publish)
+        report = services.import_file(Actor.command_line(), path, publish=publish)
         db.session.commit()
     except DomainError as error:
         db.session.rollback()
@@ -51,7 +51,7 @@ def import_command(path: Path, publish: bool):
 @with_appcontext
 def search_command(query: str, as_json: bool, limit: int, public: bool):
     """Web と同じ検索を行います。"""
-    hits = services.search(query, actor=cli_actor(), public=public, limit=limit)
+    hits = services.search(query, actor=Actor.command_line(), public=public, limit=limit)
     if as_json:
         rows = [
             {"id": h.entry.id, "question": h.entry.question, "score": round(h.score, 4)}

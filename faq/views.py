@@ -17,6 +17,7 @@ from flask import (
 )
 from flask_babel import gettext as _
 
+from consult import plugins
 from consult.extensions import db
 from consult.forms import choices
 from consult.models import Status, Ticket
@@ -249,6 +250,11 @@ def ticket_panel(ticket: Ticket):
         {
             "faq_entries": services.entries_from_ticket(ticket),
             "can_make_faq": ticket.status == Status.CLOSED,
+            # What the departments did (handoff 対応記録), received through the kernel: each can
+            # become the answer of a draft of its own.
+            "case_records": (
+                plugins.registry().case_records(ticket) if ticket.status == Status.CLOSED else []
+            ),
             "faq_form": ActionForm(),
         },
     )

@@ -7,9 +7,9 @@ import time
 import click
 from flask.cli import with_appcontext
 
-from consult.cli import cli_actor
 from consult.extensions import db
 from consult.services import audit
+from consult.services.actor import Actor
 
 
 @click.group("handoffs", help="引継ぎ")
@@ -28,7 +28,7 @@ def rebuild_command():
 
     began = time.perf_counter()
     counted = rollup.rebuild()
-    audit.record(cli_actor(), "rebuild", "handoff_daily", None)
+    audit.record(Actor.command_line(), "rebuild", "handoff_daily", None)
     db.session.commit()
     click.echo(
         f"引継ぎ状況の日別集計を作り直しました（引継ぎ{counted:,}件、"

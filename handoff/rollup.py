@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from consult import upsert
 from consult.extensions import db
 from consult.models import Grain
 from consult.services.report_rollup import local_day, month_of
@@ -102,10 +102,6 @@ def _keys_of(handoff: Handoff) -> list[tuple]:
     )
 
 
-def _insert(connection, table):
-    return (postgresql.insert if connection.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
 def add(connection, deltas: Counter) -> None:
     """Add `deltas` ({(day, department_id, measure, minutes): n}) to the day and month rows."""
     merged: Counter = Counter()
@@ -117,15 +113,7 @@ def add(connection, deltas: Counter) -> None:
         for key, n in sorted(merged.items(), key=lambda item: tuple(map(str, item[0])))
         if n
     ]
-    if not rows:
-        return
-    table = HandoffDaily.__table__
-    statement = _insert(connection, table).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(KEY),
-        set_={"handoffs": table.c.handoffs + statement.excluded.handoffs},
-    )
-    connection.execute(statement)
+    upsert.insert_or_add(HandoffDaily.__table__, rows, KEY, ["handoffs"], connection=connection)
 
 
 _PENDING = "handoff_rollup_before"

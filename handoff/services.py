@@ -703,7 +703,7 @@ def escalate_due(now: datetime | None = None) -> int:
             escalated=True,
         )
         signals.handoff_changed.send(handoff)
-    db.session.commit()
+    db.session.flush()  # the worker commits the round (consult.worker)
     return len(due)
 
 
@@ -803,7 +803,12 @@ def case_records(ticket: Ticket) -> list[plugins.CaseRecord]:
         if handoff.record_follow_up:
             lines.append(f"今後の対応：{handoff.record_follow_up}")
         records.append(
-            plugins.CaseRecord(f"handoff:{handoff.id}", "\n".join(lines), handoff.department_id)
+            plugins.CaseRecord(
+                f"handoff:{handoff.id}",
+                "\n".join(lines),
+                handoff.department_id,
+                label=f"{handoff.department.name}の対応記録",
+            )
         )
     return records
 

@@ -77,13 +77,6 @@ def ticket_panel(ticket):
             "action_form": ActionForm(),
             "now": utcnow(),
             "expectation": services.citizen_expectation,
-            # 「FAQにする」 from one 対応記録, when the FAQ package is there and the case closed.
-            "faq_url": (
-                url_for("faq.from_ticket", number=ticket.number)
-                if "faq.from_ticket" in current_app.view_functions
-                and ticket.status.value == "closed"
-                else None
-            ),
         },
     )
 

@@ -26,7 +26,7 @@ def register(app: Flask) -> None:
             ),
             translations=Path(__file__).parent / "translations",
             worker_tasks=(
-                plugins.WorkerTask("booking.reminders", services.reminder_task, lane="alerts"),
+                plugins.WorkerTask("booking.reminders", services.send_reminders, lane="alerts"),
             ),
             hour_override=services.hour_override,
             duty_lookup=services.duty_department_for,

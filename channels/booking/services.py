@@ -682,11 +682,6 @@ def send_reminders(now: datetime | None = None) -> int:
     return len(due)
 
 
-def reminder_task() -> None:
-    send_reminders()
-    db.session.commit()
-
-
 # --- duty rota -------------------------------------------------------------------------------
 
 

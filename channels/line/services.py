@@ -824,7 +824,7 @@ def _self_link(contact: LineContact, match: re.Match, at: datetime) -> bool:
 def link_contact(actor: Actor, ticket: Ticket) -> None:
     """The consultant links the LINE contact of this ticket to the ticket's citizen."""
     actor.require(*DESK_ROLES)
-    tickets._ensure_open(ticket)
+    ticket.ensure_open()
     link = _line_ticket(ticket)
     if link is None:
         raise ValidationFailed("この相談はLINEの相談ではありません。")
@@ -858,7 +858,7 @@ def sender_line(display_name: str) -> str:
 def send_reply(actor: Actor, ticket: Ticket, text: str) -> OutboxMessage:
     """The consultant's answer: a timeline entry and an outbox row in the same transaction."""
     staff = actor.require(*DESK_ROLES)
-    tickets._ensure_open(ticket)
+    ticket.ensure_open()
     text = (text or "").strip()
     if not text:
         raise ValidationFailed("返信の本文を入力してください。")

@@ -28,5 +28,12 @@ class Actor:
             raise PermissionDenied("この操作を行う権限がありません。")
         return self.staff
 
+    @classmethod
+    def command_line(cls) -> Actor:
+        """Whoever runs `madoguchi` on the server: trusted, and audited under their OS login."""
+        import getpass
+
+        return cls(staff=None, address=f"cli:{getpass.getuser()}"[:64], trusted=True)
+
 
 SYSTEM = Actor(staff=None, address="system", trusted=True)

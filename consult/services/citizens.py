@@ -11,7 +11,7 @@ from consult.models import Citizen, CitizenEmail, CitizenPhone, Ticket
 from consult.services import audit
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import NotFound, ValidationFailed
-from consult.services.normalize import name_key, normalize_email, normalize_phone
+from consult.services.normalize import like_prefix, name_key, normalize_email, normalize_phone
 
 MAX_MATCHES = 10
 
@@ -159,7 +159,7 @@ def find_matches(
         )
     key = name_key(name)
     if key and len(key) >= 2:
-        pattern = _like_prefix(key)
+        pattern = like_prefix(key)
         add(
             db.session.scalars(
                 sa.select(Citizen)
@@ -192,7 +192,3 @@ def recent_tickets(citizen_id: int, limit: int = 20, exclude_id: int | None = No
     if exclude_id:
         query = query.where(Ticket.id != exclude_id)
     return list(db.session.scalars(query))
-
-
-def _like_prefix(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

@@ -54,3 +54,8 @@ def name_key(raw: str | None) -> str | None:
 def single_line(text: str | None) -> str:
     """Collapse CR/LF and other control characters, for values that must stay on one line."""
     return re.sub(r"[\x00-\x1f\x7f\u2028\u2029]+", " ", text or "").strip()
+
+
+def like_prefix(text: str) -> str:
+    """A LIKE pattern for values starting with `text`, its wildcards escaped (ESCAPE '\\')."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

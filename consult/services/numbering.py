@@ -9,8 +9,8 @@ so there are no gaps.
 from __future__ import annotations
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from consult import upsert
 from consult.extensions import db
 from consult.models import NumberSequence
 
@@ -32,13 +32,7 @@ def _advance(name: str, key: str, count: int) -> int:
     value = db.session.execute(advance).scalar_one_or_none()
     if value is not None:
         return value
-    dialect = db.session.get_bind().dialect.name
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
-    db.session.execute(
-        insert.values(name=name, key=key, last_value=0).on_conflict_do_nothing(
-            index_elements=["name", "key"]
-        )
-    )
+    upsert.insert_ignore(table, {"name": name, "key": key, "last_value": 0}, ["name", "key"])
     return db.session.execute(advance).scalar_one()
 
 

@@ -33,11 +33,11 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app, has_app_context
-from sqlalchemy.dialects import postgresql, sqlite
 
 from consult.extensions import db
 from consult.models import RateLimitCounter
 from consult.timeutil import utcnow
+from consult.upsert import insert as upsert_insert
 
 _UNITS = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
 _LIMIT = re.compile(r"^\s*(\d+)\s*(?:per|/)\s*(\d+)?\s*(second|minute|hour|day)s?\s*$")
@@ -145,8 +145,7 @@ def hit(
         return Count(hits=int(hits), window_ends=_moment(int(ends)))
     table = RateLimitCounter.__table__
     c = table.c
-    dialect = db.session.get_bind().dialect.name
-    insert = (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    insert = upsert_insert(table)
     ended = c.window_ends <= now_s
     whens = [(ended, now_s + period_s)]
     if hold_at is not None and hold is not None:
@@ -215,5 +214,4 @@ def purge_task() -> None:
     if now - _last_purge["at"] < PURGE_EVERY_SECONDS:
         return
     _last_purge["at"] = now
-    purge()
-    db.session.commit()
+    purge()  # the worker commits the round

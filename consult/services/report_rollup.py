@@ -22,9 +22,8 @@ from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from consult import signals
+from consult import signals, upsert
 from consult.extensions import db
 from consult.models import (
     SESSION_MINUTES_CAP,
@@ -58,11 +57,6 @@ CATEGORY_KEY = ("grain", "day", "category_key")
 SESSION_KEY = ("grain", "day", "channel", "minutes")
 
 
-def _insert(table):
-    dialect = db.session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
-
-
 def _upsert(model, keys: tuple[str, ...], deltas: dict[tuple, dict[str, int]]) -> None:
     """Add `deltas` ({key without grain: {column: n}}) to the day rows and the month rows."""
     merged: dict[tuple, dict[str, int]] = {}
@@ -79,14 +73,8 @@ def _upsert(model, keys: tuple[str, ...], deltas: dict[tuple, dict[str, int]]) -
     ]
     if not rows:
         return
-    table = model.__table__
-    statement = _insert(table).values(rows)
     counted = [name for name in rows[0] if name not in keys]
-    statement = statement.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={name: table.c[name] + statement.excluded[name] for name in counted},
-    )
-    db.session.execute(statement)
+    upsert.insert_or_add(model.__table__, rows, keys, counted)
 
 
 def _sortable(key: tuple) -> tuple:

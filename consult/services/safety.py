@@ -480,7 +480,7 @@ def check_long_sessions(now: datetime | None = None) -> int:
             except IntegrityError:
                 continue  # another worker got there first
             created += 1
-    db.session.commit()
+    db.session.flush()  # the worker commits the round (consult.worker)
     return created
 
 

@@ -29,7 +29,6 @@ from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import (
     InvalidTransition,
     NotFound,
-    TicketClosed,
     ValidationFailed,
 )
 from consult.timeutil import fiscal_year, tokyo_today, utcnow
@@ -178,14 +177,9 @@ def get_ticket(actor: Actor, number: str, *, audit_view: bool = True) -> Ticket:
     return ticket
 
 
-def _ensure_open(ticket: Ticket) -> None:
-    if ticket.status == Status.CLOSED:
-        raise TicketClosed()
-
-
 def add_note(actor: Actor, ticket: Ticket, body: str) -> TimelineEntry:
     actor.require(*DESK_ROLES)
-    _ensure_open(ticket)
+    ticket.ensure_open()
     body = _text(body, "メモ", required=True)
     entry = add_entry(ticket, EntryKind.NOTE, author=actor.staff, body=body)
     if ticket.status == Status.RECEIVED:
@@ -217,7 +211,7 @@ def change_status(actor: Actor, ticket: Ticket, new: Status | str, reason: str |
         raise InvalidTransition("指定された状態はありません。") from exc
     if new == Status.CLOSED:
         raise InvalidTransition("完了にするには「完了にする」から対応結果を入力してください。")
-    _ensure_open(ticket)
+    ticket.ensure_open()
     if new not in TRANSITIONS[ticket.status]:
         if ticket.status in REOPENABLE and new == Status.IN_PROGRESS:
             raise InvalidTransition(
@@ -234,7 +228,7 @@ def change_status(actor: Actor, ticket: Ticket, new: Status | str, reason: str |
 def close(actor: Actor, ticket: Ticket, summary: str) -> None:
     """Close with a resolution summary (required); also ends a running counter or phone session."""
     actor.require(*DESK_ROLES)
-    _ensure_open(ticket)
+    ticket.ensure_open()
     summary = _text(summary, "対応結果の要約", required=True)
     now = utcnow()
     if ticket.session_started_at and not ticket.session_ended_at:
@@ -256,7 +250,7 @@ def reopen(actor: Actor, ticket: Ticket, reason: str) -> None:
 
 def assign(actor: Actor, ticket: Ticket, assignee_id: int | None) -> None:
     actor.require(*DESK_ROLES)
-    _ensure_open(ticket)
+    ticket.ensure_open()
     assignee = None
     if assignee_id is not None:
         assignee = db.session.get(Staff, assignee_id)
@@ -278,7 +272,7 @@ def update_details(
     actor: Actor, ticket: Ticket, *, subject: str, category_id: int | None, priority: str
 ) -> None:
     actor.require(*DESK_ROLES)
-    _ensure_open(ticket)
+    ticket.ensure_open()
     subject = _text(subject, "件名", MAX_SUBJECT, required=True)
     category = _category(category_id)
     try:
@@ -307,7 +301,7 @@ def update_details(
 
 def link_citizen(actor: Actor, ticket: Ticket, citizen: Citizen | None) -> None:
     actor.require(*DESK_ROLES)
-    _ensure_open(ticket)
+    ticket.ensure_open()
     if citizen == ticket.citizen:
         return
     ticket.citizen = citizen
@@ -326,7 +320,7 @@ def save_citizen(actor: Actor, ticket: Ticket, data) -> Citizen:
     from consult.services import citizens
 
     actor.require(*DESK_ROLES)
-    _ensure_open(ticket)
+    ticket.ensure_open()
     if ticket.citizen is None:
         citizen = citizens.create_citizen(actor, data)
         link_citizen(actor, ticket, citizen)
@@ -336,7 +330,7 @@ def save_citizen(actor: Actor, ticket: Ticket, data) -> Citizen:
 
 def start_session(actor: Actor, ticket: Ticket, at: datetime | None = None) -> None:
     actor.require(*DESK_ROLES)
-    _ensure_open(ticket)
+    ticket.ensure_open()
     if ticket.session_started_at is None:
         ticket.session_started_at = at or utcnow()
         add_entry(ticket, EntryKind.SESSION, author=actor.staff, body="対応開始")
@@ -482,8 +476,7 @@ def find_by_number(actor: Actor, text: str) -> Ticket | None:
 def search(actor: Actor, text: str, limit: int = 100) -> list[Ticket]:
     """Find tickets by phone number or the citizen's name (folded); audited as a search."""
     from consult.models import CitizenPhone
-    from consult.services.citizens import _like_prefix
-    from consult.services.normalize import name_key, normalize_phone
+    from consult.services.normalize import like_prefix, name_key, normalize_phone
 
     actor.require(*DESK_ROLES)
     text = (text or "").strip()[:100]
@@ -499,7 +492,7 @@ def search(actor: Actor, text: str, limit: int = 100) -> list[Ticket]:
         key = name_key(text)
         if not key:
             return []
-        pattern = _like_prefix(key)
+        pattern = like_prefix(key)
         query = query.where(
             sa.or_(
                 Citizen.name_key.like(pattern, escape="\\"),

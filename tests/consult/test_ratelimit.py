@@ -107,3 +107,16 @@ def test_in_redis_keys_are_digests_that_expire_and_the_table_stays_empty(app, re
     assert db.session.scalar(sa.select(sa.func.count()).select_from(RateLimitCounter)) == 0
     ratelimit.clear("s", "192.0.2.7")
     assert server.keys("*") == []
+
+
+def test_the_worker_drops_ended_windows(app, monkeypatch):
+    from consult import worker
+
+    now = utcnow()
+    ratelimit.hit("s", "192.0.2.7", timedelta(minutes=1), now=now - timedelta(minutes=5))
+    ratelimit.hit("s", "192.0.2.8", timedelta(minutes=10), now=now)
+    db.session.commit()
+    monkeypatch.setitem(ratelimit._last_purge, "at", float("-inf"))
+    worker.run_once(app, {"alerts"})
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(RateLimitCounter)) == 1

@@ -29,9 +29,7 @@ def test_a_value_that_cannot_be_read_stops_the_start(
         make_app(f"sqlite:///{tmp_path / 'x.db'}", tmp_path)
 
 
-def test_values_from_the_environment_are_typed_and_booleans_read_both_ways(
-    monkeypatch, tmp_path
-):
+def test_values_from_the_environment_are_typed_and_booleans_read_both_ways(monkeypatch, tmp_path):
     monkeypatch.setenv("MADOGUCHI_LINE_PROCESS_AFTER_RESPONSE", "off")
     monkeypatch.setenv("MADOGUCHI_LINE_BURST_QUIET_MS", "0")
     monkeypatch.setenv("MADOGUCHI_MAIL_ISO2022JP_DOMAINS", "docomo.ne.jp, ezweb.ne.jp")

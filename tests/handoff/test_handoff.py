@@ -612,7 +612,7 @@ def test_a_department_record_becomes_an_faq_draft(app, setup):
     db.session.commit()
     desk = sign_in(app, setup["consultant"])
     page = call(app, desk, "GET", f"/tickets/{setup['ticket'].number}").get_data(as_text=True)
-    assert "この対応記録からFAQにする" in page
+    assert f"{setup['department'].name}の対応記録からFAQにする" in page
     made = call(
         app,
         desk,
