@@ -28,6 +28,8 @@ class CoreSettings(Section):
     """The kernel: database, data folder, sessions, login limits, the outbox, the centre."""
 
     database_url: str = ""  # empty: SQLite in the instance folder
+    # Rate limits and login counts: in the database unless a Redis URL is given.
+    redis_url: str = ""
     data_dir: str = ""  # empty: instance/data
     env: str = choice("development", "development", "testing", "production")
     secret_key: str = secret()
@@ -38,6 +40,7 @@ class CoreSettings(Section):
     absolute_timeout_hours: int = 10
     login_max_failures: int = 5
     login_lock_minutes: int = 15
+    # Wrong guesses from one address (per lock window) before its answers slow down.
     login_max_failures_per_address: int = 30
     queue_page_size: int = 50
     password_hash_cost: str = choice("default", "default", "fast")

@@ -234,6 +234,26 @@ class LoginAttempt(db.Model):
         return f"<LoginAttempt {self.id} success={self.success}>"
 
 
+class RateLimitCounter(db.Model):
+    """One count shared by every process: hits of one key (a hashed address or login) in a scope.
+
+    Kept in the database so that four gunicorn workers, or two servers, count as one. Times are
+    whole seconds since the epoch, so the upsert can compare them in SQL on both databases. The
+    key is a SHA-256 digest: the table holds no address, login or other personal data.
+    """
+
+    __tablename__ = "rate_limit_counter"
+
+    scope: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    hits: Mapped[int] = mapped_column(default=0)
+    window_ends: Mapped[int] = mapped_column(sa.BigInteger)
+    last_hit: Mapped[int] = mapped_column(sa.BigInteger)
+
+    def __repr__(self) -> str:
+        return f"<RateLimitCounter {self.scope} {self.hits}>"
+
+
 class Citizen(db.Model):
     __tablename__ = "citizen"
 

@@ -7,7 +7,7 @@ from functools import wraps
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import abort, current_app, flash, request
+from flask import abort, current_app, flash, render_template, request
 from flask_login import current_user
 
 from consult.extensions import db
@@ -36,6 +36,43 @@ def roles_required(*roles: Role) -> Callable:
             return view(*args, **kwargs)
 
         setattr(wrapped, ROLES_ATTR, roles)
+        return wrapped
+
+    return decorator
+
+
+def rate_limited(
+    scope: str,
+    setting: str,
+    methods: tuple[str, ...] = ("POST",),
+    key: Callable[..., str] | None = None,
+) -> Callable:
+    """Refuse with 429 once the client address used up the limits in `setting` on this route.
+
+    The count lives in the database (consult.services.ratelimit), so it is exact across
+    gunicorn workers and servers. It is committed at once, before the view runs: a request that
+    ends in an error (rolled back) still counts, and the counter row is not held while the view
+    works. `key` narrows the count (e.g. per FAQ entry) and gets the view's arguments.
+    """
+    from consult.services import ratelimit
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(*args: Any, **kwargs: Any):
+            if request.method in methods:
+                limits = ratelimit.parse(current_app.config["MADOGUCHI"][setting])
+                # Per route, as flask-limiter counted before: moving a booking does not use up
+                # the allowance for making one.
+                who = f"{request.endpoint}|{request.remote_addr or 'unknown'}"
+                if key is not None:
+                    who = f"{who}|{key(*args, **kwargs)}"
+                wait = ratelimit.over(scope, who, limits)
+                db.session.commit()
+                if wait:
+                    page = render_template("errors/429.html", wait=wait)
+                    return page, 429, {"Retry-After": str(wait)}
+            return view(*args, **kwargs)
+
         return wrapped
 
     return decorator

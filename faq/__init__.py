@@ -41,10 +41,14 @@ def register(app: Flask) -> None:
 def _setup(app: Flask) -> None:
     """The search index of this process, kept in step after each request's commit."""
     from consult.extensions import db
+    from consult.services import ratelimit
+    from consult.settings import section
     from faq import views
     from faq.search import SearchIndex
+    from faq.settings import FaqSettings
 
     views.mark_static_public(app)
+    ratelimit.parse(section(FaqSettings, app).vote_rate_limit)  # refuse a bad setting early
     with app.app_context():
         engine = db.engine
     if engine.dialect.name == "sqlite":

@@ -24,7 +24,7 @@ from consult.models import Status, Ticket
 from consult.services import staff as staff_service
 from consult.services import tickets
 from consult.services.errors import NotFound
-from consult.web import actor, attempt, public, roles_required
+from consult.web import actor, attempt, public, rate_limited, roles_required
 from faq import services
 from faq.forms import ActionForm, EntryForm, HelpfulForm, SynonymForm
 from faq.models import FaqStatus, Visibility
@@ -303,6 +303,7 @@ def public_entry(entry_id: int):
 
 @public_bp.post("/faq/<int:entry_id>/helpful")
 @public
+@rate_limited("faq_vote", "FAQ_VOTE_RATE_LIMIT", key=lambda entry_id: str(entry_id))
 def helpful(entry_id: int):
     try:
         entry = services.get_public_entry(entry_id)

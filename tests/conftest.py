@@ -369,3 +369,20 @@ def install_channel(app, name: str, deliver) -> None:
     plugins.install(
         app, plugins.Plugin(name=f"test-{name}", channel=plugins.Channel(name, name, deliver))
     )
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    from tests.redis_server import throwaway_redis
+
+    with throwaway_redis() as url:
+        yield url
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """The throwaway Redis, emptied for this test."""
+    import redis
+
+    redis.Redis.from_url(redis_server).flushdb()
+    return redis_server

@@ -28,6 +28,6 @@ def register(app: Flask) -> None:
             ),
             channel=plugins.Channel("booking", "予約"),
             settings=BookingSettings,
-            setup=views.init_limiter,
+            setup=views.check_rate_limit,
         ),
     )

@@ -16,8 +16,6 @@ from flask import (
     url_for,
 )
 from flask_babel import get_locale, gettext
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from wtforms import IntegerField
 from wtforms.validators import InputRequired, NumberRange
 
@@ -32,26 +30,23 @@ from consult.services.actor import DESK_ROLES
 from consult.services.calendar import DAY_TYPE_LABELS, DayType, centre_hours, day_type, holiday_name
 from consult.services.errors import DomainError, NotFound
 from consult.timeutil import TOKYO, WEEKDAYS_JA, in_range, to_tokyo, tokyo_today
-from consult.web import actor, attempt, public, roles_required
+from consult.web import actor, attempt, public, rate_limited, roles_required
 
 public_bp = Blueprint("booking", __name__, url_prefix="/booking")
 staff_bp = Blueprint("booking_staff", __name__, url_prefix="/booking")
 
-# Memory storage: counts are per process (each gunicorn worker keeps its own), which is enough
-# to slow a bot down; a shared store (Redis) would make it exact across workers.
-limiter = Limiter(key_func=get_remote_address, storage_uri="memory://", default_limits=[])
 WEEKDAYS_EN = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 ADMIN = (Role.ADMIN,)
 FEED_ROLES = (*DESK_ROLES, Role.ADMIN)
 
 
-def init_limiter(app) -> None:
-    limiter.init_app(app)
-    limiter.reset()  # a new app (tests build many) starts with fresh counts
+def check_rate_limit(app) -> None:
+    """Refuse an unreadable MADOGUCHI_BOOKING_RATE_LIMIT at start, not at the first booking."""
+    from channels.booking.settings import BookingSettings
+    from consult.services import ratelimit
+    from consult.settings import section
 
-
-def _rate_limit() -> str:
-    return current_app.config["MADOGUCHI"]["BOOKING_RATE_LIMIT"]
+    ratelimit.parse(section(BookingSettings, app).rate_limit)
 
 
 def _lang() -> str:
@@ -182,7 +177,7 @@ def _full_page(error: services.SlotFull, link_for):
 
 @public_bp.route("/details", methods=["GET", "POST"])
 @public
-@limiter.limit(_rate_limit, methods=["POST"])
+@rate_limited("booking", "BOOKING_RATE_LIMIT")
 def details():
     form = forms.DetailsForm(request.form if request.method == "POST" else request.args)
     mode = _mode(form.mode.data)
@@ -308,7 +303,7 @@ def move_slots(token):
 
 @public_bp.route("/manage/<token>/move", methods=["GET", "POST"])
 @public
-@limiter.limit(_rate_limit, methods=["POST"])
+@rate_limited("booking", "BOOKING_RATE_LIMIT")
 def move(token):
     booking, problem = _booking_or_invalid(token)
     if problem:
@@ -353,7 +348,7 @@ def move(token):
 
 @public_bp.route("/manage/<token>/cancel", methods=["POST"])
 @public
-@limiter.limit(_rate_limit)
+@rate_limited("booking", "BOOKING_RATE_LIMIT")
 def cancel(token):
     booking, problem = _booking_or_invalid(token)
     if problem:

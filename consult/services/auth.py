@@ -13,7 +13,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 from consult.extensions import db
 from consult.models import LoginAttempt, Staff, StaffSession
-from consult.services import audit
+from consult.services import audit, ratelimit
 from consult.services.actor import Actor
 from consult.services.errors import DomainError
 from consult.timeutil import format_tokyo, utcnow
@@ -70,6 +70,17 @@ class LoginFailed(DomainError):
         super().__init__("ログインIDまたはパスワードが正しくありません。")
 
 
+class LoginSlowDown(DomainError):
+    """A wrong password from an address with many recent failures: told to wait, and why."""
+
+    def __init__(self, seconds: int):
+        super().__init__(
+            "この接続元からのログインの失敗が続いています。"
+            f"しばらく待ってから、もう一度お試しください（あと{seconds}秒）。"
+        )
+        self.seconds = seconds
+
+
 @dataclass(frozen=True)
 class Throttle:
     max_failures: int
@@ -77,56 +88,63 @@ class Throttle:
     lock: timedelta
 
 
-def _lock_until(column, value: str, limit: int, lock: timedelta, now: datetime) -> datetime | None:
-    """When ``limit`` failures for this login/address fell in the lock window, the lock's end."""
-    since = now - lock
-    last_success = db.session.scalar(
-        sa.select(sa.func.max(LoginAttempt.at)).where(
-            column == value, LoginAttempt.success.is_(True), LoginAttempt.at >= since
-        )
-    )
-    floor = max(since, last_success) if last_success else since
-    failures = list(
-        db.session.scalars(
-            sa.select(LoginAttempt.at)
-            .where(column == value, LoginAttempt.success.is_(False), LoginAttempt.at > floor)
-            .order_by(LoginAttempt.at.desc())
-            .limit(limit)
-        )
-    )
-    if len(failures) >= limit:
-        return failures[0] + lock
-    return None
+LOGIN_SCOPE = "login"
+ADDRESS_SCOPE = "login-address"
+# The longest wait an address is told to keep between two wrong guesses.
+BACKOFF_CAP_SECONDS = 900
 
 
-def check_throttle(login: str, address: str, throttle: Throttle, now: datetime) -> None:
-    for column, value, limit in (
-        (LoginAttempt.login, login, throttle.max_failures),
-        (LoginAttempt.address, address, throttle.max_failures_per_address),
-    ):
-        until = _lock_until(column, value, limit, throttle.lock, now)
-        if until and until > now:
-            raise LoginLocked(until)
+def backoff_seconds(failures: int, free: int) -> int:
+    """The wait after the address's `failures`-th wrong guess: none up to `free`, then doubling."""
+    excess = failures - free
+    if excess <= 0:
+        return 0
+    return min(2 ** min(excess, 20), BACKOFF_CAP_SECONDS)
 
 
 def authenticate(login: str, password: str, address: str, throttle: Throttle) -> tuple[Staff, str]:
     """Check the password and open a session; returns the staff and the new session token.
 
-    The lock is per login (existing or not, so it tells nothing) and per client address.
+    Per login (existing or not, so the lock tells nothing): the attempt is counted *before* the
+    hash is checked, in one atomic upsert, and only the first `max_failures` attempts of a
+    window are checked at all; the one that reaches the limit locks the login for `lock`. So
+    twenty wrong guesses sent at once through four workers check five, never eight. A correct
+    password clears the count.
+
+    Per address (a whole city hall may share one behind its NAT or proxy): never a lock. After
+    `max_failures_per_address` wrong guesses in the window each further wrong guess is answered
+    429 with a doubling wait. Every attempt on an account that is not itself locked is still
+    checked, so the right password always gets in; the hard limit on guessing is the per-login
+    lock (the reasoning is in the closing note of issue 14).
     """
     now = utcnow()
     login = login.strip()[:64]
     address = (address or "unknown")[:64]
-    check_throttle(login, address, throttle, now)
+    taken = ratelimit.hit(
+        LOGIN_SCOPE,
+        login,
+        throttle.lock,
+        now=now,
+        hold_at=throttle.max_failures,
+        hold=throttle.lock,
+    )
+    if taken.hits > throttle.max_failures:
+        raise LoginLocked(taken.window_ends)
     staff = db.session.scalar(sa.select(Staff).where(Staff.login == login))
     ok = verify_password(staff.password_hash if staff else _DUMMY_HASH, password)
     if not (ok and staff and staff.active):
         db.session.add(LoginAttempt(login=login, address=address, at=now, success=False))
         if staff:
             audit.record(Actor(staff, address), "login_failed", "staff", staff.id)
+        from_address = ratelimit.hit(ADDRESS_SCOPE, address, throttle.lock, now=now)
         db.session.flush()
-        check_throttle(login, address, throttle, now)
+        if taken.hits == throttle.max_failures:
+            raise LoginLocked(taken.window_ends)
+        wait = backoff_seconds(from_address.hits, throttle.max_failures_per_address)
+        if wait:
+            raise LoginSlowDown(wait)
         raise LoginFailed()
+    ratelimit.clear(LOGIN_SCOPE, login)
     db.session.add(LoginAttempt(login=login, address=address, at=now, success=True))
     token = open_session(staff, address)
     audit.record(Actor(staff, address), "login", "staff", staff.id)

@@ -8,7 +8,7 @@ from consult.models import Role
 
 def register(app: Flask) -> None:
     from consult import cli
-    from consult.services import outbox
+    from consult.services import outbox, ratelimit
     from consult.services import reports as report_service
     from consult.services import safety as safety_service
     from consult.views import admin, auth, desk, reports, safety
@@ -37,6 +37,7 @@ def register(app: Flask) -> None:
                 plugins.WorkerTask(
                     "safety.long_sessions", safety_service.check_long_sessions, lane="alerts"
                 ),
+                plugins.WorkerTask("ratelimit.purge", ratelimit.purge_task, lane="alerts"),
             ),
             commands=cli.COMMANDS,
             home_pages={

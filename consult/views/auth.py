@@ -46,6 +46,11 @@ def login():
             staff, _token = auth.authenticate(
                 form.login.data, form.password.data, request.remote_addr or "", throttle
             )
+        except auth.LoginSlowDown as failure:
+            # Kept although the answer is 429 (error answers roll back): the counts must hold.
+            db.session.commit()
+            page = render_template("consult/login.html", form=form, error=failure.message)
+            return page, 429, {"Retry-After": str(failure.seconds)}
         except DomainError as failure:
             # The failed attempt itself is kept (commit happens after the response is built).
             error = failure.message

@@ -15,6 +15,7 @@ from consult.extensions import db
 from consult.models import Ticket, TimelineEntry
 from consult.services import citizens, outbox
 from consult.services.actor import SYSTEM
+from consult.settings import override as override_settings
 from handoff import services as handoff_services
 from handoff.models import Response
 from tests.consult.http import call, sign_in
@@ -536,6 +537,8 @@ def test_every_route_is_in_the_table(app):
 
 def test_access_matrix(app, make_staff, make_ticket, make_department, make_category, make_citizen):
     assert not sorted(_routes(app) - TABLE.keys()), "every route needs a row in TABLE"
+    # Seven roles vote from one address here; the vote limit has its own tests (test_vote_limits).
+    override_settings(app, FAQ_VOTE_RATE_LIMIT="100 per minute")
     ticket = make_ticket(subject="住民票の写しについて")
     victim = make_staff("consultant")
     message = outbox.enqueue(channel="email", recipient="r@example.jp", body="本文", ticket=ticket)

@@ -3,7 +3,7 @@
 Data never goes through gettext (a catalog translates the code's words, and marks its result
 safe in templates): a name an administrator types has its own translated field instead.
 
-Revision ID: 0012_h14_input
+Revision ID: 0012_category_name_en
 Revises: 0011_email_poll_status
 Create Date: 2026-12-02 17:15:00
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0012_h14_input'
+revision = '0012_category_name_en'
 down_revision = '0011_email_poll_status'
 branch_labels = None
 depends_on = None
