@@ -14,8 +14,8 @@ from consult.extensions import db
 from consult.models import Channel, EntryKind, HelpAlert, HelpResponse, TimelineEntry
 from consult.services import safety, tickets
 from consult.services.actor import Actor
-from tests.channels.booking.server import all_at_once, csrf_token, get_page, gunicorn_server
 from tests.conftest import PASSWORD
+from tests.server import all_at_once, csrf_token, get_page, gunicorn_server
 
 
 def _log_in(server: str, login: str) -> tuple[requests.Session, str]:

@@ -16,8 +16,8 @@ from consult.models import Channel, EntryKind, Grain, ReportDaily, Status, Ticke
 from consult.services import tickets
 from consult.services.actor import Actor
 from consult.timeutil import utcnow
-from tests.channels.booking.server import all_at_once, csrf_token, get_page, gunicorn_server
 from tests.conftest import PASSWORD
+from tests.server import all_at_once, csrf_token, get_page, gunicorn_server
 
 
 def _log_in(server: str, login: str) -> requests.Session:

@@ -13,8 +13,8 @@ from consult.extensions import db
 from consult.services.actor import Actor
 from faq import services
 from faq.models import FaqEntry, FaqRevision, FaqStatus
-from tests.channels.booking.server import all_at_once, csrf_token, get_page, gunicorn_server
 from tests.conftest import PASSWORD
+from tests.server import all_at_once, csrf_token, get_page, gunicorn_server
 
 
 def test_five_supervisors_approving_one_entry_publish_it_once(

@@ -19,9 +19,10 @@ from channels.booking.models import Booking, BookingSlot, BookingStatus, Mode
 from consult.extensions import db
 from consult.models import Citizen, OutboxMessage, Ticket
 from consult.services.actor import Actor
+from tests.conftest import PASSWORD
+from tests.server import all_at_once, csrf_token, get_page, gunicorn_server
 
 from .helpers import form_data, set_capacity, slot_in
-from .server import all_at_once, csrf_token, get_page, gunicorn_server
 
 PUBLIC = Actor(None, "127.0.0.1")
 
@@ -181,8 +182,7 @@ def test_six_desks_checking_in_one_booking_make_one_ticket(app, server, make_sta
         page = get_page(session, f"{server}/login")
         answer = session.post(
             f"{server}/login",
-            data={"login": login, "password": "correct-horse-battery"}
-            | {"csrf_token": csrf_token(page.text)},
+            data={"login": login, "password": PASSWORD} | {"csrf_token": csrf_token(page.text)},
             headers={"Connection": "close"},
             allow_redirects=False,
             timeout=60,
@@ -242,8 +242,7 @@ def test_check_in_no_show_and_cancel_at_once_one_wins(app, server, make_staff):
         page = get_page(session, f"{server}/login")
         answer = session.post(
             f"{server}/login",
-            data={"login": login, "password": "correct-horse-battery"}
-            | {"csrf_token": csrf_token(page.text)},
+            data={"login": login, "password": PASSWORD} | {"csrf_token": csrf_token(page.text)},
             headers={"Connection": "close"},
             allow_redirects=False,
             timeout=60,
