@@ -743,11 +743,28 @@ def send_reminders(now: datetime | None = None) -> int:
     )
     from channels.booking import notify
 
+    sent = 0
     for booking in due:
-        notify.reminder(booking)
-        booking.reminder_sent_at = now
+        # Taken with one conditional UPDATE: every `madoguchi worker` runs this task, and two of
+        # them at once both read the booking as not yet reminded; one of them sends the mail.
+        taken = db.session.execute(
+            sa.update(Booking)
+            .where(
+                Booking.id == booking.id,
+                Booking.reminder_sent_at.is_(None),
+                Booking.status == BookingStatus.BOOKED,
+                Booking.starts_at >= lo,
+                Booking.starts_at < hi,
+            )
+            .values(reminder_sent_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        db.session.refresh(booking)
+        if taken == 1:
+            notify.reminder(booking)
+            sent += 1
     db.session.flush()
-    return len(due)
+    return sent
 
 
 def reminder_task() -> None:

@@ -7,7 +7,11 @@ Japanese answer, and nothing is done twice (mails, seats, tickets, citizen recor
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
+import time as clock
 from datetime import time, timedelta
 
 import pytest
@@ -20,7 +24,7 @@ from consult.extensions import db
 from consult.models import Citizen, OutboxMessage, Ticket
 from consult.services.actor import Actor
 from tests.conftest import PASSWORD
-from tests.server import all_at_once, csrf_token, get_page, gunicorn_server
+from tests.server import ROOT, all_at_once, csrf_token, get_page, gunicorn_server
 
 from .helpers import form_data, set_capacity, slot_in
 
@@ -280,3 +284,62 @@ def test_check_in_no_show_and_cancel_at_once_one_wins(app, server, make_staff):
     assert sum(any(m in text for m in done.values()) for _, text in answers) == 1
     assert sum(done[final] in text for _, text in answers) == 1
     assert sum(services.ALREADY[final] in text for _, text in answers) == len(desks) - 1
+
+
+REMINDER_WORKER = """
+import os, sys, time
+from consult import create_app
+from channels.booking import services
+
+app = create_app()
+with app.app_context():
+    open(sys.argv[2], "w").close()  # ready
+    while not os.path.exists(sys.argv[1]):  # every process ready: go together
+        time.sleep(0.005)
+    services.reminder_task()
+"""
+
+
+def test_three_workers_at_once_send_each_reminder_once(app, database_url, tmp_path):
+    """The day-before reminders run in every `madoguchi worker`; three at once send one each."""
+    set_capacity(Mode.COUNTER, 3)
+    emails = []
+    for n in range(12):
+        email = f"tomorrow{n}@example.jp"
+        _book(slot_in(1, time(10 + n // 6, 30 * (n // 3 % 2))), email)
+        emails.append(email)
+    _let_the_server_write()
+    go = tmp_path / "go"
+    env = dict(os.environ)
+    env.update(
+        {
+            "MADOGUCHI_DATABASE_URL": database_url,
+            "MADOGUCHI_SECRET_KEY": app.config["SECRET_KEY"],
+            "MADOGUCHI_DATA_DIR": str(tmp_path / "data"),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", REMINDER_WORKER, str(go), str(tmp_path / f"ready{n}")],
+            cwd=str(tmp_path),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for n in range(3)
+    ]
+    deadline = clock.monotonic() + 120  # two shared cores: building three apps can be slow
+    while not all((tmp_path / f"ready{n}").exists() for n in range(3)):
+        assert clock.monotonic() < deadline and all(w.poll() is None for w in workers)
+        clock.sleep(0.05)
+    go.touch()
+    outputs = [worker.communicate(timeout=120)[0].decode() for worker in workers]
+    assert [worker.returncode for worker in workers] == [0, 0, 0], outputs
+
+    db.session.expire_all()
+    reminders = {email: _mails("明日のご相談予約のお知らせ", email) for email in emails}
+    assert reminders == dict.fromkeys(emails, 1)
+    assert all(
+        db.session.scalars(sa.select(Booking.reminder_sent_at).where(Booking.email.in_(emails)))
+    )
