@@ -157,6 +157,52 @@ def _changed(entry: FaqEntry | None) -> None:
     db.session.info["faq_changed"] = True
 
 
+ALREADY = {
+    FaqStatus.DRAFT: "このFAQはすでに下書きに戻されています。",
+    FaqStatus.REVIEW: "このFAQはすでに承認を依頼されています。",
+    FaqStatus.PUBLISHED: "このFAQはすでに公開されています。",
+    FaqStatus.ARCHIVED: "このFAQは既に公開終了しています。",
+}
+CHANGED_MEANWHILE = (
+    "このFAQはほかの職員が先に変更しました。内容を確かめてから、もう一度操作してください。"
+)
+
+
+def _hold(entry: FaqEntry, target: FaqStatus | None = None) -> None:
+    """Take the entry at the status and revision this request read, with one conditional UPDATE.
+
+    A check of the status followed by a write lets two requests at once both through (on
+    PostgreSQL both read 承認待ち before either committed): two supervisors approving together
+    wrote the same revision number twice, and an approval could publish an edit saved after its
+    personal-data check. Here the second one waits for the first one's commit, matches nothing
+    and is told what happened; the winner holds the row until its own commit.
+    """
+    db.session.flush()
+    seen_status, seen_revision = entry.status, entry.revision
+    held = db.session.execute(
+        sa.update(FaqEntry)
+        .where(
+            FaqEntry.id == entry.id,
+            FaqEntry.status == seen_status,
+            FaqEntry.revision == seen_revision,
+        )
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(entry)
+    if held != 1:
+        # The same step taken by someone else first (the usual double press) says just that.
+        already = target is not None and entry.status == target
+        raise InvalidTransition(ALREADY[target] if already else CHANGED_MEANWHILE)
+
+
+def _require(entry: FaqEntry, allowed: FaqStatus, target: FaqStatus, refusal: str) -> None:
+    if entry.status == target:
+        raise InvalidTransition(ALREADY[target])
+    if entry.status != allowed:
+        raise InvalidTransition(refusal)
+
+
 def _revise(actor: Actor, entry: FaqEntry, action: str) -> None:
     entry.updated_at = utcnow()
     number = (
@@ -241,6 +287,7 @@ def update_entry(
     except ValueError:
         raise ValidationFailed("公開範囲の選択肢から選んでください。") from None
     _check_refs(category_id, department_id)
+    _hold(entry)
     entry.question = clean_text(question, "質問", MAX_QUESTION, required=True)
     entry.answer = clean_text(answer, "回答", MAX_ANSWER, required=True)
     entry.keywords = _keywords(keywords)
@@ -256,16 +303,16 @@ def update_entry(
 
 def submit(actor: Actor, entry: FaqEntry) -> None:
     actor.require(*EDIT_ROLES)
-    if entry.status != FaqStatus.DRAFT:
-        raise InvalidTransition("下書きのFAQだけを承認依頼できます。")
+    _require(entry, FaqStatus.DRAFT, FaqStatus.REVIEW, "下書きのFAQだけを承認依頼できます。")
+    _hold(entry, FaqStatus.REVIEW)
     entry.status = FaqStatus.REVIEW
     _revise(actor, entry, "submit")
 
 
 def send_back(actor: Actor, entry: FaqEntry) -> None:
     actor.require(*APPROVE_ROLES)
-    if entry.status != FaqStatus.REVIEW:
-        raise InvalidTransition("承認待ちのFAQだけを差し戻せます。")
+    _require(entry, FaqStatus.REVIEW, FaqStatus.DRAFT, "承認待ちのFAQだけを差し戻せます。")
+    _hold(entry, FaqStatus.DRAFT)
     entry.status = FaqStatus.DRAFT
     _revise(actor, entry, "send_back")
 
@@ -273,8 +320,9 @@ def send_back(actor: Actor, entry: FaqEntry) -> None:
 def approve(actor: Actor, entry: FaqEntry) -> None:
     """Publish: a supervisor who is not the author, and nothing personal left in the text."""
     actor.require(*APPROVE_ROLES)
-    if entry.status != FaqStatus.REVIEW:
-        raise InvalidTransition("承認待ちのFAQだけを承認できます。")
+    _require(entry, FaqStatus.REVIEW, FaqStatus.PUBLISHED, "承認待ちのFAQだけを承認できます。")
+    # Held before the check: the text checked for personal data is the text published.
+    _hold(entry, FaqStatus.PUBLISHED)
     if not actor.trusted and entry.author_id == actor.staff_id:
         raise PermissionDenied(
             "自分が作成したFAQは承認できません。別のセンター責任者に依頼してください。"
@@ -291,7 +339,8 @@ def approve(actor: Actor, entry: FaqEntry) -> None:
 def archive(actor: Actor, entry: FaqEntry) -> None:
     actor.require(*APPROVE_ROLES)
     if entry.status == FaqStatus.ARCHIVED:
-        raise InvalidTransition("このFAQは既に公開終了しています。")
+        raise InvalidTransition(ALREADY[FaqStatus.ARCHIVED])
+    _hold(entry, FaqStatus.ARCHIVED)
     entry.status = FaqStatus.ARCHIVED
     _revise(actor, entry, "archive")
 

@@ -97,6 +97,8 @@ class DetailsForm(PublicForm):
 
 class MoveForm(PublicForm):
     start = HiddenField()
+    # The booking's sequence when the page was shown: a move from an out-of-date page is refused.
+    version = HiddenField()
 
 
 class StaffBookingForm(Form):

@@ -316,9 +316,19 @@ def move(token):
             message=gettext("予約の日時が正しくありません。最初からやり直してください。"),
         ), 400
     error_message = None
-    if request.method == "POST" and form.validate():
+    status = 422 if request.method == "POST" else 200
+    if request.method == "GET":
+        form.version.data = str(booking.sequence)
+    elif form.validate():
+        seen = form.version.data
         try:
-            services.move_booking(actor(), booking, start)
+            services.move_booking(
+                actor(),
+                booking,
+                start,
+                # Without a version (a page from before it was added) the booking as read now.
+                seen_sequence=None if not seen else int(seen) if seen.isdigit() else -1,
+            )
             db.session.flush()
         except services.SlotFull as error:
             db.session.rollback()
@@ -328,6 +338,10 @@ def move(token):
                     "booking.move", token=token, start=f"{s.starts_at:%Y-%m-%dT%H:%M}"
                 ),
             )
+        except services.BookingChanged as error:
+            db.session.rollback()
+            error_message = _message(error)
+            status = 409
         except DomainError as error:
             db.session.rollback()
             error_message = _message(error)
@@ -343,7 +357,7 @@ def move(token):
         error_message=error_message,
         MODE_LABELS=MODE_LABELS,
         language_carry={"start": form.start.data},
-    ), (422 if request.method == "POST" else 200)
+    ), status
 
 
 @public_bp.route("/manage/<token>/cancel", methods=["POST"])

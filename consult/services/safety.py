@@ -207,12 +207,15 @@ def _mail_alert(alert: HelpAlert) -> None:
         )
 
 
+ALERT_CLOSED = "この応援要請は対応終了になっています。"
+
+
 def _open_alert(alert_id: int) -> HelpAlert:
     alert = db.session.get(HelpAlert, alert_id)
     if alert is None:
         raise NotFound("応援要請が見つかりません。")
     if alert.closed_at is not None:
-        raise ValidationFailed("この応援要請は対応終了になっています。")
+        raise ValidationFailed(ALERT_CLOSED)
     return alert
 
 
@@ -227,8 +230,21 @@ def respond(actor: Actor, alert_id: int, kind: str) -> HelpResponse:
     existing = {(r.staff_id, r.kind): r for r in alert.responses}
     if (staff.id, kind) in existing:
         return existing[(staff.id, kind)]
-    response = HelpResponse(alert=alert, staff=staff, kind=kind, at=utcnow())
-    db.session.add(response)
+    response = HelpResponse(alert_id=alert.id, staff_id=staff.id, kind=kind, at=utcnow())
+    try:
+        with db.session.begin_nested():
+            db.session.add(response)
+    except IntegrityError:
+        # Pressed twice at once (two tabs, two devices): the unique (alert, staff, kind) lets
+        # one in; the other changes nothing either, instead of failing with an error page.
+        return db.session.scalar(
+            sa.select(HelpResponse).where(
+                HelpResponse.alert_id == alert.id,
+                HelpResponse.staff_id == staff.id,
+                HelpResponse.kind == kind,
+            )
+        )
+    db.session.expire(alert, ["responses"])
     if alert.ticket is not None:
         tickets.add_entry(
             alert.ticket,
@@ -245,7 +261,18 @@ def close_alert(actor: Actor, alert_id: int) -> HelpAlert:
     alert = _open_alert(alert_id)
     if staff.role == Role.CONSULTANT and alert.raised_by_id != staff.id:
         raise ValidationFailed("対応終了にできるのは要請した職員、サポート室、責任者です。")
-    alert.closed_at, alert.closed_by_id = utcnow(), staff.id
+    # One conditional UPDATE: of several people closing it at once, one closes it (one entry on
+    # the ticket); the others are told it is closed, as they would be a moment later.
+    db.session.flush()
+    closed = db.session.execute(
+        sa.update(HelpAlert)
+        .where(HelpAlert.id == alert.id, HelpAlert.closed_at.is_(None))
+        .values(closed_at=utcnow(), closed_by_id=staff.id)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(alert)
+    if closed != 1:
+        raise ValidationFailed(ALERT_CLOSED)
     if alert.ticket is not None:
         tickets.add_entry(
             alert.ticket, EntryKind.SAFETY, author=staff, body="応援要請を対応終了にしました"

@@ -29,6 +29,7 @@ from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import (
     InvalidTransition,
     NotFound,
+    TicketClosed,
     ValidationFailed,
 )
 from consult.services.normalize import clean_text
@@ -177,8 +178,14 @@ def add_note(actor: Actor, ticket: Ticket, body: str) -> TimelineEntry:
     return entry
 
 
-def _set_status(actor: Actor, ticket: Ticket, new: Status, reason: str | None = None) -> None:
-    old = ticket.status
+def _set_status(
+    actor: Actor,
+    ticket: Ticket,
+    new: Status,
+    reason: str | None = None,
+    old: Status | None = None,
+) -> None:
+    old = old or ticket.status
     ticket.status = new
     ticket.is_open = new != Status.CLOSED
     body = f"{STATUS_LABELS[old]} → {STATUS_LABELS[new]}"
@@ -215,17 +222,55 @@ def change_status(actor: Actor, ticket: Ticket, new: Status | str, reason: str |
     _set_status(actor, ticket, new, clean_text(reason, "理由", MAX_TEXT) or None)
 
 
+ALREADY_CLOSED = "この相談はすでに完了しています。"
+
+
+def _take_over(ticket: Ticket, values: dict, *conditions) -> bool:
+    """Change one ticket with one conditional UPDATE; False when another request got there first.
+
+    A read followed by a write lets two requests at once both through (on PostgreSQL both read
+    the old row before either committed): two desks pressing 完了 closed the case twice and the
+    reports counted its session twice. The loser of `WHERE <what was read>` waits for the
+    winner's commit, matches nothing, and is told so; the object is re-read either way.
+    """
+    db.session.flush()
+    result = db.session.execute(
+        sa.update(Ticket)
+        .where(Ticket.id == ticket.id, *conditions)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(ticket)
+    return result.rowcount == 1
+
+
 def close(actor: Actor, ticket: Ticket, summary: str) -> None:
     """Close with a resolution summary (required); also ends a running counter or phone session."""
     actor.require(*DESK_ROLES)
-    ticket.ensure_open()
+    if ticket.status == Status.CLOSED:
+        raise TicketClosed(ALREADY_CLOSED)
     summary = clean_text(summary, "対応結果の要約", MAX_TEXT, required=True)
     now = utcnow()
+    old = ticket.status
+    closed = _take_over(
+        ticket,
+        {
+            "status": Status.CLOSED,
+            "is_open": False,
+            "resolution_summary": summary,
+            "closed_at": now,
+        },
+        Ticket.status == old,
+    )
+    if not closed:
+        if ticket.status == Status.CLOSED:
+            raise TicketClosed(ALREADY_CLOSED)
+        raise InvalidTransition(
+            "この相談の状態がほかの操作で変わりました。内容を確かめてから、もう一度操作してください。"
+        )
     if ticket.session_started_at and not ticket.session_ended_at:
         end_session(actor, ticket, at=now)
-    ticket.resolution_summary = summary
-    ticket.closed_at = now
-    _set_status(actor, ticket, Status.CLOSED, summary)
+    _set_status(actor, ticket, Status.CLOSED, summary, old=old)
     signals.ticket_closed.send(ticket, actor=actor)
 
 
@@ -333,8 +378,18 @@ def end_session(actor: Actor, ticket: Ticket, at: datetime | None = None) -> Non
     if ticket.session_ended_at is not None:
         return
     at = at or utcnow()
-    ticket.session_ended_at = at
-    ticket.duration_seconds = max(0, int((at - ticket.session_started_at).total_seconds()))
+    # Pressed twice at once (two tabs, 対応終了 and 完了 together) the session still ends once,
+    # and the reports count it once: the second press changes nothing, as a later one would.
+    ended = _take_over(
+        ticket,
+        {
+            "session_ended_at": at,
+            "duration_seconds": max(0, int((at - ticket.session_started_at).total_seconds())),
+        },
+        Ticket.session_ended_at.is_(None),
+    )
+    if not ended:
+        return
     add_entry(
         ticket,
         EntryKind.SESSION,
