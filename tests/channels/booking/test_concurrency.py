@@ -6,15 +6,8 @@ CSRF on (as in production), so each client first loads the form, as a browser wo
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import socket
-import subprocess
-import sys
 import threading
-import time
-from pathlib import Path
 
 import pytest
 import requests
@@ -22,65 +15,19 @@ import sqlalchemy as sa
 
 from channels.booking.models import Booking, BookingSlot, Mode
 from consult.extensions import db
+from tests.gunicorn import gunicorn_server
 
 from .helpers import form_data, set_capacity, slot_in
 
-ROOT = Path(__file__).resolve().parents[3]
 CLIENTS = 50
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
 def gunicorn(database_url, tmp_path):
-    port = _free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "MADOGUCHI_DATABASE_URL": database_url,
-            "MADOGUCHI_SECRET_KEY": "concurrency-test-secret-key-long-enough-1234567890",
-            "MADOGUCHI_DATA_DIR": str(tmp_path / "data"),
-            "MADOGUCHI_BOOKING_RATE_LIMIT": "10000 per minute",
-            "PYTHONPATH": str(ROOT),
-        }
-    )
-    log = open(tmp_path / "gunicorn.log", "wb")  # noqa: SIM115
-    server = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "gunicorn"),
-            "-w",
-            "4",
-            "--threads",
-            "8",
-            "-b",
-            f"127.0.0.1:{port}",
-            "consult:create_app()",
-        ],
-        cwd=str(tmp_path),
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 180  # two shared cores: a cold start can be slow
-    while time.monotonic() < deadline:
-        try:
-            requests.get(f"{base}/booking/", timeout=60)
-            break
-        except (requests.ConnectionError, requests.Timeout):
-            assert server.poll() is None, (tmp_path / "gunicorn.log").read_text()
-            time.sleep(0.3)
-    yield base
-    server.send_signal(signal.SIGTERM)
-    try:
-        server.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        server.kill()
-    log.close()
+    """The app under gunicorn (4 workers, 8 threads each), as in production; its URL."""
+    env = {"MADOGUCHI_BOOKING_RATE_LIMIT": "10000 per minute"}
+    with gunicorn_server(database_url, tmp_path, workers=4, env=env) as server:
+        yield server.url
 
 
 def test_fifty_at_once_for_three_seats(app, gunicorn):
@@ -94,8 +41,9 @@ def test_fifty_at_once_for_three_seats(app, gunicorn):
         page = session.get(
             f"{gunicorn}/booking/details",
             params={"mode": "counter", "start": data["start"]},
-            # No kept-alive connection: the server drops idle ones after 2 s, and a POST sent
-            # into a dropped connection is reset (requests does not retry POSTs).
+            # No kept-alive connection: the server drops idle ones after tests.gunicorn.KEEPALIVE
+            # seconds, and a POST sent into a dropped connection is reset (requests does not
+            # retry POSTs).
             headers={"Connection": "close"},
             timeout=60,
         )

@@ -1,0 +1,172 @@
+"""The real app under gunicorn on 127.0.0.1, for tests of what only several processes show.
+
+    with gunicorn_server(database_url, tmp_path, workers=4, env={...}) as server:
+        requests.get(f"{server.url}/booking/")
+
+Why it is built this way (the flaky "Remote end closed connection without response"):
+
+- gunicorn kills a worker whose heartbeat is older than ``--timeout`` (30 s by default), and
+  the connection that worker was serving is closed without a response. On two cores shared by
+  several test runs, a worker doing its first requests (templates compiled, translations and
+  the dictionary loaded, all under the GIL) while three siblings boot can miss its heartbeat;
+  gunicorn then logs ``WORKER TIMEOUT`` and boots a new one in its place, in the middle of the
+  test. The timeout here is a generous 300 s: a test server is never "hung", only slow.
+- the server is ready when *every* worker has booted (a ``post_worker_init`` hook leaves a file
+  per worker), not when the first one answers: requests are then never served by a machine still
+  busy booting the others, and no worker boots in the middle of a test.
+- anything the arbiter reports about a worker (a timeout, a crash, a kill) fails the test, with
+  the log: a lost worker must never again pass unseen or show up only as a dropped connection.
+- keep-alive is explicit (``KEEPALIVE`` s): gunicorn closes an idle kept-alive connection after
+  it, and a request a client sends into a connection the server is closing is lost; requests
+  retries that only for idempotent methods, so tests that POST send ``Connection: close`` or post
+  within the keep-alive window.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+KEEPALIVE = 5
+# What gunicorn's arbiter logs when a worker did not end its life normally.
+WORKER_TROUBLE = (
+    "WORKER TIMEOUT",
+    "was sent",
+    "exited with code",
+    "Worker failed to boot",
+    "Exception in worker process",
+)
+
+# Read by gunicorn as its config file: one file per booted worker, named by its pid.
+_HOOKS = """
+import os
+from pathlib import Path
+
+
+def post_worker_init(worker):
+    Path(os.environ["MADOGUCHI_TEST_READY_DIR"], str(os.getpid())).touch()
+"""
+
+
+@dataclass
+class GunicornServer:
+    url: str
+    log_path: Path
+    process: subprocess.Popen
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def trouble(self) -> list[str]:
+        """The arbiter's lines about workers that timed out, crashed or were killed (before the
+        test stopped the server: how workers end on SIGTERM is not the test's business)."""
+        lines = []
+        for line in self.log().splitlines():
+            if "Handling signal: term" in line:
+                break
+            if any(t in line for t in WORKER_TROUBLE):
+                lines.append(line)
+        return lines
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def gunicorn_server(
+    database_url: str,
+    tmp_path: Path,
+    *,
+    workers: int = 4,
+    threads: int = 8,
+    env: dict | None = None,
+    ready_path: str = "/booking/",
+    boot_timeout: float = 180,
+):
+    """Start ``consult:create_app()`` under gunicorn; stop it afterwards.
+
+    ``env`` adds or overrides MADOGUCHI_* settings (the database, secret key and data folder are
+    set here). Fails the test if a worker timed out, crashed or was killed while it ran.
+    """
+    tmp_path = Path(tmp_path)
+    port = free_port()
+    ready_dir = tmp_path / "gunicorn-ready"
+    ready_dir.mkdir(exist_ok=True)
+    hooks = tmp_path / "gunicorn_hooks.py"
+    hooks.write_text(_HOOKS)
+    full_env = dict(os.environ)
+    full_env.update(
+        {
+            "MADOGUCHI_DATABASE_URL": database_url,
+            "MADOGUCHI_SECRET_KEY": "gunicorn-test-secret-key-long-enough-1234567890",
+            "MADOGUCHI_DATA_DIR": str(tmp_path / "data"),
+            "MADOGUCHI_TEST_READY_DIR": str(ready_dir),
+            "PYTHONPATH": str(ROOT),
+        }
+    )
+    full_env.update(env or {})
+    log_path = tmp_path / "gunicorn.log"
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below, after the server
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "--config",
+            str(hooks),
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--timeout",
+            "300",
+            "--graceful-timeout",
+            "10",
+            "--keep-alive",
+            str(KEEPALIVE),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--access-logfile",
+            "-",
+            "consult:create_app()",
+        ],
+        cwd=str(tmp_path),
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    server = GunicornServer(f"http://127.0.0.1:{port}", log_path, process)
+    try:
+        _wait_until_ready(server, ready_dir, workers, ready_path, boot_timeout)
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+    trouble = server.trouble()
+    assert not trouble, "gunicorn lost a worker during the test:\n" + server.log()
+
+
+def _wait_until_ready(server, ready_dir: Path, workers: int, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout  # two shared cores: a cold start can be slow
+    while len(list(ready_dir.iterdir())) < workers:
+        assert server.process.poll() is None, "gunicorn stopped:\n" + server.log()
+        assert time.monotonic() < deadline, "gunicorn workers did not boot:\n" + server.log()
+        time.sleep(0.2)
+    response = requests.get(server.url + path, headers={"Connection": "close"}, timeout=60)
+    assert response.status_code == 200, server.log()
