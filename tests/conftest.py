@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import socket
 import tempfile
@@ -18,6 +17,7 @@ from flask_migrate import upgrade
 from consult import create_app
 from consult.extensions import db
 from tests import pg
+from tests.helpers import PASSWORD, counting_queries, sign_in
 
 BACKENDS = ("sqlite", "postgresql")
 
@@ -203,7 +203,6 @@ def client(app):
 
 # --- factories ------------------------------------------------------------------------------
 
-PASSWORD = "correct-horse-battery"
 _counter = {"n": 0}
 
 
@@ -269,26 +268,32 @@ def make_staff(app, make_department):
 
 
 @pytest.fixture
-def login(client):
-    """Log a member of staff in through the real login form."""
+def login_as(client, make_staff):
+    """A new member of staff, signed in on `client` (tests.helpers.sign_in)."""
 
-    def do(staff, password=PASSWORD, test_client=None):
-        target = test_client or client
-        response = target.post("/login", data={"login": staff.login, "password": password})
-        assert response.status_code == 302, response.get_data(as_text=True)[:500]
-        return target
+    def do(role="consultant", **kw):
+        staff = make_staff(role, **kw)
+        sign_in(client, staff)
+        return staff
 
     return do
 
 
 @pytest.fixture
-def login_as(make_staff, login):
-    def do(role="consultant", **kw):
-        staff = make_staff(role, **kw)
-        login(staff)
-        return staff
+def count_queries(app):
+    """Count the SQL an app sends, to pin "N queries whatever the page" claims:
 
-    return do
+        with count_queries() as queries:
+            client.get("/tickets")
+        assert queries.count == 9, queries
+
+    Counts on the test's app unless given another (`count_queries(line_app)`).
+    """
+
+    def counting(target=None):
+        return counting_queries(target or app)
+
+    return counting
 
 
 @pytest.fixture
@@ -313,14 +318,6 @@ def make_ticket(app, make_staff):
         return ticket
 
     return make
-
-
-def csrf_token_from(html: str) -> str:
-    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
-        r'value="([^"]+)"[^>]*name="csrf_token"', html
-    )
-    assert match, "no CSRF token in page"
-    return match.group(1)
 
 
 @pytest.fixture(scope="session")

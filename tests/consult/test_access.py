@@ -17,7 +17,8 @@ from consult.services import citizens, outbox
 from consult.services.actor import SYSTEM
 from handoff import services as handoff_services
 from handoff.models import Response
-from tests.consult.http import call, sign_in
+from tests.consult.http import call
+from tests.helpers import sign_in
 
 ROLES = ("anonymous", "consultant", "supervisor", "officer", "support", "admin")
 

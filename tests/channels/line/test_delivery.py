@@ -16,10 +16,10 @@ from tests.channels.line.conftest import (
     new_staff,
     post_webhook,
     run_worker,
-    sign_in,
     text_event,
 )
 from tests.channels.line.test_processing import OPEN
+from tests.helpers import sign_in
 
 
 def _line_ticket():
