@@ -8,6 +8,7 @@ import socket
 import tempfile
 from pathlib import Path
 
+import jinja2
 import pytest
 import sqlalchemy as sa
 from flask import g, has_app_context
@@ -76,10 +77,34 @@ class RequestScopedClient(FlaskClient):
         return super().open(*args, **kwargs)
 
 
+class SharedTemplateCache(jinja2.BytecodeCache):
+    """Templates compiled once per test process instead of once per app (each test builds one).
+
+    Every test app has the same Jinja settings and extensions, so their compiled templates are
+    the same; Jinja keys them by name and checks the source's checksum, so an edited template is
+    compiled again.
+    """
+
+    def __init__(self):
+        self.store: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket):
+        code = self.store.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket):
+        self.store[bucket.key] = bucket.bytecode_to_string()
+
+
+TEMPLATES = SharedTemplateCache()
+
+
 def make_app(url: str, tmp: Path, **overrides):
     config = base_config(url, str(tmp / "data"))
     config.update(overrides)
     app = create_app(config, instance_path=str(tmp / "instance"))
+    app.jinja_env.bytecode_cache = TEMPLATES
     app.test_client_class = RequestScopedClient
     app.config["TESTING"] = True
     app.config["WTF_CSRF_ENABLED"] = overrides.get("WTF_CSRF_ENABLED", False)
