@@ -3,23 +3,26 @@
     with gunicorn_server(database_url, tmp_path, workers=4, env={...}) as server:
         requests.get(f"{server.url}/booking/")
 
-Why it is built this way (the flaky "Remote end closed connection without response"):
+Why it is built this way. The flake ("Remote end closed connection without response" on one of
+the sequential GETs before any concurrency) was not the test's doing: each GET had a connection of
+its own (a new Session, ``Connection: close``), so no kept-alive connection was reused, and
+``max_requests`` is off. What closes a fresh connection without an answer is a worker that ends
+while it holds it. gunicorn's arbiter kills (SIGABRT, then SIGKILL) a worker whose heartbeat is
+older than ``--timeout`` (30 s by default) and boots another: on two cores shared by several
+suites, with the tests ``nice``d below the others, a worker busy with its first requests (templates
+compiled, catalogs read) while its siblings still boot can go that long without its main thread
+running. The old fixture wrote gunicorn's log but never showed it, so the failing run cannot say
+which worker ended or why; this one does:
 
-- gunicorn kills a worker whose heartbeat is older than ``--timeout`` (30 s by default), and
-  the connection that worker was serving is closed without a response. On two cores shared by
-  several test runs, a worker doing its first requests (templates compiled, translations and
-  the dictionary loaded, all under the GIL) while three siblings boot can miss its heartbeat;
-  gunicorn then logs ``WORKER TIMEOUT`` and boots a new one in its place, in the middle of the
-  test. The timeout here is a generous 300 s: a test server is never "hung", only slow.
-- the server is ready when *every* worker has booted (a ``post_worker_init`` hook leaves a file
-  per worker), not when the first one answers: requests are then never served by a machine still
-  busy booting the others, and no worker boots in the middle of a test.
-- anything the arbiter reports about a worker (a timeout, a crash, a kill) fails the test, with
-  the log: a lost worker must never again pass unseen or show up only as a dropped connection.
-- keep-alive is explicit (``KEEPALIVE`` s): gunicorn closes an idle kept-alive connection after
-  it, and a request a client sends into a connection the server is closing is lost; requests
-  retries that only for idempotent methods, so tests that POST send ``Connection: close`` or post
-  within the keep-alive window.
+- ``--timeout 300``: a test server is slow, never hung; nothing is killed for being slow.
+- ready when *every* worker has booted (a ``post_worker_init`` hook leaves a file per worker), not
+  when the first one answers: no request is served while siblings still boot, and no worker
+  boots in the middle of a test.
+- anything the arbiter reports about a worker (a timeout, a crash, a kill) fails the test with
+  the log, and any failure of the test body carries the log too.
+- keep-alive is explicit (``KEEPALIVE`` s): gunicorn closes a kept-alive connection idle that long,
+  and a POST sent into a connection the server is closing is lost (requests retries only
+  idempotent methods), so tests that POST later send ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -150,6 +153,10 @@ def gunicorn_server(
     try:
         _wait_until_ready(server, ready_dir, workers, ready_path, boot_timeout)
         yield server
+    except BaseException as error:
+        # Whatever failed in the test (a dropped connection, a 500), gunicorn's side of it.
+        error.add_note("gunicorn's log:\n" + server.log())
+        raise
     finally:
         process.send_signal(signal.SIGTERM)
         try:
