@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint format system-deps bench clean
+.PHONY: run test test-fast lint format system-deps bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,12 @@ PYTEST_WORKERS ?= 2
 
 test: $(STAMP) system-deps lint
 	$(BIN)/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+
+# The suite without the tests marked `slow` (real gunicorn, Chromium, dovecot, TLS servers,
+# processes: see tests/conftest.py), for a developer's loop; about a minute on two cores.
+# CI runs `make test`, which runs everything.
+test-fast: $(STAMP) system-deps
+	$(BIN)/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .ruff_cache

@@ -1,7 +1,28 @@
-"""The app under gunicorn with several workers, for tests of races between processes.
+"""The real app under gunicorn on 127.0.0.1, for tests of what only several processes show.
 
-Counts kept in one process's memory, a check and an act in two statements: these fail only with
-several processes at once, so such tests run the real server over HTTP on 127.0.0.1.
+    with gunicorn_server(database_url, tmp_path, workers=4, env={...}) as server:
+        requests.get(f"{server.url}/booking/")
+
+Why it is built this way. The flake ("Remote end closed connection without response" on one of
+the sequential GETs before any concurrency) was not the test's doing: each GET had a connection of
+its own (a new Session, ``Connection: close``), so no kept-alive connection was reused, and
+``max_requests`` is off. What closes a fresh connection without an answer is a worker that ends
+while it holds it. gunicorn's arbiter kills (SIGABRT, then SIGKILL) a worker whose heartbeat is
+older than ``--timeout`` (30 s by default) and boots another: on two cores shared by several
+suites, with the tests ``nice``d below the others, a worker busy with its first requests (templates
+compiled, catalogs read) while its siblings still boot can go that long without its main thread
+running. The old fixture wrote gunicorn's log but never showed it, so the failing run cannot say
+which worker ended or why; this one does:
+
+- ``--timeout 300``: a test server is slow, never hung; nothing is killed for being slow.
+- ready when *every* worker has booted (a ``post_worker_init`` hook leaves a file per worker), not
+  when the first one answers: no request is served while siblings still boot, and no worker
+  boots in the middle of a test.
+- anything the arbiter reports about a worker (a timeout, a crash, a kill) fails the test with
+  the log, and any failure of the test body carries the log too.
+- keep-alive is explicit (``KEEPALIVE`` s): gunicorn closes a kept-alive connection idle that long,
+  and a POST sent into a connection the server is closing is lost (requests retries only
+  idempotent methods), so tests that POST later send ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -13,14 +34,53 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
-SECRET = "concurrency-test-secret-key-long-enough-1234567890"
+KEEPALIVE = 5
+# What gunicorn's arbiter logs when a worker did not end its life normally.
+WORKER_TROUBLE = (
+    "WORKER TIMEOUT",
+    "was sent",
+    "exited with code",
+    "Worker failed to boot",
+    "Exception in worker process",
+)
+
+# Read by gunicorn as its config file: one file per booted worker, named by its pid.
+_HOOKS = """
+import os
+from pathlib import Path
+
+
+def post_worker_init(worker):
+    Path(os.environ["MADOGUCHI_TEST_READY_DIR"], str(os.getpid())).touch()
+"""
+
+
+@dataclass
+class GunicornServer:
+    url: str
+    log_path: Path
+    process: subprocess.Popen
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def trouble(self) -> list[str]:
+        """The arbiter's lines about workers that timed out, crashed or were killed (before the
+        test stopped the server: how workers end on SIGTERM is not the test's business)."""
+        lines = []
+        for line in self.log().splitlines():
+            if "Handling signal: term" in line:
+                break
+            if any(t in line for t in WORKER_TROUBLE):
+                lines.append(line)
+        return lines
 
 
 def free_port() -> int:
@@ -33,54 +93,96 @@ def free_port() -> int:
 def gunicorn_server(
     database_url: str,
     tmp_path: Path,
-    settings: dict[str, str] | None = None,
+    settings: dict | None = None,
+    *,
     workers: int = 4,
     threads: int = 8,
+    env: dict | None = None,
     ready_path: str = "/booking/",
-) -> Iterator[str]:
-    """Start gunicorn over `database_url`, answer its base URL, stop it afterwards.
+    boot_timeout: float = 180,
+):
+    """Start ``consult:create_app()`` under gunicorn; stop it afterwards.
 
-    `settings` are MADOGUCHI_* variables without the prefix. `threads=1` gives sync workers.
+    ``settings`` are MADOGUCHI_* variables without the prefix; ``env`` adds or overrides
+    variables (the database, secret key and data folder are
+    set here). Fails the test if a worker timed out, crashed or was killed while it ran.
     """
+    tmp_path = Path(tmp_path)
     port = free_port()
-    env = dict(os.environ)
-    env.update(
+    ready_dir = tmp_path / "gunicorn-ready"
+    ready_dir.mkdir(exist_ok=True)
+    hooks = tmp_path / "gunicorn_hooks.py"
+    hooks.write_text(_HOOKS)
+    full_env = dict(os.environ)
+    full_env.update(
         {
             "MADOGUCHI_DATABASE_URL": database_url,
-            "MADOGUCHI_SECRET_KEY": SECRET,
+            "MADOGUCHI_SECRET_KEY": "gunicorn-test-secret-key-long-enough-1234567890",
             "MADOGUCHI_DATA_DIR": str(tmp_path / "data"),
+            "MADOGUCHI_TEST_READY_DIR": str(ready_dir),
             "PYTHONPATH": str(ROOT),
         }
     )
-    env.update({f"MADOGUCHI_{name}": str(value) for name, value in (settings or {}).items()})
-    command = [str(Path(sys.executable).parent / "gunicorn"), "-w", str(workers)]
-    if threads > 1:
-        command += ["--threads", str(threads)]
-    command += ["-b", f"127.0.0.1:{port}", "consult:create_app()"]
+    full_env.update({f"MADOGUCHI_{name}": str(value) for name, value in (settings or {}).items()})
+    full_env.update(env or {})
     log_path = tmp_path / "gunicorn.log"
-    log = open(log_path, "wb")  # noqa: SIM115
-    server = subprocess.Popen(
-        command, cwd=str(tmp_path), env=env, stdout=log, stderr=subprocess.STDOUT
+    log = open(log_path, "wb")  # noqa: SIM115 - closed below, after the server
+    process = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "gunicorn"),
+            "--config",
+            str(hooks),
+            "--workers",
+            str(workers),
+            "--threads",
+            str(threads),
+            "--timeout",
+            "300",
+            "--graceful-timeout",
+            "10",
+            "--keep-alive",
+            str(KEEPALIVE),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--access-logfile",
+            "-",
+            "consult:create_app()",
+        ],
+        cwd=str(tmp_path),
+        env=full_env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
-    base = f"http://127.0.0.1:{port}"
+    server = GunicornServer(f"http://127.0.0.1:{port}", log_path, process)
     try:
-        deadline = time.monotonic() + 180  # two shared cores: a cold start can be slow
-        while time.monotonic() < deadline:
-            try:
-                requests.get(f"{base}{ready_path}", timeout=60)
-                break
-            except (requests.ConnectionError, requests.Timeout):
-                assert server.poll() is None, log_path.read_text()
-                time.sleep(0.3)
-        yield base
+        _wait_until_ready(server, ready_dir, workers, ready_path, boot_timeout)
+        yield server
+    except BaseException as error:
+        # Whatever failed in the test (a dropped connection, a 500), gunicorn's side of it.
+        error.add_note("gunicorn's log:\n" + server.log())
+        raise
     finally:
-        server.send_signal(signal.SIGTERM)
+        process.send_signal(signal.SIGTERM)
         try:
-            server.wait(timeout=30)
+            process.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            server.kill()
+            process.kill()
+            process.wait()
         log.close()
+    trouble = server.trouble()
+    assert not trouble, "gunicorn lost a worker during the test:\n" + server.log()
+
+
+def _wait_until_ready(server, ready_dir: Path, workers: int, path: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout  # two shared cores: a cold start can be slow
+    while len(list(ready_dir.iterdir())) < workers:
+        assert server.process.poll() is None, "gunicorn stopped:\n" + server.log()
+        assert time.monotonic() < deadline, "gunicorn workers did not boot:\n" + server.log()
+        time.sleep(0.2)
+    response = requests.get(server.url + path, headers={"Connection": "close"}, timeout=60)
+    assert response.status_code == 200, server.log()
 
 
 def csrf_token(page_text: str) -> str:
+    """The CSRF token of the first form on a page."""
     return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page_text)[1]

@@ -22,7 +22,8 @@ from consult.services.actor import SYSTEM
 from handoff import services as handoff_services
 from handoff.models import Response, Urgency
 from tests.channels.booking.helpers import form_data, slot_in
-from tests.consult.http import call, sign_in
+from tests.consult.http import call
+from tests.helpers import sign_in
 
 MESSAGE = "使用できない文字（制御文字など）が含まれていたため、取り除きました。"
 MESSAGE_EN = "contained characters that cannot be used"

@@ -14,6 +14,9 @@ from consult.services.actor import SYSTEM, Actor
 from tests.conftest import make_app
 from tests.test_migrations import empty_url  # noqa: F401 (the fixture)
 
+# Migrations down and up on a new database: seconds (make test-fast leaves it out).
+pytestmark = pytest.mark.slow
+
 
 def test_downgrade_with_safety_entries_keeps_the_timeline_append_only(empty_url, tmp_path):  # noqa: F811
     from consult.services import staff as staff_service

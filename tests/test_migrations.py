@@ -16,6 +16,9 @@ from consult.extensions import db
 from tests import pg
 from tests.conftest import BACKENDS, make_app
 
+# Every migration up and down on a new database: seconds (make test-fast leaves it out).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(params=BACKENDS)
 def empty_url(request, pg_server, tmp_path):

@@ -15,7 +15,7 @@ from consult.models import Channel, EntryKind, OutboxMessage, OutboxStatus, Tick
 from consult.services import citizens, outbox
 from consult.services.actor import SYSTEM
 from consult.services.jis import encode_iso2022jp
-from tests.conftest import csrf_token_from
+from tests.helpers import csrf_token_from, sign_in
 
 CITIZEN_TEXT = "はじめまして。①児童手当の申請について～教えてください。髙橋"
 
@@ -94,7 +94,7 @@ def test_auto_replies_open_no_ticket(app):
 
 
 def test_reply_from_the_ticket_page_threads_and_arrives_in_iso_2022_jp(
-    app_factory, smtp_server, make_staff, login
+    app_factory, smtp_server, make_staff
 ):
     app = app_factory(
         **smtp_server.settings, MAIL_ISO2022JP_DOMAINS="docomo.ne.jp", MAIL_AUTO_ACK=True
@@ -104,7 +104,7 @@ def test_reply_from_the_ticket_page_threads_and_arrives_in_iso_2022_jp(
         ticket = services.ingest(citizen_mail()).ticket
         number = ticket.number
         staff = make_staff("consultant", display_name="やまだ / Yamada")
-        login(staff, test_client=client)
+        sign_in(client, staff)
         page = client.get(f"/tickets/{number}").get_data(as_text=True)
         assert "返信する" in page and "受付確認（自動）" in page
         reply = "髙橋様\n①の件、承知しました～。"

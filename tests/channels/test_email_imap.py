@@ -18,7 +18,8 @@ from consult.services.actor import Actor
 from consult.settings import override as override_settings
 from tests.channels import dovecot
 from tests.channels.test_email_channel import CITIZEN_TEXT, citizen_mail
-from tests.consult.http import call, sign_in
+from tests.consult.http import call
+from tests.helpers import sign_in
 
 dovecot_server = dovecot.dovecot_server  # the fixture, from its own module
 

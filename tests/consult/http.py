@@ -1,4 +1,4 @@
-"""Requests from several test clients at once.
+"""Requests from several test clients at once (sign them in with tests.helpers.sign_in).
 
 The ``app`` fixture keeps an application context pushed for the whole test, and Flask reuses it
 for every request, so ``g`` (where Flask-Login caches the current user) would leak from one
@@ -9,7 +9,6 @@ request gets a fresh one, so each client is judged only by its own cookie.
 from __future__ import annotations
 
 from consult.extensions import db
-from tests.conftest import PASSWORD
 
 
 def call(app, client, method: str, url: str, **kwargs):
@@ -19,13 +18,3 @@ def call(app, client, method: str, url: str, **kwargs):
         response = client.open(url, method=method, **kwargs)
         response.close()
         return response
-
-
-def sign_in(app, staff, password: str = PASSWORD, client=None):
-    """A new client (or the given one) logged in as ``staff`` through the real form."""
-    client = client or app.test_client()
-    data = {"login": staff.login, "password": password}
-    response = call(app, client, "POST", "/login", data=data)
-    assert response.status_code == 302, response.get_data(as_text=True)[:500]
-    assert not response.headers["Location"].startswith("/login")
-    return client

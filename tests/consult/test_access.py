@@ -18,7 +18,8 @@ from consult.services.actor import SYSTEM
 from consult.settings import override as override_settings
 from handoff import services as handoff_services
 from handoff.models import Response
-from tests.consult.http import call, sign_in
+from tests.consult.http import call
+from tests.helpers import sign_in
 
 ROLES = ("anonymous", "consultant", "supervisor", "officer", "support", "admin")
 

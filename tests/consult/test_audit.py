@@ -11,7 +11,8 @@ from consult.extensions import db
 from consult.models import AppendOnlyError, AuditEvent
 from consult.services import citizens, tickets
 from consult.services.actor import Actor
-from tests.consult.http import call, sign_in
+from tests.consult.http import call
+from tests.helpers import sign_in
 
 NAME = "山田 花子"
 PHONE = "087-839-2111"

@@ -11,8 +11,8 @@ import sqlalchemy as sa
 from consult.extensions import db
 from consult.models import StaffSession
 from consult.timeutil import to_tokyo, utcnow
-from tests.conftest import PASSWORD
-from tests.consult.http import call, sign_in
+from tests.consult.http import call
+from tests.helpers import PASSWORD, sign_in
 
 COOKIE = "madoguchi_session"
 WRONG = "wrong-password-123"
@@ -48,7 +48,7 @@ def test_login_changes_the_session_and_logout_ends_it(app, make_staff):
     assert to_login(call(app, browser, "GET", "/tickets"))  # the flash sets a first cookie
     before = cookie(browser)
     assert before
-    sign_in(app, staff, client=browser)
+    sign_in(browser, staff)
     after = cookie(browser)
     assert after and after != before
     # The pre-login cookie is not a logged-in session.
@@ -309,12 +309,12 @@ def test_role_change_ends_sessions(app, make_staff):
     assert to_login(call(app, copy, "GET", "/tickets"))
 
 
-def test_two_browsers_in_one_test_are_two_users(app, make_staff, login):
+def test_two_browsers_in_one_test_are_two_users(app, make_staff):
     """Each request judges its own cookie, even with the plain test client."""
     first = make_staff("consultant", full_name="山田 一郎")
     second = make_staff("admin", full_name="田中 花子")
-    one = login(first, test_client=app.test_client())
-    two = login(second, test_client=app.test_client())
+    one = sign_in(app.test_client(), first)
+    two = sign_in(app.test_client(), second)
     assert "山田 一郎" in one.get("/tickets").get_data(as_text=True)
     page = two.get("/tickets").get_data(as_text=True)
     assert "田中 花子" in page and "山田 一郎" not in page

@@ -232,6 +232,7 @@ def _counts():
     )
 
 
+@pytest.mark.slow  # the whole demo data set: ~10 s
 def test_seed_demo_loads_takamatsu_and_every_role_once(app, run):
     result = run("seed-demo", "--if-empty", "--tickets", "12")
     assert result.exit_code == 0, result.output

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, render_template_string
 
 from consult.web import public
+from tests.helpers import sign_in
 
 
 def _app_with_public_page(app_factory):
@@ -49,7 +50,7 @@ def test_unknown_language_falls_back_to_japanese(app_factory):
     assert '<html lang="ja">' in page.get_data(as_text=True)
 
 
-def test_staff_pages_stay_japanese(app, make_staff, login):
-    client = login(make_staff("consultant"))
+def test_staff_pages_stay_japanese(app, make_staff):
+    client = sign_in(app, make_staff("consultant"))
     page = client.get("/tickets?lang=en").get_data(as_text=True)
     assert "本文へ移動" in page and "Skip to content" not in page

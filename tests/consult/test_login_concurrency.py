@@ -44,7 +44,10 @@ def test_twenty_wrong_guesses_at_once_check_five(
     staff = make_staff("consultant")
     login, staff_id = staff.login, staff.id
     db.session.commit()
-    with gunicorn_server(database_url, tmp_path, counts_in, threads=1, ready_path="/login") as base:
+    with gunicorn_server(
+        database_url, tmp_path, counts_in, threads=1, ready_path="/login"
+    ) as server:
+        base = server.url
         forms = [_login_form(base) for _ in range(GUESSES)]
         barrier = threading.Barrier(GUESSES)
         answers: list = [None] * GUESSES

@@ -11,7 +11,8 @@ from consult.extensions import db
 from consult.logging import scrub
 from consult.services import outbox
 from tests.conftest import install_channel
-from tests.consult.http import call, sign_in
+from tests.consult.http import call
+from tests.helpers import sign_in
 
 PHONE = "090-1234-5678"
 PHONE_DIGITS = "09012345678"

@@ -12,6 +12,9 @@ import sqlalchemy as sa
 from consult.extensions import db
 from consult.models import Ticket
 
+# Several processes at once: seconds (make test-fast leaves it out).
+pytestmark = pytest.mark.slow
+
 SECRET = "test-secret-key-that-is-long-enough-1234567890"
 
 

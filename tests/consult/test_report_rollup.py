@@ -227,6 +227,7 @@ def test_reports_rebuild_restores_a_corrupted_rollup(app, desk, make_category):
     assert bad.exit_code != 0 and "終了日は開始日と同じか" in bad.output
 
 
+@pytest.mark.slow  # migrations on a new database
 def test_the_migration_fills_the_rollup_from_existing_tickets(empty_url, tmp_path):  # noqa: F811
     app = make_app(empty_url, tmp_path)
     with app.app_context():

@@ -19,7 +19,8 @@ from consult.extensions import db
 from consult.models import AuditEvent, Channel, Priority, Status, Ticket
 from consult.services import report_rollup, reports
 from consult.timeutil import TOKYO
-from tests.consult.http import call, sign_in
+from tests.consult.http import call
+from tests.helpers import sign_in
 
 CHANNEL_SPLIT = {"counter": 500, "phone": 400, "email": 200, "line": 150, "booking": 32}
 

@@ -20,7 +20,8 @@ from consult.models import (
 from consult.services import citizens, safety
 from consult.services.actor import SYSTEM, Actor
 from consult.timeutil import utcnow
-from tests.consult.http import call, sign_in
+from tests.consult.http import call
+from tests.helpers import sign_in
 
 
 def _entries(ticket_id: int) -> list[TimelineEntry]:

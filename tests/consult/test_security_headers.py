@@ -9,8 +9,8 @@ from consult.extensions import db
 from consult.models import EntryKind, Ticket, TimelineEntry
 from consult.services import citizens, tickets
 from consult.services.actor import SYSTEM, Actor
-from tests.conftest import PASSWORD, csrf_token_from
-from tests.consult.http import call, sign_in
+from tests.consult.http import call
+from tests.helpers import PASSWORD, csrf_token_from, sign_in
 
 XSS = "<script>alert(1)</script>"
 ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"

@@ -16,7 +16,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from consult.extensions import db
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]

@@ -14,6 +14,7 @@ from consult.services.actor import Actor
 from faq import search, services
 from faq.analysis import TITLE_SEPARATOR
 from tests.consult.http import call
+from tests.helpers import sign_in
 
 
 def test_two_instances_answer_the_same(app_factory, make_staff, tmp_path):
@@ -98,12 +99,12 @@ def test_index_of_an_older_format_is_rebuilt(app, publish_entry):
     assert {p.name for p in index.path.iterdir()} == built
 
 
-def test_index_updates_after_the_request_commits(app, client, login, faq_people):
+def test_index_updates_after_the_request_commits(app, client, faq_people):
     author, approver = faq_people
     entry = services.create_entry(author, question="ハザードマップ", answer="市のサイトで。")
     services.submit(author, entry)
     db.session.commit()
-    login(approver.staff)
+    sign_in(client, approver.staff)
     call(app, client, "POST", f"/staff/faq/{entry.id}/approve")
     index = services.index()
     # Brought up to date by the request itself, before any search asked.

@@ -12,7 +12,7 @@ from consult.services import tickets
 from consult.services.actor import Actor
 from faq import services
 from faq.models import FaqEntry, FaqStatus, FaqVote
-from tests.conftest import csrf_token_from
+from tests.helpers import csrf_token_from, sign_in
 
 
 def test_public_faq_in_japanese_and_english(app, client, publish_entry, make_category):
@@ -117,12 +117,12 @@ def test_helpful_counts_once_per_browser_with_csrf(app, publish_entry):
         assert db.session.get(FaqEntry, entry.id).helpful_count == 2
 
 
-def test_script_in_an_entry_is_text_everywhere(app, client, login, publish_entry, faq_people):
+def test_script_in_an_entry_is_text_everywhere(app, client, publish_entry, faq_people):
     entry = publish_entry("<script>alert(1)</script>の質問", "<script>alert(2)</script> 回答")
     for url in (f"/faq/{entry.id}", "/faq", "/faq?q=alert"):
         html = client.get(url).get_data(as_text=True)
         assert "<script>alert" not in html
-    login(faq_people[0].staff)
+    sign_in(client, faq_people[0].staff)
     html = client.get(f"/staff/faq/{entry.id}").get_data(as_text=True)
     assert "<script>alert" not in html and "&lt;script&gt;alert(1)" in html
 
@@ -153,11 +153,9 @@ def _closed_case(make_staff, make_category):
     return staff, ticket
 
 
-def test_draft_from_closed_case_is_redacted_and_reviewed(
-    app, client, login, make_staff, make_category
-):
+def test_draft_from_closed_case_is_redacted_and_reviewed(app, client, make_staff, make_category):
     staff, ticket = _closed_case(make_staff, make_category)
-    login(staff)
+    sign_in(client, staff)
     page = client.get(f"/tickets/{ticket.number}").get_data(as_text=True)
     assert "FAQにする" in page
     response = client.post(f"/staff/faq/from-ticket/{ticket.number}")
@@ -177,22 +175,22 @@ def test_draft_from_closed_case_is_redacted_and_reviewed(
     assert any(e.detail == "FAQ下書きの作成" for e in views)
 
 
-def test_open_case_cannot_become_faq(app, client, login, make_ticket, make_staff):
+def test_open_case_cannot_become_faq(app, client, make_ticket, make_staff):
     ticket = make_ticket()
-    login(make_staff("consultant"))
+    sign_in(client, make_staff("consultant"))
     response = client.post(f"/staff/faq/from-ticket/{ticket.number}", follow_redirects=True)
     assert "完了した相談だけをFAQにできます" in response.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count(FaqEntry.id))) == 0
 
 
-def test_approval_page_shows_remaining_personal_data(app, client, login, faq_people):
+def test_approval_page_shows_remaining_personal_data(app, client, faq_people):
     author, approver = faq_people
     entry = services.create_entry(
         author, question="連絡先", answer="担当は 0120-444-444 ではなく 090-9876-5432 です。"
     )
     services.submit(author, entry)
     db.session.commit()
-    login(approver.staff)
+    sign_in(client, approver.staff)
     html = client.get(f"/staff/faq/{entry.id}").get_data(as_text=True)
     assert "個人情報の可能性がある箇所" in html and "090-9876-5432" in html
     response = client.post(f"/staff/faq/{entry.id}/approve", follow_redirects=True)
@@ -201,9 +199,9 @@ def test_approval_page_shows_remaining_personal_data(app, client, login, faq_peo
     assert db.session.get(FaqEntry, entry.id).status == FaqStatus.REVIEW
 
 
-def test_staff_edit_and_approve_through_pages(app, client, login, faq_people, make_staff):
+def test_staff_edit_and_approve_through_pages(app, client, faq_people, make_staff):
     author, approver = faq_people
-    login(author.staff)
+    sign_in(client, author.staff)
     response = client.post(
         "/staff/faq/new",
         data={
@@ -221,7 +219,7 @@ def test_staff_edit_and_approve_through_pages(app, client, login, faq_people, ma
     assert bad.status_code == 422 and "質問を入力してください" in bad.get_data(as_text=True)
     client.post(f"/staff/faq/{entry_id}/submit")
     client.post("/logout")
-    login(approver.staff)
+    sign_in(client, approver.staff)
     client.post(f"/staff/faq/{entry_id}/approve")
     db.session.expire_all()
     assert db.session.get(FaqEntry, entry_id).status == FaqStatus.PUBLISHED
@@ -231,38 +229,36 @@ def test_staff_edit_and_approve_through_pages(app, client, login, faq_people, ma
     assert suggest["entries"][0]["id"] == entry_id
 
 
-def test_synonyms_edited_by_admin_apply_at_query_time(
-    app, client, login, publish_entry, make_staff
-):
+def test_synonyms_edited_by_admin_apply_at_query_time(app, client, publish_entry, make_staff):
     entry = publish_entry("国民健康保険に加入するには", "国保年金課で手続きしてください。")
     assert services.search("後期高齢", public=True) == []
-    login(make_staff("admin"))
+    sign_in(client, make_staff("admin"))
     bad = client.post("/staff/faq/synonyms", data={"text": "ひとつだけ"})
     assert bad.status_code == 422 and "2語以上" in bad.get_data(as_text=True)
     client.post("/staff/faq/synonyms", data={"text": "国保＝国民健康保険\n後期高齢＝国民健康保険"})
     assert [h.entry.id for h in services.search("後期高齢", public=True)] == [entry.id]
 
 
-def test_citizen_pages_need_no_login_and_staff_pages_do(app, client, make_staff, login):
+def test_citizen_pages_need_no_login_and_staff_pages_do(app, client, make_staff):
     assert client.get("/faq").status_code == 200
     for url in ("/staff/faq", "/staff/faq/new", "/staff/faq/suggest?q=abc"):
         assert client.get(url).status_code == 302
-    login(make_staff("support"))
+    sign_in(client, make_staff("support"))
     assert client.get("/staff/faq").status_code == 200
     assert client.get("/staff/faq/new").status_code == 403
     assert client.get("/staff/faq/synonyms").status_code == 403
 
 
 def test_suggestions_show_closed_cases_to_the_desk_only(
-    app, client, login, make_staff, make_category, publish_entry
+    app, client, make_staff, make_category, publish_entry
 ):
     staff, ticket = _closed_case(make_staff, make_category)
     publish_entry("粗大ごみの申込み方法", "電話かインターネットで申し込みます。")
-    login(staff)
+    sign_in(client, staff)
     data = client.get("/staff/faq/suggest", query_string={"q": "粗大ごみを出したい"}).json
     assert [t["number"] for t in data["tickets"]] == [ticket.number]
     assert data["entries"][0]["question"] == "粗大ごみの申込み方法"
     client.post("/logout")
-    login(make_staff("officer"))
+    sign_in(client, make_staff("officer"))
     data = client.get("/staff/faq/suggest", query_string={"q": "粗大ごみを出したい"}).json
     assert data["tickets"] == [] and data["entries"]

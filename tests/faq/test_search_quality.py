@@ -15,6 +15,9 @@ from faq.models import FaqChange, FaqEntry, FaqSynonym
 from faq.search import SearchIndex, build_query
 from tests.faq.corpus import SYNONYMS, garbage_entries, municipal_entries, queries
 
+# Indexes and searches the whole corpus per analyser: seconds (make test-fast leaves it out).
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def corpus_index(tmp_path_factory):

@@ -25,7 +25,8 @@ def test_thirty_cookieless_votes_at_once_count_three(app, publish_entry, databas
     other = publish_entry("住民票の写しの取り方", "窓口で請求してください。")
     entry_id, other_id = entry.id, other.id
     db.session.commit()
-    with gunicorn_server(database_url, tmp_path, ready_path="/faq") as base:
+    with gunicorn_server(database_url, tmp_path, ready_path="/faq") as server:
+        base = server.url
         voters = []
         for _ in range(VOTES):
             session = requests.Session()  # a fresh browser each time: no vote cookie

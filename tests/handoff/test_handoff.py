@@ -15,8 +15,8 @@ from consult.services.errors import InvalidTransition, PermissionDenied, Validat
 from consult.timeutil import TOKYO, tokyo_today, utcnow
 from handoff import services
 from handoff.models import ExternalLink, Handoff, HandoffState, Response, Urgency
-from tests.conftest import csrf_token_from
-from tests.consult.http import call, sign_in
+from tests.consult.http import call
+from tests.helpers import csrf_token_from, sign_in
 
 
 @pytest.fixture
@@ -343,7 +343,7 @@ def test_handoff_form_on_the_ticket_page(app, setup, app_factory):
     department_ids = [str(setup["department"].id), str(setup["other"].id)]
     db.session.commit()  # SQLite: the test's own transaction would hold the write lock
     app = app_factory(WTF_CSRF_ENABLED=True)
-    desk = sign_in_with_csrf(app, login)
+    desk = sign_in(app, login, csrf=True)
     page = desk.get(f"/tickets/{number}").get_data(as_text=True)
     assert "担当課に引き継ぐ" in page and "市民課" in page
     token = csrf_token_from(page)
@@ -374,24 +374,6 @@ def test_handoff_form_on_the_ticket_page(app, setup, app_factory):
     )
     assert made.status_code == 302
     assert db.session.scalar(sa.select(sa.func.count(Handoff.id))) == 2
-
-
-def sign_in_with_csrf(app, login: str):
-    from tests.conftest import PASSWORD
-
-    client = app.test_client()
-    with app.app_context():
-        page = client.get("/login").get_data(as_text=True)
-        response = client.post(
-            "/login",
-            data={
-                "login": login,
-                "password": PASSWORD,
-                "csrf_token": csrf_token_from(page),
-            },
-        )
-    assert response.status_code == 302
-    return client
 
 
 # --- external bodies ---------------------------------------------------------------------------

@@ -11,7 +11,8 @@ from consult.services.actor import Actor
 from consult.timeutil import tokyo_today, utcnow
 from handoff import services
 from handoff.models import Handoff, Response
-from tests.consult.http import call, sign_in
+from tests.consult.http import call
+from tests.helpers import sign_in
 
 
 def test_the_dashboard_shows_handoffs_by_department(app, make_staff, make_department, make_ticket):

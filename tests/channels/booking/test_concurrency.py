@@ -24,10 +24,10 @@ CLIENTS = 50
 
 @pytest.fixture
 def gunicorn(database_url, tmp_path):
-    with gunicorn_server(
-        database_url, tmp_path, {"BOOKING_RATE_LIMIT": "10000 per minute"}
-    ) as base:
-        yield base
+    """The app under gunicorn (4 workers, 8 threads each), as in production; its URL."""
+    env = {"MADOGUCHI_BOOKING_RATE_LIMIT": "10000 per minute"}
+    with gunicorn_server(database_url, tmp_path, workers=4, env=env) as server:
+        yield server.url
 
 
 def test_fifty_at_once_for_three_seats(app, gunicorn):
@@ -41,8 +41,9 @@ def test_fifty_at_once_for_three_seats(app, gunicorn):
         page = session.get(
             f"{gunicorn}/booking/details",
             params={"mode": "counter", "start": data["start"]},
-            # No kept-alive connection: the server drops idle ones after 2 s, and a POST sent
-            # into a dropped connection is reset (requests does not retry POSTs).
+            # No kept-alive connection: the server drops idle ones after tests.gunicorn.KEEPALIVE
+            # seconds, and a POST sent into a dropped connection is reset (requests does not
+            # retry POSTs).
             headers={"Connection": "close"},
             timeout=60,
         )
@@ -103,7 +104,8 @@ def test_rate_limit_is_one_count_across_workers(app, database_url, tmp_path, cou
     """
     start = slot_in(7)
     settings = {"BOOKING_RATE_LIMIT": "10 per minute", **counts_in}
-    with gunicorn_server(database_url, tmp_path, settings) as base:
+    with gunicorn_server(database_url, tmp_path, settings) as server:
+        base = server.url
         clients = []
         for _ in range(RATE_CLIENTS):
             session = requests.Session()

@@ -18,7 +18,6 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from consult.extensions import db
 from channels.booking import services
 from channels.booking.models import Booking, BookingSlot, BookingStatus, Mode
 from consult.extensions import db

@@ -14,6 +14,7 @@ from consult.models import AuditEvent, Channel, Ticket
 from consult.services import calendar
 from consult.services.actor import Actor
 from consult.timeutil import TOKYO
+from tests.helpers import sign_in
 
 from .helpers import form_data, slot_in
 
@@ -24,12 +25,12 @@ def _book(client, start, **overrides):
     return db.session.scalar(sa.select(Booking).order_by(Booking.id.desc()))
 
 
-def test_day_view_check_in_makes_a_ticket(app, client, make_staff, login):
+def test_day_view_check_in_makes_a_ticket(app, client, make_staff):
     start = slot_in(2)
     booking = _book(client, start, content="年金の書類を持っていきます")
     staff = make_staff("consultant")
     desk = app.test_client()
-    login(staff, test_client=desk)
+    sign_in(desk, staff)
     page = desk.get(f"/booking/staff/day?date={start.date().isoformat()}").get_data(as_text=True)
     assert "山田 花子" in page and "窓口1" in page
     assert db.session.scalar(
@@ -64,9 +65,9 @@ def test_no_show_only_after_start(app, client, make_staff):
     assert booking.status is BookingStatus.NO_SHOW
 
 
-def test_staff_books_on_behalf_of_a_caller(app, make_staff, login):
+def test_staff_books_on_behalf_of_a_caller(app, make_staff):
     desk = app.test_client()
-    login(make_staff("supervisor"), test_client=desk)
+    sign_in(desk, make_staff("supervisor"))
     start = slot_in(5, time(11, 0))
     response = desk.post(
         "/booking/staff/new",
@@ -102,7 +103,7 @@ def test_video_url_is_mailed_when_set(app, client, make_staff):
         assert "https://" in error.message
 
 
-def test_room_feed_secret_url_and_reset(app, client, make_staff, login):
+def test_room_feed_secret_url_and_reset(app, client, make_staff):
     booking = _book(client, slot_in(3))
     staff = make_staff("consultant")
     actor = Actor(staff, "127.0.0.1")
@@ -173,7 +174,7 @@ def test_calendar_real_dates_in_slots(app):
     assert calendar.day_type(date(2027, 1, 3)) is calendar.DayType.YEAR_END
 
 
-def test_duty_rota_in_turn_and_exported(app, make_staff, make_department, client, login):
+def test_duty_rota_in_turn_and_exported(app, make_staff, make_department, client):
     admin_staff = make_staff("admin")
     admin = Actor(admin_staff, "127.0.0.1")
     a, b = make_department(name="市民課"), make_department(name="福祉課")
@@ -190,7 +191,7 @@ def test_duty_rota_in_turn_and_exported(app, make_staff, make_department, client
     db.session.commit()
     assert calendar.duty_department_for(date(2027, 1, 9)).id == a.id
     desk = app.test_client()
-    login(admin_staff, test_client=desk)
+    sign_in(desk, admin_staff)
     ics = desk.get("/admin/calendar/rota.ics")
     assert ics.status_code == 200
     # The address administrators knew under booking still leads there.

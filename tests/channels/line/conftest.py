@@ -131,7 +131,7 @@ def new_staff(role: str = "consultant", **kw):
     """A member of staff in the LINE app's own database session (the shared make_staff
     fixture builds a second app, whose open transaction would lock SQLite here)."""
     from consult.services import staff as staff_service
-    from tests.conftest import PASSWORD
+    from tests.helpers import PASSWORD
 
     _staff["n"] += 1
     department_id = None
@@ -150,10 +150,3 @@ def new_staff(role: str = "consultant", **kw):
     )
     db.session.commit()
     return staff
-
-
-def sign_in(client, staff) -> None:
-    from tests.conftest import PASSWORD
-
-    response = client.post("/login", data={"login": staff.login, "password": PASSWORD})
-    assert response.status_code == 302

@@ -74,7 +74,7 @@ def test_a_clear_match_at_night_gets_the_entry_link_once(line_client, line_app, 
     assert any(f"/faq/{entry_id}" in text for text in texts)
     # The consultant sees it marked on the ticket page.
     consultant = new_staff("consultant")
-    from tests.channels.line.conftest import sign_in
+    from tests.helpers import sign_in
 
     sign_in(line_client, consultant)
     page = line_client.get(f"/tickets/{ticket.number}").get_data(as_text=True)

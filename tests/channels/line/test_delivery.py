@@ -16,11 +16,11 @@ from tests.channels.line.conftest import (
     new_staff,
     post_webhook,
     run_worker,
-    sign_in,
     text_event,
 )
 from tests.channels.line.test_link_step import postback_event
 from tests.channels.line.test_processing import OPEN
+from tests.helpers import sign_in
 
 
 def link_step(at: int) -> dict:

@@ -24,10 +24,10 @@ from tests.channels.line.conftest import (
     new_staff,
     post_webhook,
     run_worker,
-    sign_in,
     text_event,
 )
 from tests.channels.line.test_processing import OPEN
+from tests.helpers import sign_in
 
 LOOKS_LIKE_A_CODE = [
     "請求書のお客様番号 2025-123456 、請求額は 123456 円でした。",
