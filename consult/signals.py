@@ -62,3 +62,10 @@ handoff_changed = _signals.signal(
     doc="""A handoff was created or moved on (accepted, on the way, arrived, done, returned,
     cancelled, given more information). Sender: the Handoff. No arguments.""",
 )
+
+timeline_entry_added = _signals.signal(
+    "timeline-entry-added",
+    doc="""An entry was appended to a ticket's timeline (a message, a note, a status change, an
+    assignment, a handoff step…). Sender: the Ticket. Arguments: `entry` (TimelineEntry, maybe
+    not flushed yet). The live channel tells the pages showing that ticket.""",
+)
