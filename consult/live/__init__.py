@@ -62,6 +62,33 @@ def _timeline_entry_added(ticket, entry=None, **_):
     )
 
 
+def _help_alert_changed(alert, action=None, **_):
+    """The support room and supervisors, and the consultant who asked, hear of every step."""
+    from consult.live import services
+
+    services.publish(
+        "alert",
+        ["role:support", "role:supervisor", f"staff:{alert.raised_by_id}"],
+        {
+            "alert_id": alert.id,
+            "action": action,
+            "place": alert.place,
+            "ticket_id": alert.ticket_id,
+            "raised_by": alert.raised_by_id,
+        },
+    )
+
+
+def _long_session_alerted(ticket, minutes=None, **_):
+    from consult.live import services
+
+    services.publish(
+        "long_session",
+        ["role:supervisor"],
+        {"ticket_id": ticket.id, "number": ticket.number, "minutes": minutes},
+    )
+
+
 def _prune():
     from consult.live import services
 
@@ -98,6 +125,8 @@ def register(app: Flask) -> None:
                 (signals.ticket_created, _ticket_created),
                 (signals.ticket_status_changed, _ticket_status_changed),
                 (signals.timeline_entry_added, _timeline_entry_added),
+                (signals.help_alert_changed, _help_alert_changed),
+                (signals.long_session_alerted, _long_session_alerted),
             ),
             setup=setup,
         ),

@@ -70,6 +70,8 @@ def stream():
     absolute = timedelta(hours=int(settings["ABSOLUTE_TIMEOUT_HOURS"]))
     token_hash = hashlib.sha256(current_user.session_token.encode("ascii")).hexdigest()
     check_every = float(settings.get("LIVE_SESSION_CHECK_SECONDS") or 3.0)
+    # A closed page is noticed at the next write: the heartbeat bounds how long it holds a thread.
+    heartbeat = float(settings.get("LIVE_HEARTBEAT_SECONDS") or HEARTBEAT_SECONDS)
     db.session.commit()  # give the request's connection back before the long wait
 
     def generate():
@@ -91,10 +93,10 @@ def stream():
                     return
             if now - started >= MAX_STREAM_SECONDS:
                 return
-            if now - last_sent >= HEARTBEAT_SECONDS:
+            if now - last_sent >= heartbeat:
                 last_sent = now
                 yield ": keepalive\n\n"
-            generation = hub.wait(generation, min(hub.poll_seconds, check_every))
+            generation = hub.wait(generation, min(hub.poll_seconds, check_every, heartbeat))
 
     return Response(
         generate(),
