@@ -311,6 +311,12 @@ def hub_for(engine) -> Hub:
         return hub
 
 
+def end_streams(engine) -> None:
+    """End this process's streams over `engine` and its LISTEN thread (shutdown, tests); the
+    pages reconnect with their cursor, to this process (a new hub) or another."""
+    _drop(id(engine))
+
+
 def _drop(key: int) -> None:
     """The app's engine was disposed (tests, shutdown): stop its LISTEN thread."""
     with _hubs_lock:

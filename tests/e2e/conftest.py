@@ -206,9 +206,11 @@ def _serve(app_factory, **overrides):
         # A request still running (a poll the closed page sent) would race the next test's
         # TRUNCATE for table locks: refuse new requests, let the running ones finish.
         gate.closing = True
-        # Held live streams (SSE) end as soon as their engine is disposed.
+        # Held live streams (SSE) end now, not at their next heartbeat.
+        from consult.live import services as live_services
+
         with app.app_context():
-            db.engine.dispose()
+            live_services.end_streams(db.engine)
         gate.close_and_drain(timeout=10)
         server.shutdown()
         server.server_close()

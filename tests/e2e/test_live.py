@@ -99,8 +99,10 @@ def test_a_dropped_connection_is_said_and_nothing_is_missed(live_server, new_pag
 
     # The stream is cut and cannot come back for a while: the page says so and keeps trying.
     page.route("**/live/stream**", lambda route: route.abort())
+    from consult.live import services as live_services
+
     with live_server.app.app_context():
-        db.engine.dispose()  # the server ends its held streams (as a restart would)
+        live_services.end_streams(db.engine)  # the server ends its held streams (a restart)
     expect(page.locator("#live-status")).to_contain_text(
         "接続が切れています。再接続しています…", timeout=LIVE_MS + 2_000
     )
