@@ -307,3 +307,13 @@ def test_a_session_ended_elsewhere_ends_the_stream_within_seconds(
     stream.wait_for(lambda e: e.get("event") == "ended", timeout=6)
     assert time.monotonic() - started < 4
     stream.close()
+
+
+def test_a_signed_out_page_learns_it_ended_and_gets_nothing(app, centre):
+    hand_over(centre)
+    anonymous = app.test_client()
+    assert poll(app, anonymous) == {"ended": True, "events": [], "cursor": None}
+    response = call(app, anonymous, "GET", "/live/stream?after=0")
+    assert response.mimetype == "text/event-stream"
+    body = response.get_data(as_text=True)
+    assert "event: ended" in body and "handoff" not in body
