@@ -317,3 +317,29 @@ def test_a_signed_out_page_learns_it_ended_and_gets_nothing(app, centre):
     assert response.mimetype == "text/event-stream"
     body = response.get_data(as_text=True)
     assert "event: ended" in body and "handoff" not in body
+
+
+def test_help_alerts_reach_responders_and_the_one_who_asked_only(app, centre, make_staff):
+    from consult.services import safety
+
+    colleague = make_staff("consultant")
+    clients = {role: sign_in(app, centre[role]) for role in ("consultant", "support", "supervisor")}
+    clients["colleague"] = sign_in(app, colleague)
+    clients["officer"] = sign_in(app, centre["officer"])
+    start = {name: poll(app, client)["cursor"] for name, client in clients.items()}
+    alert = safety.raise_alert(
+        Actor(centre["consultant"]), place=next(iter(safety.PLACES)), ticket=centre["ticket"]
+    )
+    db.session.commit()
+    safety.respond(Actor(centre["support"]), alert.id, "coming")
+    db.session.commit()
+
+    def alerts(name):
+        data = poll(app, clients[name], start[name])
+        return [e["payload"]["action"] for e in data["events"] if e["kind"] == "alert"]
+
+    assert alerts("support") == ["raised", "coming"]
+    assert alerts("supervisor") == ["raised", "coming"]
+    assert alerts("consultant") == ["raised", "coming"]  # who asked hears who is coming
+    assert alerts("colleague") == []  # another consultant's alert is not theirs
+    assert alerts("officer") == []
