@@ -89,9 +89,19 @@ def _long_session_alerted(ticket, minutes=None, **_):
     )
 
 
+_last_prune = {"at": 0.0}
+PRUNE_EVERY = 600.0
+
+
 def _prune():
+    """Every ten minutes at most: the worker's lanes run their tasks every few seconds."""
+    import time
+
     from consult.live import services
 
+    if time.monotonic() - _last_prune["at"] < PRUNE_EVERY:
+        return 0
+    _last_prune["at"] = time.monotonic()
     return services.prune()
 
 

@@ -152,6 +152,9 @@ def test_publish_refuses_free_text_and_prune_keeps_a_day(app, centre):
     db.session.commit()
     remaining = db.session.scalars(sa.select(LiveEvent.id)).all()
     assert recent_id in remaining and old_id not in remaining
+    from consult import plugins
+
+    assert "live.prune" in [task.name for task in plugins.registry(app).worker_tasks]
 
 
 # --- real servers ------------------------------------------------------------------------------
