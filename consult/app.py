@@ -75,10 +75,11 @@ def create_app(overrides: dict | None = None, instance_path: str | None = None) 
     with app.app_context():
         _tune_engine(db.engine)
 
-    from consult import plugins, views
+    from consult import live, plugins, views
 
     plugins.init_app(app)
     views.register(app)
+    live.register(app)
     from consult.services import report_rollup
 
     report_rollup.register()
@@ -137,7 +138,11 @@ def _tune_engine(engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection):
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        # Readers that never write (the live channel's streams) must not queue for the lock.
+        if connection.get_execution_options().get("madoguchi_read_only"):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _init_login(app: Flask) -> None:
@@ -153,7 +158,9 @@ def _init_login(app: Flask) -> None:
 
     @login_manager.user_loader
     def load_user(token: str):
-        return auth.load_session(token, idle, absolute)
+        from consult.web import is_passive_request
+
+        return auth.load_session(token, idle, absolute, touch=not is_passive_request())
 
 
 def _install_request_hooks(app: Flask) -> None:

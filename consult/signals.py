@@ -62,3 +62,22 @@ handoff_changed = _signals.signal(
     doc="""A handoff was created or moved on (accepted, on the way, arrived, done, returned,
     cancelled, given more information). Sender: the Handoff. No arguments.""",
 )
+
+timeline_entry_added = _signals.signal(
+    "timeline-entry-added",
+    doc="""An entry was appended to a ticket's timeline (a message, a note, a status change, an
+    assignment, a handoff step…). Sender: the Ticket. Arguments: `entry` (TimelineEntry, maybe
+    not flushed yet). The live channel tells the pages showing that ticket.""",
+)
+
+help_alert_changed = _signals.signal(
+    "help-alert-changed",
+    doc="""A help alert (応援要請) was raised, answered (向かいます／到着) or closed. Sender: the
+    HelpAlert. Arguments: `action` ("raised", "coming", "arrived", "closed").""",
+)
+
+long_session_alerted = _signals.signal(
+    "long-session-alerted",
+    doc="""A counter or phone session passed a long-session threshold. Sender: the Ticket.
+    Arguments: `minutes` (int).""",
+)

@@ -17,12 +17,25 @@ from consult.services.errors import DomainError
 
 PUBLIC_ATTR = "_madoguchi_public"
 ROLES_ATTR = "_madoguchi_roles"
+PASSIVE_ATTR = "_madoguchi_passive"
 
 
 def public(view: Callable) -> Callable:
     """Mark a view as reachable without login (everything else requires it)."""
     setattr(view, PUBLIC_ATTR, True)
     return view
+
+
+def passive(view: Callable) -> Callable:
+    """Mark a view that a page calls by itself (the live stream): it does not count as the
+    user's activity, so it never keeps an unattended session from idling out."""
+    setattr(view, PASSIVE_ATTR, True)
+    return view
+
+
+def is_passive_request() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(view and getattr(view, PASSIVE_ATTR, False))
 
 
 def roles_required(*roles: Role) -> Callable:

@@ -2,13 +2,13 @@
 
 from flask import Flask
 
-from consult import plugins
+from consult import plugins, signals
 from consult.models import Role
 
 
 def register(app: Flask) -> None:
     from handoff import cli as handoff_cli
-    from handoff import models, reports, rollup, services, views  # noqa: F401 (models: the tables)
+    from handoff import live, models, reports, rollup, services, views  # noqa: F401
     from handoff.settings import HandoffSettings
 
     rollup.register()
@@ -37,6 +37,7 @@ def register(app: Flask) -> None:
             home_pages={Role.OFFICER: "handoff.inbox"},
             settings=HandoffSettings,
             case_record_source=services.case_records,
+            receivers=((signals.handoff_changed, live.handoff_changed),),
             demo_seeder=services.seed_demo,
             report_sections=(plugins.ReportSection("handoffs", 40, reports.section),),
             report_exports=(plugins.ReportExport("handoffs", "引継ぎ", reports.rows, order=20),),

@@ -164,8 +164,13 @@ def open_session(staff: Staff, address: str | None) -> str:
     return token
 
 
-def load_session(token: str, idle: timedelta, absolute: timedelta) -> Staff | None:
-    """The staff of a live session, or None when it ended, idled out or is too old."""
+def load_session(
+    token: str, idle: timedelta, absolute: timedelta, touch: bool = True
+) -> Staff | None:
+    """The staff of a live session, or None when it ended, idled out or is too old.
+
+    `touch=False` for requests a page makes by itself (the live stream): they are not the
+    user's activity and must not keep the session from idling out."""
     if not token or len(token) > 100:
         return None
     session = db.session.scalar(
@@ -183,7 +188,7 @@ def load_session(token: str, idle: timedelta, absolute: timedelta) -> Staff | No
     if now - session.created_at > absolute:
         _end(session, "expired", now)
         return None
-    if now - session.last_seen_at > TOUCH_INTERVAL:
+    if touch and now - session.last_seen_at > TOUCH_INTERVAL:
         session.last_seen_at = now
     staff.session_token = token
     return staff

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
+from consult import signals
 from consult.extensions import db
 from consult.models import (
     ALERT_RESPONSE_LABELS,
@@ -177,6 +178,7 @@ def raise_alert(actor: Actor, *, place: str, ticket: Ticket | None = None) -> He
         )
     db.session.flush()
     _mail_alert(alert)
+    signals.help_alert_changed.send(alert, action="raised")
     return alert
 
 
@@ -253,6 +255,7 @@ def respond(actor: Actor, alert_id: int, kind: str) -> HelpResponse:
             body=f"{ALERT_RESPONSE_LABELS[kind]}（{staff.role_label}）",
             data={"alert": kind.value, "alert_id": alert.id},
         )
+    signals.help_alert_changed.send(alert, action=kind.value)
     return response
 
 
@@ -277,6 +280,7 @@ def close_alert(actor: Actor, alert_id: int) -> HelpAlert:
         tickets.add_entry(
             alert.ticket, EntryKind.SAFETY, author=staff, body="応援要請を対応終了にしました"
         )
+    signals.help_alert_changed.send(alert, action="closed")
     return alert
 
 
@@ -504,6 +508,7 @@ def check_long_sessions(now: datetime | None = None) -> int:
                         at=now,
                     )
                     _mail_long_session(ticket, minutes)
+                    signals.long_session_alerted.send(ticket, minutes=minutes)
             except IntegrityError:
                 continue  # another worker got there first
             created += 1

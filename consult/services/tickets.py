@@ -97,6 +97,7 @@ def add_entry(
     db.session.add(entry)
     if at > ticket.last_activity_at:
         ticket.last_activity_at = at
+    signals.timeline_entry_added.send(ticket, entry=entry)
     return entry
 
 

@@ -251,6 +251,9 @@ TABLE: dict[tuple[str, str], tuple] = {
     ),
     ("/alerts", "POST"): (lambda o: "/alerts", DESK_POST, {"place": "room1"}),
     ("/alerts/live.json", "GET"): (lambda o: "/alerts/live.json?since=0", LIVE_GET),
+    # The live channel answers everyone: a signed-out page learns that it ended (ended=true)
+    # and gets no events; what a signed-in role receives is checked in tests/live.
+    ("/live/stream", "GET"): (lambda o: "/live/stream?poll=1&after=0", PUBLIC_GET),
     ("/alerts/<int:alert_id>/<any(coming, arrived):kind>", "POST"): (
         lambda o: f"/alerts/{o['alert']}/coming",
         RESPONDER_POST,

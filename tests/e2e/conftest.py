@@ -119,6 +119,31 @@ class LiveServer:
         return report
 
 
+class _Counted:
+    """A response body passed through as it comes, calling `done` once when closed."""
+
+    def __init__(self, body, done):
+        self.body, self.done, self.closed = body, done, False
+
+    def __iter__(self):
+        # Done when the body is sent, not when the server closes it: werkzeug first reads
+        # what is left on the socket, which waits for a keep-alive client to hang up.
+        try:
+            yield from self.body
+        finally:
+            self.close()
+
+    def close(self):
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            if hasattr(self.body, "close"):
+                self.body.close()
+        finally:
+            self.done()
+
+
 class _InFlight:
     """WSGI middleware that counts running requests, so teardown can wait for them."""
 
@@ -126,6 +151,7 @@ class _InFlight:
         self.wsgi_app = wsgi_app
         self.closing = False
         self.running = 0
+        self.paths: list[str] = []
         self.idle = threading.Condition()
 
     def __call__(self, environ, start_response):
@@ -134,25 +160,29 @@ class _InFlight:
                 start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
                 return [b"closing"]
             self.running += 1
+            path = environ.get("PATH_INFO", "")
+            self.paths.append(path)
+        done = lambda: self._done(path)  # noqa: E731
         try:
-            # Consume the body and close it (Flask's teardown runs on close) here, so the count
-            # covers all of the app's work.
             result = self.wsgi_app(environ, start_response)
-            try:
-                return list(result)
-            finally:
-                if hasattr(result, "close"):
-                    result.close()
-        finally:
-            with self.idle:
-                self.running -= 1
-                self.idle.notify_all()
+        except BaseException:
+            done()
+            raise
+        # The count ends when the server closes the body (Flask's teardown runs on close), so
+        # it covers all of the app's work; the body streams through (the live channel's SSE).
+        return _Counted(result, done)
+
+    def _done(self, path: str) -> None:
+        with self.idle:
+            self.paths.remove(path)
+            self.running -= 1
+            self.idle.notify_all()
 
     def close_and_drain(self, timeout: float) -> None:
         with self.idle:
             self.closing = True
             drained = self.idle.wait_for(lambda: self.running == 0, timeout=timeout)
-        assert drained, f"{self.running} request(s) still running after {timeout} s"
+        assert drained, f"{self.running} request(s) still running after {timeout} s: {self.paths}"
 
 
 @contextmanager
@@ -161,6 +191,8 @@ def _serve(app_factory, **overrides):
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     settings = {"WTF_CSRF_ENABLED": True, "DISPLAY_REFRESH_SECONDS": 2, "PUBLIC_URL": url}
+    # Live streams of closed pages end within a second, so the server drains before the next test.
+    settings.update(LIVE_HEARTBEAT_SECONDS=1, LIVE_SESSION_CHECK_SECONDS=1)
     settings.update(overrides)
     app = app_factory(**settings)
     gate = _InFlight(app.wsgi_app)
@@ -173,6 +205,12 @@ def _serve(app_factory, **overrides):
     finally:
         # A request still running (a poll the closed page sent) would race the next test's
         # TRUNCATE for table locks: refuse new requests, let the running ones finish.
+        gate.closing = True
+        # Held live streams (SSE) end now, not at their next heartbeat.
+        from consult.live import services as live_services
+
+        with app.app_context():
+            live_services.end_streams(db.engine)
         gate.close_and_drain(timeout=10)
         server.shutdown()
         server.server_close()

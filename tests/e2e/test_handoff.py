@@ -92,4 +92,7 @@ def test_the_officer_comes_to_the_counter(live_server, new_page, console_watch):
     timeline = desk.locator("#timeline")
     expect(timeline).to_contain_text("対応内容：転入届の記載を一緒に確認し", timeout=LIVE_MS)
     expect(panel).to_contain_text("対応済", timeout=LIVE_MS)
+    # The header's status badge follows too (it used to stay 引継中).
+    expect(desk.locator(".ticket-head__meta")).to_contain_text("対応中", timeout=LIVE_MS)
+    expect(desk.locator(".ticket-head__meta")).not_to_contain_text("引継中")
     assert desk.evaluate("window.__notReloaded === true"), "the ticket page was reloaded"

@@ -1,6 +1,7 @@
-/* Help alerts on every staff page: Alt+H raises one; a 1-second poll of /alerts/live.json shows
-   open alerts to the support room and supervisors (with 向かいます / 到着), and to the consultant
-   who asked, who is coming. Short polling, not SSE: see consult/views/safety.py. */
+/* Help alerts on every staff page: Alt+H raises one; /alerts/live.json shows open alerts to the
+   support room and supervisors (with 向かいます / 到着), and to the consultant who asked, who is
+   coming. It is fetched when the page opens and whenever the live channel (live.js) says an
+   alert or a long session changed: no poll of its own. A new alert sounds for responders. */
 (function () {
   "use strict";
 
@@ -9,7 +10,7 @@
   var feed = region.dataset.feed;
   var csrf = region.dataset.csrf;
   var since = 0;
-  var INTERVAL = 1000;
+  var known = null; // ids of the alerts shown, to sound only for new ones
 
   function el(tag, cls, text) {
     var node = document.createElement(tag);
@@ -75,6 +76,16 @@
   }
 
   function render(data) {
+    var ids = data.alerts.map(function (a) { return a.id; });
+    var fresh = known !== null && ids.some(function (id) { return known.indexOf(id) < 0; });
+    var longs = (data.long_sessions || []).map(function (s) { return "l" + s.id; });
+    fresh = fresh || (known !== null && longs.some(function (id) { return known.indexOf(id) < 0; }));
+    known = ids.concat(longs);
+    var live = window.madoguchi && window.madoguchi.live;
+    if (fresh && data.responder && live && live.beep) {
+      live.beep(3);
+      live.notify("応援要請", "応援要請が届きました。");
+    }
     region.textContent = "";
     data.alerts.forEach(function (a) { region.appendChild(renderAlert(a, data.responder)); });
     (data.long_sessions || []).forEach(function (s) {
@@ -88,7 +99,6 @@
     since = Math.max(since, data.latest || 0);
   }
 
-  var timer = null;
   function poll() {
     return fetch(feed + "?since=" + since, { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { return r.ok ? r.json() : null; })
@@ -96,10 +106,15 @@
       .catch(function () { /* network blip: the next round retries */ });
   }
 
-  function loop() {
-    poll().then(function () { timer = setTimeout(loop, INTERVAL); });
-  }
-  loop();
+  poll();
+  var pending = null;
+  function soon() { clearTimeout(pending); pending = setTimeout(poll, 100); }
+  // This script may run before live.js: queue the listeners, live.js takes them up.
+  var m = window.madoguchi = window.madoguchi || {};
+  m.live = m.live || { _queued: [] };
+  var on = m.live.on || function (kind, fn) { m.live._queued.push([kind, fn]); };
+  on("alert", soon);
+  on("long_session", soon);
 
   var form = document.getElementById("help-form");
   if (form) {

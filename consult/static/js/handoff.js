@@ -1,63 +1,81 @@
-/* Live handoff states: the ticket page's panel and the queue's badges follow the officers
-   without a reload. Short polling every half second: the ticket page sends the version it has
-   and gets 204 (no body) until something changed, so a poll costs one indexed lookup. */
+/* Live handoff states: the ticket page's panel, timeline and header, the queue's rows and badges
+   and the officer's inbox follow the others without a reload. They do not poll: the kernel's
+   live channel (live.js) says when something changed, and the page then fetches the part once. */
 (function () {
   "use strict";
-  var INTERVAL = 500;
 
-  function poll(url, handle) {
-    var busy = false;
-    function tick() {
-      if (busy || document.hidden) { return; }
-      busy = true;
-      fetch(url(), { credentials: "same-origin", headers: { "Accept": "application/json" } })
-        .then(function (response) { return response.status === 200 ? response.json() : null; })
-        .then(function (data) { if (data) { handle(data); } })
-        .catch(function () { /* offline for a moment: the next tick tries again */ })
-        .then(function () { busy = false; });
-    }
-    setInterval(tick, INTERVAL);
+  function onLive(kind, fn) {
+    var live = window.madoguchi && window.madoguchi.live;
+    if (live && live.on) { live.on(kind, fn); }
   }
 
-  // The ticket's own URL, not this page's: a form answered with errors (422) is shown at the
-  // form's POST address, which a GET would not find.
-  function refreshTimeline(ticketUrl) {
-    var timeline = document.getElementById("timeline");
-    if (!timeline || !ticketUrl) { return; }
+  // Several events of one change (the handoff, its timeline entry) make one fetch.
+  function debounced(fn, wait) {
+    var timer = null;
+    return function () {
+      clearTimeout(timer);
+      timer = setTimeout(fn, wait || 150);
+    };
+  }
+
+  function fetchJson(url, handle) {
+    return fetch(url, { credentials: "same-origin", headers: { "Accept": "application/json" } })
+      .then(function (response) { return response.status === 200 ? response.json() : null; })
+      .then(function (data) { if (data) { handle(data); } })
+      .catch(function () { /* offline for a moment: the next event fetches again */ });
+  }
+
+  // The header's badges (status, assignee) and the timeline, from the ticket's own page.
+  function refreshHead(ticketUrl) {
+    var head = document.querySelector(".ticket-head__meta");
+    if (!head || !ticketUrl) { return; }
     fetch(ticketUrl, { credentials: "same-origin" })
       .then(function (response) { return response.ok ? response.text() : null; })
       .then(function (html) {
         if (!html) { return; }
-        var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("timeline");
-        if (fresh) { timeline.innerHTML = fresh.innerHTML; }
+        var doc = new DOMParser().parseFromString(html, "text/html");
+        var fresh = doc.querySelector(".ticket-head__meta");
+        if (fresh && fresh.innerHTML !== head.innerHTML) { head.innerHTML = fresh.innerHTML; }
+        var timeline = document.getElementById("timeline");
+        var freshTimeline = doc.getElementById("timeline");
+        if (timeline && freshTimeline && timeline.innerHTML !== freshTimeline.innerHTML) {
+          timeline.innerHTML = freshTimeline.innerHTML;
+        }
       });
   }
 
   function panel() {
+    var head = document.querySelector(".ticket-head[data-ticket-id]");
+    if (!head) { return; }
+    var ticketId = Number(head.getAttribute("data-ticket-id"));
     var section = document.querySelector(".handoff-panel[data-live-url]");
-    if (!section) { return; }
-    var live = section.querySelector(".handoff-live");
-    var version = section.getAttribute("data-version");
-    poll(function () {
-      return section.getAttribute("data-live-url") + "?since=" + encodeURIComponent(version);
-    }, function (data) {
-      if (data.version === version) { return; }
-      version = data.version;
-      // Keep what the consultant is typing in an open form; replace the list otherwise.
-      var active = document.activeElement;
-      if (active && live.contains(active) && (active.tagName === "TEXTAREA" || active.tagName === "INPUT")) {
-        return;
-      }
-      live.innerHTML = data.html;
-      refreshTimeline(section.getAttribute("data-ticket-url"));
-    });
+    var ticketUrl = section ? section.getAttribute("data-ticket-url") : window.location.pathname;
+    var version = section ? section.getAttribute("data-version") : null;
+    function refreshPanel() {
+      if (!section) { return; }
+      var live = section.querySelector(".handoff-live");
+      fetchJson(section.getAttribute("data-live-url") + "?since=" + encodeURIComponent(version), function (data) {
+        if (data.version === version) { return; }
+        version = data.version;
+        // Keep what the consultant is typing in an open form; replace the list otherwise.
+        var active = document.activeElement;
+        if (active && live.contains(active) && (active.tagName === "TEXTAREA" || active.tagName === "INPUT")) {
+          return;
+        }
+        live.innerHTML = data.html;
+      });
+    }
+    var refresh = debounced(function () { refreshPanel(); refreshHead(ticketUrl); });
+    function mine(payload) { return payload && payload.ticket_id === ticketId; }
+    onLive("handoff", function (payload) { if (mine(payload)) { refresh(); } });
+    onLive("ticket", function (payload) { if (mine(payload)) { refresh(); } });
   }
 
-  function queue() {
+  function badges() {
     var rows = document.querySelectorAll("tr[data-ticket-id]");
     if (!rows.length) { return; }
     var ids = Array.prototype.map.call(rows, function (row) { return row.getAttribute("data-ticket-id"); });
-    poll(function () { return "/handoffs/live.json?tickets=" + ids.join(","); }, function (data) {
+    fetchJson("/handoffs/live.json?tickets=" + ids.join(","), function (data) {
       Array.prototype.forEach.call(rows, function (row) {
         var slot = row.querySelector(".live-badges");
         if (!slot) { return; }
@@ -81,6 +99,59 @@
     });
   }
 
+  // 相談一覧: new consultations from every channel come in at the top, changed rows change in
+  // place, and the handoff badges follow.
+  function queue() {
+    if (!document.querySelector("table.queue-table, [data-live-queue]")) { return; }
+    var refresh = debounced(function () {
+      var live = window.madoguchi && window.madoguchi.live;
+      if (live && live.refreshRows && document.querySelector("table.queue-table, [data-live-empty]")) {
+        live.refreshRows("table.queue-table", "data-ticket-id").then(badges);
+      } else {
+        badges();
+      }
+    }, 300);
+    badges();
+    onLive("ticket", refresh);
+    onLive("handoff", refresh);
+  }
+
+  // 引継ぎ一覧 of an officer: a new handoff for the department appears at once, with a sound,
+  // a count in the tab's title and the browser's notification when allowed.
+  function inbox() {
+    var tabs = document.getElementById("handoff-tabs");
+    if (!tabs) { return; }
+    var title = document.title;
+    var unseen = 0;
+    function titled() { document.title = (unseen ? "(" + unseen + ") " : "") + title; }
+    window.addEventListener("focus", function () { unseen = 0; titled(); });
+    var refresh = debounced(function () {
+      var live = window.madoguchi.live;
+      live.refreshRows("#handoff-inbox", "data-handoff-id").then(function (added) {
+        fetch(window.location.href, { credentials: "same-origin" })
+          .then(function (r) { return r.ok ? r.text() : null; })
+          .then(function (html) {
+            if (!html) { return; }
+            var fresh = new DOMParser().parseFromString(html, "text/html").getElementById("handoff-tabs");
+            if (fresh) { tabs.innerHTML = fresh.innerHTML; }
+          });
+        if (!added.length) { return; }
+        unseen += added.length;
+        titled();
+        live.beep(2);
+        live.notify("新しい引継ぎがあります", added.length + "件の引継ぎが届きました。");
+      });
+    });
+    onLive("handoff", refresh);
+    if ("Notification" in window && Notification.permission === "default") {
+      var ask = document.getElementById("handoff-notify");
+      if (ask) {
+        ask.hidden = false;
+        ask.addEventListener("click", function () { Notification.requestPermission(); ask.hidden = true; });
+      }
+    }
+  }
+
   function filterSelect() {
     var inputs = document.querySelectorAll("input[data-filter-select]");
     Array.prototype.forEach.call(inputs, function (input) {
@@ -95,5 +166,5 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", function () { panel(); queue(); filterSelect(); });
+  document.addEventListener("DOMContentLoaded", function () { panel(); queue(); inbox(); filterSelect(); });
 })();

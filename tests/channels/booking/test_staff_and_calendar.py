@@ -120,13 +120,14 @@ def test_room_feed_secret_url_and_reset(app, client, make_staff):
     assert client.get(f"/booking/feeds/{new_token}.ics").status_code == 200
 
 
-def test_admin_exception_closes_the_day_everywhere(app, client, make_staff, login):
+def test_admin_exception_closes_the_day_everywhere(app, client, make_staff):
     admin = Actor(make_staff("admin"), "127.0.0.1")
     day = slot_in(10).date()
     calendar.save_exception(admin, day, True, None, None, "設備点検")
     db.session.commit()
     assert calendar.centre_hours(day) is None  # the kernel sees it too
-    desk = login(make_staff("consultant"), test_client=app.test_client())
+    desk = app.test_client()
+    sign_in(desk, make_staff("consultant"))
     page = desk.get(f"/booking/staff/day?date={day.isoformat()}").get_data(as_text=True)
     assert f"受付時間：{calendar.hours_text(day)}" in page and "は休業（設備点検）" in page
     slots = services.free_slots([Mode.COUNTER], start=day, days=1)[Mode.COUNTER]

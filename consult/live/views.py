@@ -1,0 +1,105 @@
+"""GET /live/stream: one Server-Sent Events stream per staff page (or JSON with ?poll=1).
+
+The view only reads the signed-in staff and the cursor, then hands a generator to the server;
+the generator holds no database connection while it waits (a connection is taken for each
+read), so hundreds of open pages do not hold hundreds of connections.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from datetime import timedelta
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from flask_login import current_user
+
+from consult.extensions import db
+from consult.live import services
+from consult.web import passive, public
+
+bp = Blueprint("live", __name__)
+
+HEARTBEAT_SECONDS = 15.0
+MAX_STREAM_SECONDS = 300.0  # then the browser reconnects with Last-Event-ID (and a fresh check)
+
+
+def _cursor() -> int:
+    for raw in (request.headers.get("Last-Event-ID"), request.args.get("after")):
+        if raw and raw.isdigit() and len(raw) < 19:
+            return int(raw)
+    return -1
+
+
+def _sse(event_id: int | None, name: str | None, data: dict) -> str:
+    lines = []
+    if event_id is not None:
+        lines.append(f"id: {event_id}")
+    if name:
+        lines.append(f"event: {name}")
+    lines.append("data: " + json.dumps(data, ensure_ascii=False, separators=(",", ":")))
+    return "\n".join(lines) + "\n\n"
+
+
+@bp.get("/live/stream")
+@public  # a page whose session ended gets an `ended` event, not a login page
+@passive  # the stream never refreshes the session's idle timer
+def stream():
+    poll = request.args.get("poll") == "1"
+    if not current_user.is_authenticated:
+        if poll:
+            return jsonify(ended=True, events=[], cursor=None)
+        return Response(
+            "retry: 60000\n\n" + _sse(None, "ended", {"ended": True}),
+            mimetype="text/event-stream",
+        )
+    engine = db.engine
+    hub = services.hub_for(engine)
+    viewer = services.Viewer.of(current_user)
+    after = _cursor()
+    if after < 0:
+        after = services.latest_id()
+    if poll:
+        found = hub.events_after(after)
+        events = [e.as_dict() for e in found if viewer.may_receive(e.audience)]
+        return jsonify(ended=False, events=events, cursor=found[-1].id if found else after)
+
+    settings = current_app.config["MADOGUCHI"]
+    idle = timedelta(minutes=int(settings["IDLE_TIMEOUT_MINUTES"]))
+    absolute = timedelta(hours=int(settings["ABSOLUTE_TIMEOUT_HOURS"]))
+    token_hash = hashlib.sha256(current_user.session_token.encode("ascii")).hexdigest()
+    check_every = float(settings.get("LIVE_SESSION_CHECK_SECONDS") or 3.0)
+    # A closed page is noticed at the next write: the heartbeat bounds how long it holds a thread.
+    heartbeat = float(settings.get("LIVE_HEARTBEAT_SECONDS") or HEARTBEAT_SECONDS)
+    db.session.commit()  # give the request's connection back before the long wait
+
+    def generate():
+        cursor = after
+        started = last_sent = last_check = time.monotonic()
+        generation = hub.generation
+        yield f"retry: 2000\n: cursor {cursor}\n\n"
+        while not hub.stopped.is_set():
+            for item in hub.events_after(cursor):
+                cursor = item.id
+                if viewer.may_receive(item.audience):
+                    last_sent = time.monotonic()
+                    yield _sse(item.id, None, item.as_dict())
+            now = time.monotonic()
+            if now - last_check >= check_every:
+                last_check = now
+                if not services.session_alive(engine, token_hash, idle, absolute):
+                    yield _sse(None, "ended", {"ended": True})
+                    return
+            if now - started >= MAX_STREAM_SECONDS:
+                return
+            if now - last_sent >= heartbeat:
+                last_sent = now
+                yield ": keepalive\n\n"
+            generation = hub.wait(generation, min(hub.poll_seconds, check_every, heartbeat))
+
+    return Response(
+        generate(),
+        mimetype="text/event-stream",
+        headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"},
+    )
