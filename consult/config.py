@@ -45,7 +45,6 @@ def default_settings(instance_path: Path) -> dict:
         "QUEUE_PAGE_SIZE": 50,
         "PASSWORD_HASH_COST": "default",
         "OUTBOX_MAX_ATTEMPTS": 8,
-        "OUTBOX_LEASE_SECONDS": 300,
         "CENTRE_NAME": "市民相談センター",
         "DISPLAY_REFRESH_SECONDS": 5,
         # Where citizens reach the public pages (links in emails and LINE messages).

@@ -150,6 +150,9 @@ class Plugin:
     # (signal, receiver): the receiver runs only for apps that installed this plugin.
     receivers: Sequence[tuple[Signal, Callable]] = ()
     channel: Channel | None = None
+    # The work queues of the package (consult.services.queue.QueueSpec): their failed rows are
+    # listed on the administrators' page and by `madoguchi queue failed`, with a retry.
+    queues: Sequence[Any] = ()
     # The department on duty on a closed day (閉庁日当番): (date) → Department or None.
     duty_lookup: Callable | None = None
     # A day's hours from the administrators' exceptions: (date) → Hours | False | None.
@@ -192,6 +195,10 @@ class Registry:
     @property
     def worker_tasks(self) -> list[WorkerTask]:
         return list(self._each("worker_tasks"))
+
+    @property
+    def queues(self) -> list:
+        return list(self._each("queues"))
 
     @property
     def report_sections(self) -> list[ReportSection]:
