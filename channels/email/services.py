@@ -312,6 +312,21 @@ INBOUND = queue.QueueSpec(
 WAIT_FOR_OTHER_SECONDS = 60.0
 
 
+def _take_quarantined(ids: list[int]) -> None:
+    """An administrator's retry of quarantined mail: claim it in the caller's transaction (the
+    worker never takes quarantined mail, so only another retry could hold it)."""
+    table = InboundMail.__table__
+    db.session.execute(
+        sa.update(table)
+        .where(
+            table.c.id.in_(ids),
+            table.c.status == InboundStatus.QUARANTINED.value,
+            table.c.claimed_by.is_(None),
+        )
+        .values(claimed_by=queue.worker_id(), claimed_at=utcnow())
+    )
+
+
 def _wait_for_other(inbound_id: int) -> InboundMail:
     """The same mail is being processed by another process: wait for it to finish (or to stop
     beating, and then take it over), so the MTA gets the ticket number either way."""
@@ -348,6 +363,7 @@ def ingest(raw: bytes, source: str = "stdin") -> Outcome:
 
 def process(inbound_id: int) -> InboundMail:
     """Put one stored mail on a ticket, or quarantine it with the reason. Never raises."""
+    _take_quarantined([inbound_id])
     held = queue.hold(INBOUND, inbound_id)
     inbound = db.session.get(InboundMail, inbound_id)
     if inbound is None or inbound.status not in (InboundStatus.PENDING, InboundStatus.QUARANTINED):
@@ -403,6 +419,7 @@ def process_batch(inbound_ids: list[int]) -> list[InboundMail]:
     rows = []
     for chunk in _chunks(list(inbound_ids)):
         # Only the mail this process claimed (and still holds: consult.services.queue).
+        _take_quarantined(chunk)
         held = queue.hold(INBOUND, chunk)
         if not held:
             continue

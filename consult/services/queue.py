@@ -91,21 +91,27 @@ def _forget(holder: str) -> None:
 def heartbeat(app, interval: float = HEARTBEAT_SECONDS):
     """Keep this process's heartbeat fresh while the block runs (a worker, `mail ingest` …).
 
-    A thread beats every `interval` seconds; on a clean exit the row is removed, so the claims
-    still held (none, normally) are due at once.
+    A thread beats at once and then every `interval` seconds, and removes the row when the block
+    ends (the claims still held, none normally, are then due at once). All of it in the thread,
+    on connections of its own: on SQLite a beat waits for the write lock, and the caller's own
+    open transaction must never make it wait for itself.
     """
     holder = worker_id()
     stop = threading.Event()
-    with app.app_context():
-        beat(holder)
 
     def loop() -> None:
-        while not stop.wait(interval):
-            try:
-                with app.app_context():
+        with app.app_context():
+            while True:
+                try:
                     beat(holder)
-            except Exception:  # a database hiccup: the next beat tries again
-                log.warning("heartbeat failed; trying again", exc_info=True)
+                except Exception:  # a database hiccup: the next beat tries again
+                    log.warning("heartbeat failed; trying again", exc_info=True)
+                if stop.wait(interval):
+                    break
+            try:
+                _forget(holder)
+            except Exception:
+                log.warning("could not remove the heartbeat", exc_info=True)
 
     thread = threading.Thread(target=loop, name="heartbeat", daemon=True)
     thread.start()
@@ -113,12 +119,7 @@ def heartbeat(app, interval: float = HEARTBEAT_SECONDS):
         yield holder
     finally:
         stop.set()
-        thread.join(timeout=interval + 5)
-        try:
-            with app.app_context():
-                _forget(holder)
-        except Exception:
-            log.warning("could not remove the heartbeat", exc_info=True)
+        thread.join(timeout=1)  # a process that exits sooner leaves a row that goes stale
 
 
 def prune_heartbeats() -> None:

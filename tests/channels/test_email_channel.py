@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import sqlalchemy as sa
 
@@ -10,9 +12,10 @@ from channels.email.models import InboundMail, InboundStatus, MailAttachment
 from channels.email.parse import parse
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, OutboxStatus, Ticket
-from consult.services import citizens, outbox
+from consult.services import citizens, outbox, queue
 from consult.services.actor import SYSTEM
 from consult.services.jis import encode_iso2022jp
+from consult.timeutil import utcnow
 from tests.conftest import csrf_token_from
 
 CITIZEN_TEXT = "はじめまして。①児童手当の申請について～教えてください。髙橋"
@@ -278,6 +281,15 @@ def test_a_crash_after_the_batch_was_stored_leaves_it_to_be_processed_once(app, 
         services.ingest_many(raws)
     db.session.rollback()
     monkeypatch.undo()
+    # The next process (another holder) finds the stored mail claimed by one that stopped
+    # beating STALE_SECONDS ago (consult.services.queue), and takes it back.
+    monkeypatch.setattr(queue, "_worker_id", None)
+    db.session.execute(
+        sa.update(InboundMail).values(
+            claimed_at=utcnow() - timedelta(seconds=queue.STALE_SECONDS + 1)
+        )
+    )
+    db.session.commit()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 0
     pending = db.session.scalar(
         sa.select(sa.func.count())

@@ -98,15 +98,24 @@ def test_a_holder_whose_claim_was_taken_back_does_not_finish_the_row(app):
 
 
 def test_a_heartbeat_is_kept_while_the_process_works_and_removed_after(app):
-    with queue.heartbeat(app, interval=0.2) as holder:
-        first = db.session.get(queue.WorkerHeartbeat, holder).beat_at
-        db.session.commit()
-        time.sleep(0.8)
+    def beat_at(holder):
         db.session.expire_all()
-        assert db.session.get(queue.WorkerHeartbeat, holder).beat_at > first
-        db.session.commit()
-    db.session.expire_all()
-    assert db.session.get(queue.WorkerHeartbeat, holder) is None
+        row = db.session.get(queue.WorkerHeartbeat, holder)
+        at = row.beat_at if row is not None else None
+        db.session.commit()  # read before: a look after would begin (and hold) SQLite's lock
+        return at
+
+    def soon(predicate):
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not predicate():
+            time.sleep(0.3)  # a look takes SQLite's write lock: leave the beats room
+        return predicate()
+
+    with queue.heartbeat(app, interval=0.2) as holder:
+        assert soon(lambda: beat_at(holder) is not None)
+        first = beat_at(holder)
+        assert soon(lambda: beat_at(holder) > first)
+    assert soon(lambda: beat_at(holder) is None)
 
 
 @pytest.fixture
