@@ -1090,7 +1090,7 @@ def ingest_many(raws: list[bytes], source: str = "imap") -> list[Outcome]:
     ]
     for chunk in _chunks(list(dict.fromkeys(earlier))):
         todo.extend(queue.claim(INBOUND, len(chunk), ids=chunk))
-    for chunk in _chunks(list(dict.fromkeys(todo)), BATCH_SIZE):
+    for chunk in _chunks(sorted(set(todo)), BATCH_SIZE):  # in arrival order
         process_batch(chunk)
     rows = {}
     for chunk in _chunks(sorted({i for i, _s, _c in stored})):

@@ -169,6 +169,12 @@ def _record_attempt(message_id: int, worker: str) -> OutboxMessage | None:
     message.attempts += 1
     message.handed_at = utcnow()
     db.session.commit()
+    # Loaded, then detached and the transaction ended: the deliverer reads the row while the
+    # channel takes its time (an SMTP server may wait SMTP_TIMEOUT_SECONDS), and a read of an
+    # expired row would open a transaction, which on SQLite holds the write lock for everyone.
+    message = db.session.get(OutboxMessage, message_id)
+    db.session.expunge(message)
+    db.session.commit()
     return message
 
 

@@ -196,8 +196,10 @@ def test_a_worker_killed_while_sending_sends_each_message_once_and_another_resum
             outbox.enqueue(channel="line", recipient=f"line-contact:{contact.id}", body=f"回答{n}")
             for n in range(10)
         ]
-        db.session.commit()
         ids = {m.headers["message_id"] for m in mails}
+        outbox_ids = [m.id for m in mails + pushes]
+        ticket_id = ticket.id
+        db.session.commit()  # then no ORM object is touched: that would hold SQLite's lock
         worker_env = {
             "MADOGUCHI_SMTP_HOST": "127.0.0.1",
             "MADOGUCHI_SMTP_PORT": str(sink.port),
@@ -220,7 +222,7 @@ def test_a_worker_killed_while_sending_sends_each_message_once_and_another_resum
         def all_done():
             delivered = _count(
                 OutboxMessage,
-                OutboxMessage.id.in_([m.id for m in mails + pushes]),
+                OutboxMessage.id.in_(outbox_ids),
                 OutboxMessage.status == OutboxStatus.DELIVERED,
             )
             return delivered == 20
@@ -237,7 +239,7 @@ def test_a_worker_killed_while_sending_sends_each_message_once_and_another_resum
         assert len(twice) <= 1 and sum(received.values()) <= 11
         notes = db.session.scalars(
             sa.select(TimelineEntry).where(
-                TimelineEntry.ticket_id == ticket.id, TimelineEntry.kind == EntryKind.DELIVERY
+                TimelineEntry.ticket_id == ticket_id, TimelineEntry.kind == EntryKind.DELIVERY
             )
         ).all()
         if twice:

@@ -82,3 +82,40 @@ def test_a_failing_event_is_listed_and_retried_by_an_administrator(line_client, 
     assert "処理に失敗したものはありません。" in page
     result = runner.invoke(args=["queue", "failed"])
     assert "処理に失敗したものはありません。" in result.output
+
+
+def test_events_claimed_by_a_stopped_worker_are_taken_back_within_seconds(line_client, line_app):
+    from datetime import timedelta
+
+    from consult.models import Ticket
+    from consult.services import queue
+    from consult.timeutil import utcnow
+
+    post_webhook(
+        line_client, body_of(text_event("一通目", at=OPEN), text_event("二通目", at=OPEN + 1))
+    )
+    services.expand_pending()
+    first = db.session.scalar(sa.select(LineEvent).order_by(LineEvent.timestamp_ms))
+    # A worker claimed the chat's first event and was killed (its heartbeat stopped).
+    first.status, first.claimed_by = EventStatus.PROCESSING, "host:1:killed"
+    first.claimed_at = utcnow() - timedelta(seconds=2)
+    first_id = first.id
+    db.session.commit()
+    run_worker(line_app)
+    assert _count_done() == 0  # not yet: the claim is two seconds old
+
+    db.session.expire_all()
+    first = db.session.get(LineEvent, first_id)
+    first.claimed_at = utcnow() - timedelta(seconds=queue.STALE_SECONDS + 1)
+    db.session.commit()
+    run_worker(line_app)
+    assert _count_done() == 2  # taken back, then the rest of the chat in order
+    assert len(db.session.scalars(sa.select(Ticket)).all()) == 1
+
+
+def _count_done() -> int:
+    db.session.expire_all()
+    done = db.session.scalars(sa.select(LineEvent).where(LineEvent.status == EventStatus.DONE))
+    count = len(done.all())
+    db.session.commit()
+    return count
