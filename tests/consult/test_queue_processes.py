@@ -106,7 +106,8 @@ def _wait(predicate, timeout: float, what: str, processes: Processes | None = No
             return result
         time.sleep(0.2)
     logs = processes.logs() if processes is not None else ""
-    raise AssertionError(f"{what}: not within {timeout} s\n{logs}")
+    rows = db.session.execute(sa.select(OutboxMessage.id, OutboxMessage.status)).all()
+    raise AssertionError(f"{what}: not within {timeout} s\n{rows}\n{logs}")
 
 
 def _count(model, *where) -> int:
@@ -196,6 +197,7 @@ def test_a_worker_killed_while_sending_sends_each_message_once_and_another_resum
             outbox.enqueue(channel="line", recipient=f"line-contact:{contact.id}", body=f"回答{n}")
             for n in range(10)
         ]
+        db.session.flush()
         ids = {m.headers["message_id"] for m in mails}
         outbox_ids = [m.id for m in mails + pushes]
         ticket_id = ticket.id
