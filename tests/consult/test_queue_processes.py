@@ -24,13 +24,16 @@ from channels.line.models import EventStatus, LineContact, LineDelivery, LineEve
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, OutboxStatus, Ticket, TimelineEntry
 from consult.services import mail, outbox
+from tests.channels import dovecot
 from tests.channels.line.conftest import body_of, text_event
 from tests.channels.line.fake_line import SECRET, TOKEN, start_fake_line
 from tests.channels.test_email_channel import citizen_mail
+from tests.channels.test_email_imap import _append
 from tests.conftest import SmtpSink, _start_smtp
 from tests.consult.test_queue import silent_smtp  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.slow
+dovecot_server = dovecot.dovecot_server  # the fixture, from its own module
 
 ROOT = Path(__file__).resolve().parents[2]
 MADOGUCHI = str(Path(sys.executable).parent / "madoguchi")
@@ -152,6 +155,51 @@ def test_mail_piped_in_parallel_while_two_workers_run_makes_one_ticket_each(app,
     assert _count(Ticket, Ticket.channel == Channel.EMAIL) == 15
     assert _count(InboundMail) == 15
     assert all(worker.poll() is None for worker in workers)
+
+
+def test_an_imap_fetch_and_pipes_while_two_workers_run_make_one_ticket_per_mail(
+    app, env, processes, dovecot_server
+):
+    mails = [
+        citizen_mail(message_id=f"<imap{n}@docomo.ne.jp>", subject=f"住民票について{n}")
+        for n in range(40)
+    ]
+    for raw in mails:
+        _append(dovecot_server, raw)
+    imap = {f"MADOGUCHI_{key}": str(value) for key, value in dovecot_server.settings.items()}
+    for _ in "ab":
+        processes.start("worker", "--lane", "mail-in", "--interval", "0.1")
+    # The MTA delivers some of the same mail through the pipe meanwhile (one ticket still).
+    piped = []
+
+    def pipe():
+        for raw in mails[::8]:
+            done = subprocess.run(
+                [MADOGUCHI, "mail", "ingest"], input=raw, env=env, capture_output=True, timeout=180
+            )
+            piped.append(done.returncode)
+
+    pipe_thread = threading.Thread(target=pipe)
+    pipe_thread.start()
+    fetched = subprocess.run(
+        [MADOGUCHI, "mail", "fetch", "--once"],
+        env={**env, **imap},
+        capture_output=True,
+        timeout=300,
+    )
+    pipe_thread.join(timeout=300)
+    assert fetched.returncode == 0, fetched.stderr.decode(errors="replace")[-2000:]
+    assert piped == [0] * 5
+    _wait(
+        lambda: _count(InboundMail, InboundMail.status == InboundStatus.PROCESSED) == 40,
+        60,
+        "every mail processed",
+        processes,
+    )
+    time.sleep(1)
+    db.session.expire_all()
+    assert _count(Ticket, Ticket.channel == Channel.EMAIL) == 40
+    assert _count(InboundMail) == 40
 
 
 # --- a worker killed while sending -------------------------------------------------------------
