@@ -143,7 +143,7 @@ def test_mail_piped_in_parallel_while_two_workers_run_makes_one_ticket_each(app,
     by_hand = subprocess.run([MADOGUCHI, "mail", "process"], env=env, timeout=180)
     for thread in pipes:
         thread.join(timeout=300)
-    assert by_hand.returncode == 0 and failures == []
+    assert by_hand.returncode == 0 and failures == [], (failures, processes.logs())
     _wait(
         lambda: _count(InboundMail, InboundMail.status == InboundStatus.PROCESSED) == 15,
         60,
@@ -152,7 +152,7 @@ def test_mail_piped_in_parallel_while_two_workers_run_makes_one_ticket_each(app,
     )
     time.sleep(1)  # a late second processing would show now
     db.session.expire_all()
-    assert _count(Ticket, Ticket.channel == Channel.EMAIL) == 15
+    assert _count(Ticket, Ticket.channel == Channel.EMAIL) == 15, processes.logs()
     assert _count(InboundMail) == 15
     assert all(worker.poll() is None for worker in workers)
 
