@@ -17,6 +17,7 @@ from consult.services import outbox, tickets
 from consult.services import staff as staff_service
 from consult.services.actor import Actor
 from consult.services.errors import DomainError, NotFound
+from consult.timeutil import TOKYO
 
 log = logging.getLogger("madoguchi.cli")
 
@@ -190,9 +191,19 @@ def worker_command(once, interval, lanes):
     app = current_app._get_current_object()
     chosen = set(lanes) or None
     if once:
-        results = worker.run_once(app, chosen)
-        report = results.get(outbox.TASK_NAME)
-        if report is not None:
+        from consult.services import queue
+
+        with queue.heartbeat(app):
+            results = worker.run_once(app, chosen)
+        reports = [
+            result
+            for name, result in results.items()
+            if name.split(".")[0] == outbox.TASK_NAME and isinstance(result, outbox.DeliveryReport)
+        ]
+        if reports:
+            report = outbox.DeliveryReport()
+            for one in reports:
+                report += one
             click.echo(
                 f"配信 {report.delivered} 件、再試行待ち {report.retried} 件、"
                 f"失敗 {report.failed} 件"
@@ -275,7 +286,59 @@ def reports_rebuild(start, end):
     )
 
 
+@click.group("queue", help="処理待ちの作業（送信・受信）")
+def queue_group() -> None:
+    pass
+
+
+@queue_group.command("failed", help="処理に失敗したものを一覧します")
+@click.option("--json", "as_json", is_flag=True, help="JSONで出力")
+@with_appcontext
+def queue_failed(as_json):
+    from consult.services import queue
+
+    items = queue.failed_items()
+    db.session.commit()
+    if as_json:
+        rows = [
+            {
+                "id": item.key,
+                "kind": item.label,
+                "at": item.at.isoformat() if item.at else None,
+                "attempts": item.attempts,
+                "reason": item.reason,
+                "description": item.description,
+            }
+            for item in items
+        ]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        return
+    if not items:
+        click.echo("処理に失敗したものはありません。")
+    for item in items:
+        at = item.at.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M") if item.at else "-"
+        click.echo(
+            f"{item.key}\t{item.label}\t{at}\t{item.attempts}回\t{item.description}\t{item.reason}"
+        )
+
+
+@queue_group.command("retry", help="処理に失敗したものを再試行します（ID は queue failed の表示）")
+@click.argument("keys", nargs=-1, required=True)
+@with_appcontext
+def queue_retry(keys):
+    from consult.services import queue
+
+    for key in keys:
+        try:
+            queue.retry(Actor.command_line(), key)
+            db.session.commit()
+        except DomainError as error:
+            _fail(error)
+        click.echo(f"{key}：再試行を予約しました。")
+
+
 COMMANDS = (
+    queue_group,
     staff_group,
     department_group,
     ticket_group,

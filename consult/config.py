@@ -45,7 +45,6 @@ class CoreSettings(Section):
     queue_page_size: int = 50
     password_hash_cost: str = choice("default", "default", "fast")
     outbox_max_attempts: int = 8
-    outbox_lease_seconds: int = 300
     centre_name: str = "市民相談センター"
     # The name on the public English pages (data: it has its own setting, never gettext).
     centre_name_en: str = "Citizens' Consultation Centre"

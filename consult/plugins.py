@@ -153,6 +153,9 @@ class Plugin:
     channel: Channel | None = None
     # Its settings section (a consult.settings.Section dataclass), parsed at install.
     settings: type | None = None
+    # The work queues of the package (consult.services.queue.QueueSpec): their failed rows are
+    # listed on the administrators' page and by `madoguchi queue failed`, with a retry.
+    queues: Sequence[Any] = ()
     # Anything the fields above cannot say (a WSGI intake in front of Flask, a search index);
     # called last, with the app.
     setup: Callable[[Flask], None] | None = None
@@ -191,6 +194,10 @@ class Registry:
     @property
     def worker_tasks(self) -> list[WorkerTask]:
         return list(self._each("worker_tasks"))
+
+    @property
+    def queues(self) -> list:
+        return list(self._each("queues"))
 
     @property
     def report_sections(self) -> list[ReportSection]:

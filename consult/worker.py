@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections import defaultdict
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 
 from flask import Flask, has_app_context
@@ -24,8 +24,11 @@ log = logging.getLogger("madoguchi.worker")
 
 
 def tasks_by_lane(app: Flask, lanes: set[str] | None = None) -> dict[str, list[plugins.WorkerTask]]:
+    from consult.services import outbox
+
     grouped: dict[str, list[plugins.WorkerTask]] = defaultdict(list)
-    for task in plugins.registry(app).worker_tasks:
+    registry = plugins.registry(app)
+    for task in [*registry.worker_tasks, *outbox.worker_tasks(registry)]:
         if lanes is None or task.lane in lanes:
             grouped[task.lane].append(task)
     return dict(grouped)
@@ -77,8 +80,13 @@ class Worker:
     lanes: set[str] | None = None
     stop: threading.Event = field(default_factory=threading.Event)
     threads: list[threading.Thread] = field(default_factory=list)
+    beating: ExitStack = field(default_factory=ExitStack)
 
     def start(self) -> None:
+        from consult.services import queue
+
+        # Before the first claim: the claims of this process are kept alive by its heartbeat.
+        self.beating.enter_context(queue.heartbeat(self.app))
         for lane, tasks in sorted(tasks_by_lane(self.app, self.lanes).items()):
             thread = threading.Thread(
                 target=self._loop, args=(tasks,), name=f"worker-{lane}", daemon=True
@@ -100,6 +108,8 @@ class Worker:
         for thread in self.threads:
             left = None if deadline is None else max(deadline - time.monotonic(), 0)
             thread.join(left)
+        if not any(thread.is_alive() for thread in self.threads):
+            self.beating.close()
 
     def run_forever(self) -> None:
         self.start()

@@ -35,11 +35,16 @@ def register(app: Flask) -> None:
             ticket_panels=(plugins.TicketPanel("email", services.ticket_panel),),
             worker_tasks=(plugins.WorkerTask("email.inbound", _process_pending, lane="mail-in"),),
             settings=EmailSettings,
+            queues=(services.INBOUND,),
             receivers=((signals.mail_queued, services.remember_outgoing),),
             # The kernel composes and sends every mail (one outgoing-mail path); citizens' mail
             # and the centre's own notices alike are delivered by this channel.
             channel=plugins.Channel(
-                mail.CHANNEL, "メール", deliver=mail.deliver, send_automatic=services.send_automatic
+                mail.CHANNEL,
+                "メール",
+                deliver=mail.deliver,
+                send_automatic=services.send_automatic,
+                lane="mail-out",
             ),
         ),
     )

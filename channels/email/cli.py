@@ -6,9 +6,11 @@ import sys
 import time
 
 import click
+from flask import current_app
 from flask.cli import with_appcontext
 
 from consult.extensions import db
+from consult.services import queue
 
 
 @click.group("mail", help="メール（受信・取込）")
@@ -25,7 +27,9 @@ def ingest_command():
     raw = sys.stdin.buffer.read()
     if not raw.strip():
         raise click.ClickException("標準入力にメールがありません。")
-    outcome = services.ingest(raw, source="stdin")
+    # The heartbeat keeps this process's claim on the mail while it processes it.
+    with queue.heartbeat(current_app._get_current_object()):
+        outcome = services.ingest(raw, source="stdin")
     inbound = outcome.inbound
     if inbound.status == InboundStatus.QUARANTINED:
         click.echo(f"隔離しました（受信番号 {inbound.id}）：{inbound.reason}", err=True)
@@ -43,6 +47,11 @@ def ingest_command():
 def fetch_command(once, interval):
     from channels.email import imap
 
+    with queue.heartbeat(current_app._get_current_object()):
+        _fetch_loop(imap, once, interval)
+
+
+def _fetch_loop(imap, once, interval):
     while True:
         try:
             report = imap.poll()
@@ -67,5 +76,6 @@ def fetch_command(once, interval):
 def process_command():
     from channels.email import services
 
-    count = services.process_pending(limit=10000)
+    with queue.heartbeat(current_app._get_current_object()):
+        count = services.process_pending(limit=10000)
     click.echo(f"{count} 件を処理しました。")

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import re
+import time
 import uuid
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -50,7 +51,7 @@ from consult.models import (
     Role,
     Ticket,
 )
-from consult.services import audit, calendar, citizens, mail, numbering, tickets
+from consult.services import audit, calendar, citizens, mail, numbering, queue, tickets
 from consult.services.actor import DESK_ROLES, SYSTEM, Actor
 from consult.services.errors import NotFound, ValidationFailed
 from consult.services.normalize import normalize_email
@@ -148,10 +149,12 @@ def _insert_ignore(values: dict) -> bool:
     return result.first() is not None
 
 
-def _stored_row(raw: bytes, source: str, writes: list | None = None) -> dict:
+def _stored_row(raw: bytes, source: str, writes: list | None = None, claim: bool = False) -> dict:
     """Write the bytes durably (fsync) and describe the row that records them.
 
-    With `writes`, the file is only listed there, for `_write_many` to write before any row."""
+    With `writes`, the file is only listed there, for `_write_many` to write before any row.
+    With `claim`, the row is stored already claimed by this process (consult.services.queue), so
+    a worker never processes the mail that `mail ingest` or `mail fetch` is about to process."""
     digest = hashlib.sha256(raw).hexdigest()
     key = mailparse.dedupe_key(raw)  # Message-ID + sender + content: see its docstring
     storage_name = f"{digest[:2]}/{digest}.eml"
@@ -171,6 +174,8 @@ def _stored_row(raw: bytes, source: str, writes: list | None = None) -> dict:
         "warnings": [],
         "attempts": 0,
         "received_at": utcnow(),
+        "claimed_by": queue.worker_id() if claim else None,
+        "claimed_at": utcnow() if claim else None,
     }
 
 
@@ -203,12 +208,12 @@ def _adopt_legacy_keys(pairs: list[tuple[bytes, dict]]) -> None:
                 )
 
 
-def store_raw(raw: bytes, source: str = "stdin") -> tuple[InboundMail, bool]:
+def store_raw(raw: bytes, source: str = "stdin", claim: bool = False) -> tuple[InboundMail, bool]:
     """Keep the bytes and a row before any parsing; the same mail twice is one row.
 
     Commits, so that what was received survives whatever happens next.
     """
-    values = _stored_row(raw, source)
+    values = _stored_row(raw, source, claim=claim)
     _adopt_legacy_keys([(raw, values)])
     created = _insert_ignore(values)
     db.session.commit()
@@ -222,14 +227,16 @@ def _chunks(items: list, size: int = 500):
         yield items[start : start + size]
 
 
-def store_raw_many(raws: list[bytes], source: str = "imap") -> list[tuple[int, str, bool]]:
+def store_raw_many(
+    raws: list[bytes], source: str = "imap", claim: bool = False
+) -> list[tuple[int, str, bool]]:
     """The bulk form of `store_raw`: every file written with fsync, then one INSERT and one commit.
 
     Answers (inbound id, status, created) per message, in order; nothing is parsed yet, so a crash
     after this leaves pending rows that the next run processes once.
     """
     writes: list[tuple[Path, bytes]] = []
-    rows = [_stored_row(raw, source, writes) for raw in raws]
+    rows = [_stored_row(raw, source, writes, claim) for raw in raws]
     _write_many(writes)
     _adopt_legacy_keys(list(zip(raws, rows, strict=True)))
     first_of: dict[str, dict] = {}
@@ -285,12 +292,76 @@ class Outcome:
     duplicate: bool = False
 
 
+def _describe(inbound: InboundMail) -> str:
+    return f"{inbound.source_label}で受信したメール（{inbound.size:,}バイト）"
+
+
+def _put_back(inbound: InboundMail) -> None:
+    inbound.status = InboundStatus.PENDING
+
+
+# Inbound mail as a work queue (consult.services.queue): a quarantined mail is its failed state.
+INBOUND = queue.QueueSpec(
+    name="email-inbound",
+    label="受信メールの取込",
+    model=InboundMail,
+    pending=InboundStatus.PENDING,
+    claimed=InboundStatus.PENDING,
+    failed=InboundStatus.QUARANTINED,
+    describe=_describe,
+    time_column="received_at",
+    due_column=None,
+    error_column="reason",
+    retry=_put_back,
+)
+
+WAIT_FOR_OTHER_SECONDS = 60.0
+
+
+def _take_quarantined(ids: list[int]) -> None:
+    """An administrator's retry of quarantined mail: claim it in the caller's transaction (the
+    worker never takes quarantined mail, so only another retry could hold it)."""
+    table = InboundMail.__table__
+    db.session.execute(
+        sa.update(table)
+        .where(
+            table.c.id.in_(ids),
+            table.c.status == InboundStatus.QUARANTINED.value,
+            table.c.claimed_by.is_(None),
+        )
+        .values(claimed_by=queue.worker_id(), claimed_at=utcnow())
+    )
+
+
+def _wait_for_other(inbound_id: int) -> InboundMail:
+    """The same mail is being processed by another process: wait for it to finish (or to stop
+    beating, and then take it over), so the MTA gets the ticket number either way."""
+    deadline = time.monotonic() + WAIT_FOR_OTHER_SECONDS
+    while time.monotonic() < deadline:
+        db.session.expire_all()
+        inbound = db.session.get(InboundMail, inbound_id)
+        if inbound.status != InboundStatus.PENDING:
+            return inbound
+        db.session.commit()
+        if queue.claim(INBOUND, 1, ids=[inbound_id]):
+            return process(inbound_id)
+        time.sleep(0.2)
+    return db.session.get(InboundMail, inbound_id)
+
+
 def ingest(raw: bytes, source: str = "stdin") -> Outcome:
-    """Store, then process: what `madoguchi mail ingest` and the IMAP poller call per message."""
-    inbound, created = store_raw(raw, source)
+    """Store, then process: what `madoguchi mail ingest` and the IMAP poller call per message.
+
+    The row is stored claimed by this process, so the worker leaves it alone; a mail stored
+    before (the MTA delivering it twice, a process killed in between) is claimed first.
+    """
+    inbound, created = store_raw(raw, source, claim=True)
     if not created and inbound.status != InboundStatus.PENDING:
         return Outcome(inbound, inbound.ticket, duplicate=True)
-    process(inbound.id)
+    if created or queue.claim(INBOUND, 1, ids=[inbound.id]):
+        process(inbound.id)
+    else:
+        _wait_for_other(inbound.id)
     db.session.expire_all()
     inbound = db.session.get(InboundMail, inbound.id)
     return Outcome(inbound, inbound.ticket, duplicate=not created)
@@ -298,15 +369,22 @@ def ingest(raw: bytes, source: str = "stdin") -> Outcome:
 
 def process(inbound_id: int) -> InboundMail:
     """Put one stored mail on a ticket, or quarantine it with the reason. Never raises."""
+    _take_quarantined([inbound_id])
+    held = queue.hold(INBOUND, inbound_id)
     inbound = db.session.get(InboundMail, inbound_id)
     if inbound is None or inbound.status not in (InboundStatus.PENDING, InboundStatus.QUARANTINED):
+        db.session.commit()
         return inbound
+    if inbound.status == InboundStatus.PENDING and not held:
+        db.session.commit()
+        return inbound  # claimed by another process, which processes it
     try:
         config = settings()
         raw, parsed = _prepare(inbound, config)
         _process(inbound, raw, parsed, config, _Lookups())
         inbound.attempts += 1
         inbound.processed_at = utcnow()
+        queue.release(inbound)
         db.session.commit()
     except Exception as exc:  # one bad mail must never stop the others
         db.session.rollback()
@@ -326,6 +404,7 @@ def _quarantine(inbound: InboundMail, exc: BaseException) -> None:
     inbound.reason = reason
     inbound.attempts += 1
     inbound.processed_at = utcnow()
+    queue.release(inbound)
     log.info("email quarantined: inbound=%s", inbound.id)
 
 
@@ -345,11 +424,16 @@ def process_batch(inbound_ids: list[int]) -> list[InboundMail]:
     """
     rows = []
     for chunk in _chunks(list(inbound_ids)):
+        # Only the mail this process claimed (and still holds: consult.services.queue).
+        _take_quarantined(chunk)
+        held = queue.hold(INBOUND, chunk)
+        if not held:
+            continue
         rows.extend(
             db.session.scalars(
                 sa.select(InboundMail)
                 .where(
-                    InboundMail.id.in_(chunk),
+                    InboundMail.id.in_(held),
                     InboundMail.status.in_((InboundStatus.PENDING, InboundStatus.QUARANTINED)),
                 )
                 .order_by(InboundMail.id)
@@ -405,6 +489,7 @@ def _run_batch(prepared: list, config: dict, *, isolate: bool) -> None:
                 continue
             inbound.attempts += 1
             inbound.processed_at = utcnow()
+            queue.release(inbound)
             lookups.settle()
             continue
         savepoint = db.session.begin_nested()
@@ -414,6 +499,7 @@ def _run_batch(prepared: list, config: dict, *, isolate: bool) -> None:
             _process(inbound, raw, parsed, config, lookups)
             inbound.attempts += 1
             inbound.processed_at = utcnow()
+            queue.release(inbound)
             savepoint.commit()
             lookups.settle()
         except Exception as exc:  # this message only: its savepoint is rolled back
@@ -994,16 +1080,11 @@ def retry(actor: Actor, inbound_id: int) -> InboundMail:
 
 
 def process_pending(limit: int = 100) -> int:
-    """Stored but unprocessed mail (a process died in between): handled once, oldest first."""
-    ids = list(
-        db.session.scalars(
-            sa.select(InboundMail.id)
-            .where(InboundMail.status == InboundStatus.PENDING)
-            .order_by(InboundMail.id)
-            .limit(limit)
-        )
-    )
-    db.session.commit()
+    """Stored but unprocessed mail (a process died in between): handled once, oldest first.
+
+    Claimed through the work queue: never a mail that `mail ingest`, `mail fetch` or another
+    worker holds, unless that process stopped beating."""
+    ids = queue.claim(INBOUND, limit)
     for chunk in _chunks(ids, BATCH_SIZE):
         process_batch(chunk)
     return len(ids)
@@ -1012,9 +1093,15 @@ def process_pending(limit: int = 100) -> int:
 def ingest_many(raws: list[bytes], source: str = "imap") -> list[Outcome]:
     """The bulk path (IMAP fetch, benchmark): store all durably and commit, then process in
     batches (a savepoint per message, a commit per batch). Per message, in order."""
-    stored = store_raw_many(raws, source)
-    todo = [i for i, status, created in stored if created or status == InboundStatus.PENDING]
-    for chunk in _chunks(list(dict.fromkeys(todo)), BATCH_SIZE):
+    stored = store_raw_many(raws, source, claim=True)
+    todo = [i for i, _status, created in stored if created]
+    # Stored before (by an earlier fetch that died, say): ours only if nobody else holds it.
+    earlier = [
+        i for i, status, created in stored if not created and status == InboundStatus.PENDING
+    ]
+    for chunk in _chunks(list(dict.fromkeys(earlier))):
+        todo.extend(queue.claim(INBOUND, len(chunk), ids=chunk))
+    for chunk in _chunks(sorted(set(todo)), BATCH_SIZE):  # in arrival order
         process_batch(chunk)
     rows = {}
     for chunk in _chunks(sorted({i for i, _s, _c in stored})):

@@ -21,12 +21,19 @@ def register(app: Flask) -> None:
             name="line",
             blueprints=(views.bp,),
             ticket_panels=(plugins.TicketPanel("line", views_panel),),
-            worker_tasks=(plugins.WorkerTask("line.events", services.worker_task, lane="line"),),
+            # Events in, media and messages out each in their own lane: a slow download or a
+            # LINE API that does not answer never holds up the others (or the mail).
+            worker_tasks=(
+                plugins.WorkerTask("line.events", services.process_pending, lane="line-in"),
+                plugins.WorkerTask("line.media", services.fetch_due_media, lane="line-media"),
+            ),
+            queues=(services.EVENTS, services.MEDIA),
             channel=plugins.Channel(
                 services.CHANNEL,
                 "LINE",
                 deliver=services.deliver,
                 send_automatic=services.send_automatic,
+                lane="line-out",
             ),
             settings=LineSettings,
             setup=setup,

@@ -46,7 +46,7 @@ from channels.line.models import (
 from consult import signals
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, Status, Ticket, TimelineEntry
-from consult.services import audit, calendar, outbox, tickets
+from consult.services import audit, calendar, outbox, queue, tickets
 from consult.services.actor import DESK_ROLES, SYSTEM, Actor
 from consult.services.errors import NotFound, ValidationFailed
 from consult.services.normalize import strip_controls
@@ -230,13 +230,44 @@ def _event_key(event: dict) -> str:
 # --- processing --------------------------------------------------------------------------------
 
 
-def _claim_next(lease: timedelta, limit: int) -> list[int]:
-    """The first unfinished event of each chat that is due, claimed by a conditional UPDATE.
+def _describe_event(event: LineEvent) -> str:
+    return f"LINEの{event.event_type}イベント"
+
+
+def _describe_media(media: LineMedia) -> str:
+    ticket = db.session.get(Ticket, media.ticket_id)
+    kind = MEDIA_KINDS.get(media.kind, media.kind)
+    return f"LINEで受け取った{kind}" + (f"（相談番号 {ticket.number}）" if ticket else "")
+
+
+# The work queues of LINE (consult.services.queue): claimed, kept by heartbeats, retried.
+EVENTS = queue.QueueSpec(
+    name="line-event",
+    label="LINE受信イベント",
+    model=LineEvent,
+    pending=EventStatus.PENDING,
+    claimed=EventStatus.PROCESSING,
+    failed=EventStatus.FAILED,
+    describe=_describe_event,
+    time_column="received_at",
+)
+MEDIA = queue.QueueSpec(
+    name="line-media",
+    label="LINEの画像・ファイルの取得",
+    model=LineMedia,
+    pending=MediaStatus.PENDING,
+    claimed=MediaStatus.PENDING,
+    failed=MediaStatus.FAILED,
+    describe=_describe_media,
+)
+
+
+def _claim_next(limit: int) -> list[int]:
+    """The first unfinished event of each chat that is due, claimed through the work queue.
 
     An event waits while an earlier one of its chat is still pending or being processed (even
     one waiting to be retried), so the timeline keeps LINE's order within a chat.
     """
-    now = utcnow()
     e = LineEvent.__table__
     p = e.alias("earlier")
     unfinished = (EventStatus.PENDING.value, EventStatus.PROCESSING.value)
@@ -252,34 +283,13 @@ def _claim_next(lease: timedelta, limit: int) -> list[int]:
         )
         .exists()
     )
-    due = sa.or_(
-        sa.and_(e.c.status == EventStatus.PENDING.value, e.c.next_attempt_at <= now),
-        sa.and_(e.c.status == EventStatus.PROCESSING.value, e.c.claimed_at < now - lease),
-    )
-    rows = db.session.execute(
-        sa.select(e.c.id, e.c.status)
-        .where(due, ~earlier_exists)
-        .order_by(e.c.timestamp_ms, e.c.id)
-        .limit(limit)
-    ).all()
-    claimed = []
-    for row in rows:
-        result = db.session.execute(
-            sa.update(e)
-            .where(e.c.id == row.id, e.c.status == row.status)
-            .values(status=EventStatus.PROCESSING.value, claimed_at=now)
-        )
-        if result.rowcount == 1:
-            claimed.append(row.id)
-    db.session.commit()
-    return claimed
+    return queue.claim(EVENTS, limit, where=[~earlier_exists], order_by=(e.c.timestamp_ms, e.c.id))
 
 
 def process_pending(max_rounds: int = 1000, batch: int = 100) -> int:
     """Process every due event; returns how many were processed (or ignored) successfully."""
     config = current_app.config["MADOGUCHI"]
     max_attempts = int(config.get("LINE_MAX_EVENT_ATTEMPTS", 8))
-    lease = timedelta(seconds=int(config.get("OUTBOX_LEASE_SECONDS", 300)))
     done = 0
     pacer = _BurstPacer(config)
     for _ in range(max_rounds):
@@ -289,7 +299,7 @@ def process_pending(max_rounds: int = 1000, batch: int = 100) -> int:
         while expand_pending():
             _yield_to_intake()
             pacer.wait()
-        ids = _claim_next(lease, batch)
+        ids = _claim_next(batch)
         if not ids:
             break
         for event_id in ids:
@@ -337,7 +347,10 @@ def _process_chat(event_id: int, max_attempts: int) -> int:
     """The claimed event and the due events that follow it in its chat, in LINE's order, in one
     transaction. When one fails, the chat is done again one event per transaction, so the events
     before the failing one are kept and the failing one waits for its retry (nothing after it is
-    processed out of order)."""
+    processed out of order). Only while the claim is still ours (`queue.hold`)."""
+    if not queue.hold(EVENTS, event_id):
+        db.session.commit()
+        return 0
     ids = _chat_run(event_id)
     if not ids:
         db.session.commit()
@@ -351,9 +364,16 @@ def _process_chat(event_id: int, max_attempts: int) -> int:
         db.session.rollback()
     done = 0
     for one in ids:
+        # Each in its own transaction now: the ones after the first are claimed first, since
+        # once the first is done another worker may claim them.
+        if one != event_id and not queue.claim(EVENTS, 1, ids=[one]):
+            break
+        if not queue.hold(EVENTS, one):
+            db.session.rollback()
+            break
         event = db.session.get(LineEvent, one)
-        wanted = EventStatus.PROCESSING if one == event_id else EventStatus.PENDING
-        if event is None or event.status != wanted:
+        if event is None or event.status != EventStatus.PROCESSING:
+            db.session.rollback()
             break
         try:
             _finish(event)
@@ -397,22 +417,21 @@ def _finish(event: LineEvent) -> None:
     handled = _dispatch(event)
     event.status = EventStatus.DONE if handled else EventStatus.IGNORED
     event.processed_at = utcnow()
-    event.claimed_at = None
+    queue.release(event)
     event.last_error = None
 
 
 def _failed(event_id: int, exc: Exception, max_attempts: int) -> None:
     # The exception's type only: its text may quote the message.
     log.warning("line event %s failed: %s", event_id, type(exc).__name__, exc_info=False)
+    if not queue.hold(EVENTS, event_id):
+        db.session.rollback()
+        return
     event = db.session.get(LineEvent, event_id)
-    event.attempts += 1
-    event.claimed_at = None
-    event.last_error = f"{type(exc).__name__}"[:500]
-    if event.attempts >= max_attempts:
-        event.status = EventStatus.FAILED  # poison: visible, reprocessable, no longer blocks
-    else:
-        event.status = EventStatus.PENDING
-        event.next_attempt_at = utcnow() + outbox.backoff(event.attempts)
+    # Given up after max_attempts: listed for administrators (queue), no longer blocks its chat.
+    queue.settle_failure(
+        EVENTS, event, f"処理中にエラーが発生しました（{type(exc).__name__}）", max_attempts
+    )
     db.session.commit()
 
 
@@ -423,6 +442,7 @@ def reprocess(event_id: int) -> None:
         raise NotFound("イベントが見つかりません。")
     event.status = EventStatus.PENDING
     event.next_attempt_at = utcnow()
+    queue.release(event)
 
 
 def _event_time(event: LineEvent) -> datetime:
@@ -925,7 +945,8 @@ def deliver(message: OutboxMessage) -> None:
     db.session.commit()  # no transaction open while LINE answers
     try:
         token, until = headers.get("reply_token"), headers.get("reply_until")
-        if token and until and attempts == 0 and datetime.fromisoformat(until) > utcnow():
+        # `attempts` counts this attempt (recorded before sending): a reply on the first only.
+        if token and until and attempts <= 1 and datetime.fromisoformat(until) > utcnow():
             try:
                 client.reply(config, token, [text], quick_reply)
                 return
@@ -974,16 +995,7 @@ def fetch_due_media(limit: int = 20) -> int:
     config = settings()
     if not config.configured:
         return 0
-    now = utcnow()
-    ids = list(
-        db.session.scalars(
-            sa.select(LineMedia.id)
-            .where(LineMedia.status == MediaStatus.PENDING, LineMedia.next_attempt_at <= now)
-            .order_by(LineMedia.id)
-            .limit(limit)
-        )
-    )
-    db.session.commit()
+    ids = queue.claim(MEDIA, limit)
     fetched = 0
     for media_id in ids:
         media = db.session.get(LineMedia, media_id)
@@ -1003,11 +1015,17 @@ def fetch_due_media(limit: int = 20) -> int:
         folder = media_dir()
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
-        # Only a claimed row is finished: a second worker that fetched too keeps its file unused.
+        # Only a row still claimed by us is finished: if it was taken back, the file stays unused.
         result = db.session.execute(
             sa.update(LineMedia)
-            .where(LineMedia.id == media_id, LineMedia.status == MediaStatus.PENDING)
+            .where(
+                LineMedia.id == media_id,
+                LineMedia.status == MediaStatus.PENDING,
+                LineMedia.claimed_by == queue.worker_id(),
+            )
             .values(
+                claimed_by=None,
+                claimed_at=None,
                 status=MediaStatus.FETCHED,
                 stored_name=name,
                 size=len(data),
@@ -1032,13 +1050,11 @@ def fetch_due_media(limit: int = 20) -> int:
 
 
 def _media_failed(media_id: int, reason: str) -> None:
+    if not queue.hold(MEDIA, media_id):
+        db.session.rollback()
+        return
     media = db.session.get(LineMedia, media_id)
-    media.attempts += 1
-    media.last_error = reason[:500]
-    if media.attempts >= 8:
-        media.status = MediaStatus.FAILED
-    else:
-        media.next_attempt_at = utcnow() + outbox.backoff(media.attempts)
+    queue.settle_failure(MEDIA, media, f"LINEから取得できませんでした（{reason}）", 8)
     db.session.commit()
 
 
@@ -1057,7 +1073,7 @@ def open_media(actor: Actor, media_id: int) -> tuple[LineMedia, Path]:
 
 
 def worker_task() -> None:
-    """Runs in every worker round (consult.cli.worker_tasks)."""
+    """Events, then media: what the after-response kick runs in the web process."""
     process_pending()
     fetch_due_media()
 

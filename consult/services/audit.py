@@ -31,6 +31,7 @@ OBJECT_LABELS = {
     "audit": "監査ログ",
     "department": "担当課",
     "category": "分類",
+    "queue": "処理に失敗したもの",
 }
 
 

@@ -261,12 +261,23 @@ def deliver(message: OutboxMessage) -> None:
         raise TemporaryFailure("送信サーバー（MADOGUCHI_SMTP_HOST）が設定されていません")
     mime = build_mime(message)
     try:
-        with _connect(config) as connection:
+        # Every step (connect, EHLO, STARTTLS, each command) waits at most SMTP_TIMEOUT_SECONDS:
+        # the socket's timeout, which the TLS socket inherits. After a failure the connection
+        # is only closed: a polite QUIT to a server that stopped answering would wait again.
+        connection = _connect(config)
+        try:
             if config.get("SMTP_USER"):
                 connection.login(config["SMTP_USER"], config["SMTP_PASSWORD"])
             connection.send_message(
                 mime, from_addr=config["MAIL_FROM"], to_addrs=[message.recipient]
             )
+        except BaseException:
+            connection.close()
+            raise
+        try:
+            connection.quit()
+        except (OSError, smtplib.SMTPException):
+            connection.close()  # the message was accepted; a lost QUIT changes nothing
     except smtplib.SMTPRecipientsRefused as exc:
         code, answer = next(iter(exc.recipients.values()))
         _raise_for(code, answer)

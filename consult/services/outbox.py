@@ -7,16 +7,15 @@ channel. A deliverer raises TemporaryFailure (retried with back-off) or Permanen
 from __future__ import annotations
 
 import logging
-import os
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from functools import partial
 
 import sqlalchemy as sa
 
 from consult.extensions import db
 from consult.models import EntryKind, OutboxMessage, OutboxStatus, Ticket
+from consult.services import queue
 from consult.timeutil import utcnow
 
 log = logging.getLogger("madoguchi.outbox")
@@ -74,54 +73,58 @@ def enqueue(
     return message
 
 
-def backoff(attempts: int) -> timedelta:
-    """30 s, 1 min, 2 min, … capped at one hour."""
-    return timedelta(seconds=min(30 * 2 ** max(attempts - 1, 0), 3600))
+backoff = queue.backoff  # kept here: channels import it from the outbox
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"[:64]
+    return queue.worker_id()
 
 
-def claim_due(worker: str, limit: int, lease: timedelta) -> list[int]:
-    """Claim due messages for this worker and commit the claim.
+def _describe(message: OutboxMessage) -> str:
+    """The channel and the ticket's number: never the recipient or the text."""
+    from consult import plugins
 
-    Candidates are chosen with FOR UPDATE SKIP LOCKED on PostgreSQL (ignored on SQLite, which
-    serialises writers); each claim is a conditional UPDATE whose row count proves it ours, so two
-    workers never deliver the same row on either database. A claim older than the lease (a worker
-    that died while sending) is due again.
+    channel = plugins.registry().channels.get(message.channel)
+    label = channel.label if channel is not None else message.channel
+    ticket = db.session.get(Ticket, message.ticket_id) if message.ticket_id else None
+    return f"{label}の送信" + (f"（相談番号 {ticket.number}）" if ticket is not None else "")
+
+
+QUEUE = queue.QueueSpec(
+    name="outbox",
+    label="送信",
+    model=OutboxMessage,
+    pending=OutboxStatus.PENDING,
+    claimed=OutboxStatus.SENDING,
+    failed=OutboxStatus.FAILED,
+    describe=_describe,
+)
+
+
+def claim_due(
+    worker: str,
+    limit: int,
+    channels: tuple[str, ...] | None = None,
+    exclude: tuple[str, ...] = (),
+) -> list[int]:
+    """Claim due messages of some channels (a lane's) for this worker and commit the claims.
+
+    Through the one work queue (consult.services.queue): exclusive across processes, and a
+    message claimed by a worker that stopped beating is due again within seconds.
     """
-    now = utcnow()
     table = OutboxMessage.__table__
-    due = sa.or_(
-        sa.and_(table.c.status == OutboxStatus.PENDING.value, table.c.next_attempt_at <= now),
-        sa.and_(table.c.status == OutboxStatus.SENDING.value, table.c.claimed_at < now - lease),
+    where = []
+    if channels is not None:
+        where.append(table.c.channel.in_(channels))
+    if exclude:
+        where.append(table.c.channel.not_in(exclude))
+    return queue.claim(
+        QUEUE,
+        limit,
+        holder=worker,
+        where=where,
+        order_by=(table.c.next_attempt_at, table.c.id),
     )
-    candidates = (
-        sa.select(table.c.id, table.c.status, table.c.claimed_at)
-        .where(due)
-        .order_by(table.c.next_attempt_at, table.c.id)
-        .limit(limit)
-    )
-    if db.session.get_bind().dialect.name == "postgresql":
-        candidates = candidates.with_for_update(skip_locked=True)
-    claimed = []
-    for row in db.session.execute(candidates).all():
-        result = db.session.execute(
-            sa.update(table)
-            .where(
-                table.c.id == row.id,
-                table.c.status == row.status,
-                (table.c.claimed_at == row.claimed_at)
-                if row.claimed_at is not None
-                else table.c.claimed_at.is_(None),
-            )
-            .values(status=OutboxStatus.SENDING.value, claimed_by=worker, claimed_at=now)
-        )
-        if result.rowcount == 1:
-            claimed.append(row.id)
-    db.session.commit()
-    return claimed
 
 
 @dataclass
@@ -137,15 +140,52 @@ class DeliveryReport:
         return self
 
 
+MAYBE_SENT = "送信済みの可能性があります（前回の送信が途中で中断されたため、同じ内容を再送します）"
+
+
+def _record_attempt(message_id: int, worker: str) -> OutboxMessage | None:
+    """Count the attempt and note that the message is in the channel's hands, and commit that
+    before anything is sent: a worker killed while sending leaves `handed_at` behind, and the
+    one that takes the message back knows (and says on the timeline) that it may be a resend.
+    The e-mail keeps its Message-ID and a LINE push its retry key, so the receiver can drop a
+    duplicate."""
+    from consult.services.tickets import add_entry
+
+    if not queue.hold(QUEUE, message_id, worker):
+        db.session.commit()
+        return None
+    message = db.session.get(OutboxMessage, message_id)
+    if message.handed_at is not None:
+        log.warning("outbox=%s: an earlier attempt was interrupted; sending again", message.id)
+        message.last_error = MAYBE_SENT
+        ticket = db.session.get(Ticket, message.ticket_id) if message.ticket_id else None
+        if ticket is not None:
+            add_entry(
+                ticket,
+                EntryKind.DELIVERY,
+                body=MAYBE_SENT,
+                data={"outbox_id": message.id, "status": "resending"},
+            )
+    message.attempts += 1
+    message.handed_at = utcnow()
+    db.session.commit()
+    # Loaded, then detached and the transaction ended: the deliverer reads the row while the
+    # channel takes its time (an SMTP server may wait SMTP_TIMEOUT_SECONDS), and a read of an
+    # expired row would open a transaction, which on SQLite holds the write lock for everyone.
+    message = db.session.get(OutboxMessage, message_id)
+    db.session.expunge(message)
+    db.session.commit()
+    return message
+
+
 def deliver_one(message_id: int, worker: str, max_attempts: int) -> DeliveryReport:
     """Deliver one claimed message outside any transaction, then record the outcome."""
     from consult.services.tickets import add_entry
 
     report = DeliveryReport()
-    message = db.session.get(OutboxMessage, message_id)
-    if message is None or message.status != OutboxStatus.SENDING or message.claimed_by != worker:
+    message = _record_attempt(message_id, worker)
+    if message is None:
         return report
-    db.session.commit()  # end the read transaction: the channel may take seconds
     error = None
     permanent = False
     try:
@@ -157,32 +197,34 @@ def deliver_one(message_id: int, worker: str, max_attempts: int) -> DeliveryRepo
     except Exception as exc:  # a bug in a deliverer must not stop the worker
         log.exception("deliverer crashed: outbox=%s channel=%s", message.id, message.channel)
         error = f"{type(exc).__name__}"
+    db.session.rollback()  # whatever the deliverer left open
+    if not queue.hold(QUEUE, message_id, worker):
+        # Taken back while we were sending (this process was thought dead): the other holder
+        # records the outcome; it knows the message may have been sent (handed_at).
+        db.session.rollback()
+        log.warning("outbox=%s: claim lost while sending", message_id)
+        return report
     message = db.session.get(OutboxMessage, message_id)
-    message.attempts += 1
-    message.claimed_by = None
-    message.claimed_at = None
+    message.handed_at = None
     ticket = db.session.get(Ticket, message.ticket_id) if message.ticket_id else None
     if error is None:
+        queue.release(message)
         message.status = OutboxStatus.DELIVERED
         message.delivered_at = utcnow()
         message.last_error = None
         report.delivered += 1
-    elif permanent or message.attempts >= max_attempts:
-        message.status = OutboxStatus.FAILED
-        message.last_error = error[:2000]
-        report.failed += 1
-        if ticket is not None:
-            add_entry(
-                ticket,
-                EntryKind.DELIVERY,
-                body=f"送信に失敗しました：{error[:500]}",
-                data={"outbox_id": message.id, "status": "failed"},
-            )
     else:
-        message.status = OutboxStatus.PENDING
-        message.last_error = error[:2000]
-        message.next_attempt_at = utcnow() + backoff(message.attempts)
-        report.retried += 1
+        if queue.settle_failure(QUEUE, message, error, max_attempts, count=False, final=permanent):
+            report.failed += 1
+            if ticket is not None:
+                add_entry(
+                    ticket,
+                    EntryKind.DELIVERY,
+                    body=f"送信に失敗しました：{error[:500]}",
+                    data={"outbox_id": message.id, "status": "failed"},
+                )
+        else:
+            report.retried += 1
     db.session.commit()
     log.info(
         "outbox=%s channel=%s status=%s attempts=%s",
@@ -195,13 +237,21 @@ def deliver_one(message_id: int, worker: str, max_attempts: int) -> DeliveryRepo
 
 
 def run_once(
-    *, max_attempts: int = 8, lease: timedelta = timedelta(minutes=5), batch: int = 50
+    *,
+    max_attempts: int = 8,
+    batch: int = 10,
+    channels: tuple[str, ...] | None = None,
+    exclude: tuple[str, ...] = (),
 ) -> DeliveryReport:
-    """Deliver everything due now, in batches; returns what happened."""
+    """Deliver everything due now (of the given channels), in small batches.
+
+    Small: a claimed message waits for the ones before it in the batch, and no other worker
+    may take it while this one is alive.
+    """
     worker = worker_name()
     total = DeliveryReport()
     while True:
-        ids = claim_due(worker, batch, lease)
+        ids = claim_due(worker, batch, channels, exclude)
         if not ids:
             return total
         for message_id in ids:
@@ -211,21 +261,43 @@ def run_once(
 TASK_NAME = "outbox"
 
 
-def worker_round() -> DeliveryReport:
+def worker_round(
+    channels: tuple[str, ...] | None = None, exclude: tuple[str, ...] = ()
+) -> DeliveryReport:
     """The worker task: deliver what is due, with the limits from the settings."""
     from flask import current_app
 
     settings = current_app.config["MADOGUCHI"]
     return run_once(
-        max_attempts=int(settings["OUTBOX_MAX_ATTEMPTS"]),
-        lease=timedelta(seconds=int(settings["OUTBOX_LEASE_SECONDS"])),
+        max_attempts=int(settings["OUTBOX_MAX_ATTEMPTS"]), channels=channels, exclude=exclude
     )
+
+
+def worker_tasks(registry) -> list:
+    """One outbox task per channel lane (mail out, LINE out …), claiming only its channels' rows,
+    so an SMTP server that hangs never holds up LINE; and one for channels without a lane."""
+    from consult import plugins
+
+    lanes: dict[str, list[str]] = {}
+    for channel in registry.channels.values():
+        if channel.deliver is not None:
+            lanes.setdefault(channel.lane or channel.name, []).append(channel.name)
+    tasks = [
+        plugins.WorkerTask(
+            f"{TASK_NAME}.{lane}", partial(worker_round, channels=tuple(names)), lane=lane
+        )
+        for lane, names in sorted(lanes.items())
+    ]
+    every = tuple(name for names in lanes.values() for name in names)
+    tasks.append(plugins.WorkerTask(TASK_NAME, partial(worker_round, exclude=every), lane="outbox"))
+    return tasks
 
 
 def retry(message: OutboxMessage) -> None:
     """An administrator asks for a failed message to be tried again."""
     message.status = OutboxStatus.PENDING
     message.next_attempt_at = utcnow()
+    queue.release(message)
 
 
 def list_messages(status: str | None = None, limit: int = 200) -> list[OutboxMessage]:

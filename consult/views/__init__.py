@@ -33,13 +33,13 @@ def register(app: Flask) -> None:
             ),
             ticket_panels=(plugins.TicketPanel("safety", safety_service.ticket_panel),),
             worker_tasks=(
-                plugins.WorkerTask(outbox.TASK_NAME, outbox.worker_round, lane="outbox"),
                 plugins.WorkerTask(
                     "safety.long_sessions", safety_service.check_long_sessions, lane="alerts"
                 ),
                 plugins.WorkerTask("ratelimit.purge", ratelimit.purge_task, lane="alerts"),
             ),
             commands=cli.COMMANDS,
+            queues=(outbox.QUEUE,),
             home_pages={
                 Role.CONSULTANT: "desk.queue",
                 Role.SUPERVISOR: "desk.queue",

@@ -17,7 +17,7 @@ from consult.forms import (
     choices,
 )
 from consult.models import Category, Department, OutboxMessage, Role
-from consult.services import audit, outbox
+from consult.services import audit, outbox, queue
 from consult.services import staff as staff_service
 from consult.services.audit import ACTION_LABELS, OBJECT_LABELS
 from consult.timeutil import TOKYO, in_range
@@ -266,6 +266,23 @@ def audit_log():
         action_labels=ACTION_LABELS,
         object_labels=OBJECT_LABELS,
     )
+
+
+@bp.get("/queue")
+@roles_required(Role.ADMIN)
+def queue_failed():
+    """Every failed item of every queue (outbox, LINE, mail …), each with a retry."""
+    return render_template(
+        "consult/admin/queue.html", items=queue.failed_items(), form=ConfirmForm()
+    )
+
+
+@bp.post("/queue/<key>/retry")
+@roles_required(Role.ADMIN)
+def queue_retry(key: str):
+    if ConfirmForm().validate_on_submit():
+        attempt(lambda: queue.retry(actor(), key), "再試行を予約しました。")
+    return redirect(url_for("admin.queue_failed"))
 
 
 @bp.get("/outbox")

@@ -255,7 +255,7 @@ def test_concurrent_claims_never_take_the_same_row(app):
             with app.app_context():
                 barrier.wait(timeout=30)
                 while True:
-                    got = outbox.claim_due(name, 7, timedelta(minutes=5))
+                    got = outbox.claim_due(name, 7)
                     if not got:
                         break
                     claimed[name].extend(got)
