@@ -213,6 +213,11 @@ TABLE: dict[tuple[str, str], tuple] = {
         lambda o: "/admin/calendar/rota.ics",
         {**DESK_GET, "admin": 200},
     ),
+    ("/admin/queue", "GET"): (lambda o: "/admin/queue", ADMIN_GET),
+    ("/admin/queue/<key>/retry", "POST"): (
+        lambda o: f"/admin/queue/outbox:{o['outbox']}/retry",
+        ADMIN_POST,
+    ),
     ("/admin/outbox/<int:message_id>/retry", "POST"): (
         lambda o: f"/admin/outbox/{o['outbox']}/retry",
         ADMIN_POST,

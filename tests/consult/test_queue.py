@@ -15,6 +15,7 @@ import sqlalchemy as sa
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, OutboxStatus, TimelineEntry
 from consult.services import mail, outbox, queue
+from consult.settings import override as override_settings
 from consult.timeutil import utcnow
 from tests.conftest import install_channel
 
@@ -149,7 +150,8 @@ def silent_smtp():
 def test_an_smtp_server_that_never_answers_is_given_up_after_the_timeout(
     app, silent_smtp, security
 ):
-    app.config["MADOGUCHI"].update(
+    override_settings(
+        app,
         SMTP_HOST="127.0.0.1",
         SMTP_PORT=silent_smtp,
         SMTP_SECURITY=security,

@@ -14,7 +14,7 @@ from consult.extensions import db
 from consult.models import Channel, EntryKind, HelpAlert, HelpResponse, TimelineEntry
 from consult.services import safety, tickets
 from consult.services.actor import Actor
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 from tests.server import all_at_once, csrf_token, get_page, gunicorn_server
 
 

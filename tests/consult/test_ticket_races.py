@@ -16,7 +16,7 @@ from consult.models import Channel, EntryKind, Grain, ReportDaily, Status, Ticke
 from consult.services import tickets
 from consult.services.actor import Actor
 from consult.timeutil import utcnow
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 from tests.server import all_at_once, csrf_token, get_page, gunicorn_server
 
 

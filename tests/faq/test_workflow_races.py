@@ -13,7 +13,7 @@ from consult.extensions import db
 from consult.services.actor import Actor
 from faq import services
 from faq.models import FaqEntry, FaqRevision, FaqStatus
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 from tests.server import all_at_once, csrf_token, get_page, gunicorn_server
 
 

@@ -25,9 +25,8 @@ from consult.services.actor import Actor
 from consult.timeutil import utcnow
 from handoff import services as handoffs
 from handoff.models import Response
-from tests.conftest import PASSWORD
 from tests.consult.http import call
-from tests.helpers import sign_in
+from tests.helpers import PASSWORD, sign_in
 
 SUMMARY = "転入届の記載について市民課の確認が必要です。"
 SUBJECT = "介護保険の認定について相談したい"

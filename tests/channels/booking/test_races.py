@@ -23,7 +23,7 @@ from channels.booking.models import Booking, BookingSlot, BookingStatus, Mode
 from consult.extensions import db
 from consult.models import Citizen, OutboxMessage, Ticket
 from consult.services.actor import Actor
-from tests.conftest import PASSWORD
+from tests.helpers import PASSWORD
 from tests.server import ROOT, all_at_once, csrf_token, get_page, gunicorn_server
 
 from .helpers import form_data, set_capacity, slot_in
@@ -289,6 +289,7 @@ def test_check_in_no_show_and_cancel_at_once_one_wins(app, server, make_staff):
 REMINDER_WORKER = """
 import os, sys, time
 from consult import create_app
+from consult.extensions import db
 from channels.booking import services
 
 app = create_app()
