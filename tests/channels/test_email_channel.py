@@ -328,10 +328,11 @@ def test_a_failing_batch_commit_loses_nothing(app, monkeypatch):
 
 
 def test_the_acknowledgement_tells_the_hours_with_the_administrators_exceptions(
-    app_factory, smtp_server, make_staff, login
+    app_factory, smtp_server, make_staff
 ):
     """Mail's acknowledgement says the kernel's hours, and an exception changes what it says."""
     from consult.timeutil import WEEKDAYS_JA, tokyo_today
+    from tests.helpers import sign_in
 
     app = app_factory(**smtp_server.settings, MAIL_AUTO_ACK=True)
     with app.app_context():
@@ -341,7 +342,7 @@ def test_the_acknowledgement_tells_the_hours_with_the_administrators_exceptions(
         assert "窓口・電話の受付時間：平日 8:30〜17:15／土日祝・年末年始 9:00〜15:00\n" in before
         assert "臨時の変更" not in before
         in_three_days = tokyo_today() + timedelta(days=3)
-        admin = login(make_staff("admin"), test_client=app.test_client())
+        admin = sign_in(app, make_staff("admin"))
         response = admin.post(
             "/admin/calendar/exceptions",
             data={"day": in_three_days.isoformat(), "opens": "9:00", "closes": "12:00"},

@@ -263,7 +263,8 @@ def test_outbox_rows_never_hold_the_line_user_id(line_client, line_app):
 def _admin_sets_exception(app, day, *, closed, opens="", closes="", note=""):
     """An administrator saves an exception on the kernel's calendar page, as in the browser."""
     from consult.services import staff as staff_service
-    from tests.consult.http import PASSWORD, call, sign_in
+    from tests.consult.http import call
+    from tests.helpers import PASSWORD, sign_in
 
     admin = db.session.scalar(sa.select(Staff).where(Staff.login == "cal-admin"))
     if admin is None:

@@ -18,9 +18,9 @@ from tests.channels.line.conftest import (
     new_staff,
     post_webhook,
     run_worker,
-    sign_in,
     text_event,
 )
+from tests.helpers import sign_in
 
 OPEN = int(datetime(2026, 11, 24, 10, 0, tzinfo=TOKYO).timestamp() * 1000)  # Tuesday 10:00
 
@@ -37,7 +37,9 @@ def test_a_failing_event_is_listed_and_retried_by_an_administrator(line_client, 
     bad = _event()
     bad.payload = dict(bad.payload, message="broken")  # crashes processing every time
     db.session.commit()
-    line_app.config["MADOGUCHI"]["LINE_MAX_EVENT_ATTEMPTS"] = 2
+    from consult import settings
+
+    settings.override(line_app, LINE_MAX_EVENT_ATTEMPTS=2)
 
     run_worker(line_app)
     event = _event()
