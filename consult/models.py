@@ -405,6 +405,14 @@ class TimelineEntry(db.Model):
     def kind_label(self) -> str:
         return ENTRY_LABELS[self.kind]
 
+    @property
+    def details(self):
+        """The data's typed shape for its kind (consult.timeline.load), or None: read the data
+        through this, never by its JSON keys."""
+        from consult import timeline
+
+        return timeline.load(self.kind, self.data)
+
     def __repr__(self) -> str:
         return f"<TimelineEntry {self.id} {self.kind}>"
 

@@ -119,9 +119,10 @@ class Channel:
     """A way citizens reach the centre and get answers.
 
     `deliver(message)` sends one outbox row (raising outbox.TemporaryFailure or
-    PermanentFailure); `send_automatic(ticket, text, data)` queues an automatic answer (the FAQ's
-    out-of-hours answer) and records it on the timeline. Either may be None (the counter and the
-    phone deliver nothing).
+    PermanentFailure); `send_automatic(ticket, text, *, automatic, faq_entry_id=None)` queues an
+    automatic answer (the FAQ's out-of-hours answer) through tickets.record_outgoing, which
+    records it on the timeline; the caller asked consult.services.auto_answer first. Either may
+    be None (the counter and the phone deliver nothing).
     """
 
     name: str

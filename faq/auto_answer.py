@@ -1,8 +1,9 @@
 """Out of hours, a citizen's message that clearly matches a public FAQ entry gets its link.
 
-Only when the centre is closed (a consultant answers otherwise), at most once per ticket, only
-for a strong match, on the channel the citizen used (the channel registers a sender in consult's
-registry), and marked on the timeline as an automatic answer. It never holds up the message:
+Only when the kernel's automatic-answer policy allows it (consult.services.auto_answer: the
+centre is closed, at most once per ticket), only for a strong match, on the channel the citizen
+used (the channel registers a sender in consult's registry), and marked on the timeline as an
+automatic answer. It never holds up the message:
 any failure is logged and the message is kept as it arrived.
 """
 
@@ -11,12 +12,11 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-import sqlalchemy as sa
-
 from consult import plugins
 from consult.extensions import db
-from consult.models import EntryKind, Ticket, TimelineEntry
-from consult.services import calendar
+from consult.models import Ticket
+from consult.services import auto_answer
+from consult.timeline import Automatic
 from consult.urls import public_url
 from faq.analysis import morph_terms
 from faq.settings import FaqSettings
@@ -83,22 +83,11 @@ def strong_match(text: str):
     return best.entry
 
 
-def already_answered(ticket: Ticket) -> bool:
-    """Asked for every message out of hours: the ticket's outgoing entries only, not its whole
-    timeline (the automatic senders record their answer as an outgoing message)."""
-    sent = db.session.scalars(
-        sa.select(TimelineEntry.data).where(
-            TimelineEntry.ticket_id == ticket.id, TimelineEntry.kind == EntryKind.MESSAGE_OUT
-        )
-    )
-    return any((data or {}).get("auto_faq") for data in sent)
-
-
 def on_message(ticket: Ticket, *, text: str, at: datetime, **_ignored) -> None:
     if not FaqSettings.current().auto_answer:
         return
     sender = plugins.registry().automatic_sender(ticket.channel.value)
-    if sender is None or calendar.centre_is_open(at) or already_answered(ticket):
+    if sender is None or not auto_answer.may_answer_automatically(ticket, Automatic.FAQ, at):
         return
     try:
         with db.session.begin_nested():
@@ -112,7 +101,7 @@ def on_message(ticket: Ticket, *, text: str, at: datetime, **_ignored) -> None:
                 "このメッセージは受付時間外に自動でお送りしています。"
                 "相談員からも受付時間内にお返事します。"
             )
-            sender(ticket, body, {"auto_faq": entry.id, "label": "FAQによる自動回答"})
+            sender(ticket, body, automatic=Automatic.FAQ, faq_entry_id=entry.id)
     except Exception:
         # The citizen's message is already recorded; only the automatic answer is skipped.
         log.exception("automatic FAQ answer skipped for ticket %s", ticket.id)

@@ -51,10 +51,20 @@ from consult.models import (
     Role,
     Ticket,
 )
-from consult.services import audit, calendar, citizens, mail, numbering, queue, tickets
+from consult.services import (
+    audit,
+    auto_answer,
+    calendar,
+    citizens,
+    mail,
+    numbering,
+    queue,
+    tickets,
+)
 from consult.services.actor import DESK_ROLES, SYSTEM, Actor
 from consult.services.errors import NotFound, ValidationFailed
 from consult.services.normalize import normalize_email
+from consult.timeline import Automatic, Delivery, DeliveryStatus
 from consult.timeutil import utcnow
 
 log = logging.getLogger("madoguchi.email")
@@ -839,7 +849,7 @@ def _handle_bounce(inbound: InboundMail, parsed, raw: bytes) -> None:
         ticket,
         EntryKind.DELIVERY,
         body=f"送信したメールが届きませんでした（不達通知）：{reason}",
-        data={"outbox_id": ours.outbox_id, "status": "failed", "inbound_id": inbound.id},
+        data=Delivery(DeliveryStatus.FAILED, outbox_id=ours.outbox_id, inbound_id=inbound.id),
     )
     inbound.ticket_id = ticket.id
     inbound.status = InboundStatus.PROCESSED
@@ -906,6 +916,41 @@ def recipient_for(ticket: Ticket) -> str | None:
     return None
 
 
+def _record_mail(
+    ticket: Ticket,
+    to: str,
+    text: str,
+    *,
+    author=None,
+    sender_name: str | None = None,
+    automatic: Automatic | None = None,
+    faq_entry_id: int | None = None,
+):
+    """A mail to the citizen on this ticket, threaded under the last message, through the
+    kernel's tickets.record_outgoing (outbox row and timeline entry together); an automatic one
+    says so in its headers (RFC 3834), so the citizen's own responder does not answer it."""
+    in_reply_to, references = _thread_headers(ticket)
+    message, entry = tickets.record_outgoing(
+        ticket,
+        channel=mail.CHANNEL,
+        recipient=to,
+        subject=mail.reply_subject(ticket.subject, ticket.number),
+        body=mail.with_signature(text),
+        entry_body=text,
+        headers=mail.mail_headers(
+            in_reply_to=in_reply_to,
+            references=references,
+            sender_name=sender_name,
+            extra_headers={"Auto-Submitted": "auto-replied"} if automatic else None,
+        ),
+        author=author,
+        automatic=automatic,
+        faq_entry_id=faq_entry_id,
+    )
+    mail.queued(message, ticket)
+    return message, entry
+
+
 def send_reply(actor: Actor, ticket: Ticket, text: str):
     """The consultant's answer: a MESSAGE_OUT entry and an outbox row in one transaction."""
     staff = actor.require(*DESK_ROLES)
@@ -919,32 +964,20 @@ def send_reply(actor: Actor, ticket: Ticket, text: str):
     to = recipient_for(ticket)
     if not to:
         raise ValidationFailed("この相談には返信先のメールアドレスがありません。")
-    in_reply_to, references = _thread_headers(ticket)
-    queued = mail.enqueue_mail(
-        to=to,
-        subject=mail.reply_subject(ticket.subject, ticket.number),
-        text=mail.with_signature(text),
-        ticket=ticket,
-        in_reply_to=in_reply_to,
-        references=references,
-        sender_name=staff.display_name if staff else None,
-    )
-    db.session.flush()
-    entry = tickets.add_entry(
-        ticket,
-        EntryKind.MESSAGE_OUT,
-        author=staff,
-        body=text,
-        data={"channel": "email", "outbox_id": queued.id, "subject": queued.subject},
+    _message, entry = _record_mail(
+        ticket, to, text, author=staff, sender_name=staff.display_name if staff else None
     )
     audit.record(actor, "create", "ticket", ticket.number, "email_reply")
     return entry
 
 
 def send_ack(ticket: Ticket) -> OutboxMessage | None:
-    """The automatic acknowledgement: at most once per ticket, never to an auto-reply."""
+    """The automatic acknowledgement of a new ticket, when the kernel's automatic-answer policy
+    allows it (once per ticket, never to an automatic reply)."""
     thread = db.session.get(EmailThread, ticket.id)
-    if thread is None or thread.ack_outbox_id is not None:
+    if thread is None or not auto_answer.may_answer_automatically(
+        ticket, Automatic.ACK, utcnow(), first_message=True
+    ):
         return None
     config = current_app.config["MADOGUCHI"]
     # The app's Jinja environment without request context processors: the worker has no request.
@@ -954,50 +987,22 @@ def send_ack(ticket: Ticket) -> OutboxMessage | None:
         days=settings()["MAIL_ACK_ANSWER_DAYS"],
         hours=calendar.hours_summary(),
     )
-    in_reply_to, references = _thread_headers(ticket)
-    queued = mail.enqueue_mail(
-        to=thread.address,
-        subject=mail.reply_subject(ticket.subject, ticket.number),
-        text=mail.with_signature(body),
-        ticket=ticket,
-        in_reply_to=in_reply_to,
-        references=references,
-        extra_headers={"Auto-Submitted": "auto-replied"},
-    )
-    db.session.flush()
+    queued, _entry = _record_mail(ticket, thread.address, body, automatic=Automatic.ACK)
     thread.ack_outbox_id = queued.id
-    tickets.add_entry(
-        ticket,
-        EntryKind.MESSAGE_OUT,
-        body=body,
-        data={"channel": "email", "outbox_id": queued.id, "auto_ack": True},
-    )
     return queued
 
 
-def send_automatic(ticket: Ticket, text: str, data: dict) -> OutboxMessage | None:
-    """An automatic message to the citizen (e.g. an FAQ link out of hours), marked as such."""
+def send_automatic(
+    ticket: Ticket, text: str, *, automatic: Automatic, faq_entry_id: int | None = None
+) -> OutboxMessage | None:
+    """An automatic message to the citizen (e.g. an FAQ link out of hours), marked as such.
+
+    The caller asked the automatic-answer policy first (consult.plugins.Channel)."""
     to = recipient_for(ticket)
     if not to or not ticket.is_open:
         return None
-    in_reply_to, references = _thread_headers(ticket)
-    queued = mail.enqueue_mail(
-        to=to,
-        subject=mail.reply_subject(ticket.subject, ticket.number),
-        text=mail.with_signature(text),
-        ticket=ticket,
-        in_reply_to=in_reply_to,
-        references=references,
-        extra_headers={"Auto-Submitted": "auto-replied"},
-    )
-    db.session.flush()
-    tickets.add_entry(
-        ticket,
-        EntryKind.MESSAGE_OUT,
-        body=text,
-        data={"channel": "email", "outbox_id": queued.id, "auto": True, **data},
-    )
-    return queued
+    message, _entry = _record_mail(ticket, to, text, automatic=automatic, faq_entry_id=faq_entry_id)
+    return message
 
 
 # --- staff side -------------------------------------------------------------------------------

@@ -45,12 +45,13 @@ from channels.line.models import (
 )
 from consult import signals
 from consult.extensions import db
-from consult.models import Channel, EntryKind, OutboxMessage, Status, Ticket, TimelineEntry
-from consult.services import audit, calendar, outbox, queue, tickets
+from consult.models import Channel, EntryKind, OutboxMessage, Status, Ticket
+from consult.services import audit, auto_answer, calendar, outbox, queue, tickets
 from consult.services.actor import DESK_ROLES, SYSTEM, Actor
 from consult.services.errors import NotFound, ValidationFailed
 from consult.services.normalize import strip_controls
 from consult.services.outbox import PermanentFailure, TemporaryFailure
+from consult.timeline import Automatic
 from consult.timeutil import WEEKDAYS_JA, to_tokyo, utcnow
 
 log = logging.getLogger("madoguchi.line")
@@ -499,7 +500,7 @@ def _on_follow(contact: LineContact, at: datetime) -> bool:
         "市の個人情報保護の規定に従って管理します。マイナンバーや口座の暗証番号は送らないでください。\n"
         f"よくある質問：{_public_url('/faq')}"
     )
-    _enqueue(contact, greeting, ticket=None, quick_reply=LINK_STEP)
+    _enqueue(contact, greeting, quick_reply=LINK_STEP)
     return True
 
 
@@ -533,7 +534,7 @@ def _on_postback(contact: LineContact, postback: dict) -> bool:
     else:
         log.info("line postback not handled")
         return False
-    _enqueue(contact, text, ticket=None)
+    _enqueue(contact, text)
     return True
 
 
@@ -656,7 +657,7 @@ def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEv
         contact.first_message_at = at
     open_now = calendar.centre_is_open(at)
     if first or not open_now:
-        _auto_answer(contact, ticket, at, open_now)
+        _auto_answer(contact, ticket, at, open_now, first)
     if kind == "text":
         signals.message_received.send(ticket, text=text, at=at)
     return True
@@ -667,53 +668,70 @@ def _opening_text(opening: datetime) -> str:
     return f"{local.month}月{local.day}日({WEEKDAYS_JA[local.weekday()]}) {local:%H:%M}"
 
 
-def _answered_until(ticket: Ticket, opening: str) -> bool:
-    """Whether this ticket was already told, while the centre is closed, when it opens next."""
-    recent = db.session.scalars(
-        sa.select(TimelineEntry.data)
-        .where(TimelineEntry.ticket_id == ticket.id, TimelineEntry.kind == EntryKind.MESSAGE_OUT)
-        .order_by(TimelineEntry.id.desc())
-        .limit(20)
-    )
-    return any((data or {}).get("auto_until") == opening for data in recent)
-
-
-def _auto_answer(contact: LineContact, ticket: Ticket, at: datetime, open_now: bool) -> None:
+def _auto_answer(
+    contact: LineContact, ticket: Ticket, at: datetime, open_now: bool, first: bool
+) -> None:
     """In hours, the first message is acknowledged; out of hours, the first message of each
-    closed spell is told when a consultant will answer (once: not again for every message)."""
-    data = {"auto": True, "channel": CHANNEL}
+    closed spell is told when a consultant will answer (once: not again for every message).
+    Whether to answer is the kernel's automatic-answer policy (consult.services.auto_answer)."""
+    kind = Automatic.ACK if open_now else Automatic.OUT_OF_HOURS
+    if not auto_answer.may_answer_automatically(ticket, kind, at, first_message=first):
+        return
+    opening = None
     if open_now:
         text = (
             f"メッセージを受け付けました（相談番号 {ticket.number}）。\n"
             "相談員が内容を確認してお返事します。しばらくお待ちください。"
         )
     else:
-        opening = calendar.next_centre_opening(at)
-        data["auto_until"] = opening.isoformat()
-        if _answered_until(ticket, data["auto_until"]):
-            return
+        opening = auto_answer.spell_end(at)
         text = (
             f"メッセージを受け付けました（相談番号 {ticket.number}）。\n"
             "ただいま受付時間外です。"
             f"{_opening_text(opening)}以降に、相談員が順にお返事します。\n"
             f"受付時間：{calendar.hours_summary(calendar.to_tokyo_date(at))}"
         )
-    message = _enqueue(contact, text, ticket=ticket)
-    db.session.flush()
-    tickets.add_entry(
-        ticket, EntryKind.MESSAGE_OUT, body=text, data={"outbox_id": message.id, **data}
-    )
+    _record(contact, ticket, text, automatic=kind, auto_until=opening)
 
 
-def _enqueue(
+def _record(
     contact: LineContact,
+    ticket: Ticket,
     text: str,
     *,
-    ticket: Ticket | None,
+    entry_body: str | None = None,
+    author=None,
     sender: str | None = None,
-    quick_reply: list[dict] | None = None,
+    automatic: Automatic | None = None,
+    faq_entry_id: int | None = None,
+    auto_until: datetime | None = None,
 ) -> OutboxMessage:
-    """An outbox row for this contact, with its retry key fixed now (one per message).
+    """A message to the contact about this ticket: outbox row and timeline entry together,
+    through the kernel's tickets.record_outgoing, with LINE's headers (retry key, reply token)."""
+    message, _entry = tickets.record_outgoing(
+        ticket,
+        channel=CHANNEL,
+        recipient=_recipient(contact),
+        body=text,
+        entry_body=entry_body,
+        headers=_headers(contact, sender=sender),
+        author=author,
+        automatic=automatic,
+        faq_entry_id=faq_entry_id,
+        auto_until=auto_until,
+    )
+    return message
+
+
+def _recipient(contact: LineContact) -> str:
+    return f"line-contact:{contact.id}"
+
+
+def _headers(
+    contact: LineContact, *, sender: str | None = None, quick_reply: list[dict] | None = None
+) -> dict:
+    """An outbox row's LINE headers, with its retry key fixed now (one per message), and the
+    contact's reply token while it is fresh (used once: taken from the contact here).
 
     ``quick_reply``: postback buttons shown under the message (label, data), e.g. LINK_STEP."""
     headers: dict = {"retry_key": str(uuid.uuid4())}
@@ -728,12 +746,19 @@ def _enqueue(
         headers["reply_until"] = contact.reply_token_expires_at.isoformat()
         contact.reply_token = None  # a reply token is good for one reply only
         contact.reply_token_expires_at = None
+    return headers
+
+
+def _enqueue(
+    contact: LineContact, text: str, *, quick_reply: list[dict] | None = None
+) -> OutboxMessage:
+    """A message to the contact that belongs to no ticket (greeting, menu answers, the link's
+    outcome): an outbox row alone. Messages about a ticket go through `_record`."""
     return outbox.enqueue(
         channel=CHANNEL,
-        recipient=f"line-contact:{contact.id}",
+        recipient=_recipient(contact),
         body=text,
-        headers=headers,
-        ticket=ticket,
+        headers=_headers(contact, quick_reply=quick_reply),
     )
 
 
@@ -810,7 +835,6 @@ def _self_link(contact: LineContact, match: re.Match, at: datetime) -> bool:
             "お送りいただいた内容は、ご相談として記録しました。\n"
             f"連携する場合は、もう一度「{LINK_STEP_LABEL}」を押してから、相談番号とコードを"
             "お送りください。期限が切れた場合は、センターで新しいコードを受け取ってください。",
-            ticket=None,
             quick_reply=LINK_STEP,
         )
         return True
@@ -837,7 +861,6 @@ def _self_link(contact: LineContact, match: re.Match, at: datetime) -> bool:
         contact,
         "LINEアカウントの連携が完了しました。このトークでのご相談は、"
         "センターでお伺いした内容と合わせて対応します。",
-        ticket=None,
     )
     return True
 
@@ -895,36 +918,29 @@ def send_reply(actor: Actor, ticket: Ticket, text: str) -> OutboxMessage:
             "相談者がこのアカウントをブロック（友だち解除）しているため、LINEで返信できません。"
         )
     display = staff.display_name if staff is not None else "市民相談センター"
-    message = _enqueue(
-        link.contact, f"{sender_line(display)}\n{text}", ticket=ticket, sender=display
-    )
-    db.session.flush()
-    tickets.add_entry(
+    message = _record(
+        link.contact,
         ticket,
-        EntryKind.MESSAGE_OUT,
+        f"{sender_line(display)}\n{text}",
+        entry_body=text,
         author=staff,
-        body=text,
-        data={"outbox_id": message.id, "channel": CHANNEL},
+        sender=display,
     )
     if ticket.status == Status.RECEIVED:
         tickets.change_status(actor, ticket, Status.IN_PROGRESS)
     return message
 
 
-def send_automatic(ticket: Ticket, text: str, data: dict) -> OutboxMessage | None:
-    """An automatic message to the citizen (e.g. an FAQ link out of hours), marked as such."""
+def send_automatic(
+    ticket: Ticket, text: str, *, automatic: Automatic, faq_entry_id: int | None = None
+) -> OutboxMessage | None:
+    """An automatic message to the citizen (e.g. an FAQ link out of hours), marked as such.
+
+    The caller asked the automatic-answer policy first (consult.plugins.Channel)."""
     link = _line_ticket(ticket)
     if link is None or not link.contact.following or not ticket.is_open:
         return None
-    message = _enqueue(link.contact, text, ticket=ticket)
-    db.session.flush()
-    tickets.add_entry(
-        ticket,
-        EntryKind.MESSAGE_OUT,
-        body=text,
-        data={"outbox_id": message.id, "auto": True, "channel": CHANNEL, **data},
-    )
-    return message
+    return _record(link.contact, ticket, text, automatic=automatic, faq_entry_id=faq_entry_id)
 
 
 def deliver(message: OutboxMessage) -> None:

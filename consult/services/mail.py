@@ -61,7 +61,40 @@ def enqueue_mail(
     """Queue one email. Attachments: dicts with filename, content_type and text or data (bytes).
 
     `sender_name` is shown as the From display name; pass a staff member's display_name only.
+    A message to a citizen about their ticket goes through tickets.record_outgoing instead,
+    with `mail_headers(...)` and then `queued(...)`.
     """
+    headers = mail_headers(
+        message_id=message_id,
+        in_reply_to=in_reply_to,
+        references=references,
+        attachments=attachments,
+        sender_name=sender_name,
+        extra_headers=extra_headers,
+    )
+    message = outbox.enqueue(
+        channel=CHANNEL, recipient=to, subject=subject, body=text, headers=headers, ticket=ticket
+    )
+    queued(message, ticket)
+    return message
+
+
+def queued(message: OutboxMessage, ticket: Ticket | None) -> None:
+    """Tell the listeners (email threading) that a mail is in the outbox."""
+    signals.mail_queued.send(message, ticket=ticket)
+
+
+def mail_headers(
+    *,
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    references: list[str] | None = None,
+    attachments: list[dict] | None = None,
+    sender_name: str | None = None,
+    extra_headers: dict | None = None,
+) -> dict:
+    """What an outbox row of a mail keeps in `headers`: the Message-ID (made now, so threading
+    can refer to it before it is sent), threading, attachments, the sender's display name."""
     stored = []
     for item in attachments or ():
         data = item["data"] if "data" in item else item["text"].encode("utf-8")
@@ -72,7 +105,7 @@ def enqueue_mail(
                 "data": base64.b64encode(data).decode("ascii"),
             }
         )
-    headers = {
+    return {
         "message_id": message_id or new_message_id(),
         "in_reply_to": in_reply_to,
         "references": references or [],
@@ -80,11 +113,6 @@ def enqueue_mail(
         "sender_name": sender_name,
         "extra": extra_headers or {},
     }
-    message = outbox.enqueue(
-        channel=CHANNEL, recipient=to, subject=subject, body=text, headers=headers, ticket=ticket
-    )
-    signals.mail_queued.send(message, ticket=ticket)
-    return message
 
 
 def with_signature(text: str) -> str:

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from consult.extensions import db
 from consult.models import EntryKind, OutboxMessage, OutboxStatus, Ticket
 from consult.services import queue
+from consult.timeline import Delivery, DeliveryStatus
 from consult.timeutil import utcnow
 
 log = logging.getLogger("madoguchi.outbox")
@@ -164,7 +165,7 @@ def _record_attempt(message_id: int, worker: str) -> OutboxMessage | None:
                 ticket,
                 EntryKind.DELIVERY,
                 body=MAYBE_SENT,
-                data={"outbox_id": message.id, "status": "resending"},
+                data=Delivery(DeliveryStatus.RESENDING, outbox_id=message.id),
             )
     message.attempts += 1
     message.handed_at = utcnow()
@@ -221,7 +222,7 @@ def deliver_one(message_id: int, worker: str, max_attempts: int) -> DeliveryRepo
                     ticket,
                     EntryKind.DELIVERY,
                     body=f"送信に失敗しました：{error[:500]}",
-                    data={"outbox_id": message.id, "status": "failed"},
+                    data=Delivery(DeliveryStatus.FAILED, outbox_id=message.id),
                 )
         else:
             report.retried += 1

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from consult import signals
+from consult import signals, timeline
 from consult.extensions import db
 from consult.models import (
     STATUS_LABELS,
@@ -17,6 +17,7 @@ from consult.models import (
     Channel,
     Citizen,
     EntryKind,
+    OutboxMessage,
     Priority,
     Role,
     Staff,
@@ -24,7 +25,7 @@ from consult.models import (
     Ticket,
     TimelineEntry,
 )
-from consult.services import audit, numbering
+from consult.services import audit, numbering, outbox
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import (
     InvalidTransition,
@@ -86,10 +87,17 @@ def add_entry(
     *,
     author: Staff | None = None,
     body: str = "",
-    data: dict | None = None,
+    data: dict | timeline.Details | None = None,
     at: datetime | None = None,
 ) -> TimelineEntry:
-    """Append to the timeline; every part of the system records its events through this."""
+    """Append to the timeline; every part of the system records its events through this.
+
+    `data` of a kind with a typed shape (consult.timeline) is given as that shape, and stored
+    through its one writer."""
+    if isinstance(data, timeline.MessageOut | timeline.Delivery):
+        if timeline.KIND_OF[type(data)] != kind:
+            raise TypeError(f"{type(data).__name__} is not the data of a {kind} entry")
+        data = timeline.dump(data)
     at = at or utcnow()
     entry = TimelineEntry(
         ticket=ticket, kind=kind, author=author, body=body, data=data or {}, created_at=at
@@ -99,6 +107,56 @@ def add_entry(
         ticket.last_activity_at = at
     signals.timeline_entry_added.send(ticket, entry=entry)
     return entry
+
+
+def record_outgoing(
+    ticket: Ticket,
+    *,
+    channel: str,
+    recipient: str,
+    body: str,
+    entry_body: str | None = None,
+    subject: str | None = None,
+    headers: dict | None = None,
+    author: Staff | None = None,
+    automatic: timeline.Automatic | None = None,
+    faq_entry_id: int | None = None,
+    auto_until: datetime | None = None,
+    at: datetime | None = None,
+) -> tuple[OutboxMessage, TimelineEntry]:
+    """A message to the citizen: its outbox row and its MESSAGE_OUT entry, in the caller's
+    transaction, so that neither exists without the other. The only place that does both.
+
+    `body` is what the channel sends; `entry_body` what the timeline shows when it differs
+    (the text without the mail signature or LINE's sender line). The channel's own parts (mail
+    threading headers and Message-ID, LINE's retry key, reply token, quick replies) travel in
+    `headers`. An automatic answer names its kind, which the automatic-answer policy
+    (consult.services.auto_answer) reads back."""
+    message = outbox.enqueue(
+        channel=channel,
+        recipient=recipient,
+        body=body,
+        subject=subject,
+        headers=headers,
+        ticket=ticket,
+    )
+    db.session.flush()  # the entry names the row's id
+    entry = add_entry(
+        ticket,
+        EntryKind.MESSAGE_OUT,
+        author=author,
+        body=body if entry_body is None else entry_body,
+        data=timeline.MessageOut(
+            channel=channel,
+            outbox_id=message.id,
+            subject=subject,
+            automatic=automatic,
+            faq_entry_id=faq_entry_id,
+            auto_until=auto_until,
+        ),
+        at=at,
+    )
+    return message, entry
 
 
 def create_ticket(

@@ -332,6 +332,7 @@ def test_the_acknowledgement_tells_the_hours_with_the_administrators_exceptions(
 ):
     """Mail's acknowledgement says the kernel's hours, and an exception changes what it says."""
     from consult.timeutil import WEEKDAYS_JA, tokyo_today
+    from tests.helpers import sign_in
 
     app = app_factory(**smtp_server.settings, MAIL_AUTO_ACK=True)
     with app.app_context():

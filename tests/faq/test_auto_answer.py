@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from consult.extensions import db
 from consult.models import EntryKind, OutboxMessage, Ticket
+from consult.timeline import Automatic
 
 
 def faq_answers(ticket: Ticket):
@@ -11,19 +12,19 @@ def faq_answers(ticket: Ticket):
     return [
         e
         for e in ticket.timeline
-        if e.kind == EntryKind.MESSAGE_OUT and (e.data or {}).get("auto_faq")
+        if e.kind == EntryKind.MESSAGE_OUT and e.details.automatic == Automatic.FAQ
     ]
 
 
 def test_an_email_at_night_gets_the_link_by_email(app, publish_entry, monkeypatch):
     from channels.email import services as email_services
+    from consult.services import calendar
     from consult.services.jis import encode_iso2022jp
-    from faq import auto_answer
 
     entry = publish_entry(
         "粗大ごみの出し方を知りたい", "事前申込制です。", keywords="粗大ごみ 申込み ソファ"
     )
-    monkeypatch.setattr(auto_answer.calendar, "centre_is_open", lambda at: False)
+    monkeypatch.setattr(calendar, "centre_is_open", lambda at: False)
     raw = (
         b"From: shimin@example.jp\r\nTo: soudan@example.lg.jp\r\n"
         b"Subject: =?UTF-8?B?57KX5aSn44GU44G/44Gr44Gk44GE44Gm?=\r\n"
@@ -33,8 +34,8 @@ def test_an_email_at_night_gets_the_link_by_email(app, publish_entry, monkeypatc
     ticket = email_services.ingest(raw).ticket
     db.session.commit()
     [answer] = faq_answers(ticket)
-    assert answer.data["auto_faq"] == entry.id and answer.data["channel"] == "email"
-    mail = db.session.get(OutboxMessage, answer.data["outbox_id"])
+    assert answer.details.faq_entry_id == entry.id and answer.details.channel == "email"
+    mail = db.session.get(OutboxMessage, answer.details.outbox_id)
     assert mail.recipient == "shimin@example.jp" and f"/faq/{entry.id}" in mail.body
     assert mail.headers["extra"]["Auto-Submitted"] == "auto-replied"
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from consult.extensions import db
 from consult.models import Channel, EntryKind, Ticket
 from consult.services.actor import Actor
+from consult.timeline import Automatic
 from consult.timeutil import TOKYO
 from tests.channels.line.conftest import (
     body_of,
@@ -51,7 +52,7 @@ def faq_answers(ticket: Ticket):
     return [
         e
         for e in ticket.timeline
-        if e.kind == EntryKind.MESSAGE_OUT and (e.data or {}).get("auto_faq")
+        if e.kind == EntryKind.MESSAGE_OUT and e.details.automatic == Automatic.FAQ
     ]
 
 
@@ -67,7 +68,7 @@ def test_a_clear_match_at_night_gets_the_entry_link_once(line_client, line_app, 
     run_worker(line_app)
     [ticket] = line_tickets()
     [answer] = faq_answers(ticket)
-    assert answer.data["auto_faq"] == entry_id
+    assert answer.details.faq_entry_id == entry_id
     assert f"https://soudan.example.lg.jp/faq/{entry_id}" in answer.body
     assert "自動でお送りしています" in answer.body
     texts = fake_line.sent_texts()
