@@ -2,8 +2,9 @@
 
 The centre's rule, from Iwamizawa and Chikuma: nobody at the counter is left alone with an
 abusive citizen. The help button reaches every signed-in support-room member and supervisor
-within seconds (their pages poll `live_feed`), and by email through the outbox; their answers
-(向かいます, 到着) go on the ticket's timeline, so the record shows that several people handled it.
+within seconds (the live channel tells their pages, which read `live_feed`), and by email through
+the outbox; their answers (向かいます, 到着) go on the ticket's timeline, so the record shows that
+several people handled it. An alert no one answers in time is escalated (`escalate_alerts`).
 
 Incident records are sensitive about the staff as much as the citizen: only supervisors, the
 support room and administrators read them. Any desk member may file one, also after the fact.
