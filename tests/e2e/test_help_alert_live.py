@@ -148,3 +148,24 @@ def test_help_alert_from_room_3_keeps_the_memo_escalates_and_reaches_everyone(
     expect(boss.locator("#alerts-live .alert-live__item")).to_have_count(2)
     links.first.click()
     expect(boss).not_to_have_url(f"{server.url}/tickets/{number}")
+
+
+def test_without_a_visit_the_place_chosen_on_the_device_is_remembered_and_named(
+    live_server, new_page
+):
+    login, password = live_server.make_staff("consultant", full_name="窓口 二郎")
+    support, _ = live_server.make_staff("support")
+    desk, room = new_page(), new_page()
+    log_in(room, live_server.url, support, password)
+    log_in(desk, live_server.url, login, password)
+    desk.goto(f"{live_server.url}/counter/new")
+    desk.locator("#help-place").select_option(label="相談室2")
+    desk.goto(f"{live_server.url}/")  # another page, same device: the choice is kept
+    expect(desk.locator("#help-place")).to_have_value("room2")
+    desk.get_by_role("button", name="応援要請").click()
+    expect(desk.locator("#help-status")).to_contain_text(
+        "応援を要請しました：相談室2（端末で選択）"
+    )
+    expect(room.locator("#alerts-live .alert-live__item")).to_contain_text(
+        "応援要請：相談室2（端末で選択）"
+    )
