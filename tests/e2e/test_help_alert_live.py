@@ -114,6 +114,22 @@ def test_help_alert_from_room_3_keeps_the_memo_escalates_and_reaches_everyone(
     expect(own).to_contain_text("向かっています：安心 守：向かいます")
     expect(own).not_to_contain_text("まだ誰も応答していません")
     expect(memo).to_have_value("相談者が大声で要求を繰り返している。書きかけ")
+    # The memo being typed in is not under the help button or the tray: its first line, left to
+    # right, is the textarea itself (checked in one go in the page, waiting for layout to settle).
+    memo.blur()
+    memo.focus()
+    desk.wait_for_function(
+        """() => {
+            const memo = document.activeElement;
+            if (!memo || memo.tagName !== "TEXTAREA") return false;
+            const r = memo.getBoundingClientRect();
+            return [r.left + 12, r.left + r.width / 2, r.right - 12].every(
+                (x) => document.elementFromPoint(x, r.top + 14) === memo);
+        }""",
+        timeout=5_000,
+    )
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    desk.screenshot(path=str(SHOTS / "safety-alert-consultant.png"))
 
     # The supervisor's page: a long-session warning and the alert, stacked under the menu.
     _long_session(server, number)

@@ -6,7 +6,7 @@
    - /alerts/live.json is fetched when the page opens and whenever the live channel (live.js) says
      an alert or a long session changed: no poll of its own.
    - The items stack in the page's flow above the content (never over the menu or a form); each
-     can be minimised into the tray at the bottom left, which stays reachable and counts them.
+     can be minimised into the tray in the header, which stays reachable and counts them.
    - Responders hear a beep for a new alert, a loud one when an alert escalates. */
 (function () {
   "use strict";
@@ -25,6 +25,12 @@
   // The stack belongs at the top of the content, under the menu.
   var main = document.getElementById("main");
   if (main) main.insertBefore(region, main.firstChild);
+  // The tray lives in the header, beside the user's name: it covers nothing.
+  var userBox = document.querySelector(".site-header__user");
+  if (tray && userBox) {
+    userBox.insertBefore(tray, userBox.firstChild);
+    tray.classList.add("alert-tray--header");
+  }
 
   function store(kind) {
     try { return window[kind]; } catch (e) { return null; }
@@ -69,7 +75,7 @@
   function minimiseButton(key) {
     var b = el("button", "button button--small button--ghost alert-live__minimise", "最小化");
     b.type = "button";
-    b.title = "画面左下の通知トレイにしまいます";
+    b.title = "画面上部の通知トレイにしまいます";
     b.addEventListener("click", function () {
       var list = minimised();
       if (list.indexOf(key) < 0) list.push(key);
@@ -197,6 +203,22 @@
   // --- the help button ----------------------------------------------------------------------
   var form = document.getElementById("help-form");
   if (!form) return;
+
+  // The button is fixed at the bottom right: a field being typed in never stays under it. When
+  // one takes the focus or grows, the page scrolls it clear (the page has room below for this).
+  function clearOfButton(e) {
+    var field = e.target;
+    if (!field || !field.matches || !field.matches("input, textarea, select") || form.contains(field)) return;
+    var dock = form.getBoundingClientRect().top - 12;
+    var rect = field.getBoundingClientRect();
+    if (rect.bottom <= dock || rect.top >= window.innerHeight) return;
+    var by = rect.bottom - dock;
+    // A field taller than the room above the button: its top line goes near the top instead.
+    by = Math.min(by, Math.max(rect.top - 80, 0));
+    if (by > 0) window.scrollBy(0, by);
+  }
+  document.addEventListener("focusin", clearOfButton);
+  document.addEventListener("input", clearOfButton);
   var select = document.getElementById("help-place");
   var status = document.getElementById("help-status");
   var local = store("localStorage");
@@ -225,6 +247,9 @@
           ? "応援を要請しました：" + answer.body.place
           : (answer.body.error || "送信できませんでした。もう一度押してください。");
         poll();
+        // The alert itself stays in the stack above; the note beside the button goes.
+        clearTimeout(send.clear);
+        send.clear = setTimeout(function () { status.textContent = ""; }, 15000);
       })
       .catch(function () { status.textContent = "送信できませんでした。もう一度押してください。"; })
       .then(function () { sending = false; });
