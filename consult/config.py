@@ -17,7 +17,14 @@ from typing import Any
 
 from consult.settings import ConfigError, Section, Settings, choice, environment, secret
 
-__all__ = ["ConfigError", "CoreSettings", "MailSettings", "flask_config", "load_settings"]
+__all__ = [
+    "ConfigError",
+    "CoreSettings",
+    "MailSettings",
+    "SafetySettings",
+    "flask_config",
+    "load_settings",
+]
 
 SECRET_FILE = "secret_key"  # noqa: S105 (a file name)
 MIN_SECRET_LENGTH = 32
@@ -78,6 +85,17 @@ class MailSettings(Section):
     # PEM bundle of the CA(s) that signed the SMTP and IMAP servers' certificates (a city's own
     # CA on its intranet); empty = the system's trust store. Verification is always on.
     mail_ca_file: str = ""
+
+
+@dataclass(frozen=True)
+class SafetySettings(Section):
+    """Help alerts (MADOGUCHI_SAFETY_*)."""
+
+    PREFIX = "SAFETY_"
+
+    # A help alert no one has answered (向かいます) within this many seconds goes to every
+    # supervisor and to the support room's mail, louder.
+    alert_escalate_seconds: int = 30
 
 
 def _load_or_create_secret(instance_path: Path) -> str:

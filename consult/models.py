@@ -583,8 +583,17 @@ class HelpAlert(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     ticket_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
     place: Mapped[str] = mapped_column(sa.String(40))
+    # What the support room reads: the room of the visit in progress, or the place chosen on
+    # the device, said to be so: 「相談室3（受付中の相談 2026-000123）」,
+    # 「電話（端末で選択：相談室2）」.
+    place_label: Mapped[str | None] = mapped_column(sa.String(200))
     raised_by_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"))
     raised_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The staff id while a second press would repeat this alert (within 60 s, still open), else
+    # NULL: the unique key lets one of two simultaneous presses (two tabs) insert, never both.
+    press_key: Mapped[int | None] = mapped_column(unique=True)
+    # Set once (conditional UPDATE) when no one answered in time and it went to everyone.
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
 

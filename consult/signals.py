@@ -73,7 +73,14 @@ timeline_entry_added = _signals.signal(
 help_alert_changed = _signals.signal(
     "help-alert-changed",
     doc="""A help alert (応援要請) was raised, answered (向かいます／到着) or closed. Sender: the
-    HelpAlert. Arguments: `action` ("raised", "coming", "arrived", "closed").""",
+    HelpAlert. Arguments: `action` ("raised", "escalated", "coming", "arrived", "closed").""",
+)
+
+visit_place_asked = _signals.signal(
+    "visit-place-asked",
+    doc="""Where is the visit in progress of this ticket? (the help alert's place; the kernel
+    does not know channels' visits). Sender: the Ticket. Arguments: `found` (a list a receiver
+    appends a room number (int) to, when the ticket has a visit in progress in that room).""",
 )
 
 long_session_alerted = _signals.signal(

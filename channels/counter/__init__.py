@@ -20,7 +20,10 @@ def register(app: Flask) -> None:
                 ),
             ),
             ticket_panels=(plugins.TicketPanel("counter", services.ticket_panel),),
-            receivers=((signals.ticket_closed, services.finish_on_close),),
+            receivers=(
+                (signals.ticket_closed, services.finish_on_close),
+                (signals.visit_place_asked, services.room_in_progress),
+            ),
             channel=plugins.Channel("counter", "窓口"),
         ),
     )

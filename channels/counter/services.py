@@ -175,3 +175,16 @@ def ticket_panel(ticket: Ticket):
     if visit is None:
         return None
     return "counter/_panel.html", {"visit": visit, "rooms": ROOMS}
+
+
+def room_in_progress(ticket: Ticket, found: list[int] | None = None, **_) -> None:
+    """Receiver of signals.visit_place_asked: the room of a visit called or seated.
+
+    The help alert asks it, so that the support room goes to the room the consultant is in,
+    whatever a device's select says.
+    """
+    if found is None or ticket.channel != Channel.COUNTER:
+        return
+    visit = visit_for(ticket)
+    if visit is not None and visit.state in (VisitState.CALLED, VisitState.SERVING):
+        found.append(visit.room)

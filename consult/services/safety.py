@@ -2,8 +2,9 @@
 
 The centre's rule, from Iwamizawa and Chikuma: nobody at the counter is left alone with an
 abusive citizen. The help button reaches every signed-in support-room member and supervisor
-within seconds (their pages poll `live_feed`), and by email through the outbox; their answers
-(向かいます, 到着) go on the ticket's timeline, so the record shows that several people handled it.
+within seconds (the live channel tells their pages, which read `live_feed`), and by email through
+the outbox; their answers (向かいます, 到着) go on the ticket's timeline, so the record shows that
+several people handled it. An alert no one answers in time is escalated (`escalate_alerts`).
 
 Incident records are sensitive about the staff as much as the citizen: only supervisors, the
 support room and administrators read them. Any desk member may file one, also after the fact.
@@ -150,30 +151,83 @@ def long_session_thresholds() -> list[int]:
 # --- help alerts -------------------------------------------------------------------------------
 
 
-def raise_alert(actor: Actor, *, place: str, ticket: Ticket | None = None) -> HelpAlert:
-    """The help button. One transaction: the alert, the timeline entry and the emails."""
-    staff = actor.require(*DESK_ROLES)
-    if place not in PLACES:
+def visit_place(ticket: Ticket | None) -> int | None:
+    """The room of the ticket's visit in progress (a counter visit called or seated), or None.
+
+    Asked through a signal: the counter channel knows its visits, the kernel does not.
+    """
+    if ticket is None or ticket.id is None:
+        return None
+    found: list[int] = []
+    signals.visit_place_asked.send(ticket, found=found)
+    return found[0] if found else None
+
+
+def _place_of(ticket: Ticket | None, chosen: str | None) -> tuple[str, str]:
+    """(place key, what the support room reads).
+
+    The visit in progress wins over anything the page sent: a device's remembered choice is
+    only for a phone call or when there is no visit, and then the alert says it was chosen.
+    """
+    room = visit_place(ticket)
+    if room is not None:
+        key = f"room{room}"
+        return key, f"相談室{room}（受付中の相談 {ticket.number}）"
+    if chosen not in PLACES:
         raise ValidationFailed("場所を選んでください。")
+    if ticket is not None and ticket.channel == Channel.PHONE:
+        return chosen, f"電話（端末で選択：{PLACES[chosen]}）"
+    return chosen, f"{PLACES[chosen]}（端末で選択）"
+
+
+def place_text(alert: HelpAlert) -> str:
+    return alert.place_label or PLACES.get(alert.place, alert.place)
+
+
+def raise_alert(actor: Actor, *, place: str | None, ticket: Ticket | None = None) -> HelpAlert:
+    """The help button. One transaction: the alert, the timeline entry and the emails.
+
+    A second press within REPEAT_PRESS returns the open alert. Two presses at the same moment
+    (two tabs) both pass any "is there one?" read, so the guard is the unique `press_key`: one
+    INSERT wins, the other fails on the key and returns the winner's alert.
+    """
+    staff = actor.require(*DESK_ROLES)
+    key, label = _place_of(ticket, place)
     now = utcnow()
-    recent = db.session.scalar(
-        sa.select(HelpAlert).where(
-            HelpAlert.closed_at.is_(None),
-            HelpAlert.raised_by_id == staff.id,
-            HelpAlert.raised_at > now - REPEAT_PRESS,
+    # Presses older than the repeat window no longer hold the key (a new alert may be raised).
+    db.session.execute(
+        sa.update(HelpAlert)
+        .where(
+            HelpAlert.press_key == staff.id,
+            sa.or_(HelpAlert.raised_at <= now - REPEAT_PRESS, HelpAlert.closed_at.is_not(None)),
         )
+        .values(press_key=None)
+        .execution_options(synchronize_session=False)
     )
-    if recent is not None:
-        return recent
-    alert = HelpAlert(place=place, ticket=ticket, raised_by=staff, raised_at=now)
-    db.session.add(alert)
+    alert = HelpAlert(
+        place=key,
+        place_label=label,
+        ticket=ticket,
+        raised_by=staff,
+        raised_at=now,
+        press_key=staff.id,
+    )
+    try:
+        with db.session.begin_nested():
+            db.session.add(alert)
+            db.session.flush()
+    except IntegrityError:
+        recent = db.session.scalar(sa.select(HelpAlert).where(HelpAlert.press_key == staff.id))
+        if recent is not None:
+            return recent
+        raise
     if ticket is not None:
         tickets.add_entry(
             ticket,
             EntryKind.SAFETY,
             author=staff,
-            body=f"応援要請（{PLACES[place]}）",
-            data={"alert": "raised"},
+            body=f"応援要請：{label}",
+            data={"alert": "raised", "alert_id": alert.id},
             at=now,
         )
     db.session.flush()
@@ -182,14 +236,17 @@ def raise_alert(actor: Actor, *, place: str, ticket: Ticket | None = None) -> He
     return alert
 
 
-def _mail_alert(alert: HelpAlert) -> None:
+def _mail_alert(alert: HelpAlert, *, escalated: bool = False) -> None:
     """Staff-internal mail: the place, the ticket number and who asked; no citizen data."""
 
     from consult.services.mail import enqueue_mail
 
-    where = PLACES[alert.place]
+    where = place_text(alert)
+    first = "応援要請がありました。至急向かってください。"
+    if escalated:
+        first = "応援要請にまだ誰も応答していません（エスカレーション）。至急向かってください。"
     lines = [
-        "応援要請がありました。至急向かってください。",
+        first,
         "",
         f"場所：{where}",
         f"要請者：{alert.raised_by.full_name}",
@@ -199,14 +256,70 @@ def _mail_alert(alert: HelpAlert) -> None:
         lines.append(f"相談番号：{alert.ticket.number}")
         lines.append(public_url("desk.ticket", number=alert.ticket.number))
     lines += ["", "madoguchi の画面で「向かいます」「到着」を押してください。"]
+    subject = f"【応援要請・未応答】{where}" if escalated else f"【応援要請】{where}"
     for address in get_setting("alert_mail_to").split(","):
         enqueue_mail(
             to=address,
-            subject=f"【応援要請】{where}",
+            subject=subject,
             text="\n".join(lines),
             ticket=alert.ticket,
-            extra_headers={"X-Madoguchi-Internal": "help-alert"},
+            extra_headers={
+                "X-Madoguchi-Internal": "help-alert-escalated" if escalated else "help-alert"
+            },
         )
+
+
+def escalate_alerts(now: datetime | None = None) -> int:
+    """Worker task (alerts lane): open alerts no one answered in time go to everyone, louder.
+
+    Each is taken with one conditional UPDATE (escalated_at IS NULL and still no 向かいます), so
+    two workers, or two rounds, escalate an alert once: one mail, one timeline entry.
+    """
+    from consult.config import SafetySettings
+
+    now = now or utcnow()
+    delay = timedelta(seconds=SafetySettings.current().alert_escalate_seconds)
+    answered = sa.select(HelpResponse.id).where(HelpResponse.alert_id == HelpAlert.id).exists()
+    due = list(
+        db.session.scalars(
+            sa.select(HelpAlert.id).where(
+                HelpAlert.closed_at.is_(None),
+                HelpAlert.escalated_at.is_(None),
+                HelpAlert.raised_at <= now - delay,
+                ~answered,
+            )
+        )
+    )
+    done = 0
+    for alert_id in due:
+        taken = db.session.execute(
+            sa.update(HelpAlert)
+            .where(
+                HelpAlert.id == alert_id,
+                HelpAlert.escalated_at.is_(None),
+                HelpAlert.closed_at.is_(None),
+                ~answered,
+            )
+            .values(escalated_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if taken != 1:
+            continue  # answered, closed or escalated by another worker meanwhile
+        alert = db.session.get(HelpAlert, alert_id)
+        db.session.refresh(alert)
+        if alert.ticket is not None:
+            tickets.add_entry(
+                alert.ticket,
+                EntryKind.SAFETY,
+                body="応援要請：未応答（エスカレーション済み）・全責任者とサポート室に再通知",
+                data={"alert": "escalated", "alert_id": alert.id},
+                at=now,
+            )
+        _mail_alert(alert, escalated=True)
+        signals.help_alert_changed.send(alert, action="escalated")
+        done += 1
+    db.session.flush()  # the worker commits the round (consult.worker)
+    return done
 
 
 ALERT_CLOSED = "この応援要請は対応終了になっています。"
@@ -270,7 +383,7 @@ def close_alert(actor: Actor, alert_id: int) -> HelpAlert:
     closed = db.session.execute(
         sa.update(HelpAlert)
         .where(HelpAlert.id == alert.id, HelpAlert.closed_at.is_(None))
-        .values(closed_at=utcnow(), closed_by_id=staff.id)
+        .values(closed_at=utcnow(), closed_by_id=staff.id, press_key=None)
         .execution_options(synchronize_session=False)
     ).rowcount
     db.session.refresh(alert)
@@ -331,7 +444,11 @@ def _alert_json(alert: HelpAlert, viewer: Staff, since: int) -> dict:
     return {
         "id": alert.id,
         "new": alert.id > since,
-        "place": PLACES[alert.place],
+        "place": place_text(alert),
+        "escalated": alert.escalated_at is not None,
+        "coming": [
+            r.staff.full_name for r in alert.responses if r.kind == AlertResponseKind.COMING
+        ],
         "ticket": alert.ticket.number if alert.ticket else None,
         "url": f"/tickets/{alert.ticket.number}" if alert.ticket else None,
         "raised_by": alert.raised_by.full_name,

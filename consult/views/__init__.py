@@ -8,6 +8,7 @@ from consult.models import Role
 
 def register(app: Flask) -> None:
     from consult import cli
+    from consult.config import SafetySettings
     from consult.services import outbox, ratelimit
     from consult.services import reports as report_service
     from consult.services import safety as safety_service
@@ -36,6 +37,12 @@ def register(app: Flask) -> None:
                 plugins.WorkerTask(
                     "safety.long_sessions", safety_service.check_long_sessions, lane="alerts"
                 ),
+                plugins.WorkerTask(
+                    "safety.escalate_alerts",
+                    safety_service.escalate_alerts,
+                    lane="alerts",
+                    interval=1.0,
+                ),
                 plugins.WorkerTask("ratelimit.purge", ratelimit.purge_task, lane="alerts"),
             ),
             commands=cli.COMMANDS,
@@ -47,9 +54,10 @@ def register(app: Flask) -> None:
             },
             report_sections=report_service.BUILTIN_SECTIONS,
             report_exports=report_service.BUILTIN_EXPORTS,
+            settings=SafetySettings,
         ),
     )
 
     @app.context_processor
     def safety_context():
-        return {"help_places": safety_service.PLACES}
+        return {"help_places": safety_service.PLACES, "visit_place": safety_service.visit_place}

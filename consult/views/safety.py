@@ -15,7 +15,7 @@ from consult.forms import ConfirmForm, HelpForm, IncidentForm, SafetySettingsFor
 from consult.models import FOLLOW_UP_LABELS, INCIDENT_CATEGORY_LABELS, Role
 from consult.services import safety, tickets
 from consult.services.actor import DESK_ROLES
-from consult.services.errors import NotFound
+from consult.services.errors import DomainError, NotFound
 from consult.timeutil import TOKYO, utcnow
 from consult.web import actor, attempt, roles_required, safe_next
 
@@ -44,6 +44,8 @@ def _ticket_or_none(number: str | None):
 @bp.post("/alerts")
 @roles_required(*DESK_ROLES)
 def raise_alert():
+    """The help button. The page sends it with fetch (JSON) and stays as it is, so nothing
+    typed is lost; without JavaScript the form posts and comes back here."""
     form = HelpForm()
     form.place.choices = choices(safety.PLACES.items())
     if not form.validate_on_submit():
@@ -52,11 +54,20 @@ def raise_alert():
         flash("場所を選んでください。", "error")
         return _back(url_for("auth.home"))
     ticket = _ticket_or_none(form.ticket.data)
-    ok, alert = attempt(lambda: safety.raise_alert(actor(), place=form.place.data, ticket=ticket))
     if _wants_json():
-        return (jsonify({"id": alert.id}), 200) if ok else (jsonify({"error": "失敗"}), 422)
+        try:
+            alert = safety.raise_alert(actor(), place=form.place.data, ticket=ticket)
+            db.session.flush()
+        except DomainError as error:
+            db.session.rollback()
+            return jsonify({"error": error.message}), 422
+        return jsonify({"id": alert.id, "place": safety.place_text(alert)}), 200
+    ok, alert = attempt(lambda: safety.raise_alert(actor(), place=form.place.data, ticket=ticket))
     if ok:
-        flash("応援を要請しました。サポート室と責任者に通知しました。", "success")
+        flash(
+            f"応援を要請しました（{safety.place_text(alert)}）。サポート室と責任者に通知しました。",
+            "success",
+        )
     return _back(url_for("desk.ticket", number=ticket.number) if ticket else url_for("auth.home"))
 
 

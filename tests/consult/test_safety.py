@@ -64,7 +64,7 @@ def test_help_alert_reaches_responders_and_records_who_came(app, make_staff, mak
 
     for client in (room, boss):
         feed = call(app, client, "GET", "/alerts/live.json?since=0").get_json()
-        assert [a["place"] for a in feed["alerts"]] == ["相談室2"]
+        assert [a["place"] for a in feed["alerts"]] == ["相談室2（端末で選択）"]
         assert feed["alerts"][0]["ticket"] == ticket.number
         assert feed["alerts"][0]["new"] is True
         assert feed["responder"] is True
@@ -83,7 +83,7 @@ def test_help_alert_reaches_responders_and_records_who_came(app, make_staff, mak
     ]
     bodies = [(e.author.full_name, e.body) for e in _entries(ticket.id)]
     assert bodies == [
-        ("窓口 一郎", "応援要請（相談室2）"),
+        ("窓口 一郎", "応援要請：相談室2（端末で選択）"),
         ("安心 守", "向かいます（安心対応サポート室）"),
         ("責任 花子", "到着（センター責任者）"),
     ]

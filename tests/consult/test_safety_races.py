@@ -11,7 +11,14 @@ import requests
 import sqlalchemy as sa
 
 from consult.extensions import db
-from consult.models import Channel, EntryKind, HelpAlert, HelpResponse, TimelineEntry
+from consult.models import (
+    Channel,
+    EntryKind,
+    HelpAlert,
+    HelpResponse,
+    OutboxMessage,
+    TimelineEntry,
+)
 from consult.services import safety, tickets
 from consult.services.actor import Actor
 from tests.helpers import PASSWORD
@@ -81,3 +88,28 @@ def test_help_alert_answered_and_closed_by_many_at_once(app, database_url, tmp_p
     assert [code for code, _ in closing] == [200] * 4, closing
     assert sum("対応終了にしました。" in text for _, text in closing) == 1
     assert sum(safety.ALERT_CLOSED in text for _, text in closing) == 3
+
+
+def test_help_pressed_in_four_tabs_at_once_raises_one_alert(
+    app, database_url, tmp_path, make_staff
+):
+    """Issue 15: the "is there a recent one?" read let simultaneous presses both insert. The
+    unique press key lets one in; every tab gets that alert's id, one mail goes out."""
+    login = make_staff("consultant").login
+    db.session.commit()
+    with gunicorn_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
+        tabs = [_log_in(server, login) for _ in range(4)]
+        answers = all_at_once(
+            4,
+            lambda n: tabs[n][0].post(
+                f"{server}/alerts",
+                data={"csrf_token": tabs[n][1], "place": "room2"},
+                headers={"Connection": "close", "Accept": "application/json"},
+                timeout=120,
+            ),
+        )
+    assert [code for code, _ in answers] == [200] * 4, answers
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count(HelpAlert.id))) == 1
+    assert db.session.scalar(sa.select(sa.func.count(OutboxMessage.id))) == 1
+    assert len({text for _, text in answers}) == 1  # the same alert for every tab

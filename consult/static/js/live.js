@@ -55,7 +55,9 @@
   // --- sound and notification (no audio file: Web Audio) -----------------------------------
 
   var audio = null;
-  live.beep = function (times) {
+  // loud: an escalated alert (no one answered): a harsher, louder two-tone, more times.
+  live.beep = function (times, loud) {
+    live.lastBeep = { times: times || 2, loud: !!loud, at: Date.now() };
     try {
       var Context = window.AudioContext || window.webkitAudioContext;
       if (!Context) { return; }
@@ -64,14 +66,14 @@
       for (var i = 0; i < count; i += 1) {
         var osc = audio.createOscillator();
         var gain = audio.createGain();
-        osc.type = "sine";
-        osc.frequency.value = 880;
-        gain.gain.value = 0.2;
+        osc.type = loud ? "square" : "sine";
+        osc.frequency.value = loud ? (i % 2 ? 660 : 988) : 880;
+        gain.gain.value = loud ? 0.6 : 0.2;
         osc.connect(gain);
         gain.connect(audio.destination);
         var start = audio.currentTime + i * 0.35;
         osc.start(start);
-        osc.stop(start + 0.2);
+        osc.stop(start + (loud ? 0.3 : 0.2));
       }
     } catch (e) { /* a browser that refuses sound before a click: the banner still shows */ }
   };
