@@ -20,7 +20,11 @@ def register(app: Flask) -> None:
                 ),
             ),
             ticket_panels=(plugins.TicketPanel("counter", services.ticket_panel),),
-            receivers=((signals.ticket_closed, services.finish_on_close),),
+            receivers=(
+                (signals.ticket_closed, services.finish_on_close),
+                (signals.counter_visit_moved, services.publish_call),
+            ),
+            visit_lookup=services.visit_lookup,
             channel=plugins.Channel("counter", "窓口"),
         ),
     )
