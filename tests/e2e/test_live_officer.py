@@ -92,3 +92,25 @@ def test_a_call_at_the_desk_appears_on_the_display_at_once(slow_poll_server, new
     # The stream stays open afterwards, with no session behind it.
     expect(display.locator("body")).to_have_attribute("data-display-state", "open")
     assert re.fullmatch(r"\d+", display.evaluate("document.body.dataset.liveCursor"))
+
+
+def test_the_display_falls_back_to_its_poll_when_the_stream_is_refused(
+    live_server, new_page, console_watch
+):
+    console_watch.expect(r"net::ERR_FAILED.*/display/live")  # the refused stream, on purpose
+    login, password = live_server.make_staff("consultant")
+    category = live_server.make_category("国民健康保険")
+    display = new_page()
+    display.route("**/display/live**", lambda route: route.abort())
+    display.goto(f"{live_server.url}/display")
+    expect(display.locator("body")).to_have_attribute(
+        "data-display-state", "polling", timeout=30_000
+    )
+
+    desk = new_page()
+    log_in(desk, live_server.url, login, password)
+    reception = receive_walk_in(desk, category, 1, "国保の加入手続き")
+    desk.get_by_role("button", name="呼び出す").click()
+    expect(desk.get_by_role("status").filter(has_text="呼び出しました。")).to_be_visible()
+    # DISPLAY_REFRESH_SECONDS is 2 on the live server: a few rounds of the poll.
+    expect(called_item(display, reception)).to_be_visible(timeout=8_000)

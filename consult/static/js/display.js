@@ -78,8 +78,11 @@
     };
     source.onerror = function () {
       body.setAttribute("data-display-state", "lost");
+      failures += 1;
+      // The browser retries by itself; when the stream keeps failing (a proxy that refuses
+      // it), the screen goes back to reading its board every few seconds.
+      if (failures >= 4) { source.close(); poll(); return; }
       if (source.readyState === EventSource.CLOSED) {
-        failures += 1;
         setTimeout(connect, Math.min(1000 * failures, 5000));
       }
     };
