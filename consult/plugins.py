@@ -100,6 +100,16 @@ class CaseRecord:
 
 
 @dataclass(frozen=True)
+class VisitInfo:
+    """Where a citizen is waiting in person: the room of the visit and the reception number the
+    citizen is called by. Numbers only (no personal data), so staff pages and the live channel
+    may carry them; the counter answers it, the handoff asks it without importing the counter."""
+
+    room: int
+    reception_number: int
+
+
+@dataclass(frozen=True)
 class WorkerTask:
     """A job the worker runs again and again, in its own app context; it owns its transactions.
 
@@ -149,6 +159,9 @@ class Plugin:
     report_sections: Sequence[ReportSection] = ()
     report_exports: Sequence[ReportExport] = ()
     case_record_source: Callable[[Ticket], list[CaseRecord]] | None = None
+    # The in-person visits of some tickets: {ticket id: VisitInfo} for those that have one (the
+    # counter). Takes a list, so a page of a hundred handoffs asks once.
+    visit_lookup: Callable[[list[Ticket]], dict[int, VisitInfo]] | None = None
     # (signal, receiver): the receiver runs only for apps that installed this plugin.
     receivers: Sequence[tuple[Signal, Callable]] = ()
     channel: Channel | None = None
@@ -241,6 +254,16 @@ class Registry:
             if plugin.case_record_source is not None
             for record in plugin.case_record_source(ticket)
         ]
+
+    def visits(self, tickets: list[Ticket]) -> dict[int, VisitInfo]:
+        """{ticket id: VisitInfo} for the tickets with an in-person visit, from every plugin."""
+        found: dict[int, VisitInfo] = {}
+        if not tickets:
+            return found
+        for plugin in self.plugins.values():
+            if plugin.visit_lookup is not None:
+                found.update(plugin.visit_lookup(tickets))
+        return found
 
     def receivers_of(self, signal: Signal) -> list[Callable]:
         return [

@@ -88,3 +88,9 @@ long_session_alerted = _signals.signal(
     doc="""A counter or phone session passed a long-session threshold. Sender: the Ticket.
     Arguments: `minutes` (int).""",
 )
+
+counter_visit_moved = _signals.signal(
+    "counter-visit-moved",
+    doc="""A walk-in's visit was called to a room, seated or finished. Sender: the CounterVisit.
+    Arguments: `action` ("call", "serve", "finish"). The lobby display hears of calls.""",
+)

@@ -524,6 +524,30 @@ def open_link(token: str, address: str | None) -> Handoff:
     return link.handoff
 
 
+def external_contact(handoff: Handoff, address: str | None) -> dict | None:
+    """What an external body asked to call back sees: the 相談番号 and the citizen's phone
+    numbers, as an internal officer does, while the request is open; each view is audited.
+
+    Only the responses that need contact (CONTACT_RESPONSES, shared when the handoff was made);
+    not the name or the mail address (a call needs neither). The audit row says who (the
+    external body, by department id), from where and what (field names), never the values.
+    """
+    if handoff.response not in CONTACT_RESPONSES or not handoff.share_contact:
+        return None
+    if not handoff.is_active:
+        return None
+    citizen = handoff.ticket.citizen
+    phones = [p.number for p in citizen.phones] if citizen is not None else []
+    audit.record(
+        Actor(None, address, trusted=True),
+        "external_view_contact",
+        "handoff",
+        handoff.id,
+        f"department:{handoff.department_id} number,phones",
+    )
+    return {"number": handoff.ticket.number, "phones": phones}
+
+
 def finish_external(handoff: Handoff, record: Record, author_name: str) -> None:
     """An external body answers in one go: taking the request and recording what it did."""
     author_name = clean_text(author_name, "ご担当者名", 120, required=True)
@@ -576,7 +600,9 @@ def inbox(actor: Actor, tab: str, *, before_id: int | None = None, limit: int = 
     rows = list(
         db.session.scalars(
             query.options(
-                sa.orm.selectinload(Handoff.ticket), sa.orm.selectinload(Handoff.department)
+                sa.orm.selectinload(Handoff.ticket).selectinload(Ticket.assignee),
+                sa.orm.selectinload(Handoff.department),
+                sa.orm.selectinload(Handoff.created_by),
             )
         )
     )
@@ -596,6 +622,40 @@ def inbox_counts(actor: Actor) -> dict[str, int]:
             base.where(Handoff.state.in_(ACTIVE_STATES), Handoff.due_at < now)
         ),
     }
+
+
+@dataclass(frozen=True)
+class WhereToGo:
+    """Where an officer asked to come (来庁して対応) goes: the room of the counter visit, the
+    reception number the citizen is called by, and the consultant's display name (表示名)."""
+
+    room: int | None
+    reception_number: int | None
+    consultant: str | None
+
+
+def _consultant_of(handoff: Handoff) -> Staff | None:
+    return handoff.ticket.assignee or handoff.created_by
+
+
+def where_to_go(handoffs: list[Handoff]) -> dict[int, WhereToGo]:
+    """{handoff id: WhereToGo} for the come-to-counter handoffs among these, in one lookup.
+
+    The visit comes through the plugin contract (the counter's `visit_lookup`), so the handoff
+    never imports the counter; a ticket with no visit (a phone call) still names the consultant.
+    """
+    visits = [h for h in handoffs if h.response == Response.VISIT]
+    found = plugins.registry().visits([h.ticket for h in visits])
+    places = {}
+    for handoff in visits:
+        info = found.get(handoff.ticket_id)
+        consultant = _consultant_of(handoff)
+        places[handoff.id] = WhereToGo(
+            room=info.room if info else None,
+            reception_number=info.reception_number if info else None,
+            consultant=consultant.display_name if consultant else None,
+        )
+    return places
 
 
 def for_ticket(ticket: Ticket) -> list[Handoff]:

@@ -246,6 +246,7 @@ def inbox():
         tabs=services.INBOX_TABS,
         rows=rows,
         next_before=next_before,
+        places=services.where_to_go(rows),
         counts=services.inbox_counts(actor()),
         now=utcnow(),
     )
@@ -262,6 +263,7 @@ def _detail_context(handoff, **forms):
     return {
         "handoff": handoff,
         "contact": services.contact_for(actor(), handoff),
+        "place": services.where_to_go([handoff]).get(handoff.id),
         "expectation": services.citizen_expectation(handoff),
         "is_officer": actor().staff.role == Role.OFFICER,
         "action_form": ActionForm(),
@@ -398,6 +400,7 @@ def external(token: str):
         render_template(
             "handoff/external.html",
             handoff=handoff,
+            contact=services.external_contact(handoff, request.remote_addr),
             form=form,
             decline_form=decline_form,
         ),

@@ -23,7 +23,9 @@ def register(app: Flask) -> None:
             receivers=(
                 (signals.ticket_closed, services.finish_on_close),
                 (signals.visit_place_asked, services.room_in_progress),
+                (signals.counter_visit_moved, services.publish_call),
             ),
+            visit_lookup=services.visit_lookup,
             channel=plugins.Channel("counter", "窓口"),
         ),
     )

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from channels.counter.models import ROOMS, CounterVisit, VisitState
+from consult import plugins, signals
 from consult.extensions import db
 from consult.models import Channel, EntryKind, Ticket
 from consult.services import citizens, numbering, tickets
@@ -84,6 +85,19 @@ def visit_for(ticket: Ticket) -> CounterVisit | None:
     return db.session.scalar(sa.select(CounterVisit).where(CounterVisit.ticket_id == ticket.id))
 
 
+def visit_lookup(tickets_: list[Ticket]) -> dict[int, plugins.VisitInfo]:
+    """The plugin hook: the room and reception number of these tickets' visits, in one query."""
+    ids = [t.id for t in tickets_ if t.channel == Channel.COUNTER and t.id is not None]
+    if not ids:
+        return {}
+    rows = db.session.execute(
+        sa.select(CounterVisit.ticket_id, CounterVisit.room, CounterVisit.reception_number).where(
+            CounterVisit.ticket_id.in_(ids)
+        )
+    )
+    return {row.ticket_id: plugins.VisitInfo(row.room, row.reception_number) for row in rows}
+
+
 _MOVES = {
     "call": ({VisitState.WAITING, VisitState.CALLED}, VisitState.CALLED, "呼び出し"),
     "serve": ({VisitState.WAITING, VisitState.CALLED}, VisitState.SERVING, "相談開始"),
@@ -126,7 +140,26 @@ def move(actor: Actor, ticket: Ticket, action: str, room: int | None = None) -> 
         data={"visit_state": target.value},
         at=now,
     )
+    db.session.flush()
+    signals.counter_visit_moved.send(visit, action=action)
     return visit
+
+
+DISPLAY_AUDIENCE = "display"  # the lobby's public stream; no member of staff is in it
+
+
+def publish_call(visit: CounterVisit, action: str | None = None, **_) -> None:
+    """A number called to a room reaches the lobby display at once: the number and the room,
+    nothing else (the display is public)."""
+    if action != "call":
+        return
+    from consult.live import services as live
+
+    live.publish(
+        "display.call",
+        [DISPLAY_AUDIENCE],
+        {"number": visit.reception_number, "room": visit.room},
+    )
 
 
 def finish_on_close(ticket: Ticket, **_kwargs) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     jsonify,
@@ -20,7 +24,7 @@ from consult.services import staff as staff_service
 from consult.services import tickets
 from consult.services.actor import DESK_ROLES
 from consult.services.errors import NotFound
-from consult.web import actor, attempt, public, roles_required
+from consult.web import actor, attempt, passive, public, roles_required
 
 bp = Blueprint("counter", __name__)
 
@@ -76,10 +80,86 @@ def move(number: str, action: str):
 @bp.get("/display")
 @public
 def display():
+    from consult.live import services as live
+
+    cursor = live.latest_id()  # before the board: a call committed after it comes by the stream
     return render_template(
         "counter/display.html",
         board=services.display_board(),
         refresh=current_app.config["MADOGUCHI"]["DISPLAY_REFRESH_SECONDS"],
+        cursor=cursor,
+    )
+
+
+DISPLAY_HEARTBEAT_SECONDS = 15.0
+DISPLAY_STREAM_SECONDS = 300.0  # then the screen reconnects with Last-Event-ID
+
+
+def _display_events(hub, after: int) -> tuple[list[dict], int]:
+    """Only calls, only for the display: other kinds never leave this filter, whatever their
+    audience (the cursor still moves past them)."""
+    found = hub.events_after(after)
+    calls = [
+        {"id": e.id, "kind": e.kind, "payload": e.payload}
+        for e in found
+        if e.kind == "display.call" and services.DISPLAY_AUDIENCE in e.audience
+    ]
+    return calls, (found[-1].id if found else after)
+
+
+@bp.get("/display/live")
+@public  # a public screen: no session, so nothing to end; it runs for hours
+@passive
+def display_live():
+    """The lobby display's read-only stream (SSE, or JSON with ?poll=1): calls, with the
+    reception number and the room, nothing else."""
+    from consult.extensions import db
+    from consult.live import services as live
+
+    after = -1
+    for raw in (request.headers.get("Last-Event-ID"), request.args.get("after")):
+        if raw and raw.isdigit() and len(raw) < 19:
+            after = int(raw)
+            break
+    if after < 0:
+        after = live.latest_id()
+    hub = live.hub_for(db.engine)
+    if request.args.get("poll") == "1":
+        events, cursor = _display_events(hub, after)
+        return jsonify(events=events, cursor=cursor)
+    heartbeat = float(
+        current_app.config["MADOGUCHI"].get("LIVE_HEARTBEAT_SECONDS") or DISPLAY_HEARTBEAT_SECONDS
+    )
+    db.session.commit()  # give the request's connection back before the long wait
+
+    def generate():
+        cursor = after
+        started = last_sent = time.monotonic()
+        generation = hub.generation
+        yield f"retry: 2000\n: cursor {cursor}\n\n"
+        while not hub.stopped.is_set():
+            events, top = _display_events(hub, cursor)
+            for item in events:
+                last_sent = time.monotonic()
+                data = json.dumps(item, ensure_ascii=False, separators=(",", ":"))
+                yield f"id: {item['id']}\ndata: {data}\n\n"
+            if top > (events[-1]["id"] if events else cursor):
+                # Other kinds moved the cursor: an id without data (nothing is dispatched), so
+                # a reconnect starts past them.
+                yield f"id: {top}\n\n"
+            cursor = top
+            now = time.monotonic()
+            if now - started >= DISPLAY_STREAM_SECONDS:
+                return
+            if now - last_sent >= heartbeat:
+                last_sent = now
+                yield ": keepalive\n\n"
+            generation = hub.wait(generation, min(hub.poll_seconds, heartbeat))
+
+    return Response(
+        generate(),
+        mimetype="text/event-stream",
+        headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"},
     )
 
 

@@ -96,6 +96,8 @@ TABLE: dict[tuple[str, str], tuple] = {
     ("/static/<path:filename>", "GET"): (lambda o: "/static/css/madoguchi.css", PUBLIC_GET),
     ("/display", "GET"): (lambda o: "/display", PUBLIC_GET),
     ("/display/board.json", "GET"): (lambda o: "/display/board.json", PUBLIC_GET),
+    # The lobby's stream: public, calls only (checked in tests/live/test_display.py).
+    ("/display/live", "GET"): (lambda o: "/display/live?poll=1&after=0", PUBLIC_GET),
     ("/login", "GET"): (
         lambda o: "/login",
         {"anonymous": 200, **dict.fromkeys(ROLES[1:], REDIRECT)},

@@ -34,12 +34,61 @@
     });
   }
 
-  function poll() {
-    fetch(feed, { cache: "no-store" })
+  function refresh() {
+    return fetch(feed, { cache: "no-store" })
       .then(function (r) { return r.ok ? r.json() : null; })
       .then(function (data) { if (data) render(data); })
-      .catch(function () {})
-      .finally(function () { setTimeout(poll, every); });
+      .catch(function () {});
   }
-  setTimeout(poll, every);
+
+  // A call arrives at once through the display's own public stream (/display/live: calls
+  // only, number and room); the board is then read again. Without a stream (a proxy that breaks
+  // Server-Sent Events) the board is polled as before. The page needs no session, so it keeps
+  // working for hours; the stream ends every few minutes and the browser resumes from its
+  // cursor (Last-Event-ID), so no call is missed.
+  var liveUrl = body.dataset.liveUrl;
+  var failures = 0;
+  var polling = false;
+  var pending = null;
+  body.setAttribute("data-display-state", "connecting");
+
+  function soon() {
+    clearTimeout(pending);
+    pending = setTimeout(refresh, 50);
+  }
+
+  function poll() {
+    polling = true;
+    body.setAttribute("data-display-state", "polling");
+    refresh().finally(function () { setTimeout(poll, every); });
+  }
+
+  function connect() {
+    if (!liveUrl || !window.EventSource || failures >= 4) { poll(); return; }
+    var cursor = body.dataset.liveCursor || "";
+    var source = new EventSource(liveUrl + (cursor ? "?after=" + cursor : ""));
+    source.onopen = function () {
+      if (failures > 0) { refresh(); } // calls made while away: the board says them
+      failures = 0;
+      body.setAttribute("data-display-state", "open");
+    };
+    source.onmessage = function (message) {
+      if (message.lastEventId) { body.dataset.liveCursor = message.lastEventId; }
+      soon();
+    };
+    source.onerror = function () {
+      body.setAttribute("data-display-state", "lost");
+      failures += 1;
+      // The browser retries by itself; when the stream keeps failing (a proxy that refuses
+      // it), the screen goes back to reading its board every few seconds.
+      if (failures >= 4) { source.close(); poll(); return; }
+      if (source.readyState === EventSource.CLOSED) {
+        setTimeout(connect, Math.min(1000 * failures, 5000));
+      }
+    };
+  }
+  connect();
+  // A slow safety net: the board is read again now and then even with the stream (waiting
+  // numbers come from reception, which the stream does not carry).
+  setInterval(function () { if (!polling) { refresh(); } }, every * 2);
 })();

@@ -139,10 +139,21 @@
         unseen += added.length;
         titled();
         live.beep(2);
-        live.notify("新しい引継ぎがあります", added.length + "件の引継ぎが届きました。");
+        var text = added.length + "件の引継ぎが届きました。";
+        if (lastPlace && lastPlace.room) {
+          text += "相談室" + lastPlace.room +
+            (lastPlace.reception_number ? "・受付番号 " + lastPlace.reception_number : "") +
+            (lastPlace.consultant ? "（担当 " + lastPlace.consultant + "）" : "");
+        }
+        live.notify("新しい引継ぎがあります", text);
       });
     });
-    onLive("handoff", refresh);
+    // 来庁して対応 carries where to go: the notification says it too.
+    var lastPlace = null;
+    onLive("handoff", function (payload) {
+      if (payload && payload.state === "requested" && payload.room) { lastPlace = payload; }
+      refresh();
+    });
     if ("Notification" in window && Notification.permission === "default") {
       var ask = document.getElementById("handoff-notify");
       if (ask) {
