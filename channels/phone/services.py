@@ -35,6 +35,7 @@ class Call:
 
 
 def log_call(actor: Actor, call: Call) -> Ticket:
+    """The ticket of a call; whoever took the call is its 担当 (and makes the callback)."""
     actor.require(*DESK_ROLES)
     if not 0 <= call.duration_minutes <= MAX_CALL_MINUTES:
         raise ValidationFailed(f"通話時間は0〜{MAX_CALL_MINUTES}分で入力してください。")
@@ -61,6 +62,7 @@ def log_call(actor: Actor, call: Call) -> Ticket:
         category_id=call.category_id,
         citizen=citizen,
         first_note=note,
+        assignee=actor.staff,
         session_started_at=started,
         at=now,
     )

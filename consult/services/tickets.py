@@ -253,16 +253,18 @@ def close(actor: Actor, ticket: Ticket, summary: str) -> None:
     summary = clean_text(summary, "対応結果の要約", MAX_TEXT, required=True)
     now = utcnow()
     old = ticket.status
-    closed = _take_over(
-        ticket,
-        {
-            "status": Status.CLOSED,
-            "is_open": False,
-            "resolution_summary": summary,
-            "closed_at": now,
-        },
-        Ticket.status == old,
-    )
+    values = {
+        "status": Status.CLOSED,
+        "is_open": False,
+        "resolution_summary": summary,
+        "closed_at": now,
+    }
+    unassigned = ticket.assignee_id is None
+    if actor.staff is not None:
+        # Whoever closes a case nobody owned becomes its 担当 (in the same UPDATE, so a
+        # concurrent 担当変更 is never overwritten).
+        values["assignee_id"] = sa.func.coalesce(Ticket.assignee_id, actor.staff.id)
+    closed = _take_over(ticket, values, Ticket.status == old)
     if not closed:
         if ticket.status == Status.CLOSED:
             raise TicketClosed(ALREADY_CLOSED)
@@ -271,8 +273,22 @@ def close(actor: Actor, ticket: Ticket, summary: str) -> None:
         )
     if ticket.session_started_at and not ticket.session_ended_at:
         end_session(actor, ticket, at=now)
+    if unassigned and actor.staff is not None and ticket.assignee_id == actor.staff.id:
+        _record_ownership(actor, ticket, at=now)
     _set_status(actor, ticket, Status.CLOSED, summary, old=old)
     signals.ticket_closed.send(ticket, actor=actor)
+
+
+def _record_ownership(actor: Actor, ticket: Ticket, at: datetime | None = None) -> None:
+    """The timeline says who took the case on, as an explicit 担当変更 would."""
+    add_entry(
+        ticket,
+        EntryKind.ASSIGNMENT,
+        author=actor.staff,
+        body=actor.staff.full_name,
+        data={"assignee_id": actor.staff.id, "taken": True},
+        at=at,
+    )
 
 
 def reopen(actor: Actor, ticket: Ticket, reason: str) -> None:
