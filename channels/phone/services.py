@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from channels.phone.models import PhoneCall
 from consult.extensions import db
 from consult.models import Channel, Ticket
-from consult.services import citizens, tickets
+from consult.services import callbacks, citizens, tickets
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import ValidationFailed
 from consult.timeutil import utcnow
@@ -75,6 +75,8 @@ def log_call(actor: Actor, call: Call) -> Ticket:
             callback_due_at=call.callback_due_at if call.callback_needed else None,
         )
     )
+    if call.callback_needed:
+        callbacks.schedule(actor, ticket, call.callback_due_at)
     db.session.flush()
     return ticket
 

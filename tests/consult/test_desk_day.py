@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
+
 import pytest
 import sqlalchemy as sa
 
+from consult import worker
 from consult.extensions import db
+from consult.live.models import LiveEvent
 from consult.models import Channel, EntryKind, Ticket
-from consult.services import tickets
+from consult.services import callbacks, tickets
 from consult.services.actor import Actor
+from consult.timeutil import TOKYO, tokyo_today, utcnow
+from tests.helpers import sign_in
 
 
 @pytest.fixture
@@ -96,3 +102,139 @@ def test_owner_can_still_be_changed_explicitly(client, consultant, make_staff):
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     assert _newest().assignee_id == colleague.id
     assert created.number not in _mine(client)
+
+
+# --- callbacks (折り返し) ----------------------------------------------------------------------
+
+
+def _local(moment) -> str:
+    return moment.astimezone(TOKYO).strftime("%Y-%m-%dT%H:%M")
+
+
+def _end_of_today():
+    return datetime.combine(tokyo_today() + timedelta(days=1), time(0), TOKYO)
+
+
+def _log_call_with_callback(client, due, name="田中 一郎", note="粗大ごみの出し方について"):
+    response = client.post(
+        "/phone/new",
+        data={
+            "name": name,
+            "duration_minutes": "5",
+            "recording_announced": "y",
+            "first_note": note,
+            "callback_needed": "y",
+            "callback_due_at": _local(due),
+        },
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return _newest()
+
+
+def _due_today(minutes: int):
+    """A time today in Tokyo, `minutes` from now (or just before midnight, late at night)."""
+    return min(utcnow() + timedelta(minutes=minutes), _end_of_today() - timedelta(minutes=2))
+
+
+def test_phone_callback_is_listed_in_my_queue_by_due_time_overdue_in_red(
+    client, consultant, make_staff
+):
+    later = _log_call_with_callback(client, _due_today(90), note="後で折り返す件")
+    sooner = _log_call_with_callback(client, _due_today(30), note="先に折り返す件")
+    tomorrow = _log_call_with_callback(client, _end_of_today() + timedelta(hours=3))
+    # One promised earlier that is now overdue (the form refuses a past time).
+    overdue = callbacks.schedule(
+        Actor(consultant, "127.0.0.1"),
+        tickets.create_ticket(
+            Actor(consultant, "127.0.0.1"), channel=Channel.PHONE, subject="期限切れの件"
+        ),
+        utcnow() - timedelta(minutes=20),
+    )
+    db.session.commit()
+    page = client.get("/tickets").get_data(as_text=True)
+    section = page.split('id="callbacks-due-heading"', 1)[1].split("</section>", 1)[0]
+    assert "3件" in section
+    order = [section.index(t) for t in ("期限切れの件", "先に折り返す件", "後で折り返す件")]
+    assert order == sorted(order)
+    assert tomorrow.number not in section
+    overdue_row = section.split(f'data-callback-id="{overdue.id}"', 1)[0].rsplit("<tr", 1)[1]
+    assert 'class="is-overdue"' in overdue_row
+    assert section.count('class="overdue-label"') == 1
+    assert later.number in section and sooner.number in section
+    # A colleague sees none of them as theirs, but all of them under 折り返し（全員）.
+    colleague = make_staff("consultant")
+    other = sign_in(client.application, colleague)
+    assert 'id="callbacks-due-heading"' not in other.get("/tickets").get_data(as_text=True)
+    everyone = other.get("/tickets?callbacks=all").get_data(as_text=True)
+    assert later.number in everyone and sooner.number in everyone
+
+
+def test_ticket_page_shows_the_callback_and_marks_it_done_once(client, consultant):
+    ticket = _log_call_with_callback(client, _due_today(60))
+    page = client.get(f"/tickets/{ticket.number}").get_data(as_text=True)
+    assert 'id="callbacks-heading"' in page and "折り返し済みにする" in page
+    callback = callbacks.for_ticket(ticket)[0]
+    assert callback.staff_id == consultant.id
+    url = f"/tickets/{ticket.number}/callbacks/{callback.id}/done"
+    assert client.post(url).status_code == 302
+    again = client.post(url)
+    assert "この折り返しはすでに済みになっています。" in again.get_data(as_text=True)
+    db.session.expire_all()
+    notes = [
+        e.body for e in db.session.get(Ticket, ticket.id).timeline if e.data.get("callback_done")
+    ]
+    assert len(notes) == 1 and notes[0].startswith("折り返しの電話をしました")
+    page = client.get(f"/tickets/{ticket.number}").get_data(as_text=True)
+    assert "済み" in page and "折り返し済みにする" not in page
+    # Done: no longer due, so the queue's 折り返し section is gone.
+    assert 'id="callbacks-due-heading"' not in client.get("/tickets").get_data(as_text=True)
+
+
+def _events(kind="callback.due"):
+    db.session.expire_all()
+    return list(
+        db.session.scalars(
+            sa.select(LiveEvent).where(LiveEvent.kind == kind).order_by(LiveEvent.id)
+        )
+    )
+
+
+def test_reminder_fires_once_before_and_once_when_overdue_in_two_worker_rounds(
+    app, make_staff, make_ticket
+):
+    from consult.models import Citizen
+
+    owner = make_staff("consultant")
+    actor = Actor(owner, "127.0.0.1")
+    citizen = Citizen(name="西村 早苗")
+    db.session.add(citizen)
+    soon_ticket = make_ticket(actor=actor, channel=Channel.PHONE, citizen=citizen)
+    late_ticket = make_ticket(actor=actor, channel=Channel.PHONE)
+    far_ticket = make_ticket(actor=actor, channel=Channel.PHONE)
+    soon = callbacks.schedule(actor, soon_ticket, utcnow() + timedelta(minutes=5))
+    late = callbacks.schedule(actor, late_ticket, utcnow() - timedelta(minutes=1))
+    callbacks.schedule(actor, far_ticket, utcnow() + timedelta(hours=2))
+    done = callbacks.schedule(actor, far_ticket, utcnow() - timedelta(minutes=3))
+    db.session.commit()
+    callbacks.mark_done(actor, far_ticket, done.id)
+    db.session.commit()
+
+    for _ in range(2):
+        assert worker.run_once(app, {"alerts"})["callbacks.remind"] is not worker.FAILED
+    events = _events()
+    assert sorted((e.payload["callback_id"], e.payload["state"]) for e in events) == sorted(
+        [(late.id, "overdue"), (soon.id, "soon")]
+    )
+    assert all(e.audience == [f"staff:{owner.id}"] for e in events)
+    assert {e.payload["number"] for e in events} == {soon_ticket.number, late_ticket.number}
+    assert "西村" not in repr([e.payload for e in events])
+
+    # When the soon one falls due, the worker says so once more, and only once.
+    later = utcnow() + timedelta(minutes=6)
+    assert callbacks.remind(now=later) == 1
+    db.session.commit()
+    assert callbacks.remind(now=later) == 0
+    db.session.commit()
+    assert [(e.payload["callback_id"], e.payload["state"]) for e in _events()][2:] == [
+        (soon.id, "overdue")
+    ]

@@ -17,8 +17,8 @@ from consult.services.actor import Actor
 from tests.consult.http import call
 from tests.helpers import sign_in
 
-QUEUE = {"sqlite": 12, "postgresql": 11}
-TICKET = {"sqlite": 27, "postgresql": 26}
+QUEUE = {"sqlite": 14, "postgresql": 13}
+TICKET = {"sqlite": 29, "postgresql": 28}
 
 
 def page_queries(app, client, count_queries, url: str):
