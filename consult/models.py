@@ -256,13 +256,24 @@ class RateLimitCounter(db.Model):
 
 class Citizen(db.Model):
     __tablename__ = "citizen"
+    __table_args__ = (
+        # The desk searches `name_key LIKE '山田%'`. Under a C.UTF-8 (or any non-C) collation
+        # PostgreSQL cannot use a plain btree for LIKE; text_pattern_ops can, and still serves
+        # equality. SQLite keeps a plain index.
+        sa.Index(
+            "ix_citizen_name_key", "name_key", postgresql_ops={"name_key": "text_pattern_ops"}
+        ),
+        sa.Index(
+            "ix_citizen_kana_key", "kana_key", postgresql_ops={"kana_key": "text_pattern_ops"}
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str | None] = mapped_column(sa.String(80))
     kana: Mapped[str | None] = mapped_column(sa.String(80))
     # Folded forms (NFKC, no spaces, katakana→hiragana) for finding the same person again.
-    name_key: Mapped[str | None] = mapped_column(sa.String(80), index=True)
-    kana_key: Mapped[str | None] = mapped_column(sa.String(80), index=True)
+    name_key: Mapped[str | None] = mapped_column(sa.String(80))
+    kana_key: Mapped[str | None] = mapped_column(sa.String(80))
     address: Mapped[str | None] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

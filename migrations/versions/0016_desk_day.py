@@ -1,4 +1,5 @@
-"""callbacks (折り返し) as rows of their own, from the phone log's due times
+"""callbacks (折り返し) as rows of their own, from the phone log's due times; citizen name and
+kana keys indexed for LIKE prefixes on PostgreSQL (text_pattern_ops)
 
 Revision ID: 0016_desk_day
 Revises: 0015_work_queue
@@ -50,7 +51,26 @@ def upgrade():
     )
 
 
+    _pattern_indexes('text_pattern_ops')
+
+
+def _pattern_indexes(ops):
+    """PostgreSQL only: under C.UTF-8 a plain btree cannot serve `LIKE '山田%'`."""
+    if op.get_bind().dialect.name != 'postgresql':
+        return
+    for column in ('name_key', 'kana_key'):
+        op.drop_index(f'ix_citizen_{column}', table_name='citizen')
+        op.create_index(
+            f'ix_citizen_{column}',
+            'citizen',
+            [column],
+            unique=False,
+            postgresql_ops={column: ops} if ops else {},
+        )
+
+
 def downgrade():
+    _pattern_indexes(None)
     op.drop_index('ix_callback_ticket', table_name='callback')
     op.drop_index('ix_callback_pending', table_name='callback')
     op.drop_table('callback')

@@ -238,3 +238,115 @@ def test_reminder_fires_once_before_and_once_when_overdue_in_two_worker_rounds(
     assert [(e.payload["callback_id"], e.payload["state"]) for e in _events()][2:] == [
         (soon.id, "overdue")
     ]
+
+
+# --- search across every case ------------------------------------------------------------------
+
+
+@pytest.fixture
+def cases(app, consultant):
+    """A few cases of several kinds, each findable one way only."""
+    from channels.email.models import EmailThread
+    from consult.services import citizens
+
+    actor = Actor(consultant, "127.0.0.1")
+
+    def citizen(**fields):
+        return citizens.create_citizen(actor, citizens.CitizenInput(**fields))
+
+    ikeda = citizen(name="池田 和子", kana="いけだ かずこ", phone="090-2681-0001")
+    mori = citizen(name="森 恵子", phone="087-839-2111", email="Keiko.Mori@example.jp")
+    made = {
+        "ikeda": tickets.create_ticket(
+            actor, channel=Channel.COUNTER, subject="年金の手続き", citizen=ikeda
+        ),
+        "mori": tickets.create_ticket(
+            actor, channel=Channel.PHONE, subject="介護保険の申請", citizen=mori
+        ),
+        "note": tickets.create_ticket(
+            actor, channel=Channel.PHONE, subject="電話相談", first_note="隣家の騒音で眠れない"
+        ),
+        "message": tickets.create_ticket(
+            actor, channel=Channel.LINE, subject="LINE相談", first_message="粗大ごみの回収日は？"
+        ),
+        "mail": tickets.create_ticket(
+            actor, channel=Channel.EMAIL, subject="メールでの問い合わせ", first_message="よろしく"
+        ),
+    }
+    db.session.add(
+        EmailThread(ticket=made["mail"], address="s.nishimura@example.com", sender_name="西村 早苗")
+    )
+    db.session.commit()
+    return {key: ticket.number for key, ticket in made.items()}
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("keiko.mori@EXAMPLE.jp", {"mori"}),  # an email address, any case
+        ("2681", {"ikeda"}),  # part of a phone number
+        ("０９０-２６８１", {"ikeda"}),  # typed full width, with a hyphen
+        ("いけだ", {"ikeda"}),  # the start of the kana
+        ("池田", {"ikeda"}),  # the start of the name
+        ("介護保険", {"mori"}),  # a word of the subject
+        ("騒音", {"note"}),  # a word of a note on the timeline
+        ("粗大ごみ", {"message"}),  # a word of a message in
+        ("西村", {"mail"}),  # an email sender nobody registered: the From name as received
+        ("s.nishimura@example.com", {"mail"}),  # and the address it came from
+        ("存在しない言葉", set()),
+    ],
+)
+def test_search_finds_a_case_by_what_the_consultant_remembers(
+    app, consultant, cases, query, expected
+):
+    found = tickets.search(Actor(consultant, "127.0.0.1"), query)
+    assert {t.number for t in found} == {cases[key] for key in expected}
+
+
+def test_search_finds_part_of_a_ticket_number(app, consultant, cases):
+    number = cases["mori"]  # e.g. 2026-000002
+    found = tickets.search(Actor(consultant, "127.0.0.1"), number[-6:])
+    assert number in {t.number for t in found}
+
+
+def test_search_page_shows_an_unregistered_sender_as_anonymous_and_audits_no_term(
+    client, consultant, cases
+):
+    from consult.models import AuditEvent
+
+    page = client.post("/tickets/search", data={"q": "西村"}).get_data(as_text=True)
+    assert cases["mail"] in page and "匿名" in page
+    db.session.expire_all()
+    event = db.session.scalar(
+        sa.select(AuditEvent).where(AuditEvent.action == "search").order_by(AuditEvent.id.desc())
+    )
+    assert event.detail == "by=name+words" and "西村" not in (event.detail or "")
+
+
+def test_search_results_load_their_citizens_in_a_fixed_number_of_queries(
+    client, consultant, count_queries
+):
+    from consult.services import citizens
+
+    actor = Actor(consultant, "127.0.0.1")
+
+    def add(count: int, first: int) -> None:
+        for n in range(first, first + count):
+            person = citizens.create_citizen(
+                actor, citizens.CitizenInput(name=f"山田 {n}", kana=f"やまだ {n}")
+            )
+            tickets.create_ticket(actor, channel=Channel.PHONE, subject=f"相談 {n}", citizen=person)
+        db.session.commit()
+
+    def queries():
+        with count_queries() as counted:
+            page = client.post("/tickets/search", data={"q": "山田"}).get_data(as_text=True)
+        return counted, page
+
+    add(5, 0)
+    five, page = queries()
+    assert page.count("山田 ") == 5
+    add(45, 5)
+    fifty, page = queries()
+    assert page.count("山田 ") == 50
+    assert fifty.count == five.count, f"5 results: {five}\n50 results: {fifty}"
