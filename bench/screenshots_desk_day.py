@@ -4,7 +4,8 @@
 
 Uses the demo centre (bench/screenshots.py builds it): yamada has promised three callbacks
 today (one overdue); the queue lists them by due time, the ticket page shows one with its
-「折り返し済みにする」 button, and the worker's reminder appears on the open page.
+「折り返し済みにする」 button, and the worker's reminder appears on the open page. Last, the
+ticket's A4 print view (as printed: print media, A4 width; also saved as a PDF).
 """
 
 from __future__ import annotations
@@ -68,6 +69,11 @@ def run(out: Path) -> None:
             assert sent == 2, sent
             expect(page.locator("#live-callbacks .live-callback")).to_have_count(2, timeout=5000)
             shoot(page, out, "ticket-callback-reminder")
+            page.goto(f"{base}/tickets/{number}/print")
+            page.emulate_media(media="print")
+            page.set_viewport_size({"width": 794, "height": 1123})  # A4 at 96 dpi
+            shoot(page, out, "ticket-print")
+            page.pdf(path=str(out / "ticket-print.pdf"), format="A4")
             browser.close()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

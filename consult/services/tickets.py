@@ -169,6 +169,12 @@ def get_ticket(actor: Actor, number: str, *, audit_view: bool = True) -> Ticket:
     return ticket
 
 
+def record_print(actor: Actor, ticket: Ticket) -> None:
+    """Printing puts personal data on paper: audited as its own action."""
+    actor.require(*DESK_ROLES)
+    audit.record(actor, "print", "ticket", ticket.number)
+
+
 def add_note(actor: Actor, ticket: Ticket, body: str) -> TimelineEntry:
     actor.require(*DESK_ROLES)
     ticket.ensure_open()

@@ -114,6 +114,23 @@ def ticket(number: str):
     return render_template("consult/ticket.html", **_ticket_context(item))
 
 
+@bp.get("/tickets/<number>/print")
+@roles_required(*DESK_ROLES)
+def print_ticket(number: str):
+    """The A4 page for the paper file: header, citizen, timeline, 対応記録; no forms. Audited as a
+    print of the ticket's personal data (its own action, not a view)."""
+    item = tickets.get_ticket(actor(), number, audit_view=False)
+    tickets.record_print(actor(), item)
+    return render_template(
+        "consult/ticket_print.html",
+        ticket=item,
+        timeline=item.timeline,
+        records=plugins.registry().case_records(item),
+        callbacks=callbacks.for_ticket(item),
+        printed_at=utcnow(),
+    )
+
+
 def _ticket_context(item, **forms):
     allowed = sorted(tickets.TRANSITIONS[item.status], key=list(Status).index)
     status_form = forms.get("status_form") or StatusForm(allowed=allowed)

@@ -350,3 +350,37 @@ def test_search_results_load_their_citizens_in_a_fixed_number_of_queries(
     fifty, page = queries()
     assert page.count("山田 ") == 50
     assert fifty.count == five.count, f"5 results: {five}\n50 results: {fifty}"
+
+
+# --- print view ---------------------------------------------------------------------------------
+
+
+def test_print_view_has_the_record_without_forms_and_is_audited(client, consultant):
+    from consult.models import AuditEvent
+
+    client.post(
+        "/counter/new",
+        data={"room": "1", "name": "池田 和子", "first_note": "年金の受給手続きについて"},
+    )
+    ticket = _newest()
+    client.post(f"/tickets/{ticket.number}/note", data={"body": "必要書類を案内した"})
+    page = client.get(f"/tickets/{ticket.number}/print")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    for text in (
+        ticket.number,
+        "池田 和子",
+        "年金の受給手続きについて",
+        "必要書類を案内した",
+        "窓口 花子",
+    ):
+        assert text in html
+    main = html.split('<main id="main"', 1)[1].split("</main>", 1)[0]
+    assert "<form" not in main and "<button" not in main and "<textarea" not in main
+    assert 'class="site-header"' not in html
+    assert "no-store" in page.headers["Cache-Control"]
+    db.session.expire_all()
+    actions = db.session.scalars(
+        sa.select(AuditEvent.action).where(AuditEvent.object_id == ticket.number)
+    ).all()
+    assert "print" in actions
