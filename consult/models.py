@@ -256,13 +256,24 @@ class RateLimitCounter(db.Model):
 
 class Citizen(db.Model):
     __tablename__ = "citizen"
+    __table_args__ = (
+        # The desk searches `name_key LIKE '山田%'`. Under a C.UTF-8 (or any non-C) collation
+        # PostgreSQL cannot use a plain btree for LIKE; text_pattern_ops can, and still serves
+        # equality. SQLite keeps a plain index.
+        sa.Index(
+            "ix_citizen_name_key", "name_key", postgresql_ops={"name_key": "text_pattern_ops"}
+        ),
+        sa.Index(
+            "ix_citizen_kana_key", "kana_key", postgresql_ops={"kana_key": "text_pattern_ops"}
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str | None] = mapped_column(sa.String(80))
     kana: Mapped[str | None] = mapped_column(sa.String(80))
     # Folded forms (NFKC, no spaces, katakana→hiragana) for finding the same person again.
-    name_key: Mapped[str | None] = mapped_column(sa.String(80), index=True)
-    kana_key: Mapped[str | None] = mapped_column(sa.String(80), index=True)
+    name_key: Mapped[str | None] = mapped_column(sa.String(80))
+    kana_key: Mapped[str | None] = mapped_column(sa.String(80))
     address: Mapped[str | None] = mapped_column(sa.String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
@@ -848,3 +859,47 @@ class DutyAssignment(db.Model):
     department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"))
 
     department: Mapped[Department] = relationship()
+
+
+# --- callbacks (consult.services.callbacks) ---------------------------------------------------
+
+
+class Callback(db.Model):
+    """折り返し: a promise to call a citizen back by a time, made by one member of staff.
+
+    A row of its own (not a column of the phone log) so that every channel can promise one,
+    the queue can list them by due time, and the worker can remind once per step. It holds ids
+    and times only, no personal data: disposal of the ticket deletes it with the ticket.
+    """
+
+    __tablename__ = "callback"
+    __table_args__ = (
+        sa.Index("ix_callback_pending", "done_at", "due_at"),
+        sa.Index("ix_callback_ticket", "ticket_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Who makes the call (the one reminded); None falls back to the ticket's 担当.
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    done_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    # Each reminder is taken once with a conditional UPDATE on these (several workers).
+    reminded_soon_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    reminded_overdue_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    ticket: Mapped[Ticket] = relationship()
+    staff: Mapped[Staff | None] = relationship(foreign_keys=[staff_id])
+    done_by: Mapped[Staff | None] = relationship(foreign_keys=[done_by_id])
+
+    @property
+    def responsible_id(self) -> int | None:
+        return self.staff_id or self.ticket.assignee_id
+
+    def overdue(self, now: datetime) -> bool:
+        return self.done_at is None and self.due_at <= now
+
+    def __repr__(self) -> str:
+        return f"<Callback {self.id} ticket={self.ticket_id}>"

@@ -170,6 +170,10 @@ class Plugin:
     # The work queues of the package (consult.services.queue.QueueSpec): their failed rows are
     # listed on the administrators' page and by `madoguchi queue failed`, with a retry.
     queues: Sequence[Any] = ()
+    # The desk's search: each takes the query (SearchTerms of consult.services.tickets) and
+    # returns a SELECT of ticket ids from the package's own tables (the email sender's name as
+    # received), joined to the search's other matches; None when it has nothing to add.
+    ticket_search: Sequence[Callable[[Any], Any]] = ()
     # Anything the fields above cannot say (a WSGI intake in front of Flask, a search index);
     # called last, with the app.
     setup: Callable[[Flask], None] | None = None
@@ -208,6 +212,10 @@ class Registry:
     @property
     def worker_tasks(self) -> list[WorkerTask]:
         return list(self._each("worker_tasks"))
+
+    @property
+    def ticket_search(self) -> list[Callable[[Any], Any]]:
+        return list(self._each("ticket_search"))
 
     @property
     def queues(self) -> list:

@@ -30,7 +30,10 @@ class WalkIn:
 
 
 def receive(actor: Actor, walk_in: WalkIn) -> CounterVisit:
-    """Reception: the ticket, its timer, and the day's next reception number."""
+    """Reception: the ticket, its timer, and the day's next reception number.
+
+    The consultant who receives the citizen becomes the case's 担当, so that 「自分の担当」 lists
+    it without a separate step; 担当変更 hands it on."""
     actor.require(*DESK_ROLES)
     if walk_in.room not in ROOMS:
         raise ValidationFailed("相談室は1〜3から選んでください。")
@@ -51,6 +54,7 @@ def receive(actor: Actor, walk_in: WalkIn) -> CounterVisit:
         category_id=walk_in.category_id,
         citizen=citizen,
         first_note=note,
+        assignee=actor.staff,
         session_started_at=now,
         at=now,
     )

@@ -12,6 +12,25 @@ def _process_pending() -> None:
     services.process_pending()
 
 
+def _search(terms):
+    """The desk's search also finds mail from senders nobody has registered yet (「匿名」 on
+    the ticket): by the From display name as received, or by the address."""
+    import sqlalchemy as sa
+
+    from channels.email.models import EmailThread
+    from consult.services.normalize import like_prefix
+
+    conditions = []
+    if terms.words:
+        pattern = "%" + like_prefix(terms.words)[:-1] + "%"
+        conditions.append(EmailThread.sender_name.like(pattern, escape="\\"))
+    if terms.email:
+        conditions.append(EmailThread.address == terms.email)
+    if not conditions:
+        return None
+    return sa.select(EmailThread.ticket_id).where(sa.or_(*conditions))
+
+
 def register(app: Flask) -> None:
     from channels.email import cli, models, services, views  # noqa: F401 - models: the tables
     from channels.email.settings import EmailSettings
@@ -37,6 +56,7 @@ def register(app: Flask) -> None:
             settings=EmailSettings,
             queues=(services.INBOUND,),
             receivers=((signals.mail_queued, services.remember_outgoing),),
+            ticket_search=(_search,),
             # The kernel composes and sends every mail (one outgoing-mail path); citizens' mail
             # and the centre's own notices alike are delivered by this channel.
             channel=plugins.Channel(

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from channels.phone.models import PhoneCall
 from consult.extensions import db
 from consult.models import Channel, Ticket
-from consult.services import citizens, tickets
+from consult.services import callbacks, citizens, tickets
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import ValidationFailed
 from consult.timeutil import utcnow
@@ -35,6 +35,7 @@ class Call:
 
 
 def log_call(actor: Actor, call: Call) -> Ticket:
+    """The ticket of a call; whoever took the call is its 担当 (and makes the callback)."""
     actor.require(*DESK_ROLES)
     if not 0 <= call.duration_minutes <= MAX_CALL_MINUTES:
         raise ValidationFailed(f"通話時間は0〜{MAX_CALL_MINUTES}分で入力してください。")
@@ -61,6 +62,7 @@ def log_call(actor: Actor, call: Call) -> Ticket:
         category_id=call.category_id,
         citizen=citizen,
         first_note=note,
+        assignee=actor.staff,
         session_started_at=started,
         at=now,
     )
@@ -73,6 +75,8 @@ def log_call(actor: Actor, call: Call) -> Ticket:
             callback_due_at=call.callback_due_at if call.callback_needed else None,
         )
     )
+    if call.callback_needed:
+        callbacks.schedule(actor, ticket, call.callback_due_at)
     db.session.flush()
     return ticket
 

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from consult import signals, timeline
+from consult import plugins, signals, timeline
 from consult.extensions import db
 from consult.models import (
     STATUS_LABELS,
@@ -227,6 +227,12 @@ def get_ticket(actor: Actor, number: str, *, audit_view: bool = True) -> Ticket:
     return ticket
 
 
+def record_print(actor: Actor, ticket: Ticket) -> None:
+    """Printing puts personal data on paper: audited as its own action."""
+    actor.require(*DESK_ROLES)
+    audit.record(actor, "print", "ticket", ticket.number)
+
+
 def add_note(actor: Actor, ticket: Ticket, body: str) -> TimelineEntry:
     actor.require(*DESK_ROLES)
     ticket.ensure_open()
@@ -311,16 +317,18 @@ def close(actor: Actor, ticket: Ticket, summary: str) -> None:
     summary = clean_text(summary, "対応結果の要約", MAX_TEXT, required=True)
     now = utcnow()
     old = ticket.status
-    closed = _take_over(
-        ticket,
-        {
-            "status": Status.CLOSED,
-            "is_open": False,
-            "resolution_summary": summary,
-            "closed_at": now,
-        },
-        Ticket.status == old,
-    )
+    values = {
+        "status": Status.CLOSED,
+        "is_open": False,
+        "resolution_summary": summary,
+        "closed_at": now,
+    }
+    unassigned = ticket.assignee_id is None
+    if actor.staff is not None:
+        # Whoever closes a case nobody owned becomes its 担当 (in the same UPDATE, so a
+        # concurrent 担当変更 is never overwritten).
+        values["assignee_id"] = sa.func.coalesce(Ticket.assignee_id, actor.staff.id)
+    closed = _take_over(ticket, values, Ticket.status == old)
     if not closed:
         if ticket.status == Status.CLOSED:
             raise TicketClosed(ALREADY_CLOSED)
@@ -329,8 +337,22 @@ def close(actor: Actor, ticket: Ticket, summary: str) -> None:
         )
     if ticket.session_started_at and not ticket.session_ended_at:
         end_session(actor, ticket, at=now)
+    if unassigned and actor.staff is not None and ticket.assignee_id == actor.staff.id:
+        _record_ownership(actor, ticket, at=now)
     _set_status(actor, ticket, Status.CLOSED, summary, old=old)
     signals.ticket_closed.send(ticket, actor=actor)
+
+
+def _record_ownership(actor: Actor, ticket: Ticket, at: datetime | None = None) -> None:
+    """The timeline says who took the case on, as an explicit 担当変更 would."""
+    add_entry(
+        ticket,
+        EntryKind.ASSIGNMENT,
+        author=actor.staff,
+        body=actor.staff.full_name,
+        data={"assignee_id": actor.staff.id, "taken": True},
+        at=at,
+    )
 
 
 def reopen(actor: Actor, ticket: Ticket, reason: str) -> None:
@@ -577,38 +599,125 @@ def find_by_number(actor: Actor, text: str) -> Ticket | None:
     return db.session.scalar(sa.select(Ticket).where(Ticket.number == match.group(0)))
 
 
+@dataclass(frozen=True)
+class SearchTerms:
+    """What the search box held, read every way a consultant may have meant it."""
+
+    text: str  # NFKC, trimmed
+    phone: str | None  # a whole phone number, normalised
+    email: str | None  # a whole email address, normalised
+    digits: str | None  # 4+ digits of a phone or ticket number ("2681", "000303")
+    name: str | None  # folded for name/kana prefixes (normalize.name_key)
+    words: str | None  # the text as typed, for the words of the case
+
+
+SEARCHED_ENTRIES = (EntryKind.NOTE, EntryKind.MESSAGE_IN, EntryKind.MESSAGE_OUT, EntryKind.HANDOFF)
+
+
+def search_terms(text: str) -> SearchTerms | None:
+    from consult.services.normalize import name_key, nfkc, normalize_email, normalize_phone
+
+    text = nfkc((text or "").strip()[:100]).strip()
+    if not text:
+        return None
+    phone = normalize_phone(text)
+    email = normalize_email(text) if "@" in text else None
+    digits = re.sub(r"[\s\-‐－ー()（）]", "", text)
+    digits = digits if digits.isdigit() and len(digits) >= 4 else None
+    return SearchTerms(
+        text=text,
+        phone=phone,
+        email=email,
+        digits=digits,
+        name=None if (digits or email) else name_key(text),
+        words=None if (digits or email or phone) else text,
+    )
+
+
 def search(actor: Actor, text: str, limit: int = 100) -> list[Ticket]:
-    """Find tickets by phone number or the citizen's name (folded); audited as a search."""
-    from consult.models import CitizenPhone
-    from consult.services.normalize import like_prefix, name_key, normalize_phone
+    """Find tickets by any of: phone (whole or part), email, ticket number (part), the citizen's
+    name or kana (start, folded), the sender's name as received (plugins), and the words of the
+    case (subject, resolution, notes, messages in and out, handoff records). Audited as a search,
+    with the kinds of term it read, never the term itself."""
+    from consult.models import CitizenEmail, CitizenPhone
+    from consult.services.normalize import like_prefix
 
     actor.require(*DESK_ROLES)
-    text = (text or "").strip()[:100]
-    if not text:
+    terms = search_terms(text)
+    if terms is None:
         return []
-    number = normalize_phone(text)
-    query = sa.select(Ticket).join(Citizen, Ticket.citizen_id == Citizen.id)
-    if number:
-        query = query.join(CitizenPhone, CitizenPhone.citizen_id == Citizen.id).where(
-            CitizenPhone.number == number
+
+    def contains(value: str) -> str:
+        return "%" + like_prefix(value)[:-1] + "%"
+
+    # Each way of matching is its own SELECT of ticket ids, so that each can use its own index
+    # (one OR of EXISTS over every table would scan every ticket); the union is then sorted.
+    by_citizen = sa.select(Ticket.id).join(Citizen, Citizen.id == Ticket.citizen_id)
+    sources = []
+    kinds = []
+    if terms.phone:
+        kinds.append("phone")
+        sources.append(
+            sa.select(Ticket.id)
+            .join(CitizenPhone, CitizenPhone.citizen_id == Ticket.citizen_id)
+            .where(CitizenPhone.number == terms.phone)
         )
-    else:
-        key = name_key(text)
-        if not key:
-            return []
-        pattern = like_prefix(key)
-        query = query.where(
-            sa.or_(
-                Citizen.name_key.like(pattern, escape="\\"),
-                Citizen.kana_key.like(pattern, escape="\\"),
+    if terms.digits:
+        kinds.append("digits")
+        if not terms.phone:
+            sources.append(
+                sa.select(Ticket.id)
+                .join(CitizenPhone, CitizenPhone.citizen_id == Ticket.citizen_id)
+                .where(CitizenPhone.number.like(contains(terms.digits), escape="\\"))
+            )
+        sources.append(
+            sa.select(Ticket.id).where(Ticket.number.like(contains(terms.digits), escape="\\"))
+        )
+    if terms.email:
+        kinds.append("email")
+        sources.append(
+            sa.select(Ticket.id)
+            .join(CitizenEmail, CitizenEmail.citizen_id == Ticket.citizen_id)
+            .where(CitizenEmail.address == terms.email)
+        )
+    if terms.name:
+        kinds.append("name")
+        pattern = like_prefix(terms.name)
+        sources.append(by_citizen.where(Citizen.name_key.like(pattern, escape="\\")))
+        sources.append(by_citizen.where(Citizen.kana_key.like(pattern, escape="\\")))
+    if terms.words:
+        kinds.append("words")
+        pattern = contains(terms.words)
+        sources.append(sa.select(Ticket.id).where(Ticket.subject.like(pattern, escape="\\")))
+        sources.append(
+            sa.select(Ticket.id).where(Ticket.resolution_summary.like(pattern, escape="\\"))
+        )
+        sources.append(
+            sa.select(TimelineEntry.ticket_id).where(
+                TimelineEntry.kind.in_(SEARCHED_ENTRIES),
+                TimelineEntry.body.like(pattern, escape="\\"),
             )
         )
-    tickets = list(
-        db.session.scalars(
-            query.order_by(Ticket.last_activity_at.desc(), Ticket.id.desc()).limit(limit)
-        ).unique()
+    for source in plugins.registry().ticket_search:
+        found = source(terms)
+        if found is not None:
+            sources.append(found)
+    if not sources:
+        return []
+    # Each row shows its citizen, category and assignee: three queries, not one per row.
+    query = (
+        sa.select(Ticket)
+        .where(Ticket.id.in_(sa.union(*sources)))
+        .options(
+            selectinload(Ticket.citizen),
+            selectinload(Ticket.category),
+            selectinload(Ticket.assignee),
+        )
+        .order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
+        .limit(limit)
     )
-    audit.record(actor, "search", "ticket", None, f"by={'phone' if number else 'name'}")
+    tickets = list(db.session.scalars(query))
+    audit.record(actor, "search", "ticket", None, f"by={'+'.join(kinds) or 'other'}")
     return tickets
 
 

@@ -9,7 +9,7 @@ from consult.models import Role
 def register(app: Flask) -> None:
     from consult import cli
     from consult.config import SafetySettings
-    from consult.services import outbox, ratelimit
+    from consult.services import callbacks, outbox, ratelimit
     from consult.services import reports as report_service
     from consult.services import safety as safety_service
     from consult.views import admin, auth, desk, reports, safety
@@ -32,7 +32,10 @@ def register(app: Flask) -> None:
                 plugins.NavLink("reports.dashboard", "統計", (Role.SUPERVISOR, Role.ADMIN), 70),
                 plugins.NavLink("admin.index", "管理", (Role.ADMIN,), 90),
             ),
-            ticket_panels=(plugins.TicketPanel("safety", safety_service.ticket_panel),),
+            ticket_panels=(
+                plugins.TicketPanel("callbacks", callbacks.ticket_panel),
+                plugins.TicketPanel("safety", safety_service.ticket_panel),
+            ),
             worker_tasks=(
                 plugins.WorkerTask(
                     "safety.long_sessions", safety_service.check_long_sessions, lane="alerts"
@@ -44,7 +47,9 @@ def register(app: Flask) -> None:
                     interval=1.0,
                 ),
                 plugins.WorkerTask("ratelimit.purge", ratelimit.purge_task, lane="alerts"),
+                plugins.WorkerTask("callbacks.remind", callbacks.remind, lane="alerts"),
             ),
+            staff_scripts=(plugins.StaffScript("static", "js/callbacks.js"),),
             commands=cli.COMMANDS,
             queues=(outbox.QUEUE,),
             home_pages={

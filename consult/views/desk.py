@@ -29,9 +29,10 @@ from consult.forms import (
     choices,
 )
 from consult.models import CHANNEL_LABELS, STATUS_LABELS, Channel, Status
-from consult.services import citizens, safety, tickets
+from consult.services import callbacks, citizens, safety, tickets
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
+from consult.timeutil import utcnow
 from consult.web import actor, attempt, roles_required
 
 bp = Blueprint("desk", __name__)
@@ -69,6 +70,7 @@ def queue():
         page_size=int(current_app.config["MADOGUCHI"]["QUEUE_PAGE_SIZE"]),
     )
     args = {k: v for k, v in request.args.items() if k not in {"after", "before"} and v}
+    callbacks_all = request.args.get("callbacks") == "all"
     return render_template(
         "consult/queue.html",
         page=page,
@@ -81,6 +83,9 @@ def queue():
         channel_choices=CHANNEL_LABELS,
         status_choices=STATUS_LABELS,
         repeat_flags=safety.repeated_flags(page.tickets),
+        callbacks_all=callbacks_all,
+        due_callbacks=callbacks.due(actor(), staff_id=None if callbacks_all else current_user.id),
+        now=utcnow(),
     )
 
 
@@ -107,6 +112,23 @@ def _load(number: str, audit_view: bool = False):
 def ticket(number: str):
     item = _load(number, audit_view=True)
     return render_template("consult/ticket.html", **_ticket_context(item))
+
+
+@bp.get("/tickets/<number>/print")
+@roles_required(*DESK_ROLES)
+def print_ticket(number: str):
+    """The A4 page for the paper file: header, citizen, timeline, 対応記録; no forms. Audited as a
+    print of the ticket's personal data (its own action, not a view)."""
+    item = tickets.get_ticket(actor(), number, audit_view=False)
+    tickets.record_print(actor(), item)
+    return render_template(
+        "consult/ticket_print.html",
+        ticket=item,
+        timeline=item.timeline,
+        records=plugins.registry().case_records(item),
+        callbacks=callbacks.for_ticket(item),
+        printed_at=utcnow(),
+    )
 
 
 def _ticket_context(item, **forms):
@@ -319,6 +341,18 @@ def end_session(number: str):
         ConfirmForm(),
         lambda item, form: tickets.end_session(actor(), item),
         "対応時間の記録を終了しました。",
+        "confirm_form",
+    )
+
+
+@bp.post("/tickets/<number>/callbacks/<int:callback_id>/done")
+@roles_required(*DESK_ROLES)
+def callback_done(number: str, callback_id: int):
+    return _action(
+        number,
+        ConfirmForm(),
+        lambda item, form: callbacks.mark_done(actor(), item, callback_id),
+        "折り返しを済みにしました。",
         "confirm_form",
     )
 

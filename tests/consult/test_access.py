@@ -121,6 +121,7 @@ TABLE: dict[tuple[str, str], tuple] = {
     ("/tickets", "GET"): (lambda o: "/tickets", DESK_GET),
     ("/tickets/search", "POST"): (lambda o: "/tickets/search", DESK_POST, {"q": "やまだ"}),
     ("/tickets/<number>", "GET"): (t(""), DESK_GET),
+    ("/tickets/<number>/print", "GET"): (t("/print"), DESK_GET),
     ("/tickets/<number>/note", "POST"): (t("/note"), DESK_POST, {"body": "メモ"}),
     ("/tickets/<number>/status", "POST"): (t("/status"), DESK_POST),
     ("/tickets/<number>/close", "POST"): (t("/close"), DESK_POST),
@@ -132,6 +133,10 @@ TABLE: dict[tuple[str, str], tuple] = {
     ("/tickets/<number>/citizen/unlink", "POST"): (t("/citizen/unlink"), DESK_POST),
     ("/tickets/<number>/session/end", "POST"): (t("/session/end"), DESK_POST),
     ("/tickets/<number>/visit/<action>", "POST"): (t("/visit/call"), DESK_POST),
+    ("/tickets/<number>/callbacks/<int:callback_id>/done", "POST"): (
+        lambda o: f"/tickets/{o['number']}/callbacks/{o['callback']}/done",
+        DESK_POST,
+    ),
     ("/citizens/match", "POST"): (lambda o: "/citizens/match", DESK_POST, {"name": "やまだ"}),
     ("/citizens/<int:citizen_id>", "GET"): (lambda o: f"/citizens/{o['citizen']}", DESK_GET),
     ("/counter/new", "GET"): (lambda o: "/counter/new", DESK_GET),
@@ -546,6 +551,18 @@ def test_every_route_is_in_the_table(app):
         assert set(row[1]) == set(ROLES), f"{key}: an answer for every role"
 
 
+def _callback(ticket, staff) -> int:
+    from datetime import timedelta
+
+    from consult.services import callbacks
+    from consult.services.actor import Actor
+    from consult.timeutil import utcnow
+
+    callback = callbacks.schedule(Actor(staff, "127.0.0.1"), ticket, utcnow() + timedelta(hours=1))
+    db.session.commit()
+    return callback.id
+
+
 def test_access_matrix(app, make_staff, make_ticket, make_department, make_category, make_citizen):
     assert not sorted(_routes(app) - TABLE.keys()), "every route needs a row in TABLE"
     # Seven roles vote from one address here; the vote limit has its own tests (test_vote_limits).
@@ -564,6 +581,7 @@ def test_access_matrix(app, make_staff, make_ticket, make_department, make_categ
         "handoff": handoff.id,
         "number": ticket.number,
         "victim": victim.id,
+        "callback": _callback(ticket, victim),
         "department": make_department().id,
         "category": make_category().id,
         "citizen": make_citizen().id,
