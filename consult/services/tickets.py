@@ -224,6 +224,8 @@ def change_status(
     if new == Status.CLOSED:
         raise InvalidTransition("完了にするには「完了にする」から対応結果を入力してください。")
     ticket.ensure_open()
+    if ticket.status == new:
+        raise InvalidTransition(f"この相談はすでに「{STATUS_LABELS[new]}」です。")
     if new not in TRANSITIONS[ticket.status]:
         if ticket.status in REOPENABLE and new == Status.IN_PROGRESS:
             raise InvalidTransition(
@@ -238,8 +240,10 @@ def change_status(
         values["resolution_summary"] = clean_text(reason, "対応結果", MAX_TEXT)
     reason = clean_text(reason, "理由", MAX_TEXT) or None
     if not _take_over(ticket, values, Ticket.status == old):
-        if internal and ticket.status == new:
-            return  # someone else already made the change this step wanted
+        if ticket.status == new:
+            if internal:
+                return  # someone else already made the change this step wanted
+            raise InvalidTransition(f"この相談はすでに「{STATUS_LABELS[new]}」です。")
         if ticket.status == Status.CLOSED:
             raise TicketClosed(ALREADY_CLOSED)
         raise InvalidTransition(CHANGED_MEANWHILE)
@@ -315,10 +319,17 @@ def reopen(actor: Actor, ticket: Ticket, reason: str) -> None:
     _set_status(actor, ticket, Status.IN_PROGRESS, reason, old=old)
 
 
-def assign(actor: Actor, ticket: Ticket, assignee_id: int | None) -> None:
+NOT_SHOWN = "not shown"
+
+
+def assign(
+    actor: Actor, ticket: Ticket, assignee_id: int | None, *, shown: int | str | None = NOT_SHOWN
+) -> None:
     """Set the assignee, taken on the assignee this request read.
 
-    The change itself is take_assignment's: one of two requests at once wins.
+    The change itself is take_assignment's: one of two requests at once wins. `shown` is the
+    assignee's id (None for nobody) that the page showed: two consultants who both saw
+    未割り当て and pressed one after the other are told who took it, as if at the same moment.
     """
     actor.require(*DESK_ROLES)
     ticket.ensure_open()
@@ -329,7 +340,16 @@ def assign(actor: Actor, ticket: Ticket, assignee_id: int | None) -> None:
             raise ValidationFailed("担当者には有効な相談員またはセンター責任者を選んでください。")
     if assignee == ticket.assignee:
         return
+    if shown != NOT_SHOWN and shown != ticket.assignee_id:
+        raise InvalidTransition(_holder_message(ticket))
     take_assignment(actor, ticket, assignee)
+
+
+def _holder_message(ticket: Ticket) -> str:
+    if ticket.assignee is None:
+        return "この相談はほかの操作で担当者が外されました。" + CHECK_AGAIN
+    name = ticket.assignee.full_name
+    return f"この相談はほかの操作で担当者が変わり、今は{name}さんが担当しています。"
 
 
 def take_assignment(actor: Actor, ticket: Ticket, assignee: Staff | None) -> None:
@@ -348,17 +368,12 @@ def take_assignment(actor: Actor, ticket: Ticket, assignee: Staff | None) -> Non
     )
     if not taken:
         if ticket.assignee_id == wanted:
-            raise InvalidTransition(
-                f"この相談はすでに{assignee.full_name}さんが担当しています。"
-                if assignee
-                else "この相談の担当者はすでに外されています。"
-            )
-        holder = ticket.assignee
-        if holder is None:
-            raise InvalidTransition("この相談はほかの操作で担当者が外されました。" + CHECK_AGAIN)
-        raise InvalidTransition(
-            f"この相談はほかの操作で担当者が変わり、今は{holder.full_name}さんが担当しています。"
-        )
+            if assignee is None:
+                raise InvalidTransition("この相談の担当者はすでに外されています。")
+            if assignee == actor.staff:
+                raise InvalidTransition("この相談はすでにあなたが担当しています。")
+            raise InvalidTransition(f"この相談はすでに{assignee.full_name}さんが担当しています。")
+        raise InvalidTransition(_holder_message(ticket))
     add_entry(
         ticket,
         EntryKind.ASSIGNMENT,
