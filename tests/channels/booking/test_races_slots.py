@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from datetime import time
 
 import pytest
@@ -191,3 +192,69 @@ def test_details_saved_while_the_citizen_moves_one_wins_and_sequence_counts_it(
         assert "変更されています" in loser or "先に変更されました" in loser, loser[:300]
     counters = _counters()
     assert all(booked == live for booked, live in counters.values()), counters
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+def test_details_saved_over_a_move_committed_meanwhile_do_not_lose_its_sequence(app, make_staff):
+    """The interleaving that lost the increment, made to happen: the desk's request has read the
+    booking (SEQUENCE 0) when the citizen's move commits (SEQUENCE 1); then the desk saves.
+    `booking.sequence += 1` wrote 1 again over the move. Threads with sessions of their own on
+    PostgreSQL (on SQLite the desk's read would hold the write lock and the move would wait)."""
+    set_capacity(Mode.VIDEO, 2)
+    start, later = slot_in(7, time(10, 0)), slot_in(7, time(13, 0))
+    booking = _book("video", start, "meanwhile@example.jp")
+    booking_id, desk_id = booking.id, make_staff("consultant").id
+    db.session.commit()
+    db.session.remove()
+    read, moved = threading.Event(), threading.Event()
+    outcome: dict[str, object] = {}
+
+    def desk() -> None:
+        from consult.models import Staff
+
+        with app.app_context():
+            try:
+                seen = db.session.get(Booking, booking_id)
+                assert seen.sequence == 0
+                read.set()
+                assert moved.wait(timeout=60)
+                services.set_details(
+                    Actor(db.session.get(Staff, desk_id), "127.0.0.1"),
+                    seen,
+                    "https://meet.example.jp/room-1",
+                    None,
+                )
+                db.session.commit()
+                outcome["desk"] = "saved"
+            except services.BookingChanged as refused:
+                db.session.rollback()
+                outcome["desk"] = refused.message
+            except BaseException as error:  # reported by the test thread
+                outcome["desk"] = error
+            finally:
+                read.set()
+                db.session.remove()
+
+    def citizen() -> None:
+        with app.app_context():
+            try:
+                assert read.wait(timeout=60)
+                services.move_booking(PUBLIC, db.session.get(Booking, booking_id), later)
+                db.session.commit()
+                outcome["citizen"] = "moved"
+            except BaseException as error:  # reported by the test thread
+                outcome["citizen"] = error
+            finally:
+                moved.set()
+                db.session.remove()
+
+    threads = [threading.Thread(target=desk), threading.Thread(target=citizen)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+
+    assert outcome["citizen"] == "moved"
+    assert "ほかの操作で先に変更されました" in str(outcome["desk"]), outcome
+    after = db.session.get(Booking, booking_id)
+    assert (after.sequence, after.starts_at, after.video_url) == (1, later, None)
