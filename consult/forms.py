@@ -193,6 +193,9 @@ class ReopenForm(Form):
 
 class AssignForm(Form):
     assignee_id = JapaneseSelectField("担当者", coerce=coerce_optional_int)
+    # Who the page showed as the assignee ("none" for nobody): a change over a newer one is
+    # refused, and its sender is told who has the case now.
+    shown_assignee = HiddenField()
 
 
 class DetailsForm(Form):

@@ -33,6 +33,8 @@ class EntryForm(Form):
     visibility = JapaneseSelectField(
         "公開範囲", choices=choices((k.value, v) for k, v in VISIBILITY_LABELS.items())
     )
+    # The entry's revision when the edit page was shown: a save over a newer one is refused.
+    revision = HiddenField()
 
 
 class ActionForm(Form):

@@ -168,6 +168,12 @@ CHANGED_MEANWHILE = (
 )
 
 
+EDITED_MEANWHILE = (
+    "ほかの職員が先に変更しました。入力した内容はこの画面に残っています。"
+    "FAQの詳細で最新の内容を確かめてから、もう一度保存してください。"
+)
+
+
 def _hold(entry: FaqEntry, target: FaqStatus | None = None) -> None:
     """Take the entry at the status and revision this request read, with one conditional UPDATE.
 
@@ -277,11 +283,19 @@ def update_entry(
     department_id: int | None,
     keywords: str,
     visibility: Visibility | str,
+    seen_revision: int | None = None,
 ) -> FaqEntry:
-    """Save an edit. An edit to a published entry takes it back to review: it needs approval."""
+    """Save an edit. An edit to a published entry takes it back to review: it needs approval.
+
+    `seen_revision` is the revision the edit page showed. Two editors who opened the page at
+    different times each read the newest revision when saving, so the later save silently
+    replaced the earlier one; with the revision from the form, it is refused instead.
+    """
     actor.require(*EDIT_ROLES)
     if entry.status == FaqStatus.ARCHIVED:
         raise InvalidTransition("公開終了したFAQは編集できません。")
+    if seen_revision is not None and seen_revision != entry.revision:
+        raise InvalidTransition(EDITED_MEANWHILE)
     try:
         visibility = Visibility(visibility)
     except ValueError:

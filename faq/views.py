@@ -137,16 +137,27 @@ def staff_edit(entry_id: int):
             category_id=entry.category_id or "",
             department_id=entry.department_id or "",
         )
+        form.revision.data = str(entry.revision)
     else:
         form = EntryForm()
     _fill_choices(form)
     if form.validate_on_submit():
+        seen = form.revision.data or ""
         ok, _result = attempt(
-            lambda: services.update_entry(actor(), entry, **_entry_fields(form)),
+            lambda: services.update_entry(
+                actor(),
+                entry,
+                **_entry_fields(form),
+                seen_revision=int(seen) if seen.isdigit() else None,
+            ),
             "変更を保存しました。",
         )
         if ok:
             return redirect(url_for("faq.staff_entry", entry_id=entry_id))
+        # What they typed stays in the form; the next save is taken over the revision that
+        # refused this one, once they have looked at it.
+        entry = _entry(entry_id)
+        form.revision.data = str(entry.revision)
     return render_template("faq/staff_form.html", form=form, entry=entry), (
         422 if request.method == "POST" else 200
     )

@@ -193,7 +193,7 @@ def create(actor: Actor, ticket: Ticket, requests: list[Request]) -> list[Handof
         _notify_new(handoff)
         created.append(handoff)
     if ticket.status in (Status.RECEIVED, Status.IN_PROGRESS, Status.AWAITING_REPLY):
-        tickets.change_status(actor, ticket, Status.HANDED_OFF)
+        tickets.change_status(actor, ticket, Status.HANDED_OFF, internal=True)
     _touch(created[-1], now)
     for handoff in created:
         signals.handoff_changed.send(handoff)
@@ -406,7 +406,7 @@ def _return_to_centre_when_settled(handoff: Handoff, staff: Staff | None) -> Non
         )
     )
     if not still_open and ticket.status == Status.HANDED_OFF:
-        tickets.change_status(Actor(staff, trusted=True), ticket, Status.IN_PROGRESS)
+        tickets.change_status(Actor(staff, trusted=True), ticket, Status.IN_PROGRESS, internal=True)
 
 
 # --- the centre's steps ------------------------------------------------------------------------

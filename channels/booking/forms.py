@@ -121,6 +121,8 @@ class BookingDetailsForm(Form):
         "会議のURL（オンライン相談）", validators=[Optional(), max_length("URL", 500)]
     )
     staff_id = JapaneseSelectField("担当者", coerce=coerce_optional_int)
+    # The booking's SEQUENCE when the page was shown: a save over a newer booking is refused.
+    version = HiddenField()
 
 
 class SettingsForm(Form):

@@ -322,6 +322,26 @@ def _take_over(booking: Booking, values: dict, *conditions) -> None:
         raise BookingChanged(ALREADY.get(booking.status, ALREADY_MOVED))
 
 
+def _lock_slots_in_order(*slot_ids: int | None) -> None:
+    """Lock the slot rows a move touches, lowest id first, before changing their counters.
+
+    A move takes the new seat and then gives the old one back. Two moves in opposite directions
+    between the same two slots each locked their new slot and then waited for the other's: on
+    PostgreSQL one of them failed with "deadlock detected". Taking the locks in one order makes
+    the second move wait for the first instead. (SQLite holds its write lock for the whole
+    transaction already; FOR UPDATE is left out there.)
+    """
+    ids = sorted({slot_id for slot_id in slot_ids if slot_id is not None})
+    if len(ids) < 2:
+        return
+    db.session.execute(
+        sa.select(BookingSlot.id)
+        .where(BookingSlot.id.in_(ids))
+        .order_by(BookingSlot.id)
+        .with_for_update()
+    ).all()
+
+
 def _release_seat(booking: Booking) -> None:
     db.session.execute(
         sa.update(BookingSlot)
@@ -480,6 +500,7 @@ def move_booking(
         Booking.sequence == expected,
         Booking.slot_id == booking.slot_id,
     )
+    _lock_slots_in_order(booking.slot_id, _slot_row(booking.mode, starts_at).id)
     slot, seat = _take_seat(booking.mode, starts_at, capacity)
     _release_seat(booking)
     db.session.flush()
@@ -621,10 +642,27 @@ def mark_no_show(actor: Actor, booking: Booking, now: datetime | None = None) ->
     db.session.flush()
 
 
+DETAILS_CHANGED = (
+    "この予約はほかの操作で先に変更されました。"
+    "現在の予約内容を確かめてから、もう一度保存してください。"
+)
+
+
 def set_details(
-    actor: Actor, booking: Booking, video_url: str | None, staff_id: int | None
+    actor: Actor,
+    booking: Booking,
+    video_url: str | None,
+    staff_id: int | None,
+    *,
+    seen_sequence: int | None = None,
 ) -> None:
-    """The meeting URL (mailed to the citizen when it is set or changed) and the assignee."""
+    """The meeting URL (mailed to the citizen when it is set or changed) and the assignee.
+
+    Taken with one conditional UPDATE on the version the form showed (`seen_sequence`), with
+    SEQUENCE raised in SQL: `booking.sequence += 1` in Python wrote back the number it read, so a
+    move committed meanwhile lost its increment and calendars kept the old time. A save from a
+    page older than the booking is refused and nothing is written.
+    """
     actor.require(*DESK_ROLES)
     url = (video_url or "").strip() or None
     if url and (not url.startswith("https://") or len(url) > 500 or any(c.isspace() for c in url)):
@@ -635,13 +673,27 @@ def set_details(
         member = db.session.get(Staff, staff_id)
         if member is None or not member.active or member.role not in DESK_ROLES:
             raise ValidationFailed("担当者は一覧から選んでください。")
-    booking.staff_id = staff_id
+    expected = booking.sequence if seen_sequence is None else seen_sequence
+    if expected != booking.sequence:
+        raise BookingChanged(DETAILS_CHANGED)
     changed = url != booking.video_url
-    booking.video_url = url
+    notify_citizen = changed and url is not None and booking.status is BookingStatus.BOOKED
+    values: dict = {"staff_id": staff_id, "video_url": url}
+    if notify_citizen:
+        values["sequence"] = Booking.sequence + 1
+    db.session.flush()
+    saved = db.session.execute(
+        sa.update(Booking)
+        .where(Booking.id == booking.id, Booking.sequence == expected)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(booking)
+    if saved != 1:
+        raise BookingChanged(DETAILS_CHANGED)
     audit.record(actor, "update", "booking", booking.reference, "詳細")
     db.session.flush()
-    if changed and url and booking.status is BookingStatus.BOOKED:
-        booking.sequence += 1
+    if notify_citizen:
         from channels.booking import notify
 
         notify.moved(booking)

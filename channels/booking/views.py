@@ -515,6 +515,11 @@ def staff_new():
     )
 
 
+def _version(value: str | None) -> int | None:
+    """The booking's SEQUENCE that a form carried back (None from a form without it)."""
+    return int(value) if (value or "").isdigit() else None
+
+
 @staff_bp.route("/staff/b/<int:booking_id>", methods=["GET", "POST"])
 @roles_required(*DESK_ROLES)
 def detail(booking_id):
@@ -523,13 +528,21 @@ def detail(booking_id):
     except NotFound:
         abort(404)
     form = forms.BookingDetailsForm(obj=booking)
+    if request.method == "GET":
+        form.version.data = str(booking.sequence)
     desk = staff_service.list_staff(include_inactive=False)
     form.staff_id.choices = choices(
         ((s.id, s.full_name) for s in desk if s.active and s.role in DESK_ROLES), blank="未定"
     )
     if form.validate_on_submit():
         ok, _ = attempt(
-            lambda: services.set_details(actor(), booking, form.video_url.data, form.staff_id.data),
+            lambda: services.set_details(
+                actor(),
+                booking,
+                form.video_url.data,
+                form.staff_id.data,
+                seen_sequence=_version(form.version.data),
+            ),
             "予約の詳細を保存しました。",
         )
         if ok:

@@ -124,18 +124,40 @@ def move(actor: Actor, ticket: Ticket, action: str, room: int | None = None) -> 
         raise InvalidTransition(
             f"受付番号 {visit.reception_number} は既に「{visit.state_label}」です。"
         )
-    if room is not None:
-        if room not in ROOMS:
-            raise ValidationFailed("相談室は1〜3から選んでください。")
-        visit.room = room
+    if room is not None and room not in ROOMS:
+        raise ValidationFailed("相談室は1〜3から選んでください。")
     now = utcnow()
-    visit.state = target
+    values: dict = {"state": target}
+    if room is not None:
+        values["room"] = room
     if target == VisitState.CALLED:
-        visit.called_at = now
+        values["called_at"] = now
     if target == VisitState.DONE:
-        visit.done_at = now
-        if ticket.session_started_at and not ticket.session_ended_at:
-            tickets.end_session(actor, ticket, at=now)
+        values["done_at"] = now
+    # One conditional UPDATE on the state (and the call) this request read: a double press at
+    # once read the same state in both requests and wrote the step twice on the timeline.
+    seen_called = visit.called_at
+    db.session.flush()
+    taken = db.session.execute(
+        sa.update(CounterVisit)
+        .where(
+            CounterVisit.id == visit.id,
+            CounterVisit.state == visit.state,
+            CounterVisit.called_at.is_(None)
+            if seen_called is None
+            else CounterVisit.called_at == seen_called,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(visit)
+    if taken != 1:
+        raise InvalidTransition(
+            f"受付番号 {visit.reception_number} はほかの操作で「{visit.state_label}」になりました。"
+            "画面を確かめてから、もう一度操作してください。"
+        )
+    if target == VisitState.DONE and ticket.session_started_at and not ticket.session_ended_at:
+        tickets.end_session(actor, ticket, at=now)
     tickets.add_entry(
         ticket,
         EntryKind.SESSION,

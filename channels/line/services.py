@@ -557,7 +557,9 @@ def _ticket_for(contact: LineContact, summary: str, at: datetime) -> tuple[Ticke
     ticket = _open_ticket(contact)
     if ticket is not None:
         if ticket.status in (Status.AWAITING_REPLY, Status.RESOLVED):
-            tickets.change_status(SYSTEM, ticket, Status.IN_PROGRESS, "LINEで返信がありました")
+            tickets.change_status(
+                SYSTEM, ticket, Status.IN_PROGRESS, "LINEで返信がありました", internal=True
+            )
         return ticket, False
     ticket = tickets.create_ticket(
         SYSTEM, channel=Channel.LINE, subject=_subject(summary), citizen=contact.citizen, at=at
@@ -927,7 +929,7 @@ def send_reply(actor: Actor, ticket: Ticket, text: str) -> OutboxMessage:
         sender=display,
     )
     if ticket.status == Status.RECEIVED:
-        tickets.change_status(actor, ticket, Status.IN_PROGRESS)
+        tickets.change_status(actor, ticket, Status.IN_PROGRESS, internal=True)
     return message
 
 

@@ -689,8 +689,12 @@ def take_over(actor: Actor, ticket: Ticket) -> None:
     """交代: the supervisor becomes the assignee; the timeline says who took over from whom."""
     staff = actor.require(Role.SUPERVISOR)
     previous = ticket.assignee or ticket.created_by
-    if ticket.assignee_id != staff.id:
-        tickets.assign(actor, ticket, staff.id)
+    ticket.ensure_open()
+    if ticket.assignee_id == staff.id:
+        raise tickets.InvalidTransition("この相談はすでにあなたが担当しています。")
+    # Conditional on the assignee read: pressed twice at once (or by two supervisors), both
+    # requests read the old assignee and both wrote 交代; now the loser writes nothing.
+    tickets.take_assignment(actor, ticket, staff)
     tickets.add_entry(
         ticket,
         EntryKind.SAFETY,

@@ -264,8 +264,22 @@ def _set_status(
     signals.ticket_status_changed.send(ticket, actor=actor, old=old, new=new)
 
 
-def change_status(actor: Actor, ticket: Ticket, new: Status | str, reason: str | None = None):
-    """Move along the allowed transitions; closing and reopening have their own operations."""
+def change_status(
+    actor: Actor,
+    ticket: Ticket,
+    new: Status | str,
+    reason: str | None = None,
+    *,
+    internal: bool = False,
+) -> None:
+    """Move along the allowed transitions; closing and reopening have their own operations.
+
+    The change is taken with one conditional UPDATE on the status this request read: two desks
+    pressing at once (or a desk and a handoff) both read the old status on PostgreSQL and both
+    wrote a status entry. The loser of a person's action is told the case changed meanwhile.
+    `internal=True` is for steps the system takes on its own (a handoff made or settled, a LINE
+    reply): losing to a change that already reached `new` is no failure there, it is left alone.
+    """
     actor.require(*DESK_ROLES)
     try:
         new = Status(new)
@@ -274,6 +288,8 @@ def change_status(actor: Actor, ticket: Ticket, new: Status | str, reason: str |
     if new == Status.CLOSED:
         raise InvalidTransition("完了にするには「完了にする」から対応結果を入力してください。")
     ticket.ensure_open()
+    if ticket.status == new:
+        raise InvalidTransition(f"この相談はすでに「{STATUS_LABELS[new]}」です。")
     if new not in TRANSITIONS[ticket.status]:
         if ticket.status in REOPENABLE and new == Status.IN_PROGRESS:
             raise InvalidTransition(
@@ -282,12 +298,25 @@ def change_status(actor: Actor, ticket: Ticket, new: Status | str, reason: str |
         raise InvalidTransition(
             f"「{STATUS_LABELS[ticket.status]}」から「{STATUS_LABELS[new]}」には変更できません。"
         )
+    old = ticket.status
+    values: dict = {"status": new, "is_open": True}
     if new == Status.RESOLVED and reason:
-        ticket.resolution_summary = clean_text(reason, "対応結果", MAX_TEXT)
-    _set_status(actor, ticket, new, clean_text(reason, "理由", MAX_TEXT) or None)
+        values["resolution_summary"] = clean_text(reason, "対応結果", MAX_TEXT)
+    reason = clean_text(reason, "理由", MAX_TEXT) or None
+    if not _take_over(ticket, values, Ticket.status == old):
+        if ticket.status == new:
+            if internal:
+                return  # someone else already made the change this step wanted
+            raise InvalidTransition(f"この相談はすでに「{STATUS_LABELS[new]}」です。")
+        if ticket.status == Status.CLOSED:
+            raise TicketClosed(ALREADY_CLOSED)
+        raise InvalidTransition(CHANGED_MEANWHILE)
+    _set_status(actor, ticket, new, reason, old=old)
 
 
 ALREADY_CLOSED = "この相談はすでに完了しています。"
+CHECK_AGAIN = "内容を確かめてから、もう一度操作してください。"
+CHANGED_MEANWHILE = "この相談の状態がほかの操作で変わりました。" + CHECK_AGAIN
 
 
 def _take_over(ticket: Ticket, values: dict, *conditions) -> bool:
@@ -332,9 +361,7 @@ def close(actor: Actor, ticket: Ticket, summary: str) -> None:
     if not closed:
         if ticket.status == Status.CLOSED:
             raise TicketClosed(ALREADY_CLOSED)
-        raise InvalidTransition(
-            "この相談の状態がほかの操作で変わりました。内容を確かめてから、もう一度操作してください。"
-        )
+        raise InvalidTransition(CHANGED_MEANWHILE)
     if ticket.session_started_at and not ticket.session_ended_at:
         end_session(actor, ticket, at=now)
     if unassigned and actor.staff is not None and ticket.assignee_id == actor.staff.id:
@@ -356,15 +383,34 @@ def _record_ownership(actor: Actor, ticket: Ticket, at: datetime | None = None) 
 
 
 def reopen(actor: Actor, ticket: Ticket, reason: str) -> None:
+    """Back to 対応中 from 解決 or 完了, taken on the status read (one reopening of two at once)."""
     actor.require(*DESK_ROLES)
     if ticket.status not in REOPENABLE:
         raise InvalidTransition("再開できるのは「解決」または「完了」の相談だけです。")
     reason = clean_text(reason, "再開の理由", 2000, required=True)
-    ticket.closed_at = None
-    _set_status(actor, ticket, Status.IN_PROGRESS, reason)
+    old = ticket.status
+    reopened = _take_over(
+        ticket,
+        {"status": Status.IN_PROGRESS, "is_open": True, "closed_at": None},
+        Ticket.status == old,
+    )
+    if not reopened:
+        raise InvalidTransition(CHANGED_MEANWHILE)
+    _set_status(actor, ticket, Status.IN_PROGRESS, reason, old=old)
 
 
-def assign(actor: Actor, ticket: Ticket, assignee_id: int | None) -> None:
+NOT_SHOWN = "not shown"
+
+
+def assign(
+    actor: Actor, ticket: Ticket, assignee_id: int | None, *, shown: int | str | None = NOT_SHOWN
+) -> None:
+    """Set the assignee, taken on the assignee this request read.
+
+    The change itself is take_assignment's: one of two requests at once wins. `shown` is the
+    assignee's id (None for nobody) that the page showed: two consultants who both saw
+    未割り当て and pressed one after the other are told who took it, as if at the same moment.
+    """
     actor.require(*DESK_ROLES)
     ticket.ensure_open()
     assignee = None
@@ -374,13 +420,46 @@ def assign(actor: Actor, ticket: Ticket, assignee_id: int | None) -> None:
             raise ValidationFailed("担当者には有効な相談員またはセンター責任者を選んでください。")
     if assignee == ticket.assignee:
         return
-    ticket.assignee = assignee
+    if shown != NOT_SHOWN and shown != ticket.assignee_id:
+        raise InvalidTransition(_holder_message(ticket))
+    take_assignment(actor, ticket, assignee)
+
+
+def _holder_message(ticket: Ticket) -> str:
+    if ticket.assignee is None:
+        return "この相談はほかの操作で担当者が外されました。" + CHECK_AGAIN
+    name = ticket.assignee.full_name
+    return f"この相談はほかの操作で担当者が変わり、今は{name}さんが担当しています。"
+
+
+def take_assignment(actor: Actor, ticket: Ticket, assignee: Staff | None) -> None:
+    """Make `assignee` the assignee with one conditional UPDATE on the assignee this request read.
+
+    Two consultants taking one case at once both read 未割り当て and both became its assignee
+    (two entries, the last write winning silently). The loser is told who has it now, and
+    nothing is written for it; the same assignment made by someone else first is no error.
+    """
+    seen = ticket.assignee_id
+    wanted = assignee.id if assignee else None
+    taken = _take_over(
+        ticket,
+        {"assignee_id": wanted},
+        Ticket.assignee_id.is_(None) if seen is None else Ticket.assignee_id == seen,
+    )
+    if not taken:
+        if ticket.assignee_id == wanted:
+            if assignee is None:
+                raise InvalidTransition("この相談の担当者はすでに外されています。")
+            if assignee == actor.staff:
+                raise InvalidTransition("この相談はすでにあなたが担当しています。")
+            raise InvalidTransition(f"この相談はすでに{assignee.full_name}さんが担当しています。")
+        raise InvalidTransition(_holder_message(ticket))
     add_entry(
         ticket,
         EntryKind.ASSIGNMENT,
         author=actor.staff,
         body=assignee.full_name if assignee else "担当者なし",
-        data={"assignee_id": assignee.id if assignee else None},
+        data={"assignee_id": wanted},
     )
 
 

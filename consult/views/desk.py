@@ -137,6 +137,7 @@ def _ticket_context(item, **forms):
     assign_form = forms.get("assign_form") or AssignForm(
         assignee_id=item.assignee_id if item.assignee_id else ""
     )
+    assign_form.shown_assignee.data = str(item.assignee_id or "none")
     assign_form.assignee_id.choices = choices(
         ((s.id, f"{s.full_name}（{s.role_label}）") for s in tickets.desk_staff()),
         blank="担当者なし",
@@ -249,6 +250,13 @@ def reopen(number: str):
     )
 
 
+def _shown_assignee(value: str | None) -> int | str | None:
+    """The assignee the page showed: an id, None for nobody, tickets.NOT_SHOWN without it."""
+    if value == "none":
+        return None
+    return int(value) if (value or "").isdigit() else tickets.NOT_SHOWN
+
+
 @bp.post("/tickets/<number>/assign")
 @roles_required(*DESK_ROLES)
 def assign(number: str):
@@ -259,7 +267,9 @@ def assign(number: str):
     return _action(
         number,
         form,
-        lambda item, form: tickets.assign(actor(), item, form.assignee_id.data),
+        lambda item, form: tickets.assign(
+            actor(), item, form.assignee_id.data, shown=_shown_assignee(form.shown_assignee.data)
+        ),
         "担当者を変更しました。",
         "assign_form",
     )
