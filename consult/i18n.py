@@ -13,7 +13,8 @@ Staff templates do not call gettext, so they stay Japanese whatever is chosen.
 
 from __future__ import annotations
 
-import shutil
+import os
+import tempfile
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -49,10 +50,12 @@ def _compile(app: Flask) -> list[str]:
             mo_path.parent.mkdir(parents=True, exist_ok=True)
             with po_path.open("rb") as handle:
                 catalog = read_po(handle)
-            tmp = mo_path.with_suffix(".tmp")
-            with tmp.open("wb") as handle:
+            # Several processes start at once (gunicorn's workers): each writes a file of its own
+            # and renames it into place, which is atomic, so none finds another's half-written.
+            fd, tmp = tempfile.mkstemp(dir=mo_path.parent, suffix=".tmp")
+            with os.fdopen(fd, "wb") as handle:
                 write_mo(handle, catalog)
-            shutil.move(tmp, mo_path)
+            os.replace(tmp, mo_path)
         compiled.append(str(target))
     return compiled
 

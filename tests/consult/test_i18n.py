@@ -54,3 +54,34 @@ def test_staff_pages_stay_japanese(app, make_staff):
     client = sign_in(app, make_staff("consultant"))
     page = client.get("/tickets?lang=en").get_data(as_text=True)
     assert "本文へ移動" in page and "Skip to content" not in page
+
+
+def test_processes_starting_at_once_all_get_the_catalogs(app):
+    """gunicorn's workers start together over one instance folder: each compiles the catalogs,
+    and none may find another's half-written file (a worker crashed at boot on a shared name)."""
+    import shutil
+    import threading
+    from pathlib import Path
+
+    from consult import i18n
+
+    shutil.rmtree(Path(app.instance_path) / "translations")
+    errors: list[BaseException] = []
+    start = threading.Barrier(8)
+
+    def compile_catalogs():
+        start.wait()
+        try:
+            for _ in range(5):
+                i18n._compile(app)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=compile_catalogs) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    compiled = list((Path(app.instance_path) / "translations").rglob("*.mo"))
+    assert compiled and not list((Path(app.instance_path) / "translations").rglob("*.tmp"))
