@@ -358,8 +358,10 @@ def retry(actor, key: str) -> FailedItem:
     actor.require(Role.ADMIN)
     name, _, raw_id = key.partition(":")
     spec = spec_named(name)
-    if spec is None or not raw_id.isdigit():
-        raise NotFound(f"「{key}」は見つかりません。")
+    # Row ids are 32-bit integers on both databases: anything else names no row (and a larger
+    # number would be a database error, not an answer).
+    if spec is None or not (raw_id.isascii() and raw_id.isdigit()) or int(raw_id) >= 2**31:
+        raise NotFound(f"「{key[:40]}」は見つかりません。")
     row = db.session.get(spec.model, int(raw_id))
     if row is None:
         raise NotFound(f"「{key}」は見つかりません。")

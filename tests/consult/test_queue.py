@@ -163,3 +163,29 @@ def test_an_smtp_server_that_never_answers_is_given_up_after_the_timeout(
     with pytest.raises(outbox.TemporaryFailure):
         mail.deliver(message)
     assert time.monotonic() - started < 2.5  # one timeout, not one per step
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "outbox:99999999999999999999",  # past a 32-bit id: a database error before
+        "outbox:abc",
+        "outbox:１２",  # full-width digits
+        "nope:1",
+        "outbox:",
+    ],
+)
+def test_a_retry_of_a_key_that_names_no_row_is_told_in_japanese(app, make_staff, key):
+    from consult.models import AuditEvent
+    from tests.helpers import sign_in
+
+    admin = sign_in(app, make_staff("admin"))
+    response = admin.post(f"/admin/queue/{key}/retry", follow_redirects=True)
+    assert response.status_code == 200
+    assert "見つかりません" in response.get_data(as_text=True)
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count(AuditEvent.id)).where(AuditEvent.object_type == "queue")
+        )
+        == 0
+    )
