@@ -214,9 +214,14 @@ def app_factory(database_url, tmp_path):
     for thread in threading.enumerate():
         if thread.name == "line-kick":
             thread.join(timeout=30)
+    from consult.live import services as live_services
+
     for app in apps:
         with app.app_context():
             db.session.remove()
+            # The live watcher first: a read of its in flight at dispose would keep a
+            # connection of the old pool, collected (and reported) in another test.
+            live_services.end_streams(db.engine)
             db.engine.dispose()
 
 

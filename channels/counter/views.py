@@ -127,8 +127,9 @@ def display_live():
     if request.args.get("poll") == "1":
         events, cursor = _display_events(hub, after)
         return jsonify(events=events, cursor=cursor)
-    heartbeat = float(
-        current_app.config["MADOGUCHI"].get("LIVE_HEARTBEAT_SECONDS") or DISPLAY_HEARTBEAT_SECONDS
+    heartbeat = min(
+        float(current_app.config["MADOGUCHI"].get("LIVE_HEARTBEAT_SECONDS") or 15.0),
+        DISPLAY_HEARTBEAT_SECONDS,
     )
     db.session.commit()  # give the request's connection back before the long wait
 

@@ -107,6 +107,7 @@ def _prune():
 
 def register(app: Flask) -> None:
     from consult.live import models, views  # noqa: F401 (models: the table)
+    from consult.live.settings import LiveSettings
 
     def setup(app: Flask) -> None:
         @app.before_request
@@ -130,6 +131,7 @@ def register(app: Flask) -> None:
         plugins.Plugin(
             name="live",
             blueprints=(views.bp,),
+            settings=LiveSettings,
             worker_tasks=(plugins.WorkerTask("live.prune", _prune, lane="alerts", interval=600),),
             receivers=(
                 (signals.ticket_created, _ticket_created),

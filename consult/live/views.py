@@ -17,11 +17,11 @@ from flask_login import current_user
 
 from consult.extensions import db
 from consult.live import services
+from consult.live.settings import LiveSettings
 from consult.web import passive, public
 
 bp = Blueprint("live", __name__)
 
-HEARTBEAT_SECONDS = 15.0
 MAX_STREAM_SECONDS = 300.0  # then the browser reconnects with Last-Event-ID (and a fresh check)
 
 
@@ -61,42 +61,50 @@ def stream():
     if after < 0:
         after = services.latest_id()
     if poll:
-        found = hub.events_after(after)
+        found = hub.events_after(after, fresh=True)
         events = [e.as_dict() for e in found if viewer.may_receive(e.audience)]
         return jsonify(ended=False, events=events, cursor=found[-1].id if found else after)
 
-    settings = current_app.config["MADOGUCHI"]
-    idle = timedelta(minutes=int(settings["IDLE_TIMEOUT_MINUTES"]))
-    absolute = timedelta(hours=int(settings["ABSOLUTE_TIMEOUT_HOURS"]))
+    core = current_app.config["MADOGUCHI"]
+    rule = services.SessionRule(
+        idle=timedelta(minutes=int(core["IDLE_TIMEOUT_MINUTES"])),
+        absolute=timedelta(hours=int(core["ABSOLUTE_TIMEOUT_HOURS"])),
+    )
     token_hash = hashlib.sha256(current_user.session_token.encode("ascii")).hexdigest()
-    check_every = float(settings.get("LIVE_SESSION_CHECK_SECONDS") or 3.0)
+    settings = LiveSettings.current()
+    hub.session_check_seconds = settings.session_check_seconds
     # A closed page is noticed at the next write: the heartbeat bounds how long it holds a thread.
-    heartbeat = float(settings.get("LIVE_HEARTBEAT_SECONDS") or HEARTBEAT_SECONDS)
+    heartbeat = settings.heartbeat_seconds
     db.session.commit()  # give the request's connection back before the long wait
 
     def generate():
         cursor = after
-        started = last_sent = last_check = time.monotonic()
+        started = last_sent = time.monotonic()
         generation = hub.generation
-        yield f"retry: 2000\n: cursor {cursor}\n\n"
-        while not hub.stopped.is_set():
-            for item in hub.events_after(cursor):
-                cursor = item.id
-                if viewer.may_receive(item.audience):
-                    last_sent = time.monotonic()
-                    yield _sse(item.id, None, item.as_dict())
-            now = time.monotonic()
-            if now - last_check >= check_every:
-                last_check = now
-                if not services.session_alive(engine, token_hash, idle, absolute):
+        hub.register(token_hash, rule)
+        try:
+            # The first thing sent, at once: a page that does not receive it within seconds is
+            # behind a buffering proxy and polls instead (live.js).
+            yield "retry: 2000\n" + _sse(None, "hello", {"cursor": cursor})
+            while not hub.stopped.is_set():
+                for item in hub.events_after(cursor):
+                    cursor = item.id
+                    if viewer.may_receive(item.audience):
+                        last_sent = time.monotonic()
+                        yield _sse(item.id, None, item.as_dict())
+                if hub.session_ended(token_hash):
                     yield _sse(None, "ended", {"ended": True})
                     return
-            if now - started >= MAX_STREAM_SECONDS:
-                return
-            if now - last_sent >= heartbeat:
-                last_sent = now
-                yield ": keepalive\n\n"
-            generation = hub.wait(generation, min(hub.poll_seconds, check_every, heartbeat))
+                now = time.monotonic()
+                if now - started >= MAX_STREAM_SECONDS:
+                    return
+                if now - last_sent >= heartbeat:
+                    last_sent = now
+                    yield ": keepalive\n\n"
+                wait = min(heartbeat - (now - last_sent), MAX_STREAM_SECONDS - (now - started))
+                generation = hub.wait(generation, max(wait, 0.01))
+        finally:
+            hub.unregister(token_hash)
 
     return Response(
         generate(),
