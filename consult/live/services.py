@@ -549,21 +549,24 @@ class _RedisSource:
         self.client = redis.Redis.from_url(
             url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=5
         )
-        self.pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+        self.pubsub = self.client.pubsub()
         self.pubsub.subscribe(REDIS_CHANNEL)
         # The subscription's confirmation: proves the connection now, not at the first event.
         deadline = time.monotonic() + 2
-        while self.pubsub.get_message(timeout=0.2, ignore_subscribe_messages=False) is None:
+        while True:
+            message = self.pubsub.get_message(timeout=0.2)
+            if message is not None and message["type"] == "subscribe":
+                break
             if time.monotonic() > deadline:
                 raise redis.ConnectionError("no subscription confirmation")
 
     def wait(self, timeout: float) -> bool:
+        arrived = False
         message = self.pubsub.get_message(timeout=timeout)
-        if message is None:
-            return False
-        while self.pubsub.get_message(timeout=0) is not None:  # a burst makes one read
-            pass
-        return True
+        while message is not None:  # a burst makes one read
+            arrived = arrived or message["type"] == "message"
+            message = self.pubsub.get_message(timeout=0)
+        return arrived
 
     def close(self) -> None:
         with contextlib.suppress(Exception):  # already broken
