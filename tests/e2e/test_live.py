@@ -131,3 +131,77 @@ def test_a_dropped_connection_is_said_and_nothing_is_missed(live_server, new_pag
     expect(page.locator("#live-status")).to_be_hidden(timeout=10_000)
     rows = page.locator("#handoff-inbox tr[data-handoff-id]").filter(has_text=number)
     expect(rows).to_have_count(1, timeout=LIVE_MS)
+
+
+def hand_over_from_the_server(live_server, consultant_login: str, department_id: int) -> str:
+    """A walk-in handed to the department, made in the server's process; its number."""
+    import sqlalchemy as sa
+
+    from consult.models import Channel, Staff
+    from consult.services import tickets
+    from consult.services.actor import Actor
+    from handoff import services as handoffs
+    from handoff.models import Response
+
+    with live_server.app.app_context():
+        consultant = db.session.scalar(sa.select(Staff).where(Staff.login == consultant_login))
+        actor = Actor(consultant)
+        ticket = tickets.create_ticket(actor, channel=Channel.COUNTER, subject="住民票について")
+        handoffs.create(
+            actor, ticket, [handoffs.Request(department_id, "確認をお願いします。", Response.VISIT)]
+        )
+        db.session.commit()
+        number = ticket.number
+        db.session.remove()
+    return number
+
+
+# A proxy that buffers the stream: the request for it never answers (its ?poll=1 does).
+STREAM_NOT_POLL = re.compile(r"/live/stream\?(?![^#]*poll=1)")
+COUNT_EVENTS = """() => {
+  window.__seen = {};
+  madoguchi.live.on("*", (payload, event) => {
+    window.__seen[event.id] = (window.__seen[event.id] || 0) + 1;
+  });
+}"""
+
+
+def test_a_stream_that_never_opens_falls_back_to_polling_and_push_comes_back(live_server, new_page):
+    department_id = make_department(live_server, "市民課")
+    officer_login, password = live_server.make_staff("officer", department_id=department_id)
+    consultant_login, _ = live_server.make_staff("consultant")
+    page = new_page()
+    # Try push again every 3 s (60 s in production), so that the test sees it come back.
+    page.add_init_script("window.madoguchiLiveTiming = { retryMs: 3000 };")
+    held = []
+
+    def hold(route):
+        held.append(route)  # never answered
+
+    page.route(STREAM_NOT_POLL, hold)
+    log_in(page, live_server.url, officer_login, password)
+    page.evaluate(COUNT_EVENTS)
+    page.evaluate("window.__notReloaded = true")
+
+    # No hello within 5 s: the page polls, and says it is connected (it is).
+    page.wait_for_function("() => madoguchi.live.polling()", timeout=10_000)
+    expect(page.locator("body")).to_have_attribute("data-live-state", "open")
+    expect(page.locator("#live-status")).to_be_hidden()
+
+    first = hand_over_from_the_server(live_server, consultant_login, department_id)
+    rows = page.locator("#handoff-inbox tr[data-handoff-id]")
+    expect(rows.filter(has_text=first)).to_have_count(1, timeout=LIVE_MS + 3_000)
+    assert held, "the page never tried the stream"
+
+    # The proxy is fixed: push comes back by itself, and takes over from the same cursor.
+    page.unroute(STREAM_NOT_POLL, hold)
+    page.wait_for_function("() => !madoguchi.live.polling()", timeout=15_000)
+    second = hand_over_from_the_server(live_server, consultant_login, department_id)
+    expect(rows.filter(has_text=second)).to_have_count(1, timeout=LIVE_MS)
+    expect(rows.filter(has_text=first)).to_have_count(1)
+    expect(page.locator("body")).to_have_attribute("data-live-state", "open")
+
+    # Every event arrived once: none lost in the switch, none shown twice.
+    seen = page.evaluate("window.__seen")
+    assert seen and all(count == 1 for count in seen.values()), seen
+    assert page.evaluate("window.__notReloaded === true"), "the inbox was reloaded"

@@ -105,7 +105,8 @@
   function end() {
     if (ended) { return; }
     ended = true;
-    if (source) { source.close(); }
+    stopPush();
+    clearTimeout(pollTimer);
     show("ended");
     if (alarmed) { live.beep(3); }
   }
@@ -119,7 +120,6 @@
   function back() {
     clearTimeout(lostTimer);
     lostTimer = null;
-    failures = 0;
     if (!ended) { show("open"); }
   }
 
@@ -127,48 +127,93 @@
     return url + (url.indexOf("?") < 0 ? "?" : "&") + "after=" + cursor + (extra || "");
   }
 
+  // Push, with a proof that it works: the stream's first event (`hello`) must arrive within
+  // HELLO_MS. A proxy that buffers the stream, or one that never answers, fails that test, and
+  // so do repeated errors: the page then polls, and tries push again every RETRY_MS.
+  var timing = window.madoguchiLiveTiming || {};
+  var HELLO_MS = timing.helloMs || 5000;
+  var RETRY_MS = timing.retryMs || 60000;
+  var helloTimer = null;
+  var pollTimer = null;
+  var retryTimer = null;
+
+  function stopPush() {
+    clearTimeout(helloTimer);
+    if (source) { source.close(); source = null; }
+  }
+
+  function fallBack() {
+    stopPush();
+    failures = 0;
+    if (!polling) {
+      polling = true;
+      poll();
+    }
+    clearTimeout(retryTimer);
+    retryTimer = setTimeout(function () { if (!ended) { connect(); } }, RETRY_MS);
+  }
+
   function connect() {
     if (ended) { return; }
-    if (!window.EventSource || failures >= 4) { poll(); return; }
-    source = new EventSource(streamUrl());
-    source.onopen = back;
-    source.onmessage = function (message) {
+    if (!window.EventSource) { fallBack(); return; }
+    stopPush();
+    var mine = source = new EventSource(streamUrl());
+    helloTimer = setTimeout(function () { if (source === mine) { fallBack(); } }, HELLO_MS);
+    mine.addEventListener("hello", function () {
+      if (source !== mine) { return; }
+      clearTimeout(helloTimer);
+      failures = 0;
+      if (polling) { polling = false; clearTimeout(pollTimer); } // push works again
+      back();
+    });
+    mine.onmessage = function (message) {
       var data;
       try { data = JSON.parse(message.data); } catch (e) { return; }
       deliver(data);
     };
-    source.addEventListener("ended", end);
-    source.onerror = function () {
-      lost();
-      if (source.readyState === EventSource.CLOSED) {
+    mine.addEventListener("ended", end);
+    mine.onerror = function () {
+      if (source !== mine) { return; }
+      if (!polling) { lost(); }
+      failures += 1;
+      if (failures >= 3) { fallBack(); return; }
+      clearTimeout(helloTimer);
+      if (mine.readyState === EventSource.CLOSED) {
         // The browser gave up (an error page, a proxy): try again ourselves, from our cursor.
-        failures += 1;
         source = null;
-        setTimeout(connect, Math.min(1000 * failures, 5000));
+        setTimeout(function () { if (!source && !ended) { connect(); } }, Math.min(1000 * failures, 5000));
+      } else {
+        // The browser reconnects by itself (Last-Event-ID: nothing lost, nothing twice); that
+        // stream must say hello too.
+        helloTimer = setTimeout(function () { if (source === mine) { fallBack(); } }, HELLO_MS + 2000);
       }
     };
   }
 
-  // The fallback: the same endpoint, as JSON, every few seconds.
+  // The fallback: the same endpoint, as JSON, every few seconds, from the same cursor.
   function poll() {
-    if (ended) { return; }
-    polling = true;
+    if (ended || !polling) { return; }
     fetch(streamUrl("&poll=1"), { credentials: "same-origin", headers: { "Accept": "application/json" } })
       .then(function (r) { if (!r.ok) { throw new Error(String(r.status)); } return r.json(); })
       .then(function (data) {
-        back();
         if (data.ended) { end(); return; }
         data.events.forEach(deliver);
-        if (data.cursor > cursor) { cursor = data.cursor; }
+        if (data.cursor > cursor) {
+          cursor = data.cursor;
+          try { sessionStorage.setItem(KEY, String(cursor)); } catch (e) { /* private mode */ }
+        }
+        back();
       })
       .catch(lost)
-      .then(function () { if (!ended) { setTimeout(poll, 3000); } });
+      .then(function () {
+        if (!ended && polling) { clearTimeout(pollTimer); pollTimer = setTimeout(poll, 3000); }
+      });
   }
   live.polling = function () { return polling; };
 
   // A page restored from the back-forward cache has no connection: open one again.
   window.addEventListener("pageshow", function (e) { if (e.persisted && !source && !polling) { connect(); } });
-  window.addEventListener("pagehide", function () { if (source) { source.close(); source = null; } });
+  window.addEventListener("pagehide", function () { stopPush(); });
 
   show("connecting");
   connect();
