@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
@@ -13,6 +13,7 @@ from consult import plugins, signals, timeline
 from consult.extensions import db
 from consult.models import (
     STATUS_LABELS,
+    AuditEvent,
     Category,
     Channel,
     Citizen,
@@ -225,6 +226,37 @@ def get_ticket(actor: Actor, number: str, *, audit_view: bool = True) -> Ticket:
     if audit_view:
         audit.record(actor, "view", "ticket", ticket.number)
     return ticket
+
+
+# A ticket page left open refreshes its header and timeline on every live event.
+LIVE_VIEW_WINDOW = timedelta(minutes=10)
+
+
+def record_live_view(actor: Actor, ticket: Ticket, now: datetime | None = None) -> bool:
+    """Audit a live refresh of an open ticket page, at most once per person and ticket in
+    `LIVE_VIEW_WINDOW`.
+
+    A refresh shows what arrived since the page was drawn (a LINE message, an officer's
+    対応記録), so it is a view; but one row per event would bury the log under a busy LINE
+    conversation without telling anyone more than "this person had this case open then".
+    The page's own view (or the last refresh's row) within the window already says that."""
+    actor.require(*DESK_ROLES)
+    since = (now or utcnow()) - LIVE_VIEW_WINDOW
+    recent = db.session.scalar(
+        sa.select(AuditEvent.id)
+        .where(
+            AuditEvent.staff_id == actor.staff_id,
+            AuditEvent.at >= since,
+            AuditEvent.action == "view",
+            AuditEvent.object_type == "ticket",
+            AuditEvent.object_id == ticket.number,
+        )
+        .limit(1)
+    )
+    if recent is not None:
+        return False
+    audit.record(actor, "view", "ticket", ticket.number, "自動更新")
+    return True
 
 
 def record_print(actor: Actor, ticket: Ticket) -> None:

@@ -33,7 +33,7 @@ from consult.services import callbacks, citizens, safety, tickets
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
 from consult.timeutil import utcnow
-from consult.web import actor, attempt, roles_required
+from consult.web import actor, attempt, passive, roles_required
 
 bp = Blueprint("desk", __name__)
 
@@ -112,6 +112,24 @@ def _load(number: str, audit_view: bool = False):
 def ticket(number: str):
     item = _load(number, audit_view=True)
     return render_template("consult/ticket.html", **_ticket_context(item))
+
+
+@bp.get("/tickets/<number>/live")
+@passive  # asked by the page itself on another person's event: not the user's activity
+@roles_required(*DESK_ROLES)
+def ticket_live(number: str):
+    """The header and timeline of an open ticket page, for its live refresh (JSON of HTML).
+
+    Not the whole page again: no panels rendered, and the view is audited at most once per
+    person and ticket in ten minutes (`tickets.record_live_view`), not once per event."""
+    item = _load(number)
+    tickets.record_live_view(actor(), item)
+    response = jsonify(
+        head=render_template("consult/_ticket_meta.html", ticket=item),
+        timeline=render_template("consult/_timeline.html", timeline=item.timeline),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.get("/tickets/<number>/print")

@@ -122,6 +122,7 @@ TABLE: dict[tuple[str, str], tuple] = {
     ("/tickets/search", "POST"): (lambda o: "/tickets/search", DESK_POST, {"q": "やまだ"}),
     ("/tickets/<number>", "GET"): (t(""), DESK_GET),
     ("/tickets/<number>/print", "GET"): (t("/print"), DESK_GET),
+    ("/tickets/<number>/live", "GET"): (t("/live"), DESK_GET),
     ("/tickets/<number>/note", "POST"): (t("/note"), DESK_POST, {"body": "メモ"}),
     ("/tickets/<number>/status", "POST"): (t("/status"), DESK_POST),
     ("/tickets/<number>/close", "POST"): (t("/close"), DESK_POST),

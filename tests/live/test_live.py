@@ -346,3 +346,67 @@ def test_help_alerts_reach_responders_and_the_one_who_asked_only(app, centre, ma
     assert alerts("consultant") == ["raised", "coming"]  # who asked hears who is coming
     assert alerts("colleague") == []  # another consultant's alert is not theirs
     assert alerts("officer") == []
+
+
+def test_an_open_ticket_page_refreshed_live_is_audited_once_per_ten_minutes(app, centre):
+    """The ticket page refreshes its header and timeline from /tickets/<number>/live on each
+    event: what it shows is up to date, and the audit log gets one view per person and ticket
+    in ten minutes, not one per event."""
+    from consult.models import AuditEvent
+
+    ticket = centre["ticket"]
+    number = ticket.number
+    consultant = sign_in(app, centre["consultant"])
+    colleague = centre["supervisor"]
+
+    def views() -> list[AuditEvent]:
+        db.session.expire_all()
+        return list(
+            db.session.scalars(
+                sa.select(AuditEvent).where(
+                    AuditEvent.staff_id == centre["consultant"].id,
+                    AuditEvent.action == "view",
+                    AuditEvent.object_type == "ticket",
+                    AuditEvent.object_id == number,
+                )
+            )
+        )
+
+    assert call(app, consultant, "GET", f"/tickets/{number}").status_code == 200
+    assert len(views()) == 1  # the page itself
+    for n in range(5):  # five events, five refreshes
+        tickets.add_note(Actor(colleague), ticket, f"折り返し確認メモ{n}")
+        tickets.change_status(
+            Actor(colleague), ticket, Status.AWAITING_REPLY if n % 2 == 0 else Status.IN_PROGRESS
+        )
+        db.session.commit()
+        response = call(app, consultant, "GET", f"/tickets/{number}/live")
+        assert response.status_code == 200
+        assert response.headers["Cache-Control"] == "no-store"
+        data = response.get_json()
+        assert f"折り返し確認メモ{n}" in data["timeline"]  # what arrived is shown
+        label = "回答待ち" if n % 2 == 0 else "対応中"
+        assert label in data["head"]
+    assert len(views()) == 1  # and no audit row per event
+
+    # Someone who never opened the page gets a row at the first refresh; ten minutes on, the
+    # page still open, another one.
+    other = sign_in(app, centre["supervisor"])
+    assert call(app, other, "GET", f"/tickets/{number}/live").status_code == 200
+    assert call(app, other, "GET", f"/tickets/{number}/live").status_code == 200
+    rows = db.session.scalars(
+        sa.select(AuditEvent).where(
+            AuditEvent.staff_id == colleague.id,
+            AuditEvent.action == "view",
+            AuditEvent.object_id == number,
+        )
+    ).all()
+    assert [(r.action, r.detail) for r in rows] == [("view", "自動更新")]
+    later = utcnow() + timedelta(minutes=11)
+    assert tickets.record_live_view(Actor(centre["consultant"]), ticket, now=later) is True
+    db.session.commit()
+    assert len(views()) == 2
+
+    # An officer may not read a ticket's fragment (the desk's), as for the page.
+    officer = sign_in(app, centre["officer"])
+    assert call(app, officer, "GET", f"/tickets/{number}/live").status_code == 403

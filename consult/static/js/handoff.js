@@ -25,23 +25,20 @@
       .catch(function () { /* offline for a moment: the next event fetches again */ });
   }
 
-  // The header's badges (status, assignee) and the timeline, from the ticket's own page.
-  function refreshHead(ticketUrl) {
+  // The header's badges (status, assignee) and the timeline, from the ticket's live fragment
+  // (not the whole page again; its view is audited once per ten minutes, not once per event).
+  function refreshHead(liveUrl) {
     var head = document.querySelector(".ticket-head__meta");
-    if (!head || !ticketUrl) { return; }
-    fetch(ticketUrl, { credentials: "same-origin" })
-      .then(function (response) { return response.ok ? response.text() : null; })
-      .then(function (html) {
-        if (!html) { return; }
-        var doc = new DOMParser().parseFromString(html, "text/html");
-        var fresh = doc.querySelector(".ticket-head__meta");
-        if (fresh && fresh.innerHTML !== head.innerHTML) { head.innerHTML = fresh.innerHTML; }
-        var timeline = document.getElementById("timeline");
-        var freshTimeline = doc.getElementById("timeline");
-        if (timeline && freshTimeline && timeline.innerHTML !== freshTimeline.innerHTML) {
-          timeline.innerHTML = freshTimeline.innerHTML;
-        }
-      });
+    if (!head || !liveUrl) { return; }
+    fetchJson(liveUrl, function (data) {
+      var fresh = new DOMParser().parseFromString(data.head, "text/html").querySelector(".ticket-head__meta");
+      if (fresh && fresh.innerHTML !== head.innerHTML) { head.innerHTML = fresh.innerHTML; }
+      var timeline = document.getElementById("timeline");
+      var freshTimeline = new DOMParser().parseFromString(data.timeline, "text/html").getElementById("timeline");
+      if (timeline && freshTimeline && timeline.innerHTML !== freshTimeline.innerHTML) {
+        timeline.innerHTML = freshTimeline.innerHTML;
+      }
+    });
   }
 
   function panel() {
@@ -49,7 +46,7 @@
     if (!head) { return; }
     var ticketId = Number(head.getAttribute("data-ticket-id"));
     var section = document.querySelector(".handoff-panel[data-live-url]");
-    var ticketUrl = section ? section.getAttribute("data-ticket-url") : window.location.pathname;
+    var liveUrl = head.getAttribute("data-live-url");
     var version = section ? section.getAttribute("data-version") : null;
     function refreshPanel() {
       if (!section) { return; }
@@ -65,7 +62,7 @@
         live.innerHTML = data.html;
       });
     }
-    var refresh = debounced(function () { refreshPanel(); refreshHead(ticketUrl); });
+    var refresh = debounced(function () { refreshPanel(); refreshHead(liveUrl); });
     function mine(payload) { return payload && payload.ticket_id === ticketId; }
     onLive("handoff", function (payload) { if (mine(payload)) { refresh(); } });
     onLive("ticket", function (payload) { if (mine(payload)) { refresh(); } });
