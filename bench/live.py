@@ -1,14 +1,17 @@
 """The live channel under load: held SSE connections, events a second, latency and idle cost.
 
     MADOGUCHI_TEST_POSTGRES_URL=postgresql://postgres@127.0.0.1:5432/test \\
-      .venv/bin/python bench/live.py --db both --connections 300 --rate 5 --seconds 20
+      .venv/bin/python bench/live.py --db both --connections 300 --rate 5 --seconds 20 [--redis]
 
 Serves the app with gunicorn's gthread worker (as the README advises for /live/), signs in
 `--connections` sessions and holds one stream each from a single client thread (raw sockets, not
 browsers), then publishes `--rate` events a second from another process's point of view (this
 script, its own engine) and measures, per delivered event, the time from the commit to the line
-arriving at the client. Then it leaves the pages idle and reports the server's CPU and memory
-and the requests a second they cost, against what today's polls would cost the same pages.
+arriving at the client. Then it leaves the pages idle and reports the server's CPU, the SQL
+statements a second the idle pages cost (counted inside the workers by a gunicorn hook), the
+memory each held connection took, and the requests a second they cost, against what today's
+polls would cost the same pages. `--redis` runs a throwaway redis-server and sets
+MADOGUCHI_REDIS_URL for the server and the publisher.
 """
 
 from __future__ import annotations
@@ -38,6 +41,35 @@ from bench.common import (
 )
 
 PASSWORD = "bench-password-2026"
+# Read by gunicorn as its config file: each worker counts the SQL statements it sends (not the
+# BEGINs) and writes the count to a file named by its pid, every 0.2 s.
+COUNT_HOOKS = """
+import os
+import threading
+import time
+from pathlib import Path
+
+
+def post_worker_init(worker):
+    import sqlalchemy
+    from sqlalchemy import event
+
+    counts = [0]
+
+    def count(conn, cursor, statement, *args):
+        if not statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "ROLLBACK")):
+            counts[0] += 1
+
+    event.listen(sqlalchemy.engine.Engine, "before_cursor_execute", count)
+    path = Path(os.environ["BENCH_COUNT_DIR"], str(os.getpid()))
+
+    def write():
+        while True:
+            path.write_text(str(counts[0]))
+            time.sleep(0.2)
+
+    threading.Thread(target=write, daemon=True).start()
+"""
 # Today's polls per open page (before the live channel): alerts.js every second on every desk
 # page; handoff.js twice a second on the queue (badges) and on a ticket page (panel).
 POLLS_PER_PAGE = {"alerts (1/s)": 1.0, "queue or ticket panel (2/s)": 2.0}
@@ -119,8 +151,18 @@ class Holder:
             sock.close()
 
 
-def run(kind: str, connections: int, rate: float, seconds: float, idle: float) -> dict:
+def _statements(folder: Path) -> int:
+    return sum(int(f.read_text() or 0) for f in folder.iterdir())
+
+
+def run(
+    kind: str, connections: int, rate: float, seconds: float, idle: float, redis_url: str = ""
+) -> dict:
     with scratch(kind, "live") as (tmp, url):
+        if redis_url:
+            os.environ["MADOGUCHI_REDIS_URL"] = redis_url
+        else:
+            os.environ.pop("MADOGUCHI_REDIS_URL", None)
         app = build_app(url, tmp)
         from flask_migrate import upgrade
 
@@ -141,12 +183,16 @@ def run(kind: str, connections: int, rate: float, seconds: float, idle: float) -
             db.session.commit()
         port = free_port()
         threads = connections // 2 + 20
+        hooks = tmp / "count_hooks.py"
+        hooks.write_text(COUNT_HOOKS)
+        counts = tmp / "counts"
+        counts.mkdir()
         server = start_gunicorn(
             url,
             tmp,
             port,
-            ["-k", "gthread", "-w", "2", "--threads", str(threads)],
-            env={"MADOGUCHI_PASSWORD_HASH_COST": "fast"},
+            ["--config", str(hooks), "-k", "gthread", "-w", "2", "--threads", str(threads)],
+            env={"MADOGUCHI_PASSWORD_HASH_COST": "fast", "BENCH_COUNT_DIR": str(counts)},
         )
         try:
             base = f"http://127.0.0.1:{port}"
@@ -155,12 +201,15 @@ def run(kind: str, connections: int, rate: float, seconds: float, idle: float) -
             for _ in range(connections):
                 session, _token = sign_in(base, "bench", PASSWORD, "/")
                 cookies.append("; ".join(f"{k}={v}" for k, v in session.cookies.items()))
+            family = _family(server.pid)
+            time.sleep(1)
+            rss_signed_in = _rss_kb(family)
             holder = Holder(port, cookies)
             waited = time.monotonic() + 60
             while len(holder.ready) < connections and time.monotonic() < waited:
                 time.sleep(0.1)
             time.sleep(1)  # every stream has taken its cursor
-            family = _family(server.pid)
+            rss_held = _rss_kb(family)
             sent: dict[int, float] = {}
             log(f"{kind}: {rate} events/s for {seconds} s to {connections} streams")
             with app.app_context():
@@ -179,23 +228,26 @@ def run(kind: str, connections: int, rate: float, seconds: float, idle: float) -
             broken = sum(
                 1 for got in holder.seqs.values() if got != list(range(got[0], got[0] + len(got)))
             )
-            before, rss_before = sum(_ticks(p) for p in family), _rss_kb(family)
+            before = sum(_ticks(p) for p in family)
+            time.sleep(0.5)  # the counters' files are written every 0.2 s
+            statements_before = _statements(counts)
             log(f"{kind}: idle for {idle} s")
             time.sleep(idle)
             cpu = (sum(_ticks(p) for p in family) - before) / os.sysconf("SC_CLK_TCK")
+            statements = _statements(counts) - statements_before
             rss = _rss_kb(family)
             holder.close()
             return {
-                "db": kind,
+                "db": kind + ("+redis" if redis_url else ""),
                 "delivered": f"{len(latencies)}/{expected}",
                 "streams_ready": len(holder.ready),
                 "streams_with_gap_or_repeat": broken,
                 **{k: round(v, 1) for k, v in percentiles(latencies).items()},
                 "idle_cpu_pct": round(100 * cpu / idle, 2),
+                "idle_cpu_us_per_conn_per_s": round(1e6 * cpu / idle / connections, 1),
+                "idle_statements_per_s": round(statements / idle, 2),
                 "rss_mb": round(rss / 1024, 1),
-                "rss_kb_per_conn": round(max(rss - rss_before, 0) / connections, 1)
-                if rss > rss_before
-                else round(rss / connections, 1),
+                "rss_kb_per_conn": round((rss_held - rss_signed_in) / connections, 1),
                 "idle_requests_per_s": round(connections / 300.0, 2),  # one reconnect / 5 min
                 "polling_requests_per_s": {
                     name: connections * per for name, per in POLLS_PER_PAGE.items()
@@ -212,11 +264,17 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--idle", type=float, default=10.0)
+    parser.add_argument("--redis", action="store_true", help="with a throwaway redis-server")
     args = parser.parse_args()
     for kind in kinds(args.db):
-        print(
-            json.dumps(run(kind, args.connections, args.rate, args.seconds, args.idle)), flush=True
-        )
+        if args.redis:
+            from tests.redis_server import throwaway_redis
+
+            with throwaway_redis() as redis_url:
+                result = run(kind, args.connections, args.rate, args.seconds, args.idle, redis_url)
+        else:
+            result = run(kind, args.connections, args.rate, args.seconds, args.idle)
+        print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

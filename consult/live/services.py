@@ -99,6 +99,15 @@ def publish(kind: str, audience: Iterable[str], payload: dict | None = None) -> 
     return item
 
 
+SESSIONS_ENDED = "session.ended"
+
+
+def sessions_ended() -> None:
+    """Sessions were ended (logout, deactivation): every watcher checks its streams' sessions
+    at once instead of at its next round. No page receives this event (no audience matches)."""
+    publish(SESSIONS_ENDED, ["sessions"])
+
+
 def _redis_url() -> str:
     from flask import current_app, has_app_context
 
@@ -336,6 +345,7 @@ class Hub:
         self._sessions: dict[str, SessionRule] = {}
         self._streams: dict[str, int] = {}
         self._ended: set[str] = set()
+        self._check_now = False  # a session.ended event was read: check before the round
         self._thread: threading.Thread | None = None
         self.stopped = threading.Event()
 
@@ -395,6 +405,8 @@ class Hub:
             rows = _rows(self.engine, self._top)
             if rows:
                 grew = True
+                if any(item.kind == SESSIONS_ENDED for item in rows):
+                    self._check_now = True
                 self._events.extend(rows)
                 self._ids.extend(item.id for item in rows)
                 self._top = rows[-1].id
@@ -504,7 +516,8 @@ class Hub:
                     self._dirty.wait(WATCH_SECONDS)
                     self.refresh()
                     last_read = time.monotonic()
-                if time.monotonic() - last_check >= self.session_check_seconds:
+                if self._check_now or time.monotonic() - last_check >= self.session_check_seconds:
+                    self._check_now = False
                     last_check = time.monotonic()
                     self.check_sessions()
             except Exception as error:  # the database away for a moment: try again shortly

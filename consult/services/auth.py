@@ -206,6 +206,14 @@ def end_session(token: str, actor: Actor) -> None:
     if session and session.ended_at is None:
         _end(session, "logout", utcnow())
         audit.record(actor, "logout", "staff", session.staff_id)
+        _tell_live_pages()
+
+
+def _tell_live_pages() -> None:
+    """Open pages of an ended session say so at once, not at the live channel's next check."""
+    from consult.live import services as live
+
+    live.sessions_ended()
 
 
 def end_all_sessions(staff: Staff, reason: str) -> int:
@@ -215,4 +223,6 @@ def end_all_sessions(staff: Staff, reason: str) -> int:
         .where(StaffSession.staff_id == staff.id, StaffSession.ended_at.is_(None))
         .values(ended_at=now, end_reason=reason)
     )
+    if result.rowcount:
+        _tell_live_pages()
     return result.rowcount or 0

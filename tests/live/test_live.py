@@ -312,6 +312,27 @@ def test_a_session_ended_elsewhere_ends_the_stream_within_seconds(
     stream.close()
 
 
+@pytest.mark.slow
+def test_a_logout_tells_the_open_pages_at_once_not_at_the_next_round(
+    app, app_factory, centre, servers
+):
+    """A logout publishes `session.ended` (to no page): the watcher checks its streams' sessions
+    at once, so the page knows long before the next round (here a minute away)."""
+    server = servers(app_factory(LIVE_SESSION_CHECK_SECONDS=60))
+    browser = server.session_for(centre["support"])
+    stream = Stream(browser, server.url)
+    stream.wait_for(lambda e: e.get("event") == "hello")
+    time.sleep(0.3)  # the watcher's first round (at its start) is behind us
+    db.session.commit()
+    browser.get(server.url + "/")
+    browser.post(server.url + "/logout", allow_redirects=False)
+    started = time.monotonic()
+    stream.wait_for(lambda e: e.get("event") == "ended", timeout=5)
+    assert time.monotonic() - started < 2
+    assert not any(e.get("data", {}).get("kind") == "session.ended" for e in stream.events)
+    stream.close()
+
+
 def test_a_signed_out_page_learns_it_ended_and_gets_nothing(app, centre):
     hand_over(centre)
     anonymous = app.test_client()
