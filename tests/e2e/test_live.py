@@ -180,6 +180,7 @@ def test_a_stream_that_never_opens_falls_back_to_polling_and_push_comes_back(liv
 
     page.route(STREAM_NOT_POLL, hold)
     log_in(page, live_server.url, officer_login, password)
+    page.wait_for_function("() => window.madoguchi && window.madoguchi.live.polling")
     page.evaluate(COUNT_EVENTS)
     page.evaluate("window.__notReloaded = true")
 
