@@ -334,7 +334,7 @@ class Hub:
         self.generation = 0
         self.mode = "table"  # what wakes the watcher now: "redis", "listen" or "table"
         self.session_check_seconds = SESSION_CHECK_SECONDS
-        self.reads = 0  # table reads by this hub (the benchmark counts them)
+        self.reads = 0  # table reads and session checks by this hub (diagnostics, tests)
         self.session_checks = 0
         self._lock = threading.Lock()
         self._events: list[Event] = []

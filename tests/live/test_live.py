@@ -431,3 +431,41 @@ def test_an_open_ticket_page_refreshed_live_is_audited_once_per_ten_minutes(app,
     # An officer may not read a ticket's fragment (the desk's), as for the page.
     officer = sign_in(app, centre["officer"])
     assert call(app, officer, "GET", f"/tickets/{number}/live").status_code == 403
+
+
+def test_the_sessions_of_all_streams_are_checked_in_one_query(app, centre):
+    """One query per round for every stream of the process, whatever their number; a stream
+    learns that its own session ended, not another's."""
+    import hashlib
+
+    tokens = {}
+    for role in ("officer", "consultant", "support"):
+        client = sign_in(app, centre[role])
+        with client.session_transaction() as flask_session:
+            token = flask_session["_user_id"]
+        tokens[role] = hashlib.sha256(token.encode("ascii")).hexdigest()
+    hub = live.Hub(db.engine)
+    rule = live.SessionRule(timedelta(minutes=30), timedelta(hours=10))
+    for token_hash in tokens.values():
+        hub.register(token_hash, rule)
+        hub.register(token_hash, rule)  # two pages of one session
+    statements = []
+    sa.event.listen(db.engine, "before_cursor_execute", lambda *a: statements.append(a[2]))
+    hub.check_sessions()
+    assert len([s for s in statements if "staff_session" in s]) == 1
+    assert not any(hub.session_ended(h) for h in tokens.values())
+
+    session = db.session.scalar(
+        sa.select(StaffSession).where(StaffSession.token_hash == tokens["support"])
+    )
+    session.ended_at = utcnow()
+    db.session.commit()
+    generation = hub.generation
+    hub.check_sessions()
+    assert hub.generation > generation  # the streams were woken to say so
+    assert hub.session_ended(tokens["support"])
+    assert not hub.session_ended(tokens["officer"]) and not hub.session_ended(tokens["consultant"])
+    hub.unregister(tokens["support"])
+    assert hub.session_ended(tokens["support"])  # its other page still holds it
+    hub.unregister(tokens["support"])
+    assert not hub.session_ended(tokens["support"])  # forgotten with its last stream
