@@ -182,7 +182,9 @@ def run(
             )
             db.session.commit()
         port = free_port()
-        threads = connections // 2 + 20
+        # The kernel does not share connections evenly between the two workers: each gets
+        # threads for all of them, or a stream can wait in a worker's queue for good.
+        threads = connections + 20
         hooks = tmp / "count_hooks.py"
         hooks.write_text(COUNT_HOOKS)
         counts = tmp / "counts"
