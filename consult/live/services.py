@@ -314,11 +314,6 @@ def ended_sessions(engine, rules: dict[str, SessionRule]) -> set[str]:
     return ended
 
 
-def session_alive(engine, token_hash: str, idle: timedelta, absolute: timedelta) -> bool:
-    """One session's check (the batched `ended_sessions` for a single stream)."""
-    return token_hash not in ended_sessions(engine, {token_hash: SessionRule(idle, absolute)})
-
-
 # --- waking the streams of one process --------------------------------------------------------
 
 

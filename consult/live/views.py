@@ -1,9 +1,8 @@
 """GET /live/stream: one Server-Sent Events stream per staff page (or JSON with ?poll=1).
 
-The view only reads the signed-in staff and the cursor, then hands a generator to the server;
-the generator holds no database connection while it waits (a connection is taken for each
-read), so hundreds of open pages do not hold hundreds of connections.
-"""
+The view only reads the signed-in staff and the cursor, then hands a generator to the server.
+A waiting stream sends no query and holds no database connection: the process's hub reads new
+events and the sessions' state once for all its streams and wakes them (services.Hub)."""
 
 from __future__ import annotations
 
