@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, flash, g, render_template, request, url_for
+from flask import Flask, flash, g, redirect, render_template, request, url_for
 from flask import Request as FlaskRequest
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -173,7 +173,20 @@ def _install_request_hooks(app: Flask) -> None:
             return None
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
+        if current_user.must_change_password and not _may_pass_while_must_change():
+            # A password an administrator chose: nothing else until the person chose their own.
+            # The live stream (a page's own request) is answered as usual, never redirected.
+            flash(
+                "管理者が設定したパスワードのままです。新しいパスワードを設定してください。", "info"
+            )
+            return redirect(url_for("account.password"))
         return None
+
+    def _may_pass_while_must_change() -> bool:
+        from consult.views.account import WHILE_MUST_CHANGE
+        from consult.web import is_passive_request
+
+        return request.endpoint in WHILE_MUST_CHANGE or is_passive_request()
 
     @app.after_request
     def commit_and_secure(response):

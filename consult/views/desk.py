@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import (
     Blueprint,
+    Response,
     current_app,
     jsonify,
     redirect,
@@ -17,10 +20,12 @@ from markupsafe import Markup
 from consult import plugins
 from consult.forms import (
     AssignForm,
+    AttachmentForm,
     CitizenForm,
     CloseForm,
     ConfirmForm,
     DetailsForm,
+    HandOverForm,
     LinkCitizenForm,
     NoteForm,
     ReopenForm,
@@ -29,7 +34,7 @@ from consult.forms import (
     choices,
 )
 from consult.models import CHANNEL_LABELS, STATUS_LABELS, Channel, Status
-from consult.services import callbacks, citizens, safety, tickets
+from consult.services import attachments, callbacks, citizens, safety, tickets
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
 from consult.timeutil import utcnow
@@ -165,9 +170,23 @@ def _ticket_context(item, **forms):
     earlier = (
         citizens.recent_tickets(item.citizen_id, exclude_id=item.id) if item.citizen_id else []
     )
+    handover_form = forms.get("handover_form") or HandOverForm()
+    handover_form.assignee_id.choices = choices(
+        (
+            (s.id, f"{s.full_name}（{s.role_label}）")
+            for s in tickets.desk_staff()
+            if s.id != item.assignee_id
+        ),
+        blank="選んでください",
+    )
+    timeline = item.timeline
     return {
         "ticket": item,
-        "timeline": item.timeline,
+        "timeline": timeline,
+        "entry_attachments": attachments.by_ids(
+            [e.data["attachment_id"] for e in timeline if "attachment_id" in (e.data or {})]
+        ),
+        "handover_form": handover_form,
         "earlier": earlier,
         "panels": panels,
         "note_form": forms.get("note_form") or NoteForm(),
@@ -408,3 +427,80 @@ def citizen(citizen_id: int):
     return render_template(
         "consult/citizen.html", citizen=item, tickets=citizens.recent_tickets(item.id, limit=100)
     )
+
+
+@bp.post("/tickets/<number>/handover")
+@roles_required(*DESK_ROLES)
+def hand_over(number: str):
+    form = HandOverForm()
+    form.assignee_id.choices = choices(
+        ((s.id, s.full_name) for s in tickets.desk_staff()), blank="選んでください"
+    )
+    return _action(
+        number,
+        form,
+        lambda item, form: tickets.hand_over(
+            actor(), item, int(form.assignee_id.data), form.note.data
+        ),
+        "相談を引き継ぎました。",
+        "handover_form",
+    )
+
+
+def attachments_panel(item):
+    """The ticket page's 添付ファイル panel: the files and the form to add one."""
+    return "consult/_attachments_panel.html", {
+        "attachments": attachments.for_ticket(item),
+        "attachment_form": AttachmentForm(),
+        "max_label": attachments.size_label(attachments.max_bytes()),
+        "allowed": attachments.ALLOWED_TEXT,
+    }
+
+
+@bp.post("/tickets/<number>/attachments")
+@roles_required(*DESK_ROLES)
+def add_attachment(number: str):
+    """Up to ATTACHMENT_MAX_BYTES (a larger body is cut off with 413 before it is read)."""
+    request.max_content_length = attachments.max_bytes() + 64 * 1024
+    form = AttachmentForm()
+    item = _load(number)
+    if not form.validate_on_submit():
+        return _rerender(item)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        ok, _ = attempt(lambda: attachments.add(actor(), item, "", b""))
+    else:
+        data = upload.read(attachments.max_bytes() + 1)
+        ok, _ = attempt(
+            lambda: attachments.add(actor(), item, upload.filename, data),
+            "ファイルを添付しました。",
+        )
+    if not ok:
+        return _rerender(_load(number))
+    return _back(item)
+
+
+@bp.get("/tickets/<number>/attachments/<int:attachment_id>")
+@roles_required(*DESK_ROLES)
+def attachment(number: str, attachment_id: int):
+    """The file, never as a page of ours: an image or PDF shown with its own type, anything
+    else downloaded; nosniff, a sandboxing CSP, no caching. Each download is audited."""
+    row, kind = attachments.get_for_download(actor(), number, attachment_id)
+    data = attachments.path_of(row).read_bytes()
+    disposition = "inline" if kind.inline else "attachment"
+    response = Response(
+        data, mimetype=kind.content_type if kind.inline else "application/octet-stream"
+    )
+    response.headers["Content-Disposition"] = (
+        f"{disposition}; filename=\"attachment\"; filename*=UTF-8''{quote(row.filename)}"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # An image needs nothing of the page around it; Chromium's PDF viewer does not open in a
+    # sandboxed document, so a PDF gets no script sources instead.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; object-src 'self'"
+        if kind.content_type == "application/pdf"
+        else "default-src 'none'; img-src 'self'; sandbox"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
