@@ -143,8 +143,9 @@ def _ticket_context(item, **forms):
         assignee_id=item.assignee_id if item.assignee_id else ""
     )
     assign_form.shown_assignee.data = str(item.assignee_id or "none")
+    colleagues = tickets.desk_staff()
     assign_form.assignee_id.choices = choices(
-        ((s.id, f"{s.full_name}（{s.role_label}）") for s in tickets.desk_staff()),
+        ((s.id, f"{s.full_name}（{s.role_label}）") for s in colleagues),
         blank="担当者なし",
     )
     details_form = forms.get("details_form") or DetailsForm(
@@ -174,7 +175,7 @@ def _ticket_context(item, **forms):
     handover_form.assignee_id.choices = choices(
         (
             (s.id, f"{s.full_name}（{s.role_label}）")
-            for s in tickets.desk_staff()
+            for s in colleagues
             if s.id != item.assignee_id
         ),
         blank="選んでください",
