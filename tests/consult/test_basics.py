@@ -133,9 +133,7 @@ def test_a_file_over_the_limit_is_refused_and_a_huge_body_gets_413(
     assert _upload(client, ticket.number, "小さい写真.png", PNG).status_code == 302
 
 
-def test_a_download_is_never_an_html_page_and_each_one_is_audited(
-    client, consultant, make_ticket
-):
+def test_a_download_is_never_an_html_page_and_each_one_is_audited(client, consultant, make_ticket):
     ticket = make_ticket()
     _upload(client, ticket.number, "写真.png", PNG)
     _upload(client, ticket.number, "iPhone.heic", b"\x00\x00\x00\x18ftypheic" + b"\x00" * 64)
@@ -176,11 +174,14 @@ def test_only_those_who_may_see_the_ticket_download_and_another_ticket_number_fi
     for role in ("officer", "support", "admin"):
         outsider = sign_in(app, make_staff(role))
         assert outsider.get(url).status_code == 403
-        assert outsider.post(
-            f"/tickets/{ticket.number}/attachments",
-            data={"file": (io.BytesIO(PNG), "x.png")},
-            content_type="multipart/form-data",
-        ).status_code == 403
+        assert (
+            outsider.post(
+                f"/tickets/{ticket.number}/attachments",
+                data={"file": (io.BytesIO(PNG), "x.png")},
+                content_type="multipart/form-data",
+            ).status_code
+            == 403
+        )
     anonymous = app.test_client().get(url)
     assert anonymous.status_code == 302 and "/login" in anonymous.headers["Location"]
     assert len(_audits("export")) == 0
@@ -221,9 +222,7 @@ def test_a_bad_password_change_says_why_and_changes_nothing(
     assert db.session.get(Staff, consultant.id).password_hash == before
 
 
-def test_staff_change_their_own_password_other_sessions_end_this_one_stays(
-    app, client, consultant
-):
+def test_staff_change_their_own_password_other_sessions_end_this_one_stays(app, client, consultant):
     elsewhere = sign_in(app, consultant)
     page = client.get("/account/password").get_data(as_text=True)
     assert "現在のパスワード" in page and "確認のためもう一度" in page
@@ -314,16 +313,16 @@ def test_a_booking_mail_link_follows_the_served_port(app_factory):
 
 
 def test_make_run_takes_port_and_host():
-    shown = subprocess.run(  # noqa: S603 (a fixed command)
-        ["make", "-n", "run", "PORT=5001", "HOST=0.0.0.0"],  # noqa: S607
+    shown = subprocess.run(
+        ["make", "-n", "run", "PORT=5001", "HOST=0.0.0.0"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
     ).stdout
     assert "serve --host 0.0.0.0 --port 5001" in shown
-    default = subprocess.run(  # noqa: S603
-        ["make", "-n", "run"],  # noqa: S607
+    default = subprocess.run(
+        ["make", "-n", "run"],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -350,9 +349,10 @@ def test_the_first_email_reply_makes_the_replier_the_owner_and_the_second_change
     assert ticket.assignee_id == consultant.id
     colleague = make_staff("consultant")
     other = sign_in(app, colleague)
-    assert other.post(
-        f"/email/tickets/{ticket.number}/reply", data={"body": "補足です。"}
-    ).status_code == 302
+    assert (
+        other.post(f"/email/tickets/{ticket.number}/reply", data={"body": "補足です。"}).status_code
+        == 302
+    )
     db.session.expire_all()
     ticket = db.session.get(Ticket, ticket.id)
     assert ticket.assignee_id == consultant.id
@@ -379,9 +379,7 @@ def test_a_case_is_handed_to_a_colleague_with_a_note_and_they_are_told_live(
     assert entry.kind == EntryKind.ASSIGNMENT
     assert entry.body == "同僚 次郎さんに引き継ぎました。\n明日10時に折り返しの約束あり"
     assert entry.data["handed_over_from"] == consultant.id
-    event = db.session.scalar(
-        sa.select(LiveEvent).where(LiveEvent.kind == "ticket.handed_over")
-    )
+    event = db.session.scalar(sa.select(LiveEvent).where(LiveEvent.kind == "ticket.handed_over"))
     assert event.audience == [f"staff:{colleague.id}"]
     assert event.payload["number"] == ticket.number
     assert "明日" not in str(event.payload)  # the note itself never travels
