@@ -304,12 +304,13 @@ class AttachmentForm(Form):
 
 
 class HandOverForm(Form):
-    """Hand a case to a colleague, with a note for them."""
+    """Hand a case to a colleague, with a note for them (field names unlike AssignForm's, so
+    that the two forms on the ticket page have distinct ids)."""
 
-    assignee_id = JapaneseSelectField(
+    colleague_id = JapaneseSelectField(
         "引き継ぐ相手", validators=[DataRequired(message="引き継ぐ相手を選んでください。")]
     )
-    note = TextAreaField(
+    handover_note = TextAreaField(
         "引継ぎのメモ",
         validators=[required("引継ぎのメモ"), max_length("引継ぎのメモ", 2000)],
     )

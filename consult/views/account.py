@@ -12,8 +12,17 @@ from consult.web import actor, attempt
 bp = Blueprint("account", __name__, url_prefix="/account")
 
 # Reachable while an administrator's password still has to be changed (everything else
-# redirects here): this page, logging out, and what a page loads by itself.
-WHILE_MUST_CHANGE = {"account.password", "auth.logout", "auth.login", "static"}
+# redirects here): this page, logging out, what a page loads by itself (static files; the live
+# stream is @passive), and the help button with its feed: safety never waits for a password.
+WHILE_MUST_CHANGE = {
+    "account.password",
+    "auth.logout",
+    "auth.login",
+    "static",
+    "safety.raise_alert",
+    "safety.live",
+    "safety.respond",
+}
 
 
 @bp.route("/password", methods=["GET", "POST"])

@@ -172,7 +172,7 @@ def _ticket_context(item, **forms):
         citizens.recent_tickets(item.citizen_id, exclude_id=item.id) if item.citizen_id else []
     )
     handover_form = forms.get("handover_form") or HandOverForm()
-    handover_form.assignee_id.choices = choices(
+    handover_form.colleague_id.choices = choices(
         (
             (s.id, f"{s.full_name}（{s.role_label}）")
             for s in colleagues
@@ -434,14 +434,14 @@ def citizen(citizen_id: int):
 @roles_required(*DESK_ROLES)
 def hand_over(number: str):
     form = HandOverForm()
-    form.assignee_id.choices = choices(
+    form.colleague_id.choices = choices(
         ((s.id, s.full_name) for s in tickets.desk_staff()), blank="選んでください"
     )
     return _action(
         number,
         form,
         lambda item, form: tickets.hand_over(
-            actor(), item, int(form.assignee_id.data), form.note.data
+            actor(), item, int(form.colleague_id.data), form.handover_note.data
         ),
         "相談を引き継ぎました。",
         "handover_form",

@@ -128,7 +128,7 @@ TABLE: dict[tuple[str, str], tuple] = {
         t("/attachments/999999"),
         {**DESK_GET, "consultant": 404, "supervisor": 404},
     ),
-    ("/tickets/<number>/handover", "POST"): (t("/handover"), DESK_POST, {"note": "メモ"}),
+    ("/tickets/<number>/handover", "POST"): (t("/handover"), DESK_POST, {"handover_note": "メモ"}),
     ("/today", "GET"): (lambda o: "/today", DESK_GET),
     # Every member of staff changes their own password.
     ("/account/password", "GET"): (

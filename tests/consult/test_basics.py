@@ -257,6 +257,7 @@ def test_a_password_set_by_an_administrator_must_be_changed_first(app, make_staf
     # What a page loads by itself is not redirected: static files and the live stream.
     with client.get("/static/css/madoguchi.css") as static:
         assert static.status_code == 200
+    assert client.get("/alerts/live.json?since=0").status_code == 200  # the help button's feed
     with client.get("/live/stream?poll=1&after=0") as live:
         assert live.status_code == 200, live.headers.get("Location")
         assert live.is_json and live.json.get("ended") is not True
@@ -369,7 +370,7 @@ def test_a_case_is_handed_to_a_colleague_with_a_note_and_they_are_told_live(
     assert "メモを付けて同僚に引き継ぐ" in page
     response = client.post(
         f"/tickets/{ticket.number}/handover",
-        data={"assignee_id": str(colleague.id), "note": "明日10時に折り返しの約束あり"},
+        data={"colleague_id": str(colleague.id), "handover_note": "明日10時に折り返しの約束あり"},
     )
     assert response.status_code == 302, response.get_data(as_text=True)[:500]
     db.session.expire_all()
@@ -390,19 +391,19 @@ def test_a_case_is_handed_to_a_colleague_with_a_note_and_they_are_told_live(
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"note": "メモ"}, "引き継ぐ相手を選んでください"),
-        ({"assignee_id": "self", "note": ""}, "引継ぎのメモを入力してください"),
-        ({"assignee_id": "officer", "note": "お願いします"}, "選択肢から選んでください"),
+        ({"handover_note": "メモ"}, "引き継ぐ相手を選んでください"),
+        ({"colleague_id": "self", "handover_note": ""}, "引継ぎのメモを入力してください"),
+        ({"colleague_id": "officer", "handover_note": "お願いします"}, "選択肢から選んでください"),
     ],
 )
 def test_a_handover_without_a_colleague_or_a_note_is_refused(
     client, consultant, make_staff, make_ticket, data, message
 ):
     ticket = make_ticket(assignee=consultant)
-    if data.get("assignee_id") == "self":
-        data = {**data, "assignee_id": str(make_staff("consultant").id)}
-    elif data.get("assignee_id") == "officer":
-        data = {**data, "assignee_id": str(make_staff("officer").id)}
+    if data.get("colleague_id") == "self":
+        data = {**data, "colleague_id": str(make_staff("consultant").id)}
+    elif data.get("colleague_id") == "officer":
+        data = {**data, "colleague_id": str(make_staff("officer").id)}
     response = client.post(f"/tickets/{ticket.number}/handover", data=data)
     assert response.status_code == 422
     assert message in response.get_data(as_text=True)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 from playwright.sync_api import expect
 
@@ -128,8 +131,6 @@ def test_the_officer_steps_fit_a_phone_from_accepting_to_the_record(
     page.get_by_role("button", name="対応記録を登録して完了").click()
     expect(page.get_by_text("対応内容：窓口で減免申請書の記入を案内した。")).to_be_visible()
     assert _overflow(page) <= 0, "done"
-    if SHOTS:
-        page.screenshot(path=str(SHOTS / "handoff-officer-phone.png"), full_page=True)
-
-
-SHOTS = None  # set to a Path to keep the screenshots (docs/screenshots)
+    keep = os.environ.get("MADOGUCHI_TEST_SCREENSHOTS")
+    if keep:  # e.g. docs/screenshots
+        page.screenshot(path=str(Path(keep) / "handoff-officer-phone.png"), full_page=True)
