@@ -15,6 +15,7 @@ from channels.email import services as email_services
 from consult import urls
 from consult.extensions import db
 from consult.live.models import LiveEvent
+from consult.live.services import Viewer
 from consult.models import (
     Attachment,
     AuditEvent,
@@ -382,6 +383,8 @@ def test_a_case_is_handed_to_a_colleague_with_a_note_and_they_are_told_live(
     assert entry.data["handed_over_from"] == consultant.id
     event = db.session.scalar(sa.select(LiveEvent).where(LiveEvent.kind == "ticket.handed_over"))
     assert event.audience == [f"staff:{colleague.id}"]
+    assert Viewer.of(colleague).may_receive(event.audience)
+    assert not Viewer.of(consultant).may_receive(event.audience)
     assert event.payload["number"] == ticket.number
     assert "明日" not in str(event.payload)  # the note itself never travels
     page = client.get(f"/tickets/{ticket.number}").get_data(as_text=True)
