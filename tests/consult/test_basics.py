@@ -33,6 +33,10 @@ from tests.channels.test_email_channel import citizen_mail
 from tests.helpers import PASSWORD, sign_in
 
 ROOT = Path(__file__).resolve().parents[2]
+# The 今日 page (cases without citizens or categories, so their IN-loads are skipped): the
+# session and its staff, the live cursor, my cases, callbacks (+tickets, +staff, +assignees),
+# bookings, handoffs; SQLite adds its BEGIN IMMEDIATE.
+TODAY_QUERIES = {"sqlite": 11, "postgresql": 10}
 
 JPEG = b"\xff\xd8\xff\xe0\x00\x10JFIF\x00\x01" + b"\x00" * 200
 PNG = b"\x89PNG\r\n\x1a\n" + b"\x00" * 200
@@ -460,7 +464,7 @@ def test_today_lists_drafts_to_review_for_a_supervisor(app, make_staff):
 
 
 def test_today_costs_the_same_queries_for_three_cases_or_thirty(
-    client, consultant, make_staff, make_ticket, count_queries
+    client, backend, consultant, make_staff, make_ticket, count_queries
 ):
     _today_fixture(consultant, make_staff, make_ticket, cases=3)
     client.get("/today")
@@ -471,13 +475,4 @@ def test_today_costs_the_same_queries_for_three_cases_or_thirty(
     with count_queries() as many:
         assert client.get("/today").status_code == 200
     assert few.count == many.count, many
-    assert many.count <= 14, many
-
-
-def test_the_session_rows_are_untouched_by_today(client, consultant):
-    """A guard that the page is a read: no row but the session's last-seen time changes."""
-    before = db.session.scalar(sa.select(sa.func.count(StaffSession.id)))
-    assert client.get("/today").status_code == 200
-    assert db.session.scalar(sa.select(sa.func.count(StaffSession.id))) == before
-    assert tickets.desk_staff()  # the desk still lists the consultant
-    assert Channel.COUNTER
+    assert many.count == TODAY_QUERIES[backend], many
