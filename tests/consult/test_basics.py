@@ -19,13 +19,11 @@ from consult.live.services import Viewer
 from consult.models import (
     Attachment,
     AuditEvent,
-    Channel,
     EntryKind,
     Staff,
-    StaffSession,
     Ticket,
 )
-from consult.services import attachments, callbacks, tickets
+from consult.services import attachments, callbacks
 from consult.services.actor import Actor
 from consult.settings import override
 from consult.timeutil import utcnow
