@@ -164,7 +164,12 @@ def _init_login(app: Flask) -> None:
 
 
 def _install_request_hooks(app: Flask) -> None:
-    from consult.web import is_public_endpoint
+    from consult.web import apply_body_limit, is_public_endpoint
+
+    @app.url_value_preprocessor
+    def body_limit(_endpoint, _values):
+        # Runs before every before_request hook (CSRF reads the form in one).
+        apply_body_limit()
 
     @app.before_request
     def require_login():

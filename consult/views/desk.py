@@ -38,7 +38,7 @@ from consult.services import attachments, callbacks, citizens, safety, tickets
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
 from consult.timeutil import utcnow
-from consult.web import actor, attempt, roles_required
+from consult.web import actor, attempt, body_limit, roles_required
 
 bp = Blueprint("desk", __name__)
 
@@ -460,9 +460,9 @@ def attachments_panel(item):
 
 @bp.post("/tickets/<number>/attachments")
 @roles_required(*DESK_ROLES)
+@body_limit(lambda: attachments.max_bytes() + 64 * 1024)
 def add_attachment(number: str):
     """Up to ATTACHMENT_MAX_BYTES (a larger body is cut off with 413 before it is read)."""
-    request.max_content_length = attachments.max_bytes() + 64 * 1024
     form = AttachmentForm()
     item = _load(number)
     if not form.validate_on_submit():
@@ -471,7 +471,10 @@ def add_attachment(number: str):
     if upload is None or not upload.filename:
         ok, _ = attempt(lambda: attachments.add(actor(), item, "", b""))
     else:
-        data = upload.read(attachments.max_bytes() + 1)
+        try:
+            data = upload.read(attachments.max_bytes() + 1)
+        finally:
+            upload.close()  # a large upload is spooled to a temporary file
         ok, _ = attempt(
             lambda: attachments.add(actor(), item, upload.filename, data),
             "ファイルを添付しました。",
