@@ -12,10 +12,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	@touch $(STAMP)
 
+# `make run PORT=5001 HOST=0.0.0.0`: links in mail and LINE follow the address served, unless
+# MADOGUCHI_PUBLIC_URL says otherwise.
+HOST ?= 127.0.0.1
+PORT ?= 5000
+
 run: $(STAMP)
 	$(BIN)/madoguchi db upgrade
 	$(BIN)/madoguchi seed-demo --if-empty
-	$(BIN)/madoguchi serve --host 127.0.0.1 --port 5000
+	$(BIN)/madoguchi serve --host $(HOST) --port $(PORT)
 
 # Chromium for the browser tests, dovecot (IMAP) for the email tests, redis-server for the
 # rate limits kept in Redis (a throwaway server per test run), and PostgreSQL binaries

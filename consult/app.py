@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, flash, g, render_template, request, url_for
+from flask import Flask, flash, g, redirect, render_template, request, url_for
 from flask import Request as FlaskRequest
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -164,7 +164,12 @@ def _init_login(app: Flask) -> None:
 
 
 def _install_request_hooks(app: Flask) -> None:
-    from consult.web import is_public_endpoint
+    from consult.web import apply_body_limit, is_public_endpoint
+
+    @app.url_value_preprocessor
+    def body_limit(_endpoint, _values):
+        # Runs before every before_request hook (CSRF reads the form in one).
+        apply_body_limit()
 
     @app.before_request
     def require_login():
@@ -173,7 +178,20 @@ def _install_request_hooks(app: Flask) -> None:
             return None
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
+        if current_user.must_change_password and not _may_pass_while_must_change():
+            # A password an administrator chose: nothing else until the person chose their own.
+            # The live stream (a page's own request) is answered as usual, never redirected.
+            flash(
+                "管理者が設定したパスワードのままです。新しいパスワードを設定してください。", "info"
+            )
+            return redirect(url_for("account.password"))
         return None
+
+    def _may_pass_while_must_change() -> bool:
+        from consult.views.account import WHILE_MUST_CHANGE
+        from consult.web import is_passive_request
+
+        return request.endpoint in WHILE_MUST_CHANGE or is_passive_request()
 
     @app.after_request
     def commit_and_secure(response):

@@ -230,20 +230,23 @@ def seed_demo_command(if_empty, ticket_count):
 
 
 @click.command("serve", help="開発用サーバーと送信ワーカーを同じプロセスで起動します")
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=5000, type=int)
+@click.option("--host", default="127.0.0.1", help="待ち受けるアドレス")
+@click.option("--port", default=5000, type=int, help="待ち受けるポート")
 @with_appcontext
 def serve_command(host, port):
     from werkzeug.serving import run_simple
 
-    from consult import demo
+    from consult import demo, urls
     from consult.worker import Worker
 
     app = current_app._get_current_object()
+    # Links in mail and LINE follow MADOGUCHI_PUBLIC_URL, else the address served here.
+    base = urls.serve_at(app, host, port)
     worker = Worker(app, interval=2.0)
     worker.start()
 
-    click.echo(f"madoguchi: http://{host}:{port}/ で起動します。")
+    click.echo(f"madoguchi: {urls.served_address(host, port)}/ で起動します。")
+    click.echo(f"メール・LINEのリンク先：{base}/（MADOGUCHI_PUBLIC_URL で変更できます）")
     click.echo(demo.LOGIN_HELP)
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False)

@@ -56,8 +56,11 @@ class CoreSettings(Section):
     # The name on the public English pages (data: it has its own setting, never gettext).
     centre_name_en: str = "Citizens' Consultation Centre"
     display_refresh_seconds: int = 5
-    # Where citizens reach the public pages (links in emails and LINE messages).
-    public_url: str = "http://127.0.0.1:5000"
+    # Where citizens reach the public pages (links in emails and LINE messages). Empty: the
+    # address actually served (`madoguchi serve --host/--port`, else the request's host).
+    public_url: str = ""
+    # The largest file staff may attach to a ticket (bytes; photos of documents, PDFs).
+    attachment_max_bytes: int = 10 * 1024 * 1024
 
     @property
     def production(self) -> bool:

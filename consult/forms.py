@@ -278,6 +278,44 @@ class PasswordResetForm(Form):
     )
 
 
+class PasswordChangeForm(Form):
+    """A member of staff choosing their own password (policy: auth.check_password_strength)."""
+
+    current_password = PasswordField(
+        "現在のパスワード",
+        validators=[required("現在のパスワード"), max_length("現在のパスワード", 256)],
+    )
+    new_password = PasswordField(
+        "新しいパスワード",
+        validators=[required("新しいパスワード"), max_length("新しいパスワード", 256)],
+    )
+    new_password_again = PasswordField(
+        "新しいパスワード（確認のためもう一度）",
+        validators=[
+            required("確認のための新しいパスワード"),
+            max_length("確認のための新しいパスワード", 256),
+        ],
+    )
+
+
+class AttachmentForm(Form):
+    """The file itself is read from request.files by the view (FileField would need a
+    separate dependency for what one line does)."""
+
+
+class HandOverForm(Form):
+    """Hand a case to a colleague, with a note for them (field names unlike AssignForm's, so
+    that the two forms on the ticket page have distinct ids)."""
+
+    colleague_id = JapaneseSelectField(
+        "引き継ぐ相手", validators=[DataRequired(message="引き継ぐ相手を選んでください。")]
+    )
+    handover_note = TextAreaField(
+        "引継ぎのメモ",
+        validators=[required("引継ぎのメモ"), max_length("引継ぎのメモ", 2000)],
+    )
+
+
 class ConfirmForm(Form):
     """A button that changes state: just the CSRF token."""
 

@@ -173,6 +173,9 @@ class Staff(UserMixin, db.Model):
     email: Mapped[str | None] = mapped_column(sa.String(254))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     password_changed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Set when an administrator chose the password (a new account, a reset): the person must
+    # choose their own before any other page opens (consult.views.account).
+    must_change_password: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
     department: Mapped[Department | None] = relationship()
 
@@ -903,3 +906,36 @@ class Callback(db.Model):
 
     def __repr__(self) -> str:
         return f"<Callback {self.id} ticket={self.ticket_id}>"
+
+
+# --- attachments (consult.services.attachments) -----------------------------------------------
+
+
+class Attachment(db.Model):
+    """A file a member of staff attached to a ticket (a photo of a document, a PDF).
+
+    The bytes live under DATA_DIR/attachments/ by a generated name, never the sender's file name;
+    `filename` is only what the download offers. Personal data (the file and its name): the
+    ticket's disposal must delete the row and the file, and the disclosure bundle must include
+    both (consult.services.attachments.path_of gives the file).
+    """
+
+    __tablename__ = "attachment"
+    __table_args__ = (sa.Index("ix_attachment_ticket", "ticket_id", "id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"))
+    uploaded_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    filename: Mapped[str] = mapped_column(sa.String(200))
+    # The type found in the content (magic bytes), never the one the browser claimed.
+    content_type: Mapped[str] = mapped_column(sa.String(100))
+    size: Mapped[int]
+    storage_name: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    sha256: Mapped[str] = mapped_column(sa.String(64))
+
+    ticket: Mapped[Ticket] = relationship()
+    uploaded_by: Mapped[Staff | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<Attachment {self.id} ticket={self.ticket_id}>"

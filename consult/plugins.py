@@ -110,6 +110,20 @@ class VisitInfo:
 
 
 @dataclass(frozen=True)
+class TodaySection:
+    """One block of the 今日 page for the signed-in member of staff, in `order`.
+
+    `render(staff, now)` returns (template, context), or None when the block does not apply to
+    them (a role that does not review FAQ drafts). Each block should cost a fixed number of
+    queries whatever its length: the page's count is pinned by a test.
+    """
+
+    name: str
+    order: int
+    render: Callable[[Any, Any], tuple[str, dict] | None]
+
+
+@dataclass(frozen=True)
 class WorkerTask:
     """A job the worker runs again and again, in its own app context; it owns its transactions.
 
@@ -157,6 +171,7 @@ class Plugin:
     demo_seeder: Callable[[dict], None] | None = None
     home_pages: dict[str, str] = field(default_factory=dict)  # role → endpoint
     report_sections: Sequence[ReportSection] = ()
+    today_sections: Sequence[TodaySection] = ()
     report_exports: Sequence[ReportExport] = ()
     case_record_source: Callable[[Ticket], list[CaseRecord]] | None = None
     # The in-person visits of some tickets: {ticket id: VisitInfo} for those that have one (the
@@ -224,6 +239,10 @@ class Registry:
     @property
     def report_sections(self) -> list[ReportSection]:
         return sorted(self._each("report_sections"), key=lambda item: item.order)
+
+    @property
+    def today_sections(self) -> list[TodaySection]:
+        return sorted(self._each("today_sections"), key=lambda item: item.order)
 
     @property
     def report_exports(self) -> list[ReportExport]:

@@ -33,6 +33,29 @@ def passive(view: Callable) -> Callable:
     return view
 
 
+BODY_LIMIT_ATTR = "_madoguchi_body_limit"
+
+
+def body_limit(limit: Callable[[], int]) -> Callable:
+    """Let a view take a larger request body than MAX_CONTENT_LENGTH (an attachment upload).
+
+    Applied before any before_request hook (consult.app's url_value_preprocessor), so that the
+    CSRF check, which parses the form first, already reads the body under this limit."""
+
+    def decorator(view: Callable) -> Callable:
+        setattr(view, BODY_LIMIT_ATTR, limit)
+        return view
+
+    return decorator
+
+
+def apply_body_limit() -> None:
+    view = current_app.view_functions.get(request.endpoint or "")
+    limit = getattr(view, BODY_LIMIT_ATTR, None)
+    if limit is not None:
+        request.max_content_length = limit()
+
+
 def is_passive_request() -> bool:
     view = current_app.view_functions.get(request.endpoint or "")
     return bool(view and getattr(view, PASSIVE_ATTR, False))

@@ -17,6 +17,7 @@ def register(app: Flask) -> None:
         auto_answer,
         cli,
         models,  # noqa: F401 (the tables must be known to the metadata)
+        today,
         views,
     )
     from faq.settings import FaqSettings
@@ -29,6 +30,7 @@ def register(app: Flask) -> None:
             commands=(cli.faq_group,),
             nav_links=(plugins.NavLink("faq.staff_index", "FAQ", tuple(Role), 60),),
             ticket_panels=(plugins.TicketPanel("faq", views.ticket_panel),),
+            today_sections=(plugins.TodaySection("faq_review", 50, today.section),),
             translations=PACKAGE / "translations",
             receivers=((signals.message_received, auto_answer.on_message),),
             demo_seeder=_seed_demo,

@@ -42,6 +42,9 @@ LABELS: dict[str, str] = {
     "ticket_ref": "［受付番号］",
     "booking_ref": "［予約番号］",
     "line_id": "［LINE ID］",
+    "account_id": "［アカウントID］",
+    "bank_account": "［口座番号］",
+    "card_number": "［カード番号］",
     "url": "［URL］",
     "name": "［氏名］",
 }
@@ -54,10 +57,13 @@ _PRIORITY = {
             "url",
             "email",
             "line_id",
+            "account_id",
             "birth_date",
             "ticket_ref",
             "booking_ref",
             "postal_code",
+            "card_number",
+            "bank_account",
             "phone",
             "my_number",
             "address",
@@ -233,7 +239,70 @@ _LINE_RE = re.compile(
     re.IGNORECASE,
 )
 
+# LINE ids written in a message: 「LINEのIDは hanako_0123」「ラインID：taro」.
+_LINE_TEXT_RE = re.compile(
+    r"(?:LINE|ライン)\s*の?\s*(?:ID|アイディー?|アカウント名?|アカ|ユーザー名)"
+    # 「LINEのIDを聞かれ、taro.k_88と教えた」: the id may come a few words later.
+    r"[^A-Za-z0-9。\n]{0,10}?(?P<v>@?[A-Za-z0-9][A-Za-z0-9._-]{2,29})(?![A-Za-z0-9._-])",
+    re.IGNORECASE,
+)
+# Other services' account ids given in text (SNS, flea markets, mail and payment apps), and a
+# bare 「IDは xxx」「アカウントは @xxx」.
+_SERVICES = (
+    r"インスタ(?:グラム)?|Instagram|X|Twitter|ツイッター|Facebook|フェイスブック|TikTok|"
+    r"ティックトック|メルカリ|ラクマ|カカオ(?:トーク)?|Kakao(?:Talk)?|WeChat|Skype|Discord|"
+    r"Gmail|Yahoo!?|楽天|Amazon|アマゾン|PayPay|ペイペイ|Zoom|Teams|ゲーム"
+)
+_ACCOUNT_RE = re.compile(
+    rf"(?:(?:{_SERVICES})\s*の?\s*(?:ID|アイディー?|アカウント名?|アカ|ユーザー(?:名|ID)?|"
+    r"ハンドル(?:ネーム)?)|(?<![A-Za-z])(?:ユーザー|ログイン)?ID|ユーザー名|アカウント名?)"
+    r"\s*(?:は|を|が|:)?\s*(?P<v>@?[A-Za-z0-9][A-Za-z0-9._-]{2,29})(?![A-Za-z0-9._-])",
+    re.IGNORECASE,
+)
+# Bank accounts: the number with the words around it that make it one (支店, 普通/当座, 口座番号).
+_ACCOUNT_TYPE = r"(?:普通|当座|貯蓄|総合)(?:預金)?"
+_BANK_RE = re.compile(
+    rf"(?P<ctx>(?:[{_PLACE_CHARS}A-Za-z]{{1,12}}支店\s*)?(?:{_ACCOUNT_TYPE}\s*)?"
+    rf"(?:口座(?:番号)?\s*(?:は|:)?\s*)?(?:{_ACCOUNT_TYPE}\s*)?(?:No\.?\s*)?)"
+    r"(?P<v>\d{6,8}|\d{5}\s*-\s*\d{6,8})(?![\d,.]|\s?(?:円|万|人|件|年|歳))"
+    r"|記号\s*(?:は|:)?\s*\d{5}\s*番号\s*(?:は|:)?\s*\d{6,8}(?!\d)"
+)
+_BANK_WORDS = re.compile(rf"口座|支店|{_ACCOUNT_TYPE}")
+# Card numbers: 13 to 19 digits in the groups cards print, with the word before them.
+_CARD_RE = re.compile(
+    r"(?P<ctx>(?:クレジット|キャッシュ|デビット|プリペイド)?(?:カード|クレカ)\s*の?\s*番号\s*(?:は|:)?\s*)?"
+    r"(?<![\d-])(?P<v>\d{4}(?:[\s-]?\d{4}){2}[\s-]?\d{1,7}|\d{4}[\s-]?\d{6}[\s-]?\d{4,5})(?![\d-])"
+)
+
 _HONORIFIC = r"(?:様|さま|さん|氏|くん|君|ちゃん|殿)"
+# A name in kana: two parts with a space (やまもと たろう), or one part of a label's reading.
+_KANA_PART = r"(?:[ぁ-ゖ]{1,7}|[ァ-ヺー]{1,9})"
+_KANA_NAME = r"(?:[ぁ-ゖ]{2,7}[ \u3000・][ぁ-ゖ]{1,7}|[ァ-ヺー]{2,9}[ \u3000・][ァ-ヺー]{1,9})"
+_PARTICLES = set("はがをにともへでの")
+_KANA_HONORIFIC_RE = re.compile(
+    rf"(?<![ぁ-ゖァ-ヺー])(?P<v>{_KANA_NAME})\s?(?:様|さま|さん|氏|くん|ちゃん|殿)"
+)
+# A reading right after a name: 山本 太郎（やまもと たろう）.
+_READING_AFTER_RE = re.compile(
+    rf"\s?[(（]\s*(?P<v>{_KANA_PART}(?:[ \u3000・]{_KANA_PART})?)\s*[)）]"
+)
+_READING_LABEL_RE = re.compile(
+    r"(?:ふりがな|フリガナ|よみがな|ヨミガナ|カナ氏名|氏名カナ|お名前カナ|読み方?)\s*[:：]?\s*"
+    rf"(?P<v>{_KANA_PART}(?:[ \u3000・]{_KANA_PART})?)"
+)
+# Public offices and facilities: their names, wings, floors and rooms are not anyone's address.
+_FACILITY = (
+    r"(?:市役所|区役所|町役場|村役場|役所|役場|支所|出張所|公民館|市民会館|福祉会館|文化会館|"
+    r"コミュニティセンター|市民センター|保健センター|福祉センター|交流センター|図書館|体育館|"
+    r"保健所|合同庁舎|本庁舎|庁舎|市民病院|消防署|警察署)"
+)
+_PUBLIC_PLACE_RE = re.compile(
+    rf"[{_PLACE_CHARS}]{{0,12}}?{_FACILITY}"
+    r"(?:\s*(?:第\s*)?\d{1,2}\s*(?:別館|分館|庁舎|号館)|\s*(?:本館|別館|新館|分館|東館|西館|南館|北館|"
+    r"本庁舎|東庁舎|西庁舎|南庁舎|北庁舎))?"
+    r"(?:\s*(?:地下\s*)?(?:\d{1,2}|[一二三四五六七八九])\s*[階F])?"
+    r"(?:\s*(?:第\s*)?\d{1,4}\s*(?:会議室|相談室|号室|番窓口|研修室|ホール|室))?"
+)
 _NAME_LABEL_RE = re.compile(
     r"(?:相談者|申請者|申出人|申立人|依頼者|担当者?|対応者|受付者|記入者|氏名|お名前|名前|"
     r"本人|世帯主|契約者|被保険者|保護者|代理人|連絡者|届出人)\s*(?:名)?\s*[:]\s*"
@@ -419,6 +488,69 @@ def _find_dates_of_birth(t: str):
             if m.group(g):
                 yield "birth_date", m.start(g), m.end(g)
                 break
+
+
+def _luhn_ok(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 else 1)
+        total += d - 9 if d > 9 else d
+    return total % 10 == 0
+
+
+def _find_money(t: str):
+    """Bank accounts and card numbers, with the words that say what they are in the span."""
+    for m in _BANK_RE.finditer(t):
+        if m.group("v") is None or _BANK_WORDS.search(m.group("ctx") or ""):
+            yield "bank_account", m.start(), m.end()
+    for m in _CARD_RE.finditer(t):
+        digits = re.sub(r"\D", "", m.group("v"))
+        if not 13 <= len(digits) <= 19:
+            continue
+        if m.group("ctx") or _luhn_ok(digits):
+            yield "card_number", m.start(), m.end()
+
+
+def _find_accounts(t: str):
+    for m in _LINE_TEXT_RE.finditer(t):
+        yield "line_id", m.start("v"), m.end("v")
+    for m in _ACCOUNT_RE.finditer(t):
+        value = m.group("v")
+        if re.search(r"[A-Za-z]", value) and not re.fullmatch(r"(?i)LINE|ID", value):
+            yield "account_id", m.start("v"), m.end("v")
+
+
+def public_places(t: str) -> list[tuple[int, int]]:
+    """Public offices and facilities with their wing, floor and room (今治市役所第1別館1階)."""
+    return [(m.start(), m.end()) for m in _PUBLIC_PLACE_RE.finditer(t)]
+
+
+def _find_kana_names(t: str, found: list[tuple[str, int, int]]):
+    """Names in kana: spaced before an honorific, after a reading label, and the reading in
+    brackets right after a name already found (山本 太郎（やまもと たろう）)."""
+    names = [(s, e) for kind, s, e in found if kind == "name"]
+    for m in _KANA_HONORIFIC_RE.finditer(t):
+        start, end = m.start("v"), m.end("v")
+        value = t[start:end]
+        # 相談者はやまもと たろうさん: a particle after a word is not the name's first kana.
+        first = re.split(r"[ \u3000・]", value)[0]
+        after_word = start and re.match(r"[一-龥々ァ-ヺ]", t[start - 1])
+        if after_word and first[0] in _PARTICLES and len(first) >= 3:
+            start += 1
+            value = value[1:]
+        if value.startswith(("お", "ご", "みな")) or value in _NOT_NAMES:
+            continue
+        if any(s < end and start < e for s, e in names):
+            continue  # already found (a known name, Sudachi)
+        yield "name", start, end
+    for m in _READING_LABEL_RE.finditer(t):
+        yield "name", m.start("v"), m.end("v")
+    for kind, _start, end in list(found):
+        if kind != "name":
+            continue
+        m = _READING_AFTER_RE.match(t, end)
+        if m:
+            yield "name", m.start("v"), m.end("v")
 
 
 def _find_refs(t: str):
@@ -704,6 +836,29 @@ def _occurrences(t: str, terms: Iterable[str]) -> list[tuple[int, int]]:
     return out
 
 
+def _outside_public_places(t: str, found: list[tuple[str, int, int]]):
+    """Addresses, numbers and names inside a public office's name, wing, floor or room are
+    dropped; an address that runs into one stops where it begins."""
+    places = public_places(t)
+    if not places:
+        return found
+    kept = []
+    for kind, s, e in found:
+        if kind in ("address", "id_number", "name", "postal_code"):
+            if any(ps <= s and e <= pe for ps, pe in places):
+                continue
+            if kind == "address":
+                for ps, pe in places:
+                    if s < ps < e:
+                        e = ps
+                    elif ps <= s < pe:
+                        s = pe
+                if not re.search(r"\d|[一二三四五六七八九十]", t[s:e]):
+                    continue
+        kept.append((kind, s, e))
+    return kept
+
+
 def redact(
     text: str,
     *,
@@ -733,10 +888,14 @@ def redact(
     found += _find_addresses(t)
     found += _find_dates_of_birth(t)
     found += _find_refs(t)
+    found += _find_money(t)
+    found += _find_accounts(t)
     found += _find_known_names(t, known_names)
     found += _find_labelled_names(t)
     if re.search(r"[一-龥ぁ-んァ-ヶ]", t):
         found += _find_sudachi_names(t)
+    found += _find_kana_names(t, found)
+    found = _outside_public_places(t, found)
 
     chosen: list[tuple[str, int, int]] = []
     for kind, s, e in sorted(found, key=lambda f: (_PRIORITY[f[0]], f[1] - f[2], f[1])):

@@ -8,7 +8,7 @@ from consult.models import Role
 
 def register(app: Flask) -> None:
     from handoff import cli as handoff_cli
-    from handoff import live, models, reports, rollup, services, views  # noqa: F401
+    from handoff import live, models, reports, rollup, services, today, views  # noqa: F401
     from handoff.settings import HandoffSettings
 
     rollup.register()
@@ -30,6 +30,7 @@ def register(app: Flask) -> None:
                 ),
             ),
             ticket_panels=(plugins.TicketPanel("handoff", views.ticket_panel),),
+            today_sections=(plugins.TodaySection("handoffs", 40, today.section),),
             staff_scripts=(plugins.StaffScript("static", "js/handoff.js"),),
             worker_tasks=(
                 plugins.WorkerTask("handoff.escalations", services.escalate_due, lane="alerts"),

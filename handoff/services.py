@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from consult import plugins, signals
+from consult import plugins, signals, urls
 from consult.extensions import db
 from consult.models import Department, EntryKind, Role, Staff, Status, Ticket
 from consult.services import audit, calendar, mail, tickets
@@ -202,7 +202,7 @@ def create(actor: Actor, ticket: Ticket, requests: list[Request]) -> list[Handof
 
 def _notify_new(handoff: Handoff) -> None:
     department = handoff.department
-    base = current_app.config["MADOGUCHI"]["PUBLIC_URL"].rstrip("/")
+    base = urls.base_url()
     if department.is_external:
         if not department.email:
             return  # the centre phones them; the panel says no address is on file
@@ -438,7 +438,7 @@ def add_information(actor: Actor, handoff: Handoff, text: str) -> None:
     elif handoff.department.email:
         recipient = handoff.department.email
     if recipient:
-        base = current_app.config["MADOGUCHI"]["PUBLIC_URL"].rstrip("/")
+        base = urls.base_url()
         mail.enqueue_mail(
             to=recipient,
             subject=f"【追加情報】相談番号 {handoff.ticket.number}",
@@ -732,7 +732,7 @@ def escalate_due(now: datetime | None = None) -> int:
         addresses = sorted({staff.email for staff in recipients})
         if handoff.department.email and handoff.department.email not in addresses:
             addresses.append(handoff.department.email)  # the department's shared mailbox
-        base = current_app.config["MADOGUCHI"]["PUBLIC_URL"].rstrip("/")
+        base = urls.base_url()
         for address in addresses:
             mail.enqueue_mail(
                 to=address,

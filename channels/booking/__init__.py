@@ -9,7 +9,7 @@ from consult.models import Role
 
 
 def register(app: Flask) -> None:
-    from channels.booking import models, services, views  # noqa: F401 (models for the metadata)
+    from channels.booking import models, services, today, views  # noqa: F401 (models: metadata)
     from channels.booking.settings import BookingSettings
 
     desk = (Role.CONSULTANT, Role.SUPERVISOR)
@@ -27,6 +27,7 @@ def register(app: Flask) -> None:
                 plugins.WorkerTask("booking.reminders", services.send_reminders, lane="alerts"),
             ),
             channel=plugins.Channel("booking", "予約"),
+            today_sections=(plugins.TodaySection("bookings", 30, today.section),),
             settings=BookingSettings,
             setup=views.check_rate_limit,
         ),

@@ -30,6 +30,7 @@ from channels.booking.models import (
     CalendarFeed,
     Mode,
 )
+from consult import urls
 from consult.extensions import db
 from consult.models import Category, Channel, Role, Staff
 from consult.services import audit, calendar, citizens, tickets
@@ -563,7 +564,7 @@ def booking_from_token(token: str, max_age: int = MANAGE_MAX_AGE) -> Booking:
 
 
 def manage_url(booking: Booking) -> str:
-    base = current_app.config["MADOGUCHI"]["PUBLIC_URL"].rstrip("/")
+    base = urls.base_url()
     return f"{base}/booking/manage/{manage_token(booking)}"
 
 

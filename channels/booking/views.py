@@ -8,7 +8,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -21,6 +20,7 @@ from wtforms.validators import InputRequired, NumberRange
 
 from channels.booking import forms, ical, services
 from channels.booking.models import BOOKING_STATUS_LABELS, MODE_LABELS, BookingStatus, Mode
+from consult import urls
 from consult.extensions import db
 from consult.forms import ConfirmForm, choices
 from consult.models import Role
@@ -610,9 +610,7 @@ def feeds():
             abort(400)
         ok, token = attempt(lambda: services.reset_feed(actor(), kind, key))
         if ok:
-            new_url = current_app.config["MADOGUCHI"]["PUBLIC_URL"].rstrip("/") + url_for(
-                "booking.feed", token=token
-            )
+            new_url = urls.base_url() + url_for("booking.feed", token=token)
     rooms = [(m, n) for m in Mode for n in range(1, max(services.capacities()[m].values()) + 1)]
     return render_template(
         "booking/staff/feeds.html", form=form, rooms=rooms, new_url=new_url, MODE_LABELS=MODE_LABELS

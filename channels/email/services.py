@@ -967,6 +967,7 @@ def send_reply(actor: Actor, ticket: Ticket, text: str):
     _message, entry = _record_mail(
         ticket, to, text, author=staff, sender_name=staff.display_name if staff else None
     )
+    tickets.take_if_unowned(actor, ticket)
     audit.record(actor, "create", "ticket", ticket.number, "email_reply")
     return entry
 

@@ -43,7 +43,7 @@ from channels.line.models import (
     LineTicket,
     MediaStatus,
 )
-from consult import signals
+from consult import signals, urls
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, Status, Ticket
 from consult.services import audit, auto_answer, calendar, outbox, queue, tickets
@@ -81,7 +81,7 @@ def settings() -> client.LineSettings:
 
 
 def _public_url(path: str) -> str:
-    return current_app.config["MADOGUCHI"]["PUBLIC_URL"].rstrip("/") + path
+    return urls.base_url() + path
 
 
 # --- intake ------------------------------------------------------------------------------------
@@ -928,6 +928,7 @@ def send_reply(actor: Actor, ticket: Ticket, text: str) -> OutboxMessage:
         author=staff,
         sender=display,
     )
+    tickets.take_if_unowned(actor, ticket)
     if ticket.status == Status.RECEIVED:
         tickets.change_status(actor, ticket, Status.IN_PROGRESS, internal=True)
     return message

@@ -226,3 +226,36 @@ def end_all_sessions(staff: Staff, reason: str) -> int:
     if result.rowcount:
         _tell_live_pages()
     return result.rowcount or 0
+
+
+def change_own_password(
+    actor: Actor, current: str, new: str, again: str, keep_token: str | None = None
+) -> None:
+    """A member of staff choosing their own password: the current one proves it is them.
+
+    Clears the administrator's must-change mark. Every other session of theirs ends (a stolen
+    cookie stops working); the one in use (`keep_token`) stays signed in."""
+    staff = actor.staff
+    if staff is None:
+        raise DomainError("ログインしてください。")
+    if not verify_password(staff.password_hash, current or ""):
+        audit.record(actor, "password_change_failed", "staff", staff.id)
+        raise DomainError("現在のパスワードが正しくありません。")
+    if new != again:
+        raise DomainError(
+            "新しいパスワードが確認のための入力と一致しません。同じものを2回入力してください。"
+        )
+    if new == current:
+        raise DomainError("新しいパスワードには、現在のパスワードと違うものを設定してください。")
+    if new.strip().lower() == staff.login.lower():
+        raise DomainError("ログインIDと同じパスワードは設定できません。")
+    staff.password_hash = hash_password(new)
+    staff.must_change_password = False
+    staff.password_changed_at = utcnow()
+    query = sa.update(StaffSession).where(
+        StaffSession.staff_id == staff.id, StaffSession.ended_at.is_(None)
+    )
+    if keep_token:
+        query = query.where(StaffSession.token_hash != _digest(keep_token))
+    db.session.execute(query.values(ended_at=utcnow(), end_reason="password_changed"))
+    audit.record(actor, "password_change", "staff", staff.id)

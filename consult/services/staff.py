@@ -79,6 +79,9 @@ def create_staff(
         department=department,
         password_hash=auth.hash_password(password),
         email=_staff_email(email),
+        # An administrator chose it: the person must choose their own at first sign-in. The
+        # command line (setting up the first accounts on the server) and seeding do not.
+        must_change_password=actor is not None and actor.staff is not None,
     )
     db.session.add(staff)
     db.session.flush()
@@ -146,6 +149,7 @@ def set_active(actor: Actor, staff: Staff, active: bool) -> None:
 def reset_password(actor: Actor, staff: Staff, password: str) -> None:
     actor.require(Role.ADMIN)
     staff.password_hash = auth.hash_password(password)
+    staff.must_change_password = staff.id != actor.staff_id
     auth.end_all_sessions(staff, "password_reset")
     audit.record(actor, "password_reset", "staff", staff.id)
 

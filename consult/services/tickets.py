@@ -457,6 +457,60 @@ def assign(
     take_assignment(actor, ticket, assignee)
 
 
+def hand_over(actor: Actor, ticket: Ticket, assignee_id: int, note: str) -> TimelineEntry:
+    """Hand a case to a colleague with a note: the 担当 changes (taken on the 担当 read, as
+    take_assignment does), the note goes on the timeline, and the new 担当 is told live."""
+    from consult.live import services as live
+
+    actor.require(*DESK_ROLES)
+    ticket.ensure_open()
+    note = clean_text(note, "引継ぎのメモ", 2000, required=True)
+    assignee = db.session.get(Staff, assignee_id)
+    if assignee is None or not assignee.active or assignee.role not in DESK_ROLES:
+        raise ValidationFailed("引き継ぐ相手には有効な相談員またはセンター責任者を選んでください。")
+    if assignee.id == ticket.assignee_id:
+        raise ValidationFailed(f"この相談はすでに{assignee.full_name}さんが担当しています。")
+    seen = ticket.assignee_id
+    taken = _take_over(
+        ticket,
+        {"assignee_id": assignee.id},
+        Ticket.assignee_id.is_(None) if seen is None else Ticket.assignee_id == seen,
+    )
+    if not taken:
+        raise InvalidTransition(_holder_message(ticket))
+    entry = add_entry(
+        ticket,
+        EntryKind.ASSIGNMENT,
+        author=actor.staff,
+        body=f"{assignee.full_name}さんに引き継ぎました。\n{note}",
+        data={"assignee_id": assignee.id, "handed_over_from": seen, "handover": True},
+    )
+    # Ids, the number and a label only: live events are kept a day, out of disposal.
+    live.publish(
+        "ticket.handed_over",
+        [f"staff:{assignee.id}"],
+        {
+            "ticket_id": ticket.id,
+            "number": ticket.number,
+            "by": (actor.staff.display_name if actor.staff else "")[:80],
+        },
+    )
+    audit.record(actor, "update", "ticket", ticket.number, "handover")
+    return entry
+
+
+def take_if_unowned(actor: Actor, ticket: Ticket) -> bool:
+    """The first member of staff to answer a case nobody owns (an email or LINE reply) becomes
+    its 担当, in one conditional UPDATE so that a 担当 set meanwhile is never overwritten."""
+    staff = actor.staff
+    if staff is None or staff.role not in DESK_ROLES or ticket.assignee_id is not None:
+        return False
+    if not _take_over(ticket, {"assignee_id": staff.id}, Ticket.assignee_id.is_(None)):
+        return False
+    _record_ownership(actor, ticket)
+    return True
+
+
 def _holder_message(ticket: Ticket) -> str:
     if ticket.assignee is None:
         return "この相談はほかの操作で担当者が外されました。" + CHECK_AGAIN

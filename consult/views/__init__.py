@@ -12,16 +12,28 @@ def register(app: Flask) -> None:
     from consult.services import callbacks, outbox, ratelimit
     from consult.services import reports as report_service
     from consult.services import safety as safety_service
-    from consult.views import admin, auth, desk, reports, safety
+    from consult.services import today as today_service
+    from consult.views import account, admin, auth, desk, reports, safety, today
     from consult.views import calendar as calendar_views
+    from consult.views.desk import attachments_panel
 
     desk_roles = (Role.CONSULTANT, Role.SUPERVISOR)
     plugins.install(
         app,
         plugins.Plugin(
             name="consult",
-            blueprints=(auth.bp, desk.bp, admin.bp, calendar_views.bp, safety.bp, reports.bp),
+            blueprints=(
+                auth.bp,
+                account.bp,
+                today.bp,
+                desk.bp,
+                admin.bp,
+                calendar_views.bp,
+                safety.bp,
+                reports.bp,
+            ),
             nav_links=(
+                plugins.NavLink("today.today", "今日", desk_roles, 5),
                 plugins.NavLink("desk.queue", "相談一覧", desk_roles, 10),
                 plugins.NavLink(
                     "safety.incidents",
@@ -32,7 +44,12 @@ def register(app: Flask) -> None:
                 plugins.NavLink("reports.dashboard", "統計", (Role.SUPERVISOR, Role.ADMIN), 70),
                 plugins.NavLink("admin.index", "管理", (Role.ADMIN,), 90),
             ),
+            today_sections=(
+                plugins.TodaySection("my_cases", 10, today_service.my_cases),
+                plugins.TodaySection("callbacks", 20, today_service.my_callbacks),
+            ),
             ticket_panels=(
+                plugins.TicketPanel("attachments", attachments_panel),
                 plugins.TicketPanel("callbacks", callbacks.ticket_panel),
                 plugins.TicketPanel("safety", safety_service.ticket_panel),
             ),

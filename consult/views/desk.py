@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import (
     Blueprint,
+    Response,
     current_app,
     jsonify,
     redirect,
@@ -17,10 +20,12 @@ from markupsafe import Markup
 from consult import plugins
 from consult.forms import (
     AssignForm,
+    AttachmentForm,
     CitizenForm,
     CloseForm,
     ConfirmForm,
     DetailsForm,
+    HandOverForm,
     LinkCitizenForm,
     NoteForm,
     ReopenForm,
@@ -29,11 +34,11 @@ from consult.forms import (
     choices,
 )
 from consult.models import CHANNEL_LABELS, STATUS_LABELS, Channel, Status
-from consult.services import callbacks, citizens, safety, tickets
+from consult.services import attachments, callbacks, citizens, safety, tickets
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
 from consult.timeutil import utcnow
-from consult.web import actor, attempt, passive, roles_required
+from consult.web import actor, attempt, body_limit, passive, roles_required
 
 bp = Blueprint("desk", __name__)
 
@@ -126,10 +131,21 @@ def ticket_live(number: str):
     tickets.record_live_view(actor(), item)
     response = jsonify(
         head=render_template("consult/_ticket_meta.html", ticket=item),
-        timeline=render_template("consult/_timeline.html", timeline=item.timeline),
+        timeline=render_template(
+            "consult/_timeline.html",
+            ticket=item,
+            timeline=item.timeline,
+            entry_attachments=_entry_attachments(item.timeline),
+        ),
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _entry_attachments(timeline) -> dict:
+    return attachments.by_ids(
+        [e.data["attachment_id"] for e in timeline if "attachment_id" in (e.data or {})]
+    )
 
 
 @bp.get("/tickets/<number>/print")
@@ -156,8 +172,9 @@ def _ticket_context(item, **forms):
         assignee_id=item.assignee_id if item.assignee_id else ""
     )
     assign_form.shown_assignee.data = str(item.assignee_id or "none")
+    colleagues = tickets.desk_staff()
     assign_form.assignee_id.choices = choices(
-        ((s.id, f"{s.full_name}（{s.role_label}）") for s in tickets.desk_staff()),
+        ((s.id, f"{s.full_name}（{s.role_label}）") for s in colleagues),
         blank="担当者なし",
     )
     details_form = forms.get("details_form") or DetailsForm(
@@ -183,9 +200,21 @@ def _ticket_context(item, **forms):
     earlier = (
         citizens.recent_tickets(item.citizen_id, exclude_id=item.id) if item.citizen_id else []
     )
+    handover_form = forms.get("handover_form") or HandOverForm()
+    handover_form.colleague_id.choices = choices(
+        (
+            (s.id, f"{s.full_name}（{s.role_label}）")
+            for s in colleagues
+            if s.id != item.assignee_id
+        ),
+        blank="選んでください",
+    )
+    timeline = item.timeline
     return {
         "ticket": item,
-        "timeline": item.timeline,
+        "timeline": timeline,
+        "entry_attachments": _entry_attachments(timeline),
+        "handover_form": handover_form,
         "earlier": earlier,
         "panels": panels,
         "note_form": forms.get("note_form") or NoteForm(),
@@ -426,3 +455,83 @@ def citizen(citizen_id: int):
     return render_template(
         "consult/citizen.html", citizen=item, tickets=citizens.recent_tickets(item.id, limit=100)
     )
+
+
+@bp.post("/tickets/<number>/handover")
+@roles_required(*DESK_ROLES)
+def hand_over(number: str):
+    form = HandOverForm()
+    form.colleague_id.choices = choices(
+        ((s.id, s.full_name) for s in tickets.desk_staff()), blank="選んでください"
+    )
+    return _action(
+        number,
+        form,
+        lambda item, form: tickets.hand_over(
+            actor(), item, int(form.colleague_id.data), form.handover_note.data
+        ),
+        "相談を引き継ぎました。",
+        "handover_form",
+    )
+
+
+def attachments_panel(item):
+    """The ticket page's 添付ファイル panel: the files and the form to add one."""
+    return "consult/_attachments_panel.html", {
+        "attachments": attachments.for_ticket(item),
+        "attachment_form": AttachmentForm(),
+        "max_label": attachments.size_label(attachments.max_bytes()),
+        "allowed": attachments.ALLOWED_TEXT,
+    }
+
+
+@bp.post("/tickets/<number>/attachments")
+@roles_required(*DESK_ROLES)
+@body_limit(lambda: attachments.max_bytes() + 64 * 1024)
+def add_attachment(number: str):
+    """Up to ATTACHMENT_MAX_BYTES (a larger body is cut off with 413 before it is read)."""
+    form = AttachmentForm()
+    item = _load(number)
+    if not form.validate_on_submit():
+        return _rerender(item)
+    upload = request.files.get("file")
+    if upload is None or not upload.filename:
+        ok, _ = attempt(lambda: attachments.add(actor(), item, "", b""))
+    else:
+        try:
+            data = upload.read(attachments.max_bytes() + 1)
+        finally:
+            upload.close()  # a large upload is spooled to a temporary file
+        ok, _ = attempt(
+            lambda: attachments.add(actor(), item, upload.filename, data),
+            "ファイルを添付しました。",
+        )
+    if not ok:
+        return _rerender(_load(number))
+    return _back(item)
+
+
+@bp.get("/tickets/<number>/attachments/<int:attachment_id>")
+@roles_required(*DESK_ROLES)
+def attachment(number: str, attachment_id: int):
+    """The file, never as a page of ours: an image or PDF shown with its own type, anything
+    else downloaded; nosniff, a sandboxing CSP, no caching. Each download is audited."""
+    row, kind = attachments.get_for_download(actor(), number, attachment_id)
+    data = attachments.path_of(row).read_bytes()
+    disposition = "inline" if kind.inline else "attachment"
+    response = Response(
+        data, mimetype=kind.content_type if kind.inline else "application/octet-stream"
+    )
+    response.headers["Content-Disposition"] = (
+        f"{disposition}; filename=\"attachment\"; filename*=UTF-8''{quote(row.filename)}"
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    # An image needs nothing of the page around it; Chromium's PDF viewer does not open in a
+    # sandboxed document, so a PDF gets no script sources instead.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'none'; object-src 'self'"
+        if kind.content_type == "application/pdf"
+        else "default-src 'none'; img-src 'self'; sandbox"
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -123,6 +123,24 @@ TABLE: dict[tuple[str, str], tuple] = {
     ("/tickets/<number>", "GET"): (t(""), DESK_GET),
     ("/tickets/<number>/print", "GET"): (t("/print"), DESK_GET),
     ("/tickets/<number>/live", "GET"): (t("/live"), DESK_GET),
+    # Attachments obey the ticket's rule; a file that does not exist answers 404 to the desk.
+    ("/tickets/<number>/attachments", "POST"): (t("/attachments"), DESK_POST),
+    ("/tickets/<number>/attachments/<int:attachment_id>", "GET"): (
+        t("/attachments/999999"),
+        {**DESK_GET, "consultant": 404, "supervisor": 404},
+    ),
+    ("/tickets/<number>/handover", "POST"): (t("/handover"), DESK_POST, {"handover_note": "メモ"}),
+    ("/today", "GET"): (lambda o: "/today", DESK_GET),
+    # Every member of staff changes their own password.
+    ("/account/password", "GET"): (
+        lambda o: "/account/password",
+        {"anonymous": LOGIN, **dict.fromkeys(ROLES[1:], 200)},
+    ),
+    ("/account/password", "POST"): (
+        lambda o: "/account/password",
+        {"anonymous": LOGIN, **dict.fromkeys(ROLES[1:], OK)},
+        {"current_password": "wrong-password-1", "new_password": "x", "new_password_again": "x"},
+    ),
     ("/tickets/<number>/note", "POST"): (t("/note"), DESK_POST, {"body": "メモ"}),
     ("/tickets/<number>/status", "POST"): (t("/status"), DESK_POST),
     ("/tickets/<number>/close", "POST"): (t("/close"), DESK_POST),

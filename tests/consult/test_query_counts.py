@@ -20,7 +20,7 @@ from tests.helpers import sign_in
 # Each signed-in page also reads the live channel's cursor (max(live_event.id)) once, and the
 # queue and the ticket page read the callbacks due.
 QUEUE = {"sqlite": 14, "postgresql": 13}
-TICKET = {"sqlite": 30, "postgresql": 29}  # + the help button's place (the visit in progress)
+TICKET = {"sqlite": 31, "postgresql": 30}  # + the help button's place; + the attachments panel
 
 
 def page_queries(app, client, count_queries, url: str):

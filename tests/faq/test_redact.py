@@ -7,6 +7,7 @@ it contains; the test measures recall and precision per kind and prints them.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections import Counter
 from pathlib import Path
@@ -219,3 +220,85 @@ def test_numbers_next_to_each_other_are_each_found():
         ("phone", "090-1234-5678"),
         ("phone", "087\n861-1234"),
     ]
+
+
+# --- issue 16: kana names, account ids, bank accounts and cards, public offices -----------------
+
+
+@pytest.mark.parametrize(
+    ("text", "names", "expected"),
+    [
+        # The ticket's citizen and their reading (Citizen.kana), in either script and spacing.
+        (
+            "相談者はやまもと たろうさん。",
+            ["山本 太郎", "ヤマモト タロウ"],
+            "相談者は［氏名］さん。",
+        ),
+        ("ヤマモトタロウ様より電話。", ["山本 太郎", "やまもと たろう"], "［氏名］様より電話。"),
+        # A reading written next to a name.
+        ("山本 太郎（やまもと たろう）さんから電話。", [], "［氏名］（［氏名］）さんから電話。"),
+        ("佐々木 花子（ササキ ハナコ）様より相談", [], "［氏名］（［氏名］）様より相談"),
+        # A name in kana alone, with an honorific or after a reading label.
+        ("やまもと たろう さんが来所", [], "［氏名］ さんが来所"),
+        ("ふりがな：きむら ゆうこ", [], "ふりがな：［氏名］"),
+    ],
+)
+def test_names_in_hiragana_and_katakana_are_removed(text, names, expected):
+    assert redact(text, known_names=names).text == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("LINEのIDは hanako_0123 です", "LINEのIDは ［LINE ID］ です"),
+        (
+            "相手からLINEのIDを聞かれ、taro.k_88と教えた",
+            "相手からLINEのIDを聞かれ、［LINE ID］と教えた",
+        ),
+        ("インスタのアカウントは @hana_k123 です", "インスタのアカウントは ［アカウントID］ です"),
+        ("X（旧Twitter）のIDは hanako0123", "X（旧Twitter）のIDは ［アカウントID］"),
+        (
+            "メルカリのアカウント名はmercari_ken77です",
+            "メルカリのアカウント名は［アカウントID］です",
+        ),
+    ],
+)
+def test_line_and_other_account_ids_in_text_are_removed(text, expected):
+    assert redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("口座番号 普通 1234567", "［口座番号］"),
+        ("四国銀行 丸亀支店 普通預金 口座番号 2345678へ送金", "四国銀行 ［口座番号］へ送金"),
+        ("振込先は当座 7654321だった", "振込先は［口座番号］だった"),
+        ("ゆうちょ銀行の記号 16330 番号 12345678に入金", "ゆうちょ銀行の［口座番号］に入金"),
+        ("カード番号は 4111 1111 1111 1111 です", "［カード番号］ です"),
+        ("クレジットカード番号5500-0000-0000-0004を伝えた", "［カード番号］を伝えた"),
+    ],
+)
+def test_bank_accounts_and_card_numbers_go_with_their_context_words(text, expected):
+    result = redact(text)
+    assert result.text == expected
+    assert not re.search(r"\d{4}", result.text)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "今治市役所第1別館1階の市民課へお越しください。",
+        "市役所本館2階の201会議室で説明会を開きます。",
+        "大三島支所1階の窓口でも受け付けます。",
+        "中央公民館2階の第3会議室で相談会を行います。",
+        "普通の郵便で送ってください。口座振替の申込書は市民課にあります。",
+        "1000万円の普通預金があると話していた。",
+    ],
+)
+def test_public_offices_and_everyday_words_stay(text):
+    assert redact(text).text == text
+
+
+def test_a_home_address_next_to_a_public_office_is_still_removed():
+    result = redact("自宅は今治市別宮町3丁目2-1で、今治市役所第1別館の近くです。")
+    assert result.text == "自宅は［住所］で、今治市役所第1別館の近くです。"

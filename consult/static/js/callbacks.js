@@ -43,4 +43,27 @@
     if (m.live.beep) { m.live.beep(2); }
     if (m.live.notify) { m.live.notify("折り返し", "相談番号 " + p.number); }
   });
+
+  /* A colleague handed a case to this person ("ticket.handed_over"): the number and who, with a
+     link; the note itself is on the ticket's timeline, never in the event. */
+  on("ticket.handed_over", function (p) {
+    if (!p || !p.number) { return; }
+    var item = document.createElement("p");
+    item.className = "live-callback live-callback--soon";
+    item.setAttribute("data-handover", String(p.ticket_id));
+    item.appendChild(document.createTextNode("相談を引き継ぎました" + (p.by ? "（" + p.by + "から）" : "") + "："));
+    var link = document.createElement("a");
+    link.href = "/tickets/" + encodeURIComponent(p.number);
+    link.textContent = "相談番号 " + p.number;
+    item.appendChild(link);
+    var close = document.createElement("button");
+    close.type = "button";
+    close.className = "button button--ghost";
+    close.textContent = "閉じる";
+    close.addEventListener("click", function () { item.remove(); });
+    item.appendChild(close);
+    box().appendChild(item);
+    if (m.live.beep) { m.live.beep(1); }
+    if (m.live.notify) { m.live.notify("引継ぎ", "相談番号 " + p.number); }
+  });
 })();
