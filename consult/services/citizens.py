@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 
 import sqlalchemy as sa
 
@@ -11,7 +12,15 @@ from consult.models import Citizen, CitizenEmail, CitizenPhone, Ticket
 from consult.services import audit
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import NotFound, ValidationFailed
-from consult.services.normalize import like_prefix, name_key, normalize_email, normalize_phone
+from consult.services.normalize import (
+    fold_name,
+    like_prefix,
+    name_key,
+    nfkc,
+    normalize_email,
+    normalize_phone,
+)
+from consult.timeutil import tokyo_today
 
 MAX_MATCHES = 10
 
@@ -25,6 +34,8 @@ class CitizenInput:
     phone: str | None = None
     email: str | None = None
     address: str | None = None
+    # A date, or what was typed (2026-01-31, 昭和50年1月31日 is not parsed: the form gives ISO).
+    birth_date: date | str | None = None
     phones: list[str] = field(default_factory=list)
     emails: list[str] = field(default_factory=list)
 
@@ -33,6 +44,10 @@ class CitizenInput:
             name=(self.name or "").strip() or None,
             kana=(self.kana or "").strip() or None,
             address=(self.address or "").strip() or None,
+            birth_date=parse_birth_date(self.birth_date),
+            # Already cleaned (clean() may run twice): the folded lists are kept.
+            phones=list(self.phones),
+            emails=list(self.emails),
         )
         if out.name and len(out.name) > 80:
             raise ValidationFailed("氏名は80文字以内で入力してください。")
@@ -71,7 +86,10 @@ def create_citizen(actor: Actor, data: CitizenInput) -> Citizen:
         kana=data.kana,
         name_key=name_key(data.name),
         kana_key=name_key(data.kana),
+        name_fold=fold_name(data.name),
+        kana_fold=fold_name(data.kana),
         address=data.address,
+        birth_date=data.birth_date,
     )
     citizen.phones = [CitizenPhone(number=n) for n in data.phones]
     citizen.emails = [CitizenEmail(address=a) for a in data.emails]
@@ -90,8 +108,14 @@ def update_citizen(actor: Actor, citizen: Citizen, data: CitizenInput) -> Citize
         if getattr(citizen, attr) != getattr(data, attr):
             setattr(citizen, attr, getattr(data, attr))
             changed.append(attr)
+    # A birth date is kept when the form leaves it empty: it is rarely asked twice.
+    if data.birth_date and citizen.birth_date != data.birth_date:
+        citizen.birth_date = data.birth_date
+        changed.append("birth_date")
     citizen.name_key = name_key(citizen.name)
     citizen.kana_key = name_key(citizen.kana)
+    citizen.name_fold = fold_name(citizen.name)
+    citizen.kana_fold = fold_name(citizen.kana)
     known_phones = {p.number for p in citizen.phones}
     for number in data.phones:
         if number not in known_phones:
@@ -107,79 +131,267 @@ def update_citizen(actor: Actor, citizen: Citizen, data: CitizenInput) -> Citize
     return citizen
 
 
-def get_citizen(actor: Actor, citizen_id: int, *, audit_view: bool = True) -> Citizen:
+def parse_birth_date(value: date | str | None) -> date | None:
+    """ISO 8601 (full-width digits and slashes accepted); not in the future, not before 1900."""
+    if value is None or isinstance(value, date):
+        parsed = value
+    else:
+        text = nfkc(value).strip().replace("/", "-")
+        if not text:
+            return None
+        try:
+            parsed = date.fromisoformat(text)
+        except ValueError:
+            raise ValidationFailed(
+                "生年月日は西暦で「1975-01-31」のように入力してください。"
+            ) from None
+    if parsed is not None and not (date(1900, 1, 1) <= parsed <= tokyo_today()):
+        raise ValidationFailed("生年月日が正しくありません。1900年以降、今日までの日付です。")
+    return parsed
+
+
+def resolve(citizen: Citizen | None) -> Citizen | None:
+    """A merged record's survivor (following a chain of merges); itself otherwise."""
+    seen = set()
+    while citizen is not None and citizen.merged_into_id and citizen.id not in seen:
+        seen.add(citizen.id)
+        citizen = db.session.get(Citizen, citizen.merged_into_id)
+    return citizen
+
+
+def get_citizen(
+    actor: Actor, citizen_id: int, *, audit_view: bool = True, follow: bool = True
+) -> Citizen:
+    """A citizen by id; a merged id gives its survivor unless ``follow`` is False."""
     actor.require(*DESK_ROLES)
     citizen = db.session.get(Citizen, citizen_id)
     if citizen is None:
         raise NotFound("相談者が見つかりません。")
+    if follow:
+        citizen = resolve(citizen)
     if audit_view:
         audit.record(actor, "view", "citizen", citizen.id)
     return citizen
 
 
+# --- matching ------------------------------------------------------------------------------
+# Points for each piece of evidence; a candidate's score is their sum, 0–100. The rules a
+# consultant would use: the same phone or email is nearly always the same person (a family's
+# landline is the exception, so a different name takes points off); the same name alone is
+# only a "maybe" until a birth date or a phone agrees; a different birth date is another person.
+PHONE_POINTS = 60
+EMAIL_POINTS = 60
+NAME_POINTS = 40
+KANA_POINTS = 30
+BOTH_NAMES_BONUS = 15
+PREFIX_POINTS = 20
+BIRTH_POINTS = 30
+NAME_CONFLICT = -30
+PHONE_CONFLICT = -25
+EMAIL_CONFLICT = -10
+STRONG = 60  # at or above: intake must choose between this person and a new one
+SHOWN = 20  # at or above: listed as a candidate
+CANDIDATE_ROWS = 50  # rows fetched per key before scoring
+
+
 @dataclass
-class CitizenMatch:
+class Candidate:
     citizen: Citizen
-    reason: str
-    tickets: list[Ticket]
+    score: int
+    reasons: list[str]
+    tickets: list[Ticket] = field(default_factory=list)
+
+    @property
+    def strong(self) -> bool:
+        return self.score >= STRONG
+
+    @property
+    def reason(self) -> str:
+        return "・".join(self.reasons)
+
+
+# The JSON of the desk's live lookup and older callers name it so.
+CitizenMatch = Candidate
+
+
+def _score(citizen: Citizen, data: CitizenInput, folds: set[str], prefix: str | None):
+    points, reasons = 0, []
+    phones = {p.number for p in citizen.phones}
+    emails = {e.address for e in citizen.emails}
+    phone_hit = bool(phones & set(data.phones))
+    email_hit = bool(emails & set(data.emails))
+    if phone_hit:
+        points += PHONE_POINTS
+        reasons.append("電話番号が一致")
+    elif data.phones and phones and not email_hit:
+        points += PHONE_CONFLICT
+    if email_hit:
+        points += EMAIL_POINTS
+        reasons.append("メールアドレスが一致")
+    elif data.emails and emails and not phone_hit:
+        points += EMAIL_CONFLICT
+    name_hit = bool(citizen.name_fold and citizen.name_fold in folds)
+    kana_hit = bool(citizen.kana_fold and citizen.kana_fold in folds)
+    if name_hit and kana_hit:
+        points += NAME_POINTS + BOTH_NAMES_BONUS
+        reasons.append("氏名・ふりがなが一致")
+    elif name_hit:
+        points += NAME_POINTS
+        reasons.append("氏名が一致")
+    elif kana_hit:
+        points += KANA_POINTS
+        reasons.append("ふりがなが一致")
+    elif prefix and any(
+        (f or "").startswith(prefix) for f in (citizen.name_fold, citizen.kana_fold)
+    ):
+        points += PREFIX_POINTS
+        reasons.append("氏名の一部が一致")
+    elif folds and (citizen.name_fold or citizen.kana_fold):
+        points += NAME_CONFLICT
+    if data.birth_date and citizen.birth_date:
+        if data.birth_date != citizen.birth_date:
+            return None  # another person, whatever else agrees
+        points += BIRTH_POINTS
+        reasons.append("生年月日が一致")
+    return max(0, min(100, points)), reasons
+
+
+def match(
+    actor: Actor, data: CitizenInput, *, limit: int = MAX_MATCHES, with_tickets: bool = True
+) -> list[Candidate]:
+    """Citizens who may be the person described, scored, best first (audited as a search).
+
+    Each key is an indexed equality (phone, email, folded name or reading) or a folded-name
+    prefix, so the cost does not grow with the number of citizens. Merged records are left out:
+    their survivor is found instead.
+    """
+    actor.require(*DESK_ROLES)
+    data = data.clean()
+    folds = {f for f in (fold_name(data.name), fold_name(data.kana)) if f}
+    prefix = None
+    if folds:
+        # A surname alone ("池田") finds 池田 和子 as a weak candidate, never the other way.
+        shortest = min(folds, key=len)
+        prefix = shortest if len(shortest) >= 2 else None
+    live = Citizen.merged_into_id.is_(None)
+    ids: set[int] = set()
+
+    def collect(query):
+        ids.update(db.session.scalars(query.where(live).limit(CANDIDATE_ROWS)))
+
+    if data.phones:
+        collect(
+            sa.select(Citizen.id)
+            .join(CitizenPhone, CitizenPhone.citizen_id == Citizen.id)
+            .where(CitizenPhone.number.in_(data.phones))
+        )
+    if data.emails:
+        collect(
+            sa.select(Citizen.id)
+            .join(CitizenEmail, CitizenEmail.citizen_id == Citizen.id)
+            .where(CitizenEmail.address.in_(data.emails))
+        )
+    if folds:
+        collect(sa.select(Citizen.id).where(Citizen.name_fold.in_(folds)))
+        collect(sa.select(Citizen.id).where(Citizen.kana_fold.in_(folds)))
+    if prefix and len(ids) < CANDIDATE_ROWS:
+        pattern = like_prefix(prefix)
+        for column in (Citizen.name_fold, Citizen.kana_fold):
+            collect(
+                sa.select(Citizen.id)
+                .where(column.like(pattern, escape="\\"))
+                .order_by(Citizen.id.desc())
+            )
+    found: list[Candidate] = []
+    if ids:
+        rows = db.session.scalars(
+            sa.select(Citizen)
+            .where(Citizen.id.in_(ids))
+            .options(sa.orm.selectinload(Citizen.phones), sa.orm.selectinload(Citizen.emails))
+        )
+        for citizen in rows:
+            scored = _score(citizen, data, folds, prefix)
+            if scored and scored[0] >= SHOWN:
+                found.append(Candidate(citizen, scored[0], scored[1]))
+    found.sort(key=lambda c: (-c.score, -c.citizen.id))
+    found = found[:limit]
+    if with_tickets:
+        for candidate in found:
+            candidate.tickets = recent_tickets(candidate.citizen.id, limit=5)
+    if not data.empty or data.birth_date:
+        audit.record(actor, "search", "citizen", None, f"matches={len(found)}")
+    return found
 
 
 def find_matches(
-    actor: Actor, *, phone: str | None = None, name: str | None = None, email: str | None = None
-) -> list[CitizenMatch]:
-    """Citizens who may be this caller, each with their latest tickets, for the consultant."""
+    actor: Actor,
+    *,
+    phone: str | None = None,
+    name: str | None = None,
+    email: str | None = None,
+    kana: str | None = None,
+    birth_date: date | str | None = None,
+) -> list[Candidate]:
+    """The desk's live lookup while the consultant types: ``match`` on what is there so far.
+
+    Unlike intake, a half-typed phone or email is not an error here; it is left out."""
+    return match(
+        actor,
+        CitizenInput(
+            name=name,
+            kana=kana,
+            phone=phone if phone and normalize_phone(phone) else None,
+            email=email if email and normalize_email(email) else None,
+            birth_date=_birth_or_none(birth_date),
+        ),
+    )
+
+
+def _birth_or_none(value):
+    try:
+        return parse_birth_date(value)
+    except ValidationFailed:
+        return None
+
+
+class ChoiceRequired(ValidationFailed):
+    """Intake would create a citizen while a strong match exists: the consultant must choose."""
+
+    def __init__(self, candidates: list[Candidate]):
+        super().__init__(
+            "登録済みの相談者と一致する可能性があります。"
+            "「この方として受け付ける」か「新しい相談者として受け付ける」を選んでください。"
+        )
+        self.candidates = candidates
+
+
+NEW_CITIZEN = "new"
+
+
+def citizen_for_intake(
+    actor: Actor, data: CitizenInput, *, choice: str | int | None = None
+) -> Citizen | None:
+    """The citizen of a new consultation: the one chosen, a new one, or a question back.
+
+    ``choice`` is a citizen id (this person), ``NEW_CITIZEN`` (a new person, after seeing the
+    candidates) or empty. Empty while a strong match exists raises ``ChoiceRequired`` with the
+    candidates, so no path of intake creates a duplicate without a consultant's decision.
+    """
     actor.require(*DESK_ROLES)
-    found: dict[int, CitizenMatch] = {}
-
-    def add(citizens, reason):
-        for citizen in citizens:
-            found.setdefault(citizen.id, CitizenMatch(citizen, reason, []))
-
-    number = normalize_phone(phone) if phone else None
-    if number:
-        add(
-            db.session.scalars(
-                sa.select(Citizen)
-                .join(CitizenPhone)
-                .where(CitizenPhone.number == number)
-                .limit(MAX_MATCHES)
-            ),
-            "電話番号が一致",
-        )
-    address = normalize_email(email) if email else None
-    if address:
-        add(
-            db.session.scalars(
-                sa.select(Citizen)
-                .join(CitizenEmail)
-                .where(CitizenEmail.address == address)
-                .limit(MAX_MATCHES)
-            ),
-            "メールアドレスが一致",
-        )
-    key = name_key(name)
-    if key and len(key) >= 2:
-        pattern = like_prefix(key)
-        add(
-            db.session.scalars(
-                sa.select(Citizen)
-                .where(
-                    sa.or_(
-                        Citizen.name_key.like(pattern, escape="\\"),
-                        Citizen.kana_key.like(pattern, escape="\\"),
-                    )
-                )
-                .order_by(Citizen.id.desc())
-                .limit(MAX_MATCHES)
-            ),
-            "氏名が一致",
-        )
-    matches = list(found.values())[:MAX_MATCHES]
-    for match in matches:
-        match.tickets = recent_tickets(match.citizen.id, limit=5)
-    if number or address or key:
-        audit.record(actor, "search", "citizen", None, f"matches={len(matches)}")
-    return matches
+    if choice not in (None, "", NEW_CITIZEN):
+        try:
+            citizen_id = int(choice)
+        except (TypeError, ValueError):
+            raise ValidationFailed("相談者の選択が正しくありません。") from None
+        return get_citizen(actor, citizen_id, audit_view=False)
+    cleaned = data.clean()
+    if cleaned.empty:
+        return None
+    if choice != NEW_CITIZEN:
+        strong = [c for c in match(actor, cleaned) if c.strong]
+        if strong:
+            raise ChoiceRequired(strong)
+    return create_citizen(actor, cleaned)
 
 
 def recent_tickets(citizen_id: int, limit: int = 20, exclude_id: int | None = None) -> list[Ticket]:
