@@ -69,6 +69,17 @@ class CitizenInput:
             out.emails = [address]
         return out
 
+    @classmethod
+    def of(cls, citizen: Citizen) -> CitizenInput:
+        """What is known of a registered citizen, to look for their duplicates."""
+        return cls(
+            name=citizen.name,
+            kana=citizen.kana,
+            birth_date=citizen.birth_date,
+            phones=[p.number for p in citizen.phones],
+            emails=[e.address for e in citizen.emails],
+        )
+
     @property
     def empty(self) -> bool:
         return not (self.name or self.kana or self.phones or self.emails or self.address)

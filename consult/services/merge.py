@@ -172,6 +172,20 @@ def get_record(record_id: int) -> MergeRecord:
     return record
 
 
+def labels(record: MergeRecord) -> tuple[str, str]:
+    """What the record names, for the administrator: ticket numbers, or citizen ids."""
+    if record.kind == "ticket":
+        rows = dict(
+            db.session.execute(
+                sa.select(Ticket.id, Ticket.number).where(
+                    Ticket.id.in_([record.source_id, record.target_id])
+                )
+            ).all()
+        )
+        return rows.get(record.source_id, "?"), rows.get(record.target_id, "?")
+    return f"相談者番号 {record.source_id}", f"相談者番号 {record.target_id}"
+
+
 def list_records(limit: int = 200) -> list[MergeRecord]:
     return list(
         db.session.scalars(sa.select(MergeRecord).order_by(MergeRecord.id.desc()).limit(limit))
