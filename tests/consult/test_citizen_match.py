@@ -1,4 +1,3 @@
-# ruff: noqa: E501  (the table reads best as one pair per line)
 """Matching a citizen as people write names (issue 16): 異体字, kana, spaces, phone formats,
 email case and birth dates, on both databases, through the one service the desk and the
 command line use."""

@@ -100,10 +100,8 @@ def test_supervisor_merges_citizens_in_two_steps_and_an_admin_undoes_it(app, peo
     # The old citizen id leads to the survivor.
     old = supervisor.get(f"/citizens/{duplicate}")
     assert old.status_code == 302 and old.headers["Location"].endswith(f"/citizens/{kept}")
-    assert "相談者番号 %d は相談者番号 %d に統合されています。" % (
-        duplicate,
-        kept,
-    ) in supervisor.get(old.headers["Location"]).get_data(as_text=True)
+    landing = supervisor.get(old.headers["Location"]).get_data(as_text=True)
+    assert f"相談者番号 {duplicate} は相談者番号 {kept} に統合されています。" in landing
     merged = db.session.scalar(
         sa.select(AuditEvent).where(
             AuditEvent.action == "merge", AuditEvent.object_type == "citizen"
