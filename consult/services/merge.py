@@ -296,25 +296,19 @@ def merged_ids(ticket: Ticket) -> list[int]:
     return ids
 
 
-def merged_numbers(ticket: Ticket) -> list[str]:
-    ids = merged_ids(ticket)[1:]
-    if not ids:
-        return []
-    return list(db.session.scalars(sa.select(Ticket.number).where(Ticket.id.in_(ids))))
-
-
-def timeline_of(ticket: Ticket) -> list[TimelineEntry]:
-    """The ticket's timeline with the entries of tickets merged into it, in order."""
+def timeline_of(ticket: Ticket) -> tuple[list[TimelineEntry], list[str]]:
+    """The ticket's timeline with the entries of tickets merged into it, in order, and the
+    numbers of those tickets (one query for a ticket nothing was merged into)."""
     ids = merged_ids(ticket)
     if len(ids) == 1:
-        return list(ticket.timeline)
-    return list(
-        db.session.scalars(
-            sa.select(TimelineEntry)
-            .where(TimelineEntry.ticket_id.in_(ids))
-            .order_by(TimelineEntry.created_at, TimelineEntry.id)
-        )
+        return list(ticket.timeline), []
+    entries = db.session.scalars(
+        sa.select(TimelineEntry)
+        .where(TimelineEntry.ticket_id.in_(ids))
+        .order_by(TimelineEntry.created_at, TimelineEntry.id)
     )
+    numbers = db.session.scalars(sa.select(Ticket.number).where(Ticket.id.in_(ids[1:])))
+    return list(entries), sorted(numbers)
 
 
 # --- 関連する相談 ------------------------------------------------------------------------------

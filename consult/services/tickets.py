@@ -227,6 +227,12 @@ def get_ticket(actor: Actor, number: str, *, audit_view: bool = True) -> Ticket:
     return ticket
 
 
+def record_view(actor: Actor, ticket: Ticket) -> None:
+    """The staff view of a ticket loaded without auditing (to follow a merge first)."""
+    actor.require(*DESK_ROLES)
+    audit.record(actor, "view", "ticket", ticket.number)
+
+
 def record_print(actor: Actor, ticket: Ticket) -> None:
     """Printing puts personal data on paper: audited as its own action."""
     actor.require(*DESK_ROLES)

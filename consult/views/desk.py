@@ -122,7 +122,7 @@ def ticket(number: str):
         survivor = merge.resolve_ticket(item)
         flash(f"相談 {item.number} は相談 {survivor.number} に統合されています。", "info")
         return redirect(url_for("desk.ticket", number=survivor.number))
-    tickets.get_ticket(actor(), number, audit_view=True)
+    tickets.record_view(actor(), item)
     return render_template("consult/ticket.html", **_ticket_context(item))
 
 
@@ -136,7 +136,7 @@ def print_ticket(number: str):
     return render_template(
         "consult/ticket_print.html",
         ticket=item,
-        timeline=item.timeline,
+        timeline=merge.timeline_of(item)[0],
         records=plugins.registry().case_records(item),
         callbacks=callbacks.for_ticket(item),
         printed_at=utcnow(),
@@ -177,12 +177,12 @@ def _ticket_context(item, **forms):
     earlier = (
         citizens.recent_tickets(item.citizen_id, exclude_id=item.id) if item.citizen_id else []
     )
-    related = merge.related(item)
+    timeline, merged_numbers = merge.timeline_of(item)
     return {
         "ticket": item,
-        "timeline": merge.timeline_of(item),
-        "merged_numbers": merge.merged_numbers(item),
-        "related": related,
+        "timeline": timeline,
+        "merged_numbers": merged_numbers,
+        "related": merge.related(item),
         "related_form": forms.get("related_form") or RelatedTicketForm(),
         "merge_form": forms.get("merge_form") or MergeTicketForm(),
         "can_merge": current_user.role in merge.MERGE_ROLES,
