@@ -4,6 +4,7 @@ command line use."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 
 import pytest
@@ -314,3 +315,22 @@ def test_a_wrong_birth_date_is_refused_in_japanese(app, value, message):
     with pytest.raises(citizens.ValidationFailed) as error:
         CitizenInput(name="山田", birth_date=value).clean()
     assert message in error.value.message
+
+
+def test_the_command_line_prints_the_same_candidates_as_json(app):
+    kept = _register({"name": "髙橋 一郎", "kana": "たかはし いちろう", "phone": "090-4444-0001"})
+    _register({"name": "高橋 一郎", "phone": "090-4444-0002", "birth": "1950-01-01"})
+    runner = app.test_cli_runner()
+    args = ["citizen", "match", "--name", "高橋一郎", "--phone", "０９０（４４４４）０００１"]
+    result = runner.invoke(args=[*args, "--birth", "1970-02-03", "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.output)["candidates"]
+    assert [row["id"] for row in rows] == [kept.id]  # the other 高橋 一郎 was born in 1950
+    assert rows[0]["score"] == 100 and rows[0]["strong"] and "電話番号が一致" in rows[0]["reasons"]
+    typed = {"name": "高橋一郎", "phone": "09044440001", "birth": "1970-02-03"}
+    same = citizens.match(SYSTEM, _input(typed))
+    assert [(c.citizen.id, c.score) for c in same] == [(r["id"], r["score"]) for r in rows]
+    bad = runner.invoke(args=["citizen", "match", "--phone", "123", "--json"])
+    assert bad.exit_code != 0 and "電話番号の形式が正しくありません。" in bad.output
+    text = runner.invoke(args=["citizen", "match", "--kana", "タカハシ イチロウ"])
+    assert f"相談者番号 {kept.id}" in text.output
