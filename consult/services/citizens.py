@@ -203,6 +203,7 @@ EMAIL_CONFLICT = -10
 STRONG = 60  # at or above: intake must choose between this person and a new one
 SHOWN = 20  # at or above: listed as a candidate
 CANDIDATE_ROWS = 50  # rows fetched per key before scoring
+PREFIX_ROWS = 20  # a surname alone: all score alike, a few are enough to show
 
 
 @dataclass
@@ -267,6 +268,14 @@ def _score(citizen: Citizen, data: CitizenInput, folds: set[str], prefix: str | 
     return max(0, min(100, points)), reasons
 
 
+def _starts_with(column, prefix: str):
+    """An index range on both databases: PostgreSQL's LIKE 'x%' uses the text_pattern_ops
+    index; SQLite's LIKE is case-insensitive and never uses an index, a BINARY range does."""
+    if db.session.get_bind().dialect.name == "sqlite":
+        return sa.and_(column >= prefix, column < prefix + "\U0010ffff")
+    return column.like(like_prefix(prefix), escape="\\")
+
+
 def match(
     actor: Actor, data: CitizenInput, *, limit: int = MAX_MATCHES, with_tickets: bool = True
 ) -> list[Candidate]:
@@ -284,11 +293,12 @@ def match(
         # A surname alone ("池田") finds 池田 和子 as a weak candidate, never the other way.
         shortest = min(folds, key=len)
         prefix = shortest if len(shortest) >= 2 else None
-    live = Citizen.merged_into_id.is_(None)
     ids: set[int] = set()
 
-    def collect(query):
-        ids.update(db.session.scalars(query.where(live).limit(CANDIDATE_ROWS)))
+    def collect(query, rows: int = CANDIDATE_ROWS) -> set[int]:
+        found = set(db.session.scalars(query.limit(rows)))
+        ids.update(found)
+        return found
 
     if data.phones:
         collect(
@@ -302,22 +312,21 @@ def match(
             .join(CitizenEmail, CitizenEmail.citizen_id == Citizen.id)
             .where(CitizenEmail.address.in_(data.emails))
         )
+    named: set[int] = set()
     if folds:
-        collect(sa.select(Citizen.id).where(Citizen.name_fold.in_(folds)))
-        collect(sa.select(Citizen.id).where(Citizen.kana_fold.in_(folds)))
-    if prefix and len(ids) < CANDIDATE_ROWS:
-        pattern = like_prefix(prefix)
+        named |= collect(sa.select(Citizen.id).where(Citizen.name_fold.in_(folds)))
+        named |= collect(sa.select(Citizen.id).where(Citizen.kana_fold.in_(folds)))
+    if prefix and not named:
+        # Only when no one has exactly this name: a surname alone, or a name begun.
         for column in (Citizen.name_fold, Citizen.kana_fold):
-            collect(
-                sa.select(Citizen.id)
-                .where(column.like(pattern, escape="\\"))
-                .order_by(Citizen.id.desc())
-            )
+            collect(sa.select(Citizen.id).where(_starts_with(column, prefix)), PREFIX_ROWS)
     found: list[Candidate] = []
     if ids:
         rows = db.session.scalars(
             sa.select(Citizen)
-            .where(Citizen.id.in_(ids))
+            # Merged records are left out here, by primary key: as a condition of each key's
+            # lookup the planner may take the (nearly all NULL) merged_into_id index instead.
+            .where(Citizen.id.in_(ids), Citizen.merged_into_id.is_(None))
             .options(sa.orm.selectinload(Citizen.phones), sa.orm.selectinload(Citizen.emails))
         )
         for citizen in rows:
@@ -326,9 +335,10 @@ def match(
                 found.append(Candidate(citizen, scored[0], scored[1]))
     found.sort(key=lambda c: (-c.score, -c.citizen.id))
     found = found[:limit]
-    if with_tickets:
+    if with_tickets and found:
+        latest = recent_tickets_of([c.citizen.id for c in found], limit=5)
         for candidate in found:
-            candidate.tickets = recent_tickets(candidate.citizen.id, limit=5)
+            candidate.tickets = latest.get(candidate.citizen.id, [])
     if not data.empty or data.birth_date:
         audit.record(actor, "search", "citizen", None, f"matches={len(found)}")
     return found
@@ -403,6 +413,33 @@ def citizen_for_intake(
         if strong:
             raise ChoiceRequired(strong)
     return create_citizen(actor, cleaned)
+
+
+def recent_tickets_of(citizen_ids: list[int], limit: int = 5) -> dict[int, list[Ticket]]:
+    """The latest tickets of each of these citizens, in one query (a window per citizen)."""
+    rank = (
+        sa.func.row_number()
+        .over(
+            partition_by=Ticket.citizen_id,
+            order_by=(Ticket.created_at.desc(), Ticket.id.desc()),
+        )
+        .label("rank")
+    )
+    ranked = (
+        sa.select(Ticket.id.label("ticket_id"), rank)
+        .where(Ticket.citizen_id.in_(citizen_ids))
+        .subquery()
+    )
+    rows = db.session.scalars(
+        sa.select(Ticket)
+        .join(ranked, ranked.c.ticket_id == Ticket.id)
+        .where(ranked.c.rank <= limit)
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+    )
+    out: dict[int, list[Ticket]] = {}
+    for ticket in rows:
+        out.setdefault(ticket.citizen_id, []).append(ticket)
+    return out
 
 
 def recent_tickets(citizen_id: int, limit: int = 20, exclude_id: int | None = None) -> list[Ticket]:
