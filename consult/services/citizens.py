@@ -468,7 +468,7 @@ def recent_tickets_of(citizen_ids: list[int], limit: int = 5) -> dict[int, list[
     )
     ranked = (
         sa.select(Ticket.id.label("ticket_id"), rank)
-        .where(Ticket.citizen_id.in_(citizen_ids))
+        .where(Ticket.citizen_id.in_(citizen_ids), Ticket.merged_into_id.is_(None))
         .subquery()
     )
     rows = db.session.scalars(
@@ -486,7 +486,8 @@ def recent_tickets_of(citizen_ids: list[int], limit: int = 5) -> dict[int, list[
 def recent_tickets(citizen_id: int, limit: int = 20, exclude_id: int | None = None) -> list[Ticket]:
     query = (
         sa.select(Ticket)
-        .where(Ticket.citizen_id == citizen_id)
+        # A merged ticket is shown through its survivor (its number redirects there).
+        .where(Ticket.citizen_id == citizen_id, Ticket.merged_into_id.is_(None))
         .order_by(Ticket.created_at.desc(), Ticket.id.desc())
         .limit(limit)
     )

@@ -172,18 +172,33 @@ def get_record(record_id: int) -> MergeRecord:
     return record
 
 
-def labels(record: MergeRecord) -> tuple[str, str]:
-    """What the record names, for the administrator: ticket numbers, or citizen ids."""
-    if record.kind == "ticket":
-        rows = dict(
+def labels_for(records: list[MergeRecord]) -> dict[int, tuple[str, str]]:
+    """What each record names, for the administrator: ticket numbers, or citizen ids (no
+    personal data); the numbers in one query."""
+    ticket_ids = {i for r in records if r.kind == "ticket" for i in (r.source_id, r.target_id)}
+    numbers = (
+        dict(
             db.session.execute(
-                sa.select(Ticket.id, Ticket.number).where(
-                    Ticket.id.in_([record.source_id, record.target_id])
-                )
+                sa.select(Ticket.id, Ticket.number).where(Ticket.id.in_(ticket_ids))
             ).all()
         )
-        return rows.get(record.source_id, "?"), rows.get(record.target_id, "?")
-    return f"相談者番号 {record.source_id}", f"相談者番号 {record.target_id}"
+        if ticket_ids
+        else {}
+    )
+    out = {}
+    for r in records:
+        if r.kind == "ticket":
+            out[r.id] = (
+                f"相談 {numbers.get(r.source_id, '?')}",
+                f"相談 {numbers.get(r.target_id, '?')}",
+            )
+        else:
+            out[r.id] = (f"相談者番号 {r.source_id}", f"相談者番号 {r.target_id}")
+    return out
+
+
+def labels(record: MergeRecord) -> tuple[str, str]:
+    return labels_for([record])[record.id]
 
 
 def list_records(limit: int = 200) -> list[MergeRecord]:

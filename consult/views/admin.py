@@ -315,7 +315,10 @@ def outbox_retry(message_id: int):
 def merges():
     """Every merge of citizens and tickets, newest first, with the undo of those still in force.
     Ids and numbers only: no personal data on this page."""
-    return render_template("consult/admin/merges.html", records=merge.list_records())
+    records = merge.list_records()
+    return render_template(
+        "consult/admin/merges.html", records=records, labels=merge.labels_for(records)
+    )
 
 
 @bp.route("/merges/<int:record_id>/undo", methods=["GET", "POST"])
