@@ -180,6 +180,60 @@ def ticket_show(number, as_json):
             click.echo(f"  {entry['at']} [{entry['kind']}] {entry['body']}")
 
 
+@click.group("citizen", help="相談者")
+def citizen_group() -> None:
+    pass
+
+
+def candidate_json(candidate) -> dict:
+    citizen = candidate.citizen
+    return {
+        "id": citizen.id,
+        "score": candidate.score,
+        "strong": candidate.strong,
+        "reasons": candidate.reasons,
+        "name": citizen.name,
+        "kana": citizen.kana,
+        "birth_date": citizen.birth_date.isoformat() if citizen.birth_date else None,
+        "phones": [p.number for p in citizen.phones],
+        "emails": [e.address for e in citizen.emails],
+        "tickets": [t.number for t in candidate.tickets],
+    }
+
+
+@citizen_group.command("match", help="同一人物の可能性がある相談者を一致度の高い順に表示します")
+@click.option("--name", help="氏名")
+@click.option("--kana", help="ふりがな")
+@click.option("--phone", help="電話番号（書式は問いません）")
+@click.option("--email", help="メールアドレス")
+@click.option("--birth", help="生年月日（YYYY-MM-DD）")
+@click.option("--limit", type=click.IntRange(1, 100), default=10, help="表示する件数")
+@click.option("--json", "as_json", is_flag=True, help="JSONで出力")
+@with_appcontext
+def citizen_match(name, kana, phone, email, birth, limit, as_json):
+    """The same service as the desk's intake (citizens.match), audited as a search."""
+    from consult.services import citizens
+
+    data = citizens.CitizenInput(name=name, kana=kana, phone=phone, email=email, birth_date=birth)
+    try:
+        found = citizens.match(Actor.command_line(), data, limit=limit)
+    except DomainError as error:
+        _fail(error)
+    rows = [candidate_json(c) for c in found]
+    db.session.commit()
+    if as_json:
+        click.echo(json.dumps({"candidates": rows}, ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        click.echo("一致する相談者はいません。")
+    for row in rows:
+        mark = "★" if row["strong"] else " "
+        click.echo(
+            f"{mark}{row['score']:3d}  相談者番号 {row['id']}  {row['name'] or '（氏名未登録）'}"
+            f"  {'・'.join(row['reasons'])}"
+        )
+
+
 @click.command("worker", help="送信待ちの配信と定期処理を行います")
 @click.option("--once", is_flag=True, help="期限の来たものを処理して終了")
 @click.option("--interval", type=float, default=2.0, help="ポーリング間隔（秒）")
@@ -345,6 +399,7 @@ COMMANDS = (
     staff_group,
     department_group,
     ticket_group,
+    citizen_group,
     reports_group,
     worker_command,
     seed_demo_command,

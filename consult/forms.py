@@ -206,14 +206,65 @@ class DetailsForm(Form):
     )
 
 
+def _check_birth_date(form, field) -> None:
+    from consult.services.citizens import parse_birth_date
+    from consult.services.errors import ValidationFailed
+
+    try:
+        parse_birth_date(field.data)
+    except ValidationFailed as error:
+        raise ValidationError(error.message) from None
+
+
+def birth_date_field() -> StringField:
+    """生年月日 (optional): text, so that a wrong value gets a Japanese message, not WTForms'."""
+    return StringField(
+        "生年月日（わかれば）",
+        validators=[Optional(), max_length("生年月日", 20), _check_birth_date],
+        render_kw={"type": "date", "autocomplete": "off"},
+    )
+
+
+def citizen_choice_field() -> HiddenField:
+    """この方 (a citizen id) or 新しい相談者 ("new"), as chosen among the candidates shown."""
+    return HiddenField(validators=[Optional(), max_length("相談者の選択", 20)])
+
+
 class CitizenForm(Form):
     name = StringField("氏名", validators=[Optional(), max_length("氏名", 80)])
     kana = StringField("ふりがな", validators=[Optional(), max_length("ふりがな", 80)])
+    birth_date = birth_date_field()
     phone = StringField("電話番号", validators=[Optional(), max_length("電話番号", 30)])
     email = StringField(
         "メールアドレス", validators=[Optional(), max_length("メールアドレス", 254)]
     )
     address = StringField("住所", validators=[Optional(), max_length("住所", 200)])
+    citizen_choice = citizen_choice_field()
+
+
+class MergeCitizenForm(Form):
+    other_id = IntegerField(
+        "統合する相談者の番号（重複して登録された方）",
+        validators=[InputRequired("統合する相談者の番号を入力してください。")],
+    )
+    reason = StringField("統合の理由（任意）", validators=[Optional(), max_length("理由", 200)])
+    confirmed = HiddenField()
+
+
+class MergeTicketForm(Form):
+    target = StringField(
+        "統合先の相談番号（この相談を含める相談）",
+        validators=[required("統合先の相談番号"), max_length("相談番号", 20)],
+    )
+    reason = StringField("統合の理由（任意）", validators=[Optional(), max_length("理由", 200)])
+    confirmed = HiddenField()
+
+
+class RelatedTicketForm(Form):
+    other = StringField(
+        "関連する相談の相談番号",
+        validators=[required("関連する相談の相談番号"), max_length("相談番号", 20)],
+    )
 
 
 class LinkCitizenForm(Form):

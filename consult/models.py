@@ -269,6 +269,13 @@ class Citizen(db.Model):
         sa.Index(
             "ix_citizen_kana_key", "kana_key", postgresql_ops={"kana_key": "text_pattern_ops"}
         ),
+        # The match at intake looks up the folded name and reading (equality or prefix).
+        sa.Index(
+            "ix_citizen_name_fold", "name_fold", postgresql_ops={"name_fold": "text_pattern_ops"}
+        ),
+        sa.Index(
+            "ix_citizen_kana_fold", "kana_fold", postgresql_ops={"kana_fold": "text_pattern_ops"}
+        ),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -278,6 +285,15 @@ class Citizen(db.Model):
     name_key: Mapped[str | None] = mapped_column(sa.String(80))
     kana_key: Mapped[str | None] = mapped_column(sa.String(80))
     address: Mapped[str | None] = mapped_column(sa.String(200))
+    # Where known: what tells two people of one name apart at intake.
+    birth_date: Mapped[date | None] = mapped_column(sa.Date)
+    # fold_name() of name and kana (異体字, kana, spaces): the match's indexed keys.
+    name_fold: Mapped[str | None] = mapped_column(sa.String(80))
+    kana_fold: Mapped[str | None] = mapped_column(sa.String(80))
+    # Merged into another record (同一人物の統合): this id stays as a pointer to the survivor.
+    # No foreign key: adding one to this referenced table means a batch copy on SQLite, which
+    # trips the other tables' keys; the merge service is the only writer.
+    merged_into_id: Mapped[int | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
     phones: Mapped[list[CitizenPhone]] = relationship(
@@ -366,6 +382,10 @@ class Ticket(db.Model):
     duration_seconds: Mapped[int | None]
     resolution_summary: Mapped[str | None] = mapped_column(sa.Text)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Merged into another ticket (相談の統合): the number stays, pointing at the survivor, whose
+    # page shows this ticket's timeline with its own.
+    # No foreign key, as on Citizen.merged_into_id (a batch copy of `ticket` on SQLite).
+    merged_into_id: Mapped[int | None] = mapped_column(index=True)
 
     category: Mapped[Category | None] = relationship()
     assignee: Mapped[Staff | None] = relationship(foreign_keys=[assignee_id])
@@ -515,6 +535,60 @@ class AuditEvent(db.Model):
 
     def __repr__(self) -> str:
         return f"<AuditEvent {self.id} {self.action}>"
+
+
+class MergeRecord(db.Model):
+    """One merge of two citizens or two tickets, with what moved: enough to undo it exactly.
+
+    `moved` holds ids only (tickets, phones, emails, LINE contacts, fields filled in), never
+    personal data; the rows themselves stay where disposal and disclosure already reach them.
+    """
+
+    __tablename__ = "merge_record"
+    __table_args__ = (sa.Index("ix_merge_record_source", "kind", "source_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(10))  # "citizen" or "ticket"
+    source_id: Mapped[int]
+    target_id: Mapped[int]
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    reason: Mapped[str] = mapped_column(sa.String(200), default="")
+    moved: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+    undone_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    undone_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+
+    staff: Mapped[Staff | None] = relationship(foreign_keys=[staff_id])
+    undone_by: Mapped[Staff | None] = relationship(foreign_keys=[undone_by_id])
+
+    @property
+    def kind_label(self) -> str:
+        return "相談者" if self.kind == "citizen" else "相談"
+
+    def __repr__(self) -> str:
+        return f"<MergeRecord {self.id} {self.kind}>"
+
+
+class TicketLink(db.Model):
+    """関連する相談: two tickets about one matter or one family, linked without merging.
+
+    Stored once per pair, the lower id first; shown on both tickets."""
+
+    __tablename__ = "ticket_link"
+    __table_args__ = (
+        sa.UniqueConstraint("ticket_id", "related_id"),
+        sa.CheckConstraint("ticket_id < related_id", name="ordered"),
+        sa.Index("ix_ticket_link_related", "related_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"))
+    related_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"))
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<TicketLink {self.id}>"
 
 
 class AppendOnlyError(RuntimeError):

@@ -140,6 +140,26 @@ def attempt(operation: Callable[[], Any], success: str | None = None) -> tuple[b
     return True, result
 
 
+def attempt_intake(
+    operation: Callable[[], Any], success: str | None = None
+) -> tuple[bool, Any, list]:
+    """``attempt`` for intake forms: when the service asks the consultant to choose between a
+    registered citizen and a new one, the candidates come back to be shown with the form."""
+    from consult.services.citizens import ChoiceRequired
+
+    candidates: list = []
+
+    def run():
+        try:
+            return operation()
+        except ChoiceRequired as error:
+            candidates.extend(error.candidates)
+            raise
+
+    ok, result = attempt(run, success)
+    return ok, result, candidates
+
+
 def safe_next(target: str | None) -> str | None:
     """Only our own absolute paths: no scheme, no host, no protocol-relative //.
 

@@ -21,7 +21,14 @@ from wtforms.validators import (
 )
 
 from channels.booking.services import MAX_CONTENT
-from consult.forms import Form, JapaneseSelectField, coerce_optional_int, max_length, required
+from consult.forms import (
+    Form,
+    JapaneseSelectField,
+    citizen_choice_field,
+    coerce_optional_int,
+    max_length,
+    required,
+)
 from consult.services.normalize import normalize_email, normalize_phone
 
 
@@ -133,3 +140,9 @@ class SettingsForm(Form):
             NumberRange(min=15, max=90, message="1枠の長さは15〜90分で入力してください。"),
         ],
     )
+
+
+class CheckInForm(Form):
+    """受付 of a booking: the citizen chosen among the candidates shown (or a new one)."""
+
+    citizen_choice = citizen_choice_field()

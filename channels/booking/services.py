@@ -601,8 +601,27 @@ CHECK_IN_CHANNEL = {
 }
 
 
-def check_in(actor: Actor, booking: Booking) -> object:
-    """Arrival (or the call or video starting) turns the booking into a ticket with 相談内容."""
+def citizen_candidates(actor: Actor, booking: Booking) -> list:
+    """Registered citizens who may be the person who booked, for the desk to choose at 受付."""
+    if booking.status != BookingStatus.BOOKED:
+        return []
+    try:
+        return citizens.match(actor, _citizen_input(booking))
+    except ValidationFailed:
+        return []
+
+
+def _citizen_input(booking: Booking) -> citizens.CitizenInput:
+    return citizens.CitizenInput(
+        name=booking.name, kana=booking.kana, phone=booking.phone, email=booking.email
+    )
+
+
+def check_in(actor: Actor, booking: Booking, choice: str | None = None) -> object:
+    """Arrival (or the call or video starting) turns the booking into a ticket with 相談内容.
+
+    The citizen is the one chosen among the candidates, or a new one; with a strong match and
+    no choice, ``citizens.ChoiceRequired`` asks first (never a silent duplicate)."""
     actor.require(*DESK_ROLES)
     _require_booked(booking)
     # Taken first: of six desks pressing 受付 at once, one makes the citizen and the ticket.
@@ -613,10 +632,7 @@ def check_in(actor: Actor, booking: Booking) -> object:
             "staff_id": sa.func.coalesce(Booking.staff_id, actor.staff_id),
         },
     )
-    data = citizens.CitizenInput(
-        name=booking.name, kana=booking.kana, phone=booking.phone, email=booking.email
-    )
-    citizen = citizens.create_citizen(actor, data)
+    citizen = citizens.citizen_for_intake(actor, _citizen_input(booking), choice=choice)
     ticket = tickets.create_ticket(
         actor,
         channel=CHECK_IN_CHANNEL[booking.mode],

@@ -552,6 +552,8 @@ def detail(booking_id):
         booking=booking,
         form=form,
         action=ConfirmForm(),
+        check_in_form=forms.CheckInForm(),
+        candidates=services.citizen_candidates(actor(), booking),
         MODE_LABELS=MODE_LABELS,
         BookingStatus=BookingStatus,
         STATUS=BOOKING_STATUS_LABELS,
@@ -572,8 +574,15 @@ def _booking_action(booking_id: int, operation, success: str):
 @staff_bp.route("/staff/b/<int:booking_id>/check-in", methods=["POST"])
 @roles_required(*DESK_ROLES)
 def check_in(booking_id):
-    _booking, ok, ticket = _booking_action(
-        booking_id, lambda b: services.check_in(actor(), b), "受付しました。相談票を作成しました。"
+    form = forms.CheckInForm()
+    if not form.validate_on_submit():
+        abort(400)
+    booking = db.session.get(services.Booking, booking_id)
+    if booking is None:
+        abort(404)
+    ok, ticket = attempt(
+        lambda: services.check_in(actor(), booking, choice=form.citizen_choice.data),
+        "受付しました。相談票を作成しました。",
     )
     if ok:
         return redirect(url_for("desk.ticket", number=ticket.number))

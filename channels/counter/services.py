@@ -27,6 +27,9 @@ class WalkIn:
     kana: str | None = None
     phone: str | None = None
     citizen_id: int | None = None
+    birth_date: str | None = None
+    # "new" once the consultant has seen the candidates and chosen a new person.
+    citizen_choice: str | None = None
 
 
 def receive(actor: Actor, walk_in: WalkIn) -> CounterVisit:
@@ -38,12 +41,17 @@ def receive(actor: Actor, walk_in: WalkIn) -> CounterVisit:
     if walk_in.room not in ROOMS:
         raise ValidationFailed("相談室は1〜3から選んでください。")
     citizen = None
-    if walk_in.citizen_id:
-        citizen = citizens.get_citizen(actor, walk_in.citizen_id, audit_view=False)
-    elif not walk_in.anonymous:
-        data = citizens.CitizenInput(name=walk_in.name, kana=walk_in.kana, phone=walk_in.phone)
-        if not data.clean().empty:
-            citizen = citizens.create_citizen(actor, data)
+    if walk_in.citizen_id or not walk_in.anonymous:
+        citizen = citizens.citizen_for_intake(
+            actor,
+            citizens.CitizenInput(
+                name=walk_in.name,
+                kana=walk_in.kana,
+                phone=walk_in.phone,
+                birth_date=walk_in.birth_date,
+            ),
+            choice=walk_in.citizen_id or walk_in.citizen_choice,
+        )
     now = utcnow()
     note = (walk_in.first_note or "").strip()
     subject = (walk_in.subject or "").strip() or _subject_from(note)

@@ -24,7 +24,7 @@ from consult.services import staff as staff_service
 from consult.services import tickets
 from consult.services.actor import DESK_ROLES
 from consult.services.errors import NotFound
-from consult.web import actor, attempt, passive, public, roles_required
+from consult.web import actor, attempt, attempt_intake, passive, public, roles_required
 
 bp = Blueprint("counter", __name__)
 
@@ -33,6 +33,7 @@ bp = Blueprint("counter", __name__)
 @roles_required(*DESK_ROLES)
 def reception():
     form = ReceptionForm()
+    candidates: list = []
     form.category_id.choices = choices(
         ((c.id, c.name) for c in staff_service.list_categories(active_only=True)), blank="未分類"
     )
@@ -48,11 +49,13 @@ def reception():
             kana=form.kana.data,
             phone=form.phone.data,
             citizen_id=int(citizen_id) if citizen_id and citizen_id.isdigit() else None,
+            birth_date=form.birth_date.data,
+            citizen_choice=form.citizen_choice.data,
         )
-        ok, visit = attempt(lambda: services.receive(actor(), walk_in))
+        ok, visit, candidates = attempt_intake(lambda: services.receive(actor(), walk_in))
         if ok:
             return redirect(url_for("desk.ticket", number=visit.ticket.number))
-    return render_template("counter/reception.html", form=form), (
+    return render_template("counter/reception.html", form=form, candidates=candidates), (
         422 if request.method == "POST" else 200
     )
 

@@ -1058,11 +1058,19 @@ def register_proposed_citizen(actor: Actor, ticket: Ticket) -> Citizen:
         raise NotFound("メールの相談ではありません。")
     if ticket.citizen is not None:
         raise ValidationFailed("この相談には既に相談者が紐付いています。")
-    citizen = citizens.create_citizen(
-        actor, citizens.CitizenInput(name=thread.sender_name or None, email=thread.address)
+    # Through the intake's choice: a citizen already known by this address (or name) is
+    # offered first, never duplicated silently.
+    return tickets.save_citizen(
+        actor, ticket, citizens.CitizenInput(name=thread.sender_name or None, email=thread.address)
     )
-    tickets.link_citizen(actor, ticket, citizen)
-    return citizen
+
+
+def proposed_sender(ticket: Ticket) -> dict:
+    """The sender's name and address as received, to fill the citizen form."""
+    thread = db.session.get(EmailThread, ticket.id)
+    if thread is None:
+        return {}
+    return {"name": thread.sender_name or "", "email": thread.address}
 
 
 def list_inbound(status: str | None = None, limit: int = 200) -> list[InboundMail]:

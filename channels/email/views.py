@@ -14,7 +14,7 @@ from consult.models import Role
 from consult.services import tickets
 from consult.services.actor import DESK_ROLES
 from consult.services.errors import DomainError, NotFound
-from consult.web import actor, attempt, roles_required
+from consult.web import actor, attempt, attempt_intake, roles_required
 
 bp = Blueprint("email", __name__, url_prefix="/email")
 TEMPLATE_ROLES = (Role.ADMIN, Role.CONSULTANT, Role.SUPERVISOR)
@@ -69,10 +69,19 @@ def register_citizen(number: str):
     ticket = _ticket(number)
     form = Form()
     if form.validate_on_submit():
-        attempt(
+        _ok, _, candidates = attempt_intake(
             lambda: services.register_proposed_citizen(actor(), ticket),
             "差出人を相談者として登録しました。",
         )
+        if candidates:
+            # A registered citizen may be this sender: the ticket page asks which, with the
+            # sender's name and address in the citizen form, nothing created yet.
+            from consult.forms import CitizenForm
+            from consult.views.desk import render_choice
+
+            ticket = _ticket(number)
+            sender = services.proposed_sender(ticket)
+            return render_choice(ticket, candidates, CitizenForm(data=sender))
     return redirect(url_for("desk.ticket", number=ticket.number))
 
 

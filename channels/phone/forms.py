@@ -10,7 +10,15 @@ from wtforms import (
 )
 from wtforms.validators import InputRequired, NumberRange, Optional
 
-from consult.forms import Form, JapaneseSelectField, coerce_optional_int, max_length, required
+from consult.forms import (
+    Form,
+    JapaneseSelectField,
+    birth_date_field,
+    citizen_choice_field,
+    coerce_optional_int,
+    max_length,
+    required,
+)
 
 
 class CallForm(Form):
@@ -21,7 +29,9 @@ class CallForm(Form):
     phone = StringField(
         "電話番号（発信者番号）", validators=[Optional(), max_length("電話番号", 30)]
     )
+    birth_date = birth_date_field()
     citizen_id = HiddenField()
+    citizen_choice = citizen_choice_field()
     recording_announced = BooleanField("録音のお知らせ（アナウンス）が流れた")
     duration_minutes = IntegerField(
         "通話時間（分）",

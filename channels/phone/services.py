@@ -32,6 +32,9 @@ class Call:
     kana: str | None = None
     phone: str | None = None
     citizen_id: int | None = None
+    birth_date: str | None = None
+    # "new" once the consultant has seen the candidates and chosen a new person.
+    citizen_choice: str | None = None
 
 
 def log_call(actor: Actor, call: Call) -> Ticket:
@@ -46,12 +49,14 @@ def log_call(actor: Actor, call: Call) -> Ticket:
         if call.callback_due_at < now - timedelta(minutes=5):
             raise ValidationFailed("折り返しの期限が過去の日時になっています。")
     citizen = None
-    if call.citizen_id:
-        citizen = citizens.get_citizen(actor, call.citizen_id, audit_view=False)
-    elif not call.anonymous:
-        data = citizens.CitizenInput(name=call.name, kana=call.kana, phone=call.phone)
-        if not data.clean().empty:
-            citizen = citizens.create_citizen(actor, data)
+    if call.citizen_id or not call.anonymous:
+        citizen = citizens.citizen_for_intake(
+            actor,
+            citizens.CitizenInput(
+                name=call.name, kana=call.kana, phone=call.phone, birth_date=call.birth_date
+            ),
+            choice=call.citizen_id or call.citizen_choice,
+        )
     started = now - timedelta(minutes=call.duration_minutes)
     note = (call.first_note or "").strip()
     first_line = note.splitlines()[0] if note else ""

@@ -8,7 +8,7 @@ from consult.forms import choices
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
 from consult.timeutil import TOKYO
-from consult.web import actor, attempt, roles_required
+from consult.web import actor, attempt_intake, roles_required
 
 bp = Blueprint("phone", __name__)
 
@@ -17,6 +17,7 @@ bp = Blueprint("phone", __name__)
 @roles_required(*DESK_ROLES)
 def log_call():
     form = CallForm()
+    candidates: list = []
     form.category_id.choices = choices(
         ((c.id, c.name) for c in staff_service.list_categories(active_only=True)), blank="未分類"
     )
@@ -36,10 +37,14 @@ def log_call():
             kana=form.kana.data,
             phone=form.phone.data,
             citizen_id=int(citizen_id) if citizen_id and citizen_id.isdigit() else None,
+            birth_date=form.birth_date.data,
+            citizen_choice=form.citizen_choice.data,
         )
-        ok, ticket = attempt(lambda: services.log_call(actor(), call), "電話相談を記録しました。")
+        ok, ticket, candidates = attempt_intake(
+            lambda: services.log_call(actor(), call), "電話相談を記録しました。"
+        )
         if ok:
             return redirect(url_for("desk.ticket", number=ticket.number))
-    return render_template("phone/log_call.html", form=form), (
+    return render_template("phone/log_call.html", form=form, candidates=candidates), (
         422 if request.method == "POST" else 200
     )

@@ -22,6 +22,8 @@ ACTION_LABELS = {
     "login_failed": "ログイン失敗",
     "deactivate": "利用停止",
     "password_reset": "パスワード再設定",
+    "merge": "統合",
+    "unmerge": "統合の取消",
 }
 
 OBJECT_LABELS = {

@@ -97,3 +97,91 @@ def clean_text(value: str | None, label: str, limit: int, required: bool = False
             f"{label}は{limit:,}文字以内で入力してください（現在{len(text):,}文字）。"
         )
     return text
+
+
+# 異体字 of names: each group's variants fold to its first character. The common ones a person
+# writes either way on a form (戸籍 forms vs. everyday forms); NFKC already folds the CJK
+# compatibility ideographs (隆, 神…) except the twelve unified ones such as 﨑.
+_VARIANT_GROUPS = (
+    "高髙",
+    "崎﨑嵜碕",
+    "斉齋齊斎",
+    "辺邊邉",
+    "浜濵濱",
+    "沢澤",
+    "桜櫻",
+    "広廣",
+    "国國",
+    "真眞",
+    "徳德",
+    "恵惠",
+    "実實",
+    "寿壽",
+    "蔵藏",
+    "島嶋嶌",
+    "槙槇",
+    "富冨",
+    "峰峯",
+    "滝瀧",
+    "竜龍",
+    "鉄鐵",
+    "曽曾",
+    "万萬",
+    "宝寳寶",
+    "児兒",
+    "条條",
+    "来來",
+    "頼賴",
+    "静靜",
+    "黒黑",
+    "円圓",
+    "桧檜",
+    "館舘",
+    "吉𠮷",
+    "渕淵渊",
+    "栄榮",
+    "塩鹽",
+    "関關",
+    "会會",
+    "芸藝",
+    "亀龜",
+    "学學",
+    "礼禮",
+    "晃晄",
+    "凜凛",
+)
+_VARIANTS = {v: group[0] for group in _VARIANT_GROUPS for v in group[1:] if v != group[0]}
+# Small kana as large, the four 四つ仮名 as two, old kana as today's: a reading typed by ear.
+_KANA_FOLD = str.maketrans(
+    "ぁぃぅぇぉっゃゅょゎゕゖぢづゐゑゔ", "あいうえおつやゆよわかけじずいえぶ"
+)
+_VOWEL_OF = {}
+for _vowel, _row in (
+    ("あ", "あかさたなはまやらわがざだばぱ"),
+    ("い", "いきしちにひみりぎじぢびぴ"),
+    ("う", "うくすつぬふむゆるぐずづぶぷ"),
+    ("え", "えけせてねへめれげぜでべぺ"),
+    ("う", "おこそとのほもよろをごぞどぼぽ"),  # サトー is さとう in a name
+):
+    for _kana in _row:
+        _VOWEL_OF[_kana] = _vowel
+_NAME_NOISE = re.compile(r"[\s・.,、。\-‐_=]")
+
+
+def fold_name(raw: str | None) -> str | None:
+    """A name or its reading folded so that the ways people write one name compare equal.
+
+    Beyond ``name_key``: 異体字 as their common form, small kana as large, ぢ/づ as じ/ず, the
+    long-vowel mark as the vowel it stands for (さとー = さとう), and no spaces or dots. Stored
+    per citizen (``Citizen.name_fold``/``kana_fold``) so that a match is an index lookup.
+    """
+    if not raw:
+        return None
+    text = _katakana_to_hiragana(_NAME_NOISE.sub("", nfkc(raw)).lower())
+    text = "".join(_VARIANTS.get(c, c) for c in text).translate(_KANA_FOLD)
+    out: list[str] = []
+    for c in text:
+        if c == "ー":
+            c = _VOWEL_OF.get(out[-1], "") if out else ""
+        out.append(c)
+    return "".join(out)[:80] or None

@@ -259,6 +259,12 @@ def record_live_view(actor: Actor, ticket: Ticket, now: datetime | None = None) 
     return True
 
 
+def record_view(actor: Actor, ticket: Ticket) -> None:
+    """The staff view of a ticket loaded without auditing (to follow a merge first)."""
+    actor.require(*DESK_ROLES)
+    audit.record(actor, "view", "ticket", ticket.number)
+
+
 def record_print(actor: Actor, ticket: Ticket) -> None:
     """Printing puts personal data on paper: audited as its own action."""
     actor.require(*DESK_ROLES)
@@ -596,14 +602,21 @@ def link_citizen(actor: Actor, ticket: Ticket, citizen: Citizen | None) -> None:
     audit.record(actor, "update", "ticket", ticket.number, "citizen")
 
 
-def save_citizen(actor: Actor, ticket: Ticket, data) -> Citizen:
-    """Create and link the ticket's citizen, or update the one it has (open tickets only)."""
+def save_citizen(actor: Actor, ticket: Ticket, data, choice: str | None = None) -> Citizen:
+    """Create and link the ticket's citizen, or update the one it has (open tickets only).
+
+    Registering the sender of an email or a LINE message goes through the intake's choice: a
+    strong match asks "this person or a new one" (``citizens.ChoiceRequired``) first."""
     from consult.services import citizens
 
     actor.require(*DESK_ROLES)
     ticket.ensure_open()
     if ticket.citizen is None:
-        citizen = citizens.create_citizen(actor, data)
+        citizen = citizens.citizen_for_intake(actor, data, choice=choice)
+        if citizen is None:
+            raise ValidationFailed(
+                "相談者の氏名・電話番号・メールアドレスのいずれかを入力してください。"
+            )
         link_citizen(actor, ticket, citizen)
         return citizen
     return citizens.update_citizen(actor, ticket.citizen, data)

@@ -17,7 +17,7 @@ from consult.forms import (
     choices,
 )
 from consult.models import Category, Department, OutboxMessage, Role
-from consult.services import audit, outbox, queue
+from consult.services import audit, merge, outbox, queue
 from consult.services import staff as staff_service
 from consult.services.audit import ACTION_LABELS, OBJECT_LABELS
 from consult.timeutil import TOKYO, in_range
@@ -308,3 +308,32 @@ def outbox_retry(message_id: int):
     if ConfirmForm().validate_on_submit():
         attempt(lambda: outbox.retry(message), "再送を予約しました。")
     return redirect(url_for("admin.outbox_list"))
+
+
+@bp.get("/merges")
+@roles_required(Role.ADMIN)
+def merges():
+    """Every merge of citizens and tickets, newest first, with the undo of those still in force.
+    Ids and numbers only: no personal data on this page."""
+    records = merge.list_records()
+    return render_template(
+        "consult/admin/merges.html", records=records, labels=merge.labels_for(records)
+    )
+
+
+@bp.route("/merges/<int:record_id>/undo", methods=["GET", "POST"])
+@roles_required(Role.ADMIN)
+def merge_undo(record_id: int):
+    """A confirmation page, then the undo itself (POST with CSRF)."""
+    try:
+        record = merge.get_record(record_id)
+    except merge.NotFound:
+        abort(404)
+    form = ConfirmForm()
+    if request.method == "POST" and form.validate_on_submit():
+        ok, _ = attempt(lambda: merge.undo(actor(), record), "統合を取り消しました。")
+        if ok:
+            return redirect(url_for("admin.merges"))
+    return render_template(
+        "consult/admin/merge_undo.html", record=record, form=form, labels=merge.labels(record)
+    )

@@ -7,7 +7,9 @@ from urllib.parse import quote
 from flask import (
     Blueprint,
     Response,
+    abort,
     current_app,
+    flash,
     jsonify,
     redirect,
     render_template,
@@ -27,18 +29,23 @@ from consult.forms import (
     DetailsForm,
     HandOverForm,
     LinkCitizenForm,
+    MergeCitizenForm,
+    MergeTicketForm,
     NoteForm,
+    RelatedTicketForm,
     ReopenForm,
     SearchForm,
     StatusForm,
     choices,
 )
-from consult.models import CHANNEL_LABELS, STATUS_LABELS, Channel, Status
-from consult.services import attachments, callbacks, citizens, safety, tickets
+from consult.models import CHANNEL_LABELS, STATUS_LABELS, Channel, Role, Status
+from consult.services import attachments, callbacks, citizens, merge, safety, tickets
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
+from consult.services.errors import NotFound
+from consult.services.normalize import nfkc
 from consult.timeutil import utcnow
-from consult.web import actor, attempt, body_limit, passive, roles_required
+from consult.web import actor, attempt, attempt_intake, body_limit, passive, roles_required
 
 bp = Blueprint("desk", __name__)
 
@@ -115,7 +122,12 @@ def _load(number: str, audit_view: bool = False):
 @bp.get("/tickets/<number>")
 @roles_required(*DESK_ROLES)
 def ticket(number: str):
-    item = _load(number, audit_view=True)
+    item = _load(number, audit_view=False)
+    if item.merged_into_id:
+        survivor = merge.resolve_ticket(item)
+        flash(f"相談 {item.number} は相談 {survivor.number} に統合されています。", "info")
+        return redirect(url_for("desk.ticket", number=survivor.number))
+    tickets.record_view(actor(), item)
     return render_template("consult/ticket.html", **_ticket_context(item))
 
 
@@ -129,13 +141,14 @@ def ticket_live(number: str):
     person and ticket in ten minutes (`tickets.record_live_view`), not once per event."""
     item = _load(number)
     tickets.record_live_view(actor(), item)
+    timeline, _merged = merge.timeline_of(item)
     response = jsonify(
         head=render_template("consult/_ticket_meta.html", ticket=item),
         timeline=render_template(
             "consult/_timeline.html",
             ticket=item,
-            timeline=item.timeline,
-            entry_attachments=_entry_attachments(item.timeline),
+            timeline=timeline,
+            entry_attachments=_entry_attachments(timeline),
         ),
     )
     response.headers["Cache-Control"] = "no-store"
@@ -158,7 +171,7 @@ def print_ticket(number: str):
     return render_template(
         "consult/ticket_print.html",
         ticket=item,
-        timeline=item.timeline,
+        timeline=merge.timeline_of(item)[0],
         records=plugins.registry().case_records(item),
         callbacks=callbacks.for_ticket(item),
         printed_at=utcnow(),
@@ -209,12 +222,18 @@ def _ticket_context(item, **forms):
         ),
         blank="選んでください",
     )
-    timeline = item.timeline
+    timeline, merged_numbers = merge.timeline_of(item)
     return {
         "ticket": item,
         "timeline": timeline,
         "entry_attachments": _entry_attachments(timeline),
         "handover_form": handover_form,
+        "merged_numbers": merged_numbers,
+        "related": merge.related(item),
+        "related_form": forms.get("related_form") or RelatedTicketForm(),
+        "merge_form": forms.get("merge_form") or MergeTicketForm(),
+        "can_merge": current_user.role in merge.MERGE_ROLES,
+        "candidates": forms.get("candidates") or [],
         "earlier": earlier,
         "panels": panels,
         "note_form": forms.get("note_form") or NoteForm(),
@@ -351,6 +370,7 @@ def _citizen_input(form: CitizenForm) -> citizens.CitizenInput:
         phone=form.phone.data,
         email=form.email.data,
         address=form.address.data,
+        birth_date=form.birth_date.data,
     )
 
 
@@ -359,13 +379,26 @@ def _citizen_input(form: CitizenForm) -> citizens.CitizenInput:
 def save_citizen(number: str):
     """Create the ticket's citizen, or update the one it has."""
 
-    return _action(
-        number,
-        CitizenForm(),
-        lambda item, form: tickets.save_citizen(actor(), item, _citizen_input(form)),
+    item = _load(number)
+    form = CitizenForm()
+    if not form.validate_on_submit():
+        return _rerender(item, citizen_form=form)
+    ok, _, candidates = attempt_intake(
+        lambda: tickets.save_citizen(
+            actor(), item, _citizen_input(form), choice=form.citizen_choice.data
+        ),
         "相談者の情報を保存しました。",
-        "citizen_form",
     )
+    if not ok:
+        item = _load(number)
+        return _rerender(item, citizen_form=form, candidates=candidates)
+    return _back(item)
+
+
+def render_choice(item, candidates, form: CitizenForm | None = None):
+    """The ticket page asking this person or a new one, for an intake begun elsewhere (the
+    email panel's 差出人を登録): the citizen form holds what is known of the sender."""
+    return _rerender(item, citizen_form=form or CitizenForm(), candidates=candidates)
 
 
 @bp.post("/tickets/<number>/citizen/link")
@@ -422,7 +455,12 @@ def match_citizens():
     if not form.validate_on_submit():
         return jsonify({"matches": [], "errors": form.errors}), 422
     matches = citizens.find_matches(
-        actor(), phone=form.phone.data, name=form.name.data, email=form.email.data
+        actor(),
+        phone=form.phone.data,
+        name=form.name.data,
+        email=form.email.data,
+        kana=form.kana.data,
+        birth_date=form.birth_date.data,
     )
     return jsonify(
         {
@@ -432,6 +470,8 @@ def match_citizens():
                     "name": m.citizen.name or "（氏名未登録）",
                     "kana": m.citizen.kana or "",
                     "reason": m.reason,
+                    "score": m.score,
+                    "strong": m.strong,
                     "tickets": [
                         {
                             "number": t.number,
@@ -448,12 +488,149 @@ def match_citizens():
     )
 
 
+def _citizen_or_404(citizen_id: int, audit_view: bool = False):
+    try:
+        return citizens.get_citizen(actor(), citizen_id, audit_view=audit_view, follow=False)
+    except NotFound:
+        abort(404)
+
+
+def _citizen_page(item, merge_form=None, status=200):
+    """The citizen's page: details, cases, possible duplicates, and (for a supervisor) merge."""
+    duplicates = [
+        c
+        for c in citizens.match(actor(), citizens.CitizenInput.of(item), with_tickets=False)
+        if c.citizen.id != item.id
+    ]
+    return render_template(
+        "consult/citizen.html",
+        citizen=item,
+        tickets=citizens.recent_tickets(item.id, limit=100),
+        duplicates=duplicates,
+        merge_form=merge_form or MergeCitizenForm(),
+        can_merge=current_user.role in merge.MERGE_ROLES,
+    ), status
+
+
 @bp.get("/citizens/<int:citizen_id>")
 @roles_required(*DESK_ROLES)
 def citizen(citizen_id: int):
-    item = citizens.get_citizen(actor(), citizen_id)
-    return render_template(
-        "consult/citizen.html", citizen=item, tickets=citizens.recent_tickets(item.id, limit=100)
+    item = _citizen_or_404(citizen_id)
+    if item.merged_into_id:
+        survivor = citizens.resolve(item)
+        flash(f"相談者番号 {item.id} は相談者番号 {survivor.id} に統合されています。", "info")
+        return redirect(url_for("desk.citizen", citizen_id=survivor.id))
+    citizens.get_citizen(actor(), item.id)  # audited view
+    return _citizen_page(item)
+
+
+@bp.post("/citizens/<int:citizen_id>/merge")
+@roles_required(Role.SUPERVISOR)
+def merge_citizen(citizen_id: int):
+    """Two steps: the form names the duplicate, a page shows both side by side, and only the
+    confirmed second post merges the duplicate into this citizen."""
+    target = _citizen_or_404(citizen_id)
+    form = MergeCitizenForm()
+    if not form.validate_on_submit():
+        return _citizen_page(target, merge_form=form, status=422)
+    try:
+        source = citizens.get_citizen(actor(), form.other_id.data, audit_view=False, follow=False)
+    except NotFound as error:
+        form.other_id.errors.append(error.message)
+        return _citizen_page(target, merge_form=form, status=422)
+    if form.confirmed.data != "1":
+        problem = None
+        if source.id == target.id:
+            problem = "同じ相談者どうしは統合できません。"
+        elif source.merged_into_id or target.merged_into_id:
+            problem = "既に統合された相談者です。統合先の相談者で操作してください。"
+        if problem:
+            form.other_id.errors.append(problem)
+            return _citizen_page(target, merge_form=form, status=422)
+        audit_pair = citizens.get_citizen(actor(), source.id, follow=False)  # shown: audited
+        return render_template(
+            "consult/merge_citizens.html",
+            source=audit_pair,
+            target=target,
+            source_tickets=citizens.recent_tickets(source.id, limit=20),
+            target_tickets=citizens.recent_tickets(target.id, limit=20),
+            form=form,
+        )
+    ok, _ = attempt(
+        lambda: merge.merge_citizens(actor(), source, target, form.reason.data or ""),
+        f"相談者番号 {source.id} を統合しました。元に戻すには管理者に依頼してください。",
+    )
+    if not ok:
+        return redirect(url_for("desk.citizen", citizen_id=citizen_id))
+    return redirect(url_for("desk.citizen", citizen_id=target.id))
+
+
+@bp.post("/tickets/<number>/merge")
+@roles_required(Role.SUPERVISOR)
+def merge_ticket(number: str):
+    """This ticket (the duplicate) into another, in two steps as for citizens."""
+    item = _load(number)
+    form = MergeTicketForm()
+    if not form.validate_on_submit():
+        return _rerender(item, merge_form=form)
+    target_number = nfkc(form.target.data or "").strip()
+    try:
+        target = tickets.get_ticket(actor(), target_number, audit_view=False)
+    except NotFound:
+        form.target.errors.append(f"相談番号 {target_number} の相談が見つかりません。")
+        return _rerender(item, merge_form=form)
+    if form.confirmed.data != "1":
+        problem = None
+        if target.id == item.id:
+            problem = "同じ相談どうしは統合できません。"
+        elif target.merged_into_id or item.merged_into_id:
+            problem = "既に統合された相談です。統合先の相談で操作してください。"
+        elif not target.is_open:
+            problem = "完了した相談には統合できません。統合先を再開してください。"
+        if problem:
+            form.target.errors.append(problem)
+            return _rerender(item, merge_form=form)
+        return render_template("consult/merge_tickets.html", source=item, target=target, form=form)
+    ok, _ = attempt(
+        lambda: merge.merge_tickets(actor(), item, target, form.reason.data or ""),
+        f"相談 {item.number} を相談 {target.number} に統合しました。",
+    )
+    if not ok:
+        return _back(item)
+    return redirect(url_for("desk.ticket", number=target.number) + "#timeline")
+
+
+@bp.post("/tickets/<number>/related")
+@roles_required(*DESK_ROLES)
+def add_related(number: str):
+    item = _load(number)
+    form = RelatedTicketForm()
+    if not form.validate_on_submit():
+        return _rerender(item, related_form=form)
+    other_number = nfkc(form.other.data or "").strip()
+    try:
+        other = tickets.get_ticket(actor(), other_number, audit_view=False)
+    except NotFound:
+        form.other.errors.append(f"相談番号 {other_number} の相談が見つかりません。")
+        return _rerender(item, related_form=form)
+    ok, _ = attempt(
+        lambda: merge.link_tickets(actor(), item, other),
+        f"相談 {other.number} を関連する相談にしました。",
+    )
+    if not ok:
+        return _rerender(item, related_form=form)
+    return redirect(url_for("desk.ticket", number=item.number) + "#related")
+
+
+@bp.post("/tickets/<number>/related/<int:link_id>/remove")
+@roles_required(*DESK_ROLES)
+def remove_related(number: str, link_id: int):
+    return _action(
+        number,
+        ConfirmForm(),
+        lambda item, form: merge.unlink_tickets(actor(), item, link_id),
+        "関連付けを外しました。",
+        "confirm_form",
     )
 
 

@@ -158,6 +158,26 @@ TABLE: dict[tuple[str, str], tuple] = {
     ),
     ("/citizens/match", "POST"): (lambda o: "/citizens/match", DESK_POST, {"name": "やまだ"}),
     ("/citizens/<int:citizen_id>", "GET"): (lambda o: f"/citizens/{o['citizen']}", DESK_GET),
+    # Merging: supervisors (administrators have no desk pages); undo: administrators only.
+    ("/citizens/<int:citizen_id>/merge", "POST"): (
+        lambda o: f"/citizens/{o['citizen']}/merge",
+        SUPERVISOR_POST,
+    ),
+    ("/tickets/<number>/merge", "POST"): (t("/merge"), SUPERVISOR_POST),
+    ("/tickets/<number>/related", "POST"): (t("/related"), DESK_POST, {"other": "2026-999999"}),
+    ("/tickets/<number>/related/<int:link_id>/remove", "POST"): (
+        t("/related/999999/remove"),
+        DESK_POST,
+    ),
+    ("/admin/merges", "GET"): (lambda o: "/admin/merges", ADMIN_GET),
+    ("/admin/merges/<int:record_id>/undo", "GET"): (
+        lambda o: f"/admin/merges/{o['merge']}/undo",
+        ADMIN_GET,
+    ),
+    ("/admin/merges/<int:record_id>/undo", "POST"): (
+        lambda o: f"/admin/merges/{o['merge']}/undo",
+        ADMIN_POST,
+    ),
     ("/counter/new", "GET"): (lambda o: "/counter/new", DESK_GET),
     ("/counter/new", "POST"): (lambda o: "/counter/new", DESK_POST),
     ("/phone/new", "GET"): (lambda o: "/phone/new", DESK_GET),
@@ -582,6 +602,14 @@ def _callback(ticket, staff) -> int:
     return callback.id
 
 
+def _merge_record(source, target) -> int:
+    from consult.services import merge
+
+    record = merge.merge_citizens(SYSTEM, source, target)
+    db.session.commit()
+    return record.id
+
+
 def test_access_matrix(app, make_staff, make_ticket, make_department, make_category, make_citizen):
     assert not sorted(_routes(app) - TABLE.keys()), "every route needs a row in TABLE"
     # Seven roles vote from one address here; the vote limit has its own tests (test_vote_limits).
@@ -604,6 +632,7 @@ def test_access_matrix(app, make_staff, make_ticket, make_department, make_categ
         "department": make_department().id,
         "category": make_category().id,
         "citizen": make_citizen().id,
+        "merge": _merge_record(make_citizen(), make_citizen()),
         "outbox": message.id,
         "alert": alert,
         "incident": incident,

@@ -61,6 +61,23 @@ def test_counter_and_phone_reception_log_no_personal_data(app, make_staff, caplo
             "category_id": "",
         },
     )
+    # The same name and phone: the form asks "this person or a new one" (issue 16), and that
+    # page logs nothing personal either; then the consultant chooses (here: a new person).
+    assert response.status_code == 422, response.get_data(as_text=True)[:2000]
+    response = call(
+        app,
+        browser,
+        "POST",
+        "/phone/new",
+        data={
+            "name": NAME,
+            "phone": PHONE,
+            "first_note": note,
+            "duration_minutes": "5",
+            "category_id": "",
+            "citizen_choice": "new",
+        },
+    )
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
     phone_number = response.headers["Location"].rsplit("/", 1)[-1]
     call(

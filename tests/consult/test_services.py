@@ -123,7 +123,8 @@ def test_find_matches_by_phone_typed_differently(app, actor, yamada, make_ticket
 def test_find_matches_by_name_or_kana_prefix(app, actor, yamada, typed):
     matches = citizens.find_matches(actor, name=typed)
     assert [m.citizen.id for m in matches] == [yamada.id]
-    assert matches[0].reason == "氏名が一致"
+    assert matches[0].reason == "氏名の一部が一致"  # the start of 山田 太郎: a weak candidate
+    assert not matches[0].strong
 
 
 def test_find_matches_ignores_one_letter_and_unknown(app, actor, yamada):

@@ -35,6 +35,10 @@
       var title = document.createElement("strong");
       title.textContent = m.name + (m.kana ? "（" + m.kana + "）" : "") + " — " + m.reason;
       card.appendChild(title);
+      var score = document.createElement("span");
+      score.className = "badge match__score";
+      score.textContent = "一致度 " + m.score + (m.strong ? "（同一人物の可能性が高い）" : "");
+      card.appendChild(score);
       var list = document.createElement("ul");
       m.tickets.forEach(function (t) {
         var li = document.createElement("li");
@@ -75,6 +79,30 @@
       }
       box.appendChild(card);
     });
+    var hiddenId = form.querySelector("input[name=citizen_id]");
+    if (hiddenId) {
+      // The other answer to "is this the same person?": the server asks again otherwise.
+      var fresh = document.createElement("button");
+      fresh.type = "button";
+      fresh.className = "button button--secondary button--small";
+      fresh.textContent = "新しい相談者として受け付ける";
+      fresh.addEventListener("click", function () {
+        hiddenId.value = "";
+        var choice = form.querySelector("input[type=hidden][name=citizen_choice]");
+        if (!choice) {
+          choice = document.createElement("input");
+          choice.type = "hidden"; choice.name = "citizen_choice";
+          form.appendChild(choice);
+        }
+        choice.value = "new";
+        box.textContent = "";
+        var chosen = document.createElement("p");
+        chosen.className = "notice notice--success";
+        chosen.textContent = "新しい相談者として受け付けます。";
+        box.appendChild(chosen);
+      });
+      box.appendChild(fresh);
+    }
   }
 
   function watchMatches() {
@@ -85,7 +113,7 @@
       function lookup() {
         var body = new FormData();
         body.append("csrf_token", csrfToken(form));
-        ["name", "phone", "email"].forEach(function (n) {
+        ["name", "kana", "phone", "email", "birth_date"].forEach(function (n) {
           var f = form.querySelector("[name=" + n + "]");
           if (f && f.value) body.append(n, f.value);
         });
@@ -94,10 +122,10 @@
           .then(function (data) { renderMatches(box, form, data); })
           .catch(function () {});
       }
-      ["name", "phone", "email"].forEach(function (n) {
+      ["name", "kana", "phone", "email", "birth_date"].forEach(function (n) {
         var f = form.querySelector("[name=" + n + "]");
         if (!f) return;
-        f.addEventListener("input", function () {
+        f.addEventListener(n === "birth_date" ? "change" : "input", function () {
           clearTimeout(timer);
           var value = f.value.replace(/\s/g, "");
           if ((n === "phone" && value.length >= 10) || (n !== "phone" && value.length >= 2)) {
