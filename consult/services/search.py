@@ -62,7 +62,7 @@ PG_WEIGHT_LETTERS = ("A", "B", "C", "D")
 PG_RANK_WEIGHTS = "{0.05, 0.1, 0.4, 1.0}"  # D, C, B, A
 # A word found in many documents is ranked among its newest matches only, so that a search
 # costs the same at a million tickets as at a thousand (measured: bench/README.md).
-CANDIDATES = 2000
+CANDIDATES = 1000
 FTS_TABLE = "ticket_search_fts"
 # Tables and triggers the engines own beside the models (the migration tests leave them out).
 ENGINE_TABLES = frozenset(
@@ -479,6 +479,9 @@ def snippet(texts: Sequence[str | None], words: Sequence[str], width: int = 80) 
         return None
     for text in texts:
         if not text:
+            continue
+        whole = fold(text)
+        if not any(word in whole for word in words):
             continue
         folded, where = _folded_with_map(text)
         spans = []
