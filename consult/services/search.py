@@ -36,7 +36,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from markupsafe import Markup
@@ -417,6 +417,20 @@ class Filters:
         if self.until:
             query = query.where(ticket.c.last_activity_at < self.until)
         return query
+
+    @classmethod
+    def of_days(cls, since: date | None = None, until: date | None = None, **fields) -> Filters:
+        """Filters with a period of Japanese days, both ends included."""
+        from consult.timeutil import TOKYO
+
+        def start(day: date) -> datetime:
+            return datetime.combine(day, time(), tzinfo=TOKYO).astimezone(UTC)
+
+        return cls(
+            since=start(since) if since else None,
+            until=start(until + timedelta(days=1)) if until else None,
+            **{name: value for name, value in fields.items() if value not in ("", None)},
+        )
 
     @property
     def any(self) -> bool:
