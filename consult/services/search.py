@@ -88,8 +88,9 @@ def _kata_to_hira(text: str) -> str:
 
 
 def fold(text: str | None) -> str:
-    """NFKC, lower case, katakana as hiragana: the one form of documents and queries."""
-    return _kata_to_hira(unicodedata.normalize("NFKC", text or "").lower())
+    """NFKC, lower case, katakana as hiragana, the middle dot gone (クーリング・オフ is one word
+    however it is typed): the one form of documents and queries."""
+    return _kata_to_hira(unicodedata.normalize("NFKC", text or "").lower()).replace("・", "")
 
 
 def runs(text: str | None) -> list[str]:
@@ -209,11 +210,14 @@ def _documents(connection, ticket_ids: Sequence[int]) -> dict[int, Document]:
     if citizen_of:
         citizen_ids = sorted(citizen_of)
         person = Citizen.__table__
-        for cid, name, kana in connection.execute(
-            sa.select(person.c.id, person.c.name, person.c.kana).where(person.c.id.in_(citizen_ids))
+        for cid, *names in connection.execute(
+            sa.select(
+                person.c.id, person.c.name, person.c.kana, person.c.name_key, person.c.kana_key
+            ).where(person.c.id.in_(citizen_ids))
         ):
+            # The keys are the names without spaces: 山田太郎 typed whole meets 山田 太郎.
             for tid in citizen_of[cid]:
-                docs[tid].who.extend((name, kana))
+                docs[tid].who.extend(names)
         for table, column in (
             (CitizenPhone.__table__, "number"),
             (CitizenEmail.__table__, "address"),
@@ -341,6 +345,14 @@ def _after_flush(session: Session, _context) -> None:
                 pending["tickets"].add(obj.ticket_id)
     if not (pending["tickets"] or pending["citizens"]):
         session.info.pop(_PENDING, None)
+
+
+def touch(ticket_ids: Iterable[int], session: Session | None = None) -> None:
+    """Have these tickets' documents rewritten before commit: for a writer that changes what
+    the index holds with a Core UPDATE, which no flush hook sees."""
+    session = session or db.session()
+    pending = session.info.setdefault(_PENDING, {"tickets": set(), "citizens": set()})
+    pending["tickets"].update(ticket_ids)
 
 
 def _watched_models() -> tuple[type, ...]:

@@ -27,6 +27,7 @@ from consult.models import (
     TimelineEntry,
 )
 from consult.services import audit, numbering, outbox
+from consult.services import search as search_index
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import (
     InvalidTransition,
@@ -336,6 +337,8 @@ def _take_over(ticket: Ticket, values: dict, *conditions) -> bool:
         .execution_options(synchronize_session=False)
     )
     db.session.refresh(ticket)
+    if result.rowcount == 1:
+        search_index.touch([ticket.id])  # an UPDATE the flush hook cannot see (the summary)
     return result.rowcount == 1
 
 
@@ -739,10 +742,9 @@ def search_results(
     by relevance, then newest activity. Audited as a search, with the kinds of term it read,
     never the term itself."""
     from consult.models import CitizenEmail, CitizenPhone
-    from consult.services import search as index
 
     actor.require(*DESK_ROLES)
-    filters = filters or index.Filters()
+    filters = filters or search_index.Filters()
     terms = search_terms(text)
     if terms is None:
         return SearchResults([], {}, [])
@@ -780,9 +782,9 @@ def search_results(
             scores[ticket_id] = float("inf")
     words = None
     if not terms.email:
-        words = index.Query.parse(terms.digits or terms.text)
+        words = search_index.Query.parse(terms.digits or terms.text)
     if words is not None:
-        for ticket_id, score in index.matches(words, filters).items():
+        for ticket_id, score in search_index.matches(words, filters).items():
             scores.setdefault(ticket_id, score)
     found_tickets: list[Ticket] = []
     if scores:
@@ -807,9 +809,9 @@ def search_results(
         found_tickets = [loaded[i] for i in ids if i in loaded]
     snippets = {}
     if with_snippets and words is not None and found_tickets:
-        texts = index.snippet_texts(found_tickets)
+        texts = search_index.snippet_texts(found_tickets)
         for ticket in found_tickets:
-            passage = index.snippet(texts[ticket.id], words.runs)
+            passage = search_index.snippet(texts[ticket.id], words.runs)
             if passage is not None:
                 snippets[ticket.id] = passage
     audit.record(actor, "search", "ticket", None, f"by={'+'.join(kinds) or 'other'}")
