@@ -51,8 +51,10 @@ def main() -> None:
     app = build_app(args.url, Path(tempfile.mkdtemp()))
     with app.app_context():
         actor = Actor.command_line()
-        print(f"{'kind':28} {'found':>5} {'service p50/p95 ms':>20} {'cpu p50/p95':>14} "
-              f"{'index p50/p95':>14}")
+        print(
+            f"{'kind':28} {'found':>5} {'service p50/p95 ms':>20} {'cpu p50/p95':>14} "
+            f"{'index p50/p95':>14}"
+        )
         for label, query in KINDS:
             wall, cpu, lookup = [], [], []
             found = 0
@@ -68,9 +70,9 @@ def main() -> None:
                 lookup.append((time.perf_counter() - t0) * 1000)
                 db.session.rollback()
             print(
-                f"{label:28} {found:5} {statistics.median(wall):9.1f}/{percentile(wall, .95):6.1f}"
-                f"   {statistics.median(cpu):6.1f}/{percentile(cpu, .95):6.1f}"
-                f"   {statistics.median(lookup):6.1f}/{percentile(lookup, .95):6.1f}"
+                f"{label:28} {found:5} {statistics.median(wall):9.1f}/{percentile(wall, 0.95):6.1f}"
+                f"   {statistics.median(cpu):6.1f}/{percentile(cpu, 0.95):6.1f}"
+                f"   {statistics.median(lookup):6.1f}/{percentile(lookup, 0.95):6.1f}"
             )
 
 
