@@ -90,6 +90,10 @@ def queue():
     )
 
 
+# Results on the search page: the best 50 (the filters narrow a longer list).
+PAGE = 50
+
+
 @bp.post("/tickets/search")
 @roles_required(*DESK_ROLES)
 def search():
@@ -110,7 +114,7 @@ def search():
             category_id=form.category_id.data,
             assignee_id=form.assignee_id.data,
         )
-        results = tickets.search_results(actor(), form.q.data, filters=filters)
+        results = tickets.search_results(actor(), form.q.data, limit=PAGE, filters=filters)
     return render_template("consult/search.html", form=form, results=results)
 
 
