@@ -102,10 +102,13 @@ def runs(text: str | None) -> list[str]:
 
 def grams(texts: Iterable[str | None]) -> str:
     """The indexed form of some texts: each run's bigrams (a run of one character as itself),
-    then every character once more as a unigram, space separated. Bigrams of a run stay adjacent,
-    so a longer word is found as the phrase of its bigrams."""
+    then every character once more as a unigram, then the 4-digit windows of digit runs,
+    space separated. Bigrams of a run stay adjacent, so a longer word is found as the phrase of
+    its bigrams; a number is found by its 4-digit windows, since a bigram of digits (00, 12)
+    is in nearly every document and would make PostgreSQL check them all."""
     bigrams: list[str] = []
     unigrams: list[str] = []
+    digits: list[str] = []
     for text in texts:
         for run in runs(text):
             if len(run) == 1:
@@ -113,7 +116,16 @@ def grams(texts: Iterable[str | None]) -> str:
             else:
                 bigrams.extend(run[i : i + 2] for i in range(len(run) - 1))
             unigrams.extend(run)
-    return " ".join(bigrams + unigrams)
+            if len(run) >= DIGIT_GRAM and run.isascii() and run.isdigit():
+                digits.extend(_windows(run, DIGIT_GRAM))
+    return " ".join(bigrams + unigrams + digits)
+
+
+DIGIT_GRAM = 4
+
+
+def _windows(run: str, size: int) -> list[str]:
+    return [run[i : i + size] for i in range(len(run) - size + 1)]
 
 
 @dataclass(frozen=True)
@@ -137,7 +149,9 @@ class Query:
 
     @staticmethod
     def _phrase(run: str) -> list[str]:
-        return [run] if len(run) == 1 else [run[i : i + 2] for i in range(len(run) - 1)]
+        if len(run) >= DIGIT_GRAM and run.isascii() and run.isdigit():
+            return _windows(run, DIGIT_GRAM)
+        return [run] if len(run) == 1 else _windows(run, 2)
 
     def fts5(self) -> str:
         """FTS5 MATCH syntax: "ab bc" phrases, ANDed by juxtaposition."""
