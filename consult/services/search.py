@@ -138,6 +138,11 @@ class Query:
     def runs(self) -> list[str]:
         return [run for word in self.words for run in word]
 
+    @property
+    def is_number(self) -> bool:
+        """Only numbers of 4+ digits (looked up by their 4-digit windows)."""
+        return all(len(r) >= DIGIT_GRAM and r.isascii() and r.isdigit() for r in self.runs)
+
     @classmethod
     def parse(cls, text: str) -> Query | None:
         words = []
@@ -480,6 +485,12 @@ def matches(query: Query, filters: Filters = Filters()) -> dict[int, float]:
         found = sa.select(table.c.ticket_id, table.c.document).where(
             table.c.document.op("@@")(tsquery)
         )
+        if query.is_number:
+            # 4-digit windows are rare, but the planner guesses them common and walks every
+            # document newest first (1.2 s for "0123" at 200,000): take the GIN matches first.
+            matched = found.cte("matched").prefix_with("MATERIALIZED", dialect="postgresql")
+            found = sa.select(matched.c.ticket_id, matched.c.document)
+            table = matched
         if filters.any:
             found = found.join(ticket, ticket.c.id == table.c.ticket_id)
             found = filters.apply(found, ticket)
