@@ -83,6 +83,9 @@ def create_app(overrides: dict | None = None, instance_path: str | None = None) 
     from consult.services import report_rollup
 
     report_rollup.register()
+    from consult.services import search
+
+    search.register()
 
     # The other packages plug in here; consult itself never imports them.
     from channels import register as register_channels

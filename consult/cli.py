@@ -234,6 +234,46 @@ def citizen_match(name, kana, phone, email, birth, limit, as_json):
         )
 
 
+@ticket_group.command("search", help="相談を検索します（番号・電話・メール・氏名・言葉）")
+@click.argument("query")
+@click.option("--json", "as_json", is_flag=True, help="JSONで出力")
+@click.option("--limit", type=click.IntRange(1, 1000), default=20)
+@with_appcontext
+def ticket_search(query, as_json, limit):
+    """The desk's search, audited the same way (under the OS login that ran it)."""
+    results = tickets.search_results(Actor.command_line(), query, limit=limit)
+    db.session.commit()
+    rows = []
+    for rank, ticket in enumerate(results.tickets, start=1):
+        snippet = results.snippets.get(ticket.id)
+        rows.append(
+            {
+                "rank": rank,
+                **ticket_json(ticket),
+                "snippet": snippet.striptags() if snippet is not None else None,
+                "snippet_html": str(snippet) if snippet is not None else None,
+            }
+        )
+    if as_json:
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    elif not rows:
+        click.echo("該当する相談はありません。")
+    else:
+        for row in rows:
+            click.echo(f"{row['rank']}\t{row['number']}\t{row['subject']}\t{row['snippet'] or ''}")
+
+
+@ticket_group.command("reindex", help="検索索引を全件作り直します")
+@with_appcontext
+def ticket_reindex():
+    from consult.services import audit, search
+
+    count = search.rebuild(db.session.connection())
+    audit.record(Actor.command_line(), "rebuild", "ticket_search", None, f"count={count}")
+    db.session.commit()
+    click.echo(f"{count:,}件の相談の検索索引を作り直しました。")
+
+
 @click.command("worker", help="送信待ちの配信と定期処理を行います")
 @click.option("--once", is_flag=True, help="期限の来たものを処理して終了")
 @click.option("--interval", type=float, default=2.0, help="ポーリング間隔（秒）")

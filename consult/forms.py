@@ -277,6 +277,30 @@ class SearchForm(Form):
     )
 
 
+class SearchFilterForm(SearchForm):
+    """The search page: the words, and the filters of the results (the choices are the queue's)."""
+
+    channel = JapaneseSelectField("経路", coerce=lambda v: None if v in (None, "", "None") else v)
+    status = JapaneseSelectField("状態", coerce=lambda v: None if v in (None, "", "None") else v)
+    category_id = JapaneseSelectField("分類", coerce=coerce_optional_int)
+    assignee_id = JapaneseSelectField("担当者", coerce=coerce_optional_int)
+    since = DateField("最終更新日（から）", validators=[Optional()])
+    until = DateField("最終更新日（まで）", validators=[Optional()])
+
+    def __init__(self, *args, categories=(), staff=(), **kwargs):
+        from consult.models import CHANNEL_LABELS
+
+        super().__init__(*args, **kwargs)
+        self.channel.choices = choices(CHANNEL_LABELS.items(), blank="すべて")
+        self.status.choices = choices(STATUS_LABELS.items(), blank="すべて")
+        self.category_id.choices = choices(((c.id, c.name) for c in categories), blank="すべて")
+        self.assignee_id.choices = choices(((s.id, s.full_name) for s in staff), blank="すべて")
+
+    def validate_until(self, field):
+        if field.data and self.since.data and field.data < self.since.data:
+            raise ValidationError("期間の終わりは始まり以降の日付にしてください。")
+
+
 class StaffCreateForm(Form):
     login = StringField(
         "ログインID", validators=[required("ログインID"), max_length("ログインID", 64)]

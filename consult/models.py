@@ -8,6 +8,7 @@ from datetime import date, datetime, time
 import sqlalchemy as sa
 from flask_login import UserMixin
 from sqlalchemy import event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from consult.extensions import db
@@ -1013,3 +1014,35 @@ class Attachment(db.Model):
 
     def __repr__(self) -> str:
         return f"<Attachment {self.id} ticket={self.ticket_id}>"
+
+
+# --- search (consult.services.search) -----------------------------------------------------------
+
+
+class TicketSearch(db.Model):
+    """One ticket's search document: the n-grams of its citizen, its words and their reading,
+    rewritten in the transaction that changed them (consult.services.search). On SQLite the
+    grams are kept here and FTS5 (`ticket_search_fts`, external content, triggers) indexes them;
+    on PostgreSQL only the weighted `document` is kept, under a GIN index. Personal data:
+    deleted with the ticket, rebuilt from the rows it came from."""
+
+    __tablename__ = "ticket_search"
+    __table_args__ = (
+        sa.Index("ix_ticket_search_document", "document", postgresql_using="gin").ddl_if(
+            dialect="postgresql"
+        ),
+    )
+
+    ticket_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("ticket.id", ondelete="CASCADE"), primary_key=True, autoincrement=False
+    )
+    who: Mapped[str | None] = mapped_column(sa.Text)
+    what: Mapped[str | None] = mapped_column(sa.Text)
+    body: Mapped[str | None] = mapped_column(sa.Text)
+    reading: Mapped[str | None] = mapped_column(sa.Text)
+    document: Mapped[str | None] = mapped_column(
+        sa.Text().with_variant(postgresql.TSVECTOR(), "postgresql")
+    )
+
+    def __repr__(self) -> str:
+        return f"<TicketSearch {self.ticket_id}>"

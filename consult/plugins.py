@@ -124,6 +124,18 @@ class TodaySection:
 
 
 @dataclass(frozen=True)
+class SearchTexts:
+    """Texts a package adds to the "who" field of tickets' search documents (an email sender's
+    name and address as received, before anyone registers the citizen).
+
+    `texts(connection, ticket_ids)` returns {ticket id: [texts]}; a flushed change to a row of
+    `model` (which has a `ticket_id`) rewrites that ticket's document in the same transaction."""
+
+    model: type
+    texts: Callable[[Any, list[int]], dict[int, list[str]]]
+
+
+@dataclass(frozen=True)
 class WorkerTask:
     """A job the worker runs again and again, in its own app context; it owns its transactions.
 
@@ -189,6 +201,10 @@ class Plugin:
     # returns a SELECT of ticket ids from the package's own tables (the email sender's name as
     # received), joined to the search's other matches; None when it has nothing to add.
     ticket_search: Sequence[Callable[[Any], Any]] = ()
+    # Texts for the search index's documents (SearchTexts), and the hiragana reading of a text
+    # (one run per phrase), so that words typed without kana-kanji conversion are found.
+    search_texts: Sequence[SearchTexts] = ()
+    text_reading: Callable[[str], list[str]] | None = None
     # Anything the fields above cannot say (a WSGI intake in front of Flask, a search index);
     # called last, with the app.
     setup: Callable[[Flask], None] | None = None
@@ -231,6 +247,10 @@ class Registry:
     @property
     def ticket_search(self) -> list[Callable[[Any], Any]]:
         return list(self._each("ticket_search"))
+
+    @property
+    def search_texts(self) -> list[SearchTexts]:
+        return list(self._each("search_texts"))
 
     @property
     def queues(self) -> list:

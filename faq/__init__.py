@@ -9,6 +9,13 @@ from flask import Flask
 PACKAGE = Path(__file__).resolve().parent
 
 
+def _reading(text: str) -> list[str]:
+    """The desk's search index reads words as the FAQ's does (こくほ meets 国保)."""
+    from faq.analysis import reading
+
+    return reading(text)
+
+
 def register(app: Flask) -> None:
     """Plug the FAQ into the kernel: models, index, blueprints, CLI, ticket panel, catalogs."""
     from consult import plugins, signals
@@ -35,6 +42,7 @@ def register(app: Flask) -> None:
             receivers=((signals.message_received, auto_answer.on_message),),
             demo_seeder=_seed_demo,
             settings=FaqSettings,
+            text_reading=_reading,
             setup=_setup,
         ),
     )

@@ -13,26 +13,36 @@ def _process_pending() -> None:
 
 
 def _search(terms):
-    """The desk's search also finds mail from senders nobody has registered yet (「匿名」 on
-    the ticket): by the From display name as received, or by the address."""
+    """The desk's search finds mail from senders nobody has registered yet (「匿名」 on the
+    ticket) by the exact address; their name and address are in the search index too."""
     import sqlalchemy as sa
 
     from channels.email.models import EmailThread
-    from consult.services.normalize import like_prefix
 
-    conditions = []
-    if terms.words:
-        pattern = "%" + like_prefix(terms.words)[:-1] + "%"
-        conditions.append(EmailThread.sender_name.like(pattern, escape="\\"))
-    if terms.email:
-        conditions.append(EmailThread.address == terms.email)
-    if not conditions:
+    if not terms.email:
         return None
-    return sa.select(EmailThread.ticket_id).where(sa.or_(*conditions))
+    return sa.select(EmailThread.ticket_id).where(EmailThread.address == terms.email)
+
+
+def _search_texts(connection, ticket_ids):
+    """The From display name and address as received, for the search index's documents."""
+    import sqlalchemy as sa
+
+    from channels.email.models import EmailThread
+
+    table = EmailThread.__table__
+    found = {}
+    for ticket_id, name, address in connection.execute(
+        sa.select(table.c.ticket_id, table.c.sender_name, table.c.address).where(
+            table.c.ticket_id.in_(ticket_ids)
+        )
+    ):
+        found[ticket_id] = [name, address]
+    return found
 
 
 def register(app: Flask) -> None:
-    from channels.email import cli, models, services, views  # noqa: F401 - models: the tables
+    from channels.email import cli, models, services, views
     from channels.email.settings import EmailSettings
     from consult.services import mail
 
@@ -57,6 +67,7 @@ def register(app: Flask) -> None:
             queues=(services.INBOUND,),
             receivers=((signals.mail_queued, services.remember_outgoing),),
             ticket_search=(_search,),
+            search_texts=(plugins.SearchTexts(models.EmailThread, _search_texts),),
             # The kernel composes and sends every mail (one outgoing-mail path); citizens' mail
             # and the centre's own notices alike are delivered by this channel.
             channel=plugins.Channel(

@@ -22,7 +22,7 @@ from consult.models import (
     TicketLink,
     TimelineEntry,
 )
-from consult.services import audit, tickets
+from consult.services import audit, search, tickets
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import InvalidTransition, NotFound, ValidationFailed
 from consult.services.normalize import clean_text
@@ -72,6 +72,8 @@ def merge_citizens(actor: Actor, source: Citizen, target: Citizen, reason: str =
                 sa.update(table).where(key.in_(ids)).values({column.name: target.id})
             )
             moved["rows"].setdefault(table.name, {})[column.name] = ids
+            if table.name == "ticket":
+                search.touch(ids)  # a Core UPDATE: no flush hook sees the new citizen
     known = {p.number for p in target.phones}
     for phone in list(source.phones):
         if phone.number not in known:
@@ -255,6 +257,8 @@ def _undo_citizens(record: MergeRecord) -> None:
                 .where(key.in_(ids), column == target.id)
                 .values({column_name: source.id})
             )
+            if table_name == "ticket":
+                search.touch(ids)
     for model, ids in ((CitizenPhone, moved.get("phones")), (CitizenEmail, moved.get("emails"))):
         if ids:
             db.session.execute(

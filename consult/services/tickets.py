@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
@@ -27,6 +28,7 @@ from consult.models import (
     TimelineEntry,
 )
 from consult.services import audit, numbering, outbox
+from consult.services import search as search_index
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import (
     InvalidTransition,
@@ -373,6 +375,8 @@ def _take_over(ticket: Ticket, values: dict, *conditions) -> bool:
         .execution_options(synchronize_session=False)
     )
     db.session.refresh(ticket)
+    if result.rowcount == 1:
+        search_index.touch([ticket.id])  # an UPDATE the flush hook cannot see (the summary)
     return result.rowcount == 1
 
 
@@ -789,9 +793,6 @@ class SearchTerms:
     words: str | None  # the text as typed, for the words of the case
 
 
-SEARCHED_ENTRIES = (EntryKind.NOTE, EntryKind.MESSAGE_IN, EntryKind.MESSAGE_OUT, EntryKind.HANDOFF)
-
-
 def search_terms(text: str) -> SearchTerms | None:
     from consult.services.normalize import name_key, nfkc, normalize_email, normalize_phone
 
@@ -812,91 +813,108 @@ def search_terms(text: str) -> SearchTerms | None:
     )
 
 
-def search(actor: Actor, text: str, limit: int = 100) -> list[Ticket]:
-    """Find tickets by any of: phone (whole or part), email, ticket number (part), the citizen's
-    name or kana (start, folded), the sender's name as received (plugins), and the words of the
-    case (subject, resolution, notes, messages in and out, handoff records). Audited as a search,
-    with the kinds of term it read, never the term itself."""
+@dataclass
+class SearchResults:
+    """One search: the tickets best first, a highlighted passage per ticket where one exists."""
+
+    tickets: list[Ticket]
+    snippets: dict[int, Any]  # ticket id → Markup (escaped, words in <mark>)
+    kinds: list[str]
+
+
+def search(actor: Actor, text: str, limit: int = 100, filters: Any = None) -> list[Ticket]:
+    """The tickets `search_results` finds, best first."""
+    return search_results(actor, text, limit=limit, filters=filters, with_snippets=False).tickets
+
+
+def search_results(
+    actor: Actor,
+    text: str,
+    limit: int = 100,
+    filters: Any = None,
+    with_snippets: bool = True,
+) -> SearchResults:
+    """Find tickets by any of: ticket number (whole or part), phone (whole or part), email,
+    the citizen's name or kana, an email sender's name and address as received, and the words
+    of the case (subject, resolution, notes, messages in and out, handoff records), through the
+    search index (consult.services.search). Ranked: exact phone and email matches first, then
+    by relevance, then newest activity. Audited as a search, with the kinds of term it read,
+    never the term itself."""
     from consult.models import CitizenEmail, CitizenPhone
-    from consult.services.normalize import like_prefix
 
     actor.require(*DESK_ROLES)
+    filters = filters or search_index.Filters()
     terms = search_terms(text)
     if terms is None:
-        return []
-
-    def contains(value: str) -> str:
-        return "%" + like_prefix(value)[:-1] + "%"
-
-    # Each way of matching is its own SELECT of ticket ids, so that each can use its own index
-    # (one OR of EXISTS over every table would scan every ticket); the union is then sorted.
-    by_citizen = sa.select(Ticket.id).join(Citizen, Citizen.id == Ticket.citizen_id)
-    sources = []
+        return SearchResults([], {}, [])
+    exact = []
     kinds = []
     if terms.phone:
         kinds.append("phone")
-        sources.append(
+        exact.append(
             sa.select(Ticket.id)
             .join(CitizenPhone, CitizenPhone.citizen_id == Ticket.citizen_id)
             .where(CitizenPhone.number == terms.phone)
         )
     if terms.digits:
         kinds.append("digits")
-        if not terms.phone:
-            sources.append(
-                sa.select(Ticket.id)
-                .join(CitizenPhone, CitizenPhone.citizen_id == Ticket.citizen_id)
-                .where(CitizenPhone.number.like(contains(terms.digits), escape="\\"))
-            )
-        sources.append(
-            sa.select(Ticket.id).where(Ticket.number.like(contains(terms.digits), escape="\\"))
-        )
     if terms.email:
         kinds.append("email")
-        sources.append(
+        exact.append(
             sa.select(Ticket.id)
             .join(CitizenEmail, CitizenEmail.citizen_id == Ticket.citizen_id)
             .where(CitizenEmail.address == terms.email)
         )
     if terms.name:
         kinds.append("name")
-        pattern = like_prefix(terms.name)
-        sources.append(by_citizen.where(Citizen.name_key.like(pattern, escape="\\")))
-        sources.append(by_citizen.where(Citizen.kana_key.like(pattern, escape="\\")))
     if terms.words:
         kinds.append("words")
-        pattern = contains(terms.words)
-        sources.append(sa.select(Ticket.id).where(Ticket.subject.like(pattern, escape="\\")))
-        sources.append(
-            sa.select(Ticket.id).where(Ticket.resolution_summary.like(pattern, escape="\\"))
-        )
-        sources.append(
-            sa.select(TimelineEntry.ticket_id).where(
-                TimelineEntry.kind.in_(SEARCHED_ENTRIES),
-                TimelineEntry.body.like(pattern, escape="\\"),
-            )
-        )
     for source in plugins.registry().ticket_search:
         found = source(terms)
         if found is not None:
-            sources.append(found)
-    if not sources:
-        return []
-    # Each row shows its citizen, category and assignee: three queries, not one per row.
-    query = (
-        sa.select(Ticket)
-        .where(Ticket.id.in_(sa.union(*sources)))
-        .options(
-            selectinload(Ticket.citizen),
-            selectinload(Ticket.category),
-            selectinload(Ticket.assignee),
-        )
-        .order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
-        .limit(limit)
-    )
-    tickets = list(db.session.scalars(query))
+            exact.append(found)
+    scores: dict[int, float] = {}
+    if exact:
+        query = sa.select(Ticket.id).where(Ticket.id.in_(sa.union(*exact)))
+        query = filters.apply(query, Ticket.__table__)
+        for ticket_id in db.session.scalars(query):
+            scores[ticket_id] = float("inf")
+    words = None
+    if not terms.email:
+        words = search_index.Query.parse(terms.digits or terms.text)
+    if words is not None:
+        for ticket_id, score in search_index.matches(words, filters).items():
+            scores.setdefault(ticket_id, score)
+    found_tickets: list[Ticket] = []
+    if scores:
+        # Each row shows its citizen, category and assignee: three queries, not one per row.
+        rows = db.session.execute(
+            sa.select(Ticket.id, Ticket.last_activity_at).where(Ticket.id.in_(list(scores)))
+        ).all()
+        best = sorted(rows, key=lambda r: (scores[r.id], r.last_activity_at, r.id), reverse=True)
+        ids = [r.id for r in best[:limit]]
+        loaded = {
+            t.id: t
+            for t in db.session.scalars(
+                sa.select(Ticket)
+                .where(Ticket.id.in_(ids))
+                .options(
+                    selectinload(Ticket.citizen),
+                    selectinload(Ticket.category),
+                    selectinload(Ticket.assignee),
+                )
+            )
+        }
+        found_tickets = [loaded[i] for i in ids if i in loaded]
+    snippets = {}
+    if with_snippets and words is not None and found_tickets:
+        texts = search_index.snippet_texts(found_tickets)
+        for ticket in found_tickets:
+            passage = search_index.snippet(texts[ticket.id], words.runs)
+            if passage is not None:
+                snippets[ticket.id] = passage
     audit.record(actor, "search", "ticket", None, f"by={'+'.join(kinds) or 'other'}")
-    return tickets
+    return SearchResults(found_tickets, snippets, kinds)
 
 
 def desk_staff() -> list[Staff]:

@@ -34,6 +34,7 @@ from consult.forms import (
     NoteForm,
     RelatedTicketForm,
     ReopenForm,
+    SearchFilterForm,
     SearchForm,
     StatusForm,
     choices,
@@ -101,17 +102,31 @@ def queue():
     )
 
 
+# Results on the search page: the best 50 (the filters narrow a longer list).
+PAGE = 50
+
+
 @bp.post("/tickets/search")
 @roles_required(*DESK_ROLES)
 def search():
     """POST, so that phone numbers and names never appear in URLs or access logs."""
-    form = SearchForm()
+    from consult.services import search as search_index
+
+    form = SearchFilterForm(categories=staff_service.list_categories(), staff=tickets.desk_staff())
     results = None
     if form.validate_on_submit():
         found = tickets.find_by_number(actor(), form.q.data)
         if found is not None:
             return redirect(url_for("desk.ticket", number=found.number))
-        results = tickets.search(actor(), form.q.data)
+        filters = search_index.Filters.of_days(
+            since=form.since.data,
+            until=form.until.data,
+            channel=form.channel.data,
+            status=form.status.data,
+            category_id=form.category_id.data,
+            assignee_id=form.assignee_id.data,
+        )
+        results = tickets.search_results(actor(), form.q.data, limit=PAGE, filters=filters)
     return render_template("consult/search.html", form=form, results=results)
 
 
