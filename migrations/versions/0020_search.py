@@ -12,8 +12,8 @@ from sqlalchemy.dialects import postgresql
 
 
 # revision identifiers, used by Alembic.
-revision = '0018_search'
-down_revision = '0017_desk_day'
+revision = '0020_search'
+down_revision = '0019_citizens'
 branch_labels = None
 depends_on = None
 
