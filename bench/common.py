@@ -97,6 +97,7 @@ def build_app(url: str, tmp: Path):
             "SECRET_KEY": SECRET,
             "ENV": "testing",
             "PASSWORD_HASH_COST": "fast",
+            "TOTP_REQUIRED": "none",
         },
         instance_path=str(tmp / "instance"),
     )

@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, flash, g, render_template, request, url_for
+from flask import Flask, flash, g, redirect, render_template, request, url_for
 from flask import Request as FlaskRequest
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -163,7 +163,12 @@ def _init_login(app: Flask) -> None:
         return auth.load_session(token, idle, absolute, touch=not is_passive_request())
 
 
+# What a person who must still set up two-factor sign-in may reach (besides public pages).
+ENROLMENT_ENDPOINTS = frozenset({"auth.two_factor", "auth.logout"})
+
+
 def _install_request_hooks(app: Flask) -> None:
+    from consult.services import totp
     from consult.web import is_public_endpoint
 
     @app.before_request
@@ -173,6 +178,8 @@ def _install_request_hooks(app: Flask) -> None:
             return None
         if not current_user.is_authenticated:
             return login_manager.unauthorized()
+        if request.endpoint not in ENROLMENT_ENDPOINTS and totp.needs_enrolment(current_user):
+            return redirect(url_for("auth.two_factor"))
         return None
 
     @app.after_request

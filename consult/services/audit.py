@@ -22,6 +22,10 @@ ACTION_LABELS = {
     "login_failed": "ログイン失敗",
     "deactivate": "利用停止",
     "password_reset": "パスワード再設定",
+    "totp_enrol": "二要素認証の設定",
+    "totp_reset": "二要素認証のリセット",
+    "totp_failed": "確認コードの誤り",
+    "totp_recovery": "リカバリーコードでのログイン",
 }
 
 OBJECT_LABELS = {
