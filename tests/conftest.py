@@ -467,3 +467,12 @@ def redis_url(redis_server):
 
     redis.Redis.from_url(redis_server).flushdb()
     return redis_server
+
+
+@pytest.fixture(scope="session")
+def ldap_directory():
+    """A throwaway OpenLDAP server (Debian's slapd) with a small city's directory in it."""
+    from tests.ldap_server import throwaway_slapd
+
+    with throwaway_slapd() as directory:
+        yield directory

@@ -123,9 +123,16 @@ def _connection(settings: DirectorySettings, server, user: str, password: str):
         raise_exceptions=False,
         read_only=True,
     )
-    connection.open()
-    if settings.start_tls:
-        connection.start_tls()
+    try:
+        connection.open()
+        if settings.start_tls:
+            connection.start_tls()
+    except LDAPException:
+        # ldap3 leaves the socket of a failed connect open: close it here.
+        socket = getattr(connection, "socket", None)
+        if socket is not None:
+            socket.close()
+        raise
     return connection
 
 
