@@ -246,6 +246,7 @@ def _install_template_helpers(app: Flask) -> None:
         ROLE_LABELS,
         STATUS_LABELS,
     )
+    from consult.services import totp
 
     app.jinja_env.filters["tokyo"] = format_tokyo
     app.jinja_env.filters["tokyo_wd"] = lambda value: format_tokyo(value, with_weekday=True)
@@ -258,7 +259,8 @@ def _install_template_helpers(app: Flask) -> None:
     @app.context_processor
     def inject():
         links = []
-        if current_user.is_authenticated:
+        # Someone who must first set up two-factor sign-in is offered no menu it cannot use.
+        if current_user.is_authenticated and not totp.needs_enrolment(current_user):
             links = [
                 link for link in plugins.registry(app).nav_links if current_user.role in link.roles
             ]

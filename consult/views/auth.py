@@ -133,7 +133,8 @@ def login_code():
                 pending["staff"], form.code.data, request.remote_addr or "", _throttle()
             )
         except auth.LoginSlowDown as failure:
-            return _slow_down("consult/login_code.html", failure, form=form)
+            minutes = TwoFactorSettings.current().pending_minutes
+            return _slow_down("consult/login_code.html", failure, form=form, minutes=minutes)
         except (auth.LoginLocked, auth.LoginFailed) as failure:
             # Locked (or the account gone meanwhile): back to the password, told why.
             session.pop(PENDING, None)
@@ -141,6 +142,7 @@ def login_code():
             return redirect(url_for("auth.login"))
         except DomainError as failure:
             error = failure.message
+            form.code.data = ""  # a refused code is typed afresh, not corrected
         else:
             staff = db.session.get(Staff, pending["staff"])
             response = _signed_in(staff, pending.get("next"))
@@ -153,7 +155,8 @@ def login_code():
                 )
             return response
     # 200 even for a refused code, as the password form: the failed attempt must be committed.
-    return render_template("consult/login_code.html", form=form, error=error)
+    minutes = TwoFactorSettings.current().pending_minutes
+    return render_template("consult/login_code.html", form=form, error=error, minutes=minutes)
 
 
 @bp.route("/account/two-factor", methods=["GET", "POST"])
