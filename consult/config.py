@@ -239,6 +239,9 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
     core = store.sections[CoreSettings] = dataclasses.replace(core, **filled)
     if core.production and len(core.secret_key) < MIN_SECRET_LENGTH:
         raise ConfigError(f"MADOGUCHI_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters.")
+    totp_key = store.sections[TwoFactorSettings].key
+    if totp_key and len(totp_key) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"MADOGUCHI_TOTP_KEY must be at least {MIN_SECRET_LENGTH} characters.")
     _check_ca_file(store.sections[MailSettings].mail_ca_file)
     return store
 

@@ -195,3 +195,27 @@ def test_directory_passwords_are_not_reset_here(directory_app, make_staff):
         data={"password": "a-new-password-123"},
     )
     assert "ディレクトリで管理されています" in html.unescape(response.get_data(as_text=True))
+
+
+def test_the_service_refuses_an_empty_password(directory_app):
+    from consult.services import directory
+
+    with pytest.raises(directory.WrongPassword):
+        directory.lookup("d.admin", "")
+
+
+def test_a_role_mapping_that_names_no_role_stops_the_start(tmp_path):
+    from consult import create_app
+    from consult.config import ConfigError
+
+    with pytest.raises(ConfigError, match="no role 'chief'"):
+        create_app(
+            {
+                "LDAP_URL": "ldap://127.0.0.1:1",
+                "LDAP_SEARCH_BASE": "dc=city,dc=example",
+                "LDAP_ROLE_GROUPS": "chief=cn=chiefs,dc=city,dc=example",
+                "SECRET_KEY": "x" * 40,
+                "DATA_DIR": str(tmp_path),
+            },
+            instance_path=str(tmp_path / "instance"),
+        )

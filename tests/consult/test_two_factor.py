@@ -9,6 +9,7 @@ import re
 import time
 
 import pyotp
+import pytest
 import sqlalchemy as sa
 
 from consult.extensions import db
@@ -330,3 +331,29 @@ def test_only_administrators_reset(app, make_staff):
     assert response.status_code == 403
     db.session.expire_all()
     assert db.session.get(Staff, victim.id).has_totp
+
+
+def test_the_command_line_resets_two_factor(app, make_staff):
+    """The only administrator lost phone and recovery codes: reset on the server."""
+    admin = make_staff("admin")
+    enrol(admin)
+    result = app.test_cli_runner().invoke(args=["staff", "reset-two-factor", admin.login])
+    assert result.exit_code == 0, result.output
+    assert "二要素認証をリセットしました" in result.output
+    db.session.expire_all()
+    assert not db.session.get(Staff, admin.id).has_totp
+    event = db.session.scalars(sa.select(AuditEvent).where(AuditEvent.action == "totp_reset")).one()
+    assert event.address.startswith("cli:")
+    result = app.test_cli_runner().invoke(args=["staff", "reset-two-factor", "nobody"])
+    assert result.exit_code != 0 and "職員はいません" in result.output
+
+
+def test_a_short_totp_key_stops_the_start(tmp_path):
+    from consult import create_app
+    from consult.config import ConfigError
+
+    with pytest.raises(ConfigError, match="MADOGUCHI_TOTP_KEY"):
+        create_app(
+            {"TOTP_KEY": "short", "SECRET_KEY": "x" * 40, "DATA_DIR": str(tmp_path)},
+            instance_path=str(tmp_path / "instance"),
+        )
