@@ -146,7 +146,7 @@ def run(kind: str, connections: int, rate: float, seconds: float, idle: float) -
             tmp,
             port,
             ["-k", "gthread", "-w", "2", "--threads", str(threads)],
-            env={"MADOGUCHI_PASSWORD_HASH_COST": "fast", "MADOGUCHI_TOTP_REQUIRED": "none"},
+            env={"MADOGUCHI_PASSWORD_HASH_COST": "fast"},
         )
         try:
             base = f"http://127.0.0.1:{port}"

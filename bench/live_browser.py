@@ -128,7 +128,7 @@ def run(kind: str, reps: int, screenshot: Path | None) -> dict:
             tmp,
             port,
             ["-k", "gthread", "-w", "2", "--threads", "20"],
-            env={"MADOGUCHI_PASSWORD_HASH_COST": "fast", "MADOGUCHI_TOTP_REQUIRED": "none"},
+            env={"MADOGUCHI_PASSWORD_HASH_COST": "fast"},
         )
         base = f"http://127.0.0.1:{port}"
         times: list[float] = []
