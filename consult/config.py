@@ -131,9 +131,10 @@ class TwoFactorSettings(Section):
 class DirectorySettings(Section):
     """Sign-in against the city's directory (LDAP or Active Directory), MADOGUCHI_LDAP_*.
 
-    Off while `url` is empty. A person is found by `user_dn_template` ("uid={login},ou=people,
-    dc=city,dc=example"; AD: "{login}@city.local") or, when it is empty, by a search under
-    `search_base` with `user_filter` as the service account `bind_dn`. Their groups decide
+    Off while `url` is empty. A person is found by `user_dn_template` (a DN: "uid={login},
+    ou=people,dc=city,dc=example") or, when it is empty, by a search under `search_base` with
+    `user_filter` as the service account `bind_dn` (Active Directory: a search, with
+    "(sAMAccountName={login})", since its DNs hold names, not logins). Their groups decide
     their role (`role_groups`, "admin=cn=...;supervisor=cn=...", the first that matches wins)
     and department (`department_groups`, "<department code>=<group DN>;..."). Logins in
     `local_logins` keep their local password (the break-glass administrator).
