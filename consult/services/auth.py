@@ -143,8 +143,6 @@ def check_password(login: str, password: str, address: str, throttle: Throttle) 
         except directory.WrongPassword:
             staff = db.session.scalar(sa.select(Staff).where(Staff.login == login))
             _refuse(staff, login, address, now, taken, throttle, LoginFailed())
-        except directory.Unavailable:
-            raise
         try:
             staff = directory.sync_staff(account, address)
         except (directory.AccountDisabled, directory.NotMapped) as refusal:

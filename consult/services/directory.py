@@ -285,6 +285,14 @@ def sync_staff(account: Account, address: str | None) -> Staff:
         audit.record(actor, "create", "staff", staff.id, "directory")
         return staff
     staff = existing
+    if staff.login != account.login and db.session.scalar(
+        sa.select(Staff.id).where(Staff.login == account.login)
+    ):
+        # Renamed in the directory to a login another local account holds.
+        raise NotMapped(
+            f"ログインID「{account.login}」は窓口システムの別のアカウントが使っています。"
+            "管理者に連絡してください。"
+        )
     changed = [
         name
         for name, old, new in (
@@ -293,6 +301,7 @@ def sync_staff(account: Account, address: str | None) -> Staff:
             ("name", staff.full_name, account.full_name),
             ("email", staff.email, account.email),
             ("directory", staff.directory_dn, account.dn),
+            ("login", staff.login, account.login),
         )
         if old != new
     ]
