@@ -259,14 +259,17 @@ def _install_template_helpers(app: Flask) -> None:
     @app.context_processor
     def inject():
         links = []
-        # Someone who must first set up two-factor sign-in is offered no menu it cannot use.
-        if current_user.is_authenticated and not totp.needs_enrolment(current_user):
+        # Someone who must first set up two-factor sign-in is offered no menu (nor help button,
+        # nor live feeds) that the request gate would refuse.
+        pending = current_user.is_authenticated and totp.needs_enrolment(current_user)
+        if current_user.is_authenticated and not pending:
             links = [
                 link for link in plugins.registry(app).nav_links if current_user.role in link.roles
             ]
         return {
             "centre_name": settings_module.section(config_module.CoreSettings, app).centre_name,
             "nav_links": links,
+            "enrolment_pending": pending,
             "staff_scripts": [
                 url_for(script.endpoint, filename=script.filename)
                 for script in plugins.registry(app).staff_scripts

@@ -125,6 +125,11 @@ def test_who_must_enrol_follows_the_setting(app, make_staff):
     assert sign_in(app, consultant)  # not asked
     client = sign_in(app, supervisor)
     assert call(app, client, "GET", "/tickets").headers["Location"] == "/account/two-factor"
+    # Nothing on the enrolment page leads where the gate would refuse: no menu, no help
+    # button, no live feeds.
+    text = page(call(app, client, "GET", "/account/two-factor"))
+    assert 'id="help-form"' not in text and "alerts-live" not in text
+    assert "live.js" not in text and "相談一覧" not in text
 
     override(app, TOTP_REQUIRED="all")
     client = sign_in(app, consultant)
