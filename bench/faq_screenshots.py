@@ -39,6 +39,7 @@ def build_app(tmp: Path):
             "SECRET_KEY": "screenshots-only-secret-key-1234567890abcdef",
             "ENV": "development",
             "PASSWORD_HASH_COST": "fast",
+            "TOTP_REQUIRED": "none",
         },
         instance_path=str(tmp / "instance"),
     )

@@ -38,6 +38,7 @@ def build_app(tmp: Path):
             "SECRET_KEY": "screenshots-only-secret-key-1234567890abcdef",
             "ENV": "development",
             "PASSWORD_HASH_COST": "fast",
+            "TOTP_REQUIRED": "none",
             "DISPLAY_REFRESH_SECONDS": 2,
         },
         instance_path=str(tmp / "instance"),

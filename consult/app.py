@@ -166,7 +166,13 @@ def _init_login(app: Flask) -> None:
         return auth.load_session(token, idle, absolute, touch=not is_passive_request())
 
 
+# What a person who must still set up two-factor sign-in may reach (besides public pages).
+# The password page too: an administrator-set password is changed first, then two-factor set up.
+ENROLMENT_ENDPOINTS = frozenset({"auth.two_factor", "auth.logout", "account.password"})
+
+
 def _install_request_hooks(app: Flask) -> None:
+    from consult.services import totp
     from consult.web import apply_body_limit, is_public_endpoint
 
     @app.url_value_preprocessor
@@ -188,6 +194,8 @@ def _install_request_hooks(app: Flask) -> None:
                 "管理者が設定したパスワードのままです。新しいパスワードを設定してください。", "info"
             )
             return redirect(url_for("account.password"))
+        if request.endpoint not in ENROLMENT_ENDPOINTS and totp.needs_enrolment(current_user):
+            return redirect(url_for("auth.two_factor"))
         return None
 
     def _may_pass_while_must_change() -> bool:
@@ -260,6 +268,7 @@ def _install_template_helpers(app: Flask) -> None:
         ROLE_LABELS,
         STATUS_LABELS,
     )
+    from consult.services import totp
 
     app.jinja_env.filters["tokyo"] = format_tokyo
     app.jinja_env.filters["tokyo_wd"] = lambda value: format_tokyo(value, with_weekday=True)
@@ -272,13 +281,17 @@ def _install_template_helpers(app: Flask) -> None:
     @app.context_processor
     def inject():
         links = []
-        if current_user.is_authenticated:
+        # Someone who must first set up two-factor sign-in is offered no menu (nor help button,
+        # nor live feeds) that the request gate would refuse.
+        pending = current_user.is_authenticated and totp.needs_enrolment(current_user)
+        if current_user.is_authenticated and not pending:
             links = [
                 link for link in plugins.registry(app).nav_links if current_user.role in link.roles
             ]
         return {
             "centre_name": settings_module.section(config_module.CoreSettings, app).centre_name,
             "nav_links": links,
+            "enrolment_pending": pending,
             "staff_scripts": [
                 url_for(script.endpoint, filename=script.filename)
                 for script in plugins.registry(app).staff_scripts

@@ -63,6 +63,26 @@ def staff_create(login, full_name, display_name, role, department_code):
     click.echo(f"職員「{staff.login}」を登録しました（{staff.role_label}）。")
 
 
+@staff_group.command("reset-two-factor")
+@click.argument("login")
+@with_appcontext
+def staff_reset_two_factor(login):
+    """On the server, for the day the only administrator lost their phone and recovery codes."""
+    import sqlalchemy as sa
+
+    from consult.models import Staff
+    from consult.services import totp
+
+    staff = db.session.scalar(sa.select(Staff).where(Staff.login == login.strip().lower()))
+    if staff is None:
+        raise click.ClickException(f"ログインID「{login}」の職員はいません。")
+    totp.reset(Actor.command_line(), staff)
+    db.session.commit()
+    click.echo(
+        f"職員「{staff.login}」の二要素認証をリセットしました。次回のログインで設定し直します。"
+    )
+
+
 @click.group("department", help="担当課・関係機関")
 def department_group() -> None:
     pass

@@ -20,8 +20,10 @@ from consult.settings import ConfigError, Section, Settings, choice, environment
 __all__ = [
     "ConfigError",
     "CoreSettings",
+    "DirectorySettings",
     "MailSettings",
     "SafetySettings",
+    "TwoFactorSettings",
     "flask_config",
     "load_settings",
 ]
@@ -101,6 +103,112 @@ class SafetySettings(Section):
     alert_escalate_seconds: int = 30
 
 
+@dataclass(frozen=True)
+class TwoFactorSettings(Section):
+    """Two-factor sign-in with an authenticator app (TOTP, RFC 6238), MADOGUCHI_TOTP_*.
+
+    `required`: "privileged" (the default) asks administrators and supervisors to enrol before
+    they can do anything else; "all" asks everyone; "none" asks no one (anyone may still enrol,
+    and whoever has enrolled is always asked for a code).
+    """
+
+    PREFIX = "TOTP_"
+
+    required: str = choice(
+        "privileged",
+        "privileged",
+        "all",
+        "none",
+        doc="who must use two-factor sign-in: privileged (admin, supervisor), all, none",
+    )
+    # The name the authenticator app shows beside the code; empty: the centre's name.
+    issuer: str = ""
+    # Between the password and the code: after this the password must be given again.
+    pending_minutes: int = 5
+    # Key that encrypts the stored TOTP secrets (any text of 32+ characters); empty: derived
+    # from MADOGUCHI_SECRET_KEY (then changing that key means everyone enrols again).
+    key: str = secret()
+
+
+@dataclass(frozen=True)
+class DirectorySettings(Section):
+    """Sign-in against the city's directory (LDAP or Active Directory), MADOGUCHI_LDAP_*.
+
+    Off while `url` is empty. A person is found by `user_dn_template` (a DN: "uid={login},
+    ou=people,dc=city,dc=example") or, when it is empty, by a search under `search_base` with
+    `user_filter` as the service account `bind_dn` (Active Directory: a search, with
+    "(sAMAccountName={login})", since its DNs hold names, not logins). Their groups decide
+    their role (`role_groups`, "admin=cn=...;supervisor=cn=...", the first that matches wins)
+    and department (`department_groups`, "<department code>=<group DN>;..."). Logins in
+    `local_logins` keep their local password (the break-glass administrator).
+    """
+
+    PREFIX = "LDAP_"
+
+    url: str = ""  # ldap://host:389 or ldaps://host:636
+    start_tls: bool = False
+    # PEM file of the CA that signed the directory's certificate; empty: the system's.
+    ca_file: str = ""
+    bind_dn: str = ""
+    bind_password: str = secret()
+    user_dn_template: str = ""
+    search_base: str = ""
+    # AD: (sAMAccountName={login})
+    user_filter: str = "(uid={login})"
+    # Groups are searched for the person's DN (and an AD memberOf attribute is read too).
+    group_search_base: str = ""
+    group_filter: str = "(|(member={dn})(uniqueMember={dn}))"
+    name_attribute: str = "displayName"
+    email_attribute: str = "mail"
+    role_groups: str = ""
+    department_groups: str = ""
+    # Members of this group cannot sign in (besides AD's ACCOUNTDISABLE and pwdAccountLockedTime).
+    disabled_group: str = ""
+    local_logins: tuple[str, ...] = ()
+    timeout_seconds: int = 5
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
+def parse_group_map(text: str, variable: str) -> tuple[tuple[str, str], ...]:
+    """ "name=group DN;name=group DN" → ((name, normalised DN), ...), in the order written."""
+    pairs = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        name, sep, dn = part.partition("=")
+        if not sep or not name.strip() or "=" not in dn:
+            raise ConfigError(f"MADOGUCHI_{variable}: expected 'name=group DN;...', got {part!r}")
+        pairs.append((name.strip(), normalise_dn(dn)))
+    return tuple(pairs)
+
+
+def normalise_dn(dn: str) -> str:
+    """DNs compared as directories do: case and spaces around separators do not matter."""
+    parts = [piece.strip() for piece in dn.split(",")]
+    return ",".join("=".join(x.strip() for x in piece.split("=", 1)) for piece in parts).lower()
+
+
+def _check_directory(settings: DirectorySettings) -> None:
+    from consult.models import Role
+
+    if not settings.enabled:
+        return
+    if not settings.url.startswith(("ldap://", "ldaps://")):
+        raise ConfigError("MADOGUCHI_LDAP_URL must start with ldap:// or ldaps://")
+    if not settings.user_dn_template and not settings.search_base:
+        raise ConfigError(
+            "MADOGUCHI_LDAP_USER_DN_TEMPLATE or MADOGUCHI_LDAP_SEARCH_BASE must be set"
+        )
+    roles = parse_group_map(settings.role_groups, "LDAP_ROLE_GROUPS")
+    if not roles:
+        raise ConfigError("MADOGUCHI_LDAP_ROLE_GROUPS must name at least one role's group")
+    for name, _dn in roles:
+        if name not in {role.value for role in Role}:
+            raise ConfigError(f"MADOGUCHI_LDAP_ROLE_GROUPS: no role {name!r}")
+    parse_group_map(settings.department_groups, "LDAP_DEPARTMENT_GROUPS")
+
+
 def _load_or_create_secret(instance_path: Path) -> str:
     """A secret generated once into the instance folder, readable by the owner only."""
     path = instance_path / SECRET_FILE
@@ -121,6 +229,8 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
     store = Settings(raw)
     core = store.add(CoreSettings)
     store.add(MailSettings)
+    store.add(TwoFactorSettings)
+    _check_directory(store.add(DirectorySettings))
     filled = {}
     if not core.database_url:
         filled["database_url"] = f"sqlite:///{instance_path / 'madoguchi.db'}"
@@ -133,6 +243,9 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
     core = store.sections[CoreSettings] = dataclasses.replace(core, **filled)
     if core.production and len(core.secret_key) < MIN_SECRET_LENGTH:
         raise ConfigError(f"MADOGUCHI_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters.")
+    totp_key = store.sections[TwoFactorSettings].key
+    if totp_key and len(totp_key) < MIN_SECRET_LENGTH:
+        raise ConfigError(f"MADOGUCHI_TOTP_KEY must be at least {MIN_SECRET_LENGTH} characters.")
     _check_ca_file(store.sections[MailSettings].mail_ca_file)
     return store
 

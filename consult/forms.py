@@ -161,6 +161,24 @@ class LoginForm(Form):
     next = HiddenField()
 
 
+class CodeForm(Form):
+    """The second step of signing in: a code from the authenticator app, or a recovery code."""
+
+    code = StringField(
+        "確認コード",
+        validators=[required("確認コード"), max_length("確認コード", 32)],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "text", "autofocus": True},
+    )
+
+
+class EnrolForm(Form):
+    code = StringField(
+        "認証アプリに表示された6桁のコード",
+        validators=[required("確認コード"), max_length("確認コード", 32)],
+        render_kw={"autocomplete": "one-time-code", "inputmode": "numeric"},
+    )
+
+
 class NoteForm(Form):
     body = TextAreaField("メモ", validators=[required("メモ"), max_length("メモ", 10_000)])
 

@@ -177,6 +177,15 @@ class Staff(UserMixin, db.Model):
     # Set when an administrator chose the password (a new account, a reset): the person must
     # choose their own before any other page opens (consult.views.account).
     must_change_password: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # Two-factor sign-in (consult.services.totp): the secret, encrypted (Fernet), set when
+    # enrolment starts; enabled once the first code confirmed it. The last time step accepted,
+    # so that one code is never accepted twice.
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(255))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+    # Set for accounts managed by the city's directory (consult.services.directory): their
+    # password, role and department come from there at each sign-in.
+    directory_dn: Mapped[str | None] = mapped_column(sa.String(255))
 
     department: Mapped[Department | None] = relationship()
 
@@ -197,8 +206,27 @@ class Staff(UserMixin, db.Model):
     def role_label(self) -> str:
         return ROLE_LABELS[self.role]
 
+    @property
+    def has_totp(self) -> bool:
+        return self.totp_enabled_at is not None
+
     def __repr__(self) -> str:
         return f"<Staff {self.id} {self.role}>"
+
+
+class RecoveryCode(db.Model):
+    """A one-time code for signing in without the phone: only its SHA-256 digest is kept."""
+
+    __tablename__ = "recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    def __repr__(self) -> str:
+        return f"<RecoveryCode {self.id} used={self.used_at is not None}>"
 
 
 class StaffSession(db.Model):

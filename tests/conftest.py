@@ -59,6 +59,9 @@ def base_config(url: str, data_dir: str) -> dict:
         "SECRET_KEY": "test-secret-key-that-is-long-enough-1234567890",
         "ENV": "testing",
         "PASSWORD_HASH_COST": "fast",
+        # Two-factor sign-in is tested on its own (tests/consult/test_two_factor.py); the rest
+        # of the suite signs in with a password, as tests.helpers.sign_in does.
+        "TOTP_REQUIRED": "none",
         "TESTING": True,
     }
 
@@ -469,3 +472,12 @@ def redis_url(redis_server):
 
     redis.Redis.from_url(redis_server).flushdb()
     return redis_server
+
+
+@pytest.fixture(scope="session")
+def ldap_directory():
+    """A throwaway OpenLDAP server (Debian's slapd) with a small city's directory in it."""
+    from tests.ldap_server import throwaway_slapd
+
+    with throwaway_slapd() as directory:
+        yield directory

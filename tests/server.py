@@ -48,6 +48,7 @@ def gunicorn_server(
             "MADOGUCHI_DATA_DIR": str(tmp_path / "data"),
             "MADOGUCHI_BOOKING_RATE_LIMIT": "10000 per minute",
             "MADOGUCHI_PASSWORD_HASH_COST": "fast",
+            "MADOGUCHI_TOTP_REQUIRED": "none",
             "PYTHONPATH": str(ROOT),
         }
     )

@@ -24,6 +24,10 @@ ACTION_LABELS = {
     "password_reset": "パスワード再設定",
     "merge": "統合",
     "unmerge": "統合の取消",
+    "totp_enrol": "二要素認証の設定",
+    "totp_reset": "二要素認証のリセット",
+    "totp_failed": "確認コードの誤り",
+    "totp_recovery": "リカバリーコードでのログイン",
 }
 
 OBJECT_LABELS = {

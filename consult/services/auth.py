@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import typing
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -103,23 +104,62 @@ def backoff_seconds(failures: int, free: int) -> int:
 
 
 def authenticate(login: str, password: str, address: str, throttle: Throttle) -> tuple[Staff, str]:
-    """Check the password and open a session; returns the staff and the new session token.
+    """Check the password and open a session at once (no second factor asked); returns the
+    staff and the new session token. The web's sign-in uses the two steps below instead."""
+    staff = check_password(login, password, address, throttle)
+    return staff, complete_login(staff, address)
+
+
+def check_password(login: str, password: str, address: str, throttle: Throttle) -> Staff:
+    """The first step of signing in: the password, locally or against the city's directory.
 
     Per login (existing or not, so the lock tells nothing): the attempt is counted *before* the
     hash is checked, in one atomic upsert, and only the first `max_failures` attempts of a
     window are checked at all; the one that reaches the limit locks the login for `lock`. So
-    twenty wrong guesses sent at once through four workers check five, never eight. A correct
-    password clears the count.
+    twenty wrong guesses sent at once through four workers check five, never eight. The count
+    is cleared only when the person is fully signed in (complete_login): a right password
+    followed by wrong two-factor codes keeps counting toward the same lock.
 
     Per address (a whole city hall may share one behind its NAT or proxy): never a lock. After
     `max_failures_per_address` wrong guesses in the window each further wrong guess is answered
     429 with a doubling wait. Every attempt on an account that is not itself locked is still
     checked, so the right password always gets in; the hard limit on guessing is the per-login
     lock (the reasoning is in the closing note of issue 14).
+
+    With the directory configured (MADOGUCHI_LDAP_URL), every login but the break-glass ones
+    (MADOGUCHI_LDAP_LOCAL_LOGINS) is checked there, and its Staff row synchronised from it.
     """
+    from consult.services import directory
+
     now = utcnow()
-    login = login.strip()[:64]
+    # Lower case: directories match logins without regard to case, and "Admin" must not be a
+    # second counter beside "admin".
+    login = login.strip()[:64].lower()
     address = (address or "unknown")[:64]
+    taken = _count_attempt(login, now, throttle)
+    if directory.enabled() and not directory.is_local_login(login):
+        try:
+            account = directory.lookup(login, password)
+        except directory.WrongPassword:
+            staff = db.session.scalar(sa.select(Staff).where(Staff.login == login))
+            _refuse(staff, login, address, now, taken, throttle, LoginFailed())
+        try:
+            staff = directory.sync_staff(account, address)
+        except (directory.AccountDisabled, directory.NotMapped) as refusal:
+            existing = db.session.scalar(sa.select(Staff).where(Staff.login == login))
+            _refuse(existing, login, address, now, taken, throttle, refusal)
+        if not staff.active:
+            _refuse(staff, login, address, now, taken, throttle, LoginFailed())
+        return staff
+    staff = db.session.scalar(sa.select(Staff).where(Staff.login == login))
+    ok = verify_password(staff.password_hash if staff else _DUMMY_HASH, password)
+    if not (ok and staff and staff.active):
+        _refuse(staff, login, address, now, taken, throttle, LoginFailed())
+    return staff
+
+
+def _count_attempt(login: str, now: datetime, throttle: Throttle) -> ratelimit.Count:
+    """Count one attempt on the login before anything is checked; refuse while it is locked."""
     taken = ratelimit.hit(
         LOGIN_SCOPE,
         login,
@@ -130,25 +170,66 @@ def authenticate(login: str, password: str, address: str, throttle: Throttle) ->
     )
     if taken.hits > throttle.max_failures:
         raise LoginLocked(taken.window_ends)
-    staff = db.session.scalar(sa.select(Staff).where(Staff.login == login))
-    ok = verify_password(staff.password_hash if staff else _DUMMY_HASH, password)
-    if not (ok and staff and staff.active):
-        db.session.add(LoginAttempt(login=login, address=address, at=now, success=False))
-        if staff:
-            audit.record(Actor(staff, address), "login_failed", "staff", staff.id)
-        from_address = ratelimit.hit(ADDRESS_SCOPE, address, throttle.lock, now=now)
-        db.session.flush()
-        if taken.hits == throttle.max_failures:
-            raise LoginLocked(taken.window_ends)
-        wait = backoff_seconds(from_address.hits, throttle.max_failures_per_address)
-        if wait:
-            raise LoginSlowDown(wait)
+    return taken
+
+
+def _refuse(
+    staff: Staff | None,
+    login: str,
+    address: str,
+    now: datetime,
+    taken: ratelimit.Count,
+    throttle: Throttle,
+    reason: DomainError,
+    action: str = "login_failed",
+) -> typing.NoReturn:
+    """Record a failed attempt (password or code) and raise what the person is told: the lock
+    when this failure reached it, a wait when the address is guessing a lot, else `reason`."""
+    db.session.add(LoginAttempt(login=login, address=address, at=now, success=False))
+    if staff:
+        audit.record(Actor(staff, address), action, "staff", staff.id)
+    from_address = ratelimit.hit(ADDRESS_SCOPE, address, throttle.lock, now=now)
+    db.session.flush()
+    if taken.hits == throttle.max_failures:
+        raise LoginLocked(taken.window_ends)
+    wait = backoff_seconds(from_address.hits, throttle.max_failures_per_address)
+    if wait:
+        raise LoginSlowDown(wait)
+    raise reason
+
+
+def check_second_factor(staff_id: int, code: str, address: str, throttle: Throttle) -> str:
+    """The second step: a TOTP or recovery code after the right password.
+
+    Every code is counted toward the same per-login lock as passwords (a wrong, reused or
+    expired code is a failed attempt), so a stolen password gives `max_failures` guesses at
+    the code in all, not per password entry. Returns "totp" or "recovery".
+    """
+    from consult.services import totp
+
+    now = utcnow()
+    address = (address or "unknown")[:64]
+    staff = db.session.get(Staff, staff_id)
+    if staff is None or not staff.active or not staff.has_totp:
         raise LoginFailed()
-    ratelimit.clear(LOGIN_SCOPE, login)
-    db.session.add(LoginAttempt(login=login, address=address, at=now, success=True))
+    taken = _count_attempt(staff.login, now, throttle)
+    try:
+        kind = totp.verify(staff, code, now)
+    except totp.CodeRefused as refusal:
+        _refuse(staff, staff.login, address, now, taken, throttle, refusal, "totp_failed")
+    if kind == "recovery":
+        audit.record(Actor(staff, address), "totp_recovery", "staff", staff.id)
+    return kind
+
+
+def complete_login(staff: Staff, address: str | None) -> str:
+    """Fully signed in: the count is cleared, the attempt recorded, a session opened."""
+    address = (address or "unknown")[:64]
+    ratelimit.clear(LOGIN_SCOPE, staff.login)
+    db.session.add(LoginAttempt(login=staff.login, address=address, at=utcnow(), success=True))
     token = open_session(staff, address)
     audit.record(Actor(staff, address), "login", "staff", staff.id)
-    return staff, token
+    return token
 
 
 def _digest(token: str) -> str:

@@ -148,6 +148,11 @@ def set_active(actor: Actor, staff: Staff, active: bool) -> None:
 
 def reset_password(actor: Actor, staff: Staff, password: str) -> None:
     actor.require(Role.ADMIN)
+    if staff.directory_dn:
+        raise ValidationFailed(
+            "このアカウントのパスワードはディレクトリで管理されています。"
+            "ディレクトリ側で変更してください。"
+        )
     staff.password_hash = auth.hash_password(password)
     staff.must_change_password = staff.id != actor.staff_id
     auth.end_all_sessions(staff, "password_reset")

@@ -17,7 +17,7 @@ from consult.forms import (
     choices,
 )
 from consult.models import Category, Department, OutboxMessage, Role
-from consult.services import audit, merge, outbox, queue
+from consult.services import audit, merge, outbox, queue, totp
 from consult.services import staff as staff_service
 from consult.services.audit import ACTION_LABELS, OBJECT_LABELS
 from consult.timeutil import TOKYO, in_range
@@ -152,6 +152,21 @@ def staff_password(staff_id: int):
         password_form=form,
         confirm_form=ConfirmForm(),
     ), 422
+
+
+@bp.post("/staff/<int:staff_id>/two-factor/reset")
+@roles_required(Role.ADMIN)
+def staff_totp_reset(staff_id: int):
+    """A lost phone: the person's two-factor sign-in is cleared (audited); they set it up again."""
+    member = _staff_or_404(staff_id)
+    form = ConfirmForm()
+    if form.validate_on_submit():
+        attempt(
+            lambda: totp.reset(actor(), member),
+            "二要素認証をリセットしました。この職員のログイン中の画面は無効になります。"
+            "次回のログインで設定し直します。",
+        )
+    return redirect(url_for("admin.staff_edit", staff_id=staff_id))
 
 
 @bp.get("/departments")

@@ -107,6 +107,26 @@ TABLE: dict[tuple[str, str], tuple] = {
         {"anonymous": 200, **dict.fromkeys(ROLES[1:], REDIRECT)},
         {"login": "nobody", "password": "wrong-password"},
     ),
+    # The code after the password: without a password step it only leads back to the login.
+    ("/login/code", "GET"): (
+        lambda o: "/login/code",
+        {"anonymous": LOGIN, **dict.fromkeys(ROLES[1:], REDIRECT)},
+    ),
+    ("/login/code", "POST"): (
+        lambda o: "/login/code",
+        {"anonymous": LOGIN, **dict.fromkeys(ROLES[1:], REDIRECT)},
+        {"code": "123456"},
+    ),
+    # Everyone may set up two-factor sign-in for themselves (a wrong code: 200 with a message).
+    ("/account/two-factor", "GET"): (
+        lambda o: "/account/two-factor",
+        {"anonymous": LOGIN, **dict.fromkeys(ROLES[1:], 200)},
+    ),
+    ("/account/two-factor", "POST"): (
+        lambda o: "/account/two-factor",
+        {"anonymous": LOGIN, **dict.fromkeys(ROLES[1:], OK)},
+        {"code": "123456"},
+    ),
     ("/", "GET"): (
         lambda o: "/",
         {
@@ -217,6 +237,10 @@ TABLE: dict[tuple[str, str], tuple] = {
         lambda o: f"/admin/staff/{o['victim']}/active",
         ADMIN_POST,
         {"active": "1"},
+    ),
+    ("/admin/staff/<int:staff_id>/two-factor/reset", "POST"): (
+        lambda o: f"/admin/staff/{o['victim']}/two-factor/reset",
+        ADMIN_POST,
     ),
     ("/admin/staff/<int:staff_id>/password", "POST"): (
         lambda o: f"/admin/staff/{o['victim']}/password",

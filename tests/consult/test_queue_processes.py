@@ -48,6 +48,7 @@ def env(database_url, tmp_path):
             "MADOGUCHI_SECRET_KEY": "queue-test-secret-key-long-enough-1234567890abcdef",
             "MADOGUCHI_DATA_DIR": str(tmp_path / "data"),
             "MADOGUCHI_PASSWORD_HASH_COST": "fast",
+            "MADOGUCHI_TOTP_REQUIRED": "none",
             "MADOGUCHI_MAIL_AUTO_ACK": "false",
             "MADOGUCHI_LINE_BURST_QUIET_MS": "0",
             "PYTHONPATH": str(ROOT),
