@@ -45,7 +45,10 @@ def _token() -> str | None:
 
 
 def requires(*scopes: Scope) -> Callable:
-    """Authenticate the bearer token, count it against its limit, and check its scopes."""
+    """Authenticate the bearer token, count it against its limit, and check its scopes.
+
+    Placed right under `@bp.route`, so a request without a valid token is refused (401/403)
+    before its body or query is even read (flask-smorest's own decorators sit inside)."""
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
@@ -127,10 +130,10 @@ def ticket_dict(ticket: Ticket, *, with_citizen: bool = False) -> dict:
 
 
 @bp.route("/tickets", methods=["GET"])
+@requires(Scope.TICKETS_READ)
 @bp.arguments(schemas.TicketListArgs, location="query")
 @bp.response(200, schemas.TicketPage)
 @bp.doc(security=BEARER, summary="相談の一覧（キーセットページング）")
-@requires(Scope.TICKETS_READ)
 def list_tickets(args):
     """新しく動きのあった順。`next_cursor` を `cursor` に渡すと次のページ。相談者は含みません。"""
     after = None
@@ -162,10 +165,10 @@ def list_tickets(args):
 
 
 @bp.route("/tickets", methods=["POST"])
+@requires(Scope.TICKETS_WRITE)
 @bp.arguments(schemas.TicketIn)
 @bp.response(201, schemas.TicketOut)
 @bp.doc(security=BEARER, summary="相談の登録（外部の受付から）")
-@requires(Scope.TICKETS_WRITE)
 def create_ticket(data):
     actor = g.api_actor
     citizen_data = None
@@ -188,19 +191,19 @@ def create_ticket(data):
 
 
 @bp.route("/tickets/<string:number>", methods=["GET"])
+@requires(Scope.TICKETS_READ)
 @bp.response(200, schemas.TicketOut)
 @bp.doc(security=BEARER, summary="相談の詳細（personal の範囲があれば相談者も）")
-@requires(Scope.TICKETS_READ)
 def read_ticket(number):
     ticket = ticket_services.get_ticket(g.api_actor, number, audit_view=_personal())
     return ticket_dict(ticket, with_citizen=_personal())
 
 
 @bp.route("/tickets/<string:number>/status", methods=["POST"])
+@requires(Scope.TICKETS_WRITE)
 @bp.arguments(schemas.StatusIn)
 @bp.response(200, schemas.TicketOut)
 @bp.doc(security=BEARER, summary="状態の変更（完了には reason が対応結果として必要）")
-@requires(Scope.TICKETS_WRITE)
 def change_status(data, number):
     actor = g.api_actor
     ticket = ticket_services.get_ticket(actor, number, audit_view=False)
@@ -217,10 +220,10 @@ def change_status(data, number):
 
 
 @bp.route("/tickets/<string:number>/assignee", methods=["POST"])
+@requires(Scope.TICKETS_WRITE)
 @bp.arguments(schemas.AssigneeIn)
 @bp.response(200, schemas.TicketOut)
 @bp.doc(security=BEARER, summary="担当者の変更（null で外す）")
-@requires(Scope.TICKETS_WRITE)
 def change_assignee(data, number):
     actor = g.api_actor
     ticket = ticket_services.get_ticket(actor, number, audit_view=False)
@@ -240,9 +243,9 @@ def entry_dict(entry) -> dict:
 
 
 @bp.route("/tickets/<string:number>/timeline", methods=["GET"])
+@requires(Scope.TICKETS_READ, Scope.PERSONAL)
 @bp.response(200, schemas.EntryList)
 @bp.doc(security=BEARER, summary="経過（個人情報を含むため personal の範囲も必要）")
-@requires(Scope.TICKETS_READ, Scope.PERSONAL)
 def read_timeline(number):
     ticket = ticket_services.get_ticket(g.api_actor, number, audit_view=False)
     audit.record(g.api_actor, "view", "ticket", ticket.number, "timeline")
@@ -250,10 +253,10 @@ def read_timeline(number):
 
 
 @bp.route("/tickets/<string:number>/notes", methods=["POST"])
+@requires(Scope.TICKETS_WRITE)
 @bp.arguments(schemas.NoteIn)
 @bp.response(201, schemas.EntryOut)
 @bp.doc(security=BEARER, summary="メモを経過に追加")
-@requires(Scope.TICKETS_WRITE)
 def add_note(data, number):
     ticket = ticket_services.get_ticket(g.api_actor, number, audit_view=False)
     entry = ticket_services.add_note(g.api_actor, ticket, data["body"])
@@ -265,10 +268,10 @@ def add_note(data, number):
 
 
 @bp.route("/citizens", methods=["GET"])
+@requires(Scope.PERSONAL)
 @bp.arguments(schemas.CitizenSearchArgs, location="query")
 @bp.response(200, schemas.CitizenList)
 @bp.doc(security=BEARER, summary="相談者の検索（氏名の前方一致・電話番号・メールアドレス）")
-@requires(Scope.PERSONAL)
 def search_citizens(args):
     if not any(args.get(key) for key in ("name", "phone", "email")):
         raise ValidationFailed("name、phone、email のいずれかを指定してください。")
@@ -279,9 +282,9 @@ def search_citizens(args):
 
 
 @bp.route("/citizens/<int:citizen_id>", methods=["GET"])
+@requires(Scope.PERSONAL)
 @bp.response(200, schemas.CitizenOut)
 @bp.doc(security=BEARER, summary="相談者")
-@requires(Scope.PERSONAL)
 def read_citizen(citizen_id):
     return citizen_dict(citizen_services.get_citizen(g.api_actor, citizen_id))
 
@@ -323,10 +326,10 @@ def read_faq(entry_id):
 
 
 @bp.route("/reports/figures", methods=["GET"])
+@requires(Scope.REPORTS)
 @bp.arguments(schemas.FiguresArgs, location="query")
 @bp.response(200, schemas.FiguresOut)
 @bp.doc(security=BEARER, summary="年度・四半期の相談件数（経路別・分類別）")
-@requires(Scope.REPORTS)
 def figures(args):
     g.api_actor.require(*reports.REPORT_ROLES)
     period = reports.fiscal_period(args["fiscal_year"], args.get("quarter"))
