@@ -101,6 +101,7 @@ def _setup(app: Flask) -> None:
     )
     api.register_blueprint(views.bp)
     app.extensions["madoguchi_api"] = api
+    _answer_unrouted_with_problems(app)
     csrf.exempt(views.bp)  # a bearer token, never a cookie: nothing for CSRF to protect
     for endpoint, view in list(app.view_functions.items()):
         if endpoint.startswith(("api_v1.", "api-docs.", "api_docs.")):
@@ -117,3 +118,25 @@ def _plain(view):
         return view(*args, **kwargs)
 
     return call
+
+
+def _answer_unrouted_with_problems(app: Flask) -> None:
+    """A path under /api/ that matches no route (404) or no method (405) is answered as a
+    problem too: no blueprint handles it, so the app's HTML page would."""
+    from flask import request
+    from werkzeug.exceptions import MethodNotAllowed, NotFound
+
+    from api import problems
+
+    for error in (NotFound, MethodNotAllowed):
+        page = app.error_handler_spec[None][error.code].get(error)
+
+        def handler(exc, page=page):
+            if request.path.startswith("/api/") and request.blueprint is None:
+                code, title = problems.STATUS_TEXT[exc.code]
+                headers = dict(exc.get_headers()) if exc.code == 405 else {}
+                headers.pop("Content-Type", None)
+                return problems.response(exc.code, code, title, headers=headers)
+            return page(exc) if page is not None else exc
+
+        app.register_error_handler(error.code, handler)

@@ -22,7 +22,7 @@ from consult.models import Citizen, Status, Ticket
 from consult.services import audit, ratelimit, reports
 from consult.services import citizens as citizen_services
 from consult.services import tickets as ticket_services
-from consult.services.errors import ValidationFailed
+from consult.services.errors import NotFound, ValidationFailed
 from consult.timeutil import utcnow
 
 bp = Blueprint(
@@ -32,8 +32,6 @@ bp = Blueprint(
     description="相談・経過・相談者・FAQ・統計（アクセストークンが必要。FAQ は不要）",
 )
 problems.install(bp)
-
-BEARER = [{"bearerAuth": []}]
 
 
 def _token() -> str | None:
@@ -90,7 +88,11 @@ def requires(*scopes: Scope) -> Callable:
 
         return wrapped
 
-    return decorator
+    def documented(view: Callable) -> Callable:
+        # OpenAPI 3.1 lets a bearer requirement name the roles it needs: the scopes.
+        return decorator(bp.doc(security=[{"bearerAuth": [str(s) for s in scopes]}])(view))
+
+    return documented
 
 
 def _personal() -> bool:
@@ -129,11 +131,19 @@ def ticket_dict(ticket: Ticket, *, with_citizen: bool = False) -> dict:
 # --- tickets ---------------------------------------------------------------------------------
 
 
+def _ticket(number: str, *, audit_view: bool) -> Ticket:
+    """The kernel's get_ticket, for a number of the right shape only (a NUL or any other text
+    would reach PostgreSQL as a parameter): anything else is simply not found."""
+    if not ticket_services.NUMBER_PATTERN.fullmatch(number):
+        raise NotFound("相談が見つかりません。")
+    return ticket_services.get_ticket(g.api_actor, number, audit_view=audit_view)
+
+
 @bp.route("/tickets", methods=["GET"])
 @requires(Scope.TICKETS_READ)
 @bp.arguments(schemas.TicketListArgs, location="query")
 @bp.response(200, schemas.TicketPage)
-@bp.doc(security=BEARER, summary="相談の一覧（キーセットページング）")
+@bp.doc(summary="相談の一覧（キーセットページング）")
 def list_tickets(args):
     """新しく動きのあった順。`next_cursor` を `cursor` に渡すと次のページ。相談者は含みません。"""
     after = None
@@ -168,7 +178,7 @@ def list_tickets(args):
 @requires(Scope.TICKETS_WRITE)
 @bp.arguments(schemas.TicketIn)
 @bp.response(201, schemas.TicketOut)
-@bp.doc(security=BEARER, summary="相談の登録（外部の受付から）")
+@bp.doc(summary="相談の登録（外部の受付から）")
 def create_ticket(data):
     actor = g.api_actor
     citizen_data = None
@@ -190,23 +200,23 @@ def create_ticket(data):
     return ticket_dict(ticket, with_citizen=_personal())
 
 
-@bp.route("/tickets/<string:number>", methods=["GET"])
+@bp.route("/tickets/<string(maxlength=16):number>", methods=["GET"])
 @requires(Scope.TICKETS_READ)
 @bp.response(200, schemas.TicketOut)
-@bp.doc(security=BEARER, summary="相談の詳細（personal の範囲があれば相談者も）")
+@bp.doc(summary="相談の詳細（personal の範囲があれば相談者も）")
 def read_ticket(number):
-    ticket = ticket_services.get_ticket(g.api_actor, number, audit_view=_personal())
+    ticket = _ticket(number, audit_view=_personal())
     return ticket_dict(ticket, with_citizen=_personal())
 
 
-@bp.route("/tickets/<string:number>/status", methods=["POST"])
+@bp.route("/tickets/<string(maxlength=16):number>/status", methods=["POST"])
 @requires(Scope.TICKETS_WRITE)
 @bp.arguments(schemas.StatusIn)
 @bp.response(200, schemas.TicketOut)
-@bp.doc(security=BEARER, summary="状態の変更（完了には reason が対応結果として必要）")
+@bp.doc(summary="状態の変更（完了には reason が対応結果として必要）")
 def change_status(data, number):
     actor = g.api_actor
-    ticket = ticket_services.get_ticket(actor, number, audit_view=False)
+    ticket = _ticket(number, audit_view=False)
     new = Status(data["status"])
     reason = data.get("reason") or ""
     if new == Status.CLOSED:
@@ -219,14 +229,14 @@ def change_status(data, number):
     return ticket_dict(ticket, with_citizen=False)
 
 
-@bp.route("/tickets/<string:number>/assignee", methods=["POST"])
+@bp.route("/tickets/<string(maxlength=16):number>/assignee", methods=["POST"])
 @requires(Scope.TICKETS_WRITE)
 @bp.arguments(schemas.AssigneeIn)
 @bp.response(200, schemas.TicketOut)
-@bp.doc(security=BEARER, summary="担当者の変更（null で外す）")
+@bp.doc(summary="担当者の変更（null で外す）")
 def change_assignee(data, number):
     actor = g.api_actor
-    ticket = ticket_services.get_ticket(actor, number, audit_view=False)
+    ticket = _ticket(number, audit_view=False)
     ticket_services.assign(actor, ticket, data["assignee_id"])
     db.session.flush()
     return ticket_dict(ticket, with_citizen=False)
@@ -242,23 +252,23 @@ def entry_dict(entry) -> dict:
     }
 
 
-@bp.route("/tickets/<string:number>/timeline", methods=["GET"])
+@bp.route("/tickets/<string(maxlength=16):number>/timeline", methods=["GET"])
 @requires(Scope.TICKETS_READ, Scope.PERSONAL)
 @bp.response(200, schemas.EntryList)
-@bp.doc(security=BEARER, summary="経過（個人情報を含むため personal の範囲も必要）")
+@bp.doc(summary="経過（個人情報を含むため personal の範囲も必要）")
 def read_timeline(number):
-    ticket = ticket_services.get_ticket(g.api_actor, number, audit_view=False)
+    ticket = _ticket(number, audit_view=False)
     audit.record(g.api_actor, "view", "ticket", ticket.number, "timeline")
     return {"items": [entry_dict(entry) for entry in ticket.timeline]}
 
 
-@bp.route("/tickets/<string:number>/notes", methods=["POST"])
+@bp.route("/tickets/<string(maxlength=16):number>/notes", methods=["POST"])
 @requires(Scope.TICKETS_WRITE)
 @bp.arguments(schemas.NoteIn)
 @bp.response(201, schemas.EntryOut)
-@bp.doc(security=BEARER, summary="メモを経過に追加")
+@bp.doc(summary="メモを経過に追加")
 def add_note(data, number):
-    ticket = ticket_services.get_ticket(g.api_actor, number, audit_view=False)
+    ticket = _ticket(number, audit_view=False)
     entry = ticket_services.add_note(g.api_actor, ticket, data["body"])
     db.session.flush()
     return entry_dict(entry)
@@ -271,7 +281,7 @@ def add_note(data, number):
 @requires(Scope.PERSONAL)
 @bp.arguments(schemas.CitizenSearchArgs, location="query")
 @bp.response(200, schemas.CitizenList)
-@bp.doc(security=BEARER, summary="相談者の検索（氏名の前方一致・電話番号・メールアドレス）")
+@bp.doc(summary="相談者の検索（氏名の前方一致・電話番号・メールアドレス）")
 def search_citizens(args):
     if not any(args.get(key) for key in ("name", "phone", "email")):
         raise ValidationFailed("name、phone、email のいずれかを指定してください。")
@@ -281,10 +291,10 @@ def search_citizens(args):
     return {"items": [citizen_dict(match.citizen) for match in matches]}
 
 
-@bp.route("/citizens/<int:citizen_id>", methods=["GET"])
+@bp.route("/citizens/<int(min=1, max=2147483647):citizen_id>", methods=["GET"])
 @requires(Scope.PERSONAL)
 @bp.response(200, schemas.CitizenOut)
-@bp.doc(security=BEARER, summary="相談者")
+@bp.doc(summary="相談者")
 def read_citizen(citizen_id):
     return citizen_dict(citizen_services.get_citizen(g.api_actor, citizen_id))
 
@@ -313,7 +323,7 @@ def list_faq(args):
     return {"items": [faq_dict(entry) for entry in entries]}
 
 
-@bp.route("/faq/<int:entry_id>", methods=["GET"])
+@bp.route("/faq/<int(min=1, max=2147483647):entry_id>", methods=["GET"])
 @bp.response(200, schemas.FaqOut)
 @bp.doc(summary="公開中のFAQ 1件（トークン不要）")
 def read_faq(entry_id):
@@ -329,7 +339,7 @@ def read_faq(entry_id):
 @requires(Scope.REPORTS)
 @bp.arguments(schemas.FiguresArgs, location="query")
 @bp.response(200, schemas.FiguresOut)
-@bp.doc(security=BEARER, summary="年度・四半期の相談件数（経路別・分類別）")
+@bp.doc(summary="年度・四半期の相談件数（経路別・分類別）")
 def figures(args):
     g.api_actor.require(*reports.REPORT_ROLES)
     period = reports.fiscal_period(args["fiscal_year"], args.get("quarter"))

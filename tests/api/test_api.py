@@ -34,7 +34,7 @@ def test_openapi_document_and_docs_page(client):
     assert document["openapi"] == "3.1.0"
     assert "/api/v1/tickets" in document["paths"]
     listing = document["paths"]["/api/v1/tickets"]["get"]
-    assert listing["security"] == [{"bearerAuth": []}]
+    assert listing["security"] == [{"bearerAuth": ["tickets:read"]}]
     assert {p["name"] for p in listing["parameters"]} >= {"status", "cursor", "limit"}
     assert "security" not in document["paths"]["/api/v1/faq"]["get"]
     error = document["components"]["responses"]["DEFAULT_ERROR"]["content"]
