@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 
 from flask import Blueprint, redirect, render_template, url_for
 
@@ -47,7 +47,7 @@ def create_integration():
         return _page(422, form=form)
     expires = None
     if form.expires_on.data:
-        expires = datetime.combine(form.expires_on.data + timedelta(days=1), time(), TOKYO)
+        expires = datetime.combine(form.expires_on.data, time(23, 59, 59), TOKYO)
     ok, created = attempt(
         lambda: services.create_integration(
             actor(),
