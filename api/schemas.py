@@ -6,6 +6,7 @@ from __future__ import annotations
 import marshmallow as ma
 from marshmallow import validate
 
+from consult import timeutil
 from consult.models import Channel, Priority, Status
 from consult.services.normalize import strip_controls
 
@@ -20,6 +21,12 @@ class Text(ma.fields.String):
     def _deserialize(self, value, attr, data, **kwargs):
         text = super()._deserialize(value, attr, data, **kwargs)
         return strip_controls(text, multiline=self.multiline)
+
+
+def in_range(value) -> None:
+    """Years the system (and datetime's arithmetic) can handle; year 1 or 9999 is refused."""
+    if not timeutil.in_range(value):
+        raise ma.ValidationError(timeutil.OUT_OF_RANGE)
 
 
 class Strict(ma.Schema):
@@ -144,6 +151,69 @@ class EntryOut(ma.Schema):
 
 class EntryList(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(EntryOut), required=True)
+
+
+# --- handoffs and bookings ----------------------------------------------------------------------
+
+
+class HandoffOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    ticket_number = ma.fields.String(required=True)
+    department_id = ma.fields.Integer(required=True)
+    state = ma.fields.String(required=True)
+    response = ma.fields.String(required=True)
+    urgency = ma.fields.String(required=True)
+    created_at = ma.fields.AwareDateTime(required=True)
+    due_at = ma.fields.AwareDateTime(required=True)
+    accepted_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+    done_at = ma.fields.AwareDateTime(allow_none=True, required=True)
+    summary = ma.fields.String(
+        metadata={"description": "依頼の内容（personal の範囲があるときだけ）"}
+    )
+    record_action = ma.fields.String(allow_none=True)
+    record_outcome = ma.fields.String(allow_none=True)
+
+
+class HandoffList(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(HandoffOut), required=True)
+
+
+class SlotArgs(Strict):
+    mode = ma.fields.String(required=True, validate=validate.OneOf(["counter", "phone", "video"]))
+    start = ma.fields.Date(validate=in_range, metadata={"description": "最初の日（省略時は今日）"})
+    days = ma.fields.Integer(load_default=7, validate=validate.Range(1, 62))
+
+
+class SlotOut(ma.Schema):
+    starts_at = ma.fields.AwareDateTime(required=True)
+    ends_at = ma.fields.AwareDateTime(required=True)
+    capacity = ma.fields.Integer(required=True)
+    free = ma.fields.Integer(required=True)
+
+
+class SlotList(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(SlotOut), required=True)
+
+
+class BookingArgs(Strict):
+    first = ma.fields.Date(required=True, data_key="from", validate=in_range)
+    last = ma.fields.Date(required=True, data_key="to", validate=in_range)
+
+
+class BookingOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    reference = ma.fields.String(required=True)
+    mode = ma.fields.String(required=True)
+    status = ma.fields.String(required=True)
+    starts_at = ma.fields.AwareDateTime(required=True)
+    ends_at = ma.fields.AwareDateTime(required=True)
+    ticket_number = ma.fields.String(allow_none=True, required=True)
+    name = ma.fields.String(required=True)
+    kana = ma.fields.String(required=True)
+
+
+class BookingList(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(BookingOut), required=True)
 
 
 # --- citizens --------------------------------------------------------------------------------

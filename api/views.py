@@ -274,6 +274,109 @@ def add_note(data, number):
     return entry_dict(entry)
 
 
+# --- handoffs and bookings ----------------------------------------------------------------------
+
+
+def handoff_dict(handoff) -> dict:
+    data = {
+        "id": handoff.id,
+        "ticket_number": handoff.ticket.number,
+        "department_id": handoff.department_id,
+        "state": str(handoff.state),
+        "response": str(handoff.response),
+        "urgency": str(handoff.urgency),
+        "created_at": handoff.created_at,
+        "due_at": handoff.due_at,
+        "accepted_at": handoff.accepted_at,
+        "done_at": handoff.done_at,
+    }
+    if _personal():  # free text written about the citizen's case
+        data.update(
+            summary=handoff.summary,
+            record_action=handoff.record_action,
+            record_outcome=handoff.record_outcome,
+        )
+    return data
+
+
+@bp.route("/tickets/<string(maxlength=16):number>/handoffs", methods=["GET"])
+@requires(Scope.TICKETS_READ)
+@bp.response(200, schemas.HandoffList)
+@bp.doc(summary="相談の引継ぎ（依頼の内容と対応記録は personal の範囲があるときだけ）")
+def list_handoffs(number):
+    from handoff import services as handoff_services
+
+    ticket = _ticket(number, audit_view=_personal())
+    return {"items": [handoff_dict(h) for h in handoff_services.for_ticket(ticket)]}
+
+
+@bp.route("/handoffs/<int(min=1, max=2147483647):handoff_id>", methods=["GET"])
+@requires(Scope.TICKETS_READ)
+@bp.response(200, schemas.HandoffOut)
+@bp.doc(summary="引継ぎ 1件")
+def read_handoff(handoff_id):
+    from handoff import services as handoff_services
+
+    handoff = handoff_services.get(g.api_actor, handoff_id)
+    if _personal():
+        audit.record(g.api_actor, "view", "ticket", handoff.ticket.number, "handoff")
+    return handoff_dict(handoff)
+
+
+@bp.route("/bookings/slots", methods=["GET"])
+@requires(Scope.TICKETS_READ)
+@bp.arguments(schemas.SlotArgs, location="query")
+@bp.response(200, schemas.SlotList)
+@bp.doc(summary="予約の空き枠（窓口・電話・ビデオ）")
+def free_slots(args):
+    from channels.booking import services as booking_services
+    from channels.booking.models import Mode
+
+    mode = Mode(args["mode"])
+    found = booking_services.free_slots([mode], start=args.get("start"), days=args["days"])
+    return {
+        "items": [
+            {
+                "starts_at": slot.starts_at,
+                "ends_at": slot.ends_at,
+                "capacity": slot.capacity,
+                "free": slot.free,
+            }
+            for slot in found[mode]
+        ]
+    }
+
+
+@bp.route("/bookings", methods=["GET"])
+@requires(Scope.TICKETS_READ, Scope.PERSONAL)
+@bp.arguments(schemas.BookingArgs, location="query")
+@bp.response(200, schemas.BookingList)
+@bp.doc(summary="予約の一覧（from〜to、31日まで。氏名を含むため personal の範囲も必要）")
+def list_bookings(args):
+    from channels.booking import services as booking_services
+
+    first, last = args["first"], args["last"]
+    if last < first or (last - first).days > 31:
+        raise ValidationFailed("期間は from から to まで、31日以内で指定してください。")
+    rows = booking_services.bookings_between(g.api_actor, first, last)
+    return {
+        "items": [
+            {
+                "id": b.id,
+                "reference": b.reference,
+                "mode": str(b.mode),
+                "status": str(b.status),
+                "starts_at": b.starts_at,
+                "ends_at": b.ends_at,
+                "ticket_number": b.ticket.number if b.ticket else None,
+                "name": b.name,
+                "kana": b.kana,
+            }
+            for b in rows
+        ]
+    }
+
+
 # --- citizens --------------------------------------------------------------------------------
 
 

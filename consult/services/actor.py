@@ -36,6 +36,14 @@ class Actor:
             raise PermissionDenied("この操作を行う権限がありません。")
         return self.staff
 
+    def may(self, *roles: Role) -> bool:
+        """Whether `require(*roles)` would pass, for rules that filter rather than refuse."""
+        try:
+            self.require(*roles)
+        except PermissionDenied:
+            return False
+        return True
+
     @classmethod
     def for_integration(cls, name: str, address: str | None, grants: tuple[str, ...]) -> Actor:
         """An API integration: no staff member, audited under its own name."""

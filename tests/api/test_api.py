@@ -343,3 +343,62 @@ def test_reports_figures(client, make_token, make_ticket):
         422,
         "validation_failed",
     )
+
+
+def test_handoffs_of_a_ticket(client, make_token, make_ticket, make_department, make_staff):
+    from consult.services.actor import Actor
+    from handoff import services as handoff_services
+    from handoff.models import Response
+
+    ticket = make_ticket()
+    department = make_department()
+    [handoff] = handoff_services.create(
+        Actor(make_staff("consultant")),
+        ticket,
+        [handoff_services.Request(department.id, "転入届の確認をお願いします。", Response.VISIT)],
+    )
+    db.session.commit()
+    full = make_token()
+    listing = client.get(f"/api/v1/tickets/{ticket.number}/handoffs", headers=full).get_json()
+    assert listing["items"][0]["state"] == "requested"
+    assert listing["items"][0]["summary"] == "転入届の確認をお願いします。"
+    plain = make_token(["tickets:read"])
+    one = client.get(f"/api/v1/handoffs/{handoff.id}", headers=plain).get_json()
+    assert one["department_id"] == department.id and "summary" not in one
+    problem(client.get("/api/v1/handoffs/999999", headers=plain), 404, "not_found")
+
+
+def test_free_slots_and_bookings(client, make_token):
+    from channels.booking import services as booking_services
+    from channels.booking.models import Mode
+
+    headers = make_token()
+    slots = client.get("/api/v1/bookings/slots?mode=phone&days=14", headers=headers).get_json()
+    expected = booking_services.free_slots([Mode.PHONE], days=14)[Mode.PHONE]
+    assert len(slots["items"]) == len(expected) > 0
+    assert slots["items"][0]["free"] == expected[0].free
+    body = problem(
+        client.get("/api/v1/bookings/slots?mode=phone&start=9999-12-31", headers=headers),
+        422,
+        "validation_failed",
+    )
+    assert body["errors"][0]["field"] == "start"
+    today = utcnow().date()
+    listing = client.get(
+        f"/api/v1/bookings?from={today}&to={today + timedelta(days=7)}", headers=headers
+    )
+    assert listing.get_json() == {"items": []}
+    problem(
+        client.get(
+            f"/api/v1/bookings?from={today}&to={today + timedelta(days=40)}", headers=headers
+        ),
+        422,
+        "validation_failed",
+    )
+    problem(
+        client.get(
+            f"/api/v1/bookings?from={today}&to={today}", headers=make_token(["tickets:read"])
+        ),
+        403,
+        "scope_missing",
+    )

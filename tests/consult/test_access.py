@@ -484,6 +484,19 @@ TABLE.update(
             lambda o: f"/api/v1/tickets/{o['number']}/notes",
             API_401,
         ),
+        ("/api/v1/tickets/<string(maxlength=16):number>/handoffs", "GET"): (
+            lambda o: f"/api/v1/tickets/{o['number']}/handoffs",
+            API_401,
+        ),
+        ("/api/v1/handoffs/<int(min=1, max=2147483647):handoff_id>", "GET"): (
+            lambda o: "/api/v1/handoffs/1",
+            API_401,
+        ),
+        ("/api/v1/bookings/slots", "GET"): (lambda o: "/api/v1/bookings/slots?mode=phone", API_401),
+        ("/api/v1/bookings", "GET"): (
+            lambda o: "/api/v1/bookings?from=2026-12-01&to=2026-12-02",
+            API_401,
+        ),
         ("/api/v1/citizens", "GET"): (lambda o: "/api/v1/citizens?name=やまだ", API_401),
         ("/api/v1/citizens/<int(min=1, max=2147483647):citizen_id>", "GET"): (
             lambda o: f"/api/v1/citizens/{o['citizen']}",
