@@ -55,6 +55,7 @@ def create_integration():
             scopes=form.scopes.data or [],
             allowed_addresses=form.allowed_addresses.data or "",
             expires_at=expires,
+            department_id=form.department_id.data,
         )
     )
     if not ok:

@@ -6,7 +6,16 @@ from wtforms import BooleanField, DateField, StringField, TextAreaField
 from wtforms.validators import Optional
 
 from api.models import EVENT_LABELS, SCOPE_LABELS
-from consult.forms import Form, MultiCheckboxField, choices, max_length, required
+from consult.forms import (
+    Form,
+    JapaneseSelectField,
+    MultiCheckboxField,
+    choices,
+    coerce_optional_int,
+    max_length,
+    required,
+)
+from consult.services import staff as staff_service
 
 
 class IntegrationForm(Form):
@@ -17,10 +26,17 @@ class IntegrationForm(Form):
         [max_length("許可する接続元", 2000)],
     )
     expires_on = DateField("有効期限（この日の終わりまで。空欄は無期限）", [Optional()])
+    department_id = JapaneseSelectField(
+        "担当課のシステム（相談の登録・更新の権限があれば、この課あての引継ぎを操作できます）",
+        coerce=coerce_optional_int,
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.scopes.choices = choices((scope.value, label) for scope, label in SCOPE_LABELS.items())
+        self.department_id.choices = choices(
+            ((d.id, d.name) for d in staff_service.list_departments()), blank="なし"
+        )
 
 
 class WebhookForm(Form):

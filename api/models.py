@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from consult.extensions import db
-from consult.models import Staff, _enum
+from consult.models import Department, Staff, _enum
 from consult.timeutil import UTCDateTime, utcnow
 
 
@@ -86,9 +86,13 @@ class ApiIntegration(db.Model):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    # A department's own system: with tickets:write it takes the officer's steps on the
+    # handoffs addressed to that department, as the department's officers do.
+    department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     created_by: Mapped[Staff | None] = relationship()
+    department: Mapped[Department | None] = relationship()
 
     def has(self, scope: Scope) -> bool:
         return str(scope) in (self.scopes or [])

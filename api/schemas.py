@@ -178,6 +178,22 @@ class HandoffList(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(HandoffOut), required=True)
 
 
+class HandoffStepIn(Strict):
+    step = ma.fields.String(
+        required=True,
+        validate=validate.OneOf(["accept", "on_the_way", "arrive", "finish", "decline"]),
+        metadata={"description": "受付・向かっています・到着・対応記録（完了）・差し戻し"},
+    )
+    eta_minutes = ma.fields.Integer(
+        validate=validate.Range(1, 2**31 - 1), metadata={"description": "on_the_way のとき"}
+    )
+    action = Text(multiline=True, validate=validate.Length(max=10_000))
+    outcome = Text(multiline=True, validate=validate.Length(max=10_000))
+    follow_up = Text(multiline=True, validate=validate.Length(max=10_000))
+    follow_up_by = Text(validate=validate.Length(max=120))
+    reason = Text(multiline=True, validate=validate.Length(max=10_000))
+
+
 class SlotArgs(Strict):
     mode = ma.fields.String(required=True, validate=validate.OneOf(["counter", "phone", "video"]))
     start = ma.fields.Date(validate=in_range, metadata={"description": "最初の日（省略時は今日）"})

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 from api.models import ApiIntegration, Scope
 from consult.extensions import db
-from consult.models import Role
+from consult.models import Department, Role
 from consult.services import audit
 from consult.services.actor import Actor
 from consult.services.errors import NotFound, ValidationFailed
@@ -73,6 +73,7 @@ def create_integration(
     scopes: list[str],
     allowed_addresses: str = "",
     expires_at: datetime | None = None,
+    department_id: int | None = None,
 ) -> NewToken:
     """A new integration with a new token; the token itself is never stored."""
     staff = actor.require(Role.ADMIN)
@@ -90,6 +91,8 @@ def create_integration(
     if expires_at is not None and expires_at <= utcnow():
         raise ValidationFailed("有効期限には未来の日時を指定してください。")
     networks = parse_networks(allowed_addresses)
+    if department_id is not None and db.session.get(Department, department_id) is None:
+        raise ValidationFailed("担当課は一覧から選んでください。")
     prefix = secrets.token_hex(6)
     secret = secrets.token_urlsafe(32)
     integration = ApiIntegration(
@@ -99,6 +102,7 @@ def create_integration(
         scopes=chosen,
         allowed_addresses="\n".join(networks),
         expires_at=expires_at,
+        department_id=department_id,
         created_by=staff,
         created_at=utcnow(),
     )
@@ -187,4 +191,8 @@ def actor_for(integration: ApiIntegration, address: str | None) -> Actor:
             grants.update(GRANTS[Scope(scope)])
         except ValueError:
             continue
-    return Actor.for_integration(integration.name, address, tuple(sorted(grants)))
+    if integration.department_id is not None and integration.has(Scope.TICKETS_WRITE):
+        grants.add(Role.OFFICER)  # the officer's steps, on its department's handoffs only
+    return Actor.for_integration(
+        integration.name, address, tuple(sorted(grants)), integration.department_id
+    )

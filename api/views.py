@@ -323,6 +323,44 @@ def read_handoff(handoff_id):
     return handoff_dict(handoff)
 
 
+@bp.route("/handoffs/<int(min=1, max=2147483647):handoff_id>/steps", methods=["POST"])
+@requires(Scope.TICKETS_WRITE)
+@bp.arguments(schemas.HandoffStepIn)
+@bp.response(200, schemas.HandoffOut)
+@bp.doc(
+    summary="担当課の操作（担当課に結び付いたトークンだけ。その課あての引継ぎに限る）",
+    description="accept（受付）、on_the_way（eta_minutes 分で向かう、来庁対応のみ）、arrive、"
+    "finish（action と outcome の対応記録で完了）、decline（reason を添えて差し戻し）。",
+)
+def handoff_step(data, handoff_id):
+    from handoff import services as handoff_services
+
+    actor = g.api_actor
+    handoff = handoff_services.get(actor, handoff_id)
+    step = data["step"]
+    if step == "accept":
+        handoff_services.accept(actor, handoff)
+    elif step == "on_the_way":
+        handoff_services.on_the_way(actor, handoff, data.get("eta_minutes"))
+    elif step == "arrive":
+        handoff_services.arrive(actor, handoff)
+    elif step == "finish":
+        handoff_services.finish(
+            actor,
+            handoff,
+            handoff_services.Record(
+                action=data.get("action") or "",
+                outcome=data.get("outcome") or "",
+                follow_up=data.get("follow_up") or "",
+                follow_up_by=data.get("follow_up_by") or "",
+            ),
+        )
+    else:
+        handoff_services.decline(actor, handoff, data.get("reason") or "")
+    db.session.flush()
+    return handoff_dict(handoff)
+
+
 @bp.route("/bookings/slots", methods=["GET"])
 @requires(Scope.TICKETS_READ)
 @bp.arguments(schemas.SlotArgs, location="query")

@@ -20,6 +20,7 @@ class Actor:
     # staff member, and it follows the rules of the roles its token's scopes grant.
     integration: str | None = None
     grants: tuple[str, ...] = ()
+    department_id: int | None = None  # an integration that is a department's own system
 
     @property
     def staff_id(self) -> int | None:
@@ -45,9 +46,21 @@ class Actor:
         return True
 
     @classmethod
-    def for_integration(cls, name: str, address: str | None, grants: tuple[str, ...]) -> Actor:
+    def for_integration(
+        cls,
+        name: str,
+        address: str | None,
+        grants: tuple[str, ...],
+        department_id: int | None = None,
+    ) -> Actor:
         """An API integration: no staff member, audited under its own name."""
-        return cls(staff=None, address=address, integration=name, grants=grants)
+        return cls(
+            staff=None,
+            address=address,
+            integration=name,
+            grants=grants,
+            department_id=department_id,
+        )
 
     @classmethod
     def command_line(cls) -> Actor:

@@ -60,8 +60,10 @@ def upgrade():
     sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('created_by_id', sa.Integer(), nullable=True),
+    sa.Column('department_id', sa.Integer(), nullable=True),
     sa.Column('last_used_at', sa.DateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['created_by_id'], ['staff.id'], name=op.f('fk_api_integration_created_by_id_staff')),
+    sa.ForeignKeyConstraint(['department_id'], ['department.id'], name=op.f('fk_api_integration_department_id_department')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_api_integration')),
     sa.UniqueConstraint('name', name=op.f('uq_api_integration_name')),
     sa.UniqueConstraint('token_prefix', name=op.f('uq_api_integration_token_prefix'))

@@ -402,3 +402,60 @@ def test_free_slots_and_bookings(client, make_token):
         403,
         "scope_missing",
     )
+
+
+def test_a_departments_system_takes_the_officers_steps(
+    client, make_token, make_ticket, make_department, make_staff
+):
+    from consult.services.actor import Actor
+    from handoff import services as handoff_services
+    from handoff.models import Handoff, Response
+
+    ticket = make_ticket()
+    mine, other = make_department(name="市民課"), make_department(name="税務課")
+    [handoff, elsewhere] = sorted(
+        handoff_services.create(
+            Actor(make_staff("consultant")),
+            ticket,
+            [
+                handoff_services.Request(mine.id, "転入届の確認", Response.VISIT),
+                handoff_services.Request(other.id, "税の証明", Response.CALLBACK),
+            ],
+        ),
+        key=lambda h: h.department_id != mine.id,
+    )
+    db.session.commit()
+    system = make_token(["tickets:read", "tickets:write"], department_id=mine.id)
+    steps = f"/api/v1/handoffs/{handoff.id}/steps"
+    assert client.post(steps, json={"step": "accept"}, headers=system).get_json()["state"] == (
+        "accepted"
+    )
+    moving = client.post(steps, json={"step": "on_the_way", "eta_minutes": 5}, headers=system)
+    assert moving.get_json()["state"] == "on_the_way"
+    assert client.post(steps, json={"step": "arrive"}, headers=system).status_code == 200
+    body = problem(
+        client.post(steps, json={"step": "finish"}, headers=system), 422, "validation_failed"
+    )
+    assert "対応内容" in body["detail"]
+    done = client.post(
+        steps, json={"step": "finish", "action": "窓口で説明", "outcome": "解決"}, headers=system
+    )
+    assert done.get_json()["state"] == "done"
+    db.session.expire_all()
+    assert db.session.get(Handoff, handoff.id).accepted_by_name == "市民課"
+    # Another department's handoff, or a token bound to no department: the desk's refusal.
+    problem(
+        client.post(
+            f"/api/v1/handoffs/{elsewhere.id}/steps", json={"step": "accept"}, headers=system
+        ),
+        403,
+        "forbidden",
+    )
+    problem(
+        client.post(
+            f"/api/v1/handoffs/{elsewhere.id}/steps", json={"step": "accept"}, headers=make_token()
+        ),
+        403,
+        "forbidden",
+    )
+    problem(client.post(steps, json={"step": "arrive"}, headers=system), 409, "invalid_transition")

@@ -492,6 +492,10 @@ TABLE.update(
             lambda o: "/api/v1/handoffs/1",
             API_401,
         ),
+        ("/api/v1/handoffs/<int(min=1, max=2147483647):handoff_id>/steps", "POST"): (
+            lambda o: "/api/v1/handoffs/1/steps",
+            API_401,
+        ),
         ("/api/v1/bookings/slots", "GET"): (lambda o: "/api/v1/bookings/slots?mode=phone", API_401),
         ("/api/v1/bookings", "GET"): (
             lambda o: "/api/v1/bookings?from=2026-12-01&to=2026-12-02",
