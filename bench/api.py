@@ -1,6 +1,6 @@
 """API benchmark: list, read and create through /api/v1/ with a large centre's data, p50/p95.
 
-    .venv/bin/python bench/api.py --db postgres --tickets 1000000 --entries 1000000 --requests 200
+    .venv/bin/python bench/api.py --db postgresql --tickets 1000000 --entries 1000000 --requests 200
 
 Builds the data as bench/desk.py does (bulk inserts after the migrations), makes an integration
 with every scope, starts gunicorn (two workers) and times, over HTTP with the bearer token: the
@@ -107,7 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tickets", type=int, default=1_000_000)
     parser.add_argument("--entries", type=int, default=1_000_000)
-    parser.add_argument("--db", choices=DB_CHOICES, default="postgres")
+    parser.add_argument("--db", choices=DB_CHOICES, default="postgresql")
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--keep-db", action="store_true", help="keep the PostgreSQL database")
     args = parser.parse_args()
