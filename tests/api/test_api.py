@@ -459,3 +459,48 @@ def test_a_departments_system_takes_the_officers_steps(
         "forbidden",
     )
     problem(client.post(steps, json={"step": "arrive"}, headers=system), 409, "invalid_transition")
+
+
+def test_keyset_paging_over_http_while_another_client_creates(app, make_token, make_ticket):
+    """Real concurrency: a second client keeps POSTing cases while the first pages through."""
+    import threading
+
+    import requests
+    from werkzeug.serving import make_server
+
+    override(app, API_RATE_LIMIT="100000 per minute")
+    made = [make_ticket(subject=f"既存{i}").number for i in range(30)]
+    headers = make_token()
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    base = f"http://127.0.0.1:{server.server_port}/api/v1/tickets"
+    stop = threading.Event()
+    created: list[int] = []
+
+    def create():
+        with requests.Session() as session:
+            while not stop.is_set():
+                answer = session.post(base, json={"subject": "並行"}, headers=headers, timeout=30)
+                created.append(answer.status_code)
+
+    writer = threading.Thread(target=create)
+    writer.start()
+    try:
+        seen: list[str] = []
+        cursor = None
+        with requests.Session() as session:
+            while True:
+                url = base + "?limit=4" + (f"&cursor={cursor}" if cursor else "")
+                page = session.get(url, headers=headers, timeout=30).json()
+                seen += [item["number"] for item in page["items"] if item["subject"] != "並行"]
+                cursor = page["next_cursor"]
+                if not cursor:
+                    break
+    finally:
+        stop.set()
+        writer.join(timeout=60)
+        server.shutdown()
+        server.server_close()
+    assert created and set(created) == {201}
+    assert seen == list(reversed(made))  # every existing case once, in order
