@@ -216,10 +216,10 @@ def on_handoff_changed(handoff, **_kwargs) -> None:
     event = {"requested": WebhookEvent.HANDOFF_REQUESTED, "done": WebhookEvent.HANDOFF_ANSWERED}
     if state not in event or getattr(handoff, "ticket", None) is None:
         return
-    # A request given more information sends handoff_changed again: one "requested" per handoff.
-    if state == "requested" and getattr(handoff, "_api_requested_sent", False):
+    # A request given more information sends handoff_changed again, with a later updated_at:
+    # "requested" goes out once, for the handoff as it was made.
+    if state == "requested" and getattr(handoff, "updated_at", None) != handoff.created_at:
         return
-    handoff._api_requested_sent = True
     department = getattr(handoff, "department_id", None)
     enqueue(event[state], handoff.ticket, handoff={"id": handoff.id, "department_id": department})
 

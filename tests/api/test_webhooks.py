@@ -204,6 +204,8 @@ def test_handoff_requested_and_answered(app, receiver, make_ticket, make_departm
         [handoff_services.Request(department.id, "折り返しをお願いします。", Response.CALLBACK)],
     )
     db.session.commit()
+    handoff_services.add_information(Actor(make_staff("consultant")), handoff, "追加の情報です。")
+    db.session.commit()
     handoff_services.accept(Actor(officer), handoff)
     handoff_services.finish(
         Actor(officer), handoff, handoff_services.Record(action="電話で説明", outcome="解決")
