@@ -64,7 +64,10 @@ def requires(*scopes: Scope) -> Callable:
             limits = ratelimit.parse(current_app.config["MADOGUCHI"]["API_RATE_LIMIT"])
             wait = ratelimit.over("api", f"integration:{integration.id}", limits)
             now = utcnow()
-            if integration.last_used_at is None or (now - integration.last_used_at).seconds > 60:
+            if (
+                integration.last_used_at is None
+                or (now - integration.last_used_at).total_seconds() > 60
+            ):
                 integration.last_used_at = now
             db.session.commit()  # the count holds even when this request ends in an error
             if wait:
