@@ -504,3 +504,11 @@ def test_keyset_paging_over_http_while_another_client_creates(app, make_token, m
         server.server_close()
     assert created and set(created) == {201}
     assert seen == list(reversed(made))  # every existing case once, in order
+
+
+def test_a_staff_session_alone_opens_no_api(client, login_as):
+    """The API is exempt from CSRF because a cookie never authenticates it."""
+    login_as("consultant")
+    assert client.get("/tickets").status_code == 200  # signed in
+    problem(client.post("/api/v1/tickets", json={"subject": "x"}), 401, "token_missing")
+    problem(client.get("/api/v1/tickets"), 401, "token_missing")
