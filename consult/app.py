@@ -96,6 +96,9 @@ def create_app(overrides: dict | None = None, instance_path: str | None = None) 
 
     handoff.register(app)
     register_faq(app)
+    import api
+
+    api.register(app)
     for name in app.extensions[settings_module.EXTENSION_KEY].unknown_variables():
         log.warning("MADOGUCHI_%s is not a setting of madoguchi or its plugins; ignored", name)
 

@@ -554,6 +554,8 @@ class AuditEvent(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    # The API integration that acted (api/), by its name at the time: no staff member then.
+    integration: Mapped[str | None] = mapped_column(sa.String(80))
     action: Mapped[str] = mapped_column(sa.String(40))
     object_type: Mapped[str] = mapped_column(sa.String(40))
     object_id: Mapped[str | None] = mapped_column(sa.String(40))

@@ -51,6 +51,7 @@ def record(
     """Add an audit row. ``detail`` must never carry personal data (it names fields, not values)."""
     event = AuditEvent(
         staff_id=actor.staff_id,
+        integration=actor.integration[:80] if actor.integration else None,
         action=action,
         object_type=object_type,
         object_id=None if object_id is None else str(object_id),

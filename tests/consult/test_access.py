@@ -513,6 +513,79 @@ TABLE.update(
         ),
     }
 )
+# The API (api/): a bearer token, never the session, so every role without one gets 401; the
+# description, its page and the published FAQ are public. Its scopes: tests/api/.
+API_401 = dict.fromkeys(ROLES, 401)
+TABLE.update(
+    {
+        ("/api/v1/openapi.json", "GET"): (lambda o: "/api/v1/openapi.json", PUBLIC_GET),
+        ("/api/v1/docs", "GET"): (lambda o: "/api/v1/docs", PUBLIC_GET),
+        ("/api/v1/faq", "GET"): (lambda o: "/api/v1/faq", PUBLIC_GET),
+        ("/api/v1/faq/<int(min=1, max=2147483647):entry_id>", "GET"): (
+            lambda o: f"/api/v1/faq/{faq_entry(o)}",
+            PUBLIC_GET,
+        ),
+        ("/api/v1/tickets", "GET"): (lambda o: "/api/v1/tickets", API_401),
+        ("/api/v1/tickets", "POST"): (lambda o: "/api/v1/tickets", API_401),
+        ("/api/v1/tickets/<string(maxlength=16):number>", "GET"): (
+            lambda o: f"/api/v1/tickets/{o['number']}",
+            API_401,
+        ),
+        ("/api/v1/tickets/<string(maxlength=16):number>/status", "POST"): (
+            lambda o: f"/api/v1/tickets/{o['number']}/status",
+            API_401,
+        ),
+        ("/api/v1/tickets/<string(maxlength=16):number>/assignee", "POST"): (
+            lambda o: f"/api/v1/tickets/{o['number']}/assignee",
+            API_401,
+        ),
+        ("/api/v1/tickets/<string(maxlength=16):number>/timeline", "GET"): (
+            lambda o: f"/api/v1/tickets/{o['number']}/timeline",
+            API_401,
+        ),
+        ("/api/v1/tickets/<string(maxlength=16):number>/notes", "POST"): (
+            lambda o: f"/api/v1/tickets/{o['number']}/notes",
+            API_401,
+        ),
+        ("/api/v1/tickets/<string(maxlength=16):number>/handoffs", "GET"): (
+            lambda o: f"/api/v1/tickets/{o['number']}/handoffs",
+            API_401,
+        ),
+        ("/api/v1/handoffs/<int(min=1, max=2147483647):handoff_id>", "GET"): (
+            lambda o: "/api/v1/handoffs/1",
+            API_401,
+        ),
+        ("/api/v1/handoffs/<int(min=1, max=2147483647):handoff_id>/steps", "POST"): (
+            lambda o: "/api/v1/handoffs/1/steps",
+            API_401,
+        ),
+        ("/api/v1/bookings/slots", "GET"): (lambda o: "/api/v1/bookings/slots?mode=phone", API_401),
+        ("/api/v1/bookings", "GET"): (
+            lambda o: "/api/v1/bookings?from=2026-12-01&to=2026-12-02",
+            API_401,
+        ),
+        ("/api/v1/citizens", "GET"): (lambda o: "/api/v1/citizens?name=やまだ", API_401),
+        ("/api/v1/citizens/<int(min=1, max=2147483647):citizen_id>", "GET"): (
+            lambda o: f"/api/v1/citizens/{o['citizen']}",
+            API_401,
+        ),
+        ("/api/v1/reports/figures", "GET"): (
+            lambda o: "/api/v1/reports/figures?fiscal_year=2026",
+            API_401,
+        ),
+        ("/admin/api/", "GET"): (lambda o: "/admin/api/", ADMIN_GET),
+        ("/admin/api/integrations", "POST"): (lambda o: "/admin/api/integrations", ADMIN_POST),
+        ("/admin/api/integrations/<int:integration_id>/revoke", "POST"): (
+            lambda o: "/admin/api/integrations/999999/revoke",
+            {**ADMIN_GET, "admin": REDIRECT},
+        ),
+        ("/admin/api/webhooks", "POST"): (lambda o: "/admin/api/webhooks", ADMIN_POST),
+        ("/admin/api/webhooks/<int:hook_id>/revoke", "POST"): (
+            lambda o: "/admin/api/webhooks/999999/revoke",
+            {**ADMIN_GET, "admin": REDIRECT},
+        ),
+    }
+)
 TABLE[("/logout", "POST")] = TABLE.pop(("/logout", "POST"))  # logout stays last
 
 

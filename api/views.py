@@ -1,0 +1,506 @@
+"""`/api/v1/`: thin handlers over the kernel's services, described by flask-smorest.
+
+Every handler checks the token's scope, builds the integration's Actor and calls the same
+service the desk's pages call, so the rules, the refusals (as problem details) and the audit
+are the web's. The schemas in api/schemas.py validate the requests and make the OpenAPI
+document served at /api/v1/openapi.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+
+from flask import current_app, g, request
+from flask_smorest import Blueprint
+
+from api import problems, schemas
+from api import services as api_services
+from api.models import Scope
+from consult.extensions import db
+from consult.models import Citizen, Status, Ticket
+from consult.services import audit, ratelimit, reports
+from consult.services import citizens as citizen_services
+from consult.services import tickets as ticket_services
+from consult.services.errors import NotFound, ValidationFailed
+from consult.timeutil import utcnow
+
+bp = Blueprint(
+    "api_v1",
+    __name__,
+    url_prefix="/api/v1",
+    description="相談・経過・相談者・FAQ・統計（アクセストークンが必要。FAQ は不要）",
+)
+problems.install(bp)
+
+
+def _token() -> str | None:
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return value.strip() or None
+
+
+def requires(*scopes: Scope) -> Callable:
+    """Authenticate the bearer token, count it against its limit, and check its scopes.
+
+    Placed right under `@bp.route`, so a request without a valid token is refused (401/403)
+    before its body or query is even read (flask-smorest's own decorators sit inside)."""
+
+    def decorator(view: Callable) -> Callable:
+        @wraps(view)
+        def wrapped(*args, **kwargs):
+            try:
+                integration = api_services.authenticate(_token(), request.remote_addr)
+            except api_services.TokenRefused as refused:
+                headers = {"WWW-Authenticate": 'Bearer realm="madoguchi"'}
+                raise problems.Problem(
+                    refused.status,
+                    refused.code,
+                    refused.message,
+                    headers=headers if refused.status == 401 else None,
+                ) from None
+            limits = ratelimit.parse(current_app.config["MADOGUCHI"]["API_RATE_LIMIT"])
+            wait = ratelimit.over("api", f"integration:{integration.id}", limits)
+            now = utcnow()
+            if (
+                integration.last_used_at is None
+                or (now - integration.last_used_at).total_seconds() > 60
+            ):
+                integration.last_used_at = now
+            db.session.commit()  # the count holds even when this request ends in an error
+            if wait:
+                raise problems.Problem(
+                    429,
+                    "rate_limited",
+                    f"リクエストが多すぎます。{wait}秒後にやり直してください。",
+                    headers={"Retry-After": str(wait)},
+                )
+            missing = [scope for scope in scopes if not integration.has(scope)]
+            if missing:
+                raise problems.Problem(
+                    403,
+                    "scope_missing",
+                    "このアクセストークンには次の権限がありません: "
+                    + "、".join(str(scope) for scope in missing),
+                )
+            g.api_integration = integration
+            g.api_actor = api_services.actor_for(integration, request.remote_addr)
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    def documented(view: Callable) -> Callable:
+        # OpenAPI 3.1 lets a bearer requirement name the roles it needs: the scopes.
+        return decorator(bp.doc(security=[{"bearerAuth": [str(s) for s in scopes]}])(view))
+
+    return documented
+
+
+def _personal() -> bool:
+    return g.api_integration.has(Scope.PERSONAL)
+
+
+def citizen_dict(citizen: Citizen) -> dict:
+    return {
+        "id": citizen.id,
+        "name": citizen.name,
+        "kana": citizen.kana,
+        "address": citizen.address,
+        "phones": [phone.number for phone in citizen.phones],
+        "emails": [email.address for email in citizen.emails],
+    }
+
+
+def ticket_dict(ticket: Ticket, *, with_citizen: bool = False) -> dict:
+    data = {
+        "number": ticket.number,
+        "subject": ticket.subject,
+        "status": ticket.status.value,
+        "channel": ticket.channel.value,
+        "priority": ticket.priority.value,
+        "category_id": ticket.category_id,
+        "assignee_id": ticket.assignee_id,
+        "created_at": ticket.created_at,
+        "last_activity_at": ticket.last_activity_at,
+        "closed_at": ticket.closed_at,
+    }
+    if with_citizen:
+        data["citizen"] = citizen_dict(ticket.citizen) if ticket.citizen else None
+    return data
+
+
+# --- tickets ---------------------------------------------------------------------------------
+
+
+def _ticket(number: str, *, audit_view: bool) -> Ticket:
+    """The kernel's get_ticket, for a number of the right shape only (a NUL or any other text
+    would reach PostgreSQL as a parameter): anything else is simply not found."""
+    if not ticket_services.NUMBER_PATTERN.fullmatch(number):
+        raise NotFound("相談が見つかりません。")
+    return ticket_services.get_ticket(g.api_actor, number, audit_view=audit_view)
+
+
+@bp.route("/tickets", methods=["GET"])
+@requires(Scope.TICKETS_READ)
+@bp.arguments(schemas.TicketListArgs, location="query")
+@bp.response(200, schemas.TicketPage)
+@bp.doc(summary="相談の一覧（キーセットページング）")
+def list_tickets(args):
+    """新しく動きのあった順。`next_cursor` を `cursor` に渡すと次のページ。相談者は含みません。"""
+    after = None
+    if args.get("cursor"):
+        after = ticket_services.Cursor.decode(args["cursor"])
+        if after is None:
+            raise problems.Problem(
+                422,
+                "validation_failed",
+                problems.STATUS_TEXT[422][1],
+                errors=[
+                    {"field": "cursor", "in": "query", "message": "カーソルが正しくありません。"}
+                ],
+            )
+    page = ticket_services.queue(
+        g.api_actor,
+        ticket_services.QueueFilter(
+            channel=args.get("channel"),
+            status=args.get("status"),
+            category_id=args.get("category_id"),
+            assignee_id=args.get("assignee_id"),
+            include_closed=args["include_closed"],
+            unassigned=args["unassigned"],
+        ),
+        after=after,
+        page_size=args["limit"],
+    )
+    return {"items": [ticket_dict(t) for t in page.tickets], "next_cursor": page.next_cursor}
+
+
+@bp.route("/tickets", methods=["POST"])
+@requires(Scope.TICKETS_WRITE)
+@bp.arguments(schemas.TicketIn)
+@bp.response(201, schemas.TicketOut)
+@bp.doc(summary="相談の登録（外部の受付から）")
+def create_ticket(data):
+    actor = g.api_actor
+    citizen_data = None
+    if data.get("citizen"):
+        citizen_data = citizen_services.CitizenInput(**data["citizen"])
+        if citizen_data.clean().empty:  # refused before anything is written
+            citizen_data = None
+    ticket = ticket_services.create_ticket(
+        actor,
+        channel=data["channel"],
+        subject=data["subject"],
+        category_id=data.get("category_id"),
+        priority=data["priority"],
+        first_message=data.get("message") or None,
+    )
+    if citizen_data is not None:
+        ticket_services.save_citizen(actor, ticket, citizen_data)
+    db.session.flush()
+    return ticket_dict(ticket, with_citizen=_personal())
+
+
+@bp.route("/tickets/<string(maxlength=16):number>", methods=["GET"])
+@requires(Scope.TICKETS_READ)
+@bp.response(200, schemas.TicketOut)
+@bp.doc(summary="相談の詳細（personal の範囲があれば相談者も）")
+def read_ticket(number):
+    ticket = _ticket(number, audit_view=_personal())
+    return ticket_dict(ticket, with_citizen=_personal())
+
+
+@bp.route("/tickets/<string(maxlength=16):number>/status", methods=["POST"])
+@requires(Scope.TICKETS_WRITE)
+@bp.arguments(schemas.StatusIn)
+@bp.response(200, schemas.TicketOut)
+@bp.doc(summary="状態の変更（完了には reason が対応結果として必要）")
+def change_status(data, number):
+    actor = g.api_actor
+    ticket = _ticket(number, audit_view=False)
+    new = Status(data["status"])
+    reason = data.get("reason") or ""
+    if new == Status.CLOSED:
+        ticket_services.close(actor, ticket, reason)
+    elif new == Status.IN_PROGRESS and ticket.status in ticket_services.REOPENABLE:
+        ticket_services.reopen(actor, ticket, reason)
+    else:
+        ticket_services.change_status(actor, ticket, new, reason or None)
+    db.session.flush()
+    return ticket_dict(ticket, with_citizen=False)
+
+
+@bp.route("/tickets/<string(maxlength=16):number>/assignee", methods=["POST"])
+@requires(Scope.TICKETS_WRITE)
+@bp.arguments(schemas.AssigneeIn)
+@bp.response(200, schemas.TicketOut)
+@bp.doc(summary="担当者の変更（null で外す）")
+def change_assignee(data, number):
+    actor = g.api_actor
+    ticket = _ticket(number, audit_view=False)
+    ticket_services.assign(actor, ticket, data["assignee_id"])
+    db.session.flush()
+    return ticket_dict(ticket, with_citizen=False)
+
+
+def entry_dict(entry) -> dict:
+    return {
+        "id": entry.id,
+        "kind": str(entry.kind),
+        "at": entry.created_at,
+        "author_id": entry.author_id,
+        "body": entry.body or "",
+    }
+
+
+@bp.route("/tickets/<string(maxlength=16):number>/timeline", methods=["GET"])
+@requires(Scope.TICKETS_READ, Scope.PERSONAL)
+@bp.response(200, schemas.EntryList)
+@bp.doc(summary="経過（個人情報を含むため personal の範囲も必要）")
+def read_timeline(number):
+    ticket = _ticket(number, audit_view=False)
+    audit.record(g.api_actor, "view", "ticket", ticket.number, "timeline")
+    return {"items": [entry_dict(entry) for entry in ticket.timeline]}
+
+
+@bp.route("/tickets/<string(maxlength=16):number>/notes", methods=["POST"])
+@requires(Scope.TICKETS_WRITE)
+@bp.arguments(schemas.NoteIn)
+@bp.response(201, schemas.EntryOut)
+@bp.doc(summary="メモを経過に追加")
+def add_note(data, number):
+    ticket = _ticket(number, audit_view=False)
+    entry = ticket_services.add_note(g.api_actor, ticket, data["body"])
+    db.session.flush()
+    return entry_dict(entry)
+
+
+# --- handoffs and bookings ----------------------------------------------------------------------
+
+
+def handoff_dict(handoff) -> dict:
+    data = {
+        "id": handoff.id,
+        "ticket_number": handoff.ticket.number,
+        "department_id": handoff.department_id,
+        "state": str(handoff.state),
+        "response": str(handoff.response),
+        "urgency": str(handoff.urgency),
+        "created_at": handoff.created_at,
+        "due_at": handoff.due_at,
+        "accepted_at": handoff.accepted_at,
+        "done_at": handoff.done_at,
+    }
+    if _personal():  # free text written about the citizen's case
+        data.update(
+            summary=handoff.summary,
+            record_action=handoff.record_action,
+            record_outcome=handoff.record_outcome,
+        )
+    return data
+
+
+@bp.route("/tickets/<string(maxlength=16):number>/handoffs", methods=["GET"])
+@requires(Scope.TICKETS_READ)
+@bp.response(200, schemas.HandoffList)
+@bp.doc(summary="相談の引継ぎ（依頼の内容と対応記録は personal の範囲があるときだけ）")
+def list_handoffs(number):
+    from handoff import services as handoff_services
+
+    ticket = _ticket(number, audit_view=_personal())
+    return {"items": [handoff_dict(h) for h in handoff_services.for_ticket(ticket)]}
+
+
+@bp.route("/handoffs/<int(min=1, max=2147483647):handoff_id>", methods=["GET"])
+@requires(Scope.TICKETS_READ)
+@bp.response(200, schemas.HandoffOut)
+@bp.doc(summary="引継ぎ 1件")
+def read_handoff(handoff_id):
+    from handoff import services as handoff_services
+
+    handoff = handoff_services.get(g.api_actor, handoff_id)
+    if _personal():
+        audit.record(g.api_actor, "view", "ticket", handoff.ticket.number, "handoff")
+    return handoff_dict(handoff)
+
+
+@bp.route("/handoffs/<int(min=1, max=2147483647):handoff_id>/steps", methods=["POST"])
+@requires(Scope.TICKETS_WRITE)
+@bp.arguments(schemas.HandoffStepIn)
+@bp.response(200, schemas.HandoffOut)
+@bp.doc(
+    summary="担当課の操作（担当課に結び付いたトークンだけ。その課あての引継ぎに限る）",
+    description="accept（受付）、on_the_way（eta_minutes 分で向かう、来庁対応のみ）、arrive、"
+    "finish（action と outcome の対応記録で完了）、decline（reason を添えて差し戻し）。",
+)
+def handoff_step(data, handoff_id):
+    from handoff import services as handoff_services
+
+    actor = g.api_actor
+    handoff = handoff_services.get(actor, handoff_id)
+    step = data["step"]
+    if step == "accept":
+        handoff_services.accept(actor, handoff)
+    elif step == "on_the_way":
+        handoff_services.on_the_way(actor, handoff, data.get("eta_minutes"))
+    elif step == "arrive":
+        handoff_services.arrive(actor, handoff)
+    elif step == "finish":
+        handoff_services.finish(
+            actor,
+            handoff,
+            handoff_services.Record(
+                action=data.get("action") or "",
+                outcome=data.get("outcome") or "",
+                follow_up=data.get("follow_up") or "",
+                follow_up_by=data.get("follow_up_by") or "",
+            ),
+        )
+    else:
+        handoff_services.decline(actor, handoff, data.get("reason") or "")
+    db.session.flush()
+    return handoff_dict(handoff)
+
+
+@bp.route("/bookings/slots", methods=["GET"])
+@requires(Scope.TICKETS_READ)
+@bp.arguments(schemas.SlotArgs, location="query")
+@bp.response(200, schemas.SlotList)
+@bp.doc(summary="予約の空き枠（窓口・電話・ビデオ）")
+def free_slots(args):
+    from channels.booking import services as booking_services
+    from channels.booking.models import Mode
+
+    mode = Mode(args["mode"])
+    found = booking_services.free_slots([mode], start=args.get("start"), days=args["days"])
+    return {
+        "items": [
+            {
+                "starts_at": slot.starts_at,
+                "ends_at": slot.ends_at,
+                "capacity": slot.capacity,
+                "free": slot.free,
+            }
+            for slot in found[mode]
+        ]
+    }
+
+
+@bp.route("/bookings", methods=["GET"])
+@requires(Scope.TICKETS_READ, Scope.PERSONAL)
+@bp.arguments(schemas.BookingArgs, location="query")
+@bp.response(200, schemas.BookingList)
+@bp.doc(summary="予約の一覧（from〜to、31日まで。氏名を含むため personal の範囲も必要）")
+def list_bookings(args):
+    from channels.booking import services as booking_services
+
+    first, last = args["first"], args["last"]
+    if last < first or (last - first).days > 31:
+        raise ValidationFailed("期間は from から to まで、31日以内で指定してください。")
+    rows = booking_services.bookings_between(g.api_actor, first, last)
+    return {
+        "items": [
+            {
+                "id": b.id,
+                "reference": b.reference,
+                "mode": str(b.mode),
+                "status": str(b.status),
+                "starts_at": b.starts_at,
+                "ends_at": b.ends_at,
+                "ticket_number": b.ticket.number if b.ticket else None,
+                "name": b.name,
+                "kana": b.kana,
+            }
+            for b in rows
+        ]
+    }
+
+
+# --- citizens --------------------------------------------------------------------------------
+
+
+@bp.route("/citizens", methods=["GET"])
+@requires(Scope.PERSONAL)
+@bp.arguments(schemas.CitizenSearchArgs, location="query")
+@bp.response(200, schemas.CitizenList)
+@bp.doc(summary="相談者の検索（氏名の前方一致・電話番号・メールアドレス）")
+def search_citizens(args):
+    if not any(args.get(key) for key in ("name", "phone", "email")):
+        raise ValidationFailed("name、phone、email のいずれかを指定してください。")
+    matches = citizen_services.find_matches(
+        g.api_actor, phone=args.get("phone"), name=args.get("name"), email=args.get("email")
+    )
+    return {"items": [citizen_dict(match.citizen) for match in matches]}
+
+
+@bp.route("/citizens/<int(min=1, max=2147483647):citizen_id>", methods=["GET"])
+@requires(Scope.PERSONAL)
+@bp.response(200, schemas.CitizenOut)
+@bp.doc(summary="相談者")
+def read_citizen(citizen_id):
+    return citizen_dict(citizen_services.get_citizen(g.api_actor, citizen_id))
+
+
+# --- FAQ (public) ----------------------------------------------------------------------------
+
+
+def faq_dict(entry) -> dict:
+    return {
+        "id": entry.id,
+        "question": entry.question,
+        "answer": entry.answer,
+        "category_id": entry.category_id,
+        "published_at": entry.published_at,
+    }
+
+
+@bp.route("/faq", methods=["GET"])
+@bp.arguments(schemas.FaqListArgs, location="query")
+@bp.response(200, schemas.FaqList)
+@bp.doc(summary="公開中のFAQ（トークン不要）")
+def list_faq(args):
+    from faq import services as faq_services
+
+    entries = faq_services.public_entries(args.get("category_id"), limit=args["limit"])
+    return {"items": [faq_dict(entry) for entry in entries]}
+
+
+@bp.route("/faq/<int(min=1, max=2147483647):entry_id>", methods=["GET"])
+@bp.response(200, schemas.FaqOut)
+@bp.doc(summary="公開中のFAQ 1件（トークン不要）")
+def read_faq(entry_id):
+    from faq import services as faq_services
+
+    return faq_dict(faq_services.get_public_entry(entry_id))
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+
+@bp.route("/reports/figures", methods=["GET"])
+@requires(Scope.REPORTS)
+@bp.arguments(schemas.FiguresArgs, location="query")
+@bp.response(200, schemas.FiguresOut)
+@bp.doc(summary="年度・四半期の相談件数（経路別・分類別）")
+def figures(args):
+    g.api_actor.require(*reports.REPORT_ROLES)
+    period = reports.fiscal_period(args["fiscal_year"], args.get("quarter"))
+    return {
+        "period": period.label,
+        "start": period.start,
+        "end": period.end,
+        "total": reports.total(period),
+        "by_channel": [
+            {"key": key, "count": count}
+            for key, count in sorted(reports.by_channel(period).items())
+        ],
+        "by_category": [
+            {"key": None if key is None else str(key), "count": count}
+            for key, count in sorted(
+                reports.by_category(period).items(),
+                key=lambda item: (item[0] is None, item[0] or 0),
+            )
+        ],
+    }
