@@ -120,6 +120,8 @@ def gunicorn_server(
             "MADOGUCHI_SECRET_KEY": "gunicorn-test-secret-key-long-enough-1234567890",
             "MADOGUCHI_DATA_DIR": str(tmp_path / "data"),
             "MADOGUCHI_TEST_READY_DIR": str(ready_dir),
+            # As in every test app: only the tests about two-factor sign-in turn it on.
+            "MADOGUCHI_TOTP_REQUIRED": "none",
             "PYTHONPATH": str(ROOT),
         }
     )
