@@ -461,6 +461,17 @@ class HelpForm(Form):
     ticket = HiddenField()
 
 
+class AlertDeviceForm(Form):
+    name = StringField(
+        "端末の名前", validators=[required("端末の名前"), max_length("端末の名前", 80)]
+    )
+    staff_id = JapaneseSelectField(
+        "持つ職員（押すとこの職員からの応援要請になります）",
+        validators=[DataRequired("端末を持つ職員を選んでください。")],
+    )
+    place = JapaneseSelectField("設置場所")
+
+
 class IncidentForm(Form):
     occurred_at = DateTimeLocalField(
         "発生日時",

@@ -749,6 +749,34 @@ class HelpResponse(db.Model):
         return f"<HelpResponse {self.id} {self.kind}>"
 
 
+class AlertDevice(db.Model):
+    """A one-button device (or a work phone's shortcut) that raises a help alert over HTTP.
+
+    Registered by an administrator to one member of staff and one place, as Minato's counters
+    carry them: the press raises the alert as that person, at that place. Only the token's
+    SHA-256 is kept; the token itself is shown once. No personal data.
+    """
+
+    __tablename__ = "alert_device"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(80))
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("staff.id"), index=True)
+    place: Mapped[str] = mapped_column(sa.String(40))
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    # The first characters of the token, so an administrator can tell devices apart.
+    token_prefix: Mapped[str] = mapped_column(sa.String(12))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    staff: Mapped[Staff] = relationship(foreign_keys=[staff_id])
+
+    def __repr__(self) -> str:
+        return f"<AlertDevice {self.id} revoked={self.revoked_at is not None}>"
+
+
 class Incident(db.Model):
     """カスハラ事案: seen only by supervisors, the support room and administrators."""
 

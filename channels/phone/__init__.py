@@ -7,7 +7,7 @@ from consult.models import Role
 
 
 def register(app: Flask) -> None:
-    from channels.phone import services, views
+    from channels.phone import reports, services, views
 
     plugins.install(
         app,
@@ -21,5 +21,6 @@ def register(app: Flask) -> None:
             ),
             ticket_panels=(plugins.TicketPanel("phone", services.ticket_panel),),
             channel=plugins.Channel("phone", "電話"),
+            report_sections=(plugins.ReportSection("phone_recording", 65, reports.section),),
         ),
     )

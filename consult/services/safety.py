@@ -12,6 +12,8 @@ support room and administrators read them. Any desk member may file one, also af
 
 from __future__ import annotations
 
+import hashlib
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,6 +25,7 @@ from consult import signals
 from consult.extensions import db
 from consult.models import (
     ALERT_RESPONSE_LABELS,
+    AlertDevice,
     AlertResponseKind,
     CentreSetting,
     Channel,
@@ -39,9 +42,9 @@ from consult.models import (
     Staff,
     Ticket,
 )
-from consult.services import audit, tickets
+from consult.services import audit, ratelimit, tickets
 from consult.services.actor import DESK_ROLES, Actor
-from consult.services.errors import NotFound, ValidationFailed
+from consult.services.errors import DomainError, NotFound, ValidationFailed
 from consult.timeutil import format_tokyo, utcnow
 from consult.urls import public_url
 
@@ -233,6 +236,120 @@ def raise_alert(actor: Actor, *, place: str | None, ticket: Ticket | None = None
     db.session.flush()
     _mail_alert(alert)
     signals.help_alert_changed.send(alert, action="raised")
+    return alert
+
+
+# --- one-button devices ------------------------------------------------------------------------
+# Minato's counters have a button that calls the support room without a screen. Here it is any
+# device that can send one HTTP request (a hardware button on the LAN, a work phone's shortcut):
+# POST /alerts/device with its own token, registered by an administrator to a person and a place.
+
+DEVICE_SCOPE = "alert-device"
+# Wrong tokens from one address: a device that lost its token must not become a guessing tool.
+DEVICE_FAILURES = 20
+DEVICE_FAILURE_WINDOW = timedelta(minutes=10)
+DEVICE_NAME_MAX = 80
+
+
+class DeviceRefused(DomainError):
+    """The press was not accepted; the message is what the device's log shows."""
+
+    def __init__(self, message: str, status: int = 401):
+        super().__init__(message)
+        self.status = status
+
+
+def _device_digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def device_staff_choices() -> list[Staff]:
+    """Who a device may raise alerts for: the active desk staff (the button's holder)."""
+    return [s for s in staff_choices() if s.role in DESK_ROLES]
+
+
+def register_device(
+    actor: Actor, *, name: str, staff_id: int, place: str
+) -> tuple[AlertDevice, str]:
+    """Register a device; answers it with its token, which is shown this once and never kept."""
+    admin = actor.require(Role.ADMIN)
+    name = " ".join((name or "").split())
+    if not name:
+        raise ValidationFailed("端末の名前を入力してください。")
+    if len(name) > DEVICE_NAME_MAX:
+        raise ValidationFailed(f"端末の名前は{DEVICE_NAME_MAX}文字以内で入力してください。")
+    if place not in PLACES:
+        raise ValidationFailed("設置場所を一覧から選んでください。")
+    holder = db.session.get(Staff, staff_id) if staff_id else None
+    if holder is None or not holder.active or holder.role not in DESK_ROLES:
+        raise ValidationFailed("端末を持つ職員を一覧から選んでください（相談員または責任者）。")
+    token = "mdv_" + secrets.token_urlsafe(32)
+    device = AlertDevice(
+        name=name,
+        staff=holder,
+        place=place,
+        token_hash=_device_digest(token),
+        token_prefix=token[:12],
+        created_by_id=admin.id if admin else None,
+    )
+    db.session.add(device)
+    db.session.flush()
+    audit.record(actor, "device_registered", "alert_device", device.id, f"place={place}")
+    return device, token
+
+
+def revoke_device(actor: Actor, device_id: int) -> AlertDevice:
+    actor.require(Role.ADMIN)
+    device = db.session.get(AlertDevice, device_id)
+    if device is None:
+        raise NotFound("その端末は登録されていません。")
+    if device.revoked_at is None:
+        device.revoked_at = utcnow()
+        audit.record(actor, "device_revoked", "alert_device", device.id)
+        db.session.flush()
+    return device
+
+
+def list_devices() -> list[AlertDevice]:
+    return list(
+        db.session.scalars(
+            sa.select(AlertDevice)
+            .options(selectinload(AlertDevice.staff))
+            .order_by(AlertDevice.revoked_at.is_not(None), AlertDevice.id)
+        )
+    )
+
+
+def press_device(token: str | None, address: str | None) -> HelpAlert:
+    """A device's press: the alert as its holder, at its place, like the button on a page.
+
+    A wrong or revoked token changes nothing but a counter per address: the token's 256 random
+    bits are the guard against guessing, the counter keeps a misconfigured or hostile sender
+    from flooding the database (after DEVICE_FAILURES it is told to wait).
+    """
+    device = (
+        db.session.scalar(
+            sa.select(AlertDevice).where(AlertDevice.token_hash == _device_digest(token))
+        )
+        if token
+        else None
+    )
+    if device is None or device.revoked_at is not None:
+        count = ratelimit.hit(DEVICE_SCOPE, address or "unknown", DEVICE_FAILURE_WINDOW)
+        db.session.flush()
+        if count.hits > DEVICE_FAILURES:
+            raise DeviceRefused("失敗が続いたため、しばらく受け付けません。", status=429)
+        raise DeviceRefused("端末の鍵が正しくないか、登録が取り消されています。")
+    holder = device.staff
+    if not holder.active or holder.role not in DESK_ROLES:
+        raise DeviceRefused(
+            "この端末の職員は現在、応援要請を出せません。管理者に連絡してください。", 403
+        )
+    device.last_used_at = utcnow()
+    alert = raise_alert(Actor(holder, f"device:{device.id}"), place=device.place)
+    audit.record(
+        Actor(holder, address), "device_pressed", "alert_device", device.id, f"alert={alert.id}"
+    )
     return alert
 
 

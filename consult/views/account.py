@@ -20,6 +20,7 @@ WHILE_MUST_CHANGE = {
     "auth.login",
     "static",
     "safety.raise_alert",
+    "safety.phone",
     "safety.live",
     "safety.respond",
 }

@@ -10,14 +10,21 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, jsonify, redirect, render_template, request, url_for
 
-from consult.extensions import db
-from consult.forms import ConfirmForm, HelpForm, IncidentForm, SafetySettingsForm, choices
+from consult.extensions import csrf, db
+from consult.forms import (
+    AlertDeviceForm,
+    ConfirmForm,
+    HelpForm,
+    IncidentForm,
+    SafetySettingsForm,
+    choices,
+)
 from consult.models import FOLLOW_UP_LABELS, INCIDENT_CATEGORY_LABELS, Role
 from consult.services import safety, tickets
 from consult.services.actor import DESK_ROLES
 from consult.services.errors import DomainError, NotFound
 from consult.timeutil import TOKYO, utcnow
-from consult.web import actor, attempt, roles_required, safe_next
+from consult.web import actor, attempt, public, roles_required, safe_next
 
 bp = Blueprint("safety", __name__)
 
@@ -69,6 +76,37 @@ def raise_alert():
             "success",
         )
     return _back(url_for("desk.ticket", number=ticket.number) if ticket else url_for("auth.home"))
+
+
+@bp.get("/alerts/phone")
+@roles_required(*DESK_ROLES)
+def phone():
+    """The help button alone, large, for a work phone kept open beside the counter (Minato).
+
+    The same form and script as every page's button; the answers (向かいます・到着) appear
+    above it through the live channel."""
+    return render_template("consult/safety/phone.html", help_phone=True)
+
+
+@bp.post("/alerts/device")
+@public
+@csrf.exempt
+def device_press():
+    """A one-button device's press: `Authorization: Bearer <token>`, no cookie, no form.
+
+    Answered in JSON for the device's own log; a refusal is committed (its failure counter),
+    since an error answer otherwise rolls the request back."""
+    header = request.headers.get("Authorization", "")
+    token = header[7:].strip() if header[:7].lower() == "bearer " else None
+    try:
+        alert = safety.press_device(token, request.remote_addr)
+    except safety.DeviceRefused as refused:
+        db.session.commit()
+        return jsonify({"error": refused.message}), refused.status
+    except DomainError as error:
+        db.session.rollback()
+        return jsonify({"error": error.message}), 422
+    return jsonify({"id": alert.id, "place": safety.place_text(alert)}), 200
 
 
 @bp.get("/alerts/live.json")
@@ -221,3 +259,65 @@ def settings():
             "consult/safety/settings.html", form=form, specs=safety.SETTINGS
         ), 422
     return render_template("consult/safety/settings.html", form=form, specs=safety.SETTINGS)
+
+
+# --- one-button devices ------------------------------------------------------------------------
+
+
+def _device_form(form: AlertDeviceForm | None = None) -> AlertDeviceForm:
+    form = form or AlertDeviceForm()
+    form.staff_id.choices = choices(
+        ((s.id, f"{s.full_name}（{s.role_label}）") for s in safety.device_staff_choices()),
+        blank="選んでください",
+    )
+    form.place.choices = choices(safety.PLACES.items())
+    return form
+
+
+def _devices_page(status: int = 200, **context):
+    form = _device_form(context.pop("form", None))
+    return render_template(
+        "consult/safety/devices.html",
+        form=form,
+        devices=safety.list_devices(),
+        places=safety.PLACES,
+        confirm=ConfirmForm(),
+        **context,
+    ), status
+
+
+@bp.get("/admin/devices")
+@roles_required(Role.ADMIN)
+def devices():
+    return _devices_page()
+
+
+@bp.post("/admin/devices")
+@roles_required(Role.ADMIN)
+def device_register():
+    form = _device_form()
+    if not form.validate_on_submit():
+        return _devices_page(422, form=form)
+    ok, created = attempt(
+        lambda: safety.register_device(
+            actor(),
+            name=form.name.data,
+            staff_id=int(form.staff_id.data),
+            place=form.place.data,
+        )
+    )
+    if not ok:
+        return _devices_page(422, form=form)
+    device, token = created
+    # Shown once, on this answer only: never stored, never in a URL.
+    return _devices_page(
+        200, form=AlertDeviceForm(formdata=None), new_device=device, new_token=token
+    )
+
+
+@bp.post("/admin/devices/<int:device_id>/revoke")
+@roles_required(Role.ADMIN)
+def device_revoke(device_id: int):
+    if ConfirmForm().validate_on_submit():
+        attempt(lambda: safety.revoke_device(actor(), device_id), "端末の登録を取り消しました。")
+    return redirect(url_for("safety.devices"))

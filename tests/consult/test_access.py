@@ -326,6 +326,19 @@ TABLE: dict[tuple[str, str], tuple] = {
     ),
     ("/alerts", "POST"): (lambda o: "/alerts", DESK_POST, {"place": "room1"}),
     ("/alerts/live.json", "GET"): (lambda o: "/alerts/live.json?since=0", LIVE_GET),
+    ("/alerts/phone", "GET"): (lambda o: "/alerts/phone", DESK_GET),
+    # A device's press: no session counts, only its bearer token (none here).
+    ("/alerts/device", "POST"): (lambda o: "/alerts/device", dict.fromkeys(ROLES, 401)),
+    ("/admin/devices", "GET"): (lambda o: "/admin/devices", ADMIN_GET),
+    ("/admin/devices", "POST"): (
+        lambda o: "/admin/devices",
+        ADMIN_POST,
+        {"name": "ボタン", "staff_id": "", "place": "room1"},
+    ),
+    ("/admin/devices/<int:device_id>/revoke", "POST"): (
+        lambda o: "/admin/devices/999/revoke",
+        ADMIN_POST,
+    ),
     # The live channel answers everyone: a signed-out page learns that it ended (ended=true)
     # and gets no events; what a signed-in role receives is checked in tests/live.
     ("/live/stream", "GET"): (lambda o: "/live/stream?poll=1&after=0", PUBLIC_GET),
