@@ -12,7 +12,15 @@ from wtforms import (
 from wtforms.validators import InputRequired, NumberRange, Optional, ValidationError
 
 from consult.forms import Form, JapaneseSelectField, choices, max_length, required
-from handoff.models import RESPONSE_LABELS, URGENCY_LABELS, Response, Urgency
+from handoff.models import (
+    RESPONSE_LABELS,
+    SESSION_MINUTES,
+    SESSION_MODE_LABELS,
+    URGENCY_LABELS,
+    Response,
+    SessionMode,
+    Urgency,
+)
 
 
 class DepartmentsField(SelectMultipleField):
@@ -106,3 +114,31 @@ class InfoForm(Form):
 
 class ActionForm(Form):
     """Buttons without fields (accept, arrive): the CSRF token only."""
+
+
+class JointSessionForm(Form):
+    starts_at = DateTimeLocalField(
+        "日時",
+        format="%Y-%m-%dT%H:%M",
+        validators=[InputRequired(message="合同相談の日時を入力してください。")],
+    )
+    minutes = JapaneseSelectField(
+        "所要時間",
+        choices=choices((m, f"{m}分") for m in SESSION_MINUTES),
+        default="60",
+    )
+    mode = JapaneseSelectField(
+        "方法",
+        choices=choices(SESSION_MODE_LABELS.items()),
+        default=SessionMode.VIDEO.value,
+    )
+
+
+class SessionAnswerForm(Form):
+    """The invitee's answer: 参加します, or another time with what suits them."""
+
+    by_name = StringField("お名前", validators=[required("お名前"), max_length("お名前", 120)])
+    note = TextAreaField(
+        "別の日時のご希望（参加できる場合は空欄で構いません）",
+        validators=[max_length("別の日時のご希望", 2000)],
+    )

@@ -117,6 +117,7 @@ class Handoff(db.Model):
     department: Mapped[Department] = relationship()
     created_by: Mapped[Staff | None] = relationship(foreign_keys=[created_by_id])
     accepted_by: Mapped[Staff | None] = relationship(foreign_keys=[accepted_by_id])
+    session: Mapped[JointSession | None] = relationship(back_populates="handoff")
 
     @property
     def state_label(self) -> str:
@@ -145,6 +146,87 @@ class Handoff(db.Model):
 
     def __repr__(self) -> str:
         return f"<Handoff {self.id} {self.state}>"
+
+
+class SessionMode(enum.StrEnum):
+    VIDEO = "video"
+    COUNTER = "counter"
+
+
+SESSION_MODE_LABELS = {
+    SessionMode.VIDEO: "オンライン（ビデオ会議）",
+    SessionMode.COUNTER: "センターの窓口",
+}
+
+
+# How long a joint session may be booked for, in minutes.
+SESSION_MINUTES = (30, 45, 60, 90, 120)
+
+
+class SessionAnswer(enum.StrEnum):
+    PENDING = "pending"
+    ACCEPTED = "accepted"
+    OTHER_TIME = "other_time"
+
+
+SESSION_ANSWER_LABELS = {
+    SessionAnswer.PENDING: "回答待ち",
+    SessionAnswer.ACCEPTED: "参加します",
+    SessionAnswer.OTHER_TIME: "別の日時を希望",
+}
+
+
+class JointSession(db.Model):
+    """合同相談: the centre and a department or external body hear the citizen together.
+
+    Imabari's project team found that relaying a case distorts it. The session is a time both
+    sides can make, by video (the centre's meeting link, from the administrator's template) or
+    at the counter; the invitee gets it as an iCalendar invitation (`uid`, `sequence` grow with
+    each change, as RFC 5546 wants) and answers 参加します or asks for another time.
+
+    Personal data: `answer_note` is the invitee's free text (it may name the citizen); disposal
+    and the disclosure bundle reach it with the handoff's own texts.
+    """
+
+    __tablename__ = "joint_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    handoff_id: Mapped[int] = mapped_column(sa.ForeignKey("handoff.id"), unique=True)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    mode: Mapped[SessionMode] = mapped_column(_enum(SessionMode, 10))
+    # The meeting's code in the administrator's URL template: random, so a link cannot be
+    # guessed from a ticket number.
+    code: Mapped[str] = mapped_column(sa.String(24))
+    meeting_url: Mapped[str | None] = mapped_column(sa.String(500))
+    uid: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    sequence: Mapped[int] = mapped_column(default=0)
+    answer: Mapped[SessionAnswer] = mapped_column(
+        _enum(SessionAnswer, 12), default=SessionAnswer.PENDING
+    )
+    answer_note: Mapped[str | None] = mapped_column(sa.Text)
+    answered_by_name: Mapped[str | None] = mapped_column(sa.String(120))
+    answered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    handoff: Mapped[Handoff] = relationship(back_populates="session")
+
+    @property
+    def mode_label(self) -> str:
+        return SESSION_MODE_LABELS[self.mode]
+
+    @property
+    def answer_label(self) -> str:
+        return SESSION_ANSWER_LABELS[self.answer]
+
+    @property
+    def is_live(self) -> bool:
+        return self.cancelled_at is None
+
+    def __repr__(self) -> str:
+        return f"<JointSession {self.id} {self.answer}>"
 
 
 class ExternalLink(db.Model):

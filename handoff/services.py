@@ -670,7 +670,7 @@ def for_ticket(ticket: Ticket) -> list[Handoff]:
             sa.select(Handoff)
             .where(Handoff.ticket_id == ticket.id)
             .order_by(Handoff.id)
-            .options(sa.orm.selectinload(Handoff.department))
+            .options(sa.orm.selectinload(Handoff.department), sa.orm.selectinload(Handoff.session))
         )
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from consult.settings import Section
+from consult.settings import ConfigError, Section
 
 
 @dataclass(frozen=True)
@@ -13,3 +13,16 @@ class HandoffSettings(Section):
 
     # Links that let an external body answer a handoff expire after this many days.
     link_days: int = 14
+
+    # The centre's video meeting link for joint sessions (合同相談), with {code} where the
+    # meeting's random code goes, e.g. https://meet.city.example.lg.jp/madoguchi/{code}.
+    # madoguchi does not run video itself; empty means joint sessions are at the counter only.
+    joint_meeting_url: str = ""
+
+    def __post_init__(self) -> None:
+        url = self.joint_meeting_url
+        if url and (not url.startswith(("https://", "http://")) or "{code}" not in url):
+            raise ConfigError(
+                "MADOGUCHI_HANDOFF_JOINT_MEETING_URL: expected an http(s) URL with {code} where"
+                f" the meeting's code goes, got {url!r}"
+            )

@@ -16,6 +16,9 @@ from flask import (
     request,
     url_for,
 )
+from flask import (
+    Response as HttpResponse,
+)
 
 from consult.forms import choices
 from consult.models import Role
@@ -24,17 +27,19 @@ from consult.services.actor import DESK_ROLES
 from consult.services.errors import NotFound, ValidationFailed
 from consult.timeutil import TOKYO, tokyo_today, utcnow
 from consult.web import actor, attempt, public, roles_required
-from handoff import services
+from handoff import joint, services
 from handoff.forms import (
     ActionForm,
     EtaForm,
     ExternalRecordForm,
     HandoffForm,
     InfoForm,
+    JointSessionForm,
     ReasonForm,
     RecordForm,
+    SessionAnswerForm,
 )
-from handoff.models import Response, Urgency
+from handoff.models import SESSION_MODE_LABELS, Response, SessionMode, Urgency
 
 bp = Blueprint("handoff", __name__)
 
@@ -77,8 +82,30 @@ def ticket_panel(ticket):
             "action_form": ActionForm(),
             "now": utcnow(),
             "expectation": services.citizen_expectation,
+            "session_form": _session_form,
+            "span_text": joint.span_text,
         },
     )
+
+
+def _session_form(handoff, form: JointSessionForm | None = None) -> JointSessionForm:
+    """The joint-session form of one handoff on the ticket page: the one just refused (with
+    its messages and what was typed), else a fresh one showing the current session."""
+    form = form or g.get("session_forms", {}).get(handoff.id)
+    if form is None:
+        form = JointSessionForm(prefix=f"session{handoff.id}", formdata=None)
+        session = handoff.session
+        if session is not None and session.is_live:
+            form.starts_at.data = session.starts_at.astimezone(TOKYO).replace(tzinfo=None)
+            form.minutes.data = str(
+                int((session.ends_at - session.starts_at).total_seconds() // 60)
+            )
+            form.mode.data = session.mode.value
+    modes = SESSION_MODE_LABELS.items()
+    if not joint.video_available():
+        modes = [(m, label) for m, label in modes if m is SessionMode.COUNTER]
+    form.mode.choices = choices(modes)
+    return form
 
 
 def _ticket_page_with_errors(number: str):
@@ -170,6 +197,84 @@ def _handoff(handoff_id: int):
         return services.get(actor(), handoff_id)
     except NotFound:
         abort(404)
+
+
+# --- joint sessions (合同相談) -------------------------------------------------------------------
+
+
+@bp.post("/handoffs/<int:handoff_id>/session")
+@roles_required(*DESK_ROLES)
+def session_set(handoff_id: int):
+    handoff = _handoff(handoff_id)
+    form = _session_form(handoff, JointSessionForm(prefix=f"session{handoff_id}"))
+    if form.validate_on_submit():
+        starts_at = form.starts_at.data.replace(tzinfo=TOKYO).astimezone(UTC)
+        ok, _ = attempt(
+            lambda: joint.schedule(
+                actor(),
+                handoff,
+                starts_at=starts_at,
+                minutes=int(form.minutes.data),
+                mode=SessionMode(form.mode.data),
+            ),
+            "合同相談の案内（カレンダーの招待付き）を送りました。",
+        )
+        if ok:
+            return _back_to_ticket(handoff.ticket.number)
+    g.session_forms = {handoff_id: form}
+    return _ticket_page_with_errors(handoff.ticket.number)
+
+
+@bp.post("/handoffs/<int:handoff_id>/session/cancel")
+@roles_required(*DESK_ROLES)
+def session_cancel(handoff_id: int):
+    handoff = _handoff(handoff_id)
+    if ActionForm().validate_on_submit():
+        attempt(
+            lambda: joint.cancel(actor(), handoff), "合同相談を取り消し、取消の案内を送りました。"
+        )
+    return _back_to_ticket(handoff.ticket.number)
+
+
+def _ics(handoff):
+    session = handoff.session
+    if session is None:
+        abort(404)
+    method = "REQUEST" if session.is_live else "CANCEL"
+    return HttpResponse(
+        joint.invitation(handoff, session, method),
+        mimetype="text/calendar",
+        headers={"Content-Disposition": "attachment; filename=joint-session.ics"},
+    )
+
+
+@bp.get("/handoffs/<int:handoff_id>/session.ics")
+@roles_required(*OFFICER_AND_DESK)
+def session_ics(handoff_id: int):
+    return _ics(_handoff(handoff_id))
+
+
+@bp.post("/handoffs/<int:handoff_id>/session/answer")
+@roles_required(Role.OFFICER)
+def session_answer(handoff_id: int):
+    handoff = _handoff(handoff_id)
+    form = SessionAnswerForm(prefix="session")
+    form.by_name.data = form.by_name.data or actor().staff.full_name
+    if form.validate_on_submit():
+        ok, _ = attempt(
+            lambda: joint.answer(
+                handoff,
+                accepted="accept" in request.form,
+                note=form.note.data,
+                by_name=form.by_name.data,
+                actor=actor(),
+            ),
+            "合同相談への回答を相談センターに伝えました。",
+        )
+        if ok:
+            return redirect(url_for("handoff.detail", handoff_id=handoff_id))
+    page = render_template("handoff/detail.html", **_detail_context(handoff, session_form=form))
+    return page, 422
 
 
 @bp.post("/handoffs/<int:handoff_id>/info")
@@ -270,6 +375,8 @@ def _detail_context(handoff, **forms):
         "eta_form": forms.get("eta_form") or EtaForm(),
         "record_form": forms.get("record_form") or RecordForm(),
         "decline_form": forms.get("decline_form") or ReasonForm(),
+        "session_answer_form": forms.get("session_form") or SessionAnswerForm(prefix="session"),
+        "span_text": joint.span_text,
         "now": utcnow(),
     }
 
@@ -377,9 +484,24 @@ def external(token: str):
         )
     form = ExternalRecordForm(prefix="record")
     decline_form = ReasonForm(prefix="decline")
+    session_form = SessionAnswerForm(prefix="session")
     status = 200
     if request.method == "POST" and handoff.is_active:
-        if "decline-reason" in request.form:
+        if "session-by_name" in request.form:
+            if session_form.validate_on_submit():
+                ok, _ = attempt(
+                    lambda: joint.answer(
+                        handoff,
+                        accepted="accept" in request.form,
+                        note=session_form.note.data,
+                        by_name=session_form.by_name.data,
+                    ),
+                    "合同相談へのご回答を相談センターにお伝えしました。",
+                )
+                if ok:
+                    return redirect(url_for("handoff.external", token=token))
+            status = 422
+        elif "decline-reason" in request.form:
             if decline_form.validate_on_submit():
                 ok, _ = attempt(
                     lambda: services.decline_external(handoff, decline_form.reason.data)
@@ -403,9 +525,22 @@ def external(token: str):
             contact=services.external_contact(handoff, request.remote_addr),
             form=form,
             decline_form=decline_form,
+            session_form=session_form,
+            span_text=joint.span_text,
+            token=token,
         ),
         status,
     )
+
+
+@bp.get("/x/handoff/<token>/session.ics")
+@public
+def external_ics(token: str):
+    try:
+        handoff = services.open_link(token, request.remote_addr)
+    except services.LinkRefused:
+        abort(404)
+    return _ics(handoff)
 
 
 # --- the supervisor's overview -----------------------------------------------------------------

@@ -319,6 +319,27 @@ TABLE: dict[tuple[str, str], tuple] = {
         )
         for step in ("info", "cancel", "link/reissue", "link/revoke")
     },
+    # Joint sessions: the table's handoff is a visit (no session to set, answer or download).
+    ("/handoffs/<int:handoff_id>/session", "POST"): (
+        lambda o: f"/handoffs/{o['handoff']}/session",
+        DESK_POST,
+    ),
+    ("/handoffs/<int:handoff_id>/session/cancel", "POST"): (
+        lambda o: f"/handoffs/{o['handoff']}/session/cancel",
+        DESK_POST,
+    ),
+    ("/handoffs/<int:handoff_id>/session.ics", "GET"): (
+        lambda o: f"/handoffs/{o['handoff']}/session.ics",
+        {**DESK_GET, "consultant": 404, "supervisor": 404, "officer": 404},
+    ),
+    ("/handoffs/<int:handoff_id>/session/answer", "POST"): (
+        lambda o: f"/handoffs/{o['handoff']}/session/answer",
+        {**DESK_GET, "consultant": 403, "supervisor": 403, "officer": 404},
+    ),
+    ("/x/handoff/<token>/session.ics", "GET"): (
+        lambda o: "/x/handoff/not-a-token/session.ics",
+        dict.fromkeys(ROLES, 404),
+    ),
     ("/x/handoff/<token>", "GET"): (lambda o: "/x/handoff/not-a-token", dict.fromkeys(ROLES, 404)),
     ("/x/handoff/<token>", "POST"): (
         lambda o: "/x/handoff/not-a-token",
