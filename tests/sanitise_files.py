@@ -57,7 +57,9 @@ def png_bomb(side: int = 20_000) -> bytes:
     row = b"\x00" + b"\x00" * side
     compressor = zlib.compressobj(9)
     data = b"".join(compressor.compress(row) for _ in range(200)) + compressor.flush()
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
+    )
 
 
 def pdf(pages: int = 1, text: str = "Kokuho application form", javascript: bool = False) -> bytes:
@@ -133,7 +135,7 @@ def docx(text: str = "国民健康保険の申請書の下書き", macro: bool =
                 "word/vbaProject.bin",
                 b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
                 + "_VBA_PROJECT".encode("utf-16-le")
-                + b"Sub AutoOpen()\r\n  Shell \"calc.exe\"\r\nEnd Sub\r\n",
+                + b'Sub AutoOpen()\r\n  Shell "calc.exe"\r\nEnd Sub\r\n',
             )
     return buffer.getvalue()
 

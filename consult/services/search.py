@@ -14,7 +14,8 @@ Each ticket has one document (`TicketSearch`), in four fields weighted for ranki
 - who: the citizen's name, kana, phones, emails, the senders' names and addresses (plugins),
   the ticket's number;
 - what: subject and resolution summary;
-- body: notes, messages in and out, handoff entries (対応記録 included);
+- body: notes, messages in and out, handoff entries (対応記録 included), and the text extracted
+  from the ticket's converted files (PDF, Office; consult.services.safe_files);
 - reading: the hiragana reading of what and body (plugins.text_reading), so that こくほ typed
   without conversion meets 国保.
 Folding: NFKC (全角/半角), lower case, katakana → hiragana.
@@ -49,6 +50,7 @@ from consult.models import (
     CitizenEmail,
     CitizenPhone,
     EntryKind,
+    SafeFile,
     Ticket,
     TicketSearch,
     TimelineEntry,
@@ -257,6 +259,12 @@ def _documents(connection, ticket_ids: Sequence[int]) -> dict[int, Document]:
         .order_by(entry.c.ticket_id, entry.c.id)
     ):
         docs[tid].body.append(body)
+    # The text extracted from the ticket's converted files (無害化): words of a PDF or a
+    # Word document find the case (consult.services.safe_files, at most 20,000 characters each).
+    from consult.services import safe_files
+
+    for tid, texts in safe_files.texts_of(connection, list(docs)).items():
+        docs[tid].body.extend(texts)
     for source in _registry().search_texts:
         for tid, texts in source.texts(connection, list(docs)).items():
             if tid in docs:
@@ -359,6 +367,9 @@ def _after_flush(session: Session, _context) -> None:
                 pending["citizens"].add(obj.id)
         elif isinstance(obj, CitizenPhone | CitizenEmail):
             pending["citizens"].add(obj.citizen_id)
+        elif isinstance(obj, SafeFile):
+            if _changed(obj, ("text", "status")) or obj in session.deleted:
+                pending["tickets"].add(obj.ticket_id)
         else:
             if watched is None:
                 watched = _watched_models()
