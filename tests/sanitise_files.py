@@ -151,9 +151,11 @@ def html() -> bytes:
 def zip_bomb(megabytes: int = 200) -> bytes:
     """A ZIP of a few hundred KB that expands to `megabytes` MB of zeros."""
     buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
-        with archive.open("zeros.bin", "w", force_zip64=True) as member:
-            block = b"\x00" * 2**20
-            for _ in range(megabytes):
-                member.write(block)
+    with (
+        zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as archive,
+        archive.open("zeros.bin", "w", force_zip64=True) as member,
+    ):
+        block = b"\x00" * 2**20
+        for _ in range(megabytes):
+            member.write(block)
     return buffer.getvalue()

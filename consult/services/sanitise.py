@@ -339,6 +339,8 @@ def run(
         out, _err = process.communicate(timeout=limits.timeout_seconds)
     except subprocess.TimeoutExpired:
         _kill(process)
+        with contextlib.suppress(subprocess.TimeoutExpired):  # a grandchild that left the group
+            process.communicate(timeout=5)  # what it wrote before the end; pipes closed
         raise Quarantine(
             f"{what}が制限時間（{limits.timeout_seconds:g}秒）内に終わらなかったため隔離しました。"
         ) from None
