@@ -1022,7 +1022,8 @@ class Attachment(db.Model):
     The bytes live under DATA_DIR/attachments/ by a generated name, never the sender's file name;
     `filename` is only what the download offers. Personal data (the file and its name): the
     ticket's disposal must delete the row and the file, and the disclosure bundle must include
-    both (consult.services.attachments.path_of gives the file).
+    both (consult.services.attachments.path_of gives the file). Staff see the file only in its
+    converted form: its SafeFile row (source "attachment") must be disposed of with it.
     """
 
     __tablename__ = "attachment"
