@@ -24,7 +24,8 @@ run: $(STAMP)
 
 # Chromium for the browser tests, dovecot (IMAP) for the email tests, redis-server for the
 # rate limits kept in Redis (a throwaway server per test run), slapd and ldap-utils (OpenLDAP)
-# for the directory sign-in tests (a throwaway server per test run), and PostgreSQL binaries
+# for the directory sign-in tests (a throwaway server per test run), poppler-utils and LibreOffice
+# for making citizens' files harmless (consult.services.sanitise), and PostgreSQL binaries
 # for a throwaway test server when no server is named in MADOGUCHI_TEST_POSTGRES_URL. All come
 # from Debian's packages.
 system-deps:
@@ -34,6 +35,8 @@ system-deps:
 	test -x /usr/bin/openssl || missing="$$missing openssl"; \
 	test -x /usr/bin/redis-server || missing="$$missing redis-server"; \
 	test -x /usr/sbin/slapd || missing="$$missing slapd ldap-utils"; \
+	test -x /usr/bin/pdftoppm || missing="$$missing poppler-utils"; \
+	test -x /usr/bin/soffice || missing="$$missing libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui"; \
 	fc-list 2>/dev/null | grep -qi 'Noto Sans CJK' || missing="$$missing fonts-noto-cjk"; \
 	if [ -z "$$MADOGUCHI_TEST_POSTGRES_URL" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
 		missing="$$missing postgresql"; fi; \

@@ -23,6 +23,7 @@ __all__ = [
     "DirectorySettings",
     "MailSettings",
     "SafetySettings",
+    "SanitiseSettings",
     "TwoFactorSettings",
     "flask_config",
     "load_settings",
@@ -101,6 +102,51 @@ class SafetySettings(Section):
     # A help alert no one has answered (向かいます) within this many seconds goes to every
     # supervisor and to the support room's mail, louder.
     alert_escalate_seconds: int = 30
+
+
+@dataclass(frozen=True)
+class SanitiseSettings(Section):
+    """無害化 of citizens' files (consult.services.sanitise), MADOGUCHI_SANITISE_*.
+
+    `in_` (MADOGUCHI_SANITISE_IN): which side converts when the relay and the core are split,
+    "core" (the default, and the only side in `all`) or "relay"; both call the same
+    `sanitise.convert()`. The limits bound each conversion: seconds and memory of each step,
+    pages converted (the rest of a longer document stays in the original, and the page says
+    so), pixels of an image, and the expanded size and ratio of a ZIP-based file.
+    """
+
+    PREFIX = "SANITISE_"
+
+    in_: str = choice("core", "core", "relay", doc="which side converts citizens' files")
+    timeout_seconds: int = 60
+    memory_mb: int = 1024
+    max_pages: int = 50
+    max_pixels: int = 50_000_000
+    max_unpacked_mb: int = 100
+    max_zip_ratio: int = 100
+    # Width of a converted page image, in pixels (A4 at about 170 dpi).
+    page_width: int = 1400
+    max_text_chars: int = 200_000
+    # Attempts of the worker on one file (a crash of our own, not a refusal) before it is held.
+    max_attempts: int = 3
+
+    @classmethod
+    def variable(cls, name: str) -> str:
+        return super().variable(name.rstrip("_"))
+
+    def limits(self):
+        from consult.services.sanitise import Limits
+
+        return Limits(
+            timeout_seconds=float(self.timeout_seconds),
+            memory_mb=self.memory_mb,
+            max_pages=self.max_pages,
+            max_pixels=self.max_pixels,
+            max_unpacked_mb=self.max_unpacked_mb,
+            max_zip_ratio=self.max_zip_ratio,
+            page_width=self.page_width,
+            max_text_chars=self.max_text_chars,
+        )
 
 
 @dataclass(frozen=True)
@@ -230,6 +276,8 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
     core = store.add(CoreSettings)
     store.add(MailSettings)
     store.add(TwoFactorSettings)
+    sanitising = store.add(SanitiseSettings)
+    _check_sanitise(sanitising)
     _check_directory(store.add(DirectorySettings))
     filled = {}
     if not core.database_url:
@@ -248,6 +296,14 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
         raise ConfigError(f"MADOGUCHI_TOTP_KEY must be at least {MIN_SECRET_LENGTH} characters.")
     _check_ca_file(store.sections[MailSettings].mail_ca_file)
     return store
+
+
+def _check_sanitise(settings: SanitiseSettings) -> None:
+    for name in ("timeout_seconds", "memory_mb", "max_pages", "max_pixels", "page_width"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"MADOGUCHI_SANITISE_{name.upper()} must be at least 1")
+    if settings.memory_mb < 256:
+        raise ConfigError("MADOGUCHI_SANITISE_MEMORY_MB must be at least 256 (LibreOffice)")
 
 
 def _check_ca_file(path: str | None) -> None:

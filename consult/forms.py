@@ -510,3 +510,12 @@ class RotaForm(Form):
     first = DateField("開始日", validators=[InputRequired("開始日を入力してください。")])
     last = DateField("終了日", validators=[InputRequired("終了日を入力してください。")])
     departments = SelectMultipleField("当番の担当課（この順に割り当て）", coerce=int)
+
+
+class ReleaseForm(Form):
+    """An administrator releases a quarantined file (無害化): the reason is kept and audited."""
+
+    reason = TextAreaField(
+        "解除する理由",
+        validators=[required("解除する理由"), max_length("解除する理由", 500)],
+    )

@@ -1050,7 +1050,8 @@ class Attachment(db.Model):
     The bytes live under DATA_DIR/attachments/ by a generated name, never the sender's file name;
     `filename` is only what the download offers. Personal data (the file and its name): the
     ticket's disposal must delete the row and the file, and the disclosure bundle must include
-    both (consult.services.attachments.path_of gives the file).
+    both (consult.services.attachments.path_of gives the file). Staff see the file only in its
+    converted form: its SafeFile row (source "attachment") must be disposed of with it.
     """
 
     __tablename__ = "attachment"
@@ -1072,6 +1073,91 @@ class Attachment(db.Model):
 
     def __repr__(self) -> str:
         return f"<Attachment {self.id} ticket={self.ticket_id}>"
+
+
+# --- 無害化 (consult.services.safe_files) ---------------------------------------------------------
+
+
+class SafeFileStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for the worker (staff see 「安全な形式に変換中」)
+    READY = "ready"  # converted: staff see only the converted pages and text
+    QUARANTINED = "quarantined"  # refused by the conversion, with its reason
+    RELEASED = "released"  # an administrator released the original (audited)
+    FAILED = "failed"  # the worker itself kept failing on it: held like a quarantined file
+
+
+SAFE_FILE_STATUS_LABELS = {
+    SafeFileStatus.PENDING: "安全な形式に変換中",
+    SafeFileStatus.READY: "変換済み",
+    SafeFileStatus.QUARANTINED: "隔離中",
+    SafeFileStatus.RELEASED: "管理者が隔離を解除",
+    SafeFileStatus.FAILED: "隔離中（変換に失敗）",
+}
+
+
+class SafeFile(db.Model):
+    """One file a citizen sent (or staff attached), and its harmless form (無害化).
+
+    `source`/`source_id` name the row it came from (attachment, email_attachment, line_media);
+    `original_path` is where that row's bytes lie under DATA_DIR (never served to a browser
+    unless an administrator released it); the converted pages live under
+    DATA_DIR/safe/<stored_name[:2]>/<stored_name>/ and `text` holds what was extracted for the
+    search. Personal data (the pages, the text, the file name, the reason): disposal of the
+    ticket must delete the row, the folder of pages and the original; the disclosure bundle must
+    include the original and the pages (consult.services.safe_files.original_of / pages_of).
+    """
+
+    __tablename__ = "safe_file"
+    __table_args__ = (
+        sa.UniqueConstraint("source", "source_id"),
+        sa.Index("ix_safe_file_due", "status", "next_attempt_at"),
+        sa.Index("ix_safe_file_ticket", "ticket_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"))
+    source: Mapped[str] = mapped_column(sa.String(20))
+    source_id: Mapped[int]
+    filename: Mapped[str | None] = mapped_column(sa.String(255))
+    claimed_type: Mapped[str | None] = mapped_column(sa.String(127))
+    size: Mapped[int] = mapped_column(default=0)
+    original_path: Mapped[str] = mapped_column(sa.String(200))
+    status: Mapped[SafeFileStatus] = mapped_column(
+        _enum(SafeFileStatus), default=SafeFileStatus.PENDING
+    )
+    kind: Mapped[str | None] = mapped_column(sa.String(20))  # jpeg, pdf, docx, html, …
+    stored_name: Mapped[str | None] = mapped_column(sa.String(64))
+    media_type: Mapped[str | None] = mapped_column(sa.String(40))  # of the pages
+    pages: Mapped[int] = mapped_column(default=0)
+    total_pages: Mapped[int | None]
+    truncated: Mapped[bool] = mapped_column(default=False)
+    text: Mapped[str | None] = mapped_column(sa.Text)
+    reason: Mapped[str | None] = mapped_column(sa.String(500))  # Japanese, for staff
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(64))  # consult.services.queue
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    converted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    released_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    released_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    release_reason: Mapped[str | None] = mapped_column(sa.Text)
+
+    ticket: Mapped[Ticket] = relationship()
+    released_by: Mapped[Staff | None] = relationship()
+
+    @property
+    def status_label(self) -> str:
+        return SAFE_FILE_STATUS_LABELS[self.status]
+
+    @property
+    def held(self) -> bool:
+        """Quarantined (or given up): staff see the reason, never the file."""
+        return self.status in (SafeFileStatus.QUARANTINED, SafeFileStatus.FAILED)
+
+    def __repr__(self) -> str:
+        return f"<SafeFile {self.id} {self.source}:{self.source_id} {self.status}>"
 
 
 # --- search (consult.services.search) -----------------------------------------------------------

@@ -109,7 +109,10 @@ class EmailThread(db.Model):
 
 
 class MailAttachment(db.Model):
-    """An attachment or inline image of an inbound mail, stored under a generated name."""
+    """An attachment or inline image of an inbound mail, stored under a generated name.
+
+    The stored file is the original: staff see only its converted form (無害化), the SafeFile
+    row with source "email_attachment", which disposal must remove with it."""
 
     __tablename__ = "email_attachment"
 

@@ -59,6 +59,7 @@ from consult.services import (
     mail,
     numbering,
     queue,
+    safe_files,
     tickets,
 )
 from consult.services.actor import DESK_ROLES, SYSTEM, Actor
@@ -766,7 +767,18 @@ def _store_attachments(inbound: InboundMail, ticket: Ticket, parsed) -> list[dic
         )
         db.session.add(row)
         db.session.flush()
-        listed.append({"id": row.id, "filename": row.filename, "size": row.size})
+        safe = safe_files.register(
+            ticket,
+            source="email_attachment",
+            source_id=row.id,
+            original=_data_dir() / "attachments" / row.storage_name,
+            filename=row.filename,
+            claimed_type=row.content_type,
+            size=row.size,
+        )
+        listed.append(
+            {"id": row.id, "filename": row.filename, "size": row.size, "safe_file": safe.id}
+        )
     return listed
 
 
@@ -1039,17 +1051,6 @@ def save_template(actor: Actor, template_id: int | None, name: str, body: str, a
     return template
 
 
-def get_attachment(actor: Actor, attachment_id: int) -> tuple[MailAttachment, Path]:
-    """Staff only; every download is audited (the ticket, not the content)."""
-    actor.require(*DESK_ROLES)
-    row = db.session.get(MailAttachment, attachment_id)
-    if row is None:
-        raise NotFound("添付ファイルが見つかりません。")
-    ticket = db.session.get(Ticket, row.ticket_id)
-    audit.record(actor, "export", "ticket", ticket.number, f"email_attachment={row.id}")
-    return row, _data_dir() / "attachments" / row.storage_name
-
-
 def register_proposed_citizen(actor: Actor, ticket: Ticket) -> Citizen:
     """The sender of a mail from an unknown address, registered as a citizen on request."""
     actor.require(*DESK_ROLES)
@@ -1154,6 +1155,7 @@ def ticket_panel(ticket: Ticket):
     from channels.email.forms import ReplyForm
 
     return "email/_panel.html", {
+        "safe": safe_files.for_source("email_attachment", [a.id for a in attachments]),
         "thread": thread,
         "recipient": recipient_for(ticket),
         "attachments": attachments,

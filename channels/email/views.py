@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from channels.email import imap, services
 from channels.email.forms import ReplyForm, TemplateForm
@@ -88,20 +86,10 @@ def register_citizen(number: str):
 @bp.get("/attachments/<int:attachment_id>")
 @roles_required(*DESK_ROLES)
 def attachment(attachment_id: int):
-    try:
-        row, path = services.get_attachment(actor(), attachment_id)
-    except DomainError:
-        abort(404)
-    if not path.exists():
-        abort(404)
-    db.session.commit()
-    response = Response(path.read_bytes(), mimetype="application/octet-stream")
-    response.headers["Content-Disposition"] = (
-        f"attachment; filename=\"attachment\"; filename*=UTF-8''{quote(row.filename)}"
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    """Never the attachment as received: its converted form (無害化, consult.views.files)."""
+    from consult.views.files import redirect_to
+
+    return redirect_to("email_attachment", attachment_id)
 
 
 @bp.get("/templates")

@@ -48,8 +48,11 @@ def views_panel(ticket):
     data = services.panel_data(ticket)
     if data is None:
         return None
+    from consult.services import safe_files
+
     return "line/_panel.html", {
         "line": data,
+        "safe": safe_files.for_source("line_media", [item.id for item in data.media]),
         "reply_form": ReplyForm(formdata=None),
         "action_form": ActionForm(formdata=None),
     }

@@ -131,7 +131,10 @@ class LineEvent(db.Model):
 
 
 class LineMedia(db.Model):
-    """An image, video, audio or file a citizen sent; fetched from LINE by the worker."""
+    """An image, video, audio or file a citizen sent; fetched from LINE by the worker.
+
+    The stored file is the original: staff see only its converted form (無害化), the SafeFile
+    row with source "line_media", which disposal must remove with it."""
 
     __tablename__ = "line_media"
     __table_args__ = (sa.Index("ix_line_media_due", "status", "next_attempt_at"),)

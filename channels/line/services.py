@@ -46,7 +46,7 @@ from channels.line.models import (
 from consult import signals, urls
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, Status, Ticket
-from consult.services import audit, auto_answer, calendar, outbox, queue, tickets
+from consult.services import audit, auto_answer, calendar, outbox, queue, safe_files, tickets
 from consult.services.actor import DESK_ROLES, SYSTEM, Actor
 from consult.services.errors import NotFound, ValidationFailed
 from consult.services.normalize import strip_controls
@@ -1056,6 +1056,16 @@ def fetch_due_media(limit: int = 20) -> int:
         if result.rowcount == 1:
             media = db.session.get(LineMedia, media_id)
             ticket = db.session.get(Ticket, media.ticket_id)
+            # Staff see it only once converted (無害化): consult.services.safe_files.
+            safe_files.register(
+                ticket,
+                source="line_media",
+                source_id=media.id,
+                original=folder / name,
+                filename=media.file_name,
+                claimed_type=media.content_type,
+                size=len(data),
+            )
             tickets.add_entry(
                 ticket,
                 EntryKind.NOTE,
@@ -1075,17 +1085,6 @@ def _media_failed(media_id: int, reason: str) -> None:
     media = db.session.get(LineMedia, media_id)
     queue.settle_failure(MEDIA, media, f"LINEから取得できませんでした（{reason}）", 8)
     db.session.commit()
-
-
-def open_media(actor: Actor, media_id: int) -> tuple[LineMedia, Path]:
-    """A fetched file for desk staff; the view is audited."""
-    actor.require(*DESK_ROLES)
-    media = db.session.get(LineMedia, media_id)
-    if media is None or media.status != MediaStatus.FETCHED or not media.stored_name:
-        raise NotFound("ファイルが見つかりません。")
-    ticket = db.session.get(Ticket, media.ticket_id)
-    audit.record(actor, "view", "line_media", str(media.id), f"ticket={ticket.number}")
-    return media, media_dir() / media.stored_name
 
 
 # --- the worker and the after-response kick ----------------------------------------------------

@@ -8,13 +8,11 @@ from flask import (
     flash,
     redirect,
     render_template,
-    send_file,
     url_for,
 )
 
 from channels.line import services
 from channels.line.forms import ActionForm, ReplyForm
-from consult.extensions import db
 from consult.services import tickets
 from consult.services.actor import DESK_ROLES
 from consult.services.errors import NotFound
@@ -79,17 +77,7 @@ def link_contact(number: str):
 @bp.route("/channels/line/media/<int:media_id>")
 @roles_required(*DESK_ROLES)
 def media(media_id: int):
-    try:
-        item, path = services.open_media(actor(), media_id)
-    except NotFound:
-        abort(404)
-    db.session.commit()  # the audit row, even though send_file streams
-    name = item.file_name or f"line-{item.kind}-{item.id}"
-    response = send_file(
-        path,
-        mimetype=item.content_type or "application/octet-stream",
-        as_attachment=True,
-        download_name=name,
-    )
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    """Never the file as LINE sent it: its converted form (無害化, consult.views.files)."""
+    from consult.views.files import redirect_to
+
+    return redirect_to("line_media", media_id)

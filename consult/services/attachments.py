@@ -4,6 +4,8 @@ What is accepted is decided by the content (its magic bytes), never by the name 
 browser claimed; the name's extension must agree with the content, so that a file called
 申請書.pdf that is really HTML is refused. The bytes are written under DATA_DIR/attachments by
 a generated name (the sender's name is kept only as a label), and every download is audited.
+The stored file is the original: staff only ever see its converted form (無害化,
+consult.services.safe_files), page images and text, until an administrator releases it.
 Personal data: disposal of a ticket must remove its rows and files (`path_of`), and the
 disclosure bundle must include them.
 """
@@ -22,9 +24,9 @@ from flask import current_app
 
 from consult.extensions import db
 from consult.models import Attachment, EntryKind, Ticket
-from consult.services import audit
+from consult.services import audit, safe_files
 from consult.services.actor import DESK_ROLES, Actor
-from consult.services.errors import NotFound, ValidationFailed
+from consult.services.errors import ValidationFailed
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 MAX_PER_TICKET = 50
@@ -144,6 +146,16 @@ def add(actor: Actor, ticket: Ticket, filename: str | None, data: bytes) -> Atta
     _write(path_of(item), data)
     db.session.add(item)
     db.session.flush()
+    # Staff see it only in its harmless form, once the worker has converted it (無害化).
+    safe_files.register(
+        ticket,
+        source="attachment",
+        source_id=item.id,
+        original=path_of(item),
+        filename=name,
+        claimed_type=kind.content_type,
+        size=len(data),
+    )
     tickets.add_entry(
         ticket,
         EntryKind.NOTE,
@@ -181,22 +193,3 @@ def by_ids(ids: list[int]) -> dict[int, Attachment]:
         return {}
     rows = db.session.scalars(sa.select(Attachment).where(Attachment.id.in_(ids)))
     return {row.id: row for row in rows}
-
-
-def get_for_download(actor: Actor, number: str, attachment_id: int) -> tuple[Attachment, Kind]:
-    """The file of a ticket for someone who may see the ticket; audited as an export.
-
-    A file of another ticket, or one that does not exist, answers the same NotFound."""
-    actor.require(*DESK_ROLES)
-    item = db.session.scalar(
-        sa.select(Attachment)
-        .join(Ticket, Ticket.id == Attachment.ticket_id)
-        .where(Attachment.id == attachment_id, Ticket.number == number)
-    )
-    if item is None or not path_of(item).exists():
-        raise NotFound("添付ファイルが見つかりません。")
-    kind = next((k for k in KINDS if k.content_type == item.content_type), None)
-    if kind is None:
-        raise NotFound("添付ファイルが見つかりません。")
-    audit.record(actor, "export", "attachment", str(item.id), f"ticket={number}")
-    return item, kind

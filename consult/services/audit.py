@@ -28,6 +28,7 @@ ACTION_LABELS = {
     "totp_reset": "二要素認証のリセット",
     "totp_failed": "確認コードの誤り",
     "totp_recovery": "リカバリーコードでのログイン",
+    "release": "隔離の解除",
 }
 
 OBJECT_LABELS = {
@@ -38,6 +39,7 @@ OBJECT_LABELS = {
     "department": "担当課",
     "category": "分類",
     "queue": "処理に失敗したもの",
+    "safe_file": "市民から受け取ったファイル",
 }
 
 

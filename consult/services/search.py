@@ -14,7 +14,8 @@ Each ticket has one document (`TicketSearch`), in four fields weighted for ranki
 - who: the citizen's name, kana, phones, emails, the senders' names and addresses (plugins),
   the ticket's number;
 - what: subject and resolution summary;
-- body: notes, messages in and out, handoff entries (対応記録 included);
+- body: notes, messages in and out, handoff entries (対応記録 included), and the text extracted
+  from the ticket's converted files (PDF, Office; consult.services.safe_files);
 - reading: the hiragana reading of what and body (plugins.text_reading), so that こくほ typed
   without conversion meets 国保.
 Folding: NFKC (全角/半角), lower case, katakana → hiragana.
@@ -49,6 +50,7 @@ from consult.models import (
     CitizenEmail,
     CitizenPhone,
     EntryKind,
+    SafeFile,
     Ticket,
     TicketSearch,
     TimelineEntry,
@@ -209,7 +211,7 @@ def _reading_of(reading, text: str) -> list[str]:
     return said
 
 
-def _documents(connection, ticket_ids: Sequence[int]) -> dict[int, Document]:
+def _documents(connection, ticket_ids: Sequence[int], files: bool = True) -> dict[int, Document]:
     """Each ticket's document, read in a few statements for any number of tickets."""
     docs: dict[int, Document] = {}
     ticket = Ticket.__table__
@@ -257,6 +259,12 @@ def _documents(connection, ticket_ids: Sequence[int]) -> dict[int, Document]:
         .order_by(entry.c.ticket_id, entry.c.id)
     ):
         docs[tid].body.append(body)
+    # The text extracted from the ticket's converted files (無害化): words of a PDF or a
+    # Word document find the case (consult.services.safe_files, at most 20,000 characters each).
+    from consult.services import safe_files
+
+    for tid, texts in (safe_files.texts_of(connection, list(docs)) if files else {}).items():
+        docs[tid].body.extend(texts)
     for source in _registry().search_texts:
         for tid, texts in source.texts(connection, list(docs)).items():
             if tid in docs:
@@ -274,13 +282,16 @@ def _reading():
     return readers[0] if readers else None
 
 
-def write(connection, ticket_ids: Iterable[int]) -> int:
-    """Rewrite the documents of these tickets (those that no longer exist lose theirs)."""
+def write(connection, ticket_ids: Iterable[int], files: bool = True) -> int:
+    """Rewrite the documents of these tickets (those that no longer exist lose theirs).
+
+    `files=False` leaves out the text of converted files: for the search migration (0020),
+    which runs before the table of those files exists."""
     ids = sorted(set(ticket_ids))
     if not ids:
         return 0
     reading = _reading()
-    docs = _documents(connection, ids)
+    docs = _documents(connection, ids, files)
     table = TicketSearch.__table__
     connection.execute(table.delete().where(table.c.ticket_id.in_(ids)))
     if not docs:
@@ -316,6 +327,7 @@ def rebuild(connection, batch: int = 2000, progress=None) -> int:
     ticket = Ticket.__table__
     done = 0
     last = 0
+    files = sa.inspect(connection).has_table(SafeFile.__tablename__)
     while True:
         ids = list(
             connection.scalars(
@@ -324,7 +336,7 @@ def rebuild(connection, batch: int = 2000, progress=None) -> int:
         )
         if not ids:
             break
-        done += write(connection, ids)
+        done += write(connection, ids, files)
         last = ids[-1]
         if progress is not None:
             progress(done)
@@ -359,6 +371,9 @@ def _after_flush(session: Session, _context) -> None:
                 pending["citizens"].add(obj.id)
         elif isinstance(obj, CitizenPhone | CitizenEmail):
             pending["citizens"].add(obj.citizen_id)
+        elif isinstance(obj, SafeFile):
+            if _changed(obj, ("text", "status")) or obj in session.deleted:
+                pending["tickets"].add(obj.ticket_id)
         else:
             if watched is None:
                 watched = _watched_models()

@@ -9,11 +9,11 @@ from consult.models import Role
 def register(app: Flask) -> None:
     from consult import cli
     from consult.config import SafetySettings
-    from consult.services import callbacks, outbox, ratelimit
+    from consult.services import callbacks, outbox, ratelimit, safe_files
     from consult.services import reports as report_service
     from consult.services import safety as safety_service
     from consult.services import today as today_service
-    from consult.views import account, admin, auth, desk, reports, safety, today
+    from consult.views import account, admin, auth, desk, files, reports, safety, today
     from consult.views import calendar as calendar_views
     from consult.views.desk import attachments_panel
 
@@ -31,6 +31,7 @@ def register(app: Flask) -> None:
                 calendar_views.bp,
                 safety.bp,
                 reports.bp,
+                files.bp,
             ),
             nav_links=(
                 plugins.NavLink("today.today", "今日", desk_roles, 5),
@@ -65,10 +66,12 @@ def register(app: Flask) -> None:
                 ),
                 plugins.WorkerTask("ratelimit.purge", ratelimit.purge_task, lane="alerts"),
                 plugins.WorkerTask("callbacks.remind", callbacks.remind, lane="alerts"),
+                # 無害化 in a lane of its own: a slow conversion never holds up LINE or mail.
+                plugins.WorkerTask("sanitise.convert", safe_files.convert_due, lane="sanitise"),
             ),
             staff_scripts=(plugins.StaffScript("static", "js/callbacks.js"),),
             commands=cli.COMMANDS,
-            queues=(outbox.QUEUE,),
+            queues=(outbox.QUEUE, safe_files.QUEUE),
             home_pages={
                 Role.CONSULTANT: "desk.queue",
                 Role.SUPERVISOR: "desk.queue",

@@ -186,16 +186,18 @@ def test_attachments_are_staff_only_and_downloads_audited(app, client, login_as)
     assert client.get(f"/email/attachments/{row.id}").status_code == 403
     client.post("/logout")
     login_as("consultant")
+    # Never the attachment as received: its converted form (無害化, tests/consult/test_sanitise).
     response = client.get(f"/email/attachments/{row.id}")
-    assert response.status_code == 200 and response.data == b"%PDF-"
-    assert (
-        "filename*=UTF-8''%E7%94%B3%E8%AB%8B%E6%9B%B8.pdf"
-        in response.headers["Content-Disposition"]
-    )
+    assert response.status_code == 302 and "/files/" in response.headers["Location"]
+    viewer = client.get(response.headers["Location"])
+    assert viewer.status_code == 200 and b"%PDF-" not in viewer.data
+    assert "安全な形式に変換中" in viewer.get_data(as_text=True)
     from consult.models import AuditEvent
 
     assert db.session.scalar(
-        sa.select(AuditEvent).where(AuditEvent.detail == f"email_attachment={row.id}")
+        sa.select(AuditEvent).where(
+            AuditEvent.object_type == "safe_file", AuditEvent.detail == f"ticket={ticket.number}"
+        )
     )
     assert ticket.number in client.get(f"/tickets/{ticket.number}").get_data(as_text=True)
 

@@ -284,6 +284,31 @@ TABLE: dict[tuple[str, str], tuple] = {
         {**DESK_GET, "admin": 200},
     ),
     ("/admin/queue", "GET"): (lambda o: "/admin/queue", ADMIN_GET),
+    # 無害化: the converted form for the desk (the mail's "%PDF" is not yet converted: no page,
+    # no text, and no original before an administrator's release).
+    ("/files/<int:file_id>", "GET"): (lambda o: f"/files/{o['safe_file']}", DESK_GET),
+    ("/files/<int:file_id>/pages/<int:page>", "GET"): (
+        lambda o: f"/files/{o['safe_file']}/pages/1",
+        {**DESK_GET, "consultant": 404, "supervisor": 404},
+    ),
+    ("/files/<int:file_id>/text", "GET"): (
+        lambda o: f"/files/{o['safe_file']}/text",
+        {**DESK_GET, "consultant": 404, "supervisor": 404},
+    ),
+    ("/files/<int:file_id>/original", "GET"): (
+        lambda o: f"/files/{o['safe_file']}/original",
+        {**DESK_GET, "consultant": 404, "supervisor": 404},
+    ),
+    ("/admin/quarantine", "GET"): (lambda o: "/admin/quarantine", ADMIN_GET),
+    ("/admin/quarantine/<int:file_id>", "GET"): (
+        lambda o: f"/admin/quarantine/{o['safe_file']}",
+        ADMIN_GET,
+    ),
+    ("/admin/quarantine/<int:file_id>", "POST"): (
+        lambda o: f"/admin/quarantine/{o['safe_file']}",
+        ADMIN_POST,
+        {"reason": ""},
+    ),
     ("/admin/queue/<key>/retry", "POST"): (
         lambda o: f"/admin/queue/outbox:{o['outbox']}/retry",
         ADMIN_POST,
@@ -404,9 +429,10 @@ TABLE: dict[tuple[str, str], tuple] = {
         lambda o: f"/email/tickets/{o['number']}/citizen",
         DESK_POST,
     ),
+    # Never the file: to its converted form (無害化).
     ("/email/attachments/<int:attachment_id>", "GET"): (
         lambda o: f"/email/attachments/{o['email_attachment']}",
-        DESK_GET,
+        {**DESK_GET, "consultant": REDIRECT, "supervisor": REDIRECT},
     ),
     ("/email/templates", "GET"): (lambda o: "/email/templates", TEMPLATE_GET),
     ("/email/templates/new", "GET"): (lambda o: "/email/templates/new", TEMPLATE_GET),
@@ -704,8 +730,12 @@ def _email_objects() -> dict:
     template = email.save_template(SYSTEM, None, "定型", "本文")
     db.session.commit()
     attachment = db.session.scalar(sa.select(email.MailAttachment.id))
+    from consult.models import SafeFile
+
+    safe_file = db.session.scalar(sa.select(SafeFile.id).where(SafeFile.source_id == attachment))
     return {
         "email_attachment": attachment,
+        "safe_file": safe_file,
         "email_template": template.id,
         "email_inbound": quarantined.id,
     }
