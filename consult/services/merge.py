@@ -54,15 +54,69 @@ def _key(table: sa.Table) -> sa.Column:
     return column
 
 
-def merge_citizens(actor: Actor, source: Citizen, target: Citizen, reason: str = "") -> MergeRecord:
-    """Merge ``source`` (the duplicate) into ``target``: its cases, contacts, phones and emails
-    move; fields the survivor lacks are filled in; ``source`` stays as a pointer."""
+def _record(
+    actor: Actor, kind: str, source_id: int, target_id: int, reason: str, moved: dict
+) -> MergeRecord:
+    """The one place a MergeRecord is written: what moved, so that undo can reverse it."""
+    record = MergeRecord(
+        kind=kind,
+        source_id=source_id,
+        target_id=target_id,
+        staff_id=actor.staff_id,
+        reason=reason,
+        moved=moved,
+    )
+    db.session.add(record)
+    db.session.flush()
+    return record
+
+
+def check_citizens(actor: Actor, source: Citizen, target: Citizen, reason: str = "") -> str:
+    """The rules a merge of citizens must pass, checked before the confirmation page is shown
+    and again when the merge is made; returns the cleaned reason."""
     actor.require(*MERGE_ROLES)
     reason = clean_text(reason, "統合の理由", 200)
     if source.id == target.id:
         raise ValidationFailed("同じ相談者どうしは統合できません。")
     if source.merged_into_id or target.merged_into_id:
         raise InvalidTransition("既に統合された相談者です。統合先の相談者で操作してください。")
+    return reason
+
+
+def check_tickets(actor: Actor, source: Ticket, target: Ticket, reason: str = "") -> str:
+    """As ``check_citizens``, for merging the ticket ``source`` into ``target``."""
+    actor.require(*MERGE_ROLES)
+    reason = clean_text(reason, "統合の理由", 200)
+    if source.id == target.id:
+        raise ValidationFailed("同じ相談どうしは統合できません。")
+    if source.merged_into_id or target.merged_into_id:
+        raise InvalidTransition("既に統合された相談です。統合先の相談で操作してください。")
+    if not target.is_open:
+        raise InvalidTransition("完了した相談には統合できません。統合先を再開してください。")
+    return reason
+
+
+def merge_step(
+    actor: Actor, source, target, reason: str = "", confirmed: bool = False
+) -> MergeRecord | None:
+    """The two-step rule of both merge forms: an unconfirmed request is only checked (None: the
+    view shows both side by side for confirmation, nothing changed); a confirmed one merges.
+    ``source`` and ``target`` are both citizens or both tickets."""
+    if isinstance(source, Citizen):
+        if not confirmed:
+            check_citizens(actor, source, target, reason)
+            return None
+        return merge_citizens(actor, source, target, reason)
+    if not confirmed:
+        check_tickets(actor, source, target, reason)
+        return None
+    return merge_tickets(actor, source, target, reason)
+
+
+def merge_citizens(actor: Actor, source: Citizen, target: Citizen, reason: str = "") -> MergeRecord:
+    """Merge ``source`` (the duplicate) into ``target``: its cases, contacts, phones and emails
+    move; fields the survivor lacks are filled in; ``source`` stays as a pointer."""
+    reason = check_citizens(actor, source, target, reason)
     moved: dict = {"rows": {}, "phones": [], "emails": [], "filled": {}}
     for table, column in _citizen_columns():
         key = _key(table)
@@ -104,16 +158,7 @@ def merge_citizens(actor: Actor, source: Citizen, target: Citizen, reason: str =
         if field in moved["filled"]:
             setattr(target, fold, getattr(source, fold))
     source.merged_into_id = target.id
-    record = MergeRecord(
-        kind="citizen",
-        source_id=source.id,
-        target_id=target.id,
-        staff_id=actor.staff_id,
-        reason=reason,
-        moved=moved,
-    )
-    db.session.add(record)
-    db.session.flush()
+    record = _record(actor, "citizen", source.id, target.id, reason, moved)
     db.session.expire_all()
     audit.record(actor, "merge", "citizen", source.id, f"into={target.id} record={record.id}")
     return record
@@ -123,14 +168,7 @@ def merge_tickets(actor: Actor, source: Ticket, target: Ticket, reason: str = ""
     """Merge the duplicate ticket ``source`` into ``target`` (the same matter by phone and by
     email): it leaves the queue, its number points to ``target``, whose page shows both
     timelines in order. Nothing is deleted."""
-    actor.require(*MERGE_ROLES)
-    reason = clean_text(reason, "統合の理由", 200)
-    if source.id == target.id:
-        raise ValidationFailed("同じ相談どうしは統合できません。")
-    if source.merged_into_id or target.merged_into_id:
-        raise InvalidTransition("既に統合された相談です。統合先の相談で操作してください。")
-    if not target.is_open:
-        raise InvalidTransition("完了した相談には統合できません。統合先を再開してください。")
+    reason = check_tickets(actor, source, target, reason)
     moved: dict = {"was_open": source.is_open, "citizen_set": False}
     if target.citizen_id is None and source.citizen_id is not None:
         target.citizen_id = source.citizen_id
@@ -152,16 +190,7 @@ def merge_tickets(actor: Actor, source: Ticket, target: Ticket, reason: str = ""
         body=f"相談 {target.number} に統合しました{note}",
         data={"merged_into": target.number},
     )
-    record = MergeRecord(
-        kind="ticket",
-        source_id=source.id,
-        target_id=target.id,
-        staff_id=actor.staff_id,
-        reason=reason,
-        moved=moved,
-    )
-    db.session.add(record)
-    db.session.flush()
+    record = _record(actor, "ticket", source.id, target.id, reason, moved)
     detail = f"into={target.number} record={record.id}"
     audit.record(actor, "merge", "ticket", source.number, detail)
     return record
