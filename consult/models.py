@@ -987,7 +987,10 @@ class Callback(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"))
+    # A merged ticket's callbacks move to its survivor (consult.services.merge).
+    ticket_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("ticket.id"), info={"moves_with_merge": True}
+    )
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Who makes the call (the one reminded); None falls back to the ticket's 担当.
     staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))

@@ -46,7 +46,7 @@ from channels.line.models import (
 from consult import signals, urls
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, Status, Ticket
-from consult.services import audit, auto_answer, calendar, outbox, queue, tickets
+from consult.services import audit, auto_answer, calendar, merge, outbox, queue, tickets
 from consult.services.actor import DESK_ROLES, SYSTEM, Actor
 from consult.services.errors import NotFound, ValidationFailed
 from consult.services.normalize import strip_controls
@@ -539,13 +539,43 @@ def _on_postback(contact: LineContact, postback: dict) -> bool:
 
 
 def _open_ticket(contact: LineContact) -> Ticket | None:
-    return db.session.scalar(
+    """The ticket a message from this contact goes on: its open LINE ticket; else, when its
+    latest LINE ticket was merged into another, that survivor while open; else, when the
+    contact came to its citizen by a merge of citizens, that citizen's newest open ticket."""
+    own = db.session.scalar(
         sa.select(Ticket)
         .join(LineTicket, LineTicket.ticket_id == Ticket.id)
         .where(LineTicket.contact_id == contact.id, Ticket.is_open.is_(True))
         .order_by(Ticket.id.desc())
         .limit(1)
     )
+    if own is not None:
+        return own
+    latest = db.session.scalar(
+        sa.select(Ticket)
+        .join(LineTicket, LineTicket.ticket_id == Ticket.id)
+        .where(LineTicket.contact_id == contact.id)
+        .order_by(Ticket.id.desc())
+        .limit(1)
+    )
+    if latest is not None and latest.merged_into_id:
+        survivor = merge.resolve_ticket(latest)
+        if survivor.is_open:
+            return survivor
+    if contact.citizen_id and merge.moved_by_citizen_merge(
+        "line_contact", contact.id, contact.citizen_id
+    ):
+        return db.session.scalar(
+            sa.select(Ticket)
+            .where(
+                Ticket.citizen_id == contact.citizen_id,
+                Ticket.is_open.is_(True),
+                Ticket.merged_into_id.is_(None),
+            )
+            .order_by(Ticket.id.desc())
+            .limit(1)
+        )
+    return None
 
 
 def _subject(text: str) -> str:

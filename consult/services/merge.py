@@ -49,6 +49,50 @@ def _citizen_columns() -> list[tuple[sa.Table, sa.Column]]:
     return found
 
 
+def _ticket_columns() -> list[tuple[sa.Table, sa.Column]]:
+    """Columns whose rows follow a merged ticket to its survivor: the work still to be done on
+    the matter (handoffs, callbacks), marked ``info={"moves_with_merge": True}`` by the package
+    that owns them. Messages and entries stay on their own ticket."""
+    return [
+        (table, column)
+        for table in db.metadata.sorted_tables
+        for column in table.columns
+        if column.info.get("moves_with_merge")
+    ]
+
+
+def _move(columns, source_id: int, target_id: int) -> dict:
+    """Point every row of ``columns`` from ``source_id`` to ``target_id``; the moved ids by
+    table and column, for undo."""
+    rows: dict = {}
+    for table, column in columns:
+        key = _key(table)
+        ids = list(db.session.scalars(sa.select(key).where(column == source_id)))
+        if ids:
+            db.session.execute(
+                sa.update(table).where(key.in_(ids)).values({column.name: target_id})
+            )
+            rows.setdefault(table.name, {})[column.name] = ids
+    return rows
+
+
+def _move_back(rows: dict, source_id: int, target_id: int) -> None:
+    """Undo of ``_move``: the rows listed go back, those still on ``target_id``."""
+    tables = {t.name: t for t in db.metadata.sorted_tables}
+    for table_name, columns in (rows or {}).items():
+        table = tables[table_name]
+        key = _key(table)
+        for column_name, ids in columns.items():
+            column = table.c[column_name]
+            db.session.execute(
+                sa.update(table)
+                .where(key.in_(ids), column == target_id)
+                .values({column_name: source_id})
+            )
+            if table_name == "ticket":
+                search.touch(ids)
+
+
 def _key(table: sa.Table) -> sa.Column:
     (column,) = table.primary_key.columns
     return column
@@ -118,16 +162,9 @@ def merge_citizens(actor: Actor, source: Citizen, target: Citizen, reason: str =
     move; fields the survivor lacks are filled in; ``source`` stays as a pointer."""
     reason = check_citizens(actor, source, target, reason)
     moved: dict = {"rows": {}, "phones": [], "emails": [], "filled": {}}
-    for table, column in _citizen_columns():
-        key = _key(table)
-        ids = list(db.session.scalars(sa.select(key).where(column == source.id)))
-        if ids:
-            db.session.execute(
-                sa.update(table).where(key.in_(ids)).values({column.name: target.id})
-            )
-            moved["rows"].setdefault(table.name, {})[column.name] = ids
-            if table.name == "ticket":
-                search.touch(ids)  # a Core UPDATE: no flush hook sees the new citizen
+    moved["rows"] = _move(_citizen_columns(), source.id, target.id)
+    for ids in (moved["rows"].get("ticket") or {}).values():
+        search.touch(ids)  # a Core UPDATE: no flush hook sees the new citizen
     known = {p.number for p in target.phones}
     for phone in list(source.phones):
         if phone.number not in known:
@@ -190,7 +227,10 @@ def merge_tickets(actor: Actor, source: Ticket, target: Ticket, reason: str = ""
         body=f"相談 {target.number} に統合しました{note}",
         data={"merged_into": target.number},
     )
+    # Work still to do on the matter (handoffs, callbacks) is done on the survivor now.
+    moved["rows"] = _move(_ticket_columns(), source.id, target.id)
     record = _record(actor, "ticket", source.id, target.id, reason, moved)
+    db.session.expire_all()
     detail = f"into={target.number} record={record.id}"
     audit.record(actor, "merge", "ticket", source.number, detail)
     return record
@@ -275,19 +315,7 @@ def _undo_citizens(record: MergeRecord) -> None:
     source = db.session.get(Citizen, record.source_id)
     target = db.session.get(Citizen, record.target_id)
     moved = record.moved or {}
-    tables = {t.name: t for t in db.metadata.sorted_tables}
-    for table_name, columns in (moved.get("rows") or {}).items():
-        table = tables[table_name]
-        key = _key(table)
-        for column_name, ids in columns.items():
-            column = table.c[column_name]
-            db.session.execute(
-                sa.update(table)
-                .where(key.in_(ids), column == target.id)
-                .values({column_name: source.id})
-            )
-            if table_name == "ticket":
-                search.touch(ids)
+    _move_back(moved.get("rows") or {}, source.id, target.id)
     for model, ids in ((CitizenPhone, moved.get("phones")), (CitizenEmail, moved.get("emails"))):
         if ids:
             db.session.execute(
@@ -311,6 +339,7 @@ def _undo_tickets(actor: Actor, record: MergeRecord) -> None:
     moved = record.moved or {}
     if moved.get("citizen_set") and target.citizen_id == source.citizen_id:
         target.citizen_id = None
+    _move_back(moved.get("rows") or {}, source.id, target.id)
     source.merged_into_id = None
     source.is_open = bool(moved.get("was_open"))
     for item, other in ((target, source), (source, target)):
@@ -330,6 +359,23 @@ def resolve_ticket(ticket: Ticket) -> Ticket:
         seen.add(ticket.id)
         ticket = db.session.get(Ticket, ticket.merged_into_id)
     return ticket
+
+
+def moved_by_citizen_merge(table: str, row_id: int, citizen_id: int) -> bool:
+    """Whether the row ``row_id`` of ``table`` came to ``citizen_id`` by a merge still in force
+    (a LINE contact of the duplicate: its messages go on with the survivor's open case)."""
+    records = db.session.scalars(
+        sa.select(MergeRecord).where(
+            MergeRecord.kind == "citizen",
+            MergeRecord.target_id == citizen_id,
+            MergeRecord.undone_at.is_(None),
+        )
+    )
+    for record in records:
+        columns = ((record.moved or {}).get("rows") or {}).get(table) or {}
+        if any(row_id in ids for ids in columns.values()):
+            return True
+    return False
 
 
 def merged_ids(ticket: Ticket) -> list[int]:
