@@ -38,6 +38,8 @@ class Channel(enum.StrEnum):
     EMAIL = "email"
     LINE = "line"
     BOOKING = "booking"
+    # Pushed in by another system through /api/v1 (a counter system, an online form).
+    API = "api"
 
 
 CHANNEL_LABELS = {
@@ -46,6 +48,7 @@ CHANNEL_LABELS = {
     Channel.EMAIL: "メール",
     Channel.LINE: "LINE",
     Channel.BOOKING: "予約",
+    Channel.API: "外部システム連携",
 }
 
 
