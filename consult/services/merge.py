@@ -115,6 +115,35 @@ def _record(
     return record
 
 
+def _tell_open_pages(ticket_ids: list[int], source: Citizen, target: Citizen) -> None:
+    """A page left open on a moved case hears that its citizen changed (ids and numbers only:
+    live events are kept a day, out of disposal)."""
+    from consult.live import services as live
+
+    if not ticket_ids:
+        return
+    numbers = dict(
+        db.session.execute(
+            sa.select(Ticket.id, Ticket.number).where(Ticket.id.in_(ticket_ids))
+        ).all()
+    )
+    notice = (
+        f"相談者番号 {source.id} は相談者番号 {target.id} に統合されました。"
+        f"この相談の相談者は相談者番号 {target.id} です。"
+    )
+    for ticket_id in ticket_ids:
+        live.publish(
+            "ticket.citizen_merged",
+            [f"ticket:{ticket_id}"],
+            {
+                "ticket_id": ticket_id,
+                "number": numbers.get(ticket_id),
+                "citizen_id": target.id,
+                "notice": notice,
+            },
+        )
+
+
 def check_citizens(actor: Actor, source: Citizen, target: Citizen, reason: str = "") -> str:
     """The rules a merge of citizens must pass, checked before the confirmation page is shown
     and again when the merge is made; returns the cleaned reason."""
@@ -196,6 +225,7 @@ def merge_citizens(actor: Actor, source: Citizen, target: Citizen, reason: str =
             setattr(target, fold, getattr(source, fold))
     source.merged_into_id = target.id
     record = _record(actor, "citizen", source.id, target.id, reason, moved)
+    _tell_open_pages((moved["rows"].get("ticket") or {}).get("citizen_id") or [], source, target)
     db.session.expire_all()
     audit.record(actor, "merge", "citizen", source.id, f"into={target.id} record={record.id}")
     return record

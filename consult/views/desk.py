@@ -165,7 +165,16 @@ def ticket_live(number: str):
     item = _load(number)
     tickets.record_live_view(actor(), item)
     timeline, _merged = merge.timeline_of(item)
+    moved = None
+    if item.merged_into_id:  # merged while the page was open: it says where the case went
+        survivor = merge.resolve_ticket(item)
+        moved = {
+            "text": f"この相談は相談 {survivor.number} に統合されました。",
+            "href": url_for("desk.ticket", number=survivor.number),
+            "link": f"相談 {survivor.number} を開く",
+        }
     response = jsonify(
+        moved=moved,
         head=render_template("consult/_ticket_meta.html", ticket=item),
         timeline=render_template(
             "consult/_timeline.html",
