@@ -105,3 +105,29 @@ def test_no_profile_or_a_hostile_name_breaks_nothing(line_client, line_app, fake
     number = db.session.scalar(sa.select(Ticket.number).order_by(Ticket.id.desc()).limit(1))
     page = desk.get(f"/tickets/{number}").get_data(as_text=True)
     assert "<script>x</script>" not in page and "&lt;script&gt;" in page
+
+
+def test_once_linked_to_a_citizen_the_name_finds_the_citizens_other_cases(
+    line_client, line_app, fake_line
+):
+    from consult.models import Channel
+    from consult.services import citizens, tickets
+    from consult.services.actor import SYSTEM, Actor
+
+    fake_line.profiles[USER] = {"userId": USER, "displayName": "みどりの窓"}
+    _send(line_client, line_app, "先日の件です")
+    staff = new_staff()
+    person = citizens.create_citizen(SYSTEM, citizens.CitizenInput(name="西村 緑"))
+    line_ticket = db.session.scalar(sa.select(Ticket).where(Ticket.channel == Channel.LINE))
+    tickets.link_citizen(Actor(staff), line_ticket, person)
+    at_counter = tickets.create_ticket(
+        Actor(staff), channel=Channel.COUNTER, subject="窓口での相談", citizen=person
+    ).number
+    line_number = line_ticket.number
+    db.session.commit()
+    desk = sign_in(line_app.test_client(), staff)
+    assert at_counter not in _search(desk, "みどりの窓")
+    linked = desk.post(f"/channels/line/tickets/{line_number}/link-contact")
+    assert linked.status_code == 302
+    found = _search(desk, "みどりの窓")
+    assert at_counter in found and line_number in found
