@@ -161,3 +161,34 @@ class ApiWebhookAttempt(db.Model):
 
     def __repr__(self) -> str:
         return f"<ApiWebhookAttempt {self.id} {self.status_code}>"
+
+
+class ApiIdempotencyKey(db.Model):
+    """An `Idempotency-Key` an integration sent with a POST, and the first answer to it.
+
+    One row per token and key (the unique constraint is what makes two concurrent requests with
+    the same key create one ticket on both databases: the second INSERT waits for the first
+    transaction and then finds its row). The row is written in the same transaction as what the
+    request created, so it exists exactly when that does. `fingerprint` is a digest of the
+    method, path and body; `body` is the answer as sent, which for a token with the personal
+    scope holds the citizen's name and contacts: rows are deleted after KEEP_FOR (24 hours) by
+    the requests that come later, and disposal of a ticket need not reach them past that day.
+    """
+
+    __tablename__ = "api_idempotency_key"
+    __table_args__ = (
+        sa.UniqueConstraint("integration_id", "key", name="uq_api_idempotency_key_key"),
+        sa.Index("ix_api_idempotency_key_created", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    integration_id: Mapped[int] = mapped_column(sa.ForeignKey("api_integration.id"))
+    key: Mapped[str] = mapped_column(sa.String(255))
+    fingerprint: Mapped[str] = mapped_column(sa.String(64))
+    status_code: Mapped[int | None]
+    body: Mapped[str | None] = mapped_column(sa.Text)
+    location: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<ApiIdempotencyKey {self.id} status={self.status_code}>"

@@ -110,9 +110,12 @@ class CitizenIn(Strict):
 class TicketIn(Strict):
     subject = Text(required=True, validate=validate.Length(1, 200))
     channel = ma.fields.String(
-        load_default=Channel.EMAIL.value,
+        load_default=Channel.API.value,
         validate=validate.OneOf(_values(Channel)),
-        metadata={"description": "相談が届いた経路（オンラインフォームは email）"},
+        metadata={
+            "description": "相談が届いた経路。省略すると api（外部システム連携）。"
+            "連携先が窓口や電話で受けた相談なら counter・phone などを指定"
+        },
     )
     message = Text(
         multiline=True,

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
-from flask import current_app, g, request
+from flask import Response, current_app, g, request
 from flask_smorest import Blueprint
 
-from api import problems, schemas
+from api import idempotency, problems, schemas
 from api import services as api_services
 from api.models import Scope
 from consult.extensions import db
@@ -98,6 +98,56 @@ def requires(*scopes: Scope) -> Callable:
     return documented
 
 
+IDEMPOTENCY_PARAMETER = {
+    "name": idempotency.HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+    "description": "再送しても二重に登録されないためのキー（トークンごと、24時間有効）。"
+    "同じキーと同じ内容なら最初の応答を返し、同じキーで内容が違えば 422。",
+}
+
+
+def idempotent(view: Callable) -> Callable:
+    """Honour an `Idempotency-Key` header (api/idempotency.py). Placed right under `requires`
+    (it needs the token's integration), above flask-smorest's decorators (it keeps the finished
+    answer)."""
+
+    @wraps(view)
+    def wrapped(*args, **kwargs):
+        raw = request.headers.get(idempotency.HEADER)
+        if raw is None:
+            return view(*args, **kwargs)
+        integration_id = g.api_integration.id
+        try:
+            key = idempotency.check_key(raw)
+        except ValidationFailed as error:
+            raise problems.Problem(422, "idempotency_key_invalid", error.message) from None
+        print_ = idempotency.fingerprint(request.method, request.path, request.get_data(cache=True))
+        try:
+            stored = idempotency.claim(integration_id, key, print_)
+        except idempotency.KeyReused as error:
+            raise problems.Problem(422, "idempotency_key_reused", error.message) from None
+        if stored is not None:
+            replay = Response(stored.body, status=stored.status_code, mimetype="application/json")
+            replay.headers["Idempotent-Replayed"] = "true"
+            if stored.location:
+                replay.headers["Location"] = stored.location
+            return replay
+        answer = current_app.make_response(view(*args, **kwargs))
+        if answer.status_code < 400:
+            idempotency.store(
+                integration_id,
+                key,
+                answer.status_code,
+                answer.get_data(as_text=True),
+                answer.headers.get("Location"),
+            )
+        return answer
+
+    return bp.doc(parameters=[IDEMPOTENCY_PARAMETER])(wrapped)
+
+
 def _personal() -> bool:
     return g.api_integration.has(Scope.PERSONAL)
 
@@ -179,6 +229,7 @@ def list_tickets(args):
 
 @bp.route("/tickets", methods=["POST"])
 @requires(Scope.TICKETS_WRITE)
+@idempotent
 @bp.arguments(schemas.TicketIn)
 @bp.response(201, schemas.TicketOut)
 @bp.doc(summary="相談の登録（外部の受付から）")
@@ -214,6 +265,7 @@ def read_ticket(number):
 
 @bp.route("/tickets/<string(maxlength=16):number>/status", methods=["POST"])
 @requires(Scope.TICKETS_WRITE)
+@idempotent
 @bp.arguments(schemas.StatusIn)
 @bp.response(200, schemas.TicketOut)
 @bp.doc(summary="状態の変更（完了には reason が対応結果として必要）")
@@ -234,6 +286,7 @@ def change_status(data, number):
 
 @bp.route("/tickets/<string(maxlength=16):number>/assignee", methods=["POST"])
 @requires(Scope.TICKETS_WRITE)
+@idempotent
 @bp.arguments(schemas.AssigneeIn)
 @bp.response(200, schemas.TicketOut)
 @bp.doc(summary="担当者の変更（null で外す）")
@@ -267,6 +320,7 @@ def read_timeline(number):
 
 @bp.route("/tickets/<string(maxlength=16):number>/notes", methods=["POST"])
 @requires(Scope.TICKETS_WRITE)
+@idempotent
 @bp.arguments(schemas.NoteIn)
 @bp.response(201, schemas.EntryOut)
 @bp.doc(summary="メモを経過に追加")
@@ -328,6 +382,7 @@ def read_handoff(handoff_id):
 
 @bp.route("/handoffs/<int(min=1, max=2147483647):handoff_id>/steps", methods=["POST"])
 @requires(Scope.TICKETS_WRITE)
+@idempotent
 @bp.arguments(schemas.HandoffStepIn)
 @bp.response(200, schemas.HandoffOut)
 @bp.doc(

@@ -263,7 +263,11 @@ class CitizenForm(Form):
 class MergeCitizenForm(Form):
     other_id = IntegerField(
         "統合する相談者の番号（重複して登録された方）",
-        validators=[InputRequired("統合する相談者の番号を入力してください。")],
+        validators=[
+            InputRequired("統合する相談者の番号を入力してください。"),
+            # A number beyond the column's range would reach the database and fail there.
+            NumberRange(1, 2**31 - 1, "相談者の番号が正しくありません。数字で入力してください。"),
+        ],
     )
     reason = StringField("統合の理由（任意）", validators=[Optional(), max_length("理由", 200)])
     confirmed = HiddenField()

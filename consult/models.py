@@ -38,6 +38,8 @@ class Channel(enum.StrEnum):
     EMAIL = "email"
     LINE = "line"
     BOOKING = "booking"
+    # Pushed in by another system through /api/v1 (a counter system, an online form).
+    API = "api"
 
 
 CHANNEL_LABELS = {
@@ -46,6 +48,7 @@ CHANNEL_LABELS = {
     Channel.EMAIL: "メール",
     Channel.LINE: "LINE",
     Channel.BOOKING: "予約",
+    Channel.API: "外部システム連携",
 }
 
 
@@ -1015,7 +1018,10 @@ class Callback(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"))
+    # A merged ticket's callbacks move to its survivor (consult.services.merge).
+    ticket_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("ticket.id"), info={"moves_with_merge": True}
+    )
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     # Who makes the call (the one reminded); None falls back to the ticket's 担当.
     staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))

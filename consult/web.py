@@ -140,6 +140,19 @@ def attempt(operation: Callable[[], Any], success: str | None = None) -> tuple[b
     return True, result
 
 
+def attempt_on_field(operation: Callable[[], Any], field) -> tuple[bool, Any]:
+    """``attempt`` for a form shown again on refusal: the message goes next to ``field``
+    instead of being flashed; everything is rolled back."""
+    try:
+        result = operation()
+        db.session.flush()
+    except DomainError as error:
+        db.session.rollback()
+        field.errors.append(error.message)
+        return False, None
+    return True, result
+
+
 def attempt_intake(
     operation: Callable[[], Any], success: str | None = None
 ) -> tuple[bool, Any, list]:

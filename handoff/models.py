@@ -81,7 +81,10 @@ class Handoff(db.Model):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
+    # A merged ticket's handoffs move to its survivor (consult.services.merge, MOVES_WITH_MERGE).
+    ticket_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("ticket.id"), index=True, info={"moves_with_merge": True}
+    )
     department_id: Mapped[int] = mapped_column(sa.ForeignKey("department.id"))
     summary: Mapped[str] = mapped_column(sa.Text)
     response: Mapped[Response] = mapped_column(_enum(Response))

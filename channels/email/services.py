@@ -57,6 +57,7 @@ from consult.services import (
     calendar,
     citizens,
     mail,
+    merge,
     numbering,
     queue,
     safe_files,
@@ -712,18 +713,20 @@ def _thread_ticket(parsed: mailparse.ParsedMail, lookups: _Lookups) -> Ticket | 
     """In-Reply-To and References against the Message-IDs we know; the subject's number last.
 
     The number in the subject counts only for the address the ticket corresponds with, so that
-    a stranger cannot add mail to someone else's case by typing a number.
+    a stranger cannot add mail to someone else's case by typing a number. A ticket merged into
+    another gives way to its survivor: the citizen answers the old thread, the case goes on in
+    the new one.
     """
     ids = [*parsed.in_reply_to, *reversed(parsed.references)]
     if ids:
         ticket = lookups.thread_ticket(ids)
         if ticket is not None:
-            return ticket
+            return merge.resolve_ticket(ticket)
     match = NUMBER_IN_SUBJECT.search(parsed.subject or "")
     if match and parsed.from_address:
         ticket = db.session.scalar(sa.select(Ticket).where(Ticket.number == match.group(1)))
         if ticket is not None and _corresponds_with(ticket, parsed.from_address):
-            return ticket
+            return merge.resolve_ticket(ticket)
     return None
 
 

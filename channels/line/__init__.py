@@ -7,7 +7,7 @@ from consult.settings import section
 
 
 def register(app: Flask) -> None:
-    from channels.line import client, intake, models, services, views  # noqa: F401 (models)
+    from channels.line import client, intake, models, services, views
     from channels.line.settings import LineSettings
 
     def setup(app: Flask) -> None:
@@ -26,6 +26,8 @@ def register(app: Flask) -> None:
             worker_tasks=(
                 plugins.WorkerTask("line.events", services.process_pending, lane="line-in"),
                 plugins.WorkerTask("line.media", services.fetch_due_media, lane="line-media"),
+                # Profiles call LINE too: in the media lane, never holding up the events.
+                plugins.WorkerTask("line.profiles", services.fetch_profiles, lane="line-media"),
             ),
             queues=(services.EVENTS, services.MEDIA),
             channel=plugins.Channel(
@@ -37,8 +39,48 @@ def register(app: Flask) -> None:
             ),
             settings=LineSettings,
             setup=setup,
+            search_texts=(plugins.SearchTexts(models.LineTicket, _search_texts),),
         ),
     )
+
+
+def _search_texts(connection, ticket_ids):
+    """The LINE display name, for the search documents of the contact's LINE tickets and of
+    its citizen's other cases (so 「西村」 finds a LINE sender nobody has registered yet)."""
+    import sqlalchemy as sa
+
+    from channels.line.models import LineContact, LineTicket
+    from consult.models import Ticket
+    from consult.services.search import MIGRATING
+
+    if connection.info.get(MIGRATING) and "display_name" not in {
+        column["name"] for column in sa.inspect(connection).get_columns("line_contact")
+    }:
+        return {}  # an older schema (the search migration's backfill): no names there yet
+    contact, link, ticket = LineContact.__table__, LineTicket.__table__, Ticket.__table__
+    found: dict[int, list[str]] = {}
+
+    def add(ticket_id: int, name: str) -> None:
+        # Also without its spaces, as citizens' names are: 西村みどり typed whole meets 西村 みどり.
+        names = found.setdefault(ticket_id, [])
+        for text in (name, "".join(name.split())):
+            if text not in names:
+                names.append(text)
+
+    named = contact.c.display_name.is_not(None)
+    for ticket_id, name in connection.execute(
+        sa.select(link.c.ticket_id, contact.c.display_name)
+        .join(contact, contact.c.id == link.c.contact_id)
+        .where(link.c.ticket_id.in_(ticket_ids), named)
+    ):
+        add(ticket_id, name)
+    for ticket_id, name in connection.execute(
+        sa.select(ticket.c.id, contact.c.display_name)
+        .join(contact, contact.c.citizen_id == ticket.c.citizen_id)
+        .where(ticket.c.id.in_(ticket_ids), named)
+    ):
+        add(ticket_id, name)
+    return found
 
 
 def views_panel(ticket):

@@ -134,3 +134,19 @@ def content(settings: LineSettings, message_id: str) -> tuple[bytes, str | None]
         if response.headers is not None:
             content_type = response.headers.get("Content-Type")
         return bytes(response.data), content_type
+
+
+def profile(settings: LineSettings, user_id: str) -> str | None:
+    """The display name of a user who follows the account (GET /v2/bot/profile/{userId});
+    None when LINE has no profile for them (404: not a friend, or blocked)."""
+    from linebot.v3.messaging import MessagingApi
+
+    with _client(settings, settings.api_host) as api_client:
+        api = MessagingApi(api_client)
+        try:
+            answer = _call(lambda: api.get_profile(user_id, _request_timeout=10))
+        except ApiError as error:
+            if error.status == 404:
+                return None
+            raise
+        return answer.display_name

@@ -32,9 +32,21 @@ class MediaStatus(enum.StrEnum):
 
 
 class LineContact(db.Model):
-    """A LINE user who talks to the centre's account. The user id is personal data."""
+    """A LINE user who talks to the centre's account. The user id is personal data, and so is
+    the display name from the user's LINE profile (kept so that the desk's search finds a
+    sender nobody has registered yet, and shown on the ticket page, whose view is audited).
+    Both go with the contact: disposal and the disclosure bundle reach them through it."""
 
     __tablename__ = "line_contact"
+    __table_args__ = (
+        # The worker's next profiles to fetch: contacts never asked (or due again).
+        sa.Index(
+            "ix_line_contact_profile_due",
+            "id",
+            postgresql_where=sa.text("profile_checked_at IS NULL"),
+            sqlite_where=sa.text("profile_checked_at IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
@@ -48,6 +60,11 @@ class LineContact(db.Model):
     reply_token: Mapped[str | None] = mapped_column(sa.String(64))
     reply_token_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # The LINE profile's display name as LINE gave it (the user may change it: refreshed when
+    # they write again after PROFILE_REFRESH); None until fetched or when LINE had none.
+    display_name: Mapped[str | None] = mapped_column(sa.String(100))
+    # When the worker last asked LINE for the profile; None: to be asked.
+    profile_checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     citizen: Mapped[Citizen | None] = relationship()
 

@@ -46,7 +46,17 @@ from channels.line.models import (
 from consult import signals, urls
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, Status, Ticket
-from consult.services import audit, auto_answer, calendar, outbox, queue, safe_files, tickets
+from consult.services import (
+    audit,
+    auto_answer,
+    calendar,
+    merge,
+    outbox,
+    queue,
+    safe_files,
+    search,
+    tickets,
+)
 from consult.services.actor import DESK_ROLES, SYSTEM, Actor
 from consult.services.errors import NotFound, ValidationFailed
 from consult.services.normalize import strip_controls
@@ -486,6 +496,7 @@ def _contact(user_id: str) -> LineContact:
 
 
 def _on_follow(contact: LineContact, at: datetime) -> bool:
+    _profile_due(contact)
     contact.following = True
     contact.followed_at = at
     contact.unfollowed_at = None
@@ -539,13 +550,43 @@ def _on_postback(contact: LineContact, postback: dict) -> bool:
 
 
 def _open_ticket(contact: LineContact) -> Ticket | None:
-    return db.session.scalar(
+    """The ticket a message from this contact goes on: its open LINE ticket; else, when its
+    latest LINE ticket was merged into another, that survivor while open; else, when the
+    contact came to its citizen by a merge of citizens, that citizen's newest open ticket."""
+    own = db.session.scalar(
         sa.select(Ticket)
         .join(LineTicket, LineTicket.ticket_id == Ticket.id)
         .where(LineTicket.contact_id == contact.id, Ticket.is_open.is_(True))
         .order_by(Ticket.id.desc())
         .limit(1)
     )
+    if own is not None:
+        return own
+    latest = db.session.scalar(
+        sa.select(Ticket)
+        .join(LineTicket, LineTicket.ticket_id == Ticket.id)
+        .where(LineTicket.contact_id == contact.id)
+        .order_by(Ticket.id.desc())
+        .limit(1)
+    )
+    if latest is not None and latest.merged_into_id:
+        survivor = merge.resolve_ticket(latest)
+        if survivor.is_open:
+            return survivor
+    if contact.citizen_id and merge.moved_by_citizen_merge(
+        "line_contact", contact.id, contact.citizen_id
+    ):
+        return db.session.scalar(
+            sa.select(Ticket)
+            .where(
+                Ticket.citizen_id == contact.citizen_id,
+                Ticket.is_open.is_(True),
+                Ticket.merged_into_id.is_(None),
+            )
+            .order_by(Ticket.id.desc())
+            .limit(1)
+        )
+    return None
 
 
 def _subject(text: str) -> str:
@@ -618,6 +659,7 @@ def _link_step_taken(event: LineEvent) -> bool:
 def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEvent) -> bool:
     """Every message goes on the citizen's ticket first, whatever else it triggers (issue 14);
     a text right after the explicit link step is also tried as a number and a code."""
+    _profile_due(contact)
     kind = message.get("type")
     text = strip_controls(message.get("text"))  # PostgreSQL refuses NUL; none is meant
     link = None
@@ -842,6 +884,7 @@ def _self_link(contact: LineContact, match: re.Match, at: datetime) -> bool:
         return True
     found.used_at = now
     contact.citizen_id = target.citizen_id
+    search.touch(contact_ticket_ids(contact))  # the display name now finds the citizen's cases
     tickets.add_entry(
         target,
         EntryKind.CITIZEN_LINK,
@@ -879,6 +922,7 @@ def link_contact(actor: Actor, ticket: Ticket) -> None:
     if link.contact.citizen_id == ticket.citizen_id:
         return
     link.contact.citizen_id = ticket.citizen_id
+    search.touch(contact_ticket_ids(link.contact))
     tickets.add_entry(
         ticket,
         EntryKind.CITIZEN_LINK,
@@ -1087,13 +1131,96 @@ def _media_failed(media_id: int, reason: str) -> None:
     db.session.commit()
 
 
+# --- profiles (the display name) ----------------------------------------------------------------
+
+# A name is asked again when the user writes after this long (they may have changed it); a
+# failed or empty answer is tried again sooner.
+PROFILE_REFRESH = timedelta(days=7)
+PROFILE_RETRY = timedelta(hours=1)
+
+
+def _profile_due(contact: LineContact) -> None:
+    """The user wrote or followed: ask LINE for the profile again if it is time to."""
+    checked = contact.profile_checked_at
+    if checked is None:
+        return
+    wait = PROFILE_RETRY if contact.display_name is None else PROFILE_REFRESH
+    if utcnow() - checked >= wait:
+        contact.profile_checked_at = None
+
+
+def contact_ticket_ids(contact: LineContact) -> list[int]:
+    """The tickets whose search documents hold this contact's display name: its LINE tickets
+    and its citizen's cases."""
+    ids = set(
+        db.session.scalars(
+            sa.select(LineTicket.ticket_id).where(LineTicket.contact_id == contact.id)
+        )
+    )
+    if contact.citizen_id is not None:
+        ids.update(
+            db.session.scalars(sa.select(Ticket.id).where(Ticket.citizen_id == contact.citizen_id))
+        )
+    return sorted(ids)
+
+
+def fetch_profiles(limit: int = 20) -> int:
+    """Ask LINE for the display name of contacts due (new ones first of all). Each contact is
+    taken with a conditional UPDATE, so two workers never ask twice; the network call is made
+    outside any transaction. A failure leaves the name as it was, to be asked again later."""
+    config = settings()
+    if not config.configured:
+        return 0
+    ids = list(
+        db.session.scalars(
+            sa.select(LineContact.id)
+            .where(LineContact.profile_checked_at.is_(None))
+            .order_by(LineContact.id)
+            .limit(limit)
+        )
+    )
+    db.session.commit()
+    done = 0
+    for contact_id in ids:
+        taken = db.session.execute(
+            sa.update(LineContact)
+            .where(LineContact.id == contact_id, LineContact.profile_checked_at.is_(None))
+            .values(profile_checked_at=utcnow())
+        ).rowcount
+        user_id = db.session.scalar(
+            sa.select(LineContact.user_id).where(LineContact.id == contact_id)
+        )
+        db.session.commit()
+        if taken != 1:
+            continue
+        try:
+            name = client.profile(config, user_id)
+        except (client.ApiError, OSError) as exc:
+            log.info("line profile not fetched: %s", getattr(exc, "status", type(exc).__name__))
+            continue
+        except Exception as exc:
+            if not type(exc).__module__.startswith("urllib3"):
+                raise
+            log.info("line profile not fetched: %s", type(exc).__name__)
+            continue
+        name = " ".join(strip_controls(name or "").split())[:100] or None
+        contact = db.session.get(LineContact, contact_id)
+        if contact.display_name != name:
+            contact.display_name = name
+            search.touch(contact_ticket_ids(contact))
+        db.session.commit()
+        done += 1
+    return done
+
+
 # --- the worker and the after-response kick ----------------------------------------------------
 
 
 def worker_task() -> None:
-    """Events, then media: what the after-response kick runs in the web process."""
+    """Events, then media and profiles: what the after-response kick runs in the web process."""
     process_pending()
     fetch_due_media()
+    fetch_profiles()
 
 
 _kick_lock = threading.Lock()

@@ -49,31 +49,151 @@ def _citizen_columns() -> list[tuple[sa.Table, sa.Column]]:
     return found
 
 
+def _ticket_columns() -> list[tuple[sa.Table, sa.Column]]:
+    """Columns whose rows follow a merged ticket to its survivor: the work still to be done on
+    the matter (handoffs, callbacks), marked ``info={"moves_with_merge": True}`` by the package
+    that owns them. Messages and entries stay on their own ticket."""
+    return [
+        (table, column)
+        for table in db.metadata.sorted_tables
+        for column in table.columns
+        if column.info.get("moves_with_merge")
+    ]
+
+
+def _move(columns, source_id: int, target_id: int) -> dict:
+    """Point every row of ``columns`` from ``source_id`` to ``target_id``; the moved ids by
+    table and column, for undo."""
+    rows: dict = {}
+    for table, column in columns:
+        key = _key(table)
+        ids = list(db.session.scalars(sa.select(key).where(column == source_id)))
+        if ids:
+            db.session.execute(
+                sa.update(table).where(key.in_(ids)).values({column.name: target_id})
+            )
+            rows.setdefault(table.name, {})[column.name] = ids
+    return rows
+
+
+def _move_back(rows: dict, source_id: int, target_id: int) -> None:
+    """Undo of ``_move``: the rows listed go back, those still on ``target_id``."""
+    tables = {t.name: t for t in db.metadata.sorted_tables}
+    for table_name, columns in (rows or {}).items():
+        table = tables[table_name]
+        key = _key(table)
+        for column_name, ids in columns.items():
+            column = table.c[column_name]
+            db.session.execute(
+                sa.update(table)
+                .where(key.in_(ids), column == target_id)
+                .values({column_name: source_id})
+            )
+            if table_name == "ticket":
+                search.touch(ids)
+
+
 def _key(table: sa.Table) -> sa.Column:
     (column,) = table.primary_key.columns
     return column
 
 
-def merge_citizens(actor: Actor, source: Citizen, target: Citizen, reason: str = "") -> MergeRecord:
-    """Merge ``source`` (the duplicate) into ``target``: its cases, contacts, phones and emails
-    move; fields the survivor lacks are filled in; ``source`` stays as a pointer."""
+def _record(
+    actor: Actor, kind: str, source_id: int, target_id: int, reason: str, moved: dict
+) -> MergeRecord:
+    """The one place a MergeRecord is written: what moved, so that undo can reverse it."""
+    record = MergeRecord(
+        kind=kind,
+        source_id=source_id,
+        target_id=target_id,
+        staff_id=actor.staff_id,
+        reason=reason,
+        moved=moved,
+    )
+    db.session.add(record)
+    db.session.flush()
+    return record
+
+
+def _tell_open_pages(ticket_ids: list[int], source: Citizen, target: Citizen) -> None:
+    """A page left open on a moved case hears that its citizen changed (ids and numbers only:
+    live events are kept a day, out of disposal)."""
+    from consult.live import services as live
+
+    if not ticket_ids:
+        return
+    numbers = dict(
+        db.session.execute(
+            sa.select(Ticket.id, Ticket.number).where(Ticket.id.in_(ticket_ids))
+        ).all()
+    )
+    notice = (
+        f"相談者番号 {source.id} は相談者番号 {target.id} に統合されました。"
+        f"この相談の相談者は相談者番号 {target.id} です。"
+    )
+    for ticket_id in ticket_ids:
+        live.publish(
+            "ticket.citizen_merged",
+            [f"ticket:{ticket_id}"],
+            {
+                "ticket_id": ticket_id,
+                "number": numbers.get(ticket_id),
+                "citizen_id": target.id,
+                "notice": notice,
+            },
+        )
+
+
+def check_citizens(actor: Actor, source: Citizen, target: Citizen, reason: str = "") -> str:
+    """The rules a merge of citizens must pass, checked before the confirmation page is shown
+    and again when the merge is made; returns the cleaned reason."""
     actor.require(*MERGE_ROLES)
     reason = clean_text(reason, "統合の理由", 200)
     if source.id == target.id:
         raise ValidationFailed("同じ相談者どうしは統合できません。")
     if source.merged_into_id or target.merged_into_id:
         raise InvalidTransition("既に統合された相談者です。統合先の相談者で操作してください。")
+    return reason
+
+
+def check_tickets(actor: Actor, source: Ticket, target: Ticket, reason: str = "") -> str:
+    """As ``check_citizens``, for merging the ticket ``source`` into ``target``."""
+    actor.require(*MERGE_ROLES)
+    reason = clean_text(reason, "統合の理由", 200)
+    if source.id == target.id:
+        raise ValidationFailed("同じ相談どうしは統合できません。")
+    if source.merged_into_id or target.merged_into_id:
+        raise InvalidTransition("既に統合された相談です。統合先の相談で操作してください。")
+    if not target.is_open:
+        raise InvalidTransition("完了した相談には統合できません。統合先を再開してください。")
+    return reason
+
+
+def merge_step(
+    actor: Actor, source, target, reason: str = "", confirmed: bool = False
+) -> MergeRecord | None:
+    """The two-step rule of both merge forms: an unconfirmed request is only checked (None: the
+    view shows both side by side for confirmation, nothing changed); a confirmed one merges.
+    ``source`` and ``target`` are both citizens or both tickets."""
+    if isinstance(source, Citizen):
+        if not confirmed:
+            check_citizens(actor, source, target, reason)
+            return None
+        return merge_citizens(actor, source, target, reason)
+    if not confirmed:
+        check_tickets(actor, source, target, reason)
+        return None
+    return merge_tickets(actor, source, target, reason)
+
+
+def merge_citizens(actor: Actor, source: Citizen, target: Citizen, reason: str = "") -> MergeRecord:
+    """Merge ``source`` (the duplicate) into ``target``: its cases, contacts, phones and emails
+    move; fields the survivor lacks are filled in; ``source`` stays as a pointer."""
+    reason = check_citizens(actor, source, target, reason)
     moved: dict = {"rows": {}, "phones": [], "emails": [], "filled": {}}
-    for table, column in _citizen_columns():
-        key = _key(table)
-        ids = list(db.session.scalars(sa.select(key).where(column == source.id)))
-        if ids:
-            db.session.execute(
-                sa.update(table).where(key.in_(ids)).values({column.name: target.id})
-            )
-            moved["rows"].setdefault(table.name, {})[column.name] = ids
-            if table.name == "ticket":
-                search.touch(ids)  # a Core UPDATE: no flush hook sees the new citizen
+    moved["rows"] = _move(_citizen_columns(), source.id, target.id)
+    for ids in (moved["rows"].get("ticket") or {}).values():
+        search.touch(ids)  # a Core UPDATE: no flush hook sees the new citizen
     known = {p.number for p in target.phones}
     for phone in list(source.phones):
         if phone.number not in known:
@@ -104,16 +224,8 @@ def merge_citizens(actor: Actor, source: Citizen, target: Citizen, reason: str =
         if field in moved["filled"]:
             setattr(target, fold, getattr(source, fold))
     source.merged_into_id = target.id
-    record = MergeRecord(
-        kind="citizen",
-        source_id=source.id,
-        target_id=target.id,
-        staff_id=actor.staff_id,
-        reason=reason,
-        moved=moved,
-    )
-    db.session.add(record)
-    db.session.flush()
+    record = _record(actor, "citizen", source.id, target.id, reason, moved)
+    _tell_open_pages((moved["rows"].get("ticket") or {}).get("citizen_id") or [], source, target)
     db.session.expire_all()
     audit.record(actor, "merge", "citizen", source.id, f"into={target.id} record={record.id}")
     return record
@@ -123,14 +235,7 @@ def merge_tickets(actor: Actor, source: Ticket, target: Ticket, reason: str = ""
     """Merge the duplicate ticket ``source`` into ``target`` (the same matter by phone and by
     email): it leaves the queue, its number points to ``target``, whose page shows both
     timelines in order. Nothing is deleted."""
-    actor.require(*MERGE_ROLES)
-    reason = clean_text(reason, "統合の理由", 200)
-    if source.id == target.id:
-        raise ValidationFailed("同じ相談どうしは統合できません。")
-    if source.merged_into_id or target.merged_into_id:
-        raise InvalidTransition("既に統合された相談です。統合先の相談で操作してください。")
-    if not target.is_open:
-        raise InvalidTransition("完了した相談には統合できません。統合先を再開してください。")
+    reason = check_tickets(actor, source, target, reason)
     moved: dict = {"was_open": source.is_open, "citizen_set": False}
     if target.citizen_id is None and source.citizen_id is not None:
         target.citizen_id = source.citizen_id
@@ -152,16 +257,10 @@ def merge_tickets(actor: Actor, source: Ticket, target: Ticket, reason: str = ""
         body=f"相談 {target.number} に統合しました{note}",
         data={"merged_into": target.number},
     )
-    record = MergeRecord(
-        kind="ticket",
-        source_id=source.id,
-        target_id=target.id,
-        staff_id=actor.staff_id,
-        reason=reason,
-        moved=moved,
-    )
-    db.session.add(record)
-    db.session.flush()
+    # Work still to do on the matter (handoffs, callbacks) is done on the survivor now.
+    moved["rows"] = _move(_ticket_columns(), source.id, target.id)
+    record = _record(actor, "ticket", source.id, target.id, reason, moved)
+    db.session.expire_all()
     detail = f"into={target.number} record={record.id}"
     audit.record(actor, "merge", "ticket", source.number, detail)
     return record
@@ -246,19 +345,7 @@ def _undo_citizens(record: MergeRecord) -> None:
     source = db.session.get(Citizen, record.source_id)
     target = db.session.get(Citizen, record.target_id)
     moved = record.moved or {}
-    tables = {t.name: t for t in db.metadata.sorted_tables}
-    for table_name, columns in (moved.get("rows") or {}).items():
-        table = tables[table_name]
-        key = _key(table)
-        for column_name, ids in columns.items():
-            column = table.c[column_name]
-            db.session.execute(
-                sa.update(table)
-                .where(key.in_(ids), column == target.id)
-                .values({column_name: source.id})
-            )
-            if table_name == "ticket":
-                search.touch(ids)
+    _move_back(moved.get("rows") or {}, source.id, target.id)
     for model, ids in ((CitizenPhone, moved.get("phones")), (CitizenEmail, moved.get("emails"))):
         if ids:
             db.session.execute(
@@ -282,6 +369,7 @@ def _undo_tickets(actor: Actor, record: MergeRecord) -> None:
     moved = record.moved or {}
     if moved.get("citizen_set") and target.citizen_id == source.citizen_id:
         target.citizen_id = None
+    _move_back(moved.get("rows") or {}, source.id, target.id)
     source.merged_into_id = None
     source.is_open = bool(moved.get("was_open"))
     for item, other in ((target, source), (source, target)):
@@ -301,6 +389,23 @@ def resolve_ticket(ticket: Ticket) -> Ticket:
         seen.add(ticket.id)
         ticket = db.session.get(Ticket, ticket.merged_into_id)
     return ticket
+
+
+def moved_by_citizen_merge(table: str, row_id: int, citizen_id: int) -> bool:
+    """Whether the row ``row_id`` of ``table`` came to ``citizen_id`` by a merge still in force
+    (a LINE contact of the duplicate: its messages go on with the survivor's open case)."""
+    records = db.session.scalars(
+        sa.select(MergeRecord).where(
+            MergeRecord.kind == "citizen",
+            MergeRecord.target_id == citizen_id,
+            MergeRecord.undone_at.is_(None),
+        )
+    )
+    for record in records:
+        columns = ((record.moved or {}).get("rows") or {}).get(table) or {}
+        if any(row_id in ids for ids in columns.values()):
+            return True
+    return False
 
 
 def merged_ids(ticket: Ticket) -> list[int]:

@@ -43,7 +43,15 @@ from consult.services.actor import DESK_ROLES
 from consult.services.errors import NotFound
 from consult.services.normalize import nfkc
 from consult.timeutil import utcnow
-from consult.web import actor, attempt, attempt_intake, body_limit, passive, roles_required
+from consult.web import (
+    actor,
+    attempt,
+    attempt_intake,
+    attempt_on_field,
+    body_limit,
+    passive,
+    roles_required,
+)
 
 bp = Blueprint("desk", __name__)
 
@@ -154,7 +162,16 @@ def ticket_live(number: str):
     item = _load(number)
     tickets.record_live_view(actor(), item)
     timeline, _merged = merge.timeline_of(item)
+    moved = None
+    if item.merged_into_id:  # merged while the page was open: it says where the case went
+        survivor = merge.resolve_ticket(item)
+        moved = {
+            "text": f"この相談は相談 {survivor.number} に統合されました。",
+            "href": url_for("desk.ticket", number=survivor.number),
+            "link": f"相談 {survivor.number} を開く",
+        }
     response = jsonify(
+        moved=moved,
         head=render_template("consult/_ticket_meta.html", ticket=item),
         timeline=render_template(
             "consult/_timeline.html",
@@ -536,6 +553,17 @@ def citizen(citizen_id: int):
     return _citizen_page(item)
 
 
+def _merge_step(source, target, form, field):
+    """Both merge forms: the service decides between confirming and merging; its refusal is
+    shown next to the field that named the other record, and nothing is changed."""
+    return attempt_on_field(
+        lambda: merge.merge_step(
+            actor(), source, target, form.reason.data or "", form.confirmed.data == "1"
+        ),
+        field,
+    )
+
+
 @bp.post("/citizens/<int:citizen_id>/merge")
 @roles_required(Role.SUPERVISOR)
 def merge_citizen(citizen_id: int):
@@ -550,30 +578,21 @@ def merge_citizen(citizen_id: int):
     except NotFound as error:
         form.other_id.errors.append(error.message)
         return _citizen_page(target, merge_form=form, status=422)
-    if form.confirmed.data != "1":
-        problem = None
-        if source.id == target.id:
-            problem = "同じ相談者どうしは統合できません。"
-        elif source.merged_into_id or target.merged_into_id:
-            problem = "既に統合された相談者です。統合先の相談者で操作してください。"
-        if problem:
-            form.other_id.errors.append(problem)
-            return _citizen_page(target, merge_form=form, status=422)
-        audit_pair = citizens.get_citizen(actor(), source.id, follow=False)  # shown: audited
+    ok, record = _merge_step(source, target, form, form.other_id)
+    if not ok:
+        return _citizen_page(target, merge_form=form, status=422)
+    if record is None:
         return render_template(
             "consult/merge_citizens.html",
-            source=audit_pair,
+            source=citizens.get_citizen(actor(), source.id, follow=False),  # shown: audited
             target=target,
             source_tickets=citizens.recent_tickets(source.id, limit=20),
             target_tickets=citizens.recent_tickets(target.id, limit=20),
             form=form,
         )
-    ok, _ = attempt(
-        lambda: merge.merge_citizens(actor(), source, target, form.reason.data or ""),
-        f"相談者番号 {source.id} を統合しました。元に戻すには管理者に依頼してください。",
+    flash(
+        f"相談者番号 {source.id} を統合しました。元に戻すには管理者に依頼してください。", "success"
     )
-    if not ok:
-        return redirect(url_for("desk.citizen", citizen_id=citizen_id))
     return redirect(url_for("desk.citizen", citizen_id=target.id))
 
 
@@ -591,24 +610,12 @@ def merge_ticket(number: str):
     except NotFound:
         form.target.errors.append(f"相談番号 {target_number} の相談が見つかりません。")
         return _rerender(item, merge_form=form)
-    if form.confirmed.data != "1":
-        problem = None
-        if target.id == item.id:
-            problem = "同じ相談どうしは統合できません。"
-        elif target.merged_into_id or item.merged_into_id:
-            problem = "既に統合された相談です。統合先の相談で操作してください。"
-        elif not target.is_open:
-            problem = "完了した相談には統合できません。統合先を再開してください。"
-        if problem:
-            form.target.errors.append(problem)
-            return _rerender(item, merge_form=form)
-        return render_template("consult/merge_tickets.html", source=item, target=target, form=form)
-    ok, _ = attempt(
-        lambda: merge.merge_tickets(actor(), item, target, form.reason.data or ""),
-        f"相談 {item.number} を相談 {target.number} に統合しました。",
-    )
+    ok, record = _merge_step(item, target, form, form.target)
     if not ok:
-        return _back(item)
+        return _rerender(_load(number), merge_form=form)
+    if record is None:
+        return render_template("consult/merge_tickets.html", source=item, target=target, form=form)
+    flash(f"相談 {item.number} を相談 {target.number} に統合しました。", "success")
     return redirect(url_for("desk.ticket", number=target.number) + "#timeline")
 
 

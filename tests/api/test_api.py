@@ -59,7 +59,7 @@ def test_create_read_and_change_a_ticket(client, make_token, make_staff):
     )
     assert created.status_code == 201, created.get_data(as_text=True)
     ticket = created.get_json()
-    assert ticket["status"] == "received" and ticket["channel"] == "email"
+    assert ticket["status"] == "received" and ticket["channel"] == "api"
     assert ticket["citizen"]["phones"] == ["0878392111"]
     number = ticket["number"]
     row = db.session.scalar(sa.select(Ticket).where(Ticket.number == number))

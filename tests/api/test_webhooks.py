@@ -163,7 +163,10 @@ def test_a_revoked_hook_gets_nothing_more(app, receiver, make_ticket):
     make_due_now()
     assert deliver(app) == {}
     assert len(receiver.received) == 2
-    statuses = [r.status for r in db.session.scalars(sa.select(ApiWebhookDelivery))]
+    statuses = [
+        r.status
+        for r in db.session.scalars(sa.select(ApiWebhookDelivery).order_by(ApiWebhookDelivery.id))
+    ]
     assert statuses == [DeliveryStatus.DELIVERED, DeliveryStatus.FAILED]
 
 

@@ -215,3 +215,53 @@ def test_related_tickets_show_on_both_pages(app, people):
     again = consultant.post(f"/tickets/{second}/related", data={"other": first})
     assert again.status_code == 422
     assert f"相談 {first} とは既に関連付けられています。" in again.get_data(as_text=True)
+
+
+def test_a_merged_tickets_handoffs_and_callbacks_go_to_the_survivor_and_back_on_undo(
+    app, people, make_staff, make_department
+):
+    from datetime import timedelta
+
+    from consult.models import Callback
+    from consult.services import callbacks
+    from consult.timeutil import utcnow
+    from handoff import services as handoffs
+    from handoff.models import Handoff, Response
+
+    _, by_phone, by_email = people["tickets"]
+    department = make_department(name="介護保険課")
+    actor = Actor(people["consultant"], "127.0.0.1")
+    [handoff] = handoffs.create(
+        actor,
+        _ticket(by_email),
+        [handoffs.Request(department.id, "要介護認定の申請について", Response.VISIT)],
+    )
+    callback = callbacks.schedule(actor, _ticket(by_email), utcnow() + timedelta(hours=2))
+    handoff_id, callback_id = handoff.id, callback.id
+    db.session.commit()
+    supervisor = sign_in(app.test_client(), make_staff("supervisor"))
+    response = supervisor.post(
+        f"/tickets/{by_email}/merge", data={"target": by_phone, "confirmed": "1"}
+    )
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Handoff, handoff_id).ticket_id == _ticket(by_phone).id
+    assert db.session.get(Callback, callback_id).ticket_id == _ticket(by_phone).id
+    page = supervisor.get(f"/tickets/{by_phone}").get_data(as_text=True)
+    assert "要介護認定の申請について" in page and "折り返し済みにする" in page
+    # The callback is done from the survivor's page.
+    done = supervisor.post(f"/tickets/{by_phone}/callbacks/{callback_id}/done")
+    assert done.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Callback, callback_id).done_at is not None
+    # Undo: both go back to the ticket they were made on.
+    record = db.session.scalar(sa.select(MergeRecord).where(MergeRecord.kind == "ticket"))
+    admin = sign_in(app.test_client(), make_staff("admin"))
+    assert admin.post(f"/admin/merges/{record.id}/undo").status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Handoff, handoff_id).ticket_id == _ticket(by_email).id
+    assert db.session.get(Callback, callback_id).ticket_id == _ticket(by_email).id
+    moved_back = supervisor.get(f"/tickets/{by_email}").get_data(as_text=True)
+    assert "要介護認定の申請について" in moved_back
+    survivor = supervisor.get(f"/tickets/{by_phone}").get_data(as_text=True)
+    assert "要介護認定の申請について" not in survivor

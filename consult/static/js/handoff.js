@@ -27,10 +27,33 @@
 
   // The header's badges (status, assignee) and the timeline, from the ticket's live fragment
   // (not the whole page again; its view is audited once per ten minutes, not once per event).
+  // A notice above the ticket's header (merged away, its citizen merged): said once, kept
+  // until the page is left; the forms below, and what is typed in them, are not touched.
+  function notice(text, href, linkText) {
+    var head = document.querySelector(".ticket-head");
+    if (!head || !text) { return; }
+    var box = document.getElementById("live-ticket-notice");
+    if (!box) {
+      box = document.createElement("div");
+      box.id = "live-ticket-notice";
+      box.className = "notice notice--info";
+      box.setAttribute("role", "status");
+      head.parentNode.insertBefore(box, head);
+    }
+    box.textContent = text + (href ? " " : "");
+    if (href) {
+      var link = document.createElement("a");
+      link.href = href;
+      link.textContent = linkText || href;
+      box.appendChild(link);
+    }
+  }
+
   function refreshHead(liveUrl) {
     var head = document.querySelector(".ticket-head__meta");
     if (!head || !liveUrl) { return; }
     fetchJson(liveUrl, function (data) {
+      if (data.moved) { notice(data.moved.text, data.moved.href, data.moved.link); }
       var fresh = new DOMParser().parseFromString(data.head, "text/html").querySelector(".ticket-head__meta");
       if (fresh && fresh.innerHTML !== head.innerHTML) { head.innerHTML = fresh.innerHTML; }
       var timeline = document.getElementById("timeline");
@@ -66,6 +89,9 @@
     function mine(payload) { return payload && payload.ticket_id === ticketId; }
     onLive("handoff", function (payload) { if (mine(payload)) { refresh(); } });
     onLive("ticket", function (payload) { if (mine(payload)) { refresh(); } });
+    onLive("ticket.citizen_merged", function (payload) {
+      if (mine(payload)) { notice(payload.notice, "/citizens/" + payload.citizen_id, "相談者を開く"); }
+    });
   }
 
   function badges() {

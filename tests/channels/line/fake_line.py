@@ -50,6 +50,9 @@ class FakeLine:
     scripts: dict[str, list[tuple[int, dict]]] = field(default_factory=dict)
     content: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     accepted_keys: set[str] = field(default_factory=set)
+    # GET /v2/bot/profile/{userId}: the profiles LINE knows (others answer 404 as LINE does
+    # for a user who is not a friend).
+    profiles: dict[str, dict] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def script(self, path: str, *answers: tuple[int, dict]) -> None:
@@ -94,6 +97,15 @@ class FakeLine:
         if answer is not None:
             status, payload = answer
             return Response(json.dumps(payload), status, mimetype="application/json")(
+                environ, start_response
+            )
+        if request.method == "GET" and request.path.startswith("/v2/bot/profile/"):
+            profile = self.profiles.get(request.path.rsplit("/", 1)[1])
+            if profile is None:
+                return Response('{"message":"Not found"}', 404, mimetype="application/json")(
+                    environ, start_response
+                )
+            return Response(json.dumps(profile), 200, mimetype="application/json")(
                 environ, start_response
             )
         if request.path.startswith("/v2/bot/message/") and request.path.endswith("/content"):
