@@ -281,7 +281,7 @@ def receipt(actor: Actor, ticket: Ticket) -> Receipt:
     visit = visit_for(ticket)
     if visit is None:
         raise NotFound("この相談には窓口の受付がありません。")
-    token = voice.ask(ticket, Channel.COUNTER.value)
+    token = voice.ask(ticket, Channel.COUNTER.value, again=True)
     url = urls.public_url("voice.satisfaction", token=token) if token else None
     qr = segno.make(url, error="m").svg_data_uri(scale=4, border=4) if url else None
     tickets.record_print(actor, ticket)

@@ -112,10 +112,11 @@ def _expiry(day: date) -> date:
     return first_after - timedelta(days=1)
 
 
-def ask(ticket: Ticket, channel: str | None = None) -> str | None:
+def ask(ticket: Ticket, channel: str | None = None, *, again: bool = False) -> str | None:
     """The token for this ticket's one question, creating its invite on the first call.
 
-    None when the question is not asked (turned off, a channel that cannot ask) or was already
+    None when the question is not asked (turned off), was asked before (a case closed twice
+    is asked once) or, with `again` (a reprinted receipt shows the same code), was already
     answered (the invite is gone). Flushes; the caller commits.
     """
     if not VoiceSettings.current().satisfaction_enabled:
@@ -141,7 +142,7 @@ def ask(ticket: Ticket, channel: str | None = None) -> str | None:
             )
         )
         db.session.flush()
-    elif (
+    elif not again or (
         db.session.scalar(
             sa.select(SatisfactionInvite.id).where(SatisfactionInvite.digest == digest)
         )
