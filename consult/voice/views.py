@@ -9,7 +9,7 @@ from consult.extensions import db
 from consult.models import Role
 from consult.services import audit, tickets
 from consult.services.actor import DESK_ROLES
-from consult.services.errors import DomainError, NotFound, PermissionDenied
+from consult.services.errors import DomainError
 from consult.voice import services
 from consult.voice.forms import AnswerForm, MarkForm, SatisfactionForm
 from consult.voice.models import CitizenRequest
@@ -157,13 +157,3 @@ def request_detail(request_id: int):
         today=services.tokyo_today(),
         date_text=services.date_text,
     ), (422 if request.method == "POST" else 200)
-
-
-@bp.errorhandler(NotFound)
-def _not_found(_error):
-    abort(404)
-
-
-@bp.errorhandler(PermissionDenied)
-def _denied(_error):
-    abort(403)

@@ -8,7 +8,6 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from consult.models import Role
 from consult.services.actor import DESK_ROLES
-from consult.services.errors import NotFound, PermissionDenied
 from consult.voice.models import REQUEST_KIND_LABELS
 from consult.web import actor, attempt, public, roles_required
 from faq.opinions import services
@@ -98,13 +97,3 @@ def staff_action(entry_id: int, action: str):
     entry = services.get_entry(actor(), entry_id)
     attempt(lambda: operation(actor(), entry), success)
     return redirect(url_for("opinions.staff_entry", entry_id=entry_id))
-
-
-@bp.errorhandler(NotFound)
-def _not_found(_error):
-    abort(404)
-
-
-@bp.errorhandler(PermissionDenied)
-def _denied(_error):
-    abort(403)
