@@ -458,12 +458,23 @@ def request_section(period):
 def ticket_panel(ticket: Ticket):
     from consult.voice.forms import AnswerForm, MarkForm
 
-    item = request_for(ticket)
+    # One query for the panel (the ticket page's count is pinned): the request's id and
+    # whether the citizen was asked; the request itself only when there is one.
+    row = db.session.execute(
+        sa.select(
+            sa.select(CitizenRequest.id)
+            .where(CitizenRequest.ticket_id == ticket.id)
+            .scalar_subquery()
+            .label("request_id"),
+            sa.exists().where(SatisfactionAsk.ticket_id == ticket.id).label("asked"),
+        )
+    ).one()
+    item = db.session.get(CitizenRequest, row.request_id) if row.request_id else None
     return "consult/voice/_panel.html", {
         "request_item": item,
         "mark_form": MarkForm(formdata=None),
         "answer_form": AnswerForm(formdata=None),
         "today": tokyo_today(),
         "date_text": date_text,
-        "satisfaction_asked": was_asked(ticket),
+        "satisfaction_asked": bool(row.asked),
     }
