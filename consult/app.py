@@ -75,11 +75,12 @@ def create_app(overrides: dict | None = None, instance_path: str | None = None) 
     with app.app_context():
         _tune_engine(db.engine)
 
-    from consult import live, plugins, views
+    from consult import live, plugins, views, voice
 
     plugins.init_app(app)
     views.register(app)
     live.register(app)
+    voice.register(app)
     from consult.services import report_rollup
 
     report_rollup.register()

@@ -38,7 +38,12 @@ def register(app: Flask) -> None:
             home_pages={Role.OFFICER: "handoff.inbox"},
             settings=HandoffSettings,
             case_record_source=services.case_records,
-            receivers=((signals.handoff_changed, live.handoff_changed),),
+            receivers=(
+                (signals.handoff_changed, live.handoff_changed),
+                # A request to the city or a letter to the mayor: its first handoff names the
+                # department responsible for the answer.
+                (signals.handoff_changed, services.name_request_department),
+            ),
             demo_seeder=services.seed_demo,
             report_sections=(plugins.ReportSection("handoffs", 40, reports.section),),
             report_exports=(plugins.ReportExport("handoffs", "引継ぎ", reports.rows, order=20),),

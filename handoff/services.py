@@ -924,3 +924,24 @@ def seed_demo(members: dict) -> None:
         done,
         Record("請求方法と必要書類を電話で説明した", "相談者が明日来庁して請求する"),
     )
+
+
+# --- requests to the city (市への要望・市長への手紙) ---------------------------------------
+
+
+def name_request_department(handoff: Handoff, **_kwargs) -> None:
+    """The handoff-changed receiver: the first department a request or letter is handed to
+    (and that does not send it back) is the one responsible for its written answer."""
+    from consult.voice import services as voice
+
+    if handoff.ticket is None or handoff.department is None or handoff.department.is_external:
+        return
+    item = voice.request_for(handoff.ticket)
+    if item is None:
+        return
+    if handoff.state in (HandoffState.DECLINED, HandoffState.CANCELLED):
+        if item.handoff_id == handoff.id:
+            item.department_id = None
+            item.handoff_id = None
+        return
+    voice.set_department(item, handoff.department_id, handoff.id)

@@ -12,7 +12,7 @@ from consult.extensions import db
 from consult.models import Channel, EntryKind, Ticket
 from consult.services import citizens, numbering, tickets
 from consult.services.actor import DESK_ROLES, Actor
-from consult.services.errors import InvalidTransition, ValidationFailed
+from consult.services.errors import InvalidTransition, NotFound, ValidationFailed
 from consult.timeutil import tokyo_today, utcnow
 
 
@@ -255,3 +255,41 @@ def room_in_progress(ticket: Ticket, found: list[int] | None = None, **_) -> Non
     visit = visit_for(ticket)
     if visit is not None and visit.state in (VisitState.CALLED, VisitState.SERVING):
         found.append(visit.room)
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the counter's printed receipt (受付票) shows: numbers and the satisfaction QR code,
+    no personal data."""
+
+    ticket_number: str
+    reception_number: int
+    printed_on: str
+    survey_url: str | None
+    survey_qr: str | None  # an SVG data URI
+
+
+def receipt(actor: Actor, ticket: Ticket) -> Receipt:
+    """The receipt of a walk-in's visit, with the QR code of the satisfaction question (one
+    per ticket: a reprint shows the same code, and a used code is not printed again)."""
+    import segno
+
+    from consult import urls
+    from consult.voice import services as voice
+
+    actor.require(*DESK_ROLES)
+    visit = visit_for(ticket)
+    if visit is None:
+        raise NotFound("この相談には窓口の受付がありません。")
+    token = voice.ask(ticket, Channel.COUNTER.value, again=True)
+    url = urls.public_url("voice.satisfaction", token=token) if token else None
+    qr = segno.make(url, error="m").svg_data_uri(scale=4, border=4) if url else None
+    tickets.record_print(actor, ticket)
+    today = tokyo_today()
+    return Receipt(
+        ticket_number=ticket.number,
+        reception_number=visit.reception_number,
+        printed_on=f"{today.year}年{today.month}月{today.day}日",
+        survey_url=url,
+        survey_qr=qr,
+    )

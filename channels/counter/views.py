@@ -172,3 +172,15 @@ def display_live():
 def display_board():
     board = services.display_board()
     return jsonify({"called": board.called, "waiting": board.waiting})
+
+
+@bp.get("/counter/receipt/<number>")
+@roles_required(*DESK_ROLES)
+def receipt(number: str):
+    """The printed receipt (受付票): numbers and the QR code of the satisfaction question."""
+    item = tickets.get_ticket(actor(), number, audit_view=False)
+    try:
+        found = services.receipt(actor(), item)
+    except NotFound:
+        abort(404)
+    return render_template("counter/receipt.html", receipt=found)

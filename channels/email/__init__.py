@@ -65,7 +65,11 @@ def register(app: Flask) -> None:
             worker_tasks=(plugins.WorkerTask("email.inbound", _process_pending, lane="mail-in"),),
             settings=EmailSettings,
             queues=(services.INBOUND,),
-            receivers=((signals.mail_queued, services.remember_outgoing),),
+            receivers=(
+                (signals.mail_queued, services.remember_outgoing),
+                # A closed case's citizen is asked one question (満足度), by a link.
+                (signals.ticket_closed, services.ask_satisfaction),
+            ),
             ticket_search=(_search,),
             search_texts=(plugins.SearchTexts(models.EmailThread, _search_texts),),
             # The kernel composes and sends every mail (one outgoing-mail path); citizens' mail

@@ -1008,6 +1008,28 @@ def send_ack(ticket: Ticket) -> OutboxMessage | None:
     return queued
 
 
+def ask_satisfaction(ticket: Ticket, **_kwargs) -> OutboxMessage | None:
+    """The ticket-closed receiver: a mail case's citizen gets one mail with the link to the
+    satisfaction question (signed, single-use: consult.voice), through the outbox."""
+    from consult import urls
+    from consult.voice import services as voice
+
+    thread = db.session.get(EmailThread, ticket.id)
+    if thread is None or ticket.channel != Channel.EMAIL:
+        return None
+    token = voice.ask(ticket, mail.CHANNEL)
+    if token is None:
+        return None
+    config = current_app.config["MADOGUCHI"]
+    body = current_app.jinja_env.get_template("email/mail/satisfaction.txt").render(
+        ticket=ticket,
+        centre=config["CENTRE_NAME"],
+        url=urls.public_url("voice.satisfaction", token=token),
+    )
+    queued, _entry = _record_mail(ticket, thread.address, body)
+    return queued
+
+
 def send_automatic(
     ticket: Ticket, text: str, *, automatic: Automatic, faq_entry_id: int | None = None
 ) -> OutboxMessage | None:

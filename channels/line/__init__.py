@@ -2,7 +2,7 @@
 
 from flask import Flask
 
-from consult import plugins
+from consult import plugins, signals
 from consult.settings import section
 
 
@@ -30,6 +30,8 @@ def register(app: Flask) -> None:
                 plugins.WorkerTask("line.profiles", services.fetch_profiles, lane="line-media"),
             ),
             queues=(services.EVENTS, services.MEDIA),
+            # A closed case's citizen is asked one question (満足度), as a quick reply.
+            receivers=((signals.ticket_closed, services.ask_satisfaction),),
             channel=plugins.Channel(
                 services.CHANNEL,
                 "LINE",

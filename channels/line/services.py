@@ -479,6 +479,8 @@ def _dispatch(event: LineEvent) -> bool:
         contact.reply_token = None
         return True
     if kind == "postback":
+        if _postback_action(data.get("postback") or {}) == SATISFACTION_ACTION:
+            return _on_satisfaction(contact, event)
         return _on_postback(contact, data.get("postback") or {})
     if kind == "message":
         return _on_message(contact, data.get("message") or {}, at, event)
@@ -547,6 +549,82 @@ def _on_postback(contact: LineContact, postback: dict) -> bool:
         return False
     _enqueue(contact, text)
     return True
+
+
+# --- satisfaction (満足度): one quick reply when a LINE case closes ----------------------------
+
+SATISFACTION_ACTION = "satisfaction"
+SATISFACTION_QUESTION = (
+    "ご相談ありがとうございました。対応にご満足いただけましたか。"
+    "（回答は任意です。お名前や相談内容とは結び付けずに集計します）"
+)
+SATISFACTION_CHOICES = (
+    (5, "満足"),
+    (4, "やや満足"),
+    (3, "ふつう"),
+    (2, "やや不満"),
+    (1, "不満"),
+)
+
+
+def ask_satisfaction(ticket: Ticket, **_kwargs) -> OutboxMessage | None:
+    """The ticket-closed receiver: the question as a quick reply, through the outbox, to a
+    LINE case's citizen who still follows the account. Asked once per ticket."""
+    from consult.voice import services as voice
+
+    link = _line_ticket(ticket)
+    if link is None or not link.contact.following:
+        return None
+    token = voice.ask(ticket, CHANNEL)
+    if token is None:
+        return None
+    quick_reply = [
+        {"label": label, "data": f"action={SATISFACTION_ACTION}&s={score}&t={token}"}
+        for score, label in SATISFACTION_CHOICES
+    ]
+    message, _entry = tickets.record_outgoing(
+        ticket,
+        channel=CHANNEL,
+        recipient=_recipient(link.contact),
+        body=SATISFACTION_QUESTION,
+        entry_body="満足度のおたずね（クイックリプライ）を送りました",
+        headers=_headers(link.contact, quick_reply=quick_reply),
+    )
+    return message
+
+
+def _on_satisfaction(contact: LineContact, event: LineEvent) -> bool:
+    """A tap on a satisfaction quick reply: store the answer (anonymous, single-use), thank
+    the citizen, and take the score and the token out of the stored webhook body and event,
+    which carry the LINE user id (so the kept raw input cannot tie the answer to the person)."""
+    from consult.voice import services as voice
+
+    raw = str((event.payload.get("postback") or {}).get("data") or "")
+    values = parse_qs(raw)
+    token = (values.get("t") or [""])[0]
+    score = (values.get("s") or [""])[0]
+    try:
+        voice.answer(token, score)
+        text = "ご回答ありがとうございました。今後の対応の改善に役立てます。"
+    except voice.AlreadyAnswered:
+        text = "このアンケートは回答済みか、回答期限が過ぎています。ご協力ありがとうございました。"
+    except ValidationFailed:
+        text = "回答を受け付けられませんでした。表示された選択肢から選んでください。"
+    _scrub_postback(event, raw)
+    _enqueue(contact, text)
+    return True
+
+
+def _scrub_postback(event: LineEvent, raw: str) -> None:
+    payload = json.loads(json.dumps(event.payload))
+    payload.setdefault("postback", {})["data"] = f"action={SATISFACTION_ACTION}"
+    event.payload = payload
+    delivery = db.session.get(LineDelivery, event.delivery_id)
+    if delivery is not None and raw:
+        body = delivery.body
+        for form in {raw, json.dumps(raw)[1:-1], json.dumps(raw, ensure_ascii=True)[1:-1]}:
+            body = body.replace(form, f"action={SATISFACTION_ACTION}")
+        delivery.body = body
 
 
 def _open_ticket(contact: LineContact) -> Ticket | None:

@@ -250,6 +250,30 @@ def is_business_day(day: date) -> bool:
     return day_type(day) is DayType.WEEKDAY
 
 
+def add_business_days(day: date, days: int) -> date:
+    """The `days`-th business day after `day` (the day of receipt itself is not counted): a
+    deadline of "10開庁日以内" for a letter received on a Friday before a holiday."""
+    if days < 0:
+        raise ValueError("days must not be negative")
+    found = day
+    while days > 0:
+        found += timedelta(days=1)
+        if is_business_day(found):
+            days -= 1
+    return found
+
+
+def business_days_between(first: date, last: date) -> int:
+    """Business days after `first` up to and including `last` (0 when last is not after)."""
+    count = 0
+    day = first
+    while day < last:
+        day += timedelta(days=1)
+        if is_business_day(day):
+            count += 1
+    return count
+
+
 def add_business_minutes(start: datetime, minutes: int) -> datetime:
     """`minutes` of department office time after `start` (which may fall on a closed day)."""
     local = _tokyo(start)

@@ -646,6 +646,66 @@ TABLE.update(
         ),
     }
 )
+# The citizens' voice (consult/voice, faq/opinions, the counter's receipt): a made-up
+# satisfaction token is 410 for everyone alike (used, expired and forged answer the same).
+PUBLIC_410 = dict.fromkeys(ROLES, 410)
+REQUEST_GET = {**DESK_GET, "officer": 200, "admin": 200}
+REQUEST_404 = {**DESK_GET, "consultant": 404, "supervisor": 404, "officer": 404}
+OPINION_GET = {**DESK_GET, "admin": 200}
+OPINION_POST = {**DESK_GET, "consultant": OK, "supervisor": OK, "admin": OK}
+OPINION_404 = {**DESK_GET, "consultant": 404, "supervisor": 404, "admin": 404}
+TABLE.update(
+    {
+        ("/voice/satisfaction/<token>", "GET"): (
+            lambda o: "/voice/satisfaction/x.y",
+            PUBLIC_410,
+        ),
+        ("/voice/satisfaction/<token>", "POST"): (
+            lambda o: "/voice/satisfaction/x.y",
+            PUBLIC_410,
+            {"score": "5"},
+        ),
+        ("/voice/satisfaction/thanks", "GET"): (
+            lambda o: "/voice/satisfaction/thanks",
+            PUBLIC_GET,
+        ),
+        ("/tickets/<number>/request", "POST"): (t("/request"), DESK_POST, {"kind": "request"}),
+        ("/tickets/<number>/request/answer", "POST"): (
+            t("/request/answer"),
+            DESK_POST,
+            {"text": "回答"},
+        ),
+        ("/requests", "GET"): (lambda o: "/requests", REQUEST_GET),
+        ("/requests/<int:request_id>", "GET"): (lambda o: "/requests/999999", REQUEST_404),
+        ("/requests/<int:request_id>", "POST"): (
+            lambda o: "/requests/999999",
+            REQUEST_404,
+            {"text": "回答"},
+        ),
+        ("/counter/receipt/<number>", "GET"): (
+            lambda o: f"/counter/receipt/{o['number']}",
+            DESK_404,  # the test's ticket has no counter visit
+        ),
+        ("/opinions", "GET"): (lambda o: "/opinions", PUBLIC_GET),
+        ("/staff/opinions", "GET"): (lambda o: "/staff/opinions", OPINION_GET),
+        ("/staff/opinions/from-request/<int:request_id>", "POST"): (
+            lambda o: "/staff/opinions/from-request/999999",
+            OPINION_POST,
+        ),
+        ("/staff/opinions/<int:entry_id>", "GET"): (
+            lambda o: "/staff/opinions/999999",
+            OPINION_404,
+        ),
+        ("/staff/opinions/<int:entry_id>", "POST"): (
+            lambda o: "/staff/opinions/999999",
+            OPINION_404,
+        ),
+        ("/staff/opinions/<int:entry_id>/<action>", "POST"): (
+            lambda o: "/staff/opinions/999999/submit",
+            OPINION_404,
+        ),
+    }
+)
 TABLE[("/logout", "POST")] = TABLE.pop(("/logout", "POST"))  # logout stays last
 
 

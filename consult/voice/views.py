@@ -1,0 +1,159 @@
+"""The citizens' voice pages: the public satisfaction question, and the requests' staff pages."""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+
+from consult.extensions import db
+from consult.models import Role
+from consult.services import audit, tickets
+from consult.services.actor import DESK_ROLES
+from consult.services.errors import DomainError
+from consult.voice import services
+from consult.voice.forms import AnswerForm, MarkForm, SatisfactionForm
+from consult.voice.models import CitizenRequest
+from consult.web import actor, attempt, public, roles_required
+
+bp = Blueprint("voice", __name__)
+
+REQUEST_ROLES = (*DESK_ROLES, Role.OFFICER, Role.ADMIN)
+
+
+# --- public: the one question ------------------------------------------------------------------
+
+
+@bp.route("/voice/satisfaction/<token>", methods=["GET", "POST"])
+@public
+def satisfaction(token: str):
+    """The question behind a mail link or a receipt's QR code. Shows nothing of the case."""
+    try:
+        services.open_invite(token)
+    except services.AlreadyAnswered:
+        return render_template("consult/voice/satisfaction_closed.html"), 410
+    form = SatisfactionForm()
+    if form.validate_on_submit():
+        try:
+            services.answer(token, form.score.data, form.comment.data)
+        except services.AlreadyAnswered:
+            db.session.rollback()
+            return render_template("consult/voice/satisfaction_closed.html"), 410
+        except DomainError:
+            db.session.rollback()
+            form.score.errors = [*form.score.errors, _("選択肢から一つ選んでください。")]
+        else:
+            return redirect(url_for("voice.satisfaction_thanks"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("consult/voice/satisfaction.html", form=form), status
+
+
+@bp.get("/voice/satisfaction/thanks")
+@public
+def satisfaction_thanks():
+    return render_template("consult/voice/satisfaction_thanks.html")
+
+
+# --- staff: requests to the city and letters to the mayor ---------------------------------------
+
+
+def _ticket(number: str):
+    return tickets.get_ticket(actor(), number, audit_view=False)
+
+
+def _back(number: str):
+    return redirect(url_for("desk.ticket", number=number) + "#voice")
+
+
+def _flash_errors(form) -> None:
+    for errors in form.errors.values():
+        for message in errors:
+            flash(message, "error")
+
+
+@bp.post("/tickets/<number>/request")
+@roles_required(*DESK_ROLES)
+def mark(number: str):
+    item = _ticket(number)
+    form = MarkForm()
+    if not form.validate_on_submit():
+        _flash_errors(form)
+        return _back(item.number)
+    attempt(
+        lambda: services.mark_request(actor(), item, form.kind.data),
+        "要望・手紙として登録し、回答期限を設定しました。",
+    )
+    return _back(item.number)
+
+
+@bp.post("/tickets/<number>/request/answer")
+@roles_required(*DESK_ROLES)
+def answer(number: str):
+    item = _ticket(number)
+    form = AnswerForm()
+    if not form.validate_on_submit():
+        _flash_errors(form)
+        return _back(item.number)
+    attempt(
+        lambda: services.record_answer(actor(), item, form.text.data),
+        "回答を記録しました。",
+    )
+    return _back(item.number)
+
+
+@bp.get("/requests")
+@roles_required(*REQUEST_ROLES)
+def requests_list():
+    state = request.args.get("state", "open")
+    if state not in ("open", "answered", "all"):
+        state = "open"
+    items = services.list_requests(actor(), state)
+    return render_template(
+        "consult/voice/requests.html",
+        items=items,
+        state=state,
+        today=services.tokyo_today(),
+        date_text=services.date_text,
+    )
+
+
+def _request_or_404(request_id: int) -> CitizenRequest:
+    item = db.session.get(CitizenRequest, request_id)
+    if item is None:
+        abort(404)
+    me = actor()
+    if me.may(*DESK_ROLES):
+        return item
+    if (
+        me.may(Role.OFFICER)
+        and me.staff.department_id is not None
+        and me.staff.department_id == item.department_id
+    ):
+        return item
+    abort(404)  # no oracle: another department's request answers as a missing one
+
+
+@bp.route("/requests/<int:request_id>", methods=["GET", "POST"])
+@roles_required(*DESK_ROLES, Role.OFFICER)
+def request_detail(request_id: int):
+    """The request for the responsible department's officer: what was asked, the deadline,
+    and the answer form. What the citizen wrote is personal data: each view is audited."""
+    item = _request_or_404(request_id)
+    form = AnswerForm()
+    if request.method == "POST":
+        if form.validate_on_submit():
+            ok, _result = attempt(
+                lambda: services.record_answer(actor(), item.ticket, form.text.data),
+                "回答を記録しました。",
+            )
+            if ok:
+                return redirect(url_for("voice.request_detail", request_id=item.id))
+        else:
+            _flash_errors(form)
+    audit.record(actor(), "view", "ticket", item.ticket.number, "citizen_request")
+    return render_template(
+        "consult/voice/request_detail.html",
+        item=item,
+        form=form,
+        today=services.tokyo_today(),
+        date_text=services.date_text,
+    ), (422 if request.method == "POST" else 200)
