@@ -1,8 +1,8 @@
 """voice: satisfaction answers kept apart from tickets (invites, answers, asks), requests to the
 city and letters to the mayor with their answer deadlines, and the published 「ご意見と回答」
 
-Revision ID: 0030_voice
-Revises: 0022_api
+Revision ID: 0034_voice
+Revises: 0033_finish
 
 """
 from alembic import op
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0030_voice'
-down_revision = '0022_api'
+revision = '0034_voice'
+down_revision = '0033_finish'
 branch_labels = None
 depends_on = None
 
