@@ -1094,8 +1094,8 @@ RETENTION_YEARS = (1, 3, 5, 10, 30)
 
 class LegalHold(db.Model):
     """訴訟ホールド: a ticket or a citizen whose records may not be disposed of while it stands
-    (訴訟・不服申立て・開示請求への対応中など). Set and lifted by a supervisor with a reason, audited.
-    The reasons must not name anyone; disposal clears them with the ticket's other texts."""
+    (訴訟・不服申立て・開示請求への対応中など). Set and lifted by a supervisor with a reason,
+    audited. The reasons must not name anyone; disposal clears them with the other texts."""
 
     __tablename__ = "legal_hold"
     __table_args__ = (
