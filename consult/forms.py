@@ -499,3 +499,57 @@ class RotaForm(Form):
     first = DateField("開始日", validators=[InputRequired("開始日を入力してください。")])
     last = DateField("終了日", validators=[InputRequired("終了日を入力してください。")])
     departments = SelectMultipleField("当番の担当課（この順に割り当て）", coerce=int)
+
+
+# --- retention and disposal (consult.views.records) --------------------------------------------
+
+
+class RetentionClassForm(Form):
+    years = JapaneseSelectField(
+        "保存期間",
+        choices=[
+            ("", "既定"),
+            ("1", "1年"),
+            ("3", "3年"),
+            ("5", "5年"),
+            ("10", "10年"),
+            ("30", "30年"),
+        ],
+        validators=[Optional()],
+    )
+
+
+class AuditRetentionForm(Form):
+    years = IntegerField(
+        "監査ログの保存期間（年）",
+        validators=[
+            InputRequired(message="監査ログの保存期間を入力してください。"),
+            NumberRange(min=5, max=100, message="監査ログの保存期間は5〜100年で入力してください。"),
+        ],
+    )
+
+
+class HoldBackForm(Form):
+    number = StringField("相談番号", validators=[required("相談番号"), max_length("相談番号", 20)])
+    release = HiddenField()
+
+
+class LegalHoldForm(Form):
+    ticket_number = StringField("相談番号", validators=[Optional(), max_length("相談番号", 20)])
+    citizen_id = IntegerField(
+        "相談者番号",
+        validators=[
+            Optional(),
+            NumberRange(min=1, max=2**31 - 1, message="相談者番号は数字で入力してください。"),
+        ],
+    )
+    reason = StringField(
+        "理由（訴訟・不服申立て等。氏名は書かない）",
+        validators=[required("理由"), max_length("理由", 200)],
+    )
+
+
+class LiftHoldForm(Form):
+    reason = StringField(
+        "解除の理由", validators=[required("解除の理由"), max_length("解除の理由", 200)]
+    )

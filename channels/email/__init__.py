@@ -41,6 +41,18 @@ def _search_texts(connection, ticket_ids):
     return found
 
 
+def _dispose(batch):
+    from channels.email import disposal
+
+    disposal.dispose(batch)
+
+
+def _holds():
+    from channels.email import disposal
+
+    return disposal.HOLDS
+
+
 def register(app: Flask) -> None:
     from channels.email import cli, models, services, views
     from channels.email.settings import EmailSettings
@@ -50,6 +62,7 @@ def register(app: Flask) -> None:
         app,
         plugins.Plugin(
             name="email",
+            disposers=(plugins.Disposer("email", _dispose, _holds()),),
             blueprints=(views.bp,),
             commands=(cli.mail_group,),
             nav_links=(

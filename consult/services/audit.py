@@ -28,6 +28,11 @@ ACTION_LABELS = {
     "totp_reset": "二要素認証のリセット",
     "totp_failed": "確認コードの誤り",
     "totp_recovery": "リカバリーコードでのログイン",
+    "approve": "承認",
+    "hold_back": "廃棄の保留",
+    "release": "保留の取消",
+    "legal_hold": "訴訟ホールドの設定",
+    "legal_hold_lift": "訴訟ホールドの解除",
 }
 
 OBJECT_LABELS = {
@@ -38,6 +43,7 @@ OBJECT_LABELS = {
     "department": "担当課",
     "category": "分類",
     "queue": "処理に失敗したもの",
+    "disposal_list": "廃棄予定一覧",
 }
 
 

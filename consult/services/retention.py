@@ -1019,3 +1019,136 @@ def register_rows(actor: Actor, limit: int = 500) -> list[DisposalRecord]:
             sa.select(DisposalRecord).order_by(DisposalRecord.id.desc()).limit(limit)
         )
     )
+
+
+def count_old_audit(today: date | None = None) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(AuditEvent)
+        .where(AuditEvent.at < audit_cutoff(today))
+    )
+
+
+# --- 個人情報ファイル簿 ---------------------------------------------------------------------------
+
+KERNEL_HOLDS = (
+    plugins.PersonalData(
+        "citizen",
+        ("name", "kana", "address", "birth_date", "name_key", "kana_key", "name_fold", "kana_fold"),
+        "相談者の氏名・かな・住所・生年月日",
+        "相談者本人（窓口・電話・メール・LINE・予約）",
+    ),
+    plugins.PersonalData("citizen_phone", ("number",), "相談者の電話番号", "相談者本人"),
+    plugins.PersonalData("citizen_email", ("address",), "相談者のメールアドレス", "相談者本人"),
+    plugins.PersonalData(
+        "ticket", ("subject", "resolution_summary"), "相談の件名・解決内容", "相談員の記録"
+    ),
+    plugins.PersonalData(
+        "timeline_entry", ("body", "data"), "相談の経過（受信・送信・メモ）", "相談者本人・相談員"
+    ),
+    plugins.PersonalData(
+        "outbox_message", ("recipient", "subject", "body"), "相談者への送信文", "相談員"
+    ),
+    plugins.PersonalData(
+        "attachment", ("filename", "storage_name"), "添付ファイル（書類の写真等）", "相談者本人"
+    ),
+    plugins.PersonalData(
+        "ticket_search", ("who", "what", "body", "reading"), "検索索引", "上記から自動作成"
+    ),
+    plugins.PersonalData("incident", ("description",), "カスハラ事案の記述", "職員の記録"),
+    plugins.PersonalData("merge_record", ("reason",), "統合の理由", "相談員"),
+)
+
+PERSONS = (
+    "市の総合相談窓口に相談した者（相談者）",
+    "相談の予約をした者",
+    "LINE公式アカウント・メールで市に連絡した者",
+    "相談の中で言及された家族等の関係者",
+    "引継ぎに応じた関係機関の担当者",
+)
+
+ACCESS = (
+    ("相談員", "相談者の氏名・連絡先・相談内容・経過・添付ファイル（閲覧は監査ログに記録）"),
+    ("センター責任者", "相談員と同じ範囲、統計、廃棄予定一覧の承認、訴訟ホールド"),
+    ("担当課職員", "自課に引き継がれた相談の概要・対応記録（連絡先は共有が指定された場合のみ）"),
+    ("安心対応サポート室", "応援要請とカスハラ事案の記録"),
+    ("管理者", "職員・設定・監査ログ・保存期間の設定（相談内容の個人データの出力は監査記録付き）"),
+)
+
+
+def register_document(actor: Actor, today: date | None = None) -> dict:
+    """The 個人情報ファイル簿 entry for the system, drafted from the schema and the settings."""
+    actor.require(*READER_ROLES)
+    today = today or tokyo_today()
+    metadata = db.metadata
+    items = []
+    for hold in (*KERNEL_HOLDS, *(h for d in plugins.registry().disposers for h in d.holds)):
+        table = metadata.tables.get(hold.table)
+        columns = [c for c in hold.columns if table is not None and c in table.c]
+        items.append(
+            {"table": hold.table, "columns": columns, "label": hold.label, "source": hold.source}
+        )
+    live_citizens = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Citizen)
+        .where(Citizen.merged_into_id.is_(None), Citizen.name.is_not(None))
+    )
+    live_tickets = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Ticket).where(Ticket.disposed_at.is_(None))
+    )
+    classes = [
+        {"category": c.name, "code": c.code, "retention_years": years_of(c)}
+        for c in db.session.scalars(sa.select(Category).order_by(Category.sort_order, Category.id))
+    ]
+    return {
+        "name": "市民総合相談記録ファイル（madoguchi）",
+        "purpose": "市民からの相談の受付・対応・担当課等への引継ぎ・回答、及び統計の作成",
+        "drafted_on": today.isoformat(),
+        "persons": list(PERSONS),
+        "items": items,
+        "sensitive": "含む（相談内容に病歴・犯罪被害・障害等の要配慮個人情報が含まれることがある）",
+        "sources": sorted({item["source"] for item in items}),
+        "retention": {
+            "rule": "完結した日の属する年度の翌年度4月1日から起算",
+            "default_years": FALLBACK_YEARS,
+            "classes": classes,
+            "audit_log_years": audit_years(),
+        },
+        "access": [{"role": role, "may_see": what} for role, what in ACCESS],
+        "records": {"citizens": live_citizens, "tickets": live_tickets},
+        "over_1000_persons": live_citizens > 1000,
+    }
+
+
+def register_markdown(document: dict) -> str:
+    lines = [f"# 個人情報ファイル簿（案）: {document['name']}", ""]
+    lines += [f"- 作成日: {document['drafted_on']}", f"- 利用目的: {document['purpose']}", ""]
+    lines += ["## 記録範囲（本人の範囲）", ""] + [f"- {p}" for p in document["persons"]] + [""]
+    lines += ["## 記録項目", "", "| 項目 | テーブル | 列 | 収集方法 |", "|---|---|---|---|"]
+    for item in document["items"]:
+        columns = "、".join(item["columns"])
+        lines.append(f"| {item['label']} | {item['table']} | {columns} | {item['source']} |")
+    lines += ["", f"- 要配慮個人情報: {document['sensitive']}", ""]
+    retention = document["retention"]
+    lines += ["## 保存期間", "", f"- 起算: {retention['rule']}"]
+    lines += [
+        f"- {c['category']}（{c['code']}）: {c['retention_years']}年" for c in retention["classes"]
+    ]
+    lines += [
+        f"- 分類なし: {retention['default_years']}年",
+        f"- 監査ログ: {retention['audit_log_years']}年",
+        "",
+    ]
+    lines += ["## 利用者の範囲（役割ごと）", "", "| 役割 | 閲覧できるもの |", "|---|---|"]
+    lines += [f"| {a['role']} | {a['may_see']} |" for a in document["access"]]
+    records = document["records"]
+    lines += [
+        "",
+        "## 記録件数",
+        "",
+        f"- 相談者: {records['citizens']}人",
+        f"- 相談（廃棄前）: {records['tickets']}件",
+        f"- 本人の数が1,000人以上: {'該当' if document['over_1000_persons'] else '非該当'}",
+        "",
+    ]
+    return "\n".join(lines)

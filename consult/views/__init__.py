@@ -7,13 +7,13 @@ from consult.models import Role
 
 
 def register(app: Flask) -> None:
-    from consult import cli
+    from consult import cli, records_cli
     from consult.config import SafetySettings
     from consult.services import callbacks, outbox, ratelimit
     from consult.services import reports as report_service
     from consult.services import safety as safety_service
     from consult.services import today as today_service
-    from consult.views import account, admin, auth, desk, reports, safety, today
+    from consult.views import account, admin, auth, desk, records, reports, safety, today
     from consult.views import calendar as calendar_views
     from consult.views.desk import attachments_panel
 
@@ -31,6 +31,7 @@ def register(app: Flask) -> None:
                 calendar_views.bp,
                 safety.bp,
                 reports.bp,
+                records.bp,
             ),
             nav_links=(
                 plugins.NavLink("today.today", "今日", desk_roles, 5),
@@ -42,6 +43,9 @@ def register(app: Flask) -> None:
                     60,
                 ),
                 plugins.NavLink("reports.dashboard", "統計", (Role.SUPERVISOR, Role.ADMIN), 70),
+                plugins.NavLink(
+                    "records.index", "記録の保存・廃棄", (Role.SUPERVISOR, Role.ADMIN), 85
+                ),
                 plugins.NavLink("admin.index", "管理", (Role.ADMIN,), 90),
             ),
             today_sections=(
@@ -67,7 +71,7 @@ def register(app: Flask) -> None:
                 plugins.WorkerTask("callbacks.remind", callbacks.remind, lane="alerts"),
             ),
             staff_scripts=(plugins.StaffScript("static", "js/callbacks.js"),),
-            commands=cli.COMMANDS,
+            commands=(*cli.COMMANDS, records_cli.records_group),
             queues=(outbox.QUEUE,),
             home_pages={
                 Role.CONSULTANT: "desk.queue",
