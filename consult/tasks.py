@@ -58,8 +58,24 @@ def dispose_approved(
             progress(outcome)
         if pause:
             time.sleep(pause)
+    if outcome.tickets and not dry_run:
+        _compact_search_index()
     outcome.seconds = time.perf_counter() - started
     return outcome
+
+
+def _compact_search_index() -> None:
+    """SQLite's FTS5 keeps deleted documents' terms in its segments until they are merged:
+    'optimize' merges them, so the disposed words leave the index's own tables too. (On
+    PostgreSQL the rows are gone at once; VACUUM, run by autovacuum, reclaims their pages.)"""
+    import sqlalchemy as sa
+
+    if db.session.get_bind().dialect.name != "sqlite":
+        return
+    db.session.execute(
+        sa.text("INSERT INTO ticket_search_fts(ticket_search_fts) VALUES('optimize')")
+    )
+    db.session.commit()
 
 
 def dispose_audit(
