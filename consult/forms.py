@@ -32,7 +32,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from consult.models import PRIORITY_LABELS, ROLE_LABELS, STATUS_LABELS, Status
+from consult.models import PRIORITY_LABELS, RETENTION_YEARS, ROLE_LABELS, STATUS_LABELS, Status
 from consult.services.normalize import has_controls, strip_controls
 from consult.timeutil import OUT_OF_RANGE, in_range
 
@@ -507,14 +507,7 @@ class RotaForm(Form):
 class RetentionClassForm(Form):
     years = JapaneseSelectField(
         "保存期間",
-        choices=[
-            ("", "既定"),
-            ("1", "1年"),
-            ("3", "3年"),
-            ("5", "5年"),
-            ("10", "10年"),
-            ("30", "30年"),
-        ],
+        choices=choices(((years, f"{years}年") for years in RETENTION_YEARS), blank="既定"),
         validators=[Optional()],
     )
 
