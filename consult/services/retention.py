@@ -646,16 +646,19 @@ def dispose_batch(
     batch = plugins.DisposalBatch(connection=connection, ticket_ids=[], citizen_ids=[], now=now)
     if not chosen:
         return batch, skipped_hold, skipped_due
-    # Claim the items (a second run at the same time skips them).
-    claimed = []
-    for item in chosen:
-        result = connection.execute(
+    # Claim the items in one conditional UPDATE: a second run at the same time skips them.
+    taken = set(
+        connection.scalars(
             sa.update(DisposalItem)
-            .where(DisposalItem.id == item.id, DisposalItem.disposed_at.is_(None))
+            .where(
+                DisposalItem.id.in_([item.id for item in chosen]),
+                DisposalItem.disposed_at.is_(None),
+            )
             .values(disposed_at=now)
+            .returning(DisposalItem.id)
         )
-        if result.rowcount == 1:
-            claimed.append(item)
+    )
+    claimed = [item for item in chosen if item.id in taken]
     main_ids = [item.ticket_id for item in claimed]
     # Tickets merged into these go with them (相談の統合: shown on the survivor's page).
     merged = (
