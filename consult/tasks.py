@@ -95,3 +95,29 @@ def dispose_audit(
     retention.record_audit_disposal(actor, total, today)
     db.session.commit()
     return total
+
+
+def prepare_monthly_list(today: date | None = None) -> int:
+    """The worker's monthly job: on the first round of a month, draw up its 廃棄予定一覧 when
+    there are candidates, for a supervisor to review and approve. Returns the items listed."""
+    import sqlalchemy as sa
+
+    from consult.models import DisposalItem, DisposalList, Ticket
+    from consult.services.actor import SYSTEM
+    from consult.timeutil import tokyo_today
+
+    today = today or tokyo_today()
+    month = retention.month_of(today)
+    if db.session.scalar(sa.select(DisposalList.id).where(DisposalList.month == month)):
+        db.session.rollback()
+        return 0
+    if not db.session.scalar(sa.select(Ticket.id).where(retention._due_condition(today)).limit(1)):
+        db.session.rollback()
+        return 0
+    try:
+        listing = retention.prepare_list(SYSTEM, today)
+        db.session.commit()
+    except sa.exc.IntegrityError:  # another worker drew it up at the same moment
+        db.session.rollback()
+        return 0
+    return db.session.scalar(sa.select(sa.func.count()).where(DisposalItem.list_id == listing.id))

@@ -7,7 +7,7 @@ from consult.models import Role
 
 
 def register(app: Flask) -> None:
-    from consult import cli, records_cli
+    from consult import cli, records_cli, tasks
     from consult.config import SafetySettings
     from consult.services import callbacks, outbox, ratelimit
     from consult.services import reports as report_service
@@ -69,6 +69,13 @@ def register(app: Flask) -> None:
                 ),
                 plugins.WorkerTask("ratelimit.purge", ratelimit.purge_task, lane="alerts"),
                 plugins.WorkerTask("callbacks.remind", callbacks.remind, lane="alerts"),
+                # The month's 廃棄予定一覧 (consult.services.retention), in a lane of its own.
+                plugins.WorkerTask(
+                    "retention.monthly_list",
+                    tasks.prepare_monthly_list,
+                    lane="records",
+                    interval=600,
+                ),
             ),
             staff_scripts=(plugins.StaffScript("static", "js/callbacks.js"),),
             commands=(*cli.COMMANDS, records_cli.records_group),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -666,3 +666,16 @@ def test_pages_set_classes_list_approve_and_hold(app, make_ticket, make_staff, m
         ).status_code
         == 403
     )
+
+
+def test_the_worker_draws_up_each_month_list_once(app, make_ticket):
+    from consult import tasks
+    from consult.models import DisposalList
+
+    assert tasks.prepare_monthly_list(TODAY) == 0  # nothing due: no list
+    _old_ticket(make_ticket, subject="月次の相談")
+    assert tasks.prepare_monthly_list(TODAY) == 1
+    assert tasks.prepare_monthly_list(TODAY + timedelta(days=3)) == 0  # same month: once
+    [listing] = db.session.scalars(sa.select(DisposalList))
+    assert listing.month == date(2026, 12, 1) and listing.approved_at is None
+    assert tasks.prepare_monthly_list(date(2027, 1, 5)) == 1  # not approved: listed again
