@@ -30,7 +30,7 @@ from consult.models import (
 )
 from consult.services import citizens, retention, tickets
 from consult.services.actor import SYSTEM, Actor
-from consult.services.errors import PermissionDenied, ValidationFailed
+from consult.services.errors import InvalidTransition, PermissionDenied, ValidationFailed
 from consult.timeutil import TOKYO
 from tests.channels.line.conftest import (  # noqa: F401 (fixtures)
     body_of,
@@ -481,7 +481,13 @@ def test_nothing_goes_without_approval(app, make_ticket, make_staff):
     retention.approve(Actor(supervisor, "127.0.0.1"), db.session.get(type(listing), listing.id))
     db.session.commit()
     assert _dispose(app)["tickets"] == 1
-    assert db.session.get(Ticket, ticket.id).subject == ""
+    disposed = db.session.get(Ticket, ticket.id)
+    assert disposed.subject == "" and disposed.disposed_at is not None
+    # Its page says so; it cannot be reopened to collect personal data again.
+    desk = sign_in(app, make_staff("consultant"))
+    assert "記録を廃棄しました" in desk.get(f"/tickets/{disposed.number}").get_data(as_text=True)
+    with pytest.raises(InvalidTransition):
+        tickets.reopen(Actor(disposed.created_by, "127.0.0.1"), disposed, "再開します")
 
 
 def test_held_back_items_and_legal_holds_stop_disposal_until_lifted(app, make_ticket, make_staff):
