@@ -202,6 +202,9 @@ class Disposer:
     name: str
     dispose: Callable[[DisposalBatch], None]
     holds: Sequence[PersonalData] = ()
+    # Files of the package's folder under DATA_DIR that no row names (a rollback after the file
+    # was written), older than the cutoff (a datetime): `sweep(cutoff)` lists them.
+    orphans: Callable[[Any], list[Path]] | None = None
 
 
 @dataclass(frozen=True)

@@ -58,6 +58,11 @@ def dispose_approved(
             progress(outcome)
         if pause:
             time.sleep(pause)
+    orphans = retention.orphan_files()
+    if orphans:
+        swept = len(orphans) if dry_run else retention.remove_files(orphans)
+        outcome.counts["orphan_file"] = swept
+        outcome.labels["orphan_file"] = "どの記録にも属さないファイル"
     if outcome.tickets and not dry_run:
         _compact_search_index()
     outcome.seconds = time.perf_counter() - started

@@ -53,6 +53,12 @@ def _holds():
     return disposal.HOLDS
 
 
+def _orphans(cutoff):
+    from channels.email import disposal
+
+    return disposal.orphans(cutoff)
+
+
 def register(app: Flask) -> None:
     from channels.email import cli, models, services, views
     from channels.email.settings import EmailSettings
@@ -62,7 +68,7 @@ def register(app: Flask) -> None:
         app,
         plugins.Plugin(
             name="email",
-            disposers=(plugins.Disposer("email", _dispose, _holds()),),
+            disposers=(plugins.Disposer("email", _dispose, _holds(), _orphans),),
             blueprints=(views.bp,),
             commands=(cli.mail_group,),
             nav_links=(

@@ -89,3 +89,21 @@ def dispose(batch: DisposalBatch) -> None:
         connection.execute(inbound.delete().where(inbound.c.id.in_(inbound_ids))).rowcount,
         grouped,
     )
+
+
+def orphans(cutoff) -> list:
+    """Raw mail and attachment files that no row names (written before a row that then rolled
+    back; a mail stored again finds its file by its digest, so only old ones are listed)."""
+    from consult.extensions import db
+    from consult.services.retention import _old_files
+
+    found = []
+    raw = set(db.session.scalars(sa.select(InboundMail.storage_name)))
+    for path in _old_files(_data_dir() / "raw", cutoff):
+        if f"{path.parent.name}/{path.name}" not in raw:
+            found.append(path)
+    attached = set(db.session.scalars(sa.select(MailAttachment.storage_name)))
+    for path in _old_files(_data_dir() / "attachments", cutoff):
+        if f"{path.parent.name}/{path.name}" not in attached:
+            found.append(path)
+    return found

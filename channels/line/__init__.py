@@ -18,6 +18,12 @@ def _holds():
     return disposal.HOLDS
 
 
+def _orphans(cutoff):
+    from channels.line import disposal
+
+    return disposal.orphans(cutoff)
+
+
 def register(app: Flask) -> None:
     from channels.line import client, intake, models, services, views  # noqa: F401 (models)
     from channels.line.settings import LineSettings
@@ -31,7 +37,7 @@ def register(app: Flask) -> None:
         app,
         plugins.Plugin(
             name="line",
-            disposers=(plugins.Disposer("line", _dispose, _holds()),),
+            disposers=(plugins.Disposer("line", _dispose, _holds(), _orphans),),
             blueprints=(views.bp,),
             ticket_panels=(plugins.TicketPanel("line", views_panel),),
             # Events in, media and messages out each in their own lane: a slow download or a

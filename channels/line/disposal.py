@@ -156,3 +156,21 @@ def dispose(batch: DisposalBatch) -> None:
                 contact.delete().where(contact.c.id.in_([cid for cid, _user in gone]))
             ).rowcount,
         )
+
+
+def orphans(cutoff) -> list:
+    """Media files that no line_media row names (fetched, then the row's update rolled back)."""
+    from consult.extensions import db
+    from consult.services.retention import _old_files
+
+    known = set(
+        db.session.scalars(
+            sa.select(LineMedia.stored_name).where(LineMedia.stored_name.is_not(None))
+        )
+    )
+    root = _media_dir()
+    return [
+        path
+        for path in _old_files(root, cutoff)
+        if str(path.relative_to(root)) not in known and path.name not in known
+    ]

@@ -1155,3 +1155,39 @@ def register_markdown(document: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+# --- files no row names -----------------------------------------------------------------------
+
+
+def _old_files(folder, cutoff: datetime):
+    if not folder.is_dir():
+        return
+    limit = cutoff.timestamp()
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.name.startswith(".") and path.stat().st_mtime < limit:
+            yield path
+
+
+def orphan_attachments(cutoff: datetime) -> list:
+    """Files under DATA_DIR/attachments that no attachment row names: a rollback after
+    attachments.add wrote the file (its docstring), or a crash between a disposal's commit and
+    its deletion of the files."""
+    from consult.services import attachments
+
+    folder = attachments._folder()
+    files = list(_old_files(folder, cutoff))
+    if not files:
+        return []
+    known = set(db.session.scalars(sa.select(Attachment.storage_name)))
+    return [path for path in files if path.name not in known]
+
+
+def orphan_files(cutoff: datetime | None = None) -> list:
+    """Every package's orphans, files at least a day old (an upload in flight is younger)."""
+    cutoff = cutoff or (utcnow() - timedelta(days=1))
+    found = orphan_attachments(cutoff)
+    for disposer in plugins.registry().disposers:
+        if disposer.orphans is not None:
+            found.extend(disposer.orphans(cutoff))
+    return found

@@ -685,3 +685,24 @@ def test_the_worker_draws_up_each_month_list_once(app, make_ticket):
     [listing] = db.session.scalars(sa.select(DisposalList))
     assert listing.month == date(2026, 12, 1) and listing.approved_at is None
     assert tasks.prepare_monthly_list(date(2027, 1, 5)) == 1  # not approved: listed again
+
+
+def test_files_no_row_names_are_swept_once_a_day_old(app, make_ticket):
+    from consult.services import attachments
+
+    ticket = make_ticket(subject="添付の相談")
+    kept = attachments.add(Actor(ticket.created_by, "127.0.0.1"), ticket, "写真.png", PNG)
+    db.session.commit()
+    folder = attachments._folder()
+    old = folder / "ab" / "ab-orphan-from-a-rollback"
+    young = folder / "cd" / "cd-upload-in-flight"
+    for path in (old, young):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(FILE_MARK)
+    two_days_ago = (datetime.now(UTC) - timedelta(days=2)).timestamp()
+    os.utime(old, (two_days_ago, two_days_ago))
+    os.utime(attachments.path_of(kept), (two_days_ago, two_days_ago))
+    assert _dispose(app, "--dry-run")["removed"] == {"orphan_file": 1}
+    assert old.exists()
+    assert _dispose(app)["removed"] == {"orphan_file": 1}
+    assert not old.exists() and young.exists() and attachments.path_of(kept).exists()
