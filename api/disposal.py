@@ -28,7 +28,7 @@ def dispose(batch: DisposalBatch) -> None:
     ticket = Ticket.__table__
     numbers = dict(
         connection.execute(
-            sa.select(ticket.c.number, ticket.c.id).where(ticket.c.id.in_(batch.ticket_ids))
+            sa.select(ticket.c.number, ticket.c.id).where(batch.among(ticket.c.id))
         ).all()
     )
     table = ApiWebhookDelivery.__table__

@@ -10,7 +10,7 @@ from faq.models import FaqSource
 
 def dispose(batch: DisposalBatch) -> None:
     table = FaqSource.__table__
-    condition = table.c.ticket_id.in_(batch.ticket_ids)
+    condition = batch.among(table.c.ticket_id)
     grouped = batch.grouped(table, condition)
     result = batch.connection.execute(table.delete().where(condition))
     batch.count("faq_source", "FAQの元になった相談への参照", result.rowcount, grouped)

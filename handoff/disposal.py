@@ -31,7 +31,7 @@ HOLDS = (
 
 def dispose(batch: DisposalBatch) -> None:
     table = Handoff.__table__
-    condition = table.c.ticket_id.in_(batch.ticket_ids)
+    condition = batch.among(table.c.ticket_id)
     grouped = batch.grouped(table, condition)
     result = batch.connection.execute(
         table.update()

@@ -22,7 +22,7 @@ HOLDS = (
 
 def dispose(batch: DisposalBatch) -> None:
     table = Booking.__table__
-    condition = table.c.ticket_id.in_(batch.ticket_ids)
+    condition = batch.among(table.c.ticket_id)
     grouped = batch.grouped(table, condition)
     result = batch.connection.execute(
         table.update()

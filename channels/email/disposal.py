@@ -36,16 +36,16 @@ def _data_dir():
 
 
 def dispose(batch: DisposalBatch) -> None:
-    connection, ids = batch.connection, batch.ticket_ids
+    connection = batch.connection
     inbound = InboundMail.__table__
     rows = connection.execute(
         sa.select(inbound.c.id, inbound.c.storage_name, inbound.c.ticket_id).where(
-            inbound.c.ticket_id.in_(ids)
+            batch.among(inbound.c.ticket_id)
         )
     ).all()
     inbound_ids = [row.id for row in rows]
     attachment = MailAttachment.__table__
-    condition = attachment.c.ticket_id.in_(ids)
+    condition = batch.among(attachment.c.ticket_id)
     if inbound_ids:
         condition = sa.or_(condition, attachment.c.inbound_id.in_(inbound_ids))
     for storage_name in connection.scalars(sa.select(attachment.c.storage_name).where(condition)):
@@ -58,16 +58,16 @@ def dispose(batch: DisposalBatch) -> None:
         grouped,
     )
     thread_message = ThreadMessage.__table__
-    condition = thread_message.c.ticket_id.in_(ids)
+    condition = batch.among(thread_message.c.ticket_id)
     if inbound_ids:
         condition = sa.or_(condition, thread_message.c.inbound_id.in_(inbound_ids))
     connection.execute(thread_message.delete().where(condition))
     thread = EmailThread.__table__
-    grouped = batch.grouped(thread, thread.c.ticket_id.in_(ids))
+    grouped = batch.grouped(thread, batch.among(thread.c.ticket_id))
     batch.count(
         "mail_sender",
         "メールの差出人",
-        connection.execute(thread.delete().where(thread.c.ticket_id.in_(ids))).rowcount,
+        connection.execute(thread.delete().where(batch.among(thread.c.ticket_id))).rowcount,
         grouped,
     )
     if not rows:

@@ -48,12 +48,12 @@ def _media_dir():
 
 
 def dispose(batch: DisposalBatch) -> None:
-    connection, ids = batch.connection, batch.ticket_ids
+    connection = batch.connection
     entry = TimelineEntry.__table__
     event_ids: set[int] = set()
     event_ticket: dict[int, int] = {}
     for tid, data in connection.execute(
-        sa.select(entry.c.ticket_id, entry.c.data).where(entry.c.ticket_id.in_(ids))
+        sa.select(entry.c.ticket_id, entry.c.data).where(batch.among(entry.c.ticket_id))
     ):
         value = (data or {}).get("line_event")
         try:
@@ -67,25 +67,25 @@ def dispose(batch: DisposalBatch) -> None:
     media = LineMedia.__table__
     for stored in connection.scalars(
         sa.select(media.c.stored_name).where(
-            media.c.ticket_id.in_(ids), media.c.stored_name.is_not(None)
+            batch.among(media.c.ticket_id), media.c.stored_name.is_not(None)
         )
     ):
         batch.files.append(_media_dir() / stored)
-    grouped = batch.grouped(media, media.c.ticket_id.in_(ids))
+    grouped = batch.grouped(media, batch.among(media.c.ticket_id))
     batch.count(
         "line_media",
         "LINEで届いた画像・ファイル",
-        connection.execute(media.delete().where(media.c.ticket_id.in_(ids))).rowcount,
+        connection.execute(media.delete().where(batch.among(media.c.ticket_id))).rowcount,
         grouped,
     )
     codes = LineLinkCode.__table__
-    connection.execute(codes.delete().where(codes.c.ticket_id.in_(ids)))
+    connection.execute(codes.delete().where(batch.among(codes.c.ticket_id)))
     # Contacts that nothing live needs any more.
     link = LineTicket.__table__
     contact = LineContact.__table__
     ticket = Ticket.__table__
     contact_ids = set(
-        connection.scalars(sa.select(link.c.contact_id).where(link.c.ticket_id.in_(ids)))
+        connection.scalars(sa.select(link.c.contact_id).where(batch.among(link.c.ticket_id)))
     )
     if batch.citizen_ids:
         contact_ids |= set(
@@ -93,7 +93,7 @@ def dispose(batch: DisposalBatch) -> None:
                 sa.select(contact.c.id).where(contact.c.citizen_id.in_(batch.citizen_ids))
             )
         )
-    connection.execute(link.delete().where(link.c.ticket_id.in_(ids)))
+    connection.execute(link.delete().where(batch.among(link.c.ticket_id)))
     gone: list[tuple[int, str]] = []
     if contact_ids:
         live_by_link = set(

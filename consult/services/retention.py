@@ -807,14 +807,14 @@ def _dispose_kernel(batch: plugins.DisposalBatch, snapshot: dict) -> None:
         batch.count(kind, labels[kind], number, by_ticket)
 
     def delete_by_ticket(table, kind: str, condition=None) -> None:
-        condition = table.c.ticket_id.in_(ids) if condition is None else condition
+        condition = batch.among(table.c.ticket_id) if condition is None else condition
         grouped = batch.grouped(table, condition)
         count(kind, connection.execute(table.delete().where(condition)).rowcount, grouped)
 
     # Attachments: rows now, files after commit.
     a = Attachment.__table__
     for storage_name in connection.scalars(
-        sa.select(a.c.storage_name).where(a.c.ticket_id.in_(ids))
+        sa.select(a.c.storage_name).where(batch.among(a.c.ticket_id))
     ):
         batch.files.append(attachments._folder() / storage_name[:2] / storage_name)
     delete_by_ticket(a, "attachment")
@@ -822,7 +822,7 @@ def _dispose_kernel(batch: plugins.DisposalBatch, snapshot: dict) -> None:
     e = TimelineEntry.__table__
     changed, by_ticket = [], defaultdict(int)
     for row in connection.execute(
-        sa.select(e.c.id, e.c.ticket_id, e.c.body, e.c.data).where(e.c.ticket_id.in_(ids))
+        sa.select(e.c.id, e.c.ticket_id, e.c.body, e.c.data).where(batch.among(e.c.ticket_id))
     ):
         stripped = _strip_data(row.data)
         if row.body or (row.data or {}) != stripped:
@@ -838,7 +838,7 @@ def _dispose_kernel(batch: plugins.DisposalBatch, snapshot: dict) -> None:
     count("timeline_text", len(changed), by_ticket)
     # Outbox copies: the row and its times stay.
     o = OutboxMessage.__table__
-    condition = sa.and_(o.c.ticket_id.in_(ids), sa.or_(o.c.body != "", o.c.recipient != ""))
+    condition = sa.and_(batch.among(o.c.ticket_id), sa.or_(o.c.body != "", o.c.recipient != ""))
     grouped = batch.grouped(o, condition)
     result = connection.execute(
         o.update()
@@ -852,19 +852,22 @@ def _dispose_kernel(batch: plugins.DisposalBatch, snapshot: dict) -> None:
     count(
         "ticket_link",
         connection.execute(
-            link.delete().where(sa.or_(link.c.ticket_id.in_(ids), link.c.related_id.in_(ids)))
+            link.delete().where(
+                sa.or_(batch.among(link.c.ticket_id), batch.among(link.c.related_id))
+            )
         ).rowcount,
     )
     m = MergeRecord.__table__
     merge_condition = sa.and_(
-        m.c.kind == "ticket", sa.or_(m.c.source_id.in_(ids), m.c.target_id.in_(ids))
+        m.c.kind == "ticket", sa.or_(batch.among(m.c.source_id), batch.among(m.c.target_id))
     )
     if batch.citizen_ids:
         cids = batch.citizen_ids
         merge_condition = sa.or_(
             merge_condition,
             sa.and_(
-                m.c.kind == "citizen", sa.or_(m.c.source_id.in_(cids), m.c.target_id.in_(cids))
+                m.c.kind == "citizen",
+                sa.or_(batch.among(m.c.source_id, cids), batch.among(m.c.target_id, cids)),
             ),
         )
     count(
@@ -874,9 +877,9 @@ def _dispose_kernel(batch: plugins.DisposalBatch, snapshot: dict) -> None:
         ).rowcount,
     )
     i = Incident.__table__
-    condition = i.c.ticket_id.in_(ids)
+    condition = batch.among(i.c.ticket_id)
     if batch.citizen_ids:
-        condition = sa.or_(condition, i.c.citizen_id.in_(batch.citizen_ids))
+        condition = sa.or_(condition, batch.among(i.c.citizen_id, batch.citizen_ids))
     grouped = batch.grouped(i, condition)
     count(
         "incident_text",
@@ -886,9 +889,9 @@ def _dispose_kernel(batch: plugins.DisposalBatch, snapshot: dict) -> None:
         grouped,
     )
     h = LegalHold.__table__
-    condition = h.c.ticket_id.in_(ids)
+    condition = batch.among(h.c.ticket_id)
     if batch.citizen_ids:
-        condition = sa.or_(condition, h.c.citizen_id.in_(batch.citizen_ids))
+        condition = sa.or_(condition, batch.among(h.c.citizen_id, batch.citizen_ids))
     count(
         "legal_hold_reason",
         connection.execute(
@@ -901,7 +904,7 @@ def _dispose_kernel(batch: plugins.DisposalBatch, snapshot: dict) -> None:
     t = Ticket.__table__
     result = connection.execute(
         t.update()
-        .where(t.c.id.in_(ids))
+        .where(batch.among(t.c.id))
         .values(subject="", resolution_summary=None, citizen_id=None, disposed_at=batch.now)
     )
     count("ticket_text", result.rowcount, dict.fromkeys(ids, 1))
@@ -927,19 +930,21 @@ def _dispose_kernel(batch: plugins.DisposalBatch, snapshot: dict) -> None:
         grouped = dict(
             connection.execute(
                 sa.select(table.c.citizen_id, sa.func.count())
-                .where(table.c.citizen_id.in_(cids))
+                .where(batch.among(table.c.citizen_id, cids))
                 .group_by(table.c.citizen_id)
             ).all()
         )
         count(
             kind,
-            connection.execute(table.delete().where(table.c.citizen_id.in_(cids))).rowcount,
+            connection.execute(
+                table.delete().where(batch.among(table.c.citizen_id, cids))
+            ).rowcount,
             by_citizen(grouped),
         )
     c = Citizen.__table__
     result = connection.execute(
         c.update()
-        .where(c.c.id.in_(cids))
+        .where(batch.among(c.c.id, cids))
         .values(
             name=None,
             kana=None,
