@@ -72,6 +72,7 @@ append-only triggers, by holding a `disposal_permit` row inside its own transact
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -820,22 +821,25 @@ def _dispose_kernel(batch: plugins.DisposalBatch, snapshot: dict) -> None:
     delete_by_ticket(a, "attachment")
     # Timeline: text gone, numbers and codes kept.
     e = TimelineEntry.__table__
-    changed, by_ticket = [], defaultdict(int)
+    # One UPDATE per distinct stripped shape (a handful: {} and a few state changes), not one
+    # per entry.
+    shapes: dict[str, tuple[dict, list[int]]] = {}
+    by_ticket: dict[int, int] = defaultdict(int)
+    changed = 0
     for row in connection.execute(
         sa.select(e.c.id, e.c.ticket_id, e.c.body, e.c.data).where(batch.among(e.c.ticket_id))
     ):
         stripped = _strip_data(row.data)
         if row.body or (row.data or {}) != stripped:
-            changed.append({"eid": row.id, "new_data": stripped})
+            key = json.dumps(stripped, sort_keys=True)
+            shapes.setdefault(key, (stripped, []))[1].append(row.id)
             by_ticket[row.ticket_id] += 1
-    if changed:
+            changed += 1
+    for stripped, entry_ids in shapes.values():
         connection.execute(
-            e.update()
-            .where(e.c.id == sa.bindparam("eid"))
-            .values(body="", data=sa.bindparam("new_data")),
-            changed,
+            e.update().where(batch.among(e.c.id, entry_ids)).values(body="", data=stripped)
         )
-    count("timeline_text", len(changed), by_ticket)
+    count("timeline_text", changed, by_ticket)
     # Outbox copies: the row and its times stay.
     o = OutboxMessage.__table__
     condition = sa.and_(batch.among(o.c.ticket_id), sa.or_(o.c.body != "", o.c.recipient != ""))
