@@ -661,11 +661,16 @@ def dispose_batch(
     )
     claimed = [item for item in chosen if item.id in taken]
     main_ids = [item.ticket_id for item in claimed]
-    # Tickets merged into these go with them (相談の統合: shown on the survivor's page).
+    # Tickets merged into these go with them (相談の統合: shown on the survivor's page), unless
+    # a legal hold stands on one of them or on its citizen.
     merged = (
         list(
-            connection.scalars(
-                sa.select(t.c.id).where(t.c.merged_into_id.in_(main_ids), t.c.disposed_at.is_(None))
+            db.session.scalars(
+                sa.select(Ticket.id).where(
+                    Ticket.merged_into_id.in_(main_ids),
+                    Ticket.disposed_at.is_(None),
+                    sa.not_(_held_condition()),
+                )
             )
         )
         if main_ids
@@ -688,7 +693,7 @@ def dispose_batch(
     for disposer in plugins.registry().disposers:
         disposer.dispose(batch)
     _dispose_kernel(batch, snapshot)
-    # The 廃棄簿: one row per ticket, with the counts of its batch shared out by ticket.
+    # The 廃棄簿: one row per ticket, with the counts the disposers attributed to it.
     per_ticket = _per_ticket_counts(connection, batch)
     lists_by_item = {item.ticket_id: item for item in claimed}
     approvals = {

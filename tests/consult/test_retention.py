@@ -706,3 +706,25 @@ def test_files_no_row_names_are_swept_once_a_day_old(app, make_ticket):
     assert old.exists()
     assert _dispose(app)["removed"] == {"orphan_file": 1}
     assert not old.exists() and young.exists() and attachments.path_of(kept).exists()
+
+
+def test_a_ticket_merged_into_another_goes_with_it(app, make_ticket, make_staff):
+    from consult.services import merge
+
+    supervisor = make_staff("supervisor")
+    source = make_ticket(subject="電話での重複")
+    target = make_ticket(subject="メールでの相談")
+    merge.merge_tickets(Actor(supervisor, "127.0.0.1"), source, target, reason="鬼瓦さんの重複")
+    db.session.commit()
+    _close_at(target, LONG_AGO)
+    db.session.refresh(source)
+    if source.closed_at is None:
+        source.status, source.is_open = Status.CLOSED, False
+    source.closed_at = LONG_AGO
+    db.session.commit()
+    assert _due_numbers(TODAY) == {target.number}  # the survivor is the candidate
+    _approve_month(supervisor)
+    outcome = _dispose(app)
+    assert outcome["tickets"] == 2 and outcome["removed"]["merge_reason"] == 1
+    assert {t.subject for t in db.session.scalars(sa.select(Ticket))} == {""}
+    assert _all_text(["鬼瓦", "重複"]) == []
