@@ -10,6 +10,18 @@ from __future__ import annotations
 from flask import Flask
 
 
+def _dispose(batch):
+    from api import disposal
+
+    disposal.dispose(batch)
+
+
+def _holds():
+    from api import disposal
+
+    return disposal.HOLDS
+
+
 def register(app: Flask) -> None:
     from api import admin, docs, models, webhooks  # noqa: F401 (models: tables in the metadata)
     from api.settings import ApiSettings
@@ -20,6 +32,7 @@ def register(app: Flask) -> None:
         app,
         plugins.Plugin(
             name="api",
+            disposers=(plugins.Disposer("api", _dispose, _holds()),),
             blueprints=(admin.bp, docs.bp),
             nav_links=(plugins.NavLink("api_admin.index", "API連携", (Role.ADMIN,), 95),),
             worker_tasks=(plugins.WorkerTask("api.webhooks", webhooks.run_once, lane="webhooks"),),

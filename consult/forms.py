@@ -32,7 +32,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from consult.models import PRIORITY_LABELS, ROLE_LABELS, STATUS_LABELS, Status
+from consult.models import PRIORITY_LABELS, RETENTION_YEARS, ROLE_LABELS, STATUS_LABELS, Status
 from consult.services.normalize import has_controls, strip_controls
 from consult.timeutil import OUT_OF_RANGE, in_range
 
@@ -522,4 +522,51 @@ class ReleaseForm(Form):
     reason = TextAreaField(
         "解除する理由",
         validators=[required("解除する理由"), max_length("解除する理由", 500)],
+    )
+
+
+# --- retention and disposal (consult.views.records) --------------------------------------------
+
+
+class RetentionClassForm(Form):
+    years = JapaneseSelectField(
+        "保存期間",
+        choices=choices(((years, f"{years}年") for years in RETENTION_YEARS), blank="既定"),
+        validators=[Optional()],
+    )
+
+
+class AuditRetentionForm(Form):
+    years = IntegerField(
+        "監査ログの保存期間（年）",
+        validators=[
+            InputRequired(message="監査ログの保存期間を入力してください。"),
+            NumberRange(min=5, max=100, message="監査ログの保存期間は5〜100年で入力してください。"),
+        ],
+    )
+
+
+class HoldBackForm(Form):
+    number = StringField("相談番号", validators=[required("相談番号"), max_length("相談番号", 20)])
+    release = HiddenField()
+
+
+class LegalHoldForm(Form):
+    ticket_number = StringField("相談番号", validators=[Optional(), max_length("相談番号", 20)])
+    citizen_id = IntegerField(
+        "相談者番号",
+        validators=[
+            Optional(),
+            NumberRange(min=1, max=2**31 - 1, message="相談者番号は数字で入力してください。"),
+        ],
+    )
+    reason = StringField(
+        "理由（訴訟・不服申立て等。氏名は書かない）",
+        validators=[required("理由"), max_length("理由", 200)],
+    )
+
+
+class LiftHoldForm(Form):
+    reason = StringField(
+        "解除の理由", validators=[required("解除の理由"), max_length("解除の理由", 200)]
     )

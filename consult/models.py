@@ -152,6 +152,9 @@ class Category(db.Model):
     name_en: Mapped[str | None] = mapped_column(sa.String(80))
     sort_order: Mapped[int] = mapped_column(default=0)
     active: Mapped[bool] = mapped_column(default=True)
+    # 保存期間 in years (RETENTION_YEARS), set by administrators; NULL: the default for the
+    # category's code (consult.services.retention.DEFAULT_YEARS).
+    retention_years: Mapped[int | None]
 
     def public_name(self, language: str | None = "ja") -> str:
         """The name in the public page's language, falling back to the Japanese one."""
@@ -418,6 +421,9 @@ class Ticket(db.Model):
     # page shows this ticket's timeline with its own.
     # No foreign key, as on Citizen.merged_into_id (a batch copy of `ticket` on SQLite).
     merged_into_id: Mapped[int | None] = mapped_column(index=True)
+    # When its personal data was disposed of (consult.services.retention): the row stays, with
+    # its number, channel, category, dates and durations, for the statistics.
+    disposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     category: Mapped[Category | None] = relationship()
     assignee: Mapped[Staff | None] = relationship(foreign_keys=[assignee_id])
@@ -966,6 +972,8 @@ sa.Index(
 sa.Index("ix_ticket_running_session", Ticket.session_ended_at, Ticket.session_started_at)
 # Open tickets by age (the dashboard): answered from the index alone.
 sa.Index("ix_ticket_open_age", Ticket.is_open, Ticket.created_at)
+# Disposal's candidates: closed tickets not yet disposed of, by the time they closed.
+sa.Index("ix_ticket_disposal", Ticket.disposed_at, Ticket.closed_at)
 
 
 # --- the centre's calendar (consult.services.calendar) ---------------------------------------
@@ -1196,3 +1204,131 @@ class TicketSearch(db.Model):
 
     def __repr__(self) -> str:
         return f"<TicketSearch {self.ticket_id}>"
+
+
+# --- retention and disposal (consult.services.retention) --------------------------------------
+
+# 保存期間 a category may have, in years (a city's 文書管理規程: 1, 3, 5, 10 and 30 years).
+RETENTION_YEARS = (1, 3, 5, 10, 30)
+
+
+class LegalHold(db.Model):
+    """訴訟ホールド: a ticket or a citizen whose records may not be disposed of while it stands
+    (訴訟・不服申立て・開示請求への対応中など). Set and lifted by a supervisor with a reason,
+    audited. The reasons must not name anyone; disposal clears them with the other texts."""
+
+    __tablename__ = "legal_hold"
+    __table_args__ = (
+        sa.CheckConstraint(
+            "(ticket_id IS NULL AND citizen_id IS NOT NULL) "
+            "OR (ticket_id IS NOT NULL AND citizen_id IS NULL)",
+            name="one_target",
+        ),
+        sa.Index("ix_legal_hold_ticket", "ticket_id", "lifted_at"),
+        sa.Index("ix_legal_hold_citizen", "citizen_id", "lifted_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket.id"))
+    citizen_id: Mapped[int | None] = mapped_column(sa.ForeignKey("citizen.id"))
+    reason: Mapped[str] = mapped_column(sa.String(200))
+    set_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    set_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lifted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    lifted_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    lift_reason: Mapped[str | None] = mapped_column(sa.String(200))
+
+    ticket: Mapped[Ticket | None] = relationship()
+    set_by: Mapped[Staff | None] = relationship(foreign_keys=[set_by_id])
+    lifted_by: Mapped[Staff | None] = relationship(foreign_keys=[lifted_by_id])
+
+    def __repr__(self) -> str:
+        return f"<LegalHold {self.id} lifted={self.lifted_at is not None}>"
+
+
+class DisposalList(db.Model):
+    """廃棄予定一覧 of one month: the candidates when it was drawn up, approved by a supervisor."""
+
+    __tablename__ = "disposal_list"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    month: Mapped[date] = mapped_column(sa.Date, unique=True)  # the 1st of the month
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    # Who approved, by their name at the time (the 廃棄簿 keeps it after the account goes).
+    approved_by_name: Mapped[str | None] = mapped_column(sa.String(80))
+
+    approved_by: Mapped[Staff | None] = relationship(foreign_keys=[approved_by_id])
+
+    def __repr__(self) -> str:
+        return f"<DisposalList {self.id} {self.month}>"
+
+
+class DisposalItem(db.Model):
+    """One ticket on a list: ids, class and dates only. Held back items stay until next month."""
+
+    __tablename__ = "disposal_item"
+    __table_args__ = (
+        sa.UniqueConstraint("list_id", "ticket_id"),
+        sa.Index("ix_disposal_item_ticket", "ticket_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(sa.ForeignKey("disposal_list.id"))
+    ticket_id: Mapped[int] = mapped_column(sa.ForeignKey("ticket.id"))
+    retention_years: Mapped[int]
+    expires_on: Mapped[date] = mapped_column(sa.Date)
+    held_back_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    held_back_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    disposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    ticket: Mapped[Ticket] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<DisposalItem {self.id} ticket={self.ticket_id}>"
+
+
+class DisposalRecord(db.Model):
+    """廃棄簿: what was disposed of, when and on whose approval, without the data itself.
+
+    `kind` is "ticket" (one row per ticket: its number, class, category, and how many items of
+    each kind were removed) or "audit" (one row per disposal of old audit rows)."""
+
+    __tablename__ = "disposal_record"
+    __table_args__ = (sa.Index("ix_disposal_record_at", "disposed_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(sa.String(10), default="ticket")
+    ticket_number: Mapped[str | None] = mapped_column(sa.String(16))
+    retention_years: Mapped[int | None]
+    category_name: Mapped[str | None] = mapped_column(sa.String(80))
+    channel: Mapped[str | None] = mapped_column(sa.String(20))
+    closed_on: Mapped[date | None] = mapped_column(sa.Date)
+    expired_on: Mapped[date | None] = mapped_column(sa.Date)
+    list_id: Mapped[int | None] = mapped_column(sa.ForeignKey("disposal_list.id"))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved_by_name: Mapped[str | None] = mapped_column(sa.String(80))
+    disposed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Who ran it: a staff login or "cli:<OS user>".
+    disposed_by: Mapped[str] = mapped_column(sa.String(64))
+    counts: Mapped[dict] = mapped_column(sa.JSON, default=dict)
+
+    def __repr__(self) -> str:
+        return f"<DisposalRecord {self.id} {self.kind}>"
+
+
+class DisposalPermit(db.Model):
+    """The append-only tables' triggers let a row through only while this table has a row.
+
+    Disposal inserts one at the start of its transaction and deletes it before commit: no other
+    transaction ever sees it (on PostgreSQL by MVCC, on SQLite because one writer at a time), so
+    the audit log and the timeline stay append-only for everyone else, raw SQL included."""
+
+    __tablename__ = "disposal_permit"
+
+    token: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+
+    def __repr__(self) -> str:
+        return "<DisposalPermit>"

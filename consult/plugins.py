@@ -135,6 +135,91 @@ class SearchTexts:
     texts: Callable[[Any, list[int]], dict[int, list[str]]]
 
 
+@dataclass
+class DisposalBatch:
+    """Tickets whose personal data one transaction of disposal removes (consult.services.retention).
+
+    A disposer (below) is given the batch before the kernel clears its own rows, so it can still
+    read the tickets' citizens and timeline data. It changes its package's rows with Core
+    statements on `connection`, adds what it removed to `counts` (kind → number; the kinds'
+    Japanese labels in `labels`), and lists files in `files`: they are deleted only once the
+    transaction has committed. `citizen_ids` are the citizens whose data goes too (no live
+    ticket of theirs remains, no legal hold)."""
+
+    connection: Any
+    ticket_ids: list[int]
+    citizen_ids: list[int]
+    now: Any
+    counts: dict[str, int] = field(default_factory=dict)
+    labels: dict[str, str] = field(default_factory=dict)
+    files: list[Path] = field(default_factory=list)
+    # The same counts per ticket, for the 廃棄簿 (what a disposer could attribute).
+    by_ticket: dict[int, dict[str, int]] = field(default_factory=dict)
+
+    def count(
+        self, kind: str, label: str, number: int, by_ticket: dict[int, int] | None = None
+    ) -> None:
+        """Add `number` removed items of `kind`; `by_ticket` ({ticket id: n}) says whose."""
+        if not number or number <= 0:
+            return
+        self.counts[kind] = self.counts.get(kind, 0) + number
+        self.labels.setdefault(kind, label)
+        if by_ticket is None and len(self.ticket_ids) == 1:
+            by_ticket = {self.ticket_ids[0]: number}
+        for tid, n in (by_ticket or {}).items():
+            if n:
+                mine = self.by_ticket.setdefault(tid, {})
+                mine[kind] = mine.get(kind, 0) + n
+
+    def among(self, column, ids=None):
+        """`column IN (the batch's tickets)`, or of `ids`. On PostgreSQL one array parameter
+        (`= ANY(...)`), so the statement's text is the same whatever the batch and is prepared
+        once, instead of a few hundred placeholders parsed again on every batch."""
+        import sqlalchemy as sa
+
+        values = list(self.ticket_ids if ids is None else ids)
+        if self.connection.dialect.name == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            return column == sa.any_(sa.literal(values, postgresql.ARRAY(sa.Integer)))
+        return column.in_(values)
+
+    def grouped(self, table, condition) -> dict[int, int]:
+        """{ticket id: rows} of `table` (with a ticket_id) matching `condition`: for `count`."""
+        import sqlalchemy as sa
+
+        return dict(
+            self.connection.execute(
+                sa.select(table.c.ticket_id, sa.func.count())
+                .where(condition)
+                .group_by(table.c.ticket_id)
+            ).all()
+        )
+
+
+@dataclass(frozen=True)
+class PersonalData:
+    """Where a package keeps personal data, for disposal's docs and the 個人情報ファイル簿:
+    `table` and its `columns`, what they hold (`label`) and where it comes from (`source`)."""
+
+    table: str
+    columns: tuple[str, ...]
+    label: str
+    source: str
+
+
+@dataclass(frozen=True)
+class Disposer:
+    """A package's part of disposal: `dispose(batch)` (DisposalBatch), and what it holds."""
+
+    name: str
+    dispose: Callable[[DisposalBatch], None]
+    holds: Sequence[PersonalData] = ()
+    # Files of the package's folder under DATA_DIR that no row names (a rollback after the file
+    # was written), older than the cutoff (a datetime): `sweep(cutoff)` lists them.
+    orphans: Callable[[Any], list[Path]] | None = None
+
+
 @dataclass(frozen=True)
 class WorkerTask:
     """A job the worker runs again and again, in its own app context; it owns its transactions.
@@ -205,6 +290,9 @@ class Plugin:
     # (one run per phrase), so that words typed without kana-kanji conversion are found.
     search_texts: Sequence[SearchTexts] = ()
     text_reading: Callable[[str], list[str]] | None = None
+    # Its part of disposal of expired tickets' personal data (Disposer): every package that
+    # stores personal data has one, or disposal leaves its copy behind.
+    disposers: Sequence[Disposer] = ()
     # Anything the fields above cannot say (a WSGI intake in front of Flask, a search index);
     # called last, with the app.
     setup: Callable[[Flask], None] | None = None
@@ -251,6 +339,10 @@ class Registry:
     @property
     def search_texts(self) -> list[SearchTexts]:
         return list(self._each("search_texts"))
+
+    @property
+    def disposers(self) -> list[Disposer]:
+        return list(self._each("disposers"))
 
     @property
     def queues(self) -> list:

@@ -16,6 +16,12 @@ def _reading(text: str) -> list[str]:
     return reading(text)
 
 
+def _dispose(batch):
+    from faq import disposal
+
+    disposal.dispose(batch)
+
+
 def register(app: Flask) -> None:
     """Plug the FAQ into the kernel: models, index, blueprints, CLI, ticket panel, catalogs."""
     from consult import plugins, signals
@@ -33,6 +39,7 @@ def register(app: Flask) -> None:
         app,
         plugins.Plugin(
             name="faq",
+            disposers=(plugins.Disposer("faq", _dispose, ()),),
             blueprints=(views.bp, views.public_bp),
             commands=(cli.faq_group,),
             nav_links=(plugins.NavLink("faq.staff_index", "FAQ", tuple(Role), 60),),

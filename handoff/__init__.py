@@ -6,6 +6,18 @@ from consult import plugins, signals
 from consult.models import Role
 
 
+def _dispose(batch):
+    from handoff import disposal
+
+    disposal.dispose(batch)
+
+
+def _holds():
+    from handoff import disposal
+
+    return disposal.HOLDS
+
+
 def register(app: Flask) -> None:
     from handoff import cli as handoff_cli
     from handoff import live, models, reports, rollup, services, today, views  # noqa: F401
@@ -16,6 +28,7 @@ def register(app: Flask) -> None:
         app,
         plugins.Plugin(
             name="handoff",
+            disposers=(plugins.Disposer("handoff", _dispose, _holds()),),
             blueprints=(views.bp,),
             commands=(handoff_cli.handoffs_group,),
             nav_links=(

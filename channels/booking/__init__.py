@@ -8,6 +8,18 @@ from consult import plugins
 from consult.models import Role
 
 
+def _dispose(batch):
+    from channels.booking import disposal
+
+    disposal.dispose(batch)
+
+
+def _holds():
+    from channels.booking import disposal
+
+    return disposal.HOLDS
+
+
 def register(app: Flask) -> None:
     from channels.booking import models, services, today, views  # noqa: F401 (models: metadata)
     from channels.booking.settings import BookingSettings
@@ -17,6 +29,7 @@ def register(app: Flask) -> None:
         app,
         plugins.Plugin(
             name="booking",
+            disposers=(plugins.Disposer("booking", _dispose, _holds()),),
             blueprints=(views.public_bp, views.staff_bp),
             nav_links=(
                 plugins.NavLink("booking_staff.day", "予約", desk, 40),

@@ -41,6 +41,24 @@ def _search_texts(connection, ticket_ids):
     return found
 
 
+def _dispose(batch):
+    from channels.email import disposal
+
+    disposal.dispose(batch)
+
+
+def _holds():
+    from channels.email import disposal
+
+    return disposal.HOLDS
+
+
+def _orphans(cutoff):
+    from channels.email import disposal
+
+    return disposal.orphans(cutoff)
+
+
 def register(app: Flask) -> None:
     from channels.email import cli, models, services, views
     from channels.email.settings import EmailSettings
@@ -50,6 +68,7 @@ def register(app: Flask) -> None:
         app,
         plugins.Plugin(
             name="email",
+            disposers=(plugins.Disposer("email", _dispose, _holds(), _orphans),),
             blueprints=(views.bp,),
             commands=(cli.mail_group,),
             nav_links=(

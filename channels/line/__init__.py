@@ -6,6 +6,24 @@ from consult import plugins, signals
 from consult.settings import section
 
 
+def _dispose(batch):
+    from channels.line import disposal
+
+    disposal.dispose(batch)
+
+
+def _holds():
+    from channels.line import disposal
+
+    return disposal.HOLDS
+
+
+def _orphans(cutoff):
+    from channels.line import disposal
+
+    return disposal.orphans(cutoff)
+
+
 def register(app: Flask) -> None:
     from channels.line import client, intake, models, services, views
     from channels.line.settings import LineSettings
@@ -19,6 +37,7 @@ def register(app: Flask) -> None:
         app,
         plugins.Plugin(
             name="line",
+            disposers=(plugins.Disposer("line", _dispose, _holds(), _orphans),),
             blueprints=(views.bp,),
             ticket_panels=(plugins.TicketPanel("line", views_panel),),
             # Events in, media and messages out each in their own lane: a slow download or a

@@ -29,6 +29,11 @@ ACTION_LABELS = {
     "totp_failed": "確認コードの誤り",
     "totp_recovery": "リカバリーコードでのログイン",
     "release": "隔離の解除",
+    "approve": "承認",
+    "hold_back": "廃棄の保留",
+    "hold_back_undo": "保留の取消",
+    "legal_hold": "訴訟ホールドの設定",
+    "legal_hold_lift": "訴訟ホールドの解除",
 }
 
 OBJECT_LABELS = {
@@ -40,6 +45,7 @@ OBJECT_LABELS = {
     "category": "分類",
     "queue": "処理に失敗したもの",
     "safe_file": "市民から受け取ったファイル",
+    "disposal_list": "廃棄予定一覧",
 }
 
 

@@ -77,10 +77,20 @@ def original_of(row: SafeFile) -> Path:
     return _data_dir() / row.original_path
 
 
+def _pages_folder(stored_name: str) -> Path:
+    return _data_dir() / "safe" / stored_name[:2] / stored_name
+
+
 def pages_dir(row: SafeFile) -> Path | None:
     if not row.stored_name:
         return None
-    return _data_dir() / "safe" / row.stored_name[:2] / row.stored_name
+    return _pages_folder(row.stored_name)
+
+
+def page_files(stored_name: str) -> list[Path]:
+    """Every file of a converted file's folder (pages, text): for disposal to delete."""
+    folder = _pages_folder(stored_name)
+    return [path for path in folder.rglob("*") if path.is_file()] if folder.is_dir() else []
 
 
 def register(

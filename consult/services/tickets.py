@@ -429,6 +429,10 @@ def reopen(actor: Actor, ticket: Ticket, reason: str) -> None:
     actor.require(*DESK_ROLES)
     if ticket.status not in REOPENABLE:
         raise InvalidTransition("再開できるのは「解決」または「完了」の相談だけです。")
+    if ticket.disposed_at is not None:  # its personal data is gone (consult.services.retention)
+        raise InvalidTransition(
+            "保存期間を過ぎて記録を廃棄した相談は再開できません。新しい相談として受け付けてください。"
+        )
     reason = clean_text(reason, "再開の理由", 2000, required=True)
     old = ticket.status
     reopened = _take_over(

@@ -7,13 +7,13 @@ from consult.models import Role
 
 
 def register(app: Flask) -> None:
-    from consult import cli
+    from consult import cli, records_cli, tasks
     from consult.config import SafetySettings
     from consult.services import callbacks, outbox, ratelimit, safe_files
     from consult.services import reports as report_service
     from consult.services import safety as safety_service
     from consult.services import today as today_service
-    from consult.views import account, admin, auth, desk, files, reports, safety, today
+    from consult.views import account, admin, auth, desk, files, records, reports, safety, today
     from consult.views import calendar as calendar_views
     from consult.views.desk import attachments_panel
 
@@ -32,6 +32,7 @@ def register(app: Flask) -> None:
                 safety.bp,
                 reports.bp,
                 files.bp,
+                records.bp,
             ),
             nav_links=(
                 plugins.NavLink("today.today", "今日", desk_roles, 5),
@@ -43,6 +44,9 @@ def register(app: Flask) -> None:
                     60,
                 ),
                 plugins.NavLink("reports.dashboard", "統計", (Role.SUPERVISOR, Role.ADMIN), 70),
+                plugins.NavLink(
+                    "records.index", "記録の保存・廃棄", (Role.SUPERVISOR, Role.ADMIN), 85
+                ),
                 plugins.NavLink("admin.index", "管理", (Role.ADMIN,), 90),
             ),
             today_sections=(
@@ -68,9 +72,16 @@ def register(app: Flask) -> None:
                 plugins.WorkerTask("callbacks.remind", callbacks.remind, lane="alerts"),
                 # 無害化 in a lane of its own: a slow conversion never holds up LINE or mail.
                 plugins.WorkerTask("sanitise.convert", safe_files.convert_due, lane="sanitise"),
+                # The month's 廃棄予定一覧 (consult.services.retention), in a lane of its own.
+                plugins.WorkerTask(
+                    "retention.monthly_list",
+                    tasks.prepare_monthly_list,
+                    lane="records",
+                    interval=600,
+                ),
             ),
             staff_scripts=(plugins.StaffScript("static", "js/callbacks.js"),),
-            commands=cli.COMMANDS,
+            commands=(*cli.COMMANDS, records_cli.records_group),
             queues=(outbox.QUEUE, safe_files.QUEUE),
             home_pages={
                 Role.CONSULTANT: "desk.queue",

@@ -17,7 +17,7 @@ from consult.models import Role
 
 
 def register(app: Flask) -> None:
-    from consult.voice import models, services, views  # noqa: F401 (models: metadata)
+    from consult.voice import disposal, models, services, views  # noqa: F401 (models: metadata)
     from consult.voice.settings import VoiceSettings
 
     desk = (Role.CONSULTANT, Role.SUPERVISOR)
@@ -35,6 +35,7 @@ def register(app: Flask) -> None:
                 plugins.ReportSection("citizen_requests", 75, services.request_section),
             ),
             settings=VoiceSettings,
+            disposers=(plugins.Disposer("voice", disposal.dispose, disposal.HOLDS),),
             translations=Path(__file__).parent / "translations",
         ),
     )

@@ -75,6 +75,32 @@ def faq_entry(o) -> int:
     return o["faq"]
 
 
+def disposal_list(o) -> int:
+    """A past month's 廃棄予定一覧 (this month's is made by POST /records/lists), made once."""
+    if "disposal_list" not in o:
+        from datetime import date
+
+        from consult.models import DisposalList
+
+        found = DisposalList(month=date(2020, 1, 1))
+        db.session.add(found)
+        db.session.commit()
+        o["disposal_list"] = found.id
+    return o["disposal_list"]
+
+
+def legal_hold(o) -> int:
+    """A legal hold on the test's ticket."""
+    if "legal_hold" not in o:
+        from consult.services import retention
+
+        ticket = db.session.scalar(sa.select(Ticket).where(Ticket.number == o["number"]))
+        hold = retention.set_hold(SYSTEM, ticket=ticket, reason="訴訟")
+        db.session.commit()
+        o["legal_hold"] = hold.id
+    return o["legal_hold"]
+
+
 FAQ_READ = {"anonymous": LOGIN, **dict.fromkeys(ROLES[1:], 200)}
 FAQ_EDIT_GET = {**FAQ_READ, "support": 403}
 FAQ_EDIT_POST = {
@@ -269,6 +295,40 @@ TABLE: dict[tuple[str, str], tuple] = {
         ADMIN_POST,
     ),
     ("/admin/audit", "GET"): (lambda o: "/admin/audit", ADMIN_GET),
+    # Retention and disposal (consult/views/records.py): no personal data on these pages.
+    ("/records/", "GET"): (lambda o: "/records/", REPORT_GET),
+    ("/records/retention", "GET"): (lambda o: "/records/retention", ADMIN_GET),
+    ("/records/retention/categories/<int:category_id>", "POST"): (
+        lambda o: f"/records/retention/categories/{o['category']}",
+        ADMIN_POST,
+    ),
+    ("/records/retention/audit", "POST"): (lambda o: "/records/retention/audit", ADMIN_POST),
+    ("/records/lists", "POST"): (lambda o: "/records/lists", SUPERVISOR_POST),
+    ("/records/lists/<int:list_id>", "GET"): (
+        lambda o: f"/records/lists/{disposal_list(o)}",
+        REPORT_GET,
+    ),
+    ("/records/lists/<int:list_id>/approve", "POST"): (
+        lambda o: f"/records/lists/{disposal_list(o)}/approve",
+        SUPERVISOR_POST,
+    ),
+    ("/records/lists/<int:list_id>/hold-back", "POST"): (
+        lambda o: f"/records/lists/{disposal_list(o)}/hold-back",
+        SUPERVISOR_POST,
+        {"number": "2026-000001"},
+    ),
+    ("/records/holds", "GET"): (lambda o: "/records/holds", REPORT_GET),
+    ("/records/holds", "POST"): (
+        lambda o: "/records/holds",
+        SUPERVISOR_POST,
+        {"ticket_number": "2026-000001", "reason": "訴訟"},
+    ),
+    ("/records/holds/<int:hold_id>/lift", "POST"): (
+        lambda o: f"/records/holds/{legal_hold(o)}/lift",
+        SUPERVISOR_POST,
+        {"reason": "判決確定"},
+    ),
+    ("/records/register", "GET"): (lambda o: "/records/register", REPORT_GET),
     ("/admin/outbox", "GET"): (lambda o: "/admin/outbox", ADMIN_GET),
     # The centre's calendar (consult/views/calendar.py).
     ("/admin/calendar/exceptions", "GET"): (lambda o: "/admin/calendar/exceptions", ADMIN_GET),

@@ -1,0 +1,176 @@
+"""Disposal of the LINE channel's copies of expired tickets (consult.services.retention).
+
+Personal data here: the raw webhook bodies (line_delivery.body), each event's payload and the
+user id it came from (line_event.payload, chat_key), the media citizens sent (DATA_DIR/line,
+line_media), link codes (line_link_code), which contact a ticket belongs to (line_ticket), and
+the LINE user id itself (line_contact.user_id).
+
+The events of a ticket are those its timeline entries name (`line_event`); a delivery body
+holds several events (of several people), so once expanded it is cleared when any of its events
+goes: its other events keep their own payloads. A contact goes when no live ticket is theirs
+(through line_ticket or their citizen), and with it every event of that user.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from channels.line.models import (
+    LineContact,
+    LineDelivery,
+    LineEvent,
+    LineLinkCode,
+    LineMedia,
+    LineTicket,
+)
+from consult.models import Ticket, TimelineEntry
+from consult.plugins import DisposalBatch, PersonalData
+
+HOLDS = (
+    PersonalData("line_contact", ("user_id",), "LINEのユーザーID", "LINE公式アカウント"),
+    PersonalData("line_delivery", ("body",), "LINEから届いた原本（Webhook）", "LINE公式アカウント"),
+    PersonalData(
+        "line_event", ("payload", "chat_key"), "LINEのメッセージ内容", "LINE公式アカウント"
+    ),
+    PersonalData(
+        "line_media",
+        ("file_name", "stored_name"),
+        "LINEで届いた画像・ファイル",
+        "LINE公式アカウント",
+    ),
+)
+
+
+def _media_dir():
+    from channels.line.services import media_dir
+
+    return media_dir()
+
+
+def dispose(batch: DisposalBatch) -> None:
+    connection = batch.connection
+    entry = TimelineEntry.__table__
+    event_ids: set[int] = set()
+    event_ticket: dict[int, int] = {}
+    for tid, data in connection.execute(
+        sa.select(entry.c.ticket_id, entry.c.data).where(batch.among(entry.c.ticket_id))
+    ):
+        value = (data or {}).get("line_event")
+        try:
+            event_id = int(value) if value is not None else None
+        except (TypeError, ValueError):
+            event_id = None
+        if event_id is not None:
+            event_ids.add(event_id)
+            event_ticket[event_id] = tid
+    # Media: rows now, files after commit.
+    media = LineMedia.__table__
+    for stored in connection.scalars(
+        sa.select(media.c.stored_name).where(
+            batch.among(media.c.ticket_id), media.c.stored_name.is_not(None)
+        )
+    ):
+        batch.files.append(_media_dir() / stored)
+    grouped = batch.grouped(media, batch.among(media.c.ticket_id))
+    batch.count(
+        "line_media",
+        "LINEで届いた画像・ファイル",
+        connection.execute(media.delete().where(batch.among(media.c.ticket_id))).rowcount,
+        grouped,
+    )
+    codes = LineLinkCode.__table__
+    connection.execute(codes.delete().where(batch.among(codes.c.ticket_id)))
+    # Contacts that nothing live needs any more.
+    link = LineTicket.__table__
+    contact = LineContact.__table__
+    ticket = Ticket.__table__
+    contact_ids = set(
+        connection.scalars(sa.select(link.c.contact_id).where(batch.among(link.c.ticket_id)))
+    )
+    if batch.citizen_ids:
+        contact_ids |= set(
+            connection.scalars(
+                sa.select(contact.c.id).where(contact.c.citizen_id.in_(batch.citizen_ids))
+            )
+        )
+    connection.execute(link.delete().where(batch.among(link.c.ticket_id)))
+    gone: list[tuple[int, str]] = []
+    if contact_ids:
+        live_by_link = set(
+            connection.scalars(
+                sa.select(link.c.contact_id)
+                .join(ticket, ticket.c.id == link.c.ticket_id)
+                .where(link.c.contact_id.in_(contact_ids), ticket.c.disposed_at.is_(None))
+            )
+        )
+        cleared = set(batch.citizen_ids)
+        for cid, user_id, citizen_id in connection.execute(
+            sa.select(contact.c.id, contact.c.user_id, contact.c.citizen_id).where(
+                contact.c.id.in_(contact_ids)
+            )
+        ):
+            if cid in live_by_link:
+                continue
+            if citizen_id is not None and citizen_id not in cleared:
+                continue  # their citizen still has live cases
+            gone.append((cid, user_id))
+    event = LineEvent.__table__
+    user_ids = [user_id for _cid, user_id in gone]
+    condition = event.c.id.in_(sorted(event_ids)) if event_ids else sa.false()
+    if user_ids:
+        condition = sa.or_(condition, event.c.chat_key.in_(user_ids))
+    delivery_ids = set(
+        connection.scalars(sa.select(event.c.delivery_id).where(condition).distinct())
+    )
+    by_ticket: dict[int, int] = {}
+    for event_id in event_ids:
+        tid = event_ticket[event_id]
+        by_ticket[tid] = by_ticket.get(tid, 0) + 1
+    batch.count(
+        "line_event",
+        "LINEのメッセージ内容",
+        connection.execute(
+            event.update().where(condition).values(payload={}, chat_key="-")
+        ).rowcount,
+        by_ticket,
+    )
+    if delivery_ids:
+        delivery = LineDelivery.__table__
+        batch.count(
+            "line_delivery",
+            "LINEから届いた原本",
+            connection.execute(
+                delivery.update()
+                .where(
+                    delivery.c.id.in_(sorted(delivery_ids)),
+                    delivery.c.expanded_at.is_not(None),
+                )
+                .values(body="{}")
+            ).rowcount,
+        )
+    if gone:
+        batch.count(
+            "line_contact",
+            "LINEのユーザーID",
+            connection.execute(
+                contact.delete().where(contact.c.id.in_([cid for cid, _user in gone]))
+            ).rowcount,
+        )
+
+
+def orphans(cutoff) -> list:
+    """Media files that no line_media row names (fetched, then the row's update rolled back)."""
+    from consult.extensions import db
+    from consult.services.retention import _old_files
+
+    known = set(
+        db.session.scalars(
+            sa.select(LineMedia.stored_name).where(LineMedia.stored_name.is_not(None))
+        )
+    )
+    root = _media_dir()
+    return [
+        path
+        for path in _old_files(root, cutoff)
+        if str(path.relative_to(root)) not in known and path.name not in known
+    ]
