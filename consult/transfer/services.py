@@ -185,6 +185,8 @@ def receive(items: list) -> Received:
 
 
 def after_apply(app: Flask, names: set[str]) -> None:
+    if not settings(app).deliver_after_push:
+        names = names - {"outbox"}
     for name in names:
         kind = plugins.registry(app).transfer_kinds.get(name)
         if kind is not None and kind.after_apply is not None:

@@ -92,8 +92,6 @@ def push():
         received = services.receive(items if isinstance(items, list) else [])
         app = current_app._get_current_object()
         names = set(received.kinds)
-        if not services.settings().deliver_after_push:
-            names.discard("outbox")
         return {"accepted": received.accepted}, (
             (lambda: services.after_apply(app, names)) if names else None
         )
