@@ -18,7 +18,6 @@ from channels.line.models import LineContact, LineDelivery
 from consult.extensions import db
 from consult.models import OutboxMessage
 from consult.services.outbox import PermanentFailure
-from consult.settings import section
 
 KIND = "line.delivery"
 PREFIX = "line:"
@@ -70,11 +69,11 @@ def apply(payload: dict) -> None:
 
 
 def after_apply(app) -> None:
+    """On the core, right after the bodies were stored: process them now, in this process
+    (the worker's), rather than at the LINE lane's next round (up to its interval later)."""
     from channels.line import services
-    from channels.line.settings import LineSettings
 
-    if section(LineSettings, app).process_after_response:
-        services.kick(app)
+    services.kick(app)
 
 
 def relay_form(message: OutboxMessage) -> dict:

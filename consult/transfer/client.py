@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
@@ -108,11 +109,16 @@ def push(relay: Relay, report: RoundReport) -> bool:
 
 
 def run_round(max_batches: int = 50, *, do_pull: bool = True, do_push: bool = True) -> RoundReport:
-    """Pull everything waiting, then push everything waiting (the worker's task).
+    """Only on the core (MADOGUCHI_ROLE=core).
+
+    Pull everything waiting, then push everything waiting (the worker's task).
 
     The pull comes first, so the free slots pushed after it count the bookings just taken."""
+    if services.role() != "core":
+        raise RuntimeError("the transfer runs on the core (MADOGUCHI_ROLE=core)")
     report = RoundReport()
     relay = Relay(current_app._get_current_object())
+    started = time.monotonic()
     try:
         if do_pull:
             for _ in range(max_batches):
@@ -126,6 +132,14 @@ def run_round(max_batches: int = 50, *, do_pull: bool = True, do_push: bool = Tr
         db.session.rollback()
         report.link_down = str(exc)
         log.warning("transfer: %s; everything waits for the next round", exc)
+    if report.pulled or report.pushed or report.failed:
+        log.info(
+            "transfer: pulled %s, pushed %s, failed %s in %.0f ms",
+            report.pulled,
+            report.pushed,
+            report.failed,
+            (time.monotonic() - started) * 1000,
+        )
     return report
 
 

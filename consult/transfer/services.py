@@ -143,8 +143,23 @@ class Received:
 
 
 def receive(items: list) -> Received:
-    """Apply each item once, each in a savepoint (one that fails does not spoil the rest; it is
-    not accepted, so the sender keeps it and tries again). The caller commits."""
+    """Apply each item once. The whole batch in one savepoint first; if any item fails, again
+    item by item, each in its own savepoint (one that fails does not spoil the rest; it is not
+    accepted, so the sender keeps it and tries again). The caller commits."""
+    try:
+        with db.session.begin_nested():
+            result = _receive(items, strict=True)
+        return result
+    except _ItemFailed:
+        pass
+    return _receive(items, strict=False)
+
+
+class _ItemFailed(Exception):
+    pass
+
+
+def _receive(items: list, strict: bool) -> Received:
     result = Received()
     known = kinds()
     here = role()
@@ -168,12 +183,14 @@ def receive(items: list) -> Received:
             result.accepted.append(item_id)
             continue
         try:
-            with db.session.begin_nested():
-                kind.apply(item["payload"])
-                if not item.get("replace"):
-                    db.session.add(TransferReceived(id=item_id, kind=name, received_at=utcnow()))
-                db.session.flush()
-        except Exception:
+            if strict:
+                _apply(kind, item)
+            else:
+                with db.session.begin_nested():
+                    _apply(kind, item)
+        except Exception as exc:
+            if strict:
+                raise _ItemFailed from exc
             log.exception("transfer: item of kind %s could not be applied; kept for later", name)
             result.failed += 1
             continue
@@ -182,6 +199,13 @@ def receive(items: list) -> Received:
         result.applied += 1
         result.kinds.add(name)
     return result
+
+
+def _apply(kind: plugins.TransferKind, item: dict) -> None:
+    kind.apply(item["payload"])
+    if not item.get("replace"):
+        db.session.add(TransferReceived(id=item["id"], kind=kind.name, received_at=utcnow()))
+    db.session.flush()
 
 
 def after_apply(app: Flask, names: set[str]) -> None:

@@ -106,3 +106,10 @@ def core(app_factory, relay):
     with app.app_context():
         yield app
         db.session.remove()
+
+
+def settle() -> None:
+    """Wait for the processing the transfer started in this process (LINE's "line-kick")."""
+    for thread in threading.enumerate():
+        if thread.name == "line-kick":
+            thread.join(timeout=30)

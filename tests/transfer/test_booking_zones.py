@@ -19,6 +19,7 @@ from consult.transfer.models import TransferItem
 from tests.channels.booking.helpers import form_data, set_capacity, slot_in
 from tests.channels.line.conftest import new_staff
 from tests.helpers import sign_in
+from tests.transfer.conftest import settle
 
 
 def book_on_relay(relay, start, **overrides) -> requests.Response:
@@ -33,6 +34,7 @@ def book_on_relay(relay, start, **overrides) -> requests.Response:
 def core_round():
     db.session.commit()
     report = client.run_round()
+    settle()
     db.session.expire_all()
     assert report.link_down is None, report
     return report

@@ -13,6 +13,7 @@ from consult.extensions import db
 from consult.models import Channel, OutboxMessage, Ticket
 from consult.services import outbox
 from tests.channels.booking.helpers import slot_in
+from tests.transfer.conftest import settle
 from tests.transfer.test_booking_zones import book_on_relay
 from tests.transfer.test_zones import send_line
 
@@ -36,6 +37,7 @@ def test_batch_files_carry_intake_in_and_mail_out_and_import_once(relay, core, t
     result = run(core, "transfer", "import", str(inbound))
     assert result.exit_code == 0, result.output
     assert "取り込み 2 件" in result.output
+    settle()
     line_services.worker_task()
     db.session.commit()
     [ticket] = db.session.scalars(sa.select(Ticket).where(Ticket.channel == Channel.LINE)).all()

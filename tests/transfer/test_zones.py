@@ -17,7 +17,7 @@ from consult.transfer.models import TransferItem, TransferReceived
 from tests.channels.line.conftest import body_of, new_staff, text_event
 from tests.channels.line.fake_line import sign
 from tests.helpers import sign_in
-from tests.transfer.conftest import KEY
+from tests.transfer.conftest import KEY, settle
 
 
 def send_line(relay, text: str, **kw) -> requests.Response:
@@ -38,6 +38,7 @@ def core_round():
     """One round of the core's transfer task, then its LINE processing."""
     db.session.commit()
     report = client.run_round()
+    settle()
     line_services.worker_task()
     db.session.commit()
     return report
