@@ -42,7 +42,7 @@ def _search_texts(connection, ticket_ids):
 
 
 def register(app: Flask) -> None:
-    from channels.email import cli, models, services, views
+    from channels.email import cli, models, services, transfer, views
     from channels.email.settings import EmailSettings
     from consult.services import mail
 
@@ -65,6 +65,14 @@ def register(app: Flask) -> None:
             worker_tasks=(plugins.WorkerTask("email.inbound", _process_pending, lane="mail-in"),),
             settings=EmailSettings,
             queues=(services.INBOUND,),
+            transfer_kinds=(
+                plugins.TransferKind(
+                    transfer.KIND,
+                    transfer.apply,
+                    pending=transfer.pending,
+                    acknowledge=transfer.acknowledge,
+                ),
+            ),
             receivers=((signals.mail_queued, services.remember_outgoing),),
             ticket_search=(_search,),
             search_texts=(plugins.SearchTexts(models.EmailThread, _search_texts),),

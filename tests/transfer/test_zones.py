@@ -202,3 +202,46 @@ def test_staff_pages_are_absent_on_the_relay_and_public_ones_on_the_core(relay, 
     assert web.post("/channels/line/webhook", data=b"{}").status_code in (404, 405)
     assert web.post("/relay/v1/pull", data=b"{}").status_code == 404
     assert web.get("/login").status_code == 200
+
+
+MAIL = (
+    "From: =?UTF-8?B?5bGx55SwIOiKseWtkA==?= <hanako@example.jp>\r\n"
+    "To: soudan@example.lg.jp\r\n"
+    "Subject: =?UTF-8?B?5L+d6IKy5ZyS44Gu55u46KuH?=\r\n"
+    "Message-ID: <zones-mail-1@example.jp>\r\n"
+    "Date: Tue, 24 Nov 2026 10:00:00 +0900\r\n"
+    "MIME-Version: 1.0\r\n"
+    "Content-Type: text/plain; charset=UTF-8\r\n"
+    "Content-Transfer-Encoding: 8bit\r\n"
+    "\r\n"
+    "保育園の入園について相談したいです。\r\n"
+).encode()
+
+
+def test_mail_received_by_the_relay_becomes_a_ticket_on_the_core(relay, core):
+    from channels.email import services as mail_services
+    from channels.email.models import InboundMail
+
+    with relay.context():
+        outcome = mail_services.ingest(MAIL, source="stdin")  # `madoguchi mail ingest`
+        assert outcome.ticket is None  # stored only: nothing is parsed in the internet zone
+        assert count(InboundMail) == 1
+        assert count(Ticket) == 0
+    core_round()
+    mail_services.process_pending()
+    db.session.commit()
+    [ticket] = db.session.scalars(sa.select(Ticket).where(Ticket.channel == Channel.EMAIL)).all()
+    assert any("保育園の入園" in (e.body or "") for e in ticket.timeline)
+    with relay.context():
+        assert count(InboundMail) == 0  # taken: row and bytes gone from the relay
+        data = relay.app.config["MADOGUCHI"]["DATA_DIR"]
+        from pathlib import Path
+
+        assert not list((Path(data) / "raw").rglob("*.eml"))
+    # The MTA delivering the same mail again to the relay: one ticket still.
+    with relay.context():
+        mail_services.ingest(MAIL, source="stdin")
+    core_round()
+    mail_services.process_pending()
+    db.session.commit()
+    assert count(InboundMail) == 1
