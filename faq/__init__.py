@@ -25,6 +25,7 @@ def register(app: Flask) -> None:
         cli,
         models,  # noqa: F401 (the tables must be known to the metadata)
         today,
+        transfer,
         views,
     )
     from faq.settings import FaqSettings
@@ -44,6 +45,11 @@ def register(app: Flask) -> None:
             settings=FaqSettings,
             text_reading=_reading,
             setup=_setup,
+            transfer_kinds=(
+                plugins.TransferKind(
+                    transfer.KIND, transfer.apply, to="relay", snapshot=transfer.snapshot
+                ),
+            ),
         ),
     )
 
