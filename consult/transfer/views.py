@@ -14,7 +14,7 @@ from flask import Blueprint, Response, current_app, request
 
 from consult.extensions import db
 from consult.transfer import services, signing
-from consult.web import public
+from consult.web import BODY_LIMIT_ATTR, public
 
 log = logging.getLogger("madoguchi.transfer")
 
@@ -100,6 +100,4 @@ def push():
 
 
 for _view in (pull, ack, push):
-    from consult.web import BODY_LIMIT_ATTR
-
     setattr(_view, BODY_LIMIT_ATTR, _limit)
