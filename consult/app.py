@@ -100,6 +100,9 @@ def create_app(overrides: dict | None = None, instance_path: str | None = None) 
     import api
 
     api.register(app)
+    from consult import transfer
+
+    transfer.register(app)  # last: the role decides which of the above a request may reach
     for name in app.extensions[settings_module.EXTENSION_KEY].unknown_variables():
         log.warning("MADOGUCHI_%s is not a setting of madoguchi or its plugins; ignored", name)
 

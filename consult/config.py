@@ -22,6 +22,7 @@ __all__ = [
     "CoreSettings",
     "DirectorySettings",
     "MailSettings",
+    "RelaySettings",
     "SafetySettings",
     "SanitiseSettings",
     "TwoFactorSettings",
@@ -64,6 +65,11 @@ class CoreSettings(Section):
     public_url: str = ""
     # The largest file staff may attach to a ticket (bytes; photos of documents, PDFs).
     attachment_max_bytes: int = 10 * 1024 * 1024
+    # The network zone this server runs in (DESIGN.md, Runtime): "all" is one server for
+    # everything; "relay" faces the internet (LINE webhook, public booking and FAQ, inbound
+    # mail) and keeps personal data only until the core has taken it; "core" runs in LGWAN
+    # and is the only side that opens connections (consult.transfer).
+    role: str = choice("all", "all", "relay", "core")
 
     @property
     def production(self) -> bool:
@@ -91,6 +97,29 @@ class MailSettings(Section):
     # PEM bundle of the CA(s) that signed the SMTP and IMAP servers' certificates (a city's own
     # CA on its intranet); empty = the system's trust store. Verification is always on.
     mail_ca_file: str = ""
+
+
+@dataclass(frozen=True)
+class RelaySettings(Section):
+    """The transfer between the relay and the core (MADOGUCHI_RELAY_*), consult.transfer.
+
+    Both sides hold the same `key` (at least 32 characters); the core also knows the relay's
+    `url`. The core pulls and pushes every `interval_seconds`; a signed request older or newer
+    than `max_skew_seconds` is refused, and so is one whose nonce was seen before.
+    """
+
+    PREFIX = "RELAY_"
+
+    url: str = ""
+    key: str = secret()
+    interval_seconds: float = 1.0
+    max_skew_seconds: int = 300
+    batch_size: int = 200
+    timeout_seconds: float = 10.0
+    # PEM bundle of the CA that signed the relay's HTTPS certificate (empty: the system's).
+    ca_file: str = ""
+    # The relay delivers pushed messages at once (else at its worker's next round).
+    deliver_after_push: bool = True
 
 
 @dataclass(frozen=True)
@@ -255,6 +284,22 @@ def _check_directory(settings: DirectorySettings) -> None:
     parse_group_map(settings.department_groups, "LDAP_DEPARTMENT_GROUPS")
 
 
+def _check_relay(core: CoreSettings, relay: RelaySettings) -> None:
+    if core.role == "all":
+        return
+    if len(relay.key) < MIN_SECRET_LENGTH:
+        raise ConfigError(
+            f"MADOGUCHI_RELAY_KEY must be set (at least {MIN_SECRET_LENGTH} characters, the same"
+            f" on the relay and the core) when MADOGUCHI_ROLE is {core.role}."
+        )
+    if core.role == "core" and not relay.url.startswith(("https://", "http://")):
+        raise ConfigError(
+            "MADOGUCHI_RELAY_URL (https://…) must be set when MADOGUCHI_ROLE is core."
+        )
+    if relay.interval_seconds <= 0 or relay.batch_size <= 0 or relay.max_skew_seconds <= 0:
+        raise ConfigError("MADOGUCHI_RELAY_INTERVAL_SECONDS, _BATCH_SIZE, _MAX_SKEW_SECONDS > 0")
+
+
 def _load_or_create_secret(instance_path: Path) -> str:
     """A secret generated once into the instance folder, readable by the owner only."""
     path = instance_path / SECRET_FILE
@@ -279,6 +324,7 @@ def load_settings(instance_path: Path, overrides: dict | None = None) -> Setting
     sanitising = store.add(SanitiseSettings)
     _check_sanitise(sanitising)
     _check_directory(store.add(DirectorySettings))
+    _check_relay(core, store.add(RelaySettings))
     filled = {}
     if not core.database_url:
         filled["database_url"] = f"sqlite:///{instance_path / 'madoguchi.db'}"

@@ -236,6 +236,28 @@ class WorkerTask:
 
 
 @dataclass(frozen=True)
+class TransferKind:
+    """A kind of item that crosses between the relay and the core (consult.transfer).
+
+    `apply(payload)` runs on the side that receives the item, in its transaction (it flushes,
+    never commits); an item whose id was applied before is not applied again. A relay-side
+    source that keeps its items in its own table (LINE's raw webhook bodies) gives `pending(limit)`
+    (dicts with id, kind, payload) and `acknowledge(ids)` (delete them: the core has them). A
+    core-side state the relay keeps a copy of (free slots, the published FAQ) gives `snapshot()`:
+    sent whenever it changed, replacing the relay's copy. `after_apply(app)` runs after a batch
+    with items of the kind was committed (start processing them at once).
+    """
+
+    name: str
+    apply: Callable[[dict], None]
+    to: str = "core"  # the role that applies it: "core" (intake) or "relay" (what goes out)
+    pending: Callable[[int], list[dict]] | None = None
+    acknowledge: Callable[[list[str]], None] | None = None
+    snapshot: Callable[[], dict | None] | None = None
+    after_apply: Callable[[Flask], None] | None = None
+
+
+@dataclass(frozen=True)
 class Channel:
     """A way citizens reach the centre and get answers.
 
@@ -251,6 +273,10 @@ class Channel:
     deliver: Callable[[OutboxMessage], None] | None = None
     send_automatic: Callable[..., Any] | None = None
     lane: str | None = None  # the worker lane that delivers its outbox rows (default: its name)
+    # On the core (MADOGUCHI_ROLE=core), what the relay needs to deliver an outbox row without
+    # the core's tables: {recipient, subject, body, headers}, or raise outbox.PermanentFailure.
+    # None: the row as it is (a mail's recipient is its address already).
+    relay_form: Callable[[OutboxMessage], dict] | None = None
 
 
 @dataclass(frozen=True)
@@ -293,6 +319,8 @@ class Plugin:
     # Its part of disposal of expired tickets' personal data (Disposer): every package that
     # stores personal data has one, or disposal leaves its copy behind.
     disposers: Sequence[Disposer] = ()
+    # What crosses between the relay and the core for this package (TransferKind).
+    transfer_kinds: Sequence[TransferKind] = ()
     # Anything the fields above cannot say (a WSGI intake in front of Flask, a search index);
     # called last, with the app.
     setup: Callable[[Flask], None] | None = None
@@ -343,6 +371,9 @@ class Registry:
     @property
     def disposers(self) -> list[Disposer]:
         return list(self._each("disposers"))
+
+    def transfer_kinds(self) -> dict[str, TransferKind]:
+        return {kind.name: kind for kind in self._each("transfer_kinds")}
 
     @property
     def queues(self) -> list:

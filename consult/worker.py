@@ -24,11 +24,17 @@ log = logging.getLogger("madoguchi.worker")
 
 
 def tasks_by_lane(app: Flask, lanes: set[str] | None = None) -> dict[str, list[plugins.WorkerTask]]:
+    from consult.config import CoreSettings
     from consult.services import outbox
+    from consult.settings import section
+    from consult.transfer.roles import runs_task
 
     grouped: dict[str, list[plugins.WorkerTask]] = defaultdict(list)
     registry = plugins.registry(app)
+    role = section(CoreSettings, app).role
     for task in [*registry.worker_tasks, *outbox.worker_tasks(registry)]:
+        if not runs_task(role, task.name):
+            continue
         if lanes is None or task.lane in lanes:
             grouped[task.lane].append(task)
     return dict(grouped)

@@ -31,6 +31,7 @@ def register(app: Flask) -> None:
         cli,
         models,  # noqa: F401 (the tables must be known to the metadata)
         today,
+        transfer,
         views,
     )
     from faq.settings import FaqSettings
@@ -51,6 +52,11 @@ def register(app: Flask) -> None:
             settings=FaqSettings,
             text_reading=_reading,
             setup=_setup,
+            transfer_kinds=(
+                plugins.TransferKind(
+                    transfer.KIND, transfer.apply, to="relay", snapshot=transfer.snapshot
+                ),
+            ),
         ),
     )
     from faq import opinions

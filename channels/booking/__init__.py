@@ -21,7 +21,7 @@ def _holds():
 
 
 def register(app: Flask) -> None:
-    from channels.booking import models, services, today, views  # noqa: F401 (models: metadata)
+    from channels.booking import models, services, today, transfer, views  # noqa: F401
     from channels.booking.settings import BookingSettings
 
     desk = (Role.CONSULTANT, Role.SUPERVISOR)
@@ -43,5 +43,6 @@ def register(app: Flask) -> None:
             today_sections=(plugins.TodaySection("bookings", 30, today.section),),
             settings=BookingSettings,
             setup=views.check_rate_limit,
+            transfer_kinds=transfer.kinds(),
         ),
     )

@@ -14,6 +14,10 @@ from consult.services.mail import enqueue_mail
 def _send(booking: Booking, template: str, subject: str, with_invitation: bool = True) -> None:
     if not booking.email:
         return  # phone-only bookings: the desk confirms by phone
+    from channels.booking.transfer import on_relay
+
+    if on_relay():
+        return  # the core sends it, once it has the booking (channels.booking.transfer)
     from channels.booking.services import manage_url
 
     with force_locale(booking.language):

@@ -457,8 +457,9 @@ def create_booking(actor: Actor, data: BookingInput, now: datetime | None = None
     db.session.flush()
     if actor.staff is not None:
         audit.record(actor, "create", "booking", booking.reference)
-    from channels.booking import notify
+    from channels.booking import notify, transfer
 
+    transfer.created(booking)
     notify.confirmation(booking)
     return booking
 
@@ -501,6 +502,7 @@ def move_booking(
         Booking.sequence == expected,
         Booking.slot_id == booking.slot_id,
     )
+    from_starts_at = booking.starts_at
     _lock_slots_in_order(booking.slot_id, _slot_row(booking.mode, starts_at).id)
     slot, seat = _take_seat(booking.mode, starts_at, capacity)
     _release_seat(booking)
@@ -512,8 +514,9 @@ def move_booking(
     db.session.flush()
     if actor.staff is not None:
         audit.record(actor, "update", "booking", booking.reference, "日時変更")
-    from channels.booking import notify
+    from channels.booking import notify, transfer
 
+    transfer.moved(booking, from_starts_at)
     notify.moved(booking)
     return booking
 
@@ -534,8 +537,9 @@ def cancel_booking(actor: Actor, booking: Booking, now: datetime | None = None) 
     db.session.flush()
     if actor.staff is not None:
         audit.record(actor, "update", "booking", booking.reference, "取消")
-    from channels.booking import notify
+    from channels.booking import notify, transfer
 
+    transfer.cancelled(booking)
     notify.cancelled(booking)
     return booking
 
@@ -543,8 +547,21 @@ def cancel_booking(actor: Actor, booking: Booking, now: datetime | None = None) 
 # --- private manage link ---------------------------------------------------------------------
 
 
+def _split_zones() -> bool:
+    from consult.transfer.services import role
+
+    return role() != "all"
+
+
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=MANAGE_SALT)
+    key = current_app.config["SECRET_KEY"]
+    if _split_zones():
+        # The core writes the link (in the confirmation mail) and the relay opens it: a key
+        # both hold, derived from the transfer's, never the sessions' secret.
+        from consult.transfer.services import settings
+
+        key = hashlib.sha256(b"booking-manage\n" + settings().key.encode()).hexdigest()
+    return URLSafeTimedSerializer(key, salt=MANAGE_SALT)
 
 
 def manage_token(booking: Booking) -> str:
@@ -557,7 +574,15 @@ def booking_from_token(token: str, max_age: int = MANAGE_MAX_AGE) -> Booking:
         payload = _serializer().loads(token, max_age=max_age)
     except (BadSignature, SignatureExpired):
         raise NotFound("リンクが正しくないか、有効期限が切れています。") from None
-    booking = db.session.get(Booking, payload.get("b")) if isinstance(payload, dict) else None
+    if not isinstance(payload, dict):
+        booking = None
+    elif _split_zones():
+        # The relay's and the core's rows of one booking share its reference, not their ids.
+        booking = db.session.scalar(
+            sa.select(Booking).where(Booking.reference == str(payload.get("r")))
+        )
+    else:
+        booking = db.session.get(Booking, payload.get("b"))
     if booking is None or not secrets.compare_digest(booking.reference, str(payload.get("r"))):
         raise NotFound("リンクが正しくないか、有効期限が切れています。")
     return booking

@@ -60,7 +60,7 @@ def _orphans(cutoff):
 
 
 def register(app: Flask) -> None:
-    from channels.email import cli, models, services, views
+    from channels.email import cli, models, services, transfer, views
     from channels.email.settings import EmailSettings
     from consult.services import mail
 
@@ -84,6 +84,14 @@ def register(app: Flask) -> None:
             worker_tasks=(plugins.WorkerTask("email.inbound", _process_pending, lane="mail-in"),),
             settings=EmailSettings,
             queues=(services.INBOUND,),
+            transfer_kinds=(
+                plugins.TransferKind(
+                    transfer.KIND,
+                    transfer.apply,
+                    pending=transfer.pending,
+                    acknowledge=transfer.acknowledge,
+                ),
+            ),
             receivers=(
                 (signals.mail_queued, services.remember_outgoing),
                 # A closed case's citizen is asked one question (満足度), by a link.

@@ -36,6 +36,8 @@ def ingest_command():
         sys.exit(0)  # the mail is kept: the MTA must not bounce or retry it
     if outcome.ticket is not None:
         click.echo(outcome.ticket.number)
+    elif services._on_relay():
+        click.echo(f"受け付けました（受信番号 {inbound.id}）。LGWAN側のサーバーが取り込みます。")
     else:
         click.echo(f"相談票は作成しませんでした（受信番号 {inbound.id}）：{inbound.reason or ''}")
 

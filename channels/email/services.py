@@ -361,12 +361,23 @@ def _wait_for_other(inbound_id: int) -> InboundMail:
     return db.session.get(InboundMail, inbound_id)
 
 
+def _on_relay() -> bool:
+    from consult.transfer.services import role
+
+    return role() == "relay"
+
+
 def ingest(raw: bytes, source: str = "stdin") -> Outcome:
     """Store, then process: what `madoguchi mail ingest` and the IMAP poller call per message.
 
     The row is stored claimed by this process, so the worker leaves it alone; a mail stored
     before (the MTA delivering it twice, a process killed in between) is claimed first.
     """
+    if _on_relay():
+        # The relay keeps the bytes for the core, which takes and processes them
+        # (channels.email.transfer); nothing is parsed in the internet zone.
+        inbound, created = store_raw(raw, source)
+        return Outcome(inbound, None, duplicate=not created)
     inbound, created = store_raw(raw, source, claim=True)
     if not created and inbound.status != InboundStatus.PENDING:
         return Outcome(inbound, inbound.ticket, duplicate=True)
@@ -1133,11 +1144,17 @@ def process_pending(limit: int = 100) -> int:
 def ingest_many(raws: list[bytes], source: str = "imap") -> list[Outcome]:
     """The bulk path (IMAP fetch, benchmark): store all durably and commit, then process in
     batches (a savepoint per message, a commit per batch). Per message, in order."""
-    stored = store_raw_many(raws, source, claim=True)
-    todo = [i for i, _status, created in stored if created]
+    if _on_relay():
+        stored = store_raw_many(raws, source)
+        todo = []
+    else:
+        stored = store_raw_many(raws, source, claim=True)
+        todo = [i for i, _status, created in stored if created]
     # Stored before (by an earlier fetch that died, say): ours only if nobody else holds it.
     earlier = [
-        i for i, status, created in stored if not created and status == InboundStatus.PENDING
+        i
+        for i, status, created in stored
+        if not created and status == InboundStatus.PENDING and not _on_relay()
     ]
     for chunk in _chunks(list(dict.fromkeys(earlier))):
         todo.extend(queue.claim(INBOUND, len(chunk), ids=chunk))

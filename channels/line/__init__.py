@@ -25,11 +25,14 @@ def _orphans(cutoff):
 
 
 def register(app: Flask) -> None:
-    from channels.line import client, intake, models, services, views
+    from channels.line import client, intake, models, services, transfer, views
     from channels.line.settings import LineSettings
+    from consult.config import CoreSettings
 
     def setup(app: Flask) -> None:
-        intake.install(app)
+        # The core is not reachable from the internet: LINE's webhook is the relay's.
+        if section(CoreSettings, app).role != "core":
+            intake.install(app)
         if client.settings_from(section(LineSettings, app)).configured:
             services.warm_up()
 
@@ -57,6 +60,16 @@ def register(app: Flask) -> None:
                 deliver=services.deliver,
                 send_automatic=services.send_automatic,
                 lane="line-out",
+                relay_form=transfer.relay_form,
+            ),
+            transfer_kinds=(
+                plugins.TransferKind(
+                    transfer.KIND,
+                    transfer.apply,
+                    pending=transfer.pending,
+                    acknowledge=transfer.acknowledge,
+                    after_apply=transfer.after_apply,
+                ),
             ),
             settings=LineSettings,
             setup=setup,

@@ -76,6 +76,9 @@ class WebhookIntake:
         self.app = app
         self.wsgi_app = wsgi_app
         self._store_on: tuple | None = None
+        from consult.config import CoreSettings
+
+        self.role = section(CoreSettings, app).role
 
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") != PATH:
@@ -114,7 +117,8 @@ class WebhookIntake:
             log.exception("line webhook could not be stored")
             return _answer(start_response, "500 Internal Server Error", "not stored")
         after = None
-        if config.process_after_response:
+        # The relay processes nothing: the core takes the body (channels.line.transfer).
+        if config.process_after_response and self.role != "relay":
             app = self.app
 
             def after():

@@ -1073,14 +1073,19 @@ def deliver(message: OutboxMessage) -> None:
     config = settings()
     if not config.configured:
         raise TemporaryFailure("LINEの接続設定（シークレット・アクセストークン）がありません")
-    contact_id = message.recipient.removeprefix("line-contact:")
-    contact = db.session.get(LineContact, int(contact_id)) if contact_id.isdigit() else None
-    if contact is None:
-        raise PermanentFailure("送信先のLINEの連絡先が見つかりません")
-    if not contact.following:
-        raise PermanentFailure("相談者がブロック（友だち解除）しているため送信しませんでした")
+    if message.recipient.startswith("line-user:"):
+        # On the relay: the core checked the contact and sent the user id (channels.line.transfer)
+        user_id = message.recipient.removeprefix("line-user:")
+    else:
+        contact_id = message.recipient.removeprefix("line-contact:")
+        contact = db.session.get(LineContact, int(contact_id)) if contact_id.isdigit() else None
+        if contact is None:
+            raise PermanentFailure("送信先のLINEの連絡先が見つかりません")
+        if not contact.following:
+            raise PermanentFailure("相談者がブロック（友だち解除）しているため送信しませんでした")
+        user_id = contact.user_id
     headers = message.headers or {}
-    user_id, text, attempts = contact.user_id, message.body, message.attempts
+    text, attempts = message.body, message.attempts
     quick_reply = headers.get("quick_reply") or None
     retry_key = headers.get("retry_key") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"o{message.id}"))
     db.session.commit()  # no transaction open while LINE answers

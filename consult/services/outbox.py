@@ -36,7 +36,11 @@ Deliverer = Callable[[OutboxMessage], None]
 def deliverer_for(channel: str) -> Deliverer:
     """The deliverer the channel's plugin declared (consult.plugins.Channel)."""
     from consult import plugins
+    from consult.transfer import services as transfer
 
+    if transfer.role() == "core":
+        # The core reaches neither LINE nor the SMTP server: the relay delivers.
+        return transfer.hand_to_relay
     return plugins.registry().deliverer(channel) or log_deliverer
 
 

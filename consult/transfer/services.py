@@ -1,0 +1,293 @@
+"""The transfer between the relay (internet zone) and the core (LGWAN zone).
+
+Only the core opens connections. It PULLS the relay's intake (signed POST /relay/v1/pull),
+applies each item once (its id is kept in `transfer_received`), commits, then tells the relay
+which ids it has (POST /relay/v1/ack), and the relay deletes them: after that the relay holds
+no personal data of theirs. It PUSHES what must go out (POST /relay/v1/push): messages for the
+relay's outbox to deliver, and snapshots of state the relay keeps a copy of (free slots, the
+published FAQ). A push is deleted on the core only once the relay answered that it applied it.
+An item sent twice (a lost answer, a replayed batch, a file imported again) changes nothing.
+
+When the link is down each side keeps its items; the next round sends them. The same items
+travel in signed batch files where the only path into LGWAN is a file-transfer system
+(`madoguchi transfer export/import`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import Flask, current_app
+
+from consult import plugins, upsert
+from consult.config import CoreSettings, RelaySettings
+from consult.extensions import db
+from consult.models import OutboxMessage, OutboxStatus
+from consult.settings import section
+from consult.timeutil import utcnow
+from consult.transfer.models import TransferItem, TransferReceived
+
+log = logging.getLogger("madoguchi.transfer")
+
+RECEIVED_KEEP_DAYS = 30
+PUSHED_KEY = "madoguchi.transfer.pushed"
+
+
+def role(app: Flask | None = None) -> str:
+    return section(CoreSettings, app).role
+
+
+def settings(app: Flask | None = None) -> RelaySettings:
+    return section(RelaySettings, app)
+
+
+def kinds() -> dict[str, plugins.TransferKind]:
+    return plugins.registry().transfer_kinds
+
+
+def enqueue(kind: str, item_id: str, payload: dict) -> None:
+    """Keep an item to send (in the caller's transaction); the same id twice is one item."""
+    upsert.insert_ignore(
+        TransferItem.__table__,
+        {"id": item_id, "kind": kind, "payload": payload, "created_at": utcnow()},
+        ["id"],
+    )
+
+
+def waiting(kind_prefix: str | None = None) -> list[TransferItem]:
+    query = sa.select(TransferItem).order_by(TransferItem.created_at, TransferItem.id)
+    if kind_prefix:
+        query = query.where(TransferItem.kind.startswith(kind_prefix))
+    return list(db.session.scalars(query))
+
+
+# --- what one side sends ---------------------------------------------------------------------
+
+
+def outgoing(limit: int) -> list[dict]:
+    """Items waiting on this side, oldest first: the transfer table's, then the sources'."""
+    rows = db.session.scalars(
+        sa.select(TransferItem).order_by(TransferItem.created_at, TransferItem.id).limit(limit)
+    ).all()
+    items = [{"id": row.id, "kind": row.kind, "payload": row.payload} for row in rows]
+    if role() != "relay":
+        return items
+    for kind in kinds().values():
+        if kind.pending is not None and len(items) < limit:
+            items.extend(kind.pending(limit - len(items)))
+    return items
+
+
+def acknowledge(ids: list[str]) -> int:
+    """The other side has these: delete them here (and from the sources that hold theirs)."""
+    ids = [str(item) for item in ids][:10_000]
+    if not ids:
+        return 0
+    deleted = db.session.execute(sa.delete(TransferItem).where(TransferItem.id.in_(ids))).rowcount
+    if role() != "relay":
+        return deleted or 0
+    for kind in kinds().values():
+        if kind.acknowledge is not None:
+            kind.acknowledge(ids)
+    return deleted or 0
+
+
+def snapshots(only_changed: bool = True) -> list[dict]:
+    """The core's current snapshots (those that changed since last pushed, by default)."""
+    pushed = current_app.extensions.setdefault(PUSHED_KEY, {})
+    items = []
+    for kind in kinds().values():
+        if kind.snapshot is None:
+            continue
+        payload = kind.snapshot()
+        if payload is None:
+            continue
+        digest = hashlib.sha256(
+            json.dumps(payload, sort_keys=True, default=str).encode()
+        ).hexdigest()
+        if only_changed and pushed.get(kind.name) == digest:
+            continue
+        items.append(
+            {
+                "id": f"{kind.name}:{digest[:32]}",
+                "kind": kind.name,
+                "payload": payload,
+                "replace": True,
+                "digest": digest,
+            }
+        )
+    return items
+
+
+def mark_pushed(items: list[dict]) -> None:
+    pushed = current_app.extensions.setdefault(PUSHED_KEY, {})
+    for item in items:
+        if item.get("replace"):
+            pushed[item["kind"]] = item["digest"]
+
+
+# --- what one side receives ------------------------------------------------------------------
+
+
+@dataclass
+class Received:
+    accepted: list[str] = field(default_factory=list)  # applied now, or before
+    applied: int = 0
+    failed: int = 0
+    kinds: set[str] = field(default_factory=set)
+
+
+def receive(items: list) -> Received:
+    """Apply each item once. The whole batch in one savepoint first; if any item fails, again
+    item by item, each in its own savepoint (one that fails does not spoil the rest; it is not
+    accepted, so the sender keeps it and tries again). The caller commits."""
+    try:
+        with db.session.begin_nested():
+            result = _receive(items, strict=True)
+        return result
+    except _ItemFailed:
+        pass
+    return _receive(items, strict=False)
+
+
+class _ItemFailed(Exception):
+    pass
+
+
+def _receive(items: list, strict: bool) -> Received:
+    result = Received()
+    known = kinds()
+    here = role()
+    ids = [str(item.get("id")) for item in items if isinstance(item, dict)]
+    seen = (
+        set(db.session.scalars(sa.select(TransferReceived.id).where(TransferReceived.id.in_(ids))))
+        if ids
+        else set()
+    )
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            result.failed += 1
+            continue
+        item_id, name = item["id"], item.get("kind")
+        kind = known.get(name)
+        if kind is None or kind.to != here or not isinstance(item.get("payload"), dict):
+            log.warning("transfer: item of kind %r is not for the %s; refused", name, here)
+            result.failed += 1
+            continue
+        if item_id in seen:
+            result.accepted.append(item_id)
+            continue
+        try:
+            if strict:
+                _apply(kind, item)
+            else:
+                with db.session.begin_nested():
+                    _apply(kind, item)
+        except Exception as exc:
+            if strict:
+                raise _ItemFailed from exc
+            log.exception("transfer: item of kind %s could not be applied; kept for later", name)
+            result.failed += 1
+            continue
+        seen.add(item_id)
+        result.accepted.append(item_id)
+        result.applied += 1
+        result.kinds.add(name)
+    return result
+
+
+def _apply(kind: plugins.TransferKind, item: dict) -> None:
+    kind.apply(item["payload"])
+    if not item.get("replace"):
+        db.session.add(TransferReceived(id=item["id"], kind=kind.name, received_at=utcnow()))
+    db.session.flush()
+
+
+def after_apply(app: Flask, names: set[str]) -> None:
+    if not settings(app).deliver_after_push:
+        names = names - {"outbox"}
+    for name in names:
+        kind = plugins.registry(app).transfer_kinds.get(name)
+        if kind is not None and kind.after_apply is not None:
+            try:
+                kind.after_apply(app)
+            except Exception:
+                log.exception("transfer: after-apply of %s failed", name)
+
+
+def housekeeping() -> None:
+    """Forget applied ids after a month, and (on the relay) delivered messages at once: the
+    relay keeps a citizen's address and words no longer than it needs them."""
+    db.session.execute(
+        sa.delete(TransferReceived).where(
+            TransferReceived.received_at < utcnow() - timedelta(days=RECEIVED_KEEP_DAYS)
+        )
+    )
+    if role() == "relay":
+        db.session.execute(
+            sa.delete(OutboxMessage).where(OutboxMessage.status == OutboxStatus.DELIVERED)
+        )
+    db.session.commit()
+
+
+# --- the outbox on the core: messages go to the relay ----------------------------------------
+
+
+def outbox_item_id(message: OutboxMessage) -> str:
+    created = int(message.created_at.timestamp() * 1_000_000) if message.created_at else 0
+    return f"outbox:{message.id}:{created}"
+
+
+def hand_to_relay(message: OutboxMessage) -> None:
+    """The core's deliverer for every channel: the message waits in the transfer table until
+    the relay has it; the relay's outbox delivers it (to LINE, to the SMTP server)."""
+    channel = plugins.registry().channels.get(message.channel)
+    form = channel.relay_form if channel is not None else None
+    values = (
+        form(message)
+        if form is not None
+        else {
+            "recipient": message.recipient,
+            "subject": message.subject,
+            "body": message.body,
+            "headers": message.headers or {},
+        }
+    )
+    enqueue("outbox", outbox_item_id(message), {"channel": message.channel, **values})
+    db.session.commit()
+
+
+def apply_outbox(payload: dict) -> None:
+    """On the relay: a message to deliver, into the relay's own outbox."""
+    db.session.add(
+        OutboxMessage(
+            channel=str(payload["channel"])[:20],
+            recipient=str(payload["recipient"])[:254],
+            subject=payload.get("subject"),
+            body=str(payload.get("body") or ""),
+            headers=payload.get("headers") or {},
+            status=OutboxStatus.PENDING,
+            next_attempt_at=utcnow(),
+        )
+    )
+
+
+def kick_outbox(app: Flask) -> None:
+    """On the relay, right after a push: deliver now rather than at the worker's next round."""
+    import threading
+
+    from consult.services import outbox
+
+    def run():
+        with app.app_context():
+            try:
+                outbox.run_once()
+            finally:
+                db.session.remove()
+
+    threading.Thread(target=run, name="relay-outbox", daemon=True).start()
