@@ -21,6 +21,14 @@ def register(app: Flask) -> None:
             nav_links=(
                 plugins.NavLink("booking_staff.day", "予約", desk, 40),
                 plugins.NavLink("booking_staff.admin_settings", "予約の設定", (Role.ADMIN,), 90),
+                plugins.NavLink("booking_staff.admin_kinds", "専門相談の設定", (Role.ADMIN,), 91),
+                # Any member of staff may hold a specialist session (a counsellor, an officer).
+                plugins.NavLink(
+                    "booking_staff.specialist_list",
+                    "担当の専門相談",
+                    (Role.CONSULTANT, Role.SUPERVISOR, Role.OFFICER, Role.SUPPORT),
+                    95,
+                ),
             ),
             translations=Path(__file__).parent / "translations",
             worker_tasks=(
