@@ -9,7 +9,13 @@ from consult.models import Role
 
 
 def register(app: Flask) -> None:
-    from channels.booking import models, services, today, views  # noqa: F401 (models: metadata)
+    from channels.booking import (  # noqa: F401 (models: metadata)
+        models,
+        services,
+        specialist,
+        today,
+        views,
+    )
     from channels.booking.settings import BookingSettings
 
     desk = (Role.CONSULTANT, Role.SUPERVISOR)
@@ -37,6 +43,7 @@ def register(app: Flask) -> None:
             channel=plugins.Channel("booking", "予約"),
             today_sections=(plugins.TodaySection("bookings", 30, today.section),),
             settings=BookingSettings,
+            demo_seeder=specialist.seed_demo,
             setup=views.check_rate_limit,
         ),
     )

@@ -365,3 +365,77 @@ def specialist_bookings(actor: Actor, first: date, days: int = 28) -> list[Booki
 
 def format_weekdays(kind: SessionKind) -> str:
     return "・".join(WEEKDAY_LABELS[int(d)] for d in kind.weekdays if re.fullmatch(r"[0-6]", d))
+
+
+# --- demo ----------------------------------------------------------------------------------------
+
+
+def _next_holiday_or_weekend(count: int) -> str:
+    """The next `count` holidays or Sundays within the horizon, one a line (the 経営相談会)."""
+    day = to_tokyo(utcnow()).date() + timedelta(days=1)
+    found = []
+    while len(found) < count and day < to_tokyo(utcnow()).date() + timedelta(days=55):
+        if calendar.day_type(day) is DayType.HOLIDAY or day.weekday() == 6:
+            found.append(day.isoformat())
+        day += timedelta(days=1)
+    return "\n".join(found)
+
+
+def seed_demo(members: dict) -> None:
+    """The three specialist sessions of Imabari's centre, as the demo administrator sets them."""
+    admin = Actor(members["admin"], "seed")
+    save_kind(
+        admin,
+        None,
+        KindInput(
+            name="心理カウンセラー",
+            name_en="Psychological counsellor",
+            description="公認心理師が、こころの悩みやストレスについてお話を伺います。",
+            description_en="A certified psychologist listens to your worries and stress.",
+            specialist_id=members["sato"].id,
+            weekdays=[1, 3],
+            opens=time(13, 0),
+            closes=time(16, 0),
+            slot_minutes=60,
+            questions=(
+                "* 今、いちばん困っていること | What troubles you most at the moment\n"
+                "これまでに相談した機関 | Anyone you have consulted before"
+            ),
+        ),
+    )
+    save_kind(
+        admin,
+        None,
+        KindInput(
+            name="家計相談",
+            name_en="Household budget consultation",
+            description="家計の立て直しを、家計表をつくりながら一緒に考えます。",
+            description_en="We work out a household budget with you, step by step.",
+            specialist_id=members["yamada"].id,
+            weekdays=[0, 2, 4],
+            opens=time(10, 0),
+            closes=time(12, 0),
+            slot_minutes=60,
+            capacity=2,
+            questions="* 毎月の収入と支出のおおよその額 | Your monthly income and spending",
+        ),
+    )
+    save_kind(
+        admin,
+        None,
+        KindInput(
+            name="経営相談会（よろず支援拠点）",
+            name_en="Business consultation day (Yorozu Support Centre)",
+            description="県のよろず支援拠点のコーディネーターが、休日に経営の相談を受けます。",
+            description_en="Coordinators of the prefecture's Yorozu Support Centre, on holidays.",
+            dates_only=True,
+            dates=_next_holiday_or_weekend(3),
+            opens=time(10, 0),
+            closes=time(15, 0),
+            slot_minutes=60,
+            capacity=2,
+            questions=(
+                "* 業種 | Your line of business\n* ご相談のテーマ | What you would like to discuss"
+            ),
+        ),
+    )

@@ -22,7 +22,9 @@ pytestmark = pytest.mark.e2e
 
 
 def _counsellor_kind(server) -> tuple[str, str]:
-    """A member of the centre's staff who holds the 心理カウンセラー on weekdays 13:00–16:00; their login, password."""
+    """A member of the centre's staff who holds the 心理カウンセラー on weekdays 13:00–16:00.
+
+    Returns their login and password."""
     from channels.booking import specialist
     from consult.models import Staff
     from consult.services.actor import Actor

@@ -396,3 +396,36 @@ def test_forty_at_once_for_a_kind_of_three_seats(app, database_url, tmp_path, ma
     assert [(s.starts_at, s.booked, s.free) for s in free if s.starts_at == start] == [
         (start, 3, 0)
     ]
+
+
+def test_move_a_specialist_session_within_its_own_times(app, client, make_staff):
+    override_settings(app, BOOKING_RATE_LIMIT="100 per minute")
+    kind = make_kind(make_staff("admin"), capacity=1)
+    day = weekday_ahead()
+    start = datetime.combine(day, time(13, 0), TOKYO)
+    response = client.post("/booking/details", data=kind_form(start, kind))
+    assert response.status_code == 303
+    token = response.headers["Location"].rsplit("/", 1)[1].split("?")[0]
+    week = (day - tokyo_today()).days // 7
+    choices = client.get(f"/booking/manage/{token}/slots?week={week}").get_data(as_text=True)
+    assert f"start={day:%Y-%m-%d}T14:00" in choices and f"start={day:%Y-%m-%d}T09:00" not in choices
+    # The counter's 09:00 is not the kind's: refused, nothing moved.
+    refused = client.post(
+        f"/booking/manage/{token}/move", data={"start": f"{day:%Y-%m-%d}T09:00", "version": "0"}
+    )
+    assert refused.status_code == 422
+    assert "この専門相談を行っていません" in refused.get_data(as_text=True)
+    moved = client.post(
+        f"/booking/manage/{token}/move", data={"start": f"{day:%Y-%m-%d}T14:00", "version": "0"}
+    )
+    assert moved.status_code == 303, moved.get_data(as_text=True)[-1500:]
+    db.session.expire_all()
+    booking = db.session.scalar(sa.select(Booking))
+    assert booking.starts_at == start + timedelta(hours=1)
+    counters = {
+        (s.kind_key, f"{s.starts_at.astimezone(TOKYO):%H:%M}"): s.booked
+        for s in db.session.scalars(sa.select(BookingSlot))
+    }
+    assert counters == {(kind.id, "13:00"): 0, (kind.id, "14:00"): 1}
+    mail = db.session.scalars(sa.select(OutboxMessage).order_by(OutboxMessage.id.desc())).first()
+    assert "心理カウンセラー" in str(_ics(mail).events[0]["SUMMARY"])
