@@ -169,7 +169,10 @@ def save_kind(actor: Actor, kind: SessionKind | None, data: KindInput) -> Sessio
     kind.capacity = data.capacity
     kind.questions = questions
     kind.active = bool(data.active)
-    kind.dates = [SessionKindDate(day=d) for d in days]
+    # Rows kept for the days that stay: replacing them all would insert a day before deleting
+    # the same day's old row and break the (kind, day) unique key.
+    kept = {row.day: row for row in kind.dates if row.day in set(days)}
+    kind.dates = [kept.get(d) or SessionKindDate(day=d) for d in days]
     db.session.flush()
     audit.record(actor, "update", "session_kind", str(kind.id))
     return kind

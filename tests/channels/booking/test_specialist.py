@@ -242,6 +242,34 @@ def test_business_consultation_only_on_the_chosen_days(app, client, make_staff):
     week = (chosen - tokyo_today()).days // 7
     page = client.get(f"/booking/slots?kind={kind.id}&week={week}").get_data(as_text=True)
     assert f"start={chosen:%Y-%m-%d}T10:00" in page
+    # The administrator adds a second date, keeping the first: both are offered.
+    admin = sign_in(app, make_staff("admin"))
+    form = {
+        "name": kind.name,
+        "name_en": kind.name_en,
+        "mode": "counter",
+        "specialist_id": "",
+        "dates_only": "y",
+        "dates": f"{chosen.isoformat()}\n{(chosen + timedelta(days=7)).isoformat()}",
+        "opens": "10:00",
+        "closes": "12:00",
+        "slot_minutes": "60",
+        "capacity": "1",
+        "questions": "* 業種 | Your line of business",
+        "active": "y",
+    }
+    assert admin.post(f"/booking/admin/kinds/{kind.id}", data=form).status_code == 302
+    db.session.expire_all()
+    assert [d.day for d in db.session.get(SessionKind, kind.id).dates] == [
+        chosen,
+        chosen + timedelta(days=7),
+    ]
+    # Saving again with one date only keeps that one.
+    form["dates"] = chosen.isoformat()
+    assert admin.post(f"/booking/admin/kinds/{kind.id}", data=form).status_code == 302
+    db.session.expire_all()
+    kind = db.session.get(SessionKind, kind.id)
+    assert [d.day for d in kind.dates] == [chosen]
 
     other_day = chosen + timedelta(days=1)
     refused = client.post(
