@@ -21,7 +21,14 @@ def _holds():
 
 
 def register(app: Flask) -> None:
-    from channels.booking import models, services, today, transfer, views  # noqa: F401
+    from channels.booking import (  # noqa: F401 (models: metadata)
+        models,
+        services,
+        specialist,
+        today,
+        transfer,
+        views,
+    )
     from channels.booking.settings import BookingSettings
 
     desk = (Role.CONSULTANT, Role.SUPERVISOR)
@@ -34,6 +41,14 @@ def register(app: Flask) -> None:
             nav_links=(
                 plugins.NavLink("booking_staff.day", "予約", desk, 40),
                 plugins.NavLink("booking_staff.admin_settings", "予約の設定", (Role.ADMIN,), 90),
+                plugins.NavLink("booking_staff.admin_kinds", "専門相談の設定", (Role.ADMIN,), 91),
+                # Any member of staff may hold a specialist session (a counsellor, an officer).
+                plugins.NavLink(
+                    "booking_staff.specialist_list",
+                    "担当の専門相談",
+                    (Role.CONSULTANT, Role.SUPERVISOR, Role.OFFICER, Role.SUPPORT),
+                    95,
+                ),
             ),
             translations=Path(__file__).parent / "translations",
             worker_tasks=(
@@ -42,6 +57,7 @@ def register(app: Flask) -> None:
             channel=plugins.Channel("booking", "予約"),
             today_sections=(plugins.TodaySection("bookings", 30, today.section),),
             settings=BookingSettings,
+            demo_seeder=specialist.seed_demo,
             setup=views.check_rate_limit,
             transfer_kinds=transfer.kinds(),
         ),

@@ -1,7 +1,8 @@
 """Disposal of bookings made for expired tickets (consult.services.retention).
 
 A booking holds what the citizen typed on the public form: name, kana, email, phone, the
-content of their question, and a video link. The row stays (its slot, times, mode, category and
+content of their question, a video link, and the answers to a specialist session's intake
+questions. The row stays (its slot, times, mode, category and
 status count in the reports), without those.
 """
 
@@ -13,8 +14,8 @@ from consult.plugins import DisposalBatch, PersonalData
 HOLDS = (
     PersonalData(
         "booking",
-        ("name", "kana", "email", "phone", "content", "video_url"),
-        "予約者の氏名・かな・連絡先・相談内容",
+        ("name", "kana", "email", "phone", "content", "video_url", "intake"),
+        "予約者の氏名・かな・連絡先・相談内容・専門相談の事前質問への回答",
         "予約フォーム（市民）・職員の代理入力",
     ),
 )
@@ -27,6 +28,6 @@ def dispose(batch: DisposalBatch) -> None:
     result = batch.connection.execute(
         table.update()
         .where(condition)
-        .values(name="", kana="", email=None, phone=None, content="", video_url=None)
+        .values(name="", kana="", email=None, phone=None, content="", video_url=None, intake=None)
     )
     batch.count("booking", "予約の氏名・連絡先・相談内容", result.rowcount, grouped)

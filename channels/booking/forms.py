@@ -16,6 +16,7 @@ from wtforms.validators import (
     Length,
     NumberRange,
     Optional,
+    Regexp,
     StopValidation,
     ValidationError,
 )
@@ -24,6 +25,7 @@ from channels.booking.services import MAX_CONTENT
 from consult.forms import (
     Form,
     JapaneseSelectField,
+    MultiCheckboxField,
     citizen_choice_field,
     coerce_optional_int,
     max_length,
@@ -43,6 +45,7 @@ class DetailsForm(PublicForm):
     mode = HiddenField()
     start = HiddenField()
     category = HiddenField()
+    kind = HiddenField()  # a specialist session's kind
     name = StringField(
         _l("氏名"),
         validators=[
@@ -102,6 +105,40 @@ class DetailsForm(PublicForm):
             raise ValidationError(_l("メールアドレスか電話番号のどちらかを入力してください。"))
 
 
+def details_form(kind, language: str, formdata):
+    """The details form, with one answer field per intake question of a specialist session.
+
+    The questions are the administrator's data in both languages: their labels are chosen by
+    language here, never looked up in the catalog. Only the messages are msgids.
+    """
+    if kind is None or not kind.questions:
+        return DetailsForm(formdata)
+
+    class WithAnswers(DetailsForm):
+        pass
+
+    for number, question in enumerate(kind.questions):
+        checks = [Length(max=500, message=_l("回答は500文字以内で入力してください。"))]
+        if question.get("required"):
+            checks.insert(0, DataRequired(_l("この質問への回答を入力してください。")))
+        else:
+            checks.insert(0, Optional())
+        setattr(
+            WithAnswers,
+            f"answer_{number}",
+            TextAreaField(kind.question_label(question, language), validators=checks),
+        )
+    return WithAnswers(formdata)
+
+
+def answers_of(form) -> dict[int, str]:
+    return {
+        int(name.removeprefix("answer_")): field.data or ""
+        for name, field in form._fields.items()
+        if name.startswith("answer_")
+    }
+
+
 class MoveForm(PublicForm):
     start = HiddenField()
     # The booking's sequence when the page was shown: a move from an out-of-date page is refused.
@@ -146,3 +183,56 @@ class CheckInForm(Form):
     """受付 of a booking: the citizen chosen among the candidates shown (or a new one)."""
 
     citizen_choice = citizen_choice_field()
+
+
+HHMM = r"^([01]?\d|2[0-3]):[0-5]\d$"
+
+
+class KindForm(Form):
+    """A specialist session (administrators): staff form, Japanese only; the English texts are
+    the administrator's data."""
+
+    name = StringField("名称", validators=[required("名称"), max_length("名称", 80)])
+    name_en = StringField("名称（英語）", validators=[max_length("名称（英語）", 120)])
+    description = TextAreaField("説明", validators=[max_length("説明", 2000)])
+    description_en = TextAreaField("説明（英語）", validators=[max_length("説明（英語）", 2000)])
+    mode = JapaneseSelectField("相談の方法")
+    specialist_id = JapaneseSelectField("担当の専門相談員", coerce=coerce_optional_int)
+    weekdays = MultiCheckboxField("毎週の曜日（祝日・年末年始は除く）", coerce=int)
+    dates_only = BooleanField("選んだ実施日だけ行う（休日の経営相談会など）")
+    dates = TextAreaField(
+        "実施日（1行に1日、例：2027-01-11）", validators=[max_length("実施日", 8000)]
+    )
+    opens = StringField(
+        "開始時刻（HH:MM）",
+        validators=[
+            required("開始時刻"),
+            Regexp(HHMM, message="開始時刻は 10:00 の形で入力してください。"),
+        ],
+    )
+    closes = StringField(
+        "終了時刻（HH:MM）",
+        validators=[
+            required("終了時刻"),
+            Regexp(HHMM, message="終了時刻は 16:00 の形で入力してください。"),
+        ],
+    )
+    slot_minutes = IntegerField(
+        "1回の長さ（分）",
+        validators=[
+            InputRequired("1回の長さを入力してください。"),
+            NumberRange(min=15, max=120, message="1回の長さは15〜120分で入力してください。"),
+        ],
+    )
+    capacity = IntegerField(
+        "定員（同じ時間に受けられる数）",
+        validators=[
+            InputRequired("定員を入力してください。"),
+            NumberRange(min=1, max=50, message="定員は1〜50で入力してください。"),
+        ],
+    )
+    questions = TextAreaField(
+        "事前の質問（1行に1問。必須は先頭に *、英語は | のあとに）",
+        validators=[max_length("事前の質問", 4000)],
+    )
+    active = BooleanField("予約を受け付ける", default=True)

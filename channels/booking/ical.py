@@ -31,6 +31,15 @@ def location(booking: Booking, translate=lambda s: s, language: str = "ja") -> s
     return booking.video_url or translate("オンライン（会議のURLは別途お知らせします）")
 
 
+def _summary(booking: Booking, translate, language: str) -> str:
+    """「市民相談センター ご相談予約（窓口）」; a specialist session names its kind, which is
+    data in both languages, never through the catalog: 「…（心理カウンセラー・窓口）」."""
+    head = translate("市民相談センター ご相談予約")
+    if booking.kind is not None:
+        return f"{head}（{booking.kind.public_name(language)}・{translate(booking.mode_label)}）"
+    return f"{head}（{translate(booking.mode_label)}）"
+
+
 def booking_event(
     booking: Booking,
     *,
@@ -52,8 +61,7 @@ def booking_event(
         stamp=stamp or utcnow(),
         start=to_tokyo(booking.starts_at),
         end=to_tokyo(booking.ends_at),
-        summary=summary
-        or translate("市民相談センター ご相談予約") + f"（{translate(booking.mode_label)}）",
+        summary=summary or _summary(booking, translate, language),
         location=location(booking, translate, language),
         organizer=organizer,
         attendees=attendees,
@@ -83,7 +91,8 @@ def feed(name: str, bookings: list[Booking]) -> str:
         cal.add_component(
             booking_event(
                 booking,
-                summary=f"予約 {booking.room_label} {booking.reference}",
+                summary=f"予約 {booking.kind.name + ' ' if booking.kind else ''}"
+                f"{booking.room_label} {booking.reference}",
                 attendee=False,
             )
         )

@@ -7,7 +7,7 @@ The centre's calendar (administrators' exceptions, the closed-day duty rota) is 
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import date, datetime, time
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -51,12 +51,17 @@ class BookingSlot(db.Model):
 
     __tablename__ = "booking_slot"
     __table_args__ = (
-        sa.UniqueConstraint("mode", "starts_at"),
+        # The kind is part of the key: a specialist session at 10:00 has its own seats, apart
+        # from the counter's. 0 (never NULL) for the ordinary slots, because PostgreSQL treats
+        # NULLs as distinct and would let two rows hold the same slot.
+        sa.UniqueConstraint("mode", "kind_key", "starts_at"),
         sa.CheckConstraint("booked >= 0", name="booked_not_negative"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     mode: Mapped[Mode] = mapped_column(_enum(Mode))
+    # SessionKind.id for a specialist session's slot, 0 for the centre's ordinary slots.
+    kind_key: Mapped[int] = mapped_column(default=0, server_default="0")
     starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
     booked: Mapped[int] = mapped_column(default=0)
 
@@ -64,7 +69,81 @@ class BookingSlot(db.Model):
         return f"<BookingSlot {self.id} {self.mode} booked={self.booked}>"
 
 
+class SessionKind(db.Model):
+    """A specialist session (専門相談) citizens book like a slot: 心理カウンセラー, 家計相談,
+    経営相談会 (よろず支援拠点) and whatever else the administrators add.
+
+    Each has its own days, hours, length, capacity and intake questions, and names the member of
+    staff who holds it (the specialist), who sees their own list. Weekly days (`weekdays`, digits
+    0-6 from Monday) run on ordinary days the centre is open; the dates the administrator chose
+    (`SessionKindDate`) run whatever the day. With `dates_only` the kind runs on the chosen
+    dates alone (the holiday business-consultation days).
+
+    The names, descriptions and questions are data in both languages, never through gettext.
+    """
+
+    __tablename__ = "session_kind"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    name_en: Mapped[str | None] = mapped_column(sa.String(120))
+    description: Mapped[str | None] = mapped_column(sa.Text)
+    description_en: Mapped[str | None] = mapped_column(sa.Text)
+    mode: Mapped[Mode] = mapped_column(_enum(Mode), default=Mode.COUNTER)
+    specialist_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"), index=True)
+    weekdays: Mapped[str] = mapped_column(sa.String(7), default="")
+    dates_only: Mapped[bool] = mapped_column(default=False)
+    opens: Mapped[time] = mapped_column(sa.Time)
+    closes: Mapped[time] = mapped_column(sa.Time)
+    slot_minutes: Mapped[int] = mapped_column(default=60)
+    capacity: Mapped[int] = mapped_column(default=1)
+    # [{"label": "…", "label_en": "…", "required": true}, …]
+    questions: Mapped[list] = mapped_column(sa.JSON, default=list)
+    active: Mapped[bool] = mapped_column(default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    specialist: Mapped[Staff | None] = relationship()
+    dates: Mapped[list[SessionKindDate]] = relationship(
+        order_by="SessionKindDate.day", cascade="all, delete-orphan"
+    )
+
+    def public_name(self, language: str | None = "ja") -> str:
+        """The name in the public page's language, falling back to the Japanese one."""
+        return (self.name_en or self.name) if language == "en" else self.name
+
+    def public_description(self, language: str | None = "ja") -> str:
+        if language == "en":
+            return self.description_en or self.description or ""
+        return self.description or ""
+
+    def question_label(self, question: dict, language: str | None = "ja") -> str:
+        if language == "en" and question.get("label_en"):
+            return question["label_en"]
+        return question["label"]
+
+    def __repr__(self) -> str:
+        return f"<SessionKind {self.id} active={self.active}>"
+
+
+class SessionKindDate(db.Model):
+    """A date the administrator chose for a kind (a holiday 経営相談会, an extra day)."""
+
+    __tablename__ = "session_kind_date"
+    __table_args__ = (sa.UniqueConstraint("kind_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind_id: Mapped[int] = mapped_column(sa.ForeignKey("session_kind.id", ondelete="CASCADE"))
+    day: Mapped[date] = mapped_column(sa.Date)
+
+
 class Booking(db.Model):
+    """A citizen's reserved session.
+
+    Personal data: name, kana, email, phone, 相談内容 and, for a specialist session, the answers
+    to the kind's intake questions (`intake`). Disposal and the disclosure bundle must reach all
+    of them, `intake` included.
+    """
+
     __tablename__ = "booking"
     __table_args__ = (
         # A seat (room) is held by one live booking; cancelled ones give their seat back (NULL).
@@ -95,6 +174,11 @@ class Booking(db.Model):
     staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
     ticket_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket.id"))
+    # A specialist session: its kind, and the answers to its intake questions (personal data),
+    # kept as [{"label": question in Japanese, "answer": text}, …] so that a question changed
+    # later does not change what the citizen answered.
+    kind_id: Mapped[int | None] = mapped_column(sa.ForeignKey("session_kind.id"), index=True)
+    intake: Mapped[list | None] = mapped_column(sa.JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -103,6 +187,7 @@ class Booking(db.Model):
     category: Mapped[Category | None] = relationship()
     staff: Mapped[Staff | None] = relationship(foreign_keys=[staff_id])
     ticket: Mapped[Ticket | None] = relationship()
+    kind: Mapped[SessionKind | None] = relationship()
 
     @property
     def mode_label(self) -> str:

@@ -29,6 +29,7 @@ from channels.booking.models import (
     BookingStatus,
     CalendarFeed,
     Mode,
+    SessionKind,
 )
 from consult import urls
 from consult.extensions import db
@@ -59,10 +60,11 @@ DEFAULT_CAPACITY = {
 class SlotFull(DomainError):
     """The chosen slot has no seat left; the view offers the nearest free ones."""
 
-    def __init__(self, mode: Mode, starts_at: datetime):
+    def __init__(self, mode: Mode, starts_at: datetime, kind_id: int | None = None):
         super().__init__("選択された時間は満席です。")
         self.mode = mode
         self.starts_at = starts_at
+        self.kind_id = kind_id
 
 
 class SlotUnavailable(ValidationFailed):
@@ -142,6 +144,7 @@ class FreeSlot:
     ends_at: datetime
     capacity: int
     booked: int
+    kind_id: int | None = None  # a specialist session's slot
 
     @property
     def free(self) -> int:
@@ -186,7 +189,10 @@ def free_slots(
     counters: dict[tuple[Mode, datetime], int] = {}
     rows = db.session.execute(
         sa.select(BookingSlot.mode, BookingSlot.starts_at, BookingSlot.booked).where(
-            BookingSlot.starts_at >= lo, BookingSlot.starts_at < hi, BookingSlot.mode.in_(modes)
+            BookingSlot.starts_at >= lo,
+            BookingSlot.starts_at < hi,
+            BookingSlot.mode.in_(modes),
+            BookingSlot.kind_key == 0,  # specialist sessions have seats of their own
         )
     )
     for mode, starts_at, booked in rows:
@@ -212,13 +218,20 @@ def free_slots(
     return result
 
 
-def nearest_free(mode: Mode, around: datetime, limit: int = 5) -> list[FreeSlot]:
+def nearest_free(
+    mode: Mode, around: datetime, limit: int = 5, kind: SessionKind | None = None
+) -> list[FreeSlot]:
     """The free slots closest in time to one that was full (the 満席 page offers them)."""
+    from channels.booking import specialist
+
     local_day = to_tokyo(around).date()
     first = max(local_day - timedelta(days=3), to_tokyo(utcnow()).date())
-    slots = free_slots([mode], start=first, days=10)[Mode(mode)]
-    if not slots:
-        slots = free_slots([mode])[Mode(mode)]
+    if kind is not None:
+        slots = specialist.kind_slots(kind, start=first, days=10) or specialist.kind_slots(kind)
+    else:
+        slots = free_slots([mode], start=first, days=10)[Mode(mode)]
+        if not slots:
+            slots = free_slots([mode])[Mode(mode)]
     slots.sort(key=lambda s: abs((s.starts_at - around).total_seconds()))
     return sorted(slots[:limit], key=lambda s: s.starts_at)
 
@@ -258,25 +271,31 @@ def check_slot(
     return starts_at + timedelta(minutes=settings.slot_minutes), capacity
 
 
-def _slot_row(mode: Mode, starts_at: datetime) -> BookingSlot:
-    """The counter row for a slot, created on first use (a concurrent creator is tolerated)."""
+def _slot_row(mode: Mode, starts_at: datetime, kind_key: int = 0) -> BookingSlot:
+    """The counter row for a slot, created on first use (a concurrent creator is tolerated).
+
+    `kind_key` is the specialist session's kind id, 0 for the centre's ordinary slots."""
     query = sa.select(BookingSlot).where(
-        BookingSlot.mode == mode, BookingSlot.starts_at == starts_at
+        BookingSlot.mode == mode,
+        BookingSlot.kind_key == kind_key,
+        BookingSlot.starts_at == starts_at,
     )
     found = db.session.scalar(query)
     if found is not None:
         return found
     try:
         with db.session.begin_nested():
-            row = BookingSlot(mode=mode, starts_at=starts_at, booked=0)
+            row = BookingSlot(mode=mode, kind_key=kind_key, starts_at=starts_at, booked=0)
             db.session.add(row)
     except IntegrityError:
         row = db.session.scalar(query)
     return row
 
 
-def _take_seat(mode: Mode, starts_at: datetime, capacity: int) -> tuple[BookingSlot, int]:
-    slot = _slot_row(mode, starts_at)
+def _take_seat(
+    mode: Mode, starts_at: datetime, capacity: int, kind_key: int = 0
+) -> tuple[BookingSlot, int]:
+    slot = _slot_row(mode, starts_at, kind_key)
     taken = db.session.execute(
         sa.update(BookingSlot)
         .where(BookingSlot.id == slot.id, BookingSlot.booked < capacity)
@@ -284,7 +303,7 @@ def _take_seat(mode: Mode, starts_at: datetime, capacity: int) -> tuple[BookingS
         .execution_options(synchronize_session=False)
     )
     if taken.rowcount != 1:
-        raise SlotFull(mode, starts_at)
+        raise SlotFull(mode, starts_at, kind_key or None)
     db.session.refresh(slot)
     used = set(
         db.session.scalars(
@@ -367,6 +386,9 @@ class BookingInput:
     email: str | None = None
     phone: str | None = None
     language: str = "ja"
+    # A specialist session: the kind and the answers to its questions, by question number.
+    kind_id: int | None = None
+    answers: dict[int, str] | None = None
 
     def clean(self) -> BookingInput:
         try:
@@ -418,6 +440,8 @@ class BookingInput:
             email=email,
             phone=phone,
             language=self.language if self.language in ("ja", "en") else "ja",
+            kind_id=self.kind_id,
+            answers=self.answers,
         )
 
 
@@ -431,9 +455,22 @@ def create_booking(actor: Actor, data: BookingInput, now: datetime | None = None
     """Book a seat for a citizen (public, or staff on behalf of a caller) and queue the mail."""
     if actor.staff is not None:
         actor.require(*DESK_ROLES)
+    kind = intake = None
+    if data.kind_id is not None:
+        from channels.booking import specialist
+
+        try:
+            kind = specialist.get_kind(data.kind_id)
+        except NotFound as error:
+            raise SlotUnavailable(error.message) from None
+        data.mode = kind.mode.value  # the kind decides how the session is held
     data = data.clean()
-    ends_at, capacity = check_slot(data.mode, data.starts_at, now)
-    slot, seat = _take_seat(data.mode, data.starts_at, capacity)
+    if kind is not None:
+        intake = specialist.clean_answers(kind, data.answers)
+        ends_at, capacity = specialist.check_kind_slot(kind, data.starts_at, now)
+    else:
+        ends_at, capacity = check_slot(data.mode, data.starts_at, now)
+    slot, seat = _take_seat(data.mode, data.starts_at, capacity, kind.id if kind else 0)
     booking = Booking(
         reference=_reference(),
         uid=f"{uuid.uuid4()}@{current_app.config['MADOGUCHI']['MAIL_DOMAIN']}",
@@ -452,6 +489,8 @@ def create_booking(actor: Actor, data: BookingInput, now: datetime | None = None
         content=data.content,
         language=data.language,
         created_by_id=actor.staff_id,
+        kind_id=kind.id if kind else None,
+        intake=intake,
     )
     db.session.add(booking)
     db.session.flush()
@@ -495,7 +534,13 @@ def move_booking(
     starts_at = starts_at.astimezone(UTC)
     if starts_at == booking.starts_at:
         raise ValidationFailed("今と同じ日時です。別の日時を選んでください。")
-    ends_at, capacity = check_slot(booking.mode, starts_at, now)
+    if booking.kind is not None:
+        from channels.booking import specialist
+
+        ends_at, capacity = specialist.check_kind_slot(booking.kind, starts_at, now)
+    else:
+        ends_at, capacity = check_slot(booking.mode, starts_at, now)
+    kind_key = booking.kind_id or 0
     _take_over(
         booking,
         {"sequence": Booking.sequence + 1, "reminder_sent_at": None},
@@ -503,8 +548,8 @@ def move_booking(
         Booking.slot_id == booking.slot_id,
     )
     from_starts_at = booking.starts_at
-    _lock_slots_in_order(booking.slot_id, _slot_row(booking.mode, starts_at).id)
-    slot, seat = _take_seat(booking.mode, starts_at, capacity)
+    _lock_slots_in_order(booking.slot_id, _slot_row(booking.mode, starts_at, kind_key).id)
+    slot, seat = _take_seat(booking.mode, starts_at, capacity, kind_key)
     _release_seat(booking)
     db.session.flush()
     booking.slot_id = slot.id
@@ -658,13 +703,17 @@ def check_in(actor: Actor, booking: Booking, choice: str | None = None) -> objec
         },
     )
     citizen = citizens.citizen_for_intake(actor, _citizen_input(booking), choice=choice)
+    kind_label = f"{booking.kind.name}・" if booking.kind else ""
+    note = f"予約時の相談内容：\n{booking.content}"
+    for item in booking.intake or []:
+        note += f"\n\n{item['label']}：\n{item['answer'] or '（回答なし）'}"
     ticket = tickets.create_ticket(
         actor,
         channel=CHECK_IN_CHANNEL[booking.mode],
-        subject=f"予約相談（{booking.mode_label}）{booking.reference}",
+        subject=f"予約相談（{kind_label}{booking.mode_label}）{booking.reference}",
         category_id=booking.category_id,
         citizen=citizen,
-        first_note=f"予約時の相談内容：\n{booking.content}",
+        first_note=note,
         session_started_at=utcnow(),
     )
     booking.ticket = ticket
@@ -836,7 +885,9 @@ def feed_bookings(feed: CalendarFeed, now: datetime | None = None) -> list[Booki
     )
     if feed.kind == "room":
         mode, _, number = feed.key.partition(":")
-        query = query.where(Booking.mode == mode, Booking.seat_no == int(number))
+        query = query.where(
+            Booking.mode == mode, Booking.seat_no == int(number), Booking.kind_id.is_(None)
+        )
     else:
         query = query.where(Booking.staff_id == int(feed.key))
     audit.record(SYSTEM, "export", "calendar_feed", f"{feed.kind}:{feed.key}")

@@ -18,7 +18,7 @@ from flask_babel import get_locale, gettext
 from wtforms import IntegerField
 from wtforms.validators import InputRequired, NumberRange
 
-from channels.booking import forms, ical, services
+from channels.booking import forms, ical, services, specialist
 from channels.booking.models import BOOKING_STATUS_LABELS, MODE_LABELS, BookingStatus, Mode
 from consult import urls
 from consult.extensions import db
@@ -99,6 +99,16 @@ def _category_id(raw: str | None) -> int | None:
     return int(raw) if raw and raw.isdigit() else None
 
 
+def _kind(raw: str | None):
+    """The active specialist-session kind a link names, None for the centre's ordinary slots,
+    or NotFound (a made-up or withdrawn kind)."""
+    if not raw:
+        return None
+    if not raw.isdigit() or len(raw) > 9:
+        raise NotFound("この専門相談は現在予約を受け付けていません。")
+    return specialist.get_kind(int(raw))
+
+
 def _categories():
     return staff_service.list_categories(active_only=True)
 
@@ -115,28 +125,40 @@ def _message(error: DomainError) -> str:
 @public
 def index():
     return render_template(
-        "booking/index.html", categories=_categories(), modes=list(Mode), MODE_LABELS=MODE_LABELS
+        "booking/index.html",
+        categories=_categories(),
+        modes=list(Mode),
+        MODE_LABELS=MODE_LABELS,
+        kinds=specialist.list_kinds(active_only=True),
     )
 
 
-def _week_context(mode: Mode, week: int, link):
+def _week_context(mode: Mode, week: int, link, kind=None):
     week = max(0, min(week, 8))
     first = tokyo_today() + timedelta(days=7 * week)
-    slots = services.free_slots([mode], start=first, days=7)[mode]
+    if kind is not None:
+        slots = specialist.kind_slots(kind, start=first, days=7)
+    else:
+        slots = services.free_slots([mode], start=first, days=7)[mode]
     days = []
     by_day = services.group_by_day(slots)
     for offset in range(7):
         day = first + timedelta(days=offset)
-        days.append(
-            {"day": day, "open": centre_hours(day) is not None, "slots": by_day.get(day, [])}
-        )
-    return {"days": days, "week": week, "link": link, "mode": mode, "last_week": 8}
+        # A specialist session runs on its own days: no 休業日 for the days it does not run.
+        is_open = kind is not None or centre_hours(day) is not None
+        days.append({"day": day, "open": is_open, "slots": by_day.get(day, [])})
+    return {"days": days, "week": week, "link": link, "mode": mode, "last_week": 8, "kind": kind}
 
 
 @public_bp.route("/slots")
 @public
 def slots():
-    mode = _mode(request.args.get("mode"))
+    try:
+        kind = _kind(request.args.get("kind"))
+    except NotFound as error:
+        flash(_message(error), "error")
+        return redirect(url_for("booking.index"))
+    mode = kind.mode if kind else _mode(request.args.get("mode"))
     category = _category_id(request.args.get("category"))
     if mode is None:
         flash(gettext("相談の方法を選んでください。"), "error")
@@ -144,27 +166,33 @@ def slots():
     week = request.args.get("week", "0")
     week_no = int(week) if week.isdigit() else 0
 
+    kind_arg = kind.id if kind else ""
+
     def link(slot):
         return url_for(
             "booking.details",
             mode=mode.value,
             category=category or "",
+            kind=kind_arg,
             start=f"{slot.starts_at:%Y-%m-%dT%H:%M}",
         )
 
     def page(n):
-        return url_for("booking.slots", mode=mode.value, category=category or "", week=n)
+        return url_for(
+            "booking.slots", mode=mode.value, category=category or "", kind=kind_arg, week=n
+        )
 
     return render_template(
         "booking/slots.html",
         page=page,
         MODE_LABELS=MODE_LABELS,
-        **_week_context(mode, week_no, link),
+        **_week_context(mode, week_no, link, kind),
     )
 
 
 def _full_page(error: services.SlotFull, link_for):
-    nearest = services.nearest_free(error.mode, error.starts_at)
+    kind = specialist.get_kind(error.kind_id, active_only=False) if error.kind_id else None
+    nearest = services.nearest_free(error.mode, error.starts_at, kind=kind)
     return render_template(
         "booking/full.html",
         nearest=nearest,
@@ -179,7 +207,14 @@ def _full_page(error: services.SlotFull, link_for):
 @public
 @rate_limited("booking", "BOOKING_RATE_LIMIT")
 def details():
-    form = forms.DetailsForm(request.form if request.method == "POST" else request.args)
+    values = request.form if request.method == "POST" else request.args
+    try:
+        kind = _kind(values.get("kind"))
+    except NotFound as error:
+        return render_template("booking/problem.html", message=_message(error)), 404
+    form = forms.details_form(kind, _lang(), values)
+    if kind is not None:
+        form.mode.data = kind.mode.value  # the kind decides how the session is held
     mode = _mode(form.mode.data)
     start = _start(form.start.data)
     if mode is None or start is None:
@@ -208,6 +243,8 @@ def details():
                 email=form.email.data,
                 phone=form.phone.data,
                 language=_lang(),
+                kind_id=kind.id if kind else None,
+                answers=forms.answers_of(form) if kind else None,
             )
             try:
                 booking = services.create_booking(actor(), data)
@@ -220,6 +257,7 @@ def details():
                         "booking.details",
                         mode=mode.value,
                         category=category_id or "",
+                        kind=kind.id if kind else "",
                         start=f"{slot.starts_at:%Y-%m-%dT%H:%M}",
                     )
 
@@ -232,7 +270,10 @@ def details():
                 return redirect(url_for("booking.manage", token=token, done=1), 303)
     elif form.start.data:
         try:
-            services.check_slot(mode, start.astimezone(TOKYO))
+            if kind is not None:
+                specialist.check_kind_slot(kind, start.astimezone(TOKYO))
+            else:
+                services.check_slot(mode, start.astimezone(TOKYO))
         except DomainError as error:
             form.form_errors.append(_message(error))
             status = 422
@@ -243,12 +284,15 @@ def details():
         mode=mode,
         start=start,
         category=category,
+        kind=kind,
+        answer_fields=[f for name, f in form._fields.items() if name.startswith("answer_")],
         MODE_LABELS=MODE_LABELS,
         # After a POST with errors, the language links still lead back to this slot.
         language_carry={
             "mode": mode.value,
             "start": form.start.data,
             "category": form.category.data,
+            "kind": kind.id if kind else "",
         },
     ), status
 
@@ -297,7 +341,7 @@ def move_slots(token):
         page=page,
         moving=booking,
         MODE_LABELS=MODE_LABELS,
-        **_week_context(booking.mode, int(week) if week.isdigit() else 0, link),
+        **_week_context(booking.mode, int(week) if week.isdigit() else 0, link, booking.kind),
     )
 
 
@@ -421,7 +465,9 @@ def day():
     current = _day_arg()
     bookings = services.bookings_between(actor(), current, current)
     rooms = _rooms(current)
-    for b in bookings:
+    # Specialist sessions have seats of their own: listed apart, below the rooms' grid.
+    centre = [b for b in bookings if b.kind_id is None]
+    for b in centre:
         if b.seat_no and (b.mode, b.seat_no) not in rooms:
             rooms.append((b.mode, b.seat_no))
     hours = centre_hours(current)
@@ -429,7 +475,7 @@ def day():
     if hours:
         times = [s for s, _ in services.slot_times(current, hours, services.config().slot_minutes)]
     grid = {}
-    for b in bookings:
+    for b in centre:
         if b.status is not BookingStatus.CANCELLED:
             grid[(to_tokyo(b.starts_at), b.mode, b.seat_no)] = b
     return render_template(
@@ -715,3 +761,128 @@ def admin_rota():
 @roles_required(*ADMIN, *DESK_ROLES)
 def admin_rota_ics():
     return redirect(url_for("calendar_admin.rota_ics"), code=308)
+
+
+# --- specialist sessions -----------------------------------------------------------------------
+
+ALL_STAFF = tuple(Role)
+
+
+@staff_bp.route("/staff/specialist")
+@roles_required(*ALL_STAFF)
+def specialist_list():
+    """The specialist's own list: the sessions of the kinds they hold, four weeks from a day."""
+    first = _day_arg()
+    me = actor()
+    return render_template(
+        "booking/staff/specialist.html",
+        first=first,
+        kinds=specialist.kinds_of(me.staff),
+        bookings=specialist.specialist_bookings(me, first),
+        BookingStatus=BookingStatus,
+        timedelta=timedelta,
+    )
+
+
+def _clock(raw: str | None):
+    from datetime import time as clock
+
+    hours, _, minutes = (raw or "").partition(":")
+    return clock(int(hours), int(minutes)) if hours.isdigit() and minutes.isdigit() else None
+
+
+def _kind_form(kind=None):
+    data = None
+    if kind is not None and request.method == "GET":
+        data = {
+            "name": kind.name,
+            "name_en": kind.name_en or "",
+            "description": kind.description or "",
+            "description_en": kind.description_en or "",
+            "mode": kind.mode.value,
+            "specialist_id": kind.specialist_id,
+            "weekdays": [int(d) for d in kind.weekdays],
+            "dates_only": kind.dates_only,
+            "dates": "\n".join(d.day.isoformat() for d in kind.dates),
+            "opens": f"{kind.opens:%H:%M}",
+            "closes": f"{kind.closes:%H:%M}",
+            "slot_minutes": kind.slot_minutes,
+            "capacity": kind.capacity,
+            "questions": specialist.questions_text(kind),
+            "active": kind.active,
+        }
+    form = forms.KindForm(request.form if request.method == "POST" else None, data=data)
+    if kind is None and request.method == "GET":
+        form.opens.data, form.closes.data = "10:00", "16:00"
+        form.slot_minutes.data, form.capacity.data = 60, 1
+    form.mode.choices = choices((m.value, label) for m, label in MODE_LABELS.items())
+    members = staff_service.list_staff(include_inactive=False)
+    form.specialist_id.choices = choices(
+        ((s.id, s.full_name) for s in members if s.active), blank="未定"
+    )
+    form.weekdays.choices = choices(enumerate(specialist.WEEKDAY_LABELS))
+    return form
+
+
+def _save_kind(form, kind=None):
+    data = specialist.KindInput(
+        name=form.name.data,
+        name_en=form.name_en.data,
+        description=form.description.data,
+        description_en=form.description_en.data,
+        mode=form.mode.data,
+        specialist_id=form.specialist_id.data,
+        weekdays=list(form.weekdays.data or []),
+        dates_only=form.dates_only.data,
+        dates=form.dates.data or "",
+        opens=_clock(form.opens.data),
+        closes=_clock(form.closes.data),
+        slot_minutes=form.slot_minutes.data,
+        capacity=form.capacity.data,
+        questions=form.questions.data or "",
+        active=form.active.data,
+    )
+    return attempt(
+        lambda: specialist.save_kind(actor(), kind, data), "専門相談の設定を保存しました。"
+    )
+
+
+@staff_bp.route("/admin/kinds")
+@roles_required(*ADMIN)
+def admin_kinds():
+    return render_template(
+        "booking/admin/kinds.html",
+        kinds=specialist.list_kinds(),
+        MODE_LABELS=MODE_LABELS,
+        format_weekdays=specialist.format_weekdays,
+    )
+
+
+@staff_bp.route("/admin/kinds/new", methods=["GET", "POST"])
+@roles_required(*ADMIN)
+def admin_kind_new():
+    form = _kind_form()
+    if form.validate_on_submit():
+        ok, kind = _save_kind(form)
+        if ok:
+            return redirect(url_for("booking_staff.admin_kind", kind_id=kind.id))
+    return render_template("booking/admin/kind.html", form=form, kind=None), (
+        422 if request.method == "POST" else 200
+    )
+
+
+@staff_bp.route("/admin/kinds/<int:kind_id>", methods=["GET", "POST"])
+@roles_required(*ADMIN)
+def admin_kind(kind_id):
+    try:
+        kind = specialist.get_kind(kind_id, active_only=False)
+    except NotFound:
+        abort(404)
+    form = _kind_form(kind)
+    if form.validate_on_submit():
+        ok, _ = _save_kind(form, kind)
+        if ok:
+            return redirect(url_for("booking_staff.admin_kind", kind_id=kind.id))
+    return render_template("booking/admin/kind.html", form=form, kind=kind), (
+        422 if request.method == "POST" else 200
+    )

@@ -618,6 +618,23 @@ TABLE.update(
         ),
         ("/booking/admin/settings", "GET"): (lambda o: "/booking/admin/settings", ADMIN_GET),
         ("/booking/admin/settings", "POST"): (lambda o: "/booking/admin/settings", ADMIN_POST),
+        # Specialist sessions: administrators set the kinds up; every member of staff has a list
+        # of the sessions they hold (empty unless an administrator named them on a kind).
+        ("/booking/admin/kinds", "GET"): (lambda o: "/booking/admin/kinds", ADMIN_GET),
+        ("/booking/admin/kinds/new", "GET"): (lambda o: "/booking/admin/kinds/new", ADMIN_GET),
+        ("/booking/admin/kinds/new", "POST"): (lambda o: "/booking/admin/kinds/new", ADMIN_POST),
+        ("/booking/admin/kinds/<int:kind_id>", "GET"): (
+            lambda o: "/booking/admin/kinds/999999",
+            ADMIN_404,
+        ),
+        ("/booking/admin/kinds/<int:kind_id>", "POST"): (
+            lambda o: "/booking/admin/kinds/999999",
+            ADMIN_404,
+        ),
+        ("/booking/staff/specialist", "GET"): (
+            lambda o: "/booking/staff/specialist",
+            {"anonymous": LOGIN, **dict.fromkeys(ROLES[1:], 200)},
+        ),
         # The calendar pages moved to the kernel: the old addresses redirect (308 keeps POST).
         ("/booking/admin/exceptions", "GET"): (lambda o: "/booking/admin/exceptions", MOVED),
         ("/booking/admin/exceptions", "POST"): (lambda o: "/booking/admin/exceptions", MOVED),
