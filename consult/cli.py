@@ -274,8 +274,13 @@ def ticket_search(query, as_json, limit):
                 "snippet_html": str(snippet) if snippet is not None else None,
             }
         )
+    # 支援措置: what the command line may not see of a protected person never reaches the screen.
+    from consult.services import protection
+
+    secrets = protection.hidden_secrets(Actor.command_line())
+    db.session.commit()
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        click.echo(secrets.scrub(json.dumps(rows, ensure_ascii=False, indent=2)))
     elif not rows:
         click.echo("該当する相談はありません。")
     else:
