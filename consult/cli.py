@@ -221,6 +221,33 @@ def candidate_json(candidate) -> dict:
     }
 
 
+@citizen_group.command(
+    "disclose", help="開示請求への対応：相談者の保有個人情報をPDFとJSONで出力します"
+)
+@click.argument("citizen_id", type=click.IntRange(1, 2**31 - 1))
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="出力先フォルダ"
+)
+@with_appcontext
+def citizen_disclose(citizen_id, out_dir):
+    """The disclosure bundle in a folder (PDF, JSON, attachments), audited as a production."""
+    from consult.services import disclosure
+    from consult.services.errors import NotFound
+
+    try:
+        bundle = disclosure.produce(Actor.command_line(), citizen_id, "pdf+json")
+    except NotFound as error:
+        raise click.ClickException(error.message) from None
+    written = disclosure.write(bundle, out_dir)
+    db.session.commit()
+    click.echo(
+        f"相談者番号 {bundle.citizen_id} の開示資料を {out_dir} に出力しました"
+        f"（{len(bundle.items)}件、審査が必要な箇所 {bundle.review_count}件）。"
+    )
+    for name in written:
+        click.echo(f"  {name}")
+
+
 @citizen_group.command("match", help="同一人物の可能性がある相談者を一致度の高い順に表示します")
 @click.option("--name", help="氏名")
 @click.option("--kana", help="ふりがな")

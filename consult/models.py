@@ -330,9 +330,7 @@ class Citizen(db.Model):
     protected: Mapped[bool] = mapped_column(default=False, server_default=sa.false(), index=True)
     # 利用停止: the person's data is kept out of FAQ drafts, other staff's searches, automatic
     # answers and exports; their open cases go on.
-    use_stopped: Mapped[bool] = mapped_column(
-        default=False, server_default=sa.false(), index=True
-    )
+    use_stopped: Mapped[bool] = mapped_column(default=False, server_default=sa.false(), index=True)
 
     phones: Mapped[list[CitizenPhone]] = relationship(
         back_populates="citizen", cascade="all, delete-orphan", order_by="CitizenPhone.id"

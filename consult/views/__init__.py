@@ -13,6 +13,7 @@ def register(app: Flask) -> None:
     from consult.services import reports as report_service
     from consult.services import safety as safety_service
     from consult.services import today as today_service
+    from consult.services import protection
     from consult.views import account, admin, auth, desk, reports, safety, today
     from consult.views import calendar as calendar_views
     from consult.views.desk import attachments_panel
@@ -47,6 +48,7 @@ def register(app: Flask) -> None:
             today_sections=(
                 plugins.TodaySection("my_cases", 10, today_service.my_cases),
                 plugins.TodaySection("callbacks", 20, today_service.my_callbacks),
+                plugins.TodaySection("protected_search", 5, protection.today_section),
             ),
             ticket_panels=(
                 plugins.TicketPanel("attachments", attachments_panel),
