@@ -53,7 +53,7 @@ from consult.services.actor import Actor
 from consult.services.errors import ValidationFailed
 from consult.timeutil import utcnow
 
-HIDDEN = "（非表示）"
+HIDDEN = "［非表示］"  # the second line's mark; pages say （非表示） themselves
 MAX_REASON = 500
 REPORT_DAYS = 7
 

@@ -9,11 +9,10 @@ from consult.models import Role
 def register(app: Flask) -> None:
     from consult import cli
     from consult.config import SafetySettings
-    from consult.services import callbacks, outbox, ratelimit
+    from consult.services import callbacks, outbox, protection, ratelimit
     from consult.services import reports as report_service
     from consult.services import safety as safety_service
     from consult.services import today as today_service
-    from consult.services import protection
     from consult.views import account, admin, auth, desk, reports, safety, today
     from consult.views import calendar as calendar_views
     from consult.views.desk import attachments_panel
