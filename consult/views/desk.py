@@ -225,6 +225,8 @@ def _ticket_context(item, **forms):
     citizen_form = forms.get("citizen_form") or (
         CitizenForm(obj=item.citizen) if item.citizen else CitizenForm()
     )
+    if item.citizen and not protection.may_see_whereabouts(actor(), item.citizen):
+        citizen_form.address.data = ""  # 支援措置: not shown, and left as it is when saved
     # Each panel renders with its own context: `{% include ... with context %}` in the page
     # would only pass the page's variables, never the panel's.
     panels = []
