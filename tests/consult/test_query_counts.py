@@ -19,10 +19,12 @@ from tests.helpers import sign_in
 
 # Each signed-in page also reads the live channel's cursor (max(live_event.id)) once, and the
 # queue and the ticket page read the callbacks due.
-QUEUE = {"sqlite": 14, "postgresql": 13}
+# + one for the protected persons' strings the reader may not see (支援措置: the response
+# scrubber of consult/app.py), on every page.
+QUEUE = {"sqlite": 15, "postgresql": 14}
 # + the help button's place; + the attachments panel; + related tickets and tickets merged
 # into this one (issue 16), one query each.
-TICKET = {"sqlite": 33, "postgresql": 32}
+TICKET = {"sqlite": 34, "postgresql": 33}
 
 
 def page_queries(app, client, count_queries, url: str):
