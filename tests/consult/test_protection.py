@@ -347,6 +347,23 @@ def test_personal_export_hides_the_address(app, make_staff, case):
     assert NAME in text and not _leaks(text)
 
 
+def test_handoff_export_holds_no_whereabouts(app, make_staff, make_department, case):
+    from consult.services import reports
+    from handoff import services as handoff_services
+    from handoff.models import Response
+
+    handoff_services.create(
+        SYSTEM,
+        case["ticket"],
+        [handoff_services.Request(make_department().id, f"自宅 {ADDRESS} へ", Response.VISIT)],
+    )
+    db.session.commit()
+    today = date.today()
+    period = reports.Period(date(today.year - 1, 1, 1), date(today.year + 1, 12, 31), "試験")
+    text = "".join(reports.export_csv(Actor(make_staff("admin")), "handoffs", period, True))
+    assert "自宅" in text and not _leaks(text)
+
+
 # --- correction -------------------------------------------------------------------------------
 
 
