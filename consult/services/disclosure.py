@@ -49,6 +49,7 @@ from consult.models import (
 from consult.services import audit
 from consult.services.actor import Actor
 from consult.services.errors import NotFound
+from consult.services.normalize import format_phone
 from consult.timeutil import format_tokyo, utcnow
 
 DISCLOSE_ROLES = (Role.SUPERVISOR,)
@@ -432,6 +433,38 @@ def produce(actor: Actor, citizen_id: int, fmt: str) -> Bundle:
 
 # --- the PDF ---------------------------------------------------------------------------------
 
+# The JSON keeps its keys; the printed bundle names them in Japanese.
+FIELD_NAMES = {
+    "channel": "経路",
+    "status": "状態",
+    "category": "分類",
+    "assignee": "担当",
+    "closed_at": "完了",
+    "author": "記入",
+    "content_type": "種類",
+    "size": "大きさ（バイト）",
+    "file": "ファイル",
+    "attachment_id": "添付番号",
+    "done": "済み",
+    "mode": "方法",
+    "name": "氏名",
+    "made_at": "予約日時",
+    "user_id": "LINEのユーザーID",
+    "following": "友だち登録",
+    "field": "項目",
+    "old": "訂正前",
+    "new": "訂正後",
+}
+
+
+def _shown(value) -> str:
+    if value is True:
+        return "はい"
+    if value is False:
+        return "いいえ"
+    return str(value)
+
+
 FONT = "HeiseiKakuGo-W5"
 
 
@@ -480,7 +513,7 @@ def render_pdf(bundle: Bundle) -> bytes:
         ["ふりがな", p["kana"] or "—"],
         ["生年月日", p["birth_date"] or "—"],
         ["住所", p["address"] or "—"],
-        ["電話番号", "、".join(p["phones"]) or "—"],
+        ["電話番号", "、".join(format_phone(n) for n in p["phones"]) or "—"],
         ["メールアドレス", "、".join(p["emails"]) or "—"],
         ["登録日", p["registered_at"]],
     ]
@@ -504,7 +537,9 @@ def render_pdf(bundle: Bundle) -> bytes:
             # text, the fields, and the reviewer's marks in red.
             head = f"{entry.ref}　{entry.label}" + (f"　{entry.at}" if entry.at else "")
             extra = "　".join(
-                f"{k}: {v}" for k, v in entry.fields.items() if v not in (None, "", [])
+                f"{FIELD_NAMES.get(k, k)}：{_shown(v)}"
+                for k, v in entry.fields.items()
+                if v not in (None, "", [])
             )
             lines = [f'<font size="8" color="grey">{escape(head)}</font>']
             if entry.text:
