@@ -19,7 +19,7 @@ from api import services as api_services
 from api.models import Scope
 from consult.extensions import db
 from consult.models import Citizen, Status, Ticket
-from consult.services import audit, ratelimit, reports
+from consult.services import audit, protection, ratelimit, reports
 from consult.services import citizens as citizen_services
 from consult.services import tickets as ticket_services
 from consult.services.errors import NotFound, ValidationFailed
@@ -153,13 +153,16 @@ def _personal() -> bool:
 
 
 def citizen_dict(citizen: Citizen) -> dict:
+    # 支援措置: an integration is never named on a case, so a protected person's whereabouts
+    # are left out (consult/services/protection.py).
+    contact = protection.masked_contact(g.api_actor, citizen)
     return {
         "id": citizen.id,
         "name": citizen.name,
         "kana": citizen.kana,
-        "address": citizen.address,
-        "phones": [phone.number for phone in citizen.phones],
-        "emails": [email.address for email in citizen.emails],
+        "address": contact["address"],
+        "phones": contact["phones"],
+        "emails": contact["emails"],
     }
 
 
@@ -495,7 +498,16 @@ def search_citizens(args):
 @bp.response(200, schemas.CitizenOut)
 @bp.doc(summary="相談者")
 def read_citizen(citizen_id):
-    return citizen_dict(citizen_services.get_citizen(g.api_actor, citizen_id))
+    citizen = citizen_services.get_citizen(g.api_actor, citizen_id, audit_view=False)
+    # A protected person (or one whose use is stopped) is answered as if there were none.
+    hidden, stopped = protection.split_visible(g.api_actor, [citizen.id])
+    if hidden:
+        protection.report_search(g.api_actor, hidden, "api.citizen")
+        db.session.commit()
+    if hidden or stopped:
+        raise NotFound("相談者が見つかりません。")
+    audit.record(g.api_actor, "view", "citizen", citizen.id)
+    return citizen_dict(citizen)
 
 
 # --- FAQ (public) ----------------------------------------------------------------------------

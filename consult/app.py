@@ -213,6 +213,10 @@ def _install_request_hooks(app: Flask) -> None:
 
     @app.after_request
     def commit_and_secure(response):
+        # Protected persons (支援措置): the second line behind the masked pages. Whatever a page,
+        # an export or a JSON answer holds of a protected person's whereabouts that this reader
+        # may not see is replaced before it leaves (consult/services/protection.py).
+        _scrub_protected(response)
         # One commit per request, in one place; an error response changes nothing.
         if response.status_code < 400:
             db.session.commit()
@@ -228,6 +232,38 @@ def _install_request_hooks(app: Flask) -> None:
         if request.is_secure:
             headers["Strict-Transport-Security"] = "max-age=63072000; includeSubDomains"
         return response
+
+
+SCRUBBED_TYPES = (
+    "text/html",
+    "text/plain",
+    "text/csv",
+    "text/calendar",
+    "application/json",
+    "application/problem+json",
+)
+
+
+def _scrub_protected(response) -> None:
+    """Hide protected persons' whereabouts from a response the reader may not see them in.
+
+    Streams (the live channel, files sent as they are) are left alone: the live channel carries
+    ids and labels only, and files are attachments behind the ticket's own rule."""
+    if response.direct_passthrough or response.is_streamed:
+        return
+    if response.mimetype not in SCRUBBED_TYPES or request.endpoint == "static":
+        return
+    from consult.services import protection
+    from consult.services.actor import Actor
+
+    staff = current_user if current_user.is_authenticated else None
+    secrets = protection.hidden_secrets(Actor(staff))
+    if not secrets:
+        return
+    body = response.get_data(as_text=True)
+    cleaned = secrets.scrub(body)
+    if cleaned != body:
+        response.set_data(cleaned)
 
 
 def _install_error_pages(app: Flask) -> None:
@@ -310,3 +346,13 @@ def _install_template_helpers(app: Flask) -> None:
         }
 
     app.jinja_env.globals["flash"] = flash
+
+    def contact_of(citizen):
+        """A citizen's whereabouts as this reader may see them (支援措置: hidden, flagged)."""
+        from consult.services import protection
+        from consult.services.actor import Actor
+
+        staff = current_user if current_user.is_authenticated else None
+        return protection.masked_contact(Actor(staff), citizen)
+
+    app.jinja_env.globals["contact_of"] = contact_of

@@ -221,6 +221,33 @@ def candidate_json(candidate) -> dict:
     }
 
 
+@citizen_group.command(
+    "disclose", help="開示請求への対応：相談者の保有個人情報をPDFとJSONで出力します"
+)
+@click.argument("citizen_id", type=click.IntRange(1, 2**31 - 1))
+@click.option(
+    "--out", "out_dir", required=True, type=click.Path(file_okay=False), help="出力先フォルダ"
+)
+@with_appcontext
+def citizen_disclose(citizen_id, out_dir):
+    """The disclosure bundle in a folder (PDF, JSON, attachments), audited as a production."""
+    from consult.services import disclosure
+    from consult.services.errors import NotFound
+
+    try:
+        bundle = disclosure.produce(Actor.command_line(), citizen_id, "pdf+json")
+    except NotFound as error:
+        raise click.ClickException(error.message) from None
+    written = disclosure.write(bundle, out_dir)
+    db.session.commit()
+    click.echo(
+        f"相談者番号 {bundle.citizen_id} の開示資料を {out_dir} に出力しました"
+        f"（{len(bundle.items)}件、審査が必要な箇所 {bundle.review_count}件）。"
+    )
+    for name in written:
+        click.echo(f"  {name}")
+
+
 @citizen_group.command("match", help="同一人物の可能性がある相談者を一致度の高い順に表示します")
 @click.option("--name", help="氏名")
 @click.option("--kana", help="ふりがな")
@@ -274,8 +301,13 @@ def ticket_search(query, as_json, limit):
                 "snippet_html": str(snippet) if snippet is not None else None,
             }
         )
+    # 支援措置: what the command line may not see of a protected person never reaches the screen.
+    from consult.services import protection
+
+    secrets = protection.hidden_secrets(Actor.command_line())
+    db.session.commit()
     if as_json:
-        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+        click.echo(secrets.scrub(json.dumps(rows, ensure_ascii=False, indent=2)))
     elif not rows:
         click.echo("該当する相談はありません。")
     else:

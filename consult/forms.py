@@ -260,6 +260,20 @@ class CitizenForm(Form):
     citizen_choice = citizen_choice_field()
 
 
+class CitizenFlagForm(Form):
+    """支援措置 / 利用停止 を設定・解除する（センター責任者）: 理由は必須。"""
+
+    on = HiddenField()
+    reason = TextAreaField(
+        "理由（必須・センター責任者のみ閲覧）",
+        validators=[required("理由"), max_length("理由", 500)],
+    )
+
+
+class DisclosureForm(Form):
+    fmt = HiddenField()
+
+
 class MergeCitizenForm(Form):
     other_id = IntegerField(
         "統合する相談者の番号（重複して登録された方）",

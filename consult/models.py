@@ -330,6 +330,13 @@ class Citizen(db.Model):
     # trips the other tables' keys; the merge service is the only writer.
     merged_into_id: Mapped[int | None] = mapped_column(index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # 支援措置（DV等）: whereabouts (address, phone, email, LINE link) only for supervisors and the
+    # staff named on the person's cases (consult/services/protection.py). Set and lifted by a
+    # supervisor with a reason (CitizenFlagEvent).
+    protected: Mapped[bool] = mapped_column(default=False, server_default=sa.false(), index=True)
+    # 利用停止: the person's data is kept out of FAQ drafts, other staff's searches, automatic
+    # answers and exports; their open cases go on.
+    use_stopped: Mapped[bool] = mapped_column(default=False, server_default=sa.false(), index=True)
 
     phones: Mapped[list[CitizenPhone]] = relationship(
         back_populates="citizen", cascade="all, delete-orphan", order_by="CitizenPhone.id"
@@ -340,6 +347,61 @@ class Citizen(db.Model):
 
     def __repr__(self) -> str:
         return f"<Citizen {self.id}>"
+
+
+class CitizenFlag(enum.StrEnum):
+    PROTECTED = "protected"
+    USE_STOPPED = "use_stopped"
+
+    @property
+    def label(self) -> str:
+        return {"protected": "支援措置", "use_stopped": "利用停止"}[self.value]
+
+
+class CitizenFlagEvent(db.Model):
+    """A supervisor set or lifted a citizen's protection or stop of use, and why.
+
+    The reason is personal data (it may name the support measure's grounds): it lives here,
+    shown to supervisors only, never in the audit log. Reached by the disclosure bundle (as a
+    withheld item for the reviewer) and by disposal with the citizen."""
+
+    __tablename__ = "citizen_flag_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(sa.ForeignKey("citizen.id"), index=True)
+    flag: Mapped[CitizenFlag] = mapped_column(_enum(CitizenFlag))
+    is_set: Mapped[bool]
+    reason: Mapped[str] = mapped_column(sa.String(500))
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    staff: Mapped[Staff | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<CitizenFlagEvent {self.id} {self.flag} {self.is_set}>"
+
+
+class CitizenRevision(db.Model):
+    """訂正: the value a field of a citizen had before a change, and who changed it.
+
+    Personal data (the old value): shown under the same rule as the field itself, reached by the
+    disclosure bundle and by disposal with the citizen."""
+
+    __tablename__ = "citizen_revision"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(sa.ForeignKey("citizen.id"), index=True)
+    field: Mapped[str] = mapped_column(sa.String(20))
+    old_value: Mapped[str | None] = mapped_column(sa.String(254))
+    new_value: Mapped[str | None] = mapped_column(sa.String(254))
+    reason: Mapped[str | None] = mapped_column(sa.String(200))
+    staff_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    staff: Mapped[Staff | None] = relationship()
+
+    def __repr__(self) -> str:
+        return f"<CitizenRevision {self.id} {self.field}>"
 
 
 class CitizenPhone(db.Model):

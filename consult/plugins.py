@@ -321,6 +321,14 @@ class Plugin:
     disposers: Sequence[Disposer] = ()
     # What crosses between the relay and the core for this package (TransferKind).
     transfer_kinds: Sequence[TransferKind] = ()
+    # Personal strings of citizens kept in the package's own tables (a LINE user id), {ids} →
+    # [strings]: what protection.scrub() hides for a protected person (consult/services/protection).
+    citizen_secrets: Callable[[list[int]], list[str]] | None = None
+    # What the package holds about a citizen, for the disclosure bundle (開示請求):
+    # citizen id → list of DisclosureSection (consult/services/disclosure.py).
+    disclosure_source: Callable[[int], list[Any]] | None = None
+    # The FAQ's redactor, offered to the kernel: (text, known names) → (redacted text, kinds).
+    redactor: Callable[[str, list[str]], tuple[str, list[str]]] | None = None
     # Anything the fields above cannot say (a WSGI intake in front of Flask, a search index);
     # called last, with the app.
     setup: Callable[[Flask], None] | None = None
@@ -424,6 +432,29 @@ class Registry:
             if plugin.case_record_source is not None
             for record in plugin.case_record_source(ticket)
         ]
+
+    def citizen_secrets(self, citizen_ids: list[int]) -> list[str]:
+        return [
+            secret
+            for plugin in self.plugins.values()
+            if plugin.citizen_secrets is not None
+            for secret in plugin.citizen_secrets(citizen_ids)
+        ]
+
+    def disclosure_sections(self, citizen_id: int) -> list:
+        return [
+            section
+            for plugin in self.plugins.values()
+            if plugin.disclosure_source is not None
+            for section in plugin.disclosure_source(citizen_id)
+        ]
+
+    @property
+    def redactor(self) -> Callable | None:
+        for plugin in self.plugins.values():
+            if plugin.redactor is not None:
+                return plugin.redactor
+        return None
 
     def visits(self, tickets: list[Ticket]) -> dict[int, VisitInfo]:
         """{ticket id: VisitInfo} for the tickets with an in-person visit, from every plugin."""

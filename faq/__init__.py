@@ -51,6 +51,7 @@ def register(app: Flask) -> None:
             demo_seeder=_seed_demo,
             settings=FaqSettings,
             text_reading=_reading,
+            redactor=_redactor,
             setup=_setup,
             transfer_kinds=(
                 plugins.TransferKind(
@@ -62,6 +63,20 @@ def register(app: Flask) -> None:
     from faq import opinions
 
     opinions.register(app)
+
+
+def _redactor(text, *, known_names=(), public_phones=(), public_terms=()):
+    """The redactor offered to the kernel (the disclosure bundle): (text, kinds removed)."""
+    from faq.redact import redact
+    from faq.services import _public_phones
+
+    result = redact(
+        text,
+        known_names=known_names,
+        public_phones=[*public_phones, *_public_phones()],
+        public_terms=public_terms,
+    )
+    return result.text, [span.kind for span in result.spans]
 
 
 def _setup(app: Flask) -> None:

@@ -463,6 +463,8 @@ def draft_from_ticket(
     actor.require(*EDIT_ROLES)
     if ticket.status != Status.CLOSED:
         raise InvalidTransition("完了した相談だけをFAQにできます。")
+    if ticket.citizen is not None and ticket.citizen.use_stopped:
+        raise InvalidTransition("利用停止の申出がある相談者の相談は、FAQにできません。")
     if extra_answer is None:
         # The departments' records of what they did (handoff 対応記録), or the one asked for.
         records = [
@@ -482,8 +484,12 @@ def draft_from_ticket(
     answer_src = ticket.resolution_summary or ""
     if extra_answer:
         answer_src = f"{answer_src}\n\n{extra_answer}".strip()
-    question = redact_text(question_src, names)
-    answer = redact_text(answer_src or "（回答を記入してください）", names)
+    # 支援措置: any protected person's whereabouts are removed before the redactor runs.
+    from consult.services import protection
+
+    secrets = protection.all_protected_secrets()
+    question = redact_text(secrets.scrub(question_src), names)
+    answer = redact_text(secrets.scrub(answer_src) or "（回答を記入してください）", names)
     notes = [
         {"field": where, "kind": s.kind, "label": s.label}
         for where, result in (("question", question), ("answer", answer))

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from consult import charts
 from consult.extensions import db
-from consult.models import Department, Ticket
+from consult.models import Citizen, Department, Ticket
 from consult.timeutil import format_tokyo
 from handoff.models import RESPONSE_LABELS, STATE_LABELS, Handoff
 from handoff.services import department_figures
@@ -60,6 +60,7 @@ def rows(period, personal: bool) -> tuple[list[str], Iterable[list]]:
     if personal:
         header += ["伝達事項", "対応内容", "結果"]
         columns += [Handoff.summary, Handoff.record_action, Handoff.record_outcome]
+        columns += [Citizen.use_stopped]
     query = (
         sa.select(*columns)
         .select_from(Handoff)
@@ -69,6 +70,20 @@ def rows(period, personal: bool) -> tuple[list[str], Iterable[list]]:
         .order_by(Handoff.created_at, Handoff.id)
         .execution_options(yield_per=2000)
     )
+    secrets = None
+    if personal:
+        from consult.services import protection
+
+        query = query.outerjoin(Citizen, Citizen.id == Ticket.citizen_id)
+        # 支援措置: no protected person's whereabouts in the free text of an export.
+        secrets = protection.all_protected_secrets()
+
+    def personal_values(values) -> list:
+        """The free text, blank for a person whose use is stopped (利用停止)."""
+        *texts, stopped = values
+        if stopped:
+            return ["（利用停止）", "", ""]
+        return [secrets.scrub(t) if t and secrets else t for t in texts]
 
     def generate() -> Iterator[list]:
         for row in db.session.execute(query):
@@ -82,7 +97,7 @@ def rows(period, personal: bool) -> tuple[list[str], Iterable[list]]:
                 format_tokyo(row[6]),
                 format_tokyo(row[7]),
                 "あり" if row[8] else "",
-                *row[9:],
+                *(personal_values(row[9:]) if personal else ()),
             ]
             yield ["" if v is None else v for v in values]
 

@@ -266,6 +266,11 @@ def contact_for(actor: Actor, handoff: Handoff) -> dict | None:
     if not handoff.share_contact or handoff.ticket.citizen is None:
         return None
     citizen = handoff.ticket.citizen
+    if citizen.protected:
+        # 支援措置: a handoff never carries a protected person's whereabouts (officers are not
+        # named on the case); the officer reaches the person through the centre.
+        audit.record(actor, "view_contact", "handoff", handoff.id, "name")
+        return {"name": citizen.name, "phones": [], "emails": [], "protected": True}
     audit.record(actor, "view_contact", "handoff", handoff.id, "name,phones,emails")
     return {
         "name": citizen.name,
@@ -543,7 +548,9 @@ def external_contact(handoff: Handoff, address: str | None) -> dict | None:
     if not handoff.is_active:
         return None
     citizen = handoff.ticket.citizen
-    phones = [p.number for p in citizen.phones] if citizen is not None else []
+    # 支援措置: never to an external body; it calls the centre instead.
+    shown = citizen is not None and not citizen.protected
+    phones = [p.number for p in citizen.phones] if shown else []
     audit.record(
         Actor(None, address, trusted=True),
         "external_view_contact",

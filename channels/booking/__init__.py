@@ -58,7 +58,67 @@ def register(app: Flask) -> None:
             today_sections=(plugins.TodaySection("bookings", 30, today.section),),
             settings=BookingSettings,
             demo_seeder=specialist.seed_demo,
+            disclosure_source=_disclosure,
             setup=views.check_rate_limit,
             transfer_kinds=transfer.kinds(),
         ),
     )
+
+
+def _disclosure(citizen_id: int) -> list:
+    """The person's bookings for the disclosure bundle: those of their tickets, and those made
+    with their phone or email. A booking made under another name with the same phone (a
+    family's landline) gives that name to the redactor as another party's."""
+    import sqlalchemy as sa
+
+    from channels.booking.models import Booking
+    from consult.extensions import db
+    from consult.models import Citizen, CitizenEmail, CitizenPhone, Ticket
+    from consult.services.disclosure import DisclosureSection, Item
+    from consult.timeutil import format_tokyo
+
+    ids = [
+        citizen_id,
+        *list(
+            db.session.scalars(sa.select(Citizen.id).where(Citizen.merged_into_id == citizen_id))
+        ),
+    ]
+    phones = sa.select(CitizenPhone.number).where(CitizenPhone.citizen_id.in_(ids))
+    emails = sa.select(CitizenEmail.address).where(CitizenEmail.citizen_id.in_(ids))
+    tickets = sa.select(Ticket.id).where(Ticket.citizen_id.in_(ids))
+    own = db.session.get(Citizen, citizen_id)
+    bookings = list(
+        db.session.scalars(
+            sa.select(Booking)
+            .where(
+                sa.or_(
+                    Booking.ticket_id.in_(tickets),
+                    Booking.phone.in_(phones),
+                    Booking.email.in_(emails),
+                )
+            )
+            .order_by(Booking.starts_at, Booking.id)
+        )
+    )
+    from consult.services.normalize import fold_name
+
+    own_fold = fold_name(own.name) if own is not None else None
+    names = [b.name for b in bookings if b.name and fold_name(b.name) != own_fold]
+    items = [
+        Item(
+            kind="booking",
+            label="予約",
+            ref=b.reference,
+            at=format_tokyo(b.starts_at),
+            text=b.content,
+            fields={
+                "mode": b.mode.value,
+                "status": b.status.value,
+                "name": b.name if fold_name(b.name) == own_fold else None,
+                "made_at": format_tokyo(b.created_at),
+            },
+        )
+        for b in bookings
+        if fold_name(b.name) == own_fold or b.ticket_id is not None
+    ]
+    return [DisclosureSection("予約", items, names=names)] if items else []

@@ -72,6 +72,8 @@ def register(app: Flask) -> None:
                 ),
             ),
             settings=LineSettings,
+            citizen_secrets=_citizen_secrets,
+            disclosure_source=_disclosure,
             setup=setup,
             search_texts=(plugins.SearchTexts(models.LineTicket, _search_texts),),
         ),
@@ -132,3 +134,42 @@ def views_panel(ticket):
         "reply_form": ReplyForm(formdata=None),
         "action_form": ActionForm(formdata=None),
     }
+
+
+def _citizen_secrets(citizen_ids: list[int]) -> list[str]:
+    """The LINE user ids linked to these citizens (支援措置: never shown to the unnamed)."""
+    import sqlalchemy as sa
+
+    from channels.line.models import LineContact
+    from consult.extensions import db
+
+    return list(
+        db.session.scalars(
+            sa.select(LineContact.user_id).where(LineContact.citizen_id.in_(citizen_ids))
+        )
+    )
+
+
+def _disclosure(citizen_id: int) -> list:
+    """The person's LINE link, for the disclosure bundle (messages are on the timeline)."""
+    import sqlalchemy as sa
+
+    from channels.line.models import LineContact
+    from consult.extensions import db
+    from consult.services.disclosure import DisclosureSection, Item
+    from consult.timeutil import format_tokyo
+
+    contacts = db.session.scalars(
+        sa.select(LineContact).where(LineContact.citizen_id == citizen_id)
+    )
+    items = [
+        Item(
+            kind="line",
+            label="LINEの連携",
+            ref=f"LINE{c.id}",
+            at=format_tokyo(c.created_at),
+            fields={"user_id": c.user_id, "following": c.following},
+        )
+        for c in contacts
+    ]
+    return [DisclosureSection("LINE", items)] if items else []

@@ -58,6 +58,8 @@ def may_answer_automatically(
     `automatic_reply`: the message being answered was itself sent by a machine."""
     if automatic_reply or not ticket.is_open:
         return False
+    if ticket.citizen is not None and ticket.citizen.use_stopped:
+        return False  # 利用停止: the person's messages are answered by staff only
     if kind == Automatic.ACK:
         if not first_message:
             return False

@@ -8,8 +8,8 @@ from datetime import date
 import sqlalchemy as sa
 
 from consult.extensions import db
-from consult.models import Citizen, CitizenEmail, CitizenPhone, Ticket
-from consult.services import audit
+from consult.models import Citizen, CitizenEmail, CitizenPhone, CitizenRevision, Ticket
+from consult.services import audit, protection
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import NotFound, ValidationFailed
 from consult.services.normalize import (
@@ -111,16 +111,36 @@ def create_citizen(actor: Actor, data: CitizenInput) -> Citizen:
 
 
 def update_citizen(actor: Actor, citizen: Citizen, data: CitizenInput) -> Citizen:
-    """Changes the name, kana and address; adds phone numbers and emails not yet known."""
+    """Changes the name, kana and address; adds phone numbers and emails not yet known.
+
+    訂正: each changed field keeps its previous value in CitizenRevision (shown under the
+    field's own rule). A member of staff who may not see a protected person's whereabouts
+    (支援措置) cannot change or erase them either: those fields of the input are ignored."""
     actor.require(*DESK_ROLES)
     data = data.clean()
+    if not protection.may_see_whereabouts(actor, citizen):
+        data.address, data.phones, data.emails = citizen.address, [], []
     changed = []
+
+    def revise(field_name: str, old, new) -> None:
+        db.session.add(
+            CitizenRevision(
+                citizen_id=citizen.id,
+                field=field_name,
+                old_value=None if old is None else str(old)[:254],
+                new_value=None if new is None else str(new)[:254],
+                staff_id=actor.staff_id,
+            )
+        )
+
     for attr in ("name", "kana", "address"):
         if getattr(citizen, attr) != getattr(data, attr):
+            revise(attr, getattr(citizen, attr), getattr(data, attr))
             setattr(citizen, attr, getattr(data, attr))
             changed.append(attr)
     # A birth date is kept when the form leaves it empty: it is rarely asked twice.
     if data.birth_date and citizen.birth_date != data.birth_date:
+        revise("birth_date", citizen.birth_date, data.birth_date)
         citizen.birth_date = data.birth_date
         changed.append("birth_date")
     citizen.name_key = name_key(citizen.name)
@@ -130,11 +150,13 @@ def update_citizen(actor: Actor, citizen: Citizen, data: CitizenInput) -> Citize
     known_phones = {p.number for p in citizen.phones}
     for number in data.phones:
         if number not in known_phones:
+            revise("phone", None, number)
             citizen.phones.append(CitizenPhone(number=number))
             changed.append("phone")
     known_emails = {e.address for e in citizen.emails}
     for address in data.emails:
         if address not in known_emails:
+            revise("email", None, address)
             citizen.emails.append(CitizenEmail(address=address))
             changed.append("email")
     if changed:
@@ -383,6 +405,14 @@ def match(
         scored = _score(facts, data, folds, prefix)
         if scored and scored[0] >= SHOWN:
             scored_rows.append((scored[0], facts.id, scored[1]))
+    if scored_rows:
+        # 支援措置 / 利用停止: a person this actor may not find is left out as if absent; a
+        # search that reached a protected person is audited and reported to the supervisors.
+        hidden, stopped = protection.split_visible(actor, [row[1] for row in scored_rows])
+        if hidden or stopped:
+            scored_rows = [row for row in scored_rows if row[1] not in hidden | stopped]
+        if hidden:
+            protection.report_search(actor, hidden, "citizens.match")
     scored_rows.sort(key=lambda row: (-row[0], -row[1]))
     scored_rows = scored_rows[:limit]
     found: list[Candidate] = []
@@ -520,3 +550,31 @@ def recent_tickets(citizen_id: int, limit: int = 20, exclude_id: int | None = No
     if exclude_id:
         query = query.where(Ticket.id != exclude_id)
     return list(db.session.scalars(query))
+
+
+WHEREABOUTS_FIELDS = frozenset({"address", "phone", "email"})
+FIELD_LABELS = {
+    "name": "氏名",
+    "kana": "ふりがな",
+    "address": "住所",
+    "birth_date": "生年月日",
+    "phone": "電話番号",
+    "email": "メールアドレス",
+}
+
+
+def revisions(actor: Actor, citizen: Citizen) -> list[CitizenRevision]:
+    """訂正の履歴: earlier values, newest first, under each field's rule (a protected person's
+    whereabouts only for those who may see them)."""
+    actor.require(*DESK_ROLES)
+    rows = list(
+        db.session.scalars(
+            sa.select(CitizenRevision)
+            .where(CitizenRevision.citizen_id == citizen.id)
+            .options(sa.orm.selectinload(CitizenRevision.staff))
+            .order_by(CitizenRevision.id.desc())
+        )
+    )
+    if not protection.may_see_whereabouts(actor, citizen):
+        rows = [r for r in rows if r.field not in WHEREABOUTS_FIELDS]
+    return rows

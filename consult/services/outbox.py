@@ -63,7 +63,16 @@ def enqueue(
     headers: dict | None = None,
     ticket: Ticket | None = None,
 ) -> OutboxMessage:
-    """Add a message in the caller's transaction; nothing is sent until that commits."""
+    """Add a message in the caller's transaction; nothing is sent until that commits.
+
+    A protected person's whereabouts (支援措置) never leave in a message body or subject, to
+    whomever it goes (a department's mail, an external body, a reply quoting the case)."""
+    from consult.services import protection
+
+    secrets = protection.all_protected_secrets()
+    if secrets:
+        body = secrets.scrub(body)
+        subject = secrets.scrub(subject) if subject else subject
     message = OutboxMessage(
         channel=channel,
         recipient=recipient,

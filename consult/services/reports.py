@@ -410,6 +410,19 @@ def render_sections(actor: Actor, period: Period, by: str | None = None) -> list
 # --- CSV ---------------------------------------------------------------------------------------
 
 
+def _personal_columns(values) -> list:
+    """件名・氏名・ふりがな・住所, left out for a person whose use is stopped (利用停止) and the
+    address for a protected person (支援措置): the row still counts in the figures."""
+    if not values:
+        return []
+    subject, name, kana, address, protected, stopped = values
+    if stopped:
+        return ["（利用停止）", "", "", ""]
+    if protected:
+        address = "（非表示）"
+    return [subject, name, kana, address]
+
+
 def ticket_rows(period: Period, personal: bool) -> tuple[list[str], Iterable[list]]:
     """Tickets of the period. Without `personal`: no subject, citizen or free text at all."""
     header = ["相談番号", "受付日時", "経路", "分類", "状態", "完了日時", "対応時間（秒）"]
@@ -425,6 +438,7 @@ def ticket_rows(period: Period, personal: bool) -> tuple[list[str], Iterable[lis
     if personal:
         header += ["件名", "相談者氏名", "ふりがな", "住所"]
         columns += [Ticket.subject, Citizen.name, Citizen.kana, Citizen.address]
+        columns += [Citizen.protected, Citizen.use_stopped]
     query = (
         sa.select(*columns)
         .select_from(Ticket)
@@ -446,7 +460,7 @@ def ticket_rows(period: Period, personal: bool) -> tuple[list[str], Iterable[lis
                 STATUS_LABELS[row[4]],
                 format_tokyo(row[5]),
                 "" if row[6] is None else row[6],
-                *row[7:],
+                *_personal_columns(row[7:]),
             ]
             yield ["" if v is None else v for v in values]
 

@@ -91,7 +91,9 @@ from consult.models import (
     CentreSetting,
     Citizen,
     CitizenEmail,
+    CitizenFlagEvent,
     CitizenPhone,
+    CitizenRevision,
     DisposalItem,
     DisposalList,
     DisposalPermit,
@@ -137,6 +139,8 @@ KERNEL_LABELS = {
     "citizen": "相談者の氏名・かな・住所・生年月日",
     "citizen_phone": "相談者の電話番号",
     "citizen_email": "相談者のメールアドレス",
+    "citizen_revision": "相談者の訂正の履歴（訂正前の値）",
+    "citizen_flag_reason": "支援措置・利用停止の設定理由",
     "ticket_text": "相談の件名・解決内容",
     "timeline_text": "経過の本文",
     "search_document": "検索索引",
@@ -948,7 +952,13 @@ def _dispose_kernel(batch: plugins.DisposalBatch, snapshot: dict) -> None:
                 out[first_ticket[cid]] += n
         return dict(out)
 
-    for model, kind in ((CitizenPhone, "citizen_phone"), (CitizenEmail, "citizen_email")):
+    # Corrections (訂正) keep earlier values: they go with the citizen. A support measure's
+    # events stay (that it was set and lifted, by whom, when), without their reasons.
+    for model, kind in (
+        (CitizenPhone, "citizen_phone"),
+        (CitizenEmail, "citizen_email"),
+        (CitizenRevision, "citizen_revision"),
+    ):
         table = model.__table__
         grouped = dict(
             connection.execute(
@@ -964,6 +974,15 @@ def _dispose_kernel(batch: plugins.DisposalBatch, snapshot: dict) -> None:
             ).rowcount,
             by_citizen(grouped),
         )
+    fe = CitizenFlagEvent.__table__
+    count(
+        "citizen_flag_reason",
+        connection.execute(
+            fe.update()
+            .where(batch.among(fe.c.citizen_id, cids), fe.c.reason != "")
+            .values(reason="")
+        ).rowcount,
+    )
     c = Citizen.__table__
     result = connection.execute(
         c.update()
@@ -1094,6 +1113,12 @@ KERNEL_HOLDS = (
     ),
     plugins.PersonalData("incident", ("description",), "カスハラ事案の記述", "職員の記録"),
     plugins.PersonalData("merge_record", ("reason",), "統合の理由", "相談員"),
+    plugins.PersonalData(
+        "citizen_revision", ("old_value", "new_value", "reason"), "訂正の履歴", "相談員・本人の請求"
+    ),
+    plugins.PersonalData(
+        "citizen_flag_event", ("reason",), "支援措置・利用停止の設定理由", "責任者の記録"
+    ),
 )
 
 PERSONS = (

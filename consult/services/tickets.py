@@ -27,7 +27,7 @@ from consult.models import (
     Ticket,
     TimelineEntry,
 )
-from consult.services import audit, numbering, outbox
+from consult.services import audit, numbering, outbox, protection
 from consult.services import search as search_index
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import (
@@ -893,8 +893,18 @@ def search_results(
     if scores:
         # Each row shows its citizen, category and assignee: three queries, not one per row.
         rows = db.session.execute(
-            sa.select(Ticket.id, Ticket.last_activity_at).where(Ticket.id.in_(list(scores)))
+            sa.select(Ticket.id, Ticket.last_activity_at, Ticket.citizen_id).where(
+                Ticket.id.in_(list(scores))
+            )
         ).all()
+        # 支援措置 / 利用停止: the cases of a person this actor may not find are left out, as if
+        # nothing matched; a search by name, phone or email that reached a protected person is
+        # audited and reported to the supervisors.
+        hidden, stopped = protection.split_visible(actor, {r.citizen_id for r in rows})
+        if hidden or stopped:
+            rows = [r for r in rows if r.citizen_id not in hidden | stopped]
+        if hidden and {"phone", "email", "name", "digits"} & set(kinds):
+            protection.report_search(actor, hidden, "ticket.search")
         best = sorted(rows, key=lambda r: (scores[r.id], r.last_activity_at, r.id), reverse=True)
         ids = [r.id for r in best[:limit]]
         loaded = {

@@ -9,7 +9,7 @@ from consult.models import Role
 def register(app: Flask) -> None:
     from consult import cli, records_cli, tasks
     from consult.config import SafetySettings
-    from consult.services import callbacks, outbox, ratelimit, safe_files
+    from consult.services import callbacks, outbox, protection, ratelimit, safe_files
     from consult.services import reports as report_service
     from consult.services import safety as safety_service
     from consult.services import today as today_service
@@ -52,6 +52,7 @@ def register(app: Flask) -> None:
             today_sections=(
                 plugins.TodaySection("my_cases", 10, today_service.my_cases),
                 plugins.TodaySection("callbacks", 20, today_service.my_callbacks),
+                plugins.TodaySection("protected_search", 5, protection.today_section),
             ),
             ticket_panels=(
                 plugins.TicketPanel("attachments", attachments_panel),

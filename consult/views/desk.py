@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from flask import (
     Blueprint,
+    Response,
     abort,
     current_app,
     flash,
@@ -20,10 +23,12 @@ from consult import plugins
 from consult.forms import (
     AssignForm,
     AttachmentForm,
+    CitizenFlagForm,
     CitizenForm,
     CloseForm,
     ConfirmForm,
     DetailsForm,
+    DisclosureForm,
     HandOverForm,
     LinkCitizenForm,
     MergeCitizenForm,
@@ -37,7 +42,16 @@ from consult.forms import (
     choices,
 )
 from consult.models import CHANNEL_LABELS, STATUS_LABELS, Channel, Role, Status
-from consult.services import attachments, callbacks, citizens, merge, safety, tickets
+from consult.services import (
+    attachments,
+    callbacks,
+    citizens,
+    disclosure,
+    merge,
+    protection,
+    safety,
+    tickets,
+)
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
 from consult.services.errors import NotFound
@@ -228,6 +242,8 @@ def _ticket_context(item, **forms):
     citizen_form = forms.get("citizen_form") or (
         CitizenForm(obj=item.citizen) if item.citizen else CitizenForm()
     )
+    if item.citizen and not protection.may_see_whereabouts(actor(), item.citizen):
+        citizen_form.address.data = ""  # 支援措置: not shown, and left as it is when saved
     # Each panel renders with its own context: `{% include ... with context %}` in the page
     # would only pass the page's variables, never the panel's.
     panels = []
@@ -524,13 +540,20 @@ def _citizen_or_404(citizen_id: int, audit_view: bool = False):
         abort(404)
 
 
-def _citizen_page(item, merge_form=None, status=200):
-    """The citizen's page: details, cases, possible duplicates, and (for a supervisor) merge."""
-    duplicates = [
-        c
-        for c in citizens.match(actor(), citizens.CitizenInput.of(item), with_tickets=False)
-        if c.citizen.id != item.id
-    ]
+def _citizen_page(item, merge_form=None, status=200, flag_forms=None):
+    """The citizen's page: details, cases, possible duplicates, corrections, and (for a
+    supervisor) merge, 支援措置, 利用停止 and the disclosure bundle."""
+    # Duplicates are looked for with the person's own phones and emails: not for a reader
+    # who may not see a protected person's whereabouts (the lookup itself would reveal them).
+    duplicates = []
+    if protection.may_see_whereabouts(actor(), item):
+        duplicates = [
+            c
+            for c in citizens.match(actor(), citizens.CitizenInput.of(item), with_tickets=False)
+            if c.citizen.id != item.id
+        ]
+    supervisor = current_user.role == Role.SUPERVISOR
+    flag_forms = flag_forms or {}
     return render_template(
         "consult/citizen.html",
         citizen=item,
@@ -538,7 +561,73 @@ def _citizen_page(item, merge_form=None, status=200):
         duplicates=duplicates,
         merge_form=merge_form or MergeCitizenForm(),
         can_merge=current_user.role in merge.MERGE_ROLES,
+        revisions=citizens.revisions(actor(), item),
+        field_labels=citizens.FIELD_LABELS,
+        supervisor=supervisor,
+        protect_form=flag_forms.get("protected")
+        or CitizenFlagForm(on="0" if item.protected else "1"),
+        stop_form=flag_forms.get("use_stopped")
+        or CitizenFlagForm(on="0" if item.use_stopped else "1"),
+        flag_history=protection.flag_history(actor(), item),
+        disclosure_form=DisclosureForm(),
     ), status
+
+
+@bp.post("/citizens/<int:citizen_id>/<any(protected, use_stopped):flag>")
+@roles_required(Role.SUPERVISOR)
+def citizen_flag(citizen_id: int, flag: str):
+    """Set or lift 支援措置 / 利用停止, with a reason (supervisors; audited)."""
+    item = _citizen_or_404(citizen_id)
+    form = CitizenFlagForm()
+    if not form.validate_on_submit() or form.on.data not in ("0", "1"):
+        if form.on.data not in ("0", "1"):
+            form.reason.errors = [*form.reason.errors, "操作が正しくありません。"]
+        return _citizen_page(item, status=422, flag_forms={flag: form})
+    on = form.on.data == "1"
+    operation = {
+        ("protected", True): protection.protect,
+        ("protected", False): protection.unprotect,
+        ("use_stopped", True): protection.stop_use,
+        ("use_stopped", False): protection.resume_use,
+    }[(flag, on)]
+    label = "支援措置" if flag == "protected" else "利用停止"
+    attempt(
+        lambda: operation(actor(), item, form.reason.data),
+        f"{label}を{'設定' if on else '解除'}しました。",
+    )
+    return redirect(url_for("desk.citizen", citizen_id=item.id))
+
+
+@bp.get("/citizens/<int:citizen_id>/disclosure")
+@roles_required(*disclosure.DISCLOSE_ROLES)
+def disclosure_page(citizen_id: int):
+    """The disclosure bundle's page: what it holds, and the buttons that produce it."""
+    item = _citizen_or_404(citizen_id)
+    bundle = disclosure.collect(actor(), item.id)
+    return render_template(
+        "consult/disclosure.html", citizen=item, bundle=bundle, form=DisclosureForm()
+    )
+
+
+@bp.post("/citizens/<int:citizen_id>/disclosure")
+@roles_required(*disclosure.DISCLOSE_ROLES)
+def disclosure_produce(citizen_id: int):
+    """Produce the PDF or the JSON (each production audited), as a download."""
+    item = _citizen_or_404(citizen_id)
+    form = DisclosureForm()
+    if not form.validate_on_submit() or form.fmt.data not in ("pdf", "json"):
+        abort(400)
+    bundle = disclosure.produce(actor(), item.id, form.fmt.data)
+    if form.fmt.data == "pdf":
+        data, mimetype = disclosure.render_pdf(bundle), "application/pdf"
+    else:
+        data, mimetype = bundle.to_json().encode("utf-8"), "application/json"
+    name = f"disclosure-{bundle.citizen_id}.{form.fmt.data}"
+    response = Response(data, mimetype=mimetype)
+    response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name)}"
+    # The bundle is the person's own data for the person: never scrubbed on the way out.
+    response.direct_passthrough = True
+    return response
 
 
 @bp.get("/citizens/<int:citizen_id>")

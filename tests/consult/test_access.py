@@ -204,6 +204,21 @@ TABLE: dict[tuple[str, str], tuple] = {
     ),
     ("/citizens/match", "POST"): (lambda o: "/citizens/match", DESK_POST, {"name": "やまだ"}),
     ("/citizens/<int:citizen_id>", "GET"): (lambda o: f"/citizens/{o['citizen']}", DESK_GET),
+    # 支援措置 / 利用停止 and the disclosure bundle: supervisors only (a reason is required: an
+    # empty one answers 422 with the message, which the table counts as permitted).
+    ("/citizens/<int:citizen_id>/<any(protected, use_stopped):flag>", "POST"): (
+        lambda o: f"/citizens/{o['citizen']}/protected",
+        SUPERVISOR_POST,
+    ),
+    ("/citizens/<int:citizen_id>/disclosure", "GET"): (
+        lambda o: f"/citizens/{o['citizen']}/disclosure",
+        {**ADMIN_GET, "supervisor": 200, "admin": 403},
+    ),
+    ("/citizens/<int:citizen_id>/disclosure", "POST"): (
+        lambda o: f"/citizens/{o['citizen']}/disclosure",
+        SUPERVISOR_POST,
+        {"fmt": "json"},
+    ),
     # Merging: supervisors (administrators have no desk pages); undo: administrators only.
     ("/citizens/<int:citizen_id>/merge", "POST"): (
         lambda o: f"/citizens/{o['citizen']}/merge",

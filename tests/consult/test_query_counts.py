@@ -19,11 +19,13 @@ from tests.helpers import sign_in
 
 # Each signed-in page also reads the live channel's cursor (max(live_event.id)) once, and the
 # queue and the ticket page read the callbacks due.
-QUEUE = {"sqlite": 14, "postgresql": 13}
+# + one for the protected persons' strings the reader may not see (支援措置: the response
+# scrubber of consult/app.py), on every page.
+QUEUE = {"sqlite": 15, "postgresql": 14}
 # + the help button's place; + the attachments panel; + related tickets and tickets merged
 # into this one (issue 16), one query each; + the voice panel (issue 19: a request to the city,
 # whether the citizen was asked how satisfied they were), one query.
-TICKET = {"sqlite": 34, "postgresql": 33}
+TICKET = {"sqlite": 35, "postgresql": 34}
 
 
 def page_queries(app, client, count_queries, url: str):
