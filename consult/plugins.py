@@ -380,6 +380,7 @@ class Registry:
     def disposers(self) -> list[Disposer]:
         return list(self._each("disposers"))
 
+    @property
     def transfer_kinds(self) -> dict[str, TransferKind]:
         return {kind.name: kind for kind in self._each("transfer_kinds")}
 
