@@ -46,6 +46,9 @@ def register(app: Flask) -> None:
             setup=_setup,
         ),
     )
+    from faq import alerts
+
+    alerts.register(app)
 
 
 def _setup(app: Flask) -> None:

@@ -7,8 +7,10 @@ from consult.settings import section
 
 
 def register(app: Flask) -> None:
-    from channels.line import client, intake, models, services, views  # noqa: F401 (models)
+    from channels.line import client, intake, models, notices, services, views  # noqa: F401
     from channels.line.settings import LineSettings
+    from consult import signals
+    from consult.models import Role
 
     def setup(app: Flask) -> None:
         intake.install(app)
@@ -20,6 +22,13 @@ def register(app: Flask) -> None:
         plugins.Plugin(
             name="line",
             blueprints=(views.bp,),
+            nav_links=(
+                plugins.NavLink(
+                    "line.notices_page", "LINEお知らせ", (Role.SUPERVISOR, Role.ADMIN), 64
+                ),
+            ),
+            # A published alert becomes a draft notice to those who chose consumer alerts.
+            receivers=((signals.consumer_alert_published, notices.on_alert_published),),
             ticket_panels=(plugins.TicketPanel("line", views_panel),),
             # Events in, media and messages out each in their own lane: a slow download or a
             # LINE API that does not answer never holds up the others (or the mail).
