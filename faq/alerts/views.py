@@ -132,6 +132,8 @@ ACTIONS = {
 @bp.post("/staff/alerts/<int:alert_id>/<action>")
 @roles_required(*services.READ_ROLES)
 def staff_action(alert_id: int, action: str):
+    if not (services.may_author(actor()) or _may_approve()):
+        abort(403)
     if action not in ACTIONS or not ActionForm().validate_on_submit():
         abort(400 if action in ACTIONS else 404)
     alert = _alert(alert_id)
