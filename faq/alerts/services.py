@@ -291,13 +291,17 @@ def digest_due(now: datetime) -> bool:
 
 
 def send_digest(now: datetime | None = None) -> int:
-    """One mail to each active department with an address, listing the alerts published since
-    the last digest; returns how many mails were queued. The alerts are taken by a conditional
+    """Once a day from the digest hour (Tokyo): one mail to each active department with an
+    address, listing the alerts published since the last digest; returns how many mails were
+    queued. The alerts are taken by a conditional
     update in the same transaction as the mails, so two workers never send one twice. The
     caller commits."""
     now = now or utcnow()
     if not digest_due(now):
         return 0
+    last = db.session.scalar(sa.select(sa.func.max(ConsumerAlert.digest_sent_at)))
+    if last is not None and to_tokyo(last).date() == to_tokyo(now).date():
+        return 0  # today's digest went out: what was published since waits for tomorrow's
     alerts = list(
         db.session.scalars(
             sa.select(ConsumerAlert)

@@ -192,10 +192,18 @@ def test_the_daily_digest_mails_each_department_once(app_factory, smtp_server, m
         assert services.send_digest(morning) == 2
         db.session.commit()
         assert services.send_digest(morning) == 0  # nothing new: no second mail
+        # Published after today's digest: it waits for tomorrow's, one digest a day.
+        _publish(author, approver, title="架空請求メール", method="未納料金", advice="無視する")
+        assert services.send_digest(datetime(2026, 12, 3, 15, 0, tzinfo=TOKYO)) == 0
         db.session.commit()
         outbox.run_once()
         db.session.remove()
-    assert sorted(to for to, _m in smtp_server.messages) == [
+        assert len(smtp_server.messages) == 2
+        assert services.send_digest(datetime(2026, 12, 4, 8, 0, tzinfo=TOKYO)) == 2
+        db.session.commit()
+        outbox.run_once()
+        db.session.remove()
+    assert sorted(to for to, _m in smtp_server.messages[:2]) == [
         ["fukushi@city.example.lg.jp"],
         ["shimin@city.example.lg.jp"],
     ]
@@ -203,6 +211,11 @@ def test_the_daily_digest_mails_each_department_once(app_factory, smtp_server, m
     assert "12月3日・2件" in str(message["Subject"])
     body = message.get_body(("plain",)).get_content()
     assert "点検商法" in body and "偽の宅配通知" in body and "/alerts/" in body
+    assert "架空請求メール" not in body
+    tomorrow = smtp_server.messages[2][1]
+    assert "12月4日・1件" in str(tomorrow["Subject"])
+    body = tomorrow.get_body(("plain",)).get_content()
+    assert "架空請求メール" in body and "点検商法" not in body
 
 
 def _corpus_rows() -> list[dict]:
