@@ -30,7 +30,7 @@ def register(app: Flask) -> None:
             ),
             staff_scripts=(plugins.StaffScript("faq.static", "js/consumer-alerts.js"),),
             worker_tasks=(
-                plugins.WorkerTask("alerts.digest", tasks.digest, lane="default", interval=60.0),
+                plugins.WorkerTask("alerts.digest", tasks.digest, lane="alerts", interval=60.0),
             ),
             settings=AlertSettings,
         ),
