@@ -153,7 +153,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100_000)
     parser.add_argument("--no-tracemalloc", action="store_true")
     args = parser.parse_args()
-    rows = [run(kind, args.users, not args.no_tracemalloc) for kind in kinds(args.db)]
+    rows = []
+    for kind in kinds(args.db):
+        rows.append(run(kind, args.users, not args.no_tracemalloc))
+        log(f"{kind}: {rows[-1]}")
     print()
     print("| database | users | batches | queue (s) | deliver (s) | total (s) | peak traced (MB) "
           "| max RSS (MB) |")  # fmt: skip
