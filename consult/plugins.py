@@ -116,11 +116,15 @@ class TodaySection:
     `render(staff, now)` returns (template, context), or None when the block does not apply to
     them (a role that does not review FAQ drafts). Each block should cost a fixed number of
     queries whatever its length: the page's count is pinned by a test.
+
+    `everyone`: the block is also shown on the home page of the roles that have no 今日 page
+    (an officer's inbox), for what every department must see (the consumer alerts).
     """
 
     name: str
     order: int
     render: Callable[[Any, Any], tuple[str, dict] | None]
+    everyone: bool = False
 
 
 @dataclass(frozen=True)

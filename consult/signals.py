@@ -94,3 +94,12 @@ counter_visit_moved = _signals.signal(
     doc="""A walk-in's visit was called to a room, seated or finished. Sender: the CounterVisit.
     Arguments: `action` ("call", "serve", "finish"). The lobby display hears of calls.""",
 )
+
+consumer_alert_published = _signals.signal(
+    "consumer-alert-published",
+    doc="""A consumer or fraud alert (注意喚起, faq.alerts) was approved and published. Sender:
+    the alert's id (int). Arguments: `title` and `text` (the alert as citizens may read it:
+    redacted and approved, no personal data), `url` (its public page). LINE prepares a notice
+    to the citizens who chose consumer alerts; a member of staff sends it after seeing the
+    quota.""",
+)

@@ -60,8 +60,9 @@ def register(app: Flask) -> None:
             ),
         ),
     )
-    from faq import opinions
+    from faq import alerts, opinions
 
+    alerts.register(app)
     opinions.register(app)
 
 

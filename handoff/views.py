@@ -19,6 +19,7 @@ from flask import (
 from flask import (
     Response as HttpResponse,
 )
+from flask_login import current_user
 
 from consult.forms import choices
 from consult.models import Role
@@ -345,15 +346,20 @@ def inbox():
         abort(404)
     before = request.args.get("before", type=int)
     rows, next_before = services.inbox(actor(), tab, before_id=before)
+    from consult.views.today import blocks_for
+
+    now = utcnow()
     return render_template(
         "handoff/inbox.html",
+        # What every department must see (the consumer alerts), from the 今日 page's blocks.
+        home_blocks=blocks_for(current_user, now, everyone_only=True),
         tab=tab,
         tabs=services.INBOX_TABS,
         rows=rows,
         next_before=next_before,
         places=services.where_to_go(rows),
         counts=services.inbox_counts(actor()),
-        now=utcnow(),
+        now=now,
     )
 
 

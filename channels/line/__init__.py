@@ -25,9 +25,10 @@ def _orphans(cutoff):
 
 
 def register(app: Flask) -> None:
-    from channels.line import client, intake, models, services, transfer, views
+    from channels.line import client, intake, models, notices, services, transfer, views
     from channels.line.settings import LineSettings
     from consult.config import CoreSettings
+    from consult.models import Role
 
     def setup(app: Flask) -> None:
         # The core is not reachable from the internet: LINE's webhook is the relay's.
@@ -42,6 +43,12 @@ def register(app: Flask) -> None:
             name="line",
             disposers=(plugins.Disposer("line", _dispose, _holds(), _orphans),),
             blueprints=(views.bp,),
+            nav_links=(
+                plugins.NavLink(
+                    "line.notices_page", "LINEお知らせ", (Role.SUPERVISOR, Role.ADMIN), 64
+                ),
+            ),
+            # A published alert becomes a draft notice to those who chose consumer alerts.
             ticket_panels=(plugins.TicketPanel("line", views_panel),),
             # Events in, media and messages out each in their own lane: a slow download or a
             # LINE API that does not answer never holds up the others (or the mail).
@@ -53,7 +60,10 @@ def register(app: Flask) -> None:
             ),
             queues=(services.EVENTS, services.MEDIA),
             # A closed case's citizen is asked one question (満足度), as a quick reply.
-            receivers=((signals.ticket_closed, services.ask_satisfaction),),
+            receivers=(
+                (signals.ticket_closed, services.ask_satisfaction),
+                (signals.consumer_alert_published, notices.on_alert_published),
+            ),
             channel=plugins.Channel(
                 services.CHANNEL,
                 "LINE",

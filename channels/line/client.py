@@ -150,3 +150,42 @@ def profile(settings: LineSettings, user_id: str) -> str | None:
                 return None
             raise
         return answer.display_name
+
+
+MULTICAST_MAX = 500  # user ids per multicast request (LINE's limit)
+
+
+def multicast(settings: LineSettings, to: list[str], texts: list[str], retry_key: str) -> None:
+    """One multicast to at most 500 users, with X-Line-Retry-Key (a retry is delivered once)."""
+    from linebot.v3.messaging import MessagingApi, MulticastRequest
+
+    if not to or len(to) > MULTICAST_MAX:
+        raise ValueError(f"multicast takes 1 to {MULTICAST_MAX} user ids")
+    with _client(settings, settings.api_host) as api_client:
+        api = MessagingApi(api_client)
+        request = MulticastRequest(to=to, messages=_text_messages(texts))
+        _call(lambda: api.multicast(request, x_line_retry_key=retry_key, _request_timeout=30))
+
+
+@dataclass(frozen=True)
+class Quota:
+    """The month's messages: the plan's limit (None: no limit) and how many were sent."""
+
+    limit: int | None
+    used: int
+
+    @property
+    def remaining(self) -> int | None:
+        return None if self.limit is None else max(self.limit - self.used, 0)
+
+
+def quota(settings: LineSettings) -> Quota:
+    """GET /v2/bot/message/quota and /v2/bot/message/quota/consumption."""
+    from linebot.v3.messaging import MessagingApi
+
+    with _client(settings, settings.api_host) as api_client:
+        api = MessagingApi(api_client)
+        plan = _call(lambda: api.get_message_quota(_request_timeout=10))
+        used = _call(lambda: api.get_message_quota_consumption(_request_timeout=10))
+    limited = plan.type == "limited"
+    return Quota(limit=int(plan.value or 0) if limited else None, used=int(used.total_usage or 0))

@@ -193,3 +193,66 @@ class LineLinkCode(db.Model):
 
     def __repr__(self) -> str:
         return f"<LineLinkCode {self.id} used={self.used_at is not None}>"
+
+
+class SubscriptionTopic(enum.StrEnum):
+    DISTRICT = "district"
+    INTEREST = "interest"
+    AGE = "age"  # the child's age band, for child-care notices
+
+
+class LineSubscription(db.Model):
+    """One consent of a LINE contact to one kind of notice: a district, an interest, a child's
+    age band. Each is given and withdrawn by the citizen with one tap (a postback) and is its
+    own row, with the time it was given. Tied to the contact: personal data as the contact is;
+    it goes when the contact's row goes (disposal, ON DELETE CASCADE), and the disclosure bundle
+    lists it with the contact."""
+
+    __tablename__ = "line_subscription"
+    __table_args__ = (
+        sa.UniqueConstraint("contact_id", "topic", "value"),
+        sa.Index("ix_line_subscription_segment", "topic", "value", "contact_id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    contact_id: Mapped[int] = mapped_column(sa.ForeignKey("line_contact.id", ondelete="CASCADE"))
+    topic: Mapped[SubscriptionTopic] = mapped_column(_enum(SubscriptionTopic))
+    value: Mapped[str] = mapped_column(sa.String(40))
+    consented_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<LineSubscription {self.contact_id} {self.topic}={self.value}>"
+
+
+class NoticeStatus(enum.StrEnum):
+    DRAFT = "draft"
+    QUEUED = "queued"
+
+
+class LineNotice(db.Model):
+    """A notice to the contacts of one segment, sent by multicast in batches of 500 through the
+    outbox. It names no one: the recipients are chosen when it is queued (contact row ids in
+    the outbox rows' headers) and checked again when each batch is sent, so a citizen who opted
+    out in between gets nothing."""
+
+    __tablename__ = "line_notice"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    text: Mapped[str] = mapped_column(sa.Text)
+    interest: Mapped[str] = mapped_column(sa.String(40))
+    district: Mapped[str | None] = mapped_column(sa.String(40))
+    age_band: Mapped[str | None] = mapped_column(sa.String(40))
+    status: Mapped[NoticeStatus] = mapped_column(_enum(NoticeStatus), default=NoticeStatus.DRAFT)
+    # The alert it was prepared from (faq.alerts), when it was: an id, no foreign key across
+    # packages.
+    alert_id: Mapped[int | None] = mapped_column(index=True)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    queued_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    recipient_count: Mapped[int] = mapped_column(default=0)
+    batch_count: Mapped[int] = mapped_column(default=0)
+    sent_count: Mapped[int] = mapped_column(default=0)
+
+    def __repr__(self) -> str:
+        return f"<LineNotice {self.id} {self.status}>"

@@ -517,7 +517,7 @@ def _on_follow(contact: LineContact, at: datetime) -> bool:
     return True
 
 
-POSTBACK_ACTIONS = {"consult", "booking", "faq", "link"}
+POSTBACK_ACTIONS = {"consult", "booking", "faq", "link", "notices", "notice"}
 
 
 def _postback_action(postback: dict) -> str:
@@ -527,6 +527,16 @@ def _postback_action(postback: dict) -> str:
 
 def _on_postback(contact: LineContact, postback: dict) -> bool:
     action = _postback_action(postback)
+    if action in ("notices", "notice"):
+        # The citizen's own consent to notices, one tap each (channels.line.notices).
+        from channels.line import notices
+
+        answer = notices.on_postback(contact, str(postback.get("data") or ""))
+        if answer is None:
+            return False
+        text, buttons = answer
+        _enqueue(contact, text, quick_reply=buttons)
+        return True
     if action == "link":
         text = (
             "センターでお渡しした相談番号と6桁のコードを、このトークに送ってください"
@@ -1069,7 +1079,12 @@ def send_automatic(
 
 
 def deliver(message: OutboxMessage) -> None:
-    """The outbox's LINE deliverer: reply while the token is fresh, else push with a retry key."""
+    """The outbox's LINE deliverer: reply while the token is fresh, else push with a retry key;
+    a notice's batch goes by multicast (channels.line.notices)."""
+    if message.recipient.startswith("line-notice:"):
+        from channels.line import notices
+
+        return notices.deliver(message)
     config = settings()
     if not config.configured:
         raise TemporaryFailure("LINEの接続設定（シークレット・アクセストークン）がありません")

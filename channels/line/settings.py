@@ -26,3 +26,5 @@ class LineSettings(Section):
     burst_quiet_ms: int = 300
     burst_max_defer_ms: int = 2000
     max_event_attempts: int = 8
+    # The districts citizens may choose for notices (お知らせ), comma-separated, in order.
+    notice_districts: tuple[str, ...] = ("北部", "中部", "南部")

@@ -8,11 +8,12 @@ from flask import (
     flash,
     redirect,
     render_template,
+    request,
     url_for,
 )
 
-from channels.line import services
-from channels.line.forms import ActionForm, ReplyForm
+from channels.line import notices, services
+from channels.line.forms import ActionForm, ReplyForm, notice_form
 from consult.services import tickets
 from consult.services.actor import DESK_ROLES
 from consult.services.errors import NotFound
@@ -81,3 +82,64 @@ def media(media_id: int):
     from consult.views.files import redirect_to
 
     return redirect_to("line_media", media_id)
+
+
+# --- notices to citizens who opted in (channels.line.notices) ----------------------------------
+
+
+@bp.route("/staff/line/notices", methods=["GET", "POST"])
+@roles_required(*notices.SEND_ROLES)
+def notices_page():
+    """Compose a notice, choose the segment, see the recipients and the month's quota, send.
+
+    「送信先を確認」 shows the count and the quota with the 「送信する」 button; only that button
+    queues the notice (through the outbox: nothing is sent from this request)."""
+    draft = None
+    if request.method == "GET" and (request.args.get("draft") or "").isdigit():
+        try:
+            draft = notices.get_draft(actor(), int(request.args["draft"]))
+        except NotFound:
+            abort(404)
+        form = notice_form(
+            formdata=None, text=draft.text, interest=draft.interest, draft_id=str(draft.id)
+        )
+    else:
+        form = notice_form()
+    count = None
+    quota = notices.current_quota()
+    status = 200
+    if request.method == "POST":
+        if form.validate_on_submit():
+            segment = notices.Segment(
+                form.interest.data, form.district.data or None, form.age_band.data or None
+            )
+            draft_id = int(form.draft_id.data) if (form.draft_id.data or "").isdigit() else None
+            if "send" in request.form:
+                ok, notice = attempt(
+                    lambda: notices.queue_notice(
+                        actor(), form.text.data, segment, quota=quota, draft_id=draft_id
+                    )
+                )
+                if ok:
+                    flash(
+                        f"お知らせを{notice.recipient_count:,}人に送信します"
+                        f"（{notice.batch_count:,}回に分けて送信）。",
+                        "success",
+                    )
+                    return redirect(url_for("line.notices_page"))
+                status = 422
+            else:
+                ok, count = attempt(lambda: notices.count_recipients(segment))
+                status = 200 if ok else 422
+        else:
+            status = 422
+    return render_template(
+        "line/notices.html",
+        form=form,
+        count=count,
+        quota=quota,
+        drafts=notices.drafts(),
+        sent=notices.sent(),
+        interests=notices.INTERESTS,
+        age_bands=notices.AGE_BANDS,
+    ), status

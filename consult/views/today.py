@@ -14,15 +14,24 @@ from consult.web import roles_required
 bp = Blueprint("today", __name__)
 
 
-@bp.get("/today")
-@roles_required(*DESK_ROLES)
-def today():
-    now = utcnow()
+def blocks_for(staff, now, *, everyone_only: bool = False) -> list[Markup]:
+    """The rendered blocks of the 今日 page for this member of staff; `everyone_only`: only the
+    blocks every role sees (TodaySection.everyone), for the home pages of the other roles."""
     blocks = []
     for section in plugins.registry().today_sections:
-        rendered = section.render(current_user, now)
+        if everyone_only and not section.everyone:
+            continue
+        rendered = section.render(staff, now)
         if rendered:
             template, context = rendered
             html = render_template(template, now=now, **context)
             blocks.append(Markup(html))  # noqa: S704 (autoescaped template output)
+    return blocks
+
+
+@bp.get("/today")
+@roles_required(*DESK_ROLES)
+def today():
+    now = utcnow()
+    blocks = blocks_for(current_user, now)
     return render_template("consult/today.html", blocks=blocks, day=tokyo_today(now))

@@ -798,6 +798,64 @@ TABLE.update(
         ),
     }
 )
+
+
+def consumer_alert(o) -> int:
+    """A published consumer alert (faq.alerts), made once per test."""
+    if "consumer_alert" not in o:
+        from faq.alerts import services as alert_services
+
+        alert = alert_services.create(
+            SYSTEM, {"title": "還付金詐欺", "method": "市役所を名乗る電話", "advice": "切る"}
+        )
+        alert_services.submit(SYSTEM, alert)
+        alert_services.approve(SYSTEM, alert)
+        db.session.commit()
+        o["consumer_alert"] = alert.id
+    return o["consumer_alert"]
+
+
+# Alerts: every member of staff reads them; the desk, administrators and the consumer-affairs
+# centre's officers write them (the test's officer is of another department).
+ALERT_WRITE_GET = {**FAQ_READ, "officer": 403, "support": 403}
+ALERT_WRITE_POST = {**ALERT_WRITE_GET, "consultant": OK, "supervisor": OK, "admin": OK}
+# LINE notices: supervisors and administrators send them.
+NOTICE_GET = {**ADMIN_GET, "supervisor": 200}
+NOTICE_POST = {**NOTICE_GET, "supervisor": OK, "admin": OK}
+TABLE.update(
+    {
+        ("/alerts", "GET"): (lambda o: "/alerts", PUBLIC_GET),
+        ("/alerts/<int:alert_id>", "GET"): (
+            lambda o: f"/alerts/{consumer_alert(o)}",
+            PUBLIC_GET,
+        ),
+        ("/staff/alerts", "GET"): (lambda o: "/staff/alerts", FAQ_READ),
+        ("/staff/alerts/new", "GET"): (lambda o: "/staff/alerts/new", ALERT_WRITE_GET),
+        ("/staff/alerts/new", "POST"): (lambda o: "/staff/alerts/new", ALERT_WRITE_POST),
+        ("/staff/alerts/<int:alert_id>", "GET"): (
+            lambda o: f"/staff/alerts/{consumer_alert(o)}",
+            FAQ_READ,
+        ),
+        ("/staff/alerts/<int:alert_id>/edit", "GET"): (
+            lambda o: f"/staff/alerts/{consumer_alert(o)}/edit",
+            ALERT_WRITE_GET,
+        ),
+        ("/staff/alerts/<int:alert_id>/edit", "POST"): (
+            lambda o: f"/staff/alerts/{consumer_alert(o)}/edit",
+            ALERT_WRITE_POST,
+        ),
+        ("/staff/alerts/<int:alert_id>/<action>", "POST"): (
+            lambda o: f"/staff/alerts/{consumer_alert(o)}/submit",
+            ALERT_WRITE_POST,
+        ),
+        ("/staff/alerts/from-ticket/<number>", "POST"): (
+            lambda o: f"/staff/alerts/from-ticket/{o['number']}",
+            DESK_POST,
+        ),
+        ("/staff/line/notices", "GET"): (lambda o: "/staff/line/notices", NOTICE_GET),
+        ("/staff/line/notices", "POST"): (lambda o: "/staff/line/notices", NOTICE_POST),
+    }
+)
 TABLE[("/logout", "POST")] = TABLE.pop(("/logout", "POST"))  # logout stays last
 
 

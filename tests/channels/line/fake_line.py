@@ -1,7 +1,10 @@
 """A fake LINE Messaging API: a real HTTP server on 127.0.0.1 that records what it receives.
 
 The app's real SDK client talks to it through ``Configuration(host=…)``. It answers like LINE:
-push and reply 200 ``{}``, a repeated X-Line-Retry-Key 409, blob downloads from ``content``;
+push and reply 200 ``{}``, multicast 200 ``{}`` (refusing more than 500 ids, as LINE does), a
+repeated X-Line-Retry-Key 409, blob downloads from ``content``, and the month's quota
+(``/v2/bot/message/quota``: ``quota_limit``, None for no limit; ``/quota/consumption``: what was
+sent this month, ``used`` plus one message per user of each push and multicast it accepted);
 ``script`` queues other answers (429, 500, 400 …) for a path.
 """
 
@@ -54,6 +57,12 @@ class FakeLine:
     # for a user who is not a friend).
     profiles: dict[str, dict] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    quota_limit: int | None = 1000
+    used: int = 0
+    # Keep only a count of multicasts, not their bodies (the benchmark sends 100,000 users).
+    record_multicast: bool = True
+    multicast_users: int = 0
+    multicast_calls: int = 0
 
     def script(self, path: str, *answers: tuple[int, dict]) -> None:
         self.scripts.setdefault(path, []).extend(answers)
@@ -65,6 +74,10 @@ class FakeLine:
     @property
     def pushes(self) -> list[Recorded]:
         return self.calls("/v2/bot/message/push")
+
+    @property
+    def multicasts(self) -> list[Recorded]:
+        return self.calls("/v2/bot/message/multicast")
 
     @property
     def replies(self) -> list[Recorded]:
@@ -88,8 +101,10 @@ class FakeLine:
         request = Request(environ)
         body = request.get_data()
         record = Recorded(request.method, request.path, dict(request.headers), body)
+        multicast = request.path == "/v2/bot/message/multicast"
         with self.lock:
-            self.requests.append(record)
+            if self.record_multicast or not multicast:
+                self.requests.append(record)
             scripted = self.scripts.get(request.path) or []
             answer = scripted.pop(0) if scripted else None
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
@@ -116,6 +131,25 @@ class FakeLine:
                 )
             data, mimetype = self.content[message_id]
             return Response(data, 200, mimetype=mimetype)(environ, start_response)
+        if request.path == "/v2/bot/message/quota":
+            if self.quota_limit is None:
+                payload = {"type": "none"}
+            else:
+                payload = {"type": "limited", "value": self.quota_limit}
+            return Response(json.dumps(payload), 200, mimetype="application/json")(
+                environ, start_response
+            )
+        if request.path == "/v2/bot/message/quota/consumption":
+            return Response(
+                json.dumps({"totalUsage": self.used}), 200, mimetype="application/json"
+            )(environ, start_response)
+        if multicast and len(record.json.get("to") or []) > 500:
+            return Response(
+                '{"message":"The request body has 1 error(s)","details":[{"message":"Size must be'
+                ' between 1 and 500","property":"to"}]}',
+                400,
+                mimetype="application/json",
+            )(environ, start_response)
         key = request.headers.get("X-Line-Retry-Key")
         if key:
             with self.lock:
@@ -128,6 +162,16 @@ class FakeLine:
                     mimetype="application/json",
                     headers={"x-line-accepted-request-id": "fake"},
                 )(environ, start_response)
+        if multicast:
+            with self.lock:
+                users = len(record.json.get("to") or [])
+                self.multicast_users += users
+                self.multicast_calls += 1
+                self.used += users
+            return Response("{}", 200, mimetype="application/json")(environ, start_response)
+        if request.path.endswith("/push"):
+            with self.lock:
+                self.used += 1
         # LINE answers push and reply with the messages it sent.
         count = max(len(record.json.get("messages", [])), 1) if body else 1
         sent = {"sentMessages": [{"id": f"{n + 1}", "quoteToken": "q"} for n in range(count)]}

@@ -1,0 +1,291 @@
+"""LINE notices to citizens who opted in, by segment: one-tap consent in LINE, the staff page
+(recipients and the month's quota), multicast in batches of 500 through the outbox to the fake
+Messaging API over HTTP with the real SDK client, checked against the SDK's own models."""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+
+from channels.line.models import LineContact, LineNotice, LineSubscription, SubscriptionTopic
+from consult.extensions import db
+from consult.models import OutboxMessage, OutboxStatus, Staff
+from consult.services.actor import Actor
+from consult.timeutil import utcnow
+from tests.channels.line.conftest import (
+    USER,
+    body_of,
+    event_id,
+    new_staff,
+    now_ms,
+    post_webhook,
+    run_worker,
+)
+from tests.helpers import sign_in
+
+
+def postback(data: str, user: str = USER, at: int | None = None) -> dict:
+    at = at or now_ms()
+    return {
+        "type": "postback",
+        "mode": "active",
+        "timestamp": at,
+        "source": {"type": "user", "userId": user},
+        "webhookEventId": event_id(),
+        "deliveryContext": {"isRedelivery": False},
+        "replyToken": f"rt-{event_id()}",
+        "postback": {"data": data},
+    }
+
+
+def _tap(line_client, line_app, data: str, user: str = USER) -> None:
+    post_webhook(line_client, body_of(postback(data, user)))
+    run_worker(line_app)
+
+
+def _answers(fake_line) -> list[dict]:
+    """The messages LINE was asked to send (reply or push), newest last."""
+    found = [r for r in fake_line.requests if r.path.endswith(("/reply", "/push"))]
+    return [m for r in found for m in r.json["messages"]]
+
+
+def _mine(user: str = USER) -> set[tuple[str, str]]:
+    db.session.remove()
+    rows = db.session.execute(
+        sa.select(LineSubscription.topic, LineSubscription.value)
+        .join(LineContact, LineContact.id == LineSubscription.contact_id)
+        .where(LineContact.user_id == user)
+    ).all()
+    return {(SubscriptionTopic(t).value, v) for t, v in rows}
+
+
+def test_a_citizen_opts_in_and_out_with_one_tap_each(line_client, line_app, fake_line):
+    from linebot.v3.messaging import TextMessage
+
+    _tap(line_client, line_app, "action=notices")
+    menu = TextMessage.from_dict(_answers(fake_line)[-1])  # LINE's own model reads it
+    assert menu.text.startswith("お知らせの受け取り設定です。")
+    assert "受け取る情報：なし" in menu.text
+    labels = {i.action.label: i.action.data for i in menu.quick_reply.items}
+    assert len(labels) <= 13
+    consumer_on = labels["消費生活・詐欺の注意喚起を受"[:12] + "を受け取る"]
+    assert consumer_on == "action=notice&topic=interest&value=consumer&on=1"
+
+    _tap(line_client, line_app, consumer_on)
+    assert _mine() == {("interest", "consumer")}
+    answer = TextMessage.from_dict(_answers(fake_line)[-1])
+    assert answer.text.startswith(
+        "「消費生活・詐欺の注意喚起」のお知らせを受け取るように設定しました。"
+    )
+    # The menu comes again, with the opposite button: the next change is one tap too.
+    labels = {i.action.label: i.action.data for i in answer.quick_reply.items}
+    assert labels["消費生活・詐欺の注意喚起を停止"].endswith("value=consumer&on=0")
+
+    _tap(line_client, line_app, "action=notice&topic=interest&value=childcare&on=1")
+    _tap(line_client, line_app, "action=notice&topic=age&value=0-2&on=1")
+    _tap(line_client, line_app, "action=notice&topic=district&value=北部&on=1")
+    assert _mine() == {
+        ("interest", "consumer"),
+        ("interest", "childcare"),
+        ("age", "0-2"),
+        ("district", "北部"),
+    }
+    _tap(line_client, line_app, "action=notice&topic=interest&value=consumer&on=0")
+    assert ("interest", "consumer") not in _mine()
+    # A value we do not offer changes nothing and is answered by nothing.
+    sent = len(_answers(fake_line))
+    _tap(line_client, line_app, "action=notice&topic=district&value=月面&on=1")
+    assert ("district", "月面") not in _mine() and len(_answers(fake_line)) == sent
+
+
+def _contacts(n: int, *, district: str | None = "北部", interest: str = "consumer") -> list[int]:
+    """n following contacts who consented to the interest (and district), in bulk."""
+    now = utcnow()
+    start = db.session.scalar(sa.select(sa.func.count()).select_from(LineContact)) or 0
+    db.session.execute(
+        sa.insert(LineContact.__table__),
+        [
+            {
+                "user_id": f"U{start + i:032x}",
+                "following": True,
+                "created_at": now,
+            }
+            for i in range(n)
+        ],
+    )
+    ids = list(
+        db.session.scalars(sa.select(LineContact.id).order_by(LineContact.id.desc()).limit(n))
+    )
+    rows = [
+        {"contact_id": i, "topic": "interest", "value": interest, "consented_at": now} for i in ids
+    ]
+    if district:
+        rows += [
+            {"contact_id": i, "topic": "district", "value": district, "consented_at": now}
+            for i in ids
+        ]
+    db.session.execute(sa.insert(LineSubscription.__table__), rows)
+    db.session.commit()
+    return sorted(ids)
+
+
+def test_a_supervisor_sees_recipients_and_quota_then_sends_in_batches_of_500(
+    line_client, line_app, fake_line
+):
+    from linebot.v3.messaging import MulticastRequest
+
+    _contacts(1201, district="北部")
+    _contacts(30, district="南部")
+    _contacts(7, district="北部", interest="events")
+    fake_line.quota_limit = 5000
+    fake_line.used = 1234
+    sign_in(line_client, new_staff("supervisor"))
+    page = line_client.get("/staff/line/notices").get_data(as_text=True)
+    assert (
+        "今月の送信数：<strong>1,234通</strong> ／ 上限 5,000通（残り <strong>3,766通</strong>）"
+        in page
+    )
+    form = {"text": "北部地区で還付金詐欺の電話が続いています。", "interest": "consumer",
+            "district": "北部", "age_band": "", "check": "1"}  # fmt: skip
+    page = line_client.post("/staff/line/notices", data=form).get_data(as_text=True)
+    assert "送信先：<strong>1,201人</strong>" in page and "送信後の今月の残り：2,565通" in page
+    assert "この内容で1,201人に送信する" in page
+    assert fake_line.multicasts == []
+
+    form.pop("check")
+    response = line_client.post("/staff/line/notices", data={**form, "send": "1"})
+    assert response.status_code == 302
+    assert fake_line.multicasts == []  # nothing leaves from inside the request
+    page = line_client.get("/staff/line/notices").get_data(as_text=True)
+    assert "1,201人に送信します（3回に分けて送信）" in page
+    run_worker(line_app)
+    batches = [MulticastRequest.from_json(r.body.decode()) for r in fake_line.multicasts]
+    assert [len(b.to) for b in batches] == [500, 500, 201]
+    assert len({u for b in batches for u in b.to}) == 1201
+    assert all(b.messages[0].text == form["text"] for b in batches)
+    keys = {r.headers["X-Line-Retry-Key"] for r in fake_line.multicasts}
+    assert len(keys) == 3
+    db.session.remove()
+    notice = db.session.scalar(sa.select(LineNotice))
+    assert (notice.recipient_count, notice.batch_count, notice.sent_count) == (1201, 3, 1201)
+    statuses = db.session.scalars(sa.select(OutboxMessage.status)).all()
+    assert statuses == [OutboxStatus.DELIVERED] * 3
+    # Outbox rows name no one: contact row ids only, never a LINE user id.
+    assert all(
+        "U" not in json.dumps(m.headers) for m in db.session.scalars(sa.select(OutboxMessage))
+    )
+    page = line_client.get("/staff/line/notices").get_data(as_text=True)
+    assert "今月の送信数：<strong>2,435通</strong>" in page
+
+
+def test_sending_more_than_the_month_allows_is_refused(line_client, line_app, fake_line):
+    _contacts(40, district=None)
+    fake_line.quota_limit = 1000
+    fake_line.used = 970
+    sign_in(line_client, new_staff("supervisor"))
+    form = {"text": "お知らせ", "interest": "consumer", "district": "", "age_band": "", "send": "1"}
+    page = line_client.post("/staff/line/notices", data=form).get_data(as_text=True)
+    assert "今月の残りの送信可能数（30通）を超えるため送信できません（送信先 40人）。" in page
+    db.session.remove()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)) == 0
+    # An age band is for child-care only; bad input is a Japanese message, nothing queued.
+    form.update(age_band="0-2")
+    page = line_client.post("/staff/line/notices", data=form).get_data(as_text=True)
+    assert "子どもの年齢は、子育て情報のお知らせでだけ選べます。" in page
+    # Not a supervisor: not allowed.
+    consultant = sign_in(line_app, new_staff("consultant"))
+    assert consultant.get("/staff/line/notices").status_code == 403
+
+
+def test_an_opt_out_or_a_block_after_queueing_is_honoured_at_once(line_client, line_app, fake_line):
+    from linebot.v3.messaging import MulticastRequest
+
+    from channels.line import notices
+    from channels.line.services import _contact
+
+    ids = _contacts(3, district=None, interest="childcare")
+    # The citizen of USER opts in by tapping, with a child of 0-2.
+    _tap(line_client, line_app, "action=notice&topic=interest&value=childcare&on=1")
+    _tap(line_client, line_app, "action=notice&topic=age&value=0-2&on=1")
+    db.session.execute(
+        sa.insert(LineSubscription.__table__),
+        [{"contact_id": ids[0], "topic": "age", "value": "0-2", "consented_at": utcnow()}],
+    )
+    db.session.commit()
+    supervisor = Actor(new_staff("supervisor"), "127.0.0.1")
+    supervisor_id = supervisor.staff_id
+    segment = notices.Segment("childcare", age_band="0-2")
+    assert notices.count_recipients(segment) == 2
+    notices.queue_notice(supervisor, "0〜2歳児の健診のお知らせ", segment, quota=None)
+    db.session.commit()
+    # Before the worker sends: the citizen taps 「停止」, and the other contact blocks us.
+    _tap_without_sending(line_client, line_app, "action=notice&topic=age&value=0-2&on=0")
+    db.session.execute(
+        sa.update(LineContact).where(LineContact.id == ids[0]).values(following=False)
+    )
+    db.session.commit()
+    fake_line.requests.clear()
+    run_worker(line_app)
+    assert fake_line.multicasts == []  # no one is left in the segment: nothing is sent
+    db.session.remove()
+    assert _contact(USER).id not in ids
+    # Opting in again takes one tap and the next notice reaches them.
+    _tap(line_client, line_app, "action=notice&topic=age&value=0-2&on=1")
+    supervisor = Actor(db.session.get(Staff, supervisor_id), "127.0.0.1")
+    notices.queue_notice(supervisor, "2通目", segment, quota=None)
+    db.session.commit()
+    run_worker(line_app)
+    [request] = fake_line.multicasts
+    assert MulticastRequest.from_json(request.body.decode()).to == [USER]
+
+
+def _tap_without_sending(line_client, line_app, data: str) -> None:
+    """The tap is processed (the consent changes) before any outbox row is sent."""
+    from channels.line import services
+
+    post_webhook(line_client, body_of(postback(data)))
+    services.worker_task()
+    db.session.remove()
+
+
+def test_a_published_alert_becomes_a_draft_notice_sent_from_the_page(
+    line_client, line_app, fake_line
+):
+    from linebot.v3.messaging import MulticastRequest
+
+    from faq.alerts import services as alerts
+
+    _contacts(3, district=None)
+    author = Actor(new_staff("consultant"), "127.0.0.1")
+    approver = Actor(new_staff("supervisor"), "127.0.0.1")
+    alert = alerts.create(
+        author,
+        {
+            "title": "偽の宅配業者のSMS",
+            "method": "不在通知を装ったSMSのリンク",
+            "advice": "開かない",
+        },
+    )
+    alerts.submit(author, alert)
+    alerts.approve(approver, alert)
+    db.session.commit()
+    alert_id = alert.id
+    sign_in(line_client, approver.staff)
+    page = line_client.get("/staff/line/notices").get_data(as_text=True)
+    assert "送信前の下書き" in page and "（注意喚起から作成）" in page
+    draft = db.session.scalar(sa.select(LineNotice))
+    page = line_client.get(f"/staff/line/notices?draft={draft.id}").get_data(as_text=True)
+    assert "【注意喚起】偽の宅配業者のSMS" in page
+    form = {"text": draft.text, "interest": "consumer", "district": "", "age_band": "",
+            "draft_id": str(draft.id), "send": "1"}  # fmt: skip
+    assert line_client.post("/staff/line/notices", data=form).status_code == 302
+    # The same draft cannot be sent twice.
+    page = line_client.post("/staff/line/notices", data=form, follow_redirects=True)
+    assert "お知らせの下書きが見つかりません。" in page.get_data(as_text=True)
+    run_worker(line_app)
+    [request] = fake_line.multicasts
+    sent = MulticastRequest.from_json(request.body.decode())
+    assert len(sent.to) == 3
+    assert sent.messages[0].text.startswith("【注意喚起】偽の宅配業者のSMS")
+    assert f"https://soudan.example.lg.jp/alerts/{alert_id}" in sent.messages[0].text
