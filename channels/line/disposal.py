@@ -21,6 +21,7 @@ from channels.line.models import (
     LineEvent,
     LineLinkCode,
     LineMedia,
+    LineSubscription,
     LineTicket,
 )
 from consult.models import Ticket, TimelineEntry
@@ -149,11 +150,34 @@ def dispose(batch: DisposalBatch) -> None:
             ).rowcount,
         )
     if gone:
+        # A contact who opted in to the centre's notices (line_subscription) consented to be
+        # kept for them, apart from any case: it stays, unlinked from the person and without
+        # the profile's name; the others go.
+        subscription = LineSubscription.__table__
+        subscribed = set(
+            connection.scalars(
+                sa.select(subscription.c.contact_id)
+                .where(subscription.c.contact_id.in_([cid for cid, _user in gone]))
+                .distinct()
+            )
+        )
+        if subscribed:
+            batch.count(
+                "line_contact_unlinked",
+                "お知らせ登録を残したLINE利用者の相談者との結び付き",
+                connection.execute(
+                    contact.update()
+                    .where(contact.c.id.in_(sorted(subscribed)))
+                    .values(citizen_id=None, display_name=None)
+                ).rowcount,
+            )
         batch.count(
             "line_contact",
             "LINEのユーザーID",
             connection.execute(
-                contact.delete().where(contact.c.id.in_([cid for cid, _user in gone]))
+                contact.delete().where(
+                    contact.c.id.in_([cid for cid, _user in gone if cid not in subscribed])
+                )
             ).rowcount,
         )
 

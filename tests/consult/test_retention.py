@@ -556,6 +556,47 @@ def test_a_citizen_with_a_live_case_keeps_their_data(app, make_ticket, make_staf
     assert kept.name == "継続 一郎" and [p.number for p in kept.phones] == ["0901112222"]
 
 
+def test_a_line_user_who_opted_in_to_notices_stays_for_them_unlinked(app, make_ticket, make_staff):
+    """Disposal takes the case, not the consent to the centre's notices: the contact stays for
+    those, without its person or profile name; one without a consent goes."""
+    from channels.line.models import LineContact, LineSubscription, LineTicket, SubscriptionTopic
+
+    person = citizens.create_citizen(SYSTEM, citizens.CitizenInput(name="通知 花子"))
+    loner = citizens.create_citizen(SYSTEM, citizens.CitizenInput(name="退去 次郎"))
+    db.session.commit()
+    kept_contact = LineContact(user_id="U" + "a" * 32, citizen_id=person.id, display_name="はなこ")
+    gone_contact = LineContact(user_id="U" + "b" * 32, citizen_id=loner.id, display_name="じろう")
+    db.session.add_all([kept_contact, gone_contact])
+    db.session.flush()
+    for contact, citizen in ((kept_contact, person), (gone_contact, loner)):
+        ticket = _old_ticket(
+            make_ticket, channel=Channel.LINE, subject="LINEの相談", citizen=citizen
+        )
+        db.session.add(LineTicket(ticket_id=ticket.id, contact_id=contact.id))
+    db.session.add(
+        LineSubscription(
+            contact_id=kept_contact.id, topic=SubscriptionTopic.INTEREST, value="consumer"
+        )
+    )
+    db.session.commit()
+    kept_id, gone_id = kept_contact.id, gone_contact.id
+    _approve_month(make_staff("supervisor"))
+    outcome = _dispose(app)
+    assert outcome["tickets"] == 2
+    kept = db.session.get(LineContact, kept_id)
+    assert kept is not None and kept.citizen_id is None and kept.display_name is None
+    assert (
+        db.session.scalar(
+            sa.select(sa.func.count(LineSubscription.id)).where(
+                LineSubscription.contact_id == kept_id
+            )
+        )
+        == 1
+    )
+    assert db.session.get(LineContact, gone_id) is None
+    assert db.session.get(Citizen, person.id).name is None
+
+
 # --- the audit log's own retention, the register, the CLI ---------------------------------------
 
 
