@@ -23,7 +23,6 @@ from consult.forms import choices
 from consult.models import Status, Ticket
 from consult.services import staff as staff_service
 from consult.services import tickets
-from consult.services.errors import NotFound
 from consult.web import actor, attempt, public, rate_limited, roles_required
 from faq import services
 from faq.forms import ActionForm, EntryForm, HelpfulForm, SynonymForm
@@ -44,10 +43,7 @@ def _int(value: str | None) -> int | None:
 
 
 def _entry(entry_id: int):
-    try:
-        return services.get_entry(actor(), entry_id)
-    except NotFound:
-        abort(404)
+    return services.get_entry(actor(), entry_id)
 
 
 def _fill_choices(form: EntryForm) -> EntryForm:
@@ -102,10 +98,7 @@ def _entry_fields(form: EntryForm) -> dict:
 @bp.get("/staff/faq/<int:entry_id>")
 @roles_required(*services.READ_ROLES)
 def staff_entry(entry_id: int):
-    try:
-        entry = services.view_entry(actor(), entry_id)
-    except NotFound:
-        abort(404)
+    entry = services.view_entry(actor(), entry_id)
     remaining = (
         [] if entry.status == FaqStatus.PUBLISHED else services.remaining_personal_data(entry)
     )
@@ -188,12 +181,7 @@ def from_ticket(number: str):
     """「FAQにする」 on a closed case: a redacted draft, then its page for review."""
     if not ActionForm().validate_on_submit():
         abort(400)
-    try:
-        ticket = tickets.get_ticket(actor(), number, audit_view=False)
-    except NotFound:
-        abort(404)
-    except services.PermissionDenied:
-        abort(403)
+    ticket = tickets.get_ticket(actor(), number, audit_view=False)
     ok, entry = attempt(
         lambda: services.draft_from_ticket(
             actor(), ticket, record_key=request.form.get("record") or None
@@ -296,10 +284,7 @@ def public_index():
 @public_bp.get("/faq/<int:entry_id>")
 @public
 def public_entry(entry_id: int):
-    try:
-        entry = services.get_public_entry(entry_id)
-    except NotFound:
-        abort(404)
+    entry = services.get_public_entry(entry_id)
     services.record_view(entry)
     voted = request.args.get("thanks") == "1"
     return render_template(
@@ -316,10 +301,7 @@ def public_entry(entry_id: int):
 @public
 @rate_limited("faq_vote", "FAQ_VOTE_RATE_LIMIT", key=lambda entry_id: str(entry_id))
 def helpful(entry_id: int):
-    try:
-        entry = services.get_public_entry(entry_id)
-    except NotFound:
-        abort(404)
+    entry = services.get_public_entry(entry_id)
     if not HelpfulForm().validate_on_submit():
         abort(400)
     cookie = request.cookies.get(VOTER_COOKIE) or ""

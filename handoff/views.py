@@ -25,7 +25,7 @@ from consult.forms import choices
 from consult.models import Role
 from consult.services import reports, tickets
 from consult.services.actor import DESK_ROLES
-from consult.services.errors import NotFound, ValidationFailed
+from consult.services.errors import ValidationFailed
 from consult.timeutil import TOKYO, tokyo_today, utcnow
 from consult.web import actor, attempt, public, roles_required
 from handoff import joint, services
@@ -116,10 +116,7 @@ def _ticket_page_with_errors(number: str):
 
 
 def _ticket(number: str):
-    try:
-        return tickets.get_ticket(actor(), number, audit_view=False)
-    except NotFound:
-        abort(404)
+    return tickets.get_ticket(actor(), number, audit_view=False)
 
 
 def _back_to_ticket(number: str):
@@ -194,10 +191,7 @@ def queue_live():
 
 
 def _handoff(handoff_id: int):
-    try:
-        return services.get(actor(), handoff_id)
-    except NotFound:
-        abort(404)
+    return services.get(actor(), handoff_id)
 
 
 # --- joint sessions (合同相談) -------------------------------------------------------------------

@@ -433,10 +433,7 @@ def privacy():
 @public_bp.route("/feeds/<token>.ics")
 @public
 def feed(token):
-    try:
-        found = services.feed_for_token(token)
-    except NotFound:
-        abort(404)
+    found = services.feed_for_token(token)
     bookings = services.feed_bookings(found)
     body = ical.feed(f"予約 {found.kind} {found.key}", bookings)
     return Response(body, mimetype="text/calendar")
@@ -569,10 +566,7 @@ def _version(value: str | None) -> int | None:
 @staff_bp.route("/staff/b/<int:booking_id>", methods=["GET", "POST"])
 @roles_required(*DESK_ROLES)
 def detail(booking_id):
-    try:
-        booking = services.staff_get(actor(), booking_id)
-    except NotFound:
-        abort(404)
+    booking = services.staff_get(actor(), booking_id)
     form = forms.BookingDetailsForm(obj=booking)
     if request.method == "GET":
         form.version.data = str(booking.sequence)
@@ -874,10 +868,7 @@ def admin_kind_new():
 @staff_bp.route("/admin/kinds/<int:kind_id>", methods=["GET", "POST"])
 @roles_required(*ADMIN)
 def admin_kind(kind_id):
-    try:
-        kind = specialist.get_kind(kind_id, active_only=False)
-    except NotFound:
-        abort(404)
+    kind = specialist.get_kind(kind_id, active_only=False)
     form = _kind_form(kind)
     if form.validate_on_submit():
         ok, _ = _save_kind(form, kind)

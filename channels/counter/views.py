@@ -23,7 +23,6 @@ from consult.forms import choices
 from consult.services import staff as staff_service
 from consult.services import tickets
 from consult.services.actor import DESK_ROLES
-from consult.services.errors import NotFound
 from consult.web import actor, attempt, attempt_intake, passive, public, roles_required
 
 bp = Blueprint("counter", __name__)
@@ -65,10 +64,7 @@ def reception():
 def move(number: str, action: str):
     if action not in {"call", "serve", "finish"}:
         abort(404)
-    try:
-        ticket = tickets.get_ticket(actor(), number, audit_view=False)
-    except NotFound:
-        abort(404)
+    ticket = tickets.get_ticket(actor(), number, audit_view=False)
     form = VisitForm()
     if form.validate_on_submit():
         messages = {
@@ -179,8 +175,5 @@ def display_board():
 def receipt(number: str):
     """The printed receipt (受付票): numbers and the QR code of the satisfaction question."""
     item = tickets.get_ticket(actor(), number, audit_view=False)
-    try:
-        found = services.receipt(actor(), item)
-    except NotFound:
-        abort(404)
+    found = services.receipt(actor(), item)
     return render_template("counter/receipt.html", receipt=found)

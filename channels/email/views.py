@@ -19,10 +19,7 @@ TEMPLATE_ROLES = (Role.ADMIN, Role.CONSULTANT, Role.SUPERVISOR)
 
 
 def _ticket(number: str):
-    try:
-        return tickets.get_ticket(actor(), number, audit_view=False)
-    except NotFound:
-        abort(404)
+    return tickets.get_ticket(actor(), number, audit_view=False)
 
 
 @bp.post("/tickets/<number>/reply")

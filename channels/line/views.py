@@ -16,7 +16,6 @@ from channels.line import notices, services
 from channels.line.forms import ActionForm, ReplyForm, notice_form
 from consult.services import tickets
 from consult.services.actor import DESK_ROLES
-from consult.services.errors import NotFound
 from consult.web import actor, attempt, roles_required
 
 bp = Blueprint("line", __name__)
@@ -27,10 +26,7 @@ bp.add_url_rule("/channels/line/webhook", "webhook", methods=["POST"], build_onl
 
 
 def _ticket(number: str):
-    try:
-        return tickets.get_ticket(actor(), number, audit_view=False)
-    except NotFound:
-        abort(404)
+    return tickets.get_ticket(actor(), number, audit_view=False)
 
 
 @bp.route("/channels/line/tickets/<number>/reply", methods=["POST"])
@@ -96,10 +92,7 @@ def notices_page():
     queues the notice (through the outbox: nothing is sent from this request)."""
     draft = None
     if request.method == "GET" and (request.args.get("draft") or "").isdigit():
-        try:
-            draft = notices.get_draft(actor(), int(request.args["draft"]))
-        except NotFound:
-            abort(404)
+        draft = notices.get_draft(actor(), int(request.args["draft"]))
         form = notice_form(
             formdata=None, text=draft.text, interest=draft.interest, draft_id=str(draft.id)
         )

@@ -28,7 +28,6 @@ from consult.services import calendar
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
 from consult.services.calendar import DAY_TYPE_LABELS, day_type
-from consult.services.errors import NotFound
 from consult.timeutil import tokyo_today
 from consult.web import actor, attempt, roles_required
 
@@ -68,10 +67,7 @@ def exceptions():
 def exception_delete(exception_id: int):
     if not ConfirmForm().validate_on_submit():
         abort(400)
-    try:
-        calendar.delete_exception(actor(), exception_id)
-    except NotFound:
-        abort(404)
+    calendar.delete_exception(actor(), exception_id)
     flash("例外日を削除しました。", "success")
     return redirect(url_for("calendar_admin.exceptions"))
 

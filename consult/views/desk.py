@@ -534,10 +534,7 @@ def match_citizens():
 
 
 def _citizen_or_404(citizen_id: int, audit_view: bool = False):
-    try:
-        return citizens.get_citizen(actor(), citizen_id, audit_view=audit_view, follow=False)
-    except NotFound:
-        abort(404)
+    return citizens.get_citizen(actor(), citizen_id, audit_view=audit_view, follow=False)
 
 
 def _citizen_page(item, merge_form=None, status=200, flag_forms=None):

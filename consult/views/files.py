@@ -16,7 +16,6 @@ from consult.forms import ReleaseForm
 from consult.models import Role
 from consult.services import safe_files
 from consult.services.actor import DESK_ROLES
-from consult.services.errors import NotFound
 from consult.web import actor, attempt, roles_required
 
 bp = Blueprint("files", __name__)
@@ -26,10 +25,7 @@ IMAGE_CSP = "default-src 'none'; img-src 'self'; sandbox"
 
 
 def _file(file_id: int, **audit):
-    try:
-        return safe_files.get_for_view(actor(), file_id, **audit)
-    except NotFound:
-        abort(404)
+    return safe_files.get_for_view(actor(), file_id, **audit)
 
 
 def _no_store(response: Response) -> Response:
@@ -50,10 +46,7 @@ def show(file_id: int):
 @roles_required(*DESK_ROLES)
 def page(file_id: int, page: int):
     row = _file(file_id, detail=f" page={page}")
-    try:
-        path = safe_files.page_path(row, page)
-    except NotFound:
-        abort(404)
+    path = safe_files.page_path(row, page)
     response = Response(path.read_bytes(), mimetype=row.media_type or "image/png")
     extension = "jpg" if row.media_type == "image/jpeg" else "png"
     response.headers["Content-Disposition"] = (
@@ -84,10 +77,7 @@ def text(file_id: int):
 def original(file_id: int):
     """The original, only after an administrator released it: a download, never shown."""
     row = _file(file_id, action="export", detail=" original")
-    try:
-        path = safe_files.released_original(row)
-    except NotFound:
-        abort(404)
+    path = safe_files.released_original(row)
     response = Response(path.read_bytes(), mimetype="application/octet-stream")
     name = row.filename or f"file-{row.id}"
     response.headers["Content-Disposition"] = (
@@ -118,10 +108,7 @@ def quarantine():
 @roles_required(Role.ADMIN)
 def release(file_id: int):
     """One held file: its reason, and the form that releases it (with a reason, audited)."""
-    try:
-        row = safe_files.get_held(actor(), file_id)
-    except NotFound:
-        abort(404)
+    row = safe_files.get_held(actor(), file_id)
     form = ReleaseForm()
     if form.validate_on_submit():
         ok, _ = attempt(

@@ -22,7 +22,7 @@ from consult.forms import (
 from consult.models import FOLLOW_UP_LABELS, INCIDENT_CATEGORY_LABELS, Role
 from consult.services import safety, tickets
 from consult.services.actor import DESK_ROLES
-from consult.services.errors import DomainError, NotFound
+from consult.services.errors import DomainError
 from consult.timeutil import TOKYO, utcnow
 from consult.web import actor, attempt, public, roles_required, safe_next
 
@@ -42,10 +42,7 @@ def _back(default: str):
 def _ticket_or_none(number: str | None):
     if not number:
         return None
-    try:
-        return tickets.get_ticket(actor(), number, audit_view=False)
-    except NotFound:
-        abort(404)
+    return tickets.get_ticket(actor(), number, audit_view=False)
 
 
 @bp.post("/alerts")
@@ -127,10 +124,7 @@ def respond(alert_id: int, kind: str):
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
-        ok, _ = attempt(lambda: safety.respond(actor(), alert_id, kind))
-    except NotFound:
-        abort(404)
+    ok, _ = attempt(lambda: safety.respond(actor(), alert_id, kind))
     if _wants_json():
         return jsonify({"ok": ok}), 200 if ok else 422
     return _back(url_for("auth.home"))
@@ -142,10 +136,7 @@ def close(alert_id: int):
     form = ConfirmForm()
     if not form.validate_on_submit():
         abort(400)
-    try:
-        ok, _ = attempt(lambda: safety.close_alert(actor(), alert_id), "対応終了にしました。")
-    except NotFound:
-        abort(404)
+    ok, _ = attempt(lambda: safety.close_alert(actor(), alert_id), "対応終了にしました。")
     if _wants_json():
         return jsonify({"ok": ok}), 200 if ok else 422
     return _back(url_for("auth.home"))
@@ -218,10 +209,7 @@ def incidents():
 @bp.get("/incidents/<int:incident_id>")
 @roles_required(*safety.INCIDENT_READERS)
 def incident(incident_id: int):
-    try:
-        item = safety.get_incident(actor(), incident_id)
-    except NotFound:
-        abort(404)
+    item = safety.get_incident(actor(), incident_id)
     return render_template("consult/safety/incident.html", incident=item)
 
 

@@ -7,7 +7,6 @@ from flask import Blueprint, abort, redirect, render_template, request, url_for
 from consult.models import Ticket
 from consult.services import tickets
 from consult.services.actor import DESK_ROLES
-from consult.services.errors import NotFound, PermissionDenied
 from consult.web import actor, attempt, public, roles_required
 from faq.alerts import services
 from faq.alerts.forms import ActionForm, AlertForm
@@ -18,10 +17,7 @@ public_bp = Blueprint("alerts_public", __name__)
 
 
 def _alert(alert_id: int):
-    try:
-        return services.get(actor(), alert_id)
-    except NotFound:
-        abort(404)
+    return services.get(actor(), alert_id)
 
 
 def _may_approve() -> bool:
@@ -61,12 +57,7 @@ def from_ticket(number: str):
     """「注意喚起にする」 on a ticket: a redacted draft linked to the case."""
     if not ActionForm().validate_on_submit():
         abort(400)
-    try:
-        ticket = tickets.get_ticket(actor(), number, audit_view=False)
-    except NotFound:
-        abort(404)
-    except PermissionDenied:
-        abort(403)
+    ticket = tickets.get_ticket(actor(), number, audit_view=False)
     ok, alert = attempt(
         lambda: services.draft_from_ticket(actor(), ticket),
         "相談から注意喚起の下書きを作成しました。個人情報を除いた箇所を確認してください。",
@@ -168,10 +159,7 @@ def index():
 @public_bp.get("/alerts/<int:alert_id>")
 @public
 def alert(alert_id: int):
-    try:
-        found = services.get_public(alert_id)
-    except NotFound:
-        abort(404)
+    found = services.get_public(alert_id)
     return render_template("faq/alerts/public_alert.html", alert=found)
 
 

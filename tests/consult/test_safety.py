@@ -137,7 +137,7 @@ def test_the_help_button_is_on_desk_pages_with_its_shortcut(app, make_staff, mak
     assert 'id="help-form"' in counter
     # Officers and administrators get neither the button nor the poll.
     admin = sign_in(app, make_staff("admin"))
-    assert "alerts.js" not in call(app, admin, "GET", "/admin/").get_data(as_text=True)
+    assert "/js/alerts.js" not in call(app, admin, "GET", "/admin/").get_data(as_text=True)
 
 
 def test_incident_record_is_visible_to_readers_only(app, make_staff, make_ticket):
