@@ -251,6 +251,10 @@ def _scrub_protected(response) -> None:
     ids and labels only, and files are attachments behind the ticket's own rule."""
     if response.direct_passthrough or response.is_streamed:
         return
+    # A server error's page holds no one's data, and must not depend on the database (it may
+    # be the very thing that failed); a failing check on any other page fails closed into it.
+    if response.status_code >= 500:
+        return
     if response.mimetype not in SCRUBBED_TYPES or request.endpoint == "static":
         return
     from consult.services import protection

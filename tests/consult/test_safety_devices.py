@@ -87,6 +87,9 @@ def test_wrong_missing_and_revoked_tokens_raise_nothing(app, make_staff):
         response = _press(app, bad)
         assert response.status_code == 401
         assert response.get_json()["error"] == "端末の鍵が正しくないか、登録が取り消されています。"
+    # A signed-in member of staff's cookie alone is not a device (why no CSRF token is asked).
+    signed_in = sign_in(app, holder)
+    assert call(app, signed_in, "POST", "/alerts/device").status_code == 401
     device_id = db.session.scalar(sa.select(AlertDevice.id))
     assert call(app, admin, "POST", f"/admin/devices/{device_id}/revoke").status_code == 302
     assert _press(app, token).status_code == 401
