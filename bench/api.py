@@ -21,13 +21,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402
     DB_CHOICES,
+    add_reuse_arguments,
     build_app,
+    built,
     free_port,
     kinds,
     log,
     measure,
     print_table,
-    scratch,
     start_gunicorn,
     stop,
 )
@@ -88,9 +89,7 @@ def run_requests(base: str, token: str, targets: dict, n: int) -> list[dict]:
 
 
 def bench_one(kind: str, args) -> list[dict]:
-    with scratch(kind, keep=args.keep_db) as (tmp, url):
-        log(f"{kind}: building {args.tickets:,} tickets, {args.entries:,} entries")
-        targets = populate(url, tmp, args.tickets, args.entries)
+    with built(kind, args, populate) as (tmp, url, targets):
         token = make_token(url, tmp)
         port = free_port()
         server = start_gunicorn(
@@ -109,7 +108,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--db", choices=DB_CHOICES, default="postgresql")
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument("--keep-db", action="store_true", help="keep the PostgreSQL database")
+    add_reuse_arguments(parser)
     args = parser.parse_args()
     results = {kind: bench_one(kind, args) for kind in kinds(args.db)}
     print()

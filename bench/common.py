@@ -86,6 +86,59 @@ def scratch(kind: str, label: str = "", keep: bool = False) -> Iterator[tuple[Pa
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def add_reuse_arguments(parser: argparse.ArgumentParser) -> None:
+    """`--keep-db` and `--reuse-db`: build a large centre once, time it several times.
+
+    Building 1,000,000 tickets and their search index takes far longer than timing them, and
+    the timing wants a quiet machine while the building does not: build with `--keep-db`
+    (the targets the requests ask for are written beside, in a JSON file), then time on the
+    kept database with `--reuse-db URL`, from any script that builds with `bench.desk.populate`.
+    """
+    parser.add_argument(
+        "--keep-db", action="store_true", help="keep the PostgreSQL database and its targets"
+    )
+    parser.add_argument(
+        "--reuse-db",
+        metavar="URL",
+        help="time on a database kept by --keep-db instead of building one (PostgreSQL)",
+    )
+    parser.add_argument(
+        "--build-only", action="store_true", help="with --keep-db: build, keep, time nothing"
+    )
+
+
+def targets_file(url: str) -> Path:
+    return Path(tempfile.gettempdir()) / f"{url.rpartition('/')[2]}.targets.json"
+
+
+@contextmanager
+def built(kind: str, args, populate) -> Iterator[tuple[Path, str, dict]]:
+    """A folder, a database URL and the request targets: a kept database, or a new build."""
+    import json
+
+    if getattr(args, "reuse_db", None):
+        tmp = Path(tempfile.mkdtemp(prefix="madoguchi-bench-reuse-"))
+        try:
+            targets = json.loads(targets_file(args.reuse_db).read_text())
+            args.tickets, args.entries = targets["size"]
+            log(f"reusing {args.reuse_db}: {args.tickets:,} tickets, {args.entries:,} entries")
+            yield tmp, args.reuse_db, targets
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return
+    with scratch(kind, keep=args.keep_db) as (tmp, url):
+        log(f"{kind}: building {args.tickets:,} tickets, {args.entries:,} entries")
+        targets = populate(url, tmp, args.tickets, args.entries)
+        if args.keep_db and kind == "postgresql":
+            targets_file(url).write_text(
+                json.dumps({**targets, "size": [args.tickets, args.entries]})
+            )
+            log(f"targets in {targets_file(url)}")
+        if args.build_only:
+            raise SystemExit(0 if args.keep_db else "--build-only needs --keep-db")
+        yield tmp, url, targets
+
+
 def build_app(url: str, tmp: Path):
     """The app on `url` with its files in `tmp`; fast password hashing keeps setup short."""
     from consult import create_app

@@ -24,13 +24,14 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402
     DB_CHOICES,
+    add_reuse_arguments,
     build_app,
+    built,
     free_port,
     kinds,
     log,
     measure,
     print_table,
-    scratch,
     sign_in,
     start_gunicorn,
     stop,
@@ -432,9 +433,7 @@ def searches(targets: dict) -> list[tuple[str, object]]:
 
 
 def bench_one(kind: str, args) -> list[dict]:
-    with scratch(kind, keep=args.keep_db) as (tmp, url):
-        log(f"{kind}: building {args.tickets:,} tickets, {args.entries:,} entries")
-        targets = populate(url, tmp, args.tickets, args.entries)
+    with built(kind, args, populate) as (tmp, url, targets):
         port = free_port()
         server = start_gunicorn(url, tmp, port)
         try:
@@ -450,9 +449,7 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=None, help="default: 5 per ticket")
     parser.add_argument("--db", choices=DB_CHOICES, default="both")
     parser.add_argument("--requests", type=int, default=200)
-    parser.add_argument(
-        "--keep-db", action="store_true", help="keep the PostgreSQL database (to study plans)"
-    )
+    add_reuse_arguments(parser)
     args = parser.parse_args()
     if args.entries is None:
         args.entries = 5 * args.tickets
