@@ -72,11 +72,15 @@ def _names(alert: ConsumerAlert | None, ticket: Ticket | None) -> list[str]:
     return _known_names(ticket=ticket) if ticket is not None else []
 
 
-def _clean_and_redact(values: dict, names: list[str]) -> tuple[dict, list]:
+def _clean_and_redact(
+    values: dict, names: list[str], optional: tuple[str, ...] = ()
+) -> tuple[dict, list]:
     """Each field checked, then redacted; the findings (field, kind, label) for the reviewer."""
     cleaned, notes = {}, []
     for name, (label, limit, required) in LIMITS.items():
-        text = clean_text(values.get(name), label, limit, required=required)
+        text = clean_text(
+            values.get(name), label, limit, required=required and name not in optional
+        )
         # Again on its own output until it finds nothing: a replaced name can reveal the
         # address beside it (a few passes at most; approval checks once more).
         for _ in range(REDACT_PASSES):
@@ -116,15 +120,23 @@ def draft_from_ticket(actor: Actor, ticket: Ticket) -> ConsumerAlert:
         {
             "title": ticket.subject[:120],
             "method": method or ticket.subject,
-            "advice": "（対処法を記入してください）",
+            # Left empty: a placeholder here was published as the advice when nobody edited it.
+            "advice": "",
         },
         ticket=ticket,
+        optional=("advice",),
     )
 
 
-def create(actor: Actor, values: dict, *, ticket: Ticket | None = None) -> ConsumerAlert:
+def create(
+    actor: Actor,
+    values: dict,
+    *,
+    ticket: Ticket | None = None,
+    optional: tuple[str, ...] = (),
+) -> ConsumerAlert:
     require_author(actor)
-    cleaned, notes = _clean_and_redact(values, _names(None, ticket))
+    cleaned, notes = _clean_and_redact(values, _names(None, ticket), optional)
     now = utcnow()
     alert = ConsumerAlert(
         **cleaned,
@@ -171,8 +183,18 @@ def _move(alert: ConsumerAlert, allowed: AlertStatus, target: AlertStatus, refus
     db.session.refresh(alert)
 
 
+NO_ADVICE = "対処法が未記入です。「編集」で対処法を記入してから承認を依頼してください。"
+
+
+def _require_advice(alert: ConsumerAlert) -> None:
+    """An alert tells citizens what to do; without that it is not ready for review or the public."""
+    if not (alert.advice or "").strip():
+        raise InvalidTransition(NO_ADVICE)
+
+
 def submit(actor: Actor, alert: ConsumerAlert) -> None:
     require_author(actor)
+    _require_advice(alert)
     _move(alert, AlertStatus.DRAFT, AlertStatus.REVIEW, "下書きの注意喚起だけを承認依頼できます。")
     audit.record(actor, "update", "consumer_alert", str(alert.id), "submit")
 
@@ -192,6 +214,7 @@ def approve(actor: Actor, alert: ConsumerAlert) -> None:
         raise PermissionDenied(
             "自分が作成した注意喚起は承認できません。別のセンター責任者に依頼してください。"
         )
+    _require_advice(alert)
     spans = remaining_personal_data(alert)
     if spans:
         raise PublishBlocked(spans)

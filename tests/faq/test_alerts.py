@@ -140,6 +140,35 @@ def test_a_case_becomes_an_alert_that_every_department_and_the_public_see(
     assert f"/alerts/{alert.id}" in notice.text
 
 
+def test_a_draft_without_advice_is_neither_sent_for_review_nor_published(app, client, make_staff):
+    """The draft made from a case has no 対処法 yet; it cannot reach review or the public."""
+    consultant, ticket = _fraud_case(make_staff)
+    sign_in(client, consultant)
+    alert_url = client.post(f"/staff/alerts/from-ticket/{ticket.number}").headers["Location"]
+    page = client.get(alert_url).get_data(as_text=True)
+    assert "（未記入：承認を依頼する前に記入してください）" in page
+    page = client.post(f"{alert_url}/submit", follow_redirects=True).get_data(as_text=True)
+    assert "対処法が未記入です。" in page
+    db.session.remove()
+    alert = db.session.scalar(sa.select(ConsumerAlert))
+    assert alert.status == AlertStatus.DRAFT and alert.advice == ""
+    # Saving the form without it is refused too, with the typed title kept.
+    response = client.post(f"{alert_url}/edit", data=_form(alert, title="点検商法にご注意"))
+    assert response.status_code == 422
+    page = response.get_data(as_text=True)
+    assert "対処法" in page and "点検商法にご注意" in page
+    # Even a draft moved to review some other way is not published without advice.
+    alert.status = AlertStatus.REVIEW
+    alert_id = alert.id
+    db.session.commit()
+    supervisor = sign_in(app, make_staff("supervisor"))
+    page = supervisor.post(f"{alert_url}/approve", follow_redirects=True).get_data(as_text=True)
+    assert "対処法が未記入です。" in page
+    db.session.remove()
+    assert db.session.get(ConsumerAlert, alert_id).status == AlertStatus.REVIEW
+    assert "点検商法" not in client.application.test_client().get("/alerts").get_data(as_text=True)
+
+
 def test_only_the_desk_and_the_consumer_affairs_centre_write_alerts(
     app, make_staff, make_department
 ):
