@@ -95,6 +95,13 @@ counter_visit_moved = _signals.signal(
     Arguments: `action` ("call", "serve", "finish"). The lobby display hears of calls.""",
 )
 
+citizen_request_marked = _signals.signal(
+    "citizen-request-marked",
+    doc="""A ticket was registered as a request to the city or a letter to the mayor
+    (consult.voice). Sender: the CitizenRequest. No arguments. The handoff package names the
+    responsible department when the case was already handed to one.""",
+)
+
 consumer_alert_published = _signals.signal(
     "consumer-alert-published",
     doc="""A consumer or fraud alert (注意喚起, faq.alerts) was approved and published. Sender:

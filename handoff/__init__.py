@@ -56,6 +56,7 @@ def register(app: Flask) -> None:
                 # A request to the city or a letter to the mayor: its first handoff names the
                 # department responsible for the answer.
                 (signals.handoff_changed, services.name_request_department),
+                (signals.citizen_request_marked, services.name_marked_request_department),
             ),
             demo_seeder=services.seed_demo,
             report_sections=(plugins.ReportSection("handoffs", 40, reports.section),),

@@ -952,3 +952,23 @@ def name_request_department(handoff: Handoff, **_kwargs) -> None:
             item.handoff_id = None
         return
     voice.set_department(item, handoff.department_id, handoff.id)
+
+
+def name_marked_request_department(item, **_kwargs) -> None:
+    """The citizen-request-marked receiver: a case registered after it was handed on takes
+    the department of its first live handoff, as if the handoff had come after."""
+    first = db.session.scalar(
+        sa.select(Handoff)
+        .join(Department, Handoff.department_id == Department.id)
+        .where(
+            Handoff.ticket_id == item.ticket_id,
+            Handoff.state.not_in((HandoffState.DECLINED, HandoffState.CANCELLED)),
+            Department.is_external.is_(False),
+        )
+        .order_by(Handoff.created_at, Handoff.id)
+        .limit(1)
+    )
+    if first is not None:
+        from consult.voice import services as voice
+
+        voice.set_department(item, first.department_id, first.id)

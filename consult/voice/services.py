@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, URLSafeSerializer
 
-from consult import upsert
+from consult import signals, upsert
 from consult.extensions import db
 from consult.models import (
     CHANNEL_LABELS,
@@ -328,6 +328,7 @@ def mark_request(actor: Actor, ticket: Ticket, kind: str) -> CitizenRequest:
         ),
     )
     db.session.flush()
+    signals.citizen_request_marked.send(item)
     return item
 
 

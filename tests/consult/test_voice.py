@@ -281,6 +281,42 @@ def test_request_flow_deadline_department_from_handoff_officer_answer_report(
     assert "道路課" in section
 
 
+def test_a_case_handed_on_before_it_is_registered_takes_that_department(
+    app, login_as, make_department, make_staff
+):
+    """Tried in the browser: a case already with 市民課 registered as a request showed
+    「担当課：未定」 and no officer saw it among their requests."""
+    from handoff import services as handoff_services
+    from handoff.models import Response
+
+    declined = make_department(name="税務課")
+    roads = make_department(name="道路課")
+    consultant = login_as("consultant")
+    actor = Actor(consultant, "127.0.0.1")
+    ticket = tickets.create_ticket(actor, channel=Channel.PHONE, subject="歩道の段差")
+    first = handoff_services.create(
+        actor, ticket, [handoff_services.Request(declined.id, "段差の件", Response.WRITTEN)]
+    )
+    handoff_services.cancel(actor, first[0], "担当課の誤り")
+    handoff_services.create(
+        actor, ticket, [handoff_services.Request(roads.id, "段差の件", Response.WRITTEN)]
+    )
+    db.session.commit()
+    number = ticket.number
+
+    client = app.test_client()
+    sign_in(client, consultant)
+    client.post(f"/tickets/{number}/request", data={"kind": "request"})
+    db.session.expire_all()
+    item = db.session.scalar(sa.select(CitizenRequest))
+    assert item.department_id == roads.id
+    page = client.get(f"/tickets/{number}").get_data(as_text=True)
+    assert "道路課" in page[page.index('id="voice"') :]
+    officer = app.test_client()
+    sign_in(officer, make_staff("officer", department=roads))
+    assert number in officer.get("/requests").get_data(as_text=True)
+
+
 def test_mayor_letter_uses_the_administrators_days(app_factory, make_ticket):
     custom = app_factory(VOICE_MAYOR_LETTER_ANSWER_DAYS=5)
     with custom.app_context():
