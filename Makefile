@@ -25,7 +25,9 @@ run: $(STAMP)
 # Chromium for the browser tests, dovecot (IMAP) for the email tests, redis-server for the
 # rate limits kept in Redis (a throwaway server per test run), slapd and ldap-utils (OpenLDAP)
 # for the directory sign-in tests (a throwaway server per test run), poppler-utils and LibreOffice
-# for making citizens' files harmless (consult.services.sanitise), and PostgreSQL binaries
+# for making citizens' files harmless (consult.services.sanitise), nftables and iproute2 for the
+# relay and the core in two network namespaces behind the LGWAN firewall (tests/transfer/
+# test_namespaces.py, which needs root), and PostgreSQL binaries
 # for a throwaway test server when no server is named in MADOGUCHI_TEST_POSTGRES_URL. All come
 # from Debian's packages.
 system-deps:
@@ -36,6 +38,8 @@ system-deps:
 	test -x /usr/bin/redis-server || missing="$$missing redis-server"; \
 	test -x /usr/sbin/slapd || missing="$$missing slapd ldap-utils"; \
 	test -x /usr/bin/pdftoppm || missing="$$missing poppler-utils"; \
+	test -x /usr/sbin/nft || missing="$$missing nftables"; \
+	test -x /usr/sbin/ip || test -x /usr/bin/ip || missing="$$missing iproute2"; \
 	test -x /usr/bin/soffice || missing="$$missing libreoffice-writer-nogui libreoffice-calc-nogui libreoffice-impress-nogui"; \
 	fc-list 2>/dev/null | grep -qi 'Noto Sans CJK' || missing="$$missing fonts-noto-cjk"; \
 	if [ -z "$$MADOGUCHI_TEST_POSTGRES_URL" ] && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then \
