@@ -31,15 +31,16 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402
     SECRET,
+    add_reuse_arguments,
     build_app,
     free_port,
     log,
     percentiles,
-    scratch,
     sign_in,
     start_gunicorn,
     stop,
 )
+from bench.common import built as built_data  # noqa: E402
 from bench.desk import LOGIN, PASSWORD, populate  # noqa: E402
 
 
@@ -104,15 +105,16 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=None, help="default: 3 per ticket")
     parser.add_argument("--batch", type=int, default=200, help="tickets per transaction")
     parser.add_argument("--baseline-seconds", type=float, default=20.0)
-    parser.add_argument("--keep-db", action="store_true")
+    # A kept database (bench/desk.py --keep-db) is used up: its expired tickets are disposed of.
+    add_reuse_arguments(parser)
     args = parser.parse_args()
-    entries = args.entries if args.entries is not None else 3 * args.tickets
-    with scratch("postgresql", "retention", keep=args.keep_db) as (tmp, url):
-        log(f"building {args.tickets:,} tickets, {entries:,} entries")
-        t0 = time.perf_counter()
-        targets = populate(url, tmp, args.tickets, entries)
-        built = time.perf_counter() - t0
-        log(f"built in {built:.1f}s")
+    if args.entries is None:
+        args.entries = 3 * args.tickets
+    t0 = time.perf_counter()
+    with built_data("postgresql", args, populate) as (tmp, url, targets):
+        entries = args.entries
+        took_to_build = time.perf_counter() - t0
+        log(f"ready in {took_to_build:.1f}s")
         expired = expire(url, tmp, args.expired)
         port = free_port()
         server = start_gunicorn(url, tmp, port)
@@ -157,7 +159,7 @@ def main() -> None:
         finally:
             stop(server)
     print()
-    print(f"build: {args.tickets:,} tickets, {entries:,} entries in {built:.1f}s")
+    print(f"data: {args.tickets:,} tickets, {entries:,} entries, ready in {took_to_build:.1f}s")
     print(
         f"disposal: {outcome['tickets']:,} tickets in {took:.1f}s "
         f"({outcome['tickets'] / took:,.0f} tickets/s, batches of {args.batch})"
