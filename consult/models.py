@@ -26,6 +26,10 @@ class Role(enum.StrEnum):
     BRANCH = "branch"
 
 
+# Every role of a person on the staff; a branch office's account is a terminal, not one of them
+# (it sees its branch's sessions only), so "every member of staff" never includes it.
+STAFF_ROLES = tuple(role for role in Role if role is not Role.BRANCH)
+
 ROLE_LABELS = {
     Role.CONSULTANT: "相談員",
     Role.SUPERVISOR: "センター責任者",

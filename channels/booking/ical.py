@@ -33,7 +33,9 @@ def location(booking: Booking, translate=lambda s: s, language: str = "ja") -> s
         office = booking.branch_office
         name = office.public_name(language) if office is not None else ""
         if office is not None and office.address:
-            return f"{name}（{office.address}）" if language != "en" else f"{name} ({office.address})"
+            return (
+                f"{name}（{office.address}）" if language != "en" else f"{name} ({office.address})"
+            )
         return name
     return booking.video_url or translate("オンライン（会議のURLは別途お知らせします）")
 

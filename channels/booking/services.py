@@ -769,9 +769,11 @@ def set_details(
     url = (video_url or "").strip() or None
     if booking.mode is Mode.BRANCH_VIDEO:
         url = booking.video_url  # the branch's link was made at booking time and stays
-    elif url and (not url.startswith("https://") or len(url) > 500 or any(c.isspace() for c in url)):
+    elif url and (
+        not url.startswith("https://") or len(url) > 500 or any(c.isspace() for c in url)
+    ):
         raise ValidationFailed("会議のURLは https:// で始まる500文字以内で入力してください。")
-    if url and booking.mode is not Mode.VIDEO:
+    if url and booking.mode not in (Mode.VIDEO, Mode.BRANCH_VIDEO):
         raise ValidationFailed("会議のURLはオンライン相談の予約にだけ設定できます。")
     if staff_id is not None:
         member = db.session.get(Staff, staff_id)

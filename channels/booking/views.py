@@ -23,7 +23,7 @@ from channels.booking.models import BOOKING_STATUS_LABELS, MODE_LABELS, BookingS
 from consult import urls
 from consult.extensions import db
 from consult.forms import ConfirmForm, choices
-from consult.models import Role
+from consult.models import STAFF_ROLES, Role
 from consult.services import calendar
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
@@ -794,7 +794,7 @@ def admin_rota_ics():
 
 # --- specialist sessions -----------------------------------------------------------------------
 
-ALL_STAFF = tuple(Role)
+ALL_STAFF = STAFF_ROLES
 
 
 @staff_bp.route("/staff/specialist")
