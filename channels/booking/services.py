@@ -679,6 +679,7 @@ CHECK_IN_CHANNEL = {
     Mode.COUNTER: Channel.COUNTER,
     Mode.PHONE: Channel.PHONE,
     Mode.VIDEO: Channel.BOOKING,
+    Mode.BRANCH_VIDEO: Channel.BOOKING,
 }
 
 
