@@ -93,7 +93,6 @@ def test_branch_session_booked_seen_by_its_branch_and_the_desk(
         "href", re.compile(r"^https://meet\.city\.example\.lg\.jp/madoguchi/")
     )
     expect(kikuma.get_by_text("相続の手続き")).to_have_count(0)
-    kikuma.screenshot(path="/tmp/branch_home.png", full_page=True)
     # Its menu offers nothing else; the desk's pages answer 403.
     nav = kikuma.get_by_role("navigation", name="メインメニュー")
     expect(nav.get_by_role("link", name="予約", exact=True)).to_have_count(0)
@@ -118,4 +117,3 @@ def test_branch_session_booked_seen_by_its_branch_and_the_desk(
     cell = desk.locator("table.booking-grid td", has_text="山田 花子")
     expect(cell).to_contain_text("菊間支所")
     expect(desk.locator("table.booking-grid thead")).to_contain_text("支所からのオンライン相談1")
-    desk.screenshot(path="/tmp/branch_day.png", full_page=True)
