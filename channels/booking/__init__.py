@@ -14,6 +14,13 @@ def _dispose(batch):
     disposal.dispose(batch)
 
 
+def _seed_demo(members: dict) -> None:
+    from channels.booking import branch, specialist
+
+    specialist.seed_demo(members)
+    branch.seed_demo(members)
+
+
 def _holds():
     from channels.booking import disposal
 
@@ -60,7 +67,7 @@ def register(app: Flask) -> None:
             channel=plugins.Channel("booking", "予約"),
             today_sections=(plugins.TodaySection("bookings", 30, today.section),),
             settings=BookingSettings,
-            demo_seeder=specialist.seed_demo,
+            demo_seeder=_seed_demo,
             # A branch office's account starts (and stays) on its own branch's sessions.
             home_pages={Role.BRANCH: "booking_staff.branch_home"},
             disclosure_source=_disclosure,

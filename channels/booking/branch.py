@@ -167,3 +167,36 @@ def sessions(actor: Actor, now: datetime | None = None) -> tuple[BranchOffice, l
         )
         for row in rows
     ]
+
+
+def seed_demo(members: dict) -> None:
+    """Two of Imabari's branch offices and the 菊間支所 terminal's account (demo data)."""
+    from consult.demo import DEMO_PASSWORD
+    from consult.services import staff as staff_service
+
+    admin = Actor(members["admin"], "seed")
+    kikuma = save_office(
+        admin,
+        None,
+        name="菊間支所",
+        name_en="Kikuma Branch Office",
+        address="今治市菊間町浜（菊間支所 1階 相談室）",
+        active=True,
+    )
+    save_office(
+        admin,
+        None,
+        name="波方支所",
+        name_en="Namikata Branch Office",
+        address="今治市波方町樋口（波方支所 2階）",
+        active=True,
+    )
+    members["kikuma"] = staff_service.create_staff(
+        None,
+        login="kikuma",
+        full_name="菊間支所 相談端末",
+        display_name="きくま / Kikuma",
+        role=Role.BRANCH.value,
+        password=DEMO_PASSWORD,
+        branch_office_id=kikuma.id,
+    )
