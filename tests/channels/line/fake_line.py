@@ -227,6 +227,71 @@ class FakeLine:
         sent = {"sentMessages": [{"id": f"{n + 1}", "quoteToken": "q"} for n in range(count)]}
         return Response(json.dumps(sent), 200, mimetype="application/json")(environ, start_response)
 
+    def _audience(self, request: Request, record: Recorded) -> Response | None:
+        """The audience endpoints; None for any other path."""
+        path = request.path
+        if path == "/v2/bot/audienceGroup/upload" and request.method in ("POST", "PUT"):
+            payload = record.json
+            ids = [a.get("id") for a in payload.get("audiences") or []]
+            if len(ids) > 10_000:
+                return _json({"message": "audiences: size must be between 0 and 10000"}, 400)
+            with self.lock:
+                if request.method == "POST":
+                    audience_id = 1000 + len(self.audiences) + len(self.deleted_audiences)
+                    self.audiences[audience_id] = ids if self.record_multicast else len(ids)
+                    answer = {**_audience_group(audience_id, len(ids)), "expireTimestamp": 0}
+                    answer.pop("status"), answer.pop("audienceCount")
+                    return _json(answer, 202)  # LINE accepts an upload with 202
+                audience_id = payload.get("audienceGroupId")
+                if audience_id not in self.audiences:
+                    return _json({"message": "audience not found"}, 400)
+                held = self.audiences[audience_id]
+                if isinstance(held, int):
+                    self.audiences[audience_id] = held + len(ids)
+                else:
+                    held.extend(ids)
+            return _json({}, 202)
+        if path.startswith("/v2/bot/audienceGroup/") and path.rsplit("/", 1)[1].isdigit():
+            audience_id = int(path.rsplit("/", 1)[1])
+            with self.lock:
+                if audience_id not in self.audiences:
+                    return _json({"message": "audience not found"}, 404)
+                if request.method == "DELETE":
+                    del self.audiences[audience_id]
+                    self.deleted_audiences.append(audience_id)
+                    return _json({})
+                size = self.audience_size(audience_id)
+            return _json({"audienceGroup": _audience_group(audience_id, size), "jobs": []})
+        return None
+
+    def _progress(self, request_id: str) -> Response:
+        with self.lock:
+            found = self.narrowcast_requests.get(request_id)
+        if found is None:
+            return _json({"message": "request not found"}, 404)
+        _audience_id, users = found
+        accepted = "2026-12-03T10:15:30.121Z"
+        if users < 50:
+            return _json(
+                {
+                    "phase": "failed",
+                    "failedDescription": "audience too small",
+                    "errorCode": 4,
+                    "acceptedTime": accepted,
+                    "completedTime": accepted,
+                }
+            )
+        return _json(
+            {
+                "phase": "succeeded",
+                "successCount": users,
+                "failureCount": 0,
+                "targetCount": users,
+                "acceptedTime": accepted,
+                "completedTime": accepted,
+            }
+        )
+
 
 def _json(payload, status: int = 200) -> Response:
     return Response(json.dumps(payload), status, mimetype="application/json")
@@ -244,77 +309,6 @@ def _audience_group(audience_id: int, size: int) -> dict:
         "createRoute": "MESSAGING_API",
         "isIfaAudience": False,
     }
-
-
-def _audience(self, request: Request, record: Recorded) -> Response | None:
-    """The audience endpoints; None for any other path."""
-    path = request.path
-    if path == "/v2/bot/audienceGroup/upload" and request.method in ("POST", "PUT"):
-        payload = record.json
-        ids = [a.get("id") for a in payload.get("audiences") or []]
-        if len(ids) > 10_000:
-            return _json({"message": "audiences: size must be between 0 and 10000"}, 400)
-        with self.lock:
-            if request.method == "POST":
-                audience_id = 1000 + len(self.audiences) + len(self.deleted_audiences)
-                self.audiences[audience_id] = ids if self.record_multicast else len(ids)
-                answer = {**_audience_group(audience_id, len(ids)), "expireTimestamp": 0}
-                answer.pop("status"), answer.pop("audienceCount")
-                return _json(answer, 202)  # LINE accepts an upload with 202
-            audience_id = payload.get("audienceGroupId")
-            if audience_id not in self.audiences:
-                return _json({"message": "audience not found"}, 400)
-            held = self.audiences[audience_id]
-            if isinstance(held, int):
-                self.audiences[audience_id] = held + len(ids)
-            else:
-                held.extend(ids)
-        return _json({}, 202)
-    if path.startswith("/v2/bot/audienceGroup/") and path.rsplit("/", 1)[1].isdigit():
-        audience_id = int(path.rsplit("/", 1)[1])
-        with self.lock:
-            if audience_id not in self.audiences:
-                return _json({"message": "audience not found"}, 404)
-            if request.method == "DELETE":
-                del self.audiences[audience_id]
-                self.deleted_audiences.append(audience_id)
-                return _json({})
-            size = self.audience_size(audience_id)
-        return _json({"audienceGroup": _audience_group(audience_id, size), "jobs": []})
-    return None
-
-
-def _progress(self, request_id: str) -> Response:
-    with self.lock:
-        found = self.narrowcast_requests.get(request_id)
-    if found is None:
-        return _json({"message": "request not found"}, 404)
-    _audience_id, users = found
-    accepted = "2026-12-03T10:15:30.121Z"
-    if users < 50:
-        return _json(
-            {
-                "phase": "failed",
-                "failedDescription": "audience too small",
-                "errorCode": 4,
-                "acceptedTime": accepted,
-                "completedTime": accepted,
-            }
-        )
-    return _json(
-        {
-            "phase": "succeeded",
-            "successCount": users,
-            "failureCount": 0,
-            "targetCount": users,
-            "acceptedTime": accepted,
-            "completedTime": accepted,
-        }
-    )
-
-
-FakeLine._audience = _audience
-FakeLine._progress = _progress
 
 
 def start_fake_line():
