@@ -31,6 +31,7 @@ from consult.services.errors import NotFound, PermissionDenied, ValidationFailed
 from consult.services.normalize import single_line
 from consult.timeutil import TOKYO, tokyo_today
 
+LIVE = (BookingStatus.BOOKED, BookingStatus.CHECKED_IN)
 # How far ahead the branch's page lists its bookings.
 UPCOMING_DAYS = 14
 
@@ -163,7 +164,8 @@ def sessions(actor: Actor, now: datetime | None = None) -> tuple[BranchOffice, l
             kind_label="支所からのオンライン相談",
             name=row.name,
             status=BookingStatus(row.status),
-            meeting_url=row.video_url if row.status is BookingStatus.BOOKED else None,
+            # Checked in at the centre: the session is on, the branch may need to reopen it.
+            meeting_url=row.video_url if row.status in LIVE else None,
         )
         for row in rows
     ]

@@ -172,6 +172,13 @@ def test_citizen_books_a_branch_session_and_only_that_branch_sees_it(app, client
     assert saved.status_code in (200, 302)
     db.session.expire_all()
     assert db.session.get(Booking, booking.id).video_url.startswith("https://meet.example.jp/")
+    # When the session starts the desk checks the citizen in: a ticket, as for a video session.
+    checked = desk.post(f"/booking/staff/b/{booking.id}/check-in")
+    assert checked.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Booking, booking.id).ticket_id is not None
+    after = kikuma_account.get("/booking/branch").get_data(as_text=True)
+    assert "来所・受付済" in after and booking.video_url in after  # the branch may reopen it
 
 
 def test_english_booking_and_refusals(app, client, make_staff):
