@@ -8,7 +8,13 @@ Messaging API on 127.0.0.1 (tests/channels/line/fake_line.py, which counts ids, 
 It prints the time of each step and the peak memory: Python allocations (tracemalloc) and the
 process's resident set (getrusage).
 
-    .venv/bin/python bench/line_notice.py --db both [--users 100000] [--no-tracemalloc]
+With `--method narrowcast` the same notice goes the way a large segment goes
+(MADOGUCHI_LINE_NARROWCAST_THRESHOLD): one outbox row that reads the segment again, uploads
+the user ids as an audience (10,000 per request), sends one narrowcast, and a second row that
+asks LINE's progress; the fake answers `succeeded` at once, so "deliver" is madoguchi's part.
+
+    .venv/bin/python bench/line_notice.py --db both [--method both] [--users 100000]
+        [--no-tracemalloc]
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from bench.common import SECRET, kinds, log, scratch  # noqa: E402
 from bench.line import migrate  # noqa: E402
 
 
-def build(url: str, tmp: Path, api_host: str):
+def build(url: str, tmp: Path, api_host: str, threshold: int):
     from consult import create_app
 
     return create_app(
@@ -43,6 +49,8 @@ def build(url: str, tmp: Path, api_host: str):
             "LINE_CHANNEL_SECRET": "bench-channel-secret",
             "LINE_CHANNEL_ACCESS_TOKEN": "test-access-token",
             "LINE_API_HOST": api_host,
+            # 0: every batch by multicast; 50: anything LINE takes as an audience by narrowcast.
+            "LINE_NARROWCAST_THRESHOLD": str(threshold),
         },
         instance_path=str(tmp / "instance"),
     )
@@ -76,7 +84,7 @@ def populate(users: int) -> None:
     db.session.commit()
 
 
-def run(kind: str, users: int, trace: bool) -> dict:
+def run(kind: str, users: int, trace: bool, method: str = "multicast") -> dict:
     from tests.channels.line.fake_line import start_fake_line
 
     fake, fake_server = start_fake_line()
@@ -85,7 +93,7 @@ def run(kind: str, users: int, trace: bool) -> dict:
     try:
         with scratch(kind, "notice") as (tmp, url):
             migrate(url, tmp)
-            app = build(url, tmp, fake.url)
+            app = build(url, tmp, fake.url, 50 if method == "narrowcast" else 0)
             with app.app_context():
                 from channels.line import notices
                 from consult.extensions import db
@@ -130,10 +138,20 @@ def run(kind: str, users: int, trace: bool) -> dict:
                 )
                 db.session.remove()
                 db.engine.dispose()
-            assert fake.multicast_users == users, (fake.multicast_users, users)
-            assert fake.multicast_calls == batches == delivered and left == 0
+            if method == "narrowcast":
+                assert fake.narrowcast_users == users, (fake.narrowcast_users, users)
+                assert fake.multicast_calls == 0 and batches == 1
+                assert delivered == 2 and left == 0  # the send, then the progress
+                # uploads, the audience's status, the narrowcast, its progress, the deletion
+                requests = 3 + len(fake.deleted_audiences) + (users + 9_999) // 10_000
+            else:
+                assert fake.multicast_users == users, (fake.multicast_users, users)
+                assert fake.multicast_calls == batches == delivered and left == 0
+                requests = batches
             return {
                 "db": kind,
+                "method": method,
+                "requests": requests,
                 "users": users,
                 "batches": batches,
                 "queue_s": queued - started,
@@ -151,21 +169,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--users", type=int, default=100_000)
+    parser.add_argument("--method", choices=("multicast", "narrowcast", "both"), default="both")
     parser.add_argument("--no-tracemalloc", action="store_true")
     args = parser.parse_args()
     rows = []
+    methods = ("multicast", "narrowcast") if args.method == "both" else (args.method,)
     for kind in kinds(args.db):
-        rows.append(run(kind, args.users, not args.no_tracemalloc))
-        log(f"{kind}: {rows[-1]}")
+        for method in methods:
+            rows.append(run(kind, args.users, not args.no_tracemalloc, method))
+            log(f"{kind} {method}: {rows[-1]}")
     print()
-    print("| database | users | batches | queue (s) | deliver (s) | total (s) | peak traced (MB) "
-          "| max RSS (MB) |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|")
+    print("| database | method | users | outbox rows | LINE requests | queue (s) | deliver (s) "
+          "| total (s) | peak traced (MB) | max RSS (MB) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         traced = "-" if r["peak_traced_mb"] is None else f"{r['peak_traced_mb']:.1f}"
+        rows_out = r["batches"] + (1 if r["method"] == "narrowcast" else 0)
         print(
-            f"| {r['db']} | {r['users']:,} | {r['batches']} | {r['queue_s']:.2f} "
-            f"| {r['deliver_s']:.2f} | {r['total_s']:.2f} | {traced} | {r['max_rss_mb']:.0f} |"
+            f"| {r['db']} | {r['method']} | {r['users']:,} | {rows_out} | {r['requests']} "
+            f"| {r['queue_s']:.2f} | {r['deliver_s']:.2f} | {r['total_s']:.2f} | {traced} "
+            f"| {r['max_rss_mb']:.0f} |"
         )
 
 

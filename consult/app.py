@@ -6,7 +6,7 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-from flask import Flask, flash, g, redirect, render_template, request, url_for
+from flask import Flask, abort, flash, g, redirect, render_template, request, url_for
 from flask import Request as FlaskRequest
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
@@ -18,6 +18,7 @@ from werkzeug.utils import cached_property
 from consult import config as config_module
 from consult import settings as settings_module
 from consult.extensions import csrf, db, login_manager, migrate
+from consult.models import Role
 from consult.services import auth
 from consult.services.normalize import format_phone, strip_controls
 from consult.timeutil import format_duration, format_tokyo, to_tokyo
@@ -176,6 +177,8 @@ def _init_login(app: Flask) -> None:
 # What a person who must still set up two-factor sign-in may reach (besides public pages).
 # The password page too: an administrator-set password is changed first, then two-factor set up.
 ENROLMENT_ENDPOINTS = frozenset({"auth.two_factor", "auth.logout", "account.password"})
+# What a branch office's account reaches besides the views that name its role.
+BRANCH_ENDPOINTS = ENROLMENT_ENDPOINTS | {"auth.home"}
 
 
 def _install_request_hooks(app: Flask) -> None:
@@ -203,7 +206,21 @@ def _install_request_hooks(app: Flask) -> None:
             return redirect(url_for("account.password"))
         if request.endpoint not in ENROLMENT_ENDPOINTS and totp.needs_enrolment(current_user):
             return redirect(url_for("auth.two_factor"))
+        if current_user.role == Role.BRANCH and not _branch_may_use(request.endpoint):
+            abort(403)
         return None
+
+    def _branch_may_use(endpoint: str | None) -> bool:
+        """A branch office's account is refused every page by default: it reaches only its own
+        account pages, the home redirect, and views that name Role.BRANCH themselves
+        (roles_required), so that a page added later for "every signed-in person" does not
+        open to a terminal in a branch office."""
+        from consult.web import ROLES_ATTR
+
+        if endpoint in BRANCH_ENDPOINTS:
+            return True
+        view = app.view_functions.get(endpoint or "")
+        return Role.BRANCH in getattr(view, ROLES_ATTR, ())
 
     def _may_pass_while_must_change() -> bool:
         from consult.views.account import WHILE_MUST_CHANGE

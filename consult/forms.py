@@ -350,6 +350,7 @@ class StaffCreateForm(Form):
         "役割", choices=choices((r.value, label) for r, label in ROLE_LABELS.items())
     )
     department_id = JapaneseSelectField("所属担当課", coerce=coerce_optional_int)
+    branch_office_id = JapaneseSelectField("支所（役割「支所」のとき）", coerce=coerce_optional_int)
     email = StringField(
         "業務用メールアドレス（通知用・任意）",
         validators=[Optional(), max_length("メールアドレス", 254)],
@@ -373,6 +374,7 @@ class StaffEditForm(Form):
         "役割", choices=choices((r.value, label) for r, label in ROLE_LABELS.items())
     )
     department_id = JapaneseSelectField("所属担当課", coerce=coerce_optional_int)
+    branch_office_id = JapaneseSelectField("支所（役割「支所」のとき）", coerce=coerce_optional_int)
     email = StringField(
         "業務用メールアドレス（通知用・任意）",
         validators=[Optional(), max_length("メールアドレス", 254)],

@@ -21,7 +21,14 @@ class Role(enum.StrEnum):
     OFFICER = "officer"
     SUPPORT = "support"
     ADMIN = "admin"
+    # A branch office's (支所) own account: opens the video sessions booked at its branch and
+    # sees nothing else (consult.app refuses it every page whose view does not name it).
+    BRANCH = "branch"
 
+
+# Every role of a person on the staff; a branch office's account is a terminal, not one of them
+# (it sees its branch's sessions only), so "every member of staff" never includes it.
+STAFF_ROLES = tuple(role for role in Role if role is not Role.BRANCH)
 
 ROLE_LABELS = {
     Role.CONSULTANT: "相談員",
@@ -29,6 +36,7 @@ ROLE_LABELS = {
     Role.OFFICER: "担当課職員",
     Role.SUPPORT: "安心対応サポート室",
     Role.ADMIN: "管理者",
+    Role.BRANCH: "支所",
 }
 
 
@@ -141,6 +149,28 @@ class Department(db.Model):
         return f"<Department {self.id} {self.code}>"
 
 
+class BranchOffice(db.Model):
+    """A branch office (支所) of the city, where a citizen can hold a video session with the
+    centre (booking mode 「支所からのオンライン相談」) from the branch's own terminal.
+
+    Kept in the kernel beside departments because a branch account (Role.BRANCH) belongs to
+    one; the booking plugin manages them. Names are data in both languages, never gettext."""
+
+    __tablename__ = "branch_office"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(80), unique=True)
+    name_en: Mapped[str | None] = mapped_column(sa.String(120))
+    address: Mapped[str | None] = mapped_column(sa.String(200))
+    active: Mapped[bool] = mapped_column(default=True)
+
+    def public_name(self, language: str | None = "ja") -> str:
+        return (self.name_en or self.name) if language == "en" else self.name
+
+    def __repr__(self) -> str:
+        return f"<BranchOffice {self.id} active={self.active}>"
+
+
 class Category(db.Model):
     __tablename__ = "category"
 
@@ -174,6 +204,8 @@ class Staff(UserMixin, db.Model):
     display_name: Mapped[str] = mapped_column(sa.String(80))
     role: Mapped[Role] = mapped_column(_enum(Role))
     department_id: Mapped[int | None] = mapped_column(sa.ForeignKey("department.id"))
+    # A branch account's branch office (Role.BRANCH only).
+    branch_office_id: Mapped[int | None] = mapped_column(sa.ForeignKey("branch_office.id"))
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     active: Mapped[bool] = mapped_column(default=True)
     # Work address for notifications (escalations, alerts); optional.
@@ -194,6 +226,7 @@ class Staff(UserMixin, db.Model):
     directory_dn: Mapped[str | None] = mapped_column(sa.String(255))
 
     department: Mapped[Department | None] = relationship()
+    branch_office: Mapped[BranchOffice | None] = relationship()
 
     # Set by the login service so Flask-Login stores the server-side session's token.
     session_token = None

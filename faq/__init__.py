@@ -25,7 +25,7 @@ def _dispose(batch):
 def register(app: Flask) -> None:
     """Plug the FAQ into the kernel: models, index, blueprints, CLI, ticket panel, catalogs."""
     from consult import plugins, signals
-    from consult.models import Role
+    from consult.models import STAFF_ROLES
     from faq import (
         auto_answer,
         cli,
@@ -43,7 +43,7 @@ def register(app: Flask) -> None:
             disposers=(plugins.Disposer("faq", _dispose, ()),),
             blueprints=(views.bp, views.public_bp),
             commands=(cli.faq_group,),
-            nav_links=(plugins.NavLink("faq.staff_index", "FAQ", tuple(Role), 60),),
+            nav_links=(plugins.NavLink("faq.staff_index", "FAQ", STAFF_ROLES, 60),),
             ticket_panels=(plugins.TicketPanel("faq", views.ticket_panel),),
             today_sections=(plugins.TodaySection("faq_review", 50, today.section),),
             translations=PACKAGE / "translations",

@@ -23,7 +23,7 @@ from icalendar import Calendar, Event, vCalAddress
 
 from consult import signals, urls
 from consult.extensions import db
-from consult.services import audit, calendar, mail
+from consult.services import audit, calendar, mail, meeting
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import InvalidTransition, ValidationFailed
 from consult.services.normalize import clean_text
@@ -99,7 +99,7 @@ def schedule(
     if session is None:
         session = JointSession(
             handoff=handoff,
-            code=secrets.token_urlsafe(12),
+            code=meeting.new_code(),
             uid=f"joint-{secrets.token_hex(12)}@{mail.settings()['MAIL_DOMAIN']}",
             sequence=0,
             created_by_id=actor.staff_id,
@@ -109,7 +109,7 @@ def schedule(
         session.sequence += 1
     session.starts_at, session.ends_at, session.mode = starts_at, ends_at, mode
     session.meeting_url = (
-        template.replace("{code}", session.code) if mode is SessionMode.VIDEO else None
+        meeting.link(template, session.code) if mode is SessionMode.VIDEO else None
     )
     session.answer = SessionAnswer.PENDING
     session.answer_note = session.answered_by_name = session.answered_at = None

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from consult.settings import ConfigError, Section
+from consult.services import meeting
+from consult.settings import Section
 
 
 @dataclass(frozen=True)
@@ -20,9 +21,4 @@ class HandoffSettings(Section):
     joint_meeting_url: str = ""
 
     def __post_init__(self) -> None:
-        url = self.joint_meeting_url
-        if url and (not url.startswith(("https://", "http://")) or "{code}" not in url):
-            raise ConfigError(
-                "MADOGUCHI_HANDOFF_JOINT_MEETING_URL: expected an http(s) URL with {code} where"
-                f" the meeting's code goes, got {url!r}"
-            )
+        meeting.check_template(self.variable("joint_meeting_url"), self.joint_meeting_url)

@@ -288,10 +288,16 @@ SURNAMES = ["やまだ / Yamada", "さとう / Sato", "たなか / Tanaka", "す
 def make_staff(app, make_department):
     from consult.services import staff as staff_service
 
-    def make(role="consultant", login=None, department=None, **kw):
+    def make(role="consultant", login=None, department=None, branch_office=None, **kw):
         n = _next()
         if role == "officer" and department is None:
             department = make_department()
+        if role == "branch" and branch_office is None:
+            from consult.models import BranchOffice
+
+            branch_office = BranchOffice(name=f"支所{n}", name_en=f"Branch {n}", active=True)
+            db.session.add(branch_office)
+            db.session.flush()
         staff = staff_service.create_staff(
             None,
             login=login or f"{role}{n}",
@@ -300,6 +306,7 @@ def make_staff(app, make_department):
             role=role,
             password=kw.pop("password", PASSWORD),
             department_id=department.id if department else None,
+            branch_office_id=branch_office.id if branch_office else None,
         )
         db.session.commit()
         return staff

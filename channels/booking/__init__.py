@@ -14,6 +14,13 @@ def _dispose(batch):
     disposal.dispose(batch)
 
 
+def _seed_demo(members: dict) -> None:
+    from channels.booking import branch, specialist
+
+    specialist.seed_demo(members)
+    branch.seed_demo(members)
+
+
 def _holds():
     from channels.booking import disposal
 
@@ -22,6 +29,7 @@ def _holds():
 
 def register(app: Flask) -> None:
     from channels.booking import (  # noqa: F401 (models: metadata)
+        branch,
         models,
         services,
         specialist,
@@ -42,6 +50,8 @@ def register(app: Flask) -> None:
                 plugins.NavLink("booking_staff.day", "予約", desk, 40),
                 plugins.NavLink("booking_staff.admin_settings", "予約の設定", (Role.ADMIN,), 90),
                 plugins.NavLink("booking_staff.admin_kinds", "専門相談の設定", (Role.ADMIN,), 91),
+                plugins.NavLink("booking_staff.admin_branches", "支所の設定", (Role.ADMIN,), 92),
+                plugins.NavLink("booking_staff.branch_home", "支所の予約", (Role.BRANCH,), 10),
                 # Any member of staff may hold a specialist session (a counsellor, an officer).
                 plugins.NavLink(
                     "booking_staff.specialist_list",
@@ -57,7 +67,9 @@ def register(app: Flask) -> None:
             channel=plugins.Channel("booking", "予約"),
             today_sections=(plugins.TodaySection("bookings", 30, today.section),),
             settings=BookingSettings,
-            demo_seeder=specialist.seed_demo,
+            demo_seeder=_seed_demo,
+            # A branch office's account starts (and stays) on its own branch's sessions.
+            home_pages={Role.BRANCH: "booking_staff.branch_home"},
             disclosure_source=_disclosure,
             setup=views.check_rate_limit,
             transfer_kinds=transfer.kinds(),

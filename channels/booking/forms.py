@@ -46,6 +46,7 @@ class DetailsForm(PublicForm):
     start = HiddenField()
     category = HiddenField()
     kind = HiddenField()  # a specialist session's kind
+    branch = HiddenField()  # 支所からのオンライン相談: the branch office chosen
     name = StringField(
         _l("氏名"),
         validators=[
@@ -235,4 +236,13 @@ class KindForm(Form):
         "事前の質問（1行に1問。必須は先頭に *、英語は | のあとに）",
         validators=[max_length("事前の質問", 4000)],
     )
+    active = BooleanField("予約を受け付ける", default=True)
+
+
+class BranchOfficeForm(Form):
+    """A branch office (administrators); the English name is the administrator's data."""
+
+    name = StringField("支所名", validators=[required("支所名"), max_length("支所名", 80)])
+    name_en = StringField("支所名（英語）", validators=[max_length("支所名（英語）", 120)])
+    address = StringField("所在地", validators=[max_length("所在地", 200)])
     active = BooleanField("予約を受け付ける", default=True)

@@ -28,6 +28,15 @@ def location(booking: Booking, translate=lambda s: s, language: str = "ja") -> s
         return localized_setting("BOOKING_PLACE", language)
     if booking.mode is Mode.PHONE:
         return translate("センターからお電話します")
+    if booking.mode is Mode.BRANCH_VIDEO:
+        # The citizen goes to the branch; the meeting link is the branch account's, not theirs.
+        office = booking.branch_office
+        name = office.public_name(language) if office is not None else ""
+        if office is not None and office.address:
+            return (
+                f"{name}（{office.address}）" if language != "en" else f"{name} ({office.address})"
+            )
+        return name
     return booking.video_url or translate("オンライン（会議のURLは別途お知らせします）")
 
 

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from consult.extensions import db
-from consult.models import Category, Staff, Ticket, _enum
+from consult.models import BranchOffice, Category, Staff, Ticket, _enum
 from consult.timeutil import UTCDateTime, utcnow
 
 
@@ -21,10 +21,18 @@ class Mode(enum.StrEnum):
     COUNTER = "counter"
     PHONE = "phone"
     VIDEO = "video"
+    # 支所からのオンライン相談: the citizen goes to a branch office (Booking.branch_office), whose
+    # staff open the centre's video meeting from the branch's own account.
+    BRANCH_VIDEO = "branch_video"
 
 
 # Japanese msgids: the public pages translate them with gettext, staff pages show them as is.
-MODE_LABELS = {Mode.COUNTER: "窓口", Mode.PHONE: "電話", Mode.VIDEO: "オンライン"}
+MODE_LABELS = {
+    Mode.COUNTER: "窓口",
+    Mode.PHONE: "電話",
+    Mode.VIDEO: "オンライン",
+    Mode.BRANCH_VIDEO: "支所からのオンライン相談",
+}
 
 
 class BookingStatus(enum.StrEnum):
@@ -179,6 +187,11 @@ class Booking(db.Model):
     # later does not change what the citizen answered.
     kind_id: Mapped[int | None] = mapped_column(sa.ForeignKey("session_kind.id"), index=True)
     intake: Mapped[list | None] = mapped_column(sa.JSON)
+    # 支所からのオンライン相談: the branch office the citizen goes to; its account opens
+    # `video_url` (the centre's meeting link, made from the template at booking time).
+    branch_office_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("branch_office.id"), index=True
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     cancelled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     reminder_sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -188,6 +201,7 @@ class Booking(db.Model):
     staff: Mapped[Staff | None] = relationship(foreign_keys=[staff_id])
     ticket: Mapped[Ticket | None] = relationship()
     kind: Mapped[SessionKind | None] = relationship()
+    branch_office: Mapped[BranchOffice | None] = relationship()
 
     @property
     def mode_label(self) -> str:

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
 
 from channels.booking.models import (
     Booking,
@@ -54,6 +55,7 @@ DEFAULT_CAPACITY = {
     Mode.COUNTER: {"weekday": 3, "weekend": 1, "holiday": 1, "year_end": 1},
     Mode.PHONE: {"weekday": 2, "weekend": 2, "holiday": 2, "year_end": 2},
     Mode.VIDEO: {"weekday": 1, "weekend": 1, "holiday": 1, "year_end": 1},
+    Mode.BRANCH_VIDEO: {"weekday": 1, "weekend": 0, "holiday": 0, "year_end": 0},
 }
 
 
@@ -389,6 +391,8 @@ class BookingInput:
     # A specialist session: the kind and the answers to its questions, by question number.
     kind_id: int | None = None
     answers: dict[int, str] | None = None
+    # 支所からのオンライン相談: the branch office chosen (channels.booking.branch).
+    branch_office_id: int | None = None
 
     def clean(self) -> BookingInput:
         try:
@@ -442,6 +446,7 @@ class BookingInput:
             language=self.language if self.language in ("ja", "en") else "ja",
             kind_id=self.kind_id,
             answers=self.answers,
+            branch_office_id=self.branch_office_id,
         )
 
 
@@ -470,6 +475,9 @@ def create_booking(actor: Actor, data: BookingInput, now: datetime | None = None
         ends_at, capacity = specialist.check_kind_slot(kind, data.starts_at, now)
     else:
         ends_at, capacity = check_slot(data.mode, data.starts_at, now)
+    from channels.booking import branch
+
+    office, meeting_link = branch.resolve(data.mode, data.branch_office_id)
     slot, seat = _take_seat(data.mode, data.starts_at, capacity, kind.id if kind else 0)
     booking = Booking(
         reference=_reference(),
@@ -491,6 +499,8 @@ def create_booking(actor: Actor, data: BookingInput, now: datetime | None = None
         created_by_id=actor.staff_id,
         kind_id=kind.id if kind else None,
         intake=intake,
+        branch_office=office,
+        video_url=meeting_link,
     )
     db.session.add(booking)
     db.session.flush()
@@ -650,6 +660,7 @@ def bookings_between(actor: Actor, first: date, last: date) -> list[Booking]:
         db.session.scalars(
             sa.select(Booking)
             .where(Booking.starts_at >= lo, Booking.starts_at < hi)
+            .options(selectinload(Booking.branch_office))
             .order_by(Booking.starts_at, Booking.mode, Booking.seat_no)
         )
     )
@@ -668,6 +679,7 @@ CHECK_IN_CHANNEL = {
     Mode.COUNTER: Channel.COUNTER,
     Mode.PHONE: Channel.PHONE,
     Mode.VIDEO: Channel.BOOKING,
+    Mode.BRANCH_VIDEO: Channel.BOOKING,
 }
 
 
@@ -756,9 +768,13 @@ def set_details(
     """
     actor.require(*DESK_ROLES)
     url = (video_url or "").strip() or None
-    if url and (not url.startswith("https://") or len(url) > 500 or any(c.isspace() for c in url)):
+    if booking.mode is Mode.BRANCH_VIDEO:
+        url = booking.video_url  # the branch's link was made at booking time and stays
+    elif url and (
+        not url.startswith("https://") or len(url) > 500 or any(c.isspace() for c in url)
+    ):
         raise ValidationFailed("会議のURLは https:// で始まる500文字以内で入力してください。")
-    if url and booking.mode is not Mode.VIDEO:
+    if url and booking.mode not in (Mode.VIDEO, Mode.BRANCH_VIDEO):
         raise ValidationFailed("会議のURLはオンライン相談の予約にだけ設定できます。")
     if staff_id is not None:
         member = db.session.get(Staff, staff_id)

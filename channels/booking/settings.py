@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from consult.services import meeting
 from consult.settings import Section
 
 
@@ -16,3 +17,10 @@ class BookingSettings(Section):
     # Where a counter session takes place (in the invitation and the confirmation).
     place: str = "市民相談センター 窓口"
     place_en: str = "Citizens' Consultation Centre, counter"
+    # 支所からのオンライン相談: the centre's video meeting link, with {code} where each
+    # session's random code goes (as MADOGUCHI_HANDOFF_JOINT_MEETING_URL; often the same).
+    # Empty: the mode is not offered.
+    branch_meeting_url: str = ""
+
+    def __post_init__(self) -> None:
+        meeting.check_template(self.variable("branch_meeting_url"), self.branch_meeting_url)

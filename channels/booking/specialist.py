@@ -123,6 +123,8 @@ def save_kind(actor: Actor, kind: SessionKind | None, data: KindInput) -> Sessio
         mode = Mode(data.mode)
     except ValueError:
         raise ValidationFailed("相談の方法を選んでください。") from None
+    if mode is Mode.BRANCH_VIDEO:
+        raise ValidationFailed("専門相談の方法は窓口・電話・オンラインから選んでください。")
     if data.slot_minutes not in SLOT_LENGTHS:
         raise ValidationFailed("1回の長さは15・20・30・45・60・90・120分から選んでください。")
     if not 1 <= data.capacity <= 50:

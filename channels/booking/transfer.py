@@ -27,7 +27,7 @@ from channels.booking.models import (
 )
 from consult import upsert
 from consult.extensions import db
-from consult.models import CalendarException, Category
+from consult.models import BranchOffice, CalendarException, Category
 from consult.timeutil import utcnow
 
 CREATED, MOVED, CANCELLED = "booking.created", "booking.moved", "booking.cancelled"
@@ -74,6 +74,9 @@ def created(booking: Booking) -> None:
             "content": booking.content,
             "language": booking.language,
             "created_at": (booking.created_at or utcnow()).isoformat(),
+            # 支所からのオンライン相談: the office, and the meeting link the relay made.
+            "branch_office_id": booking.branch_office_id,
+            "video_url": booking.video_url,
         },
     )
 
@@ -156,6 +159,9 @@ def apply_created(payload: dict) -> None:
     category_id = payload.get("category_id")
     if category_id is not None and db.session.get(Category, category_id) is None:
         category_id = None
+    office_id = payload.get("branch_office_id")
+    if office_id is not None and db.session.get(BranchOffice, office_id) is None:
+        office_id = None
     booking = Booking(
         reference=payload["reference"],
         uid=payload["uid"],
@@ -174,6 +180,8 @@ def apply_created(payload: dict) -> None:
         content=payload["content"],
         language=payload.get("language") or "ja",
         created_at=_at(payload["created_at"]) if payload.get("created_at") else utcnow(),
+        branch_office_id=office_id,
+        video_url=payload.get("video_url") if office_id is not None else None,
     )
     db.session.add(booking)
     db.session.flush()
@@ -304,6 +312,10 @@ def settings_snapshot() -> dict:
             [row.id, row.code, row.name, row.name_en, row.sort_order, row.active]
             for row in db.session.scalars(sa.select(Category).order_by(Category.id))
         ],
+        "branch_offices": [
+            [row.id, row.name, row.name_en, row.address, row.active]
+            for row in db.session.scalars(sa.select(BranchOffice).order_by(BranchOffice.id))
+        ],
     }
 
 
@@ -348,6 +360,17 @@ def apply_settings(payload: dict) -> None:
                 c: statement.excluded[c]
                 for c in ("code", "name", "name_en", "sort_order", "active")
             },
+        )
+        db.session.execute(statement)
+    offices = [
+        {"id": i, "name": name, "name_en": name_en, "address": address, "active": active}
+        for i, name, name_en, address, active in payload.get("branch_offices", [])
+    ]
+    if offices:
+        statement = upsert.insert(BranchOffice.__table__).values(offices)
+        statement = statement.on_conflict_do_update(
+            index_elements=["id"],
+            set_={c: statement.excluded[c] for c in ("name", "name_en", "address", "active")},
         )
         db.session.execute(statement)
     db.session.flush()

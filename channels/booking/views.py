@@ -18,12 +18,12 @@ from flask_babel import get_locale, gettext
 from wtforms import IntegerField
 from wtforms.validators import InputRequired, NumberRange
 
-from channels.booking import forms, ical, services, specialist
+from channels.booking import branch, forms, ical, services, specialist
 from channels.booking.models import BOOKING_STATUS_LABELS, MODE_LABELS, BookingStatus, Mode
 from consult import urls
 from consult.extensions import db
 from consult.forms import ConfirmForm, choices
-from consult.models import Role
+from consult.models import STAFF_ROLES, Role
 from consult.services import calendar
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
@@ -124,13 +124,25 @@ def _message(error: DomainError) -> str:
 @public_bp.route("/")
 @public
 def index():
+    offices = branch.list_offices(active_only=True) if branch.offered() else []
     return render_template(
         "booking/index.html",
         categories=_categories(),
-        modes=list(Mode),
+        modes=[m for m in Mode if offices or m is not Mode.BRANCH_VIDEO],
         MODE_LABELS=MODE_LABELS,
         kinds=specialist.list_kinds(active_only=True),
+        offices=offices,
     )
+
+
+def _office(mode: Mode | None, raw: str | None):
+    """The branch office a link names for 支所からのオンライン相談 (None for other modes), or
+    NotFound (none chosen, made up, closed)."""
+    if mode is not Mode.BRANCH_VIDEO:
+        return None
+    if not raw or not raw.isdigit() or len(raw) > 9:
+        raise NotFound("相談に行く支所を選んでください。")
+    return branch.get_office(int(raw))
 
 
 def _week_context(mode: Mode, week: int, link, kind=None):
@@ -163,10 +175,16 @@ def slots():
     if mode is None:
         flash(gettext("相談の方法を選んでください。"), "error")
         return redirect(url_for("booking.index"))
+    try:
+        office = _office(mode, request.args.get("branch"))
+    except NotFound as error:
+        flash(_message(error), "error")
+        return redirect(url_for("booking.index"))
     week = request.args.get("week", "0")
     week_no = int(week) if week.isdigit() else 0
 
     kind_arg = kind.id if kind else ""
+    branch_arg = office.id if office else ""
 
     def link(slot):
         return url_for(
@@ -174,18 +192,25 @@ def slots():
             mode=mode.value,
             category=category or "",
             kind=kind_arg,
+            branch=branch_arg,
             start=f"{slot.starts_at:%Y-%m-%dT%H:%M}",
         )
 
     def page(n):
         return url_for(
-            "booking.slots", mode=mode.value, category=category or "", kind=kind_arg, week=n
+            "booking.slots",
+            mode=mode.value,
+            category=category or "",
+            kind=kind_arg,
+            branch=branch_arg,
+            week=n,
         )
 
     return render_template(
         "booking/slots.html",
         page=page,
         MODE_LABELS=MODE_LABELS,
+        office=office,
         **_week_context(mode, week_no, link, kind),
     )
 
@@ -222,6 +247,10 @@ def details():
             "booking/problem.html",
             message=gettext("予約の日時が正しくありません。最初からやり直してください。"),
         ), 400
+    try:
+        office = _office(mode, form.branch.data)
+    except NotFound as error:
+        return render_template("booking/problem.html", message=_message(error)), 404
     category_id = _category_id(form.category.data)
     status = 200
     if request.method == "POST":
@@ -245,6 +274,7 @@ def details():
                 language=_lang(),
                 kind_id=kind.id if kind else None,
                 answers=forms.answers_of(form) if kind else None,
+                branch_office_id=office.id if office else None,
             )
             try:
                 booking = services.create_booking(actor(), data)
@@ -258,6 +288,7 @@ def details():
                         mode=mode.value,
                         category=category_id or "",
                         kind=kind.id if kind else "",
+                        branch=office.id if office else "",
                         start=f"{slot.starts_at:%Y-%m-%dT%H:%M}",
                     )
 
@@ -285,6 +316,7 @@ def details():
         start=start,
         category=category,
         kind=kind,
+        office=office,
         answer_fields=[f for name, f in form._fields.items() if name.startswith("answer_")],
         MODE_LABELS=MODE_LABELS,
         # After a POST with errors, the language links still lead back to this slot.
@@ -293,6 +325,7 @@ def details():
             "start": form.start.data,
             "category": form.category.data,
             "kind": kind.id if kind else "",
+            "branch": office.id if office else "",
         },
     ), status
 
@@ -531,7 +564,9 @@ def staff_new():
         start=request.args.get("start", ""),
         mode=request.args.get("mode", "phone"),
     )
-    form.mode.choices = choices((m.value, label) for m, label in MODE_LABELS.items())
+    form.mode.choices = choices(
+        (m.value, label) for m, label in MODE_LABELS.items() if m is not Mode.BRANCH_VIDEO
+    )
     form.category_id.choices = choices(((c.id, c.name) for c in _categories()), blank="未分類")
     if form.validate_on_submit():
         start = _start(form.start.data)
@@ -759,7 +794,7 @@ def admin_rota_ics():
 
 # --- specialist sessions -----------------------------------------------------------------------
 
-ALL_STAFF = tuple(Role)
+ALL_STAFF = STAFF_ROLES
 
 
 @staff_bp.route("/staff/specialist")
@@ -809,7 +844,9 @@ def _kind_form(kind=None):
     if kind is None and request.method == "GET":
         form.opens.data, form.closes.data = "10:00", "16:00"
         form.slot_minutes.data, form.capacity.data = 60, 1
-    form.mode.choices = choices((m.value, label) for m, label in MODE_LABELS.items())
+    form.mode.choices = choices(
+        (m.value, label) for m, label in MODE_LABELS.items() if m is not Mode.BRANCH_VIDEO
+    )
     members = staff_service.list_staff(include_inactive=False)
     form.specialist_id.choices = choices(
         ((s.id, s.full_name) for s in members if s.active), blank="未定"
@@ -876,4 +913,67 @@ def admin_kind(kind_id):
             return redirect(url_for("booking_staff.admin_kind", kind_id=kind.id))
     return render_template("booking/admin/kind.html", form=form, kind=kind), (
         422 if request.method == "POST" else 200
+    )
+
+
+# --- branch offices (支所からのオンライン相談) -------------------------------------------------
+
+
+def _save_office(form, office=None):
+    return attempt(
+        lambda: branch.save_office(
+            actor(),
+            office,
+            name=form.name.data,
+            name_en=form.name_en.data,
+            address=form.address.data,
+            active=form.active.data,
+        ),
+        "支所を保存しました。",
+    )
+
+
+@staff_bp.route("/admin/branches", methods=["GET", "POST"])
+@roles_required(*ADMIN)
+def admin_branches():
+    form = forms.BranchOfficeForm()
+    if form.validate_on_submit():
+        ok, _office_row = _save_office(form)
+        if ok:
+            return redirect(url_for("booking_staff.admin_branches"))
+    return render_template(
+        "booking/admin/branches.html",
+        offices=branch.list_offices(),
+        form=form,
+        offered=branch.offered(),
+    ), (422 if request.method == "POST" else 200)
+
+
+@staff_bp.route("/admin/branches/<int:office_id>", methods=["GET", "POST"])
+@roles_required(*ADMIN)
+def admin_branch(office_id):
+    office = branch.get_office(office_id, active_only=False)
+    form = forms.BranchOfficeForm(obj=office if request.method == "GET" else None)
+    if form.validate_on_submit():
+        ok, _ = _save_office(form, office)
+        if ok:
+            return redirect(url_for("booking_staff.admin_branches"))
+    return render_template("booking/admin/branch.html", form=form, office=office), (
+        422 if request.method == "POST" else 200
+    )
+
+
+@staff_bp.route("/branch")
+@roles_required(Role.BRANCH)
+def branch_home():
+    """The branch account's home: its own branch's sessions, each with the meeting link."""
+    office, rows = branch.sessions(actor())
+    today = tokyo_today()
+    return render_template(
+        "booking/staff/branch.html",
+        office=office,
+        today=[r for r in rows if to_tokyo(r.starts_at).date() == today],
+        upcoming=[r for r in rows if to_tokyo(r.starts_at).date() != today],
+        days=branch.UPCOMING_DAYS,
+        BOOKING_STATUS_LABELS=BOOKING_STATUS_LABELS,
     )

@@ -45,10 +45,12 @@ def settings_from(config) -> LineSettings:
 class ApiError(Exception):
     """LINE answered with an error status; ``body`` is LINE's own answer."""
 
-    def __init__(self, status: int, body: str):
+    def __init__(self, status: int, body: str, headers: dict | None = None):
         super().__init__(f"{status} {body}")
         self.status = status
         self.body = body
+        # Lower-cased names: a 409 to a repeated narrowcast names the accepted request's id.
+        self.headers = headers or {}
 
 
 def _client(settings: LineSettings, host: str):
@@ -80,13 +82,15 @@ def _text_messages(texts: list[str], quick_reply: list[dict] | None = None):
 
 
 def _call(fn):
+    from linebot.v3.audience.exceptions import ApiException as AudienceApiException
     from linebot.v3.messaging.exceptions import ApiException
 
     try:
         return fn()
-    except ApiException as exc:
+    except (ApiException, AudienceApiException) as exc:
         body = exc.body.decode("utf-8", "replace") if isinstance(exc.body, bytes) else exc.body
-        raise ApiError(int(exc.status or 0), (body or exc.reason or "")[:1000]) from exc
+        headers = {str(k).lower(): str(v) for k, v in dict(exc.headers or {}).items()}
+        raise ApiError(int(exc.status or 0), (body or exc.reason or "")[:1000], headers) from exc
 
 
 def push(
@@ -189,3 +193,126 @@ def quota(settings: LineSettings) -> Quota:
         used = _call(lambda: api.get_message_quota_consumption(_request_timeout=10))
     limited = plan.type == "limited"
     return Quota(limit=int(plan.value or 0) if limited else None, used=int(used.total_usage or 0))
+
+
+# --- narrowcast to an audience (a large segment in one request) --------------------------------
+
+AUDIENCE_UPLOAD_MAX = 10_000  # user ids per audience upload request (LINE's limit)
+
+
+def _audience_api(settings: LineSettings):
+    """The audience API's own client (linebot.v3.audience has its own ApiClient)."""
+    from linebot.v3.audience import ApiClient, Configuration
+
+    return ApiClient(Configuration(host=settings.api_host, access_token=settings.token))
+
+
+def create_audience(settings: LineSettings, description: str, user_ids: list[str]) -> int:
+    """POST /v2/bot/audienceGroup/upload: a new audience of at most 10,000 user ids; its id."""
+    from linebot.v3.audience import Audience, CreateAudienceGroupRequest, ManageAudience
+
+    if len(user_ids) > AUDIENCE_UPLOAD_MAX:
+        raise ValueError(f"an upload takes at most {AUDIENCE_UPLOAD_MAX} user ids")
+    with _audience_api(settings) as api_client:
+        api = ManageAudience(api_client)
+        request = CreateAudienceGroupRequest(
+            description=description[:120],
+            isIfaAudience=False,
+            audiences=[Audience(id=user_id) for user_id in user_ids],
+        )
+        answer = _call(lambda: api.create_audience_group(request, _request_timeout=60))
+    return int(answer.audience_group_id)
+
+
+def add_to_audience(settings: LineSettings, audience_id: int, user_ids: list[str]) -> None:
+    """PUT /v2/bot/audienceGroup/upload: at most 10,000 more user ids."""
+    from linebot.v3.audience import (
+        AddAudienceToAudienceGroupRequest,
+        Audience,
+        ManageAudience,
+    )
+
+    if len(user_ids) > AUDIENCE_UPLOAD_MAX:
+        raise ValueError(f"an upload takes at most {AUDIENCE_UPLOAD_MAX} user ids")
+    with _audience_api(settings) as api_client:
+        api = ManageAudience(api_client)
+        request = AddAudienceToAudienceGroupRequest(
+            audienceGroupId=audience_id, audiences=[Audience(id=u) for u in user_ids]
+        )
+        _call(lambda: api.add_audience_to_audience_group(request, _request_timeout=60))
+
+
+def audience_status(settings: LineSettings, audience_id: int) -> tuple[str, int | None]:
+    """GET /v2/bot/audienceGroup/{id}: its status (READY, IN_PROGRESS, FAILED …) and size."""
+    from linebot.v3.audience import ManageAudience
+
+    with _audience_api(settings) as api_client:
+        api = ManageAudience(api_client)
+        answer = _call(lambda: api.get_audience_data(audience_id, _request_timeout=10))
+    group = answer.audience_group
+    status = getattr(group.status, "value", group.status) if group is not None else None
+    return str(status or ""), group.audience_count if group is not None else None
+
+
+def delete_audience(settings: LineSettings, audience_id: int) -> None:
+    """DELETE /v2/bot/audienceGroup/{id}: the audience is not kept once the notice is sent."""
+    from linebot.v3.audience import ManageAudience
+
+    with _audience_api(settings) as api_client:
+        api = ManageAudience(api_client)
+        _call(lambda: api.delete_audience_group(audience_id, _request_timeout=10))
+
+
+def narrowcast(settings: LineSettings, audience_id: int, texts: list[str], retry_key: str) -> str:
+    """POST /v2/bot/message/narrowcast to an audience, with X-Line-Retry-Key; LINE accepts it
+    (202) and sends in the background: returns the request id its progress is asked by. A
+    retry of an accepted request (409) gives the first request's id."""
+    from linebot.v3.messaging import AudienceRecipient, MessagingApi, NarrowcastRequest
+
+    with _client(settings, settings.api_host) as api_client:
+        api = MessagingApi(api_client)
+        request = NarrowcastRequest(
+            messages=_text_messages(texts),
+            recipient=AudienceRecipient(audienceGroupId=audience_id),
+        )
+        try:
+            answer = _call(
+                lambda: api.narrowcast_with_http_info(
+                    request, x_line_retry_key=retry_key, _request_timeout=30
+                )
+            )
+        except ApiError as error:
+            accepted = error.headers.get("x-line-accepted-request-id")
+            if error.status == 409 and accepted:
+                return accepted
+            raise
+    headers = {str(k).lower(): str(v) for k, v in dict(answer.headers or {}).items()}
+    request_id = headers.get("x-line-request-id")
+    if not request_id:
+        raise ApiError(0, "narrowcast accepted without a request id")
+    return request_id
+
+
+@dataclass(frozen=True)
+class NarrowcastProgress:
+    phase: str  # waiting, sending, succeeded, failed
+    success: int | None
+    failure: int | None
+    target: int | None
+    reason: str | None
+
+
+def narrowcast_progress(settings: LineSettings, request_id: str) -> NarrowcastProgress:
+    """GET /v2/bot/message/progress/narrowcast?requestId=…"""
+    from linebot.v3.messaging import MessagingApi
+
+    with _client(settings, settings.api_host) as api_client:
+        api = MessagingApi(api_client)
+        answer = _call(lambda: api.get_narrowcast_progress(request_id, _request_timeout=10))
+    return NarrowcastProgress(
+        phase=answer.phase,
+        success=answer.success_count,
+        failure=answer.failure_count,
+        target=answer.target_count,
+        reason=answer.failed_description,
+    )

@@ -12,12 +12,23 @@ month's quota (LINE's /v2/bot/message/quota and /quota/consumption), and queues 
 row per batch of 500 contacts (LINE's multicast maximum), delivered by the LINE deliverer with a
 fixed retry key per batch. Each batch is filtered again when it is sent, so an opt-out (or a
 block) is honoured at once, even for a notice already queued.
+
+A large segment (at least MADOGUCHI_LINE_NARROWCAST_THRESHOLD recipients) goes instead as one
+narrowcast: a single outbox row which, when delivered, reads the segment again (opt-outs until
+that moment are honoured), uploads those user ids as an audience (10,000 per request), waits
+for the audience to be READY, and sends one narrowcast to it with a fixed retry key. LINE sends
+in the background; a second outbox row asks its progress (GET …/progress/narrowcast), retried
+with the outbox's back-off while LINE is still sending, and records the count LINE reports,
+then deletes the audience. Two hundred multicasts become one request and one quota check on
+LINE's side. What cannot be honoured is an opt-out after LINE accepted the narrowcast: LINE is
+then sending, as it is for a multicast batch already sent.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from urllib.parse import parse_qs, urlencode
 
@@ -33,7 +44,7 @@ from channels.line.models import (
 )
 from consult.extensions import db
 from consult.models import OutboxMessage, Role
-from consult.services import audit
+from consult.services import audit, outbox
 from consult.services.actor import Actor
 from consult.services.errors import NotFound, ValidationFailed
 from consult.services.normalize import clean_text
@@ -51,6 +62,17 @@ INTERESTS = {
 }
 AGE_BANDS = {"0-2": "0〜2歳", "3-5": "3〜5歳", "6-12": "小学生"}
 CHILDCARE = "childcare"
+# The outbox rows of a narrowcast: the send, then the progress LINE reports.
+NARROWCAST = "narrowcast"
+PROGRESS = "narrowcast_progress"
+AUDIENCE_MIN = 50  # LINE refuses a narrowcast to a smaller audience
+
+
+def use_narrowcast(recipients: int) -> bool:
+    from channels.line.settings import LineSettings
+
+    threshold = LineSettings.current().narrowcast_threshold
+    return bool(threshold) and recipients >= max(threshold, AUDIENCE_MIN)
 
 
 def districts() -> tuple[str, ...]:
@@ -365,6 +387,19 @@ def queue_notice(
     notice.queued_by_id = staff.id if staff else None
     notice.queued_at = utcnow()
     notice.recipient_count = len(ids)
+    if use_narrowcast(len(ids)):
+        notice.batch_count = 1
+        db.session.flush()
+        outbox.enqueue(
+            channel="line",
+            recipient=f"{RECIPIENT_PREFIX}{notice.id}",
+            body=text,
+            headers={"notice_id": notice.id, "kind": NARROWCAST, "retry_key": str(uuid.uuid4())},
+        )
+        audit.record(
+            actor, "create", "line_notice", str(notice.id), f"{segment.label} {len(ids)}人 一斉"
+        )
+        return notice
     notice.batch_count = (len(ids) + batch_size - 1) // batch_size
     db.session.flush()
     now = utcnow()
@@ -404,6 +439,10 @@ def deliver(message: OutboxMessage) -> None:
     notice = db.session.get(LineNotice, int(headers.get("notice_id") or 0))
     if notice is None:
         raise PermanentFailure("お知らせが見つかりません")
+    if headers.get("kind") == NARROWCAST:
+        return _send_narrowcast(config, message, notice)
+    if headers.get("kind") == PROGRESS:
+        return _narrowcast_progress(config, message, notice)
     contact_ids = [int(i) for i in headers.get("contacts") or []]
     user_ids = still_consenting(segment_of(notice), contact_ids)
     retry_key = headers.get("retry_key") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"o{message.id}"))
@@ -411,11 +450,33 @@ def deliver(message: OutboxMessage) -> None:
     db.session.commit()  # no transaction open while LINE answers
     if not user_ids:
         return
+    with _line_failures():
+        try:
+            client.multicast(config, user_ids, [message.body], retry_key)
+        except client.ApiError as exc:
+            if exc.status == 409:
+                return  # LINE already accepted this batch (same retry key)
+            raise
+    _count_sent(notice_id, len(user_ids))
+
+
+def _count_sent(notice_id: int, count: int) -> None:
+    db.session.execute(
+        sa.update(LineNotice)
+        .where(LineNotice.id == notice_id)
+        .values(sent_count=LineNotice.sent_count + count)
+    )
+    db.session.commit()
+
+
+@contextmanager
+def _line_failures():
+    """LINE's answers and the network's failures as the outbox's temporary or permanent ones."""
+    from consult.services.outbox import PermanentFailure, TemporaryFailure
+
     try:
-        client.multicast(config, user_ids, [message.body], retry_key)
+        yield
     except client.ApiError as exc:
-        if exc.status == 409:
-            return  # LINE already accepted this batch (same retry key)
         if exc.status == 429 or exc.status >= 500 or exc.status == 0:
             raise TemporaryFailure(f"LINEが一時的に受け付けませんでした（{exc.status}）") from exc
         raise PermanentFailure(f"LINEが受け付けませんでした（{exc.status}）") from exc
@@ -425,9 +486,103 @@ def deliver(message: OutboxMessage) -> None:
         if type(exc).__module__.startswith("urllib3"):
             raise TemporaryFailure(f"LINEに接続できませんでした（{type(exc).__name__}）") from exc
         raise
+
+
+def _save_headers(message_id: int, headers: dict) -> None:
+    """Keep how far a narrowcast got on its outbox row, committed at once, so that a retry
+    (or another worker after a crash) goes on from there."""
     db.session.execute(
-        sa.update(LineNotice)
-        .where(LineNotice.id == notice_id)
-        .values(sent_count=LineNotice.sent_count + len(user_ids))
+        sa.update(OutboxMessage).where(OutboxMessage.id == message_id).values(headers=headers)
     )
     db.session.commit()
+
+
+def _send_narrowcast(config, message: OutboxMessage, notice: LineNotice) -> None:
+    """Upload the segment as it is now as an audience, then one narrowcast to it."""
+    from consult.services.outbox import PermanentFailure, TemporaryFailure
+
+    state = dict(message.headers or {})
+    notice_id, message_id, body = notice.id, message.id, message.body
+    segment = segment_of(notice)
+    with _line_failures():
+        if state.get("audience_id") and not state.get("uploaded"):
+            # An upload cut short: that audience is incomplete; a new one is made.
+            with suppress(client.ApiError):
+                client.delete_audience(config, int(state["audience_id"]))
+            state.pop("audience_id")
+        if not state.get("audience_id"):
+            user_ids = list(
+                db.session.scalars(
+                    recipients_query(segment, LineContact.user_id).order_by(LineContact.id)
+                )
+            )
+            db.session.commit()  # no transaction open while LINE answers
+            if len(user_ids) < AUDIENCE_MIN:
+                # So many opted out that LINE would refuse the audience: one multicast.
+                if user_ids:
+                    with suppress_repeat():
+                        client.multicast(config, user_ids, [body], state["retry_key"])
+                    _count_sent(notice_id, len(user_ids))
+                return
+            step = client.AUDIENCE_UPLOAD_MAX
+            audience_id = client.create_audience(
+                config, f"madoguchi notice {notice_id}", user_ids[:step]
+            )
+            state["audience_id"] = audience_id
+            _save_headers(message_id, state)
+            for start in range(step, len(user_ids), step):
+                client.add_to_audience(config, audience_id, user_ids[start : start + step])
+            state["uploaded"] = True
+            state["audience_count"] = len(user_ids)
+            _save_headers(message_id, state)
+        audience_id = int(state["audience_id"])
+        status, _size = client.audience_status(config, audience_id)
+        if status == "IN_PROGRESS":
+            raise TemporaryFailure("LINEがお知らせの送信先（オーディエンス）を準備中です")
+        if status != "READY":
+            raise PermanentFailure(f"LINEが送信先（オーディエンス）を作れませんでした（{status}）")
+        request_id = client.narrowcast(config, audience_id, [body], state["retry_key"])
+    outbox.enqueue(
+        channel="line",
+        recipient=f"{RECIPIENT_PREFIX}{notice_id}",
+        body=body,
+        headers={
+            "notice_id": notice_id,
+            "kind": PROGRESS,
+            "request_id": request_id,
+            "audience_id": audience_id,
+        },
+    )
+    db.session.commit()
+
+
+@contextmanager
+def suppress_repeat():
+    """A multicast LINE already accepted (409 to the same retry key) is not an error."""
+    try:
+        yield
+    except client.ApiError as exc:
+        if exc.status != 409:
+            raise
+
+
+def _narrowcast_progress(config, message: OutboxMessage, notice: LineNotice) -> None:
+    """Ask LINE how the narrowcast went: while it sends, a temporary failure (the outbox asks
+    again after its back-off); once done, the count LINE reports, and the audience goes."""
+    from consult.services.outbox import PermanentFailure, TemporaryFailure
+
+    headers = message.headers or {}
+    notice_id = notice.id
+    db.session.commit()
+    with _line_failures():
+        progress = client.narrowcast_progress(config, str(headers.get("request_id") or ""))
+    if progress.phase in ("waiting", "sending"):
+        raise TemporaryFailure(f"LINEが送信中です（{progress.phase}）")
+    if headers.get("audience_id"):
+        with suppress(client.ApiError, OSError):
+            client.delete_audience(config, int(headers["audience_id"]))
+    if progress.phase != "succeeded":
+        raise PermanentFailure(
+            f"LINEが送信できませんでした（{progress.phase}：{progress.reason or '理由不明'}）"
+        )
+    _count_sent(notice_id, progress.success or 0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from consult.settings import Section, secret
+from consult.settings import ConfigError, Section, secret
 
 
 @dataclass(frozen=True)
@@ -28,3 +28,14 @@ class LineSettings(Section):
     max_event_attempts: int = 8
     # The districts citizens may choose for notices (お知らせ), comma-separated, in order.
     notice_districts: tuple[str, ...] = ("北部", "中部", "南部")
+    # A notice to at least this many recipients goes as one narrowcast to an audience uploaded
+    # for it (channels.line.notices), not as multicasts of 500; 0 = always multicast. LINE
+    # refuses audiences under 50 people.
+    narrowcast_threshold: int = 5000
+
+    def __post_init__(self) -> None:
+        if self.narrowcast_threshold != 0 and self.narrowcast_threshold < 50:
+            raise ConfigError(
+                "MADOGUCHI_LINE_NARROWCAST_THRESHOLD: 0 (never) or at least 50, LINE's smallest"
+                f" audience, got {self.narrowcast_threshold}"
+            )

@@ -114,10 +114,13 @@ def notices_page():
                     )
                 )
                 if ok:
+                    how = (
+                        "送信先をLINEに登録して一度に送信"
+                        if notices.use_narrowcast(notice.recipient_count)
+                        else f"{notice.batch_count:,}回に分けて送信"
+                    )
                     flash(
-                        f"お知らせを{notice.recipient_count:,}人に送信します"
-                        f"（{notice.batch_count:,}回に分けて送信）。",
-                        "success",
+                        f"お知らせを{notice.recipient_count:,}人に送信します（{how}）。", "success"
                     )
                     return redirect(url_for("line.notices_page"))
                 status = 422
@@ -130,6 +133,7 @@ def notices_page():
         "line/notices.html",
         form=form,
         count=count,
+        narrowcast=count is not None and notices.use_narrowcast(count),
         quota=quota,
         drafts=notices.drafts(),
         sent=notices.sent(),

@@ -7,7 +7,7 @@ import re
 import sqlalchemy as sa
 
 from consult.extensions import db
-from consult.models import Category, Department, Role, Staff
+from consult.models import BranchOffice, Category, Department, Role, Staff
 from consult.services import audit, auth
 from consult.services.actor import Actor
 from consult.services.errors import NotFound, ValidationFailed
@@ -49,6 +49,7 @@ def create_staff(
     department_code: str | None = None,
     department_id: int | None = None,
     email: str | None = None,
+    branch_office_id: int | None = None,
 ) -> Staff:
     login = login.strip().lower()
     if not LOGIN_PATTERN.fullmatch(login):
@@ -71,12 +72,14 @@ def create_staff(
             raise ValidationFailed("選択された担当課は存在しません。")
     if role_value == Role.OFFICER and department is None:
         raise ValidationFailed("担当課職員には所属する担当課を指定してください。")
+    office = _branch_office(role_value, branch_office_id)
     staff = Staff(
         login=login,
         full_name=full_name,
         display_name=validate_display_name(display_name),
         role=role_value,
         department=department,
+        branch_office=office,
         password_hash=auth.hash_password(password),
         email=_staff_email(email),
         # An administrator chose it: the person must choose their own at first sign-in. The
@@ -88,6 +91,22 @@ def create_staff(
     if actor is not None:
         audit.record(actor, "create", "staff", staff.id)
     return staff
+
+
+def _branch_office(role: Role, branch_office_id: int | None) -> BranchOffice | None:
+    """A branch account belongs to exactly one branch office; no other role has one."""
+    if role != Role.BRANCH:
+        if branch_office_id:
+            raise ValidationFailed("支所を指定できるのは役割「支所」のアカウントだけです。")
+        return None
+    office = db.session.get(BranchOffice, branch_office_id) if branch_office_id else None
+    if office is None:
+        raise ValidationFailed("役割「支所」のアカウントには支所を指定してください。")
+    return office
+
+
+def list_branch_offices() -> list[BranchOffice]:
+    return list(db.session.scalars(sa.select(BranchOffice).order_by(BranchOffice.id)))
 
 
 def _staff_email(raw: str | None) -> str | None:
@@ -110,6 +129,7 @@ def update_staff(
     role: str,
     department_id: int | None,
     email: str | None = None,
+    branch_office_id: int | None = None,
 ) -> Staff:
     actor.require(Role.ADMIN)
     try:
@@ -123,7 +143,12 @@ def update_staff(
         raise ValidationFailed("担当課職員には所属する担当課を指定してください。")
     if staff.id == actor.staff_id and role_value != Role.ADMIN:
         raise ValidationFailed("自分自身の管理者権限は外せません。")
-    role_changed = staff.role != role_value
+    office = _branch_office(role_value, branch_office_id)
+    # Another branch is another set of bookings: as a new role, the person signs in again.
+    role_changed = staff.role != role_value or staff.branch_office_id != (
+        office.id if office else None
+    )
+    staff.branch_office = office
     staff.full_name = full_name.strip()
     staff.display_name = validate_display_name(display_name)
     staff.role = role_value

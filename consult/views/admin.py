@@ -26,6 +26,13 @@ from consult.web import actor, attempt, roles_required
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
 
+def _branch_choices():
+    return choices(
+        ((b.id, b.name) for b in staff_service.list_branch_offices()),
+        blank="なし",
+    )
+
+
 def _department_choices():
     return choices(
         (
@@ -56,6 +63,7 @@ def staff_list():
 def staff_new():
     form = StaffCreateForm()
     form.department_id.choices = _department_choices()
+    form.branch_office_id.choices = _branch_choices()
     if form.validate_on_submit():
         ok, _created = attempt(
             lambda: staff_service.create_staff(
@@ -67,6 +75,7 @@ def staff_new():
                 password=form.password.data,
                 department_id=form.department_id.data,
                 email=form.email.data,
+                branch_office_id=form.branch_office_id.data,
             ),
             "職員を登録しました。",
         )
@@ -90,8 +99,10 @@ def staff_edit(staff_id: int):
         data=None if request.method == "POST" else {"role": member.role.value},
     )
     form.department_id.choices = _department_choices()
+    form.branch_office_id.choices = _branch_choices()
     if request.method == "GET":
         form.department_id.data = member.department_id
+        form.branch_office_id.data = member.branch_office_id
     if form.validate_on_submit():
         ok, _ = attempt(
             lambda: staff_service.update_staff(
@@ -102,6 +113,7 @@ def staff_edit(staff_id: int):
                 role=form.role.data,
                 department_id=form.department_id.data,
                 email=form.email.data,
+                branch_office_id=form.branch_office_id.data,
             ),
             "職員の情報を更新しました。",
         )

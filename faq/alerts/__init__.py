@@ -13,7 +13,7 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     from consult import plugins
-    from consult.models import Role
+    from consult.models import STAFF_ROLES
     from faq.alerts import models, tasks, today, views  # noqa: F401 (models: the tables)
     from faq.alerts.settings import AlertSettings
 
@@ -22,7 +22,7 @@ def register(app: Flask) -> None:
         plugins.Plugin(
             name="alerts",
             blueprints=(views.bp, views.public_bp),
-            nav_links=(plugins.NavLink("alerts.staff_index", "注意喚起", tuple(Role), 62),),
+            nav_links=(plugins.NavLink("alerts.staff_index", "注意喚起", STAFF_ROLES, 62),),
             ticket_panels=(plugins.TicketPanel("alerts", views.ticket_panel),),
             # Also on the officers' home page: every department sees new alerts.
             today_sections=(

@@ -20,7 +20,7 @@ import sqlalchemy as sa
 
 from consult import signals, urls
 from consult.extensions import db
-from consult.models import Department, Role, Ticket
+from consult.models import STAFF_ROLES, Department, Role, Ticket
 from consult.services import audit, mail
 from consult.services.actor import Actor
 from consult.services.errors import InvalidTransition, NotFound, PermissionDenied
@@ -32,7 +32,7 @@ from faq.services import PublishBlocked, _known_names, redact_text
 
 APPROVE_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 DESK_AUTHOR_ROLES = (Role.CONSULTANT, Role.SUPERVISOR, Role.ADMIN)
-READ_ROLES = tuple(Role)  # every department sees alerts
+READ_ROLES = STAFF_ROLES  # every department sees alerts
 LIMITS = {
     "title": ("件名", 120, True),
     "method": ("手口", 4000, True),
@@ -45,7 +45,7 @@ LIMITS = {
 FIELD_LABELS = {name: spec[0] for name, spec in LIMITS.items()}
 REDACT_PASSES = 4
 ONLY_REVIEW = "承認待ちの注意喚起だけを承認できます。"
-LIVE_AUDIENCE = [f"role:{role.value}" for role in Role]
+LIVE_AUDIENCE = [f"role:{role.value}" for role in STAFF_ROLES]
 
 
 def may_author(actor: Actor) -> bool:

@@ -21,7 +21,7 @@ from handoff.models import Response
 from tests.consult.http import call
 from tests.helpers import sign_in
 
-ROLES = ("anonymous", "consultant", "supervisor", "officer", "support", "admin")
+ROLES = ("anonymous", "consultant", "supervisor", "officer", "support", "admin", "branch")
 
 LOGIN = "302→login"  # anonymous on a staff page: sent to the login form
 OK = "permitted"  # a permitted action: 200/302/422, never 403/404/500, never to the login form
@@ -636,6 +636,25 @@ TABLE.update(
         # Specialist sessions: administrators set the kinds up; every member of staff has a list
         # of the sessions they hold (empty unless an administrator named them on a kind).
         ("/booking/admin/kinds", "GET"): (lambda o: "/booking/admin/kinds", ADMIN_GET),
+        ("/booking/admin/branches", "GET"): (lambda o: "/booking/admin/branches", ADMIN_GET),
+        ("/booking/admin/branches", "POST"): (
+            lambda o: "/booking/admin/branches",
+            ADMIN_POST,
+            {"name": "", "active": "y"},
+        ),
+        ("/booking/admin/branches/<int:office_id>", "GET"): (
+            lambda o: "/booking/admin/branches/999999",
+            {**ADMIN_GET, "admin": 404},
+        ),
+        ("/booking/admin/branches/<int:office_id>", "POST"): (
+            lambda o: "/booking/admin/branches/999999",
+            {**ADMIN_GET, "admin": 404},
+        ),
+        # The branch office's own page: its account alone (other rows: BRANCH_ANSWERS below).
+        ("/booking/branch", "GET"): (
+            lambda o: "/booking/branch",
+            {"anonymous": LOGIN, **dict.fromkeys(ROLES[1:], 403)},
+        ),
         ("/booking/admin/kinds/new", "GET"): (lambda o: "/booking/admin/kinds/new", ADMIN_GET),
         ("/booking/admin/kinds/new", "POST"): (lambda o: "/booking/admin/kinds/new", ADMIN_POST),
         ("/booking/admin/kinds/<int:kind_id>", "GET"): (
@@ -857,6 +876,30 @@ TABLE.update(
     }
 )
 TABLE[("/logout", "POST")] = TABLE.pop(("/logout", "POST"))  # logout stays last
+
+# A branch office's account (role "branch"): 403 on every staff page but its own bookings and
+# its own account's pages; public pages answer it as they answer any signed-in person.
+BRANCH_ANSWERS = {
+    ("/", "GET"): REDIRECT,  # to its branch's bookings
+    ("/booking/branch", "GET"): 200,
+    ("/login", "GET"): REDIRECT,
+    ("/login", "POST"): REDIRECT,
+    ("/login/code", "GET"): REDIRECT,
+    ("/login/code", "POST"): REDIRECT,
+    ("/account/two-factor", "GET"): 200,
+    ("/account/two-factor", "POST"): OK,
+    ("/account/password", "GET"): 200,
+    ("/account/password", "POST"): OK,
+    ("/logout", "POST"): SIGNED_OUT,
+}
+for _key, (_build, _expect, *_rest) in list(TABLE.items()):
+    if _key in BRANCH_ANSWERS:
+        _answer_of_branch = BRANCH_ANSWERS[_key]
+    elif _expect["anonymous"] != LOGIN:
+        _answer_of_branch = _expect["support"]  # a public page (or a token's): as anyone
+    else:
+        _answer_of_branch = 403
+    TABLE[_key] = (_build, {**_expect, "branch": _answer_of_branch}, *_rest)
 
 
 @pytest.fixture

@@ -59,6 +59,7 @@ class LiveServer:
                 role=role,
                 password=kw.pop("password", PASSWORD),
                 department_id=kw.pop("department_id", None),
+                branch_office_id=kw.pop("branch_office_id", None),
             )
             db.session.commit()
             login = staff.login

@@ -159,3 +159,32 @@ def test_a_booking_waits_on_the_relay_while_the_link_is_down(relay, core):
         assert db.session.scalar(sa.select(Booking)).name == "山田 花子"  # still there
     core_round()
     assert db.session.scalar(sa.select(Booking)).name == "山田 花子"
+
+
+def test_a_branch_session_booked_on_the_relay_reaches_its_branch_at_the_core(relay, core):
+    """The core's branch offices reach the relay with its settings; a 支所からのオンライン相談
+    booked there comes to the core with its office and meeting link, for the branch's page."""
+    from consult.models import BranchOffice
+    from consult.settings import override as override_settings
+
+    meeting = "https://meet.example.jp/madoguchi/{code}"
+    override_settings(relay.app, BOOKING_BRANCH_MEETING_URL=meeting)
+    override_settings(core, BOOKING_BRANCH_MEETING_URL=meeting)
+    office = BranchOffice(name="菊間支所", name_en="Kikuma Branch", address="菊間町浜1")
+    db.session.add(office)
+    db.session.commit()
+    office_id = office.id
+    core_round()
+    index = requests.get(relay.url + "/booking/", timeout=10).text
+    assert "菊間支所" in index
+    start = slot_in(7)
+    answer = book_on_relay(relay, start, mode="branch_video", branch=str(office_id))
+    assert answer.status_code == 303, answer.text[:1000]
+    core_round()
+    booking = db.session.scalar(sa.select(Booking))
+    assert booking.mode is Mode.BRANCH_VIDEO and booking.branch_office_id == office_id
+    assert booking.video_url.startswith("https://meet.example.jp/madoguchi/")
+    branch = core.test_client()
+    sign_in(branch, new_staff("branch", branch_office=db.session.get(BranchOffice, office_id)))
+    page = branch.get("/booking/branch").get_data(as_text=True)
+    assert booking.reference in page and booking.video_url in page

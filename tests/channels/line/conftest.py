@@ -147,6 +147,7 @@ def new_staff(role: str = "consultant", **kw):
         role=role,
         password=PASSWORD,
         department_id=department_id,
+        branch_office_id=kw["branch_office"].id if kw.get("branch_office") else None,
     )
     db.session.commit()
     return staff

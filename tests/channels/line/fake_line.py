@@ -6,6 +6,13 @@ repeated X-Line-Retry-Key 409, blob downloads from ``content``, and the month's 
 (``/v2/bot/message/quota``: ``quota_limit``, None for no limit; ``/quota/consumption``: what was
 sent this month, ``used`` plus one message per user of each push and multicast it accepted);
 ``script`` queues other answers (429, 500, 400 …) for a path.
+
+Narrowcast to an audience, as LINE does it: audiences uploaded by JSON (POST
+``/v2/bot/audienceGroup/upload`` creates one, PUT adds to it, 10,000 ids per request at most,
+GET ``/v2/bot/audienceGroup/{id}`` answers READY with its size, DELETE removes it), a
+narrowcast to an audience answered 202 with ``X-Line-Request-Id`` (under 50 recipients: the
+progress fails with errorCode 4, as LINE's does), and ``/v2/bot/message/progress/narrowcast``
+answering ``succeeded`` with the audience's size (``script`` it to say ``sending`` first).
 """
 
 from __future__ import annotations
@@ -63,6 +70,13 @@ class FakeLine:
     record_multicast: bool = True
     multicast_users: int = 0
     multicast_calls: int = 0
+    # Audiences: id → the user ids uploaded (a count only when record_multicast is off).
+    audiences: dict[int, list[str] | int] = field(default_factory=dict)
+    deleted_audiences: list[int] = field(default_factory=list)
+    # Narrowcasts accepted: request id → (audience id, recipients).
+    narrowcast_requests: dict[str, tuple[int, int]] = field(default_factory=dict)
+    narrowcast_users: int = 0
+    key_requests: dict[str, str] = field(default_factory=dict)
 
     def script(self, path: str, *answers: tuple[int, dict]) -> None:
         self.scripts.setdefault(path, []).extend(answers)
@@ -78,6 +92,18 @@ class FakeLine:
     @property
     def multicasts(self) -> list[Recorded]:
         return self.calls("/v2/bot/message/multicast")
+
+    @property
+    def narrowcasts(self) -> list[Recorded]:
+        return self.calls("/v2/bot/message/narrowcast")
+
+    @property
+    def uploads(self) -> list[Recorded]:
+        return self.calls("/v2/bot/audienceGroup/upload")
+
+    def audience_size(self, audience_id: int) -> int:
+        found = self.audiences.get(audience_id, 0)
+        return found if isinstance(found, int) else len(found)
 
     @property
     def replies(self) -> list[Recorded]:
@@ -101,9 +127,14 @@ class FakeLine:
         request = Request(environ)
         body = request.get_data()
         record = Recorded(request.method, request.path, dict(request.headers), body)
+        bulk = (
+            "/v2/bot/message/multicast",
+            "/v2/bot/audienceGroup/upload",
+            "/v2/bot/message/narrowcast",
+        )
         multicast = request.path == "/v2/bot/message/multicast"
         with self.lock:
-            if self.record_multicast or not multicast:
+            if self.record_multicast or request.path not in bulk:
                 self.requests.append(record)
             scripted = self.scripts.get(request.path) or []
             answer = scripted.pop(0) if scripted else None
@@ -143,6 +174,11 @@ class FakeLine:
             return Response(
                 json.dumps({"totalUsage": self.used}), 200, mimetype="application/json"
             )(environ, start_response)
+        audience = self._audience(request, record)
+        if audience is not None:
+            return audience(environ, start_response)
+        if request.path == "/v2/bot/message/progress/narrowcast":
+            return self._progress(request.args.get("requestId", ""))(environ, start_response)
         if multicast and len(record.json.get("to") or []) > 500:
             return Response(
                 '{"message":"The request body has 1 error(s)","details":[{"message":"Size must be'
@@ -160,8 +196,22 @@ class FakeLine:
                     '{"message":"The retry key is already accepted"}',
                     409,
                     mimetype="application/json",
-                    headers={"x-line-accepted-request-id": "fake"},
+                    headers={"x-line-accepted-request-id": self.key_requests.get(key, "fake")},
                 )(environ, start_response)
+        if request.path == "/v2/bot/message/narrowcast":
+            audience_id = (record.json.get("recipient") or {}).get("audienceGroupId")
+            with self.lock:
+                users = self.audience_size(audience_id) if audience_id in self.audiences else 0
+                request_id = f"nc-{len(self.narrowcast_requests) + 1}"
+                self.narrowcast_requests[request_id] = (audience_id, users)
+                if key:
+                    self.key_requests[key] = request_id
+                if users >= 50:
+                    self.narrowcast_users += users
+                    self.used += users
+            return Response(
+                "{}", 202, mimetype="application/json", headers={"X-Line-Request-Id": request_id}
+            )(environ, start_response)
         if multicast:
             with self.lock:
                 users = len(record.json.get("to") or [])
@@ -176,6 +226,89 @@ class FakeLine:
         count = max(len(record.json.get("messages", [])), 1) if body else 1
         sent = {"sentMessages": [{"id": f"{n + 1}", "quoteToken": "q"} for n in range(count)]}
         return Response(json.dumps(sent), 200, mimetype="application/json")(environ, start_response)
+
+    def _audience(self, request: Request, record: Recorded) -> Response | None:
+        """The audience endpoints; None for any other path."""
+        path = request.path
+        if path == "/v2/bot/audienceGroup/upload" and request.method in ("POST", "PUT"):
+            payload = record.json
+            ids = [a.get("id") for a in payload.get("audiences") or []]
+            if len(ids) > 10_000:
+                return _json({"message": "audiences: size must be between 0 and 10000"}, 400)
+            with self.lock:
+                if request.method == "POST":
+                    audience_id = 1000 + len(self.audiences) + len(self.deleted_audiences)
+                    self.audiences[audience_id] = ids if self.record_multicast else len(ids)
+                    answer = {**_audience_group(audience_id, len(ids)), "expireTimestamp": 0}
+                    answer.pop("status"), answer.pop("audienceCount")
+                    return _json(answer, 202)  # LINE accepts an upload with 202
+                audience_id = payload.get("audienceGroupId")
+                if audience_id not in self.audiences:
+                    return _json({"message": "audience not found"}, 400)
+                held = self.audiences[audience_id]
+                if isinstance(held, int):
+                    self.audiences[audience_id] = held + len(ids)
+                else:
+                    held.extend(ids)
+            return _json({}, 202)
+        if path.startswith("/v2/bot/audienceGroup/") and path.rsplit("/", 1)[1].isdigit():
+            audience_id = int(path.rsplit("/", 1)[1])
+            with self.lock:
+                if audience_id not in self.audiences:
+                    return _json({"message": "audience not found"}, 404)
+                if request.method == "DELETE":
+                    del self.audiences[audience_id]
+                    self.deleted_audiences.append(audience_id)
+                    return _json({})
+                size = self.audience_size(audience_id)
+            return _json({"audienceGroup": _audience_group(audience_id, size), "jobs": []})
+        return None
+
+    def _progress(self, request_id: str) -> Response:
+        with self.lock:
+            found = self.narrowcast_requests.get(request_id)
+        if found is None:
+            return _json({"message": "request not found"}, 404)
+        _audience_id, users = found
+        accepted = "2026-12-03T10:15:30.121Z"
+        if users < 50:
+            return _json(
+                {
+                    "phase": "failed",
+                    "failedDescription": "audience too small",
+                    "errorCode": 4,
+                    "acceptedTime": accepted,
+                    "completedTime": accepted,
+                }
+            )
+        return _json(
+            {
+                "phase": "succeeded",
+                "successCount": users,
+                "failureCount": 0,
+                "targetCount": users,
+                "acceptedTime": accepted,
+                "completedTime": accepted,
+            }
+        )
+
+
+def _json(payload, status: int = 200) -> Response:
+    return Response(json.dumps(payload), status, mimetype="application/json")
+
+
+def _audience_group(audience_id: int, size: int) -> dict:
+    return {
+        "audienceGroupId": audience_id,
+        "type": "UPLOAD",
+        "description": f"audience {audience_id}",
+        "status": "READY",
+        "audienceCount": size,
+        "created": int(time.time()),
+        "permission": "READ_WRITE",
+        "createRoute": "MESSAGING_API",
+        "isIfaAudience": False,
+    }
 
 
 def start_fake_line():
