@@ -318,6 +318,11 @@ TABLE: dict[tuple[str, str], tuple] = {
         ADMIN_POST,
     ),
     ("/records/retention/audit", "POST"): (lambda o: "/records/retention/audit", ADMIN_POST),
+    ("/records/retention/unlinked", "POST"): (
+        lambda o: "/records/retention/unlinked",
+        ADMIN_POST,
+        {"years": "1"},
+    ),
     ("/records/lists", "POST"): (lambda o: "/records/lists", SUPERVISOR_POST),
     ("/records/lists/<int:list_id>", "GET"): (
         lambda o: f"/records/lists/{disposal_list(o)}",
@@ -331,6 +336,11 @@ TABLE: dict[tuple[str, str], tuple] = {
         lambda o: f"/records/lists/{disposal_list(o)}/hold-back",
         SUPERVISOR_POST,
         {"number": "2026-000001"},
+    ),
+    ("/records/lists/<int:list_id>/hold-back-kind", "POST"): (
+        lambda o: f"/records/lists/{disposal_list(o)}/hold-back-kind",
+        SUPERVISOR_POST,
+        {"kind": "booking"},
     ),
     ("/records/holds", "GET"): (lambda o: "/records/holds", REPORT_GET),
     ("/records/holds", "POST"): (
