@@ -1468,6 +1468,9 @@ class DisclosureJob(db.Model):
     last_error: Mapped[str | None] = mapped_column(sa.String(500))  # Japanese, no data
     stored_name: Mapped[str | None] = mapped_column(sa.String(64))
     size: Mapped[int | None]
+    # What the bundle held (counts only): its entries, and those marked for the reviewer.
+    items: Mapped[int | None]
+    review_count: Mapped[int | None]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

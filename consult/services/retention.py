@@ -160,6 +160,7 @@ KERNEL_LABELS = {
     "merge_reason": "統合の理由",
     "incident_text": "カスハラ事案の記述",
     "legal_hold_reason": "訴訟ホールドの理由",
+    "disclosure_file": "開示請求のために作成した書類",
 }
 
 
@@ -991,6 +992,16 @@ def _dispose_kernel(batch: plugins.DisposalBatch, snapshot: dict) -> None:
             ).rowcount,
             by_citizen(grouped),
         )
+    # Disclosure bundles made for them (consult.services.disclosure_jobs): files and rows.
+    from consult.models import DisclosureJob
+    from consult.services import disclosure_jobs
+
+    batch.files.extend(disclosure_jobs.files_of_citizens(connection, cids))
+    dj = DisclosureJob.__table__
+    count(
+        "disclosure_file",
+        connection.execute(dj.delete().where(batch.among(dj.c.citizen_id, cids))).rowcount,
+    )
     fe = CitizenFlagEvent.__table__
     count(
         "citizen_flag_reason",

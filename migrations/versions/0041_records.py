@@ -47,6 +47,8 @@ def upgrade():
     sa.Column('last_error', sa.String(length=500), nullable=True),
     sa.Column('stored_name', sa.String(length=64), nullable=True),
     sa.Column('size', sa.Integer(), nullable=True),
+    sa.Column('items', sa.Integer(), nullable=True),
+    sa.Column('review_count', sa.Integer(), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
