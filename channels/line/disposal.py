@@ -201,11 +201,12 @@ def orphans(cutoff) -> list:
 
 
 # --- LINE records that belong to no case --------------------------------------------------------
-# Events no timeline entry names (a follow, a postback for the notices, a message from someone
-# who never became a case, an event that failed), the raw webhook bodies once all their events
-# are cleared, and users with no case at all. They go by their own date, counted as records
-# without a case are (consult.services.retention.unlinked_years). A user who opted in to the
-# centre's notices stays for them, unlinked from any person and without the profile's name.
+# Events of a chat with no live case (a follow, a postback for the notices, an event that failed,
+# of a user who never became a case or whose cases have gone), the raw webhook bodies once all
+# their events are cleared, and users with no case at all. They go by their own date, counted
+# as records without a case are (consult.services.retention.unlinked_years). A user who opted
+# in to the centre's notices stays for them, unlinked from any person and without the profile's
+# name.
 
 EVENT_LABEL = "相談に結び付かないLINEのイベント・受信原本"
 CONTACT_LABEL = "相談のないLINE利用者（お知らせ登録者は結び付きと表示名のみ）"
@@ -214,42 +215,47 @@ FINISHED = ("done", "ignored", "failed")
 
 
 def _event_candidates(before):
+    """Finished events older than `before`, not yet cleared, of a chat with no live case: no
+    contact of that user id has a live ticket (through line_ticket or their citizen). The
+    events of a person with a live case stay with that person's record, and go with it."""
     event = LineEvent.__table__
+    contact = LineContact.__table__
+    link = LineTicket.__table__
+    ticket = Ticket.__table__
+    live_link = (
+        sa.select(link.c.id)
+        .join(ticket, ticket.c.id == link.c.ticket_id)
+        .where(link.c.contact_id == contact.c.id, ticket.c.disposed_at.is_(None))
+        .exists()
+    )
+    live_citizen = (
+        sa.select(ticket.c.id)
+        .where(ticket.c.citizen_id == contact.c.citizen_id, ticket.c.disposed_at.is_(None))
+        .exists()
+    )
+    live_chat = (
+        sa.select(contact.c.id)
+        .where(
+            contact.c.user_id == event.c.chat_key,
+            sa.or_(live_link, sa.and_(contact.c.citizen_id.is_not(None), live_citizen)),
+        )
+        .exists()
+    )
     return sa.and_(
         event.c.chat_key != CLEARED,
         event.c.received_at < before,
         event.c.status.in_(FINISHED),
+        ~live_chat,
     )
-
-
-def _named(connection, ids: list[int]) -> set[int]:
-    """The events among `ids` that a timeline entry names: they go with their case."""
-    if not ids:
-        return set()
-    entry = TimelineEntry.__table__
-    named = entry.c.data["line_event"].as_integer()
-    return set(connection.scalars(sa.select(named).where(named.in_(ids))))
 
 
 def count_events(before) -> int:
     from consult.extensions import db
 
     event = LineEvent.__table__
-    connection = db.session.connection()
-    total, last = 0, 0
-    while True:
-        ids = list(
-            connection.scalars(
-                sa.select(event.c.id)
-                .where(_event_candidates(before), event.c.id > last)
-                .order_by(event.c.id)
-                .limit(5000)
-            )
-        )
-        if not ids:
-            return total
-        total += len(ids) - len(_named(connection, ids))
-        last = ids[-1]
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(event).where(_event_candidates(before))
+    )
 
 
 def dispose_events(batch: DisposalBatch, before, after: int, limit: int) -> int | None:
@@ -286,15 +292,13 @@ def dispose_events(batch: DisposalBatch, before, after: int, limit: int) -> int 
             ).rowcount,
         )
         return None
-    chosen = sorted(set(ids) - _named(connection, ids))
-    if chosen:
-        batch.count(
-            "line_event",
-            "LINEのメッセージ内容",
-            connection.execute(
-                event.update().where(event.c.id.in_(chosen)).values(payload={}, chat_key=CLEARED)
-            ).rowcount,
-        )
+    batch.count(
+        "line_event",
+        "LINEのメッセージ内容",
+        connection.execute(
+            event.update().where(event.c.id.in_(ids)).values(payload={}, chat_key=CLEARED)
+        ).rowcount,
+    )
     return ids[-1]
 
 
