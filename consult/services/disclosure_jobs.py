@@ -129,6 +129,23 @@ def jobs_of(actor: Actor, citizen: Citizen, limit: int = 20) -> list[DisclosureJ
     )
 
 
+SLOW_AFTER = timedelta(minutes=10)  # a bundle still waiting this long: say so, name the worker
+
+
+def slow_ids(actor: Actor, citizen: Citizen) -> set[int]:
+    """The citizen's bundles still waiting after SLOW_AFTER (the worker may not be running)."""
+    actor.require(*disclosure.DISCLOSE_ROLES)
+    return set(
+        db.session.scalars(
+            sa.select(DisclosureJob.id).where(
+                DisclosureJob.citizen_id == citizen.id,
+                DisclosureJob.status == DisclosureStatus.PENDING,
+                DisclosureJob.created_at < utcnow() - SLOW_AFTER,
+            )
+        )
+    )
+
+
 def get_job(citizen: Citizen, job_id: int) -> DisclosureJob:
     job = db.session.get(DisclosureJob, job_id)
     if job is None or job.citizen_id != citizen.id:

@@ -608,6 +608,7 @@ def disclosure_page(citizen_id: int):
         jobs=disclosure_jobs.jobs_of(actor(), item),
         formats=disclosure_jobs.FORMATS,
         keep_days=disclosure_jobs.KEEP_DAYS,
+        slow=disclosure_jobs.slow_ids(actor(), item),
         form=DisclosureForm(),
     )
 

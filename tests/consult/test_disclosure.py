@@ -243,6 +243,23 @@ def test_the_file_is_deleted_after_its_keeping_period(app, corpus):
     assert call(app, client, "GET", url).status_code == 404
 
 
+def test_a_bundle_waiting_too_long_says_so(app, corpus):
+    from datetime import timedelta
+
+    from consult.timeutil import utcnow
+
+    citizen = corpus.citizens["misaki"]
+    client = sign_in(app, corpus.staff["boss"])
+    call(app, client, "POST", f"/citizens/{citizen.id}/disclosure", data={"fmt": "pdf"})
+    html = call(app, client, "GET", f"/citizens/{citizen.id}/disclosure").get_data(as_text=True)
+    assert "作成中…" in html and "ワーカー" not in html
+    job = db.session.scalar(sa.select(DisclosureJob))
+    job.created_at = utcnow() - timedelta(minutes=11)
+    db.session.commit()
+    html = call(app, client, "GET", f"/citizens/{citizen.id}/disclosure").get_data(as_text=True)
+    assert "作成中…" in html and "10分以上たっても作成されていません" in html
+
+
 def test_command_line_writes_the_bundle(app, corpus, tmp_path):
     citizen_id = corpus.citizens["misaki"].id
     db.session.commit()
