@@ -341,6 +341,10 @@ def _install_template_helpers(app: Flask) -> None:
         to_tokyo(value).strftime("%H:%M") if value else ""
     )
     app.jinja_env.filters["phone"] = format_phone
+    # A calendar day as Japanese staff write it: 2025年3月31日.
+    app.jinja_env.filters["jday"] = lambda day: (
+        f"{day.year}年{day.month}月{day.day}日" if day else ""
+    )
 
     @app.context_processor
     def inject():

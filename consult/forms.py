@@ -562,6 +562,19 @@ class AuditRetentionForm(Form):
     )
 
 
+class UnlinkedRetentionForm(Form):
+    years = JapaneseSelectField(
+        "相談に結び付かない記録の保存期間",
+        choices=choices((years, f"{years}年") for years in RETENTION_YEARS),
+        validators=[required("保存期間")],
+    )
+
+
+class HoldBackKindForm(Form):
+    kind = HiddenField(validators=[required("記録の種類"), max_length("記録の種類", 40)])
+    release = HiddenField()
+
+
 class HoldBackForm(Form):
     number = StringField("相談番号", validators=[required("相談番号"), max_length("相談番号", 20)])
     release = HiddenField()

@@ -1385,6 +1385,34 @@ class DisposalItem(db.Model):
         return f"<DisposalItem {self.id} ticket={self.ticket_id}>"
 
 
+class DisposalUnlinked(db.Model):
+    """One kind of record that belongs to no case, on a month's 廃棄予定一覧: a booking never
+    turned into a case, mail that was ignored or quarantined, LINE events, bodies and users
+    without a case, outbox copies without a case, copies waiting to cross between the zones.
+
+    Counted from the fiscal year after the record's own date (consult.services.retention,
+    `unlinked_years`): the list shows the kind and how many, never the records. `before` is the
+    first day not covered: records dated before it go on approval, unless the row is held back.
+    """
+
+    __tablename__ = "disposal_unlinked"
+    __table_args__ = (sa.UniqueConstraint("list_id", "kind"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    list_id: Mapped[int] = mapped_column(sa.ForeignKey("disposal_list.id"))
+    kind: Mapped[str] = mapped_column(sa.String(40))
+    retention_years: Mapped[int]
+    before: Mapped[date] = mapped_column(sa.Date)
+    count: Mapped[int] = mapped_column(default=0)
+    held_back_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    held_back_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    disposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    disposed_count: Mapped[int] = mapped_column(default=0)
+
+    def __repr__(self) -> str:
+        return f"<DisposalUnlinked {self.id} {self.kind}>"
+
+
 class DisposalRecord(db.Model):
     """廃棄簿: what was disposed of, when and on whose approval, without the data itself.
 
@@ -1427,3 +1455,65 @@ class DisposalPermit(db.Model):
 
     def __repr__(self) -> str:
         return "<DisposalPermit>"
+
+
+class DisclosureStatus(enum.StrEnum):
+    PENDING = "pending"  # waiting for the worker (the page says 作成中…)
+    READY = "ready"  # the file is stored, to be downloaded until it expires
+    FAILED = "failed"  # given up, with the reason; the page offers 再作成
+    EXPIRED = "expired"  # the file was deleted after the keeping period
+
+
+DISCLOSURE_STATUS_LABELS = {
+    DisclosureStatus.PENDING: "作成中",
+    DisclosureStatus.READY: "ダウンロードできます",
+    DisclosureStatus.FAILED: "作成できませんでした",
+    DisclosureStatus.EXPIRED: "保管期間が過ぎたため削除しました",
+}
+
+
+class DisclosureJob(db.Model):
+    """One production of a disclosure bundle (開示請求への対応), made by the worker.
+
+    The request is written by the web page; the worker builds the PDF or JSON
+    (consult.services.disclosure) and stores it under DATA_DIR/disclosure/ (outside the web
+    root) by a generated name. Personal data: the file itself, which goes when the job expires
+    (`expires_at`) and with the citizen's disposal; the row holds ids, times and counts only.
+    """
+
+    __tablename__ = "disclosure_job"
+    __table_args__ = (
+        sa.Index("ix_disclosure_job_due", "status", "next_attempt_at"),
+        sa.Index("ix_disclosure_job_citizen", "citizen_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    citizen_id: Mapped[int] = mapped_column(sa.ForeignKey("citizen.id"))
+    fmt: Mapped[str] = mapped_column(sa.String(10))
+    requested_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("staff.id"))
+    status: Mapped[DisclosureStatus] = mapped_column(
+        _enum(DisclosureStatus), default=DisclosureStatus.PENDING
+    )
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(64))  # consult.services.queue
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))  # Japanese, no data
+    stored_name: Mapped[str | None] = mapped_column(sa.String(64))
+    size: Mapped[int | None]
+    # What the bundle held (counts only): its entries, and those marked for the reviewer.
+    items: Mapped[int | None]
+    review_count: Mapped[int | None]
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    downloads: Mapped[int] = mapped_column(default=0)
+
+    requested_by: Mapped[Staff | None] = relationship()
+
+    @property
+    def status_label(self) -> str:
+        return DISCLOSURE_STATUS_LABELS[self.status]
+
+    def __repr__(self) -> str:
+        return f"<DisclosureJob {self.id} {self.status}>"

@@ -213,6 +213,24 @@ class PersonalData:
 
 
 @dataclass(frozen=True)
+class UnlinkedKind:
+    """Records of a package that belong to no case (a booking never turned into one, ignored
+    mail, LINE events and users without a case): retention counts from the fiscal year after
+    the record's own date (consult.services.retention, `unlinked_years`).
+
+    `count(before)` says how many records dated before `before` (a UTC datetime) are still to
+    go; `dispose(batch, before, after, limit)` removes the personal data of at most `limit` of
+    them whose id is above `after`, in the batch's transaction, counting with `batch.count` and
+    listing files in `batch.files`; it returns the last id it looked at, or None when nothing
+    is left. Neither may read or return the data itself."""
+
+    name: str
+    label: str
+    count: Callable[[Any], int]
+    dispose: Callable[[DisposalBatch, Any, int, int], int | None]
+
+
+@dataclass(frozen=True)
 class Disposer:
     """A package's part of disposal: `dispose(batch)` (DisposalBatch), and what it holds."""
 
@@ -222,6 +240,8 @@ class Disposer:
     # Files of the package's folder under DATA_DIR that no row names (a rollback after the file
     # was written), older than the cutoff (a datetime): `sweep(cutoff)` lists them.
     orphans: Callable[[Any], list[Path]] | None = None
+    # Its records that belong to no case, with their own retention (UnlinkedKind).
+    unlinked: Sequence[UnlinkedKind] = ()
 
 
 @dataclass(frozen=True)

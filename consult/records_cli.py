@@ -37,6 +37,7 @@ def records_due(as_json, today_text):
     """廃棄の候補（保存期間を満了した相談）を保存期間・分類ごとに件数で示す。個人情報は出さない。"""
     today = _today(today_text)
     rows = retention.due_summary(Actor.command_line(), today)
+    unlinked = retention.unlinked_due(Actor.command_line(), today)
     db.session.rollback()
     if as_json:
         click.echo(
@@ -45,19 +46,25 @@ def records_due(as_json, today_text):
                     "today": (today or retention.tokyo_today()).isoformat(),
                     "total": sum(r.count for r in rows),
                     "rows": [r.as_dict() for r in rows],
+                    "unlinked": [r.as_dict() for r in unlinked],
                 },
                 ensure_ascii=False,
                 indent=2,
             )
         )
         return
-    if not rows:
+    if not rows and not unlinked:
         click.echo("廃棄の候補はありません。")
         return
-    click.echo("保存期間\t分類\t件数\t訴訟ホールド")
-    for row in rows:
-        click.echo(f"{row.years}年\t{row.category}\t{row.count}\t{row.held}")
-    click.echo(f"合計 {sum(r.count for r in rows)}件")
+    if rows:
+        click.echo("保存期間\t分類\t件数\t訴訟ホールド")
+        for row in rows:
+            click.echo(f"{row.years}年\t{row.category}\t{row.count}\t{row.held}")
+        click.echo(f"合計 {sum(r.count for r in rows)}件")
+    if unlinked:
+        click.echo("相談に結び付かない記録（種類ごと）")
+        for row in unlinked:
+            click.echo(f"{row.years}年\t{row.label}\t{row.count}")
 
 
 @records_group.command("dispose")
@@ -100,7 +107,9 @@ def records_dispose(approved, dry_run, as_json, batch_size, today_text):
         click.echo(f"保存期間中に戻ったため廃棄しなかった相談: {outcome.skipped_not_due}件")
     for kind, number in result["removed"].items():
         click.echo(f"  {result['labels'].get(kind, kind)}: {number}")
-    if not outcome.tickets and not audit_rows:
+    for kind, number in result["unlinked"].items():
+        click.echo(f"相談に結び付かない記録（{kind}）: {number}件")
+    if not outcome.tickets and not audit_rows and not any(result["unlinked"].values()):
         click.echo("承認済みで廃棄できる相談はありません。")
 
 

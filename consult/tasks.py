@@ -58,6 +58,7 @@ def dispose_approved(
             progress(outcome)
         if pause:
             time.sleep(pause)
+    outcome.unlinked = retention.dispose_unlinked(actor, dry_run=dry_run, outcome=outcome)
     orphans = retention.orphan_files()
     if orphans:
         swept = len(orphans) if dry_run else retention.remove_files(orphans)
@@ -116,7 +117,9 @@ def prepare_monthly_list(today: date | None = None) -> int:
     if db.session.scalar(sa.select(DisposalList.id).where(DisposalList.month == month)):
         db.session.rollback()
         return 0
-    if not db.session.scalar(sa.select(Ticket.id).where(retention._due_condition(today)).limit(1)):
+    if not db.session.scalar(
+        sa.select(Ticket.id).where(retention._due_condition(today)).limit(1)
+    ) and not any(row.count for row in retention.unlinked_due(SYSTEM, today)):
         db.session.rollback()
         return 0
     try:
@@ -125,4 +128,12 @@ def prepare_monthly_list(today: date | None = None) -> int:
     except sa.exc.IntegrityError:  # another worker drew it up at the same moment
         db.session.rollback()
         return 0
-    return db.session.scalar(sa.select(sa.func.count()).where(DisposalItem.list_id == listing.id))
+    from consult.models import DisposalUnlinked
+
+    listed = db.session.scalar(sa.select(sa.func.count()).where(DisposalItem.list_id == listing.id))
+    unlinked = db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(DisposalUnlinked.count), 0)).where(
+            DisposalUnlinked.list_id == listing.id
+        )
+    )
+    return listed + unlinked

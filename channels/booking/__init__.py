@@ -30,6 +30,7 @@ def _holds():
 def register(app: Flask) -> None:
     from channels.booking import (  # noqa: F401 (models: metadata)
         branch,
+        disposal,
         models,
         services,
         specialist,
@@ -44,7 +45,9 @@ def register(app: Flask) -> None:
         app,
         plugins.Plugin(
             name="booking",
-            disposers=(plugins.Disposer("booking", _dispose, _holds()),),
+            disposers=(
+                plugins.Disposer("booking", _dispose, _holds(), unlinked=disposal.UNLINKED),
+            ),
             blueprints=(views.public_bp, views.staff_bp),
             nav_links=(
                 plugins.NavLink("booking_staff.day", "予約", desk, 40),

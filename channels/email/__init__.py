@@ -60,7 +60,7 @@ def _orphans(cutoff):
 
 
 def register(app: Flask) -> None:
-    from channels.email import cli, models, services, transfer, views
+    from channels.email import cli, disposal, models, services, transfer, views
     from channels.email.settings import EmailSettings
     from consult.services import mail
 
@@ -68,7 +68,9 @@ def register(app: Flask) -> None:
         app,
         plugins.Plugin(
             name="email",
-            disposers=(plugins.Disposer("email", _dispose, _holds(), _orphans),),
+            disposers=(
+                plugins.Disposer("email", _dispose, _holds(), _orphans, unlinked=disposal.UNLINKED),
+            ),
             blueprints=(views.bp,),
             commands=(cli.mail_group,),
             nav_links=(

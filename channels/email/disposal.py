@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from channels.email.models import EmailThread, InboundMail, MailAttachment, ThreadMessage
-from consult.plugins import DisposalBatch, PersonalData
+from channels.email.models import (
+    EmailThread,
+    InboundMail,
+    InboundStatus,
+    MailAttachment,
+    ThreadMessage,
+)
+from consult.plugins import DisposalBatch, PersonalData, UnlinkedKind
 
 HOLDS = (
     PersonalData(
@@ -107,3 +113,73 @@ def orphans(cutoff) -> list:
         if f"{path.parent.name}/{path.name}" not in attached:
             found.append(path)
     return found
+
+
+# --- mail that never became a case --------------------------------------------------------------
+# An auto-reply or bounce that referred to nothing of ours (ignored), or a message whose
+# processing failed and that an administrator left in quarantine: no ticket's retention reaches
+# it. It goes by the day it was received (consult.services.retention.unlinked_years): row, raw
+# file, attachments and threading ids. Pending mail is never touched (it is still to be read).
+
+UNLINKED_LABEL = "相談にならなかった受信メール（対象外・隔離中）の原本"
+
+
+def _unlinked_condition(table, before):
+    return sa.and_(
+        table.c.ticket_id.is_(None),
+        table.c.status.in_([InboundStatus.IGNORED, InboundStatus.QUARANTINED]),
+        table.c.received_at < before,
+    )
+
+
+def count_unlinked(before) -> int:
+    from consult.extensions import db
+
+    table = InboundMail.__table__
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(table).where(_unlinked_condition(table, before))
+    )
+
+
+def dispose_unlinked(batch: DisposalBatch, before, after: int, limit: int) -> int | None:
+    connection = batch.connection
+    inbound = InboundMail.__table__
+    rows = connection.execute(
+        sa.select(inbound.c.id, inbound.c.storage_name)
+        .where(_unlinked_condition(inbound, before), inbound.c.id > after)
+        .order_by(inbound.c.id)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return None
+    ids = [row.id for row in rows]
+    attachment = MailAttachment.__table__
+    condition = attachment.c.inbound_id.in_(ids)
+    for storage_name in connection.scalars(sa.select(attachment.c.storage_name).where(condition)):
+        batch.files.append(_data_dir() / "attachments" / storage_name)
+    batch.count(
+        "mail_attachment",
+        "受信メールの添付ファイル",
+        connection.execute(attachment.delete().where(condition)).rowcount,
+    )
+    thread_message = ThreadMessage.__table__
+    connection.execute(thread_message.delete().where(thread_message.c.inbound_id.in_(ids)))
+    names = {row.storage_name for row in rows}
+    shared = set(
+        connection.scalars(
+            sa.select(inbound.c.storage_name).where(
+                inbound.c.storage_name.in_(names), inbound.c.id.not_in(ids)
+            )
+        )
+    )
+    for name in sorted(names - shared):
+        batch.files.append(_data_dir() / "raw" / name)
+    batch.count(
+        "mail_raw",
+        "受信メールの原本",
+        connection.execute(inbound.delete().where(inbound.c.id.in_(ids))).rowcount,
+    )
+    return ids[-1]
+
+
+UNLINKED = (UnlinkedKind("mail", UNLINKED_LABEL, count_unlinked, dispose_unlinked),)

@@ -25,7 +25,16 @@ def _orphans(cutoff):
 
 
 def register(app: Flask) -> None:
-    from channels.line import client, intake, models, notices, services, transfer, views
+    from channels.line import (
+        client,
+        disposal,
+        intake,
+        models,
+        notices,
+        services,
+        transfer,
+        views,
+    )
     from channels.line.settings import LineSettings
     from consult.config import CoreSettings
     from consult.models import Role
@@ -41,7 +50,9 @@ def register(app: Flask) -> None:
         app,
         plugins.Plugin(
             name="line",
-            disposers=(plugins.Disposer("line", _dispose, _holds(), _orphans),),
+            disposers=(
+                plugins.Disposer("line", _dispose, _holds(), _orphans, unlinked=disposal.UNLINKED),
+            ),
             blueprints=(views.bp,),
             nav_links=(
                 plugins.NavLink(

@@ -25,7 +25,7 @@ from channels.line.models import (
     LineTicket,
 )
 from consult.models import Ticket, TimelineEntry
-from consult.plugins import DisposalBatch, PersonalData
+from consult.plugins import DisposalBatch, PersonalData, UnlinkedKind
 
 HOLDS = (
     PersonalData("line_contact", ("user_id",), "LINEのユーザーID", "LINE公式アカウント"),
@@ -198,3 +198,207 @@ def orphans(cutoff) -> list:
         for path in _old_files(root, cutoff)
         if str(path.relative_to(root)) not in known and path.name not in known
     ]
+
+
+# --- LINE records that belong to no case --------------------------------------------------------
+# Events of a chat with no live case (a follow, a postback for the notices, an event that failed,
+# of a user who never became a case or whose cases have gone), the raw webhook bodies once all
+# their events are cleared, and users with no case at all. They go by their own date, counted
+# as records without a case are (consult.services.retention.unlinked_years). A user who opted
+# in to the centre's notices stays for them, unlinked from any person and without the profile's
+# name.
+
+EVENT_LABEL = "相談に結び付かないLINEのイベント・受信原本"
+CONTACT_LABEL = "相談のないLINE利用者（お知らせ登録者は結び付きと表示名のみ）"
+CLEARED = "-"  # chat_key of an event whose payload was disposed of
+FINISHED = ("done", "ignored", "failed")
+
+
+def _event_candidates(before):
+    """Finished events older than `before`, not yet cleared, of a chat with no live case: no
+    contact of that user id has a live ticket (through line_ticket or their citizen). The
+    events of a person with a live case stay with that person's record, and go with it."""
+    event = LineEvent.__table__
+    contact = LineContact.__table__
+    link = LineTicket.__table__
+    ticket = Ticket.__table__
+    live_link = (
+        sa.select(link.c.id)
+        .join(ticket, ticket.c.id == link.c.ticket_id)
+        .where(link.c.contact_id == contact.c.id, ticket.c.disposed_at.is_(None))
+        .exists()
+    )
+    live_citizen = (
+        sa.select(ticket.c.id)
+        .where(ticket.c.citizen_id == contact.c.citizen_id, ticket.c.disposed_at.is_(None))
+        .exists()
+    )
+    live_chat = (
+        sa.select(contact.c.id)
+        .where(
+            contact.c.user_id == event.c.chat_key,
+            sa.or_(live_link, sa.and_(contact.c.citizen_id.is_not(None), live_citizen)),
+        )
+        .exists()
+    )
+    return sa.and_(
+        event.c.chat_key != CLEARED,
+        event.c.received_at < before,
+        event.c.status.in_(FINISHED),
+        ~live_chat,
+    )
+
+
+def count_events(before) -> int:
+    from consult.extensions import db
+
+    event = LineEvent.__table__
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(event).where(_event_candidates(before))
+    )
+
+
+def dispose_events(batch: DisposalBatch, before, after: int, limit: int) -> int | None:
+    connection = batch.connection
+    event = LineEvent.__table__
+    ids = list(
+        connection.scalars(
+            sa.select(event.c.id)
+            .where(_event_candidates(before), event.c.id > after)
+            .order_by(event.c.id)
+            .limit(limit)
+        )
+    )
+    if not ids:
+        # Last round: the raw bodies whose events are all cleared (or that had none).
+        delivery = LineDelivery.__table__
+        live = (
+            sa.select(event.c.id)
+            .where(event.c.delivery_id == delivery.c.id, event.c.chat_key != CLEARED)
+            .exists()
+        )
+        batch.count(
+            "line_delivery",
+            "LINEから届いた原本",
+            connection.execute(
+                delivery.update()
+                .where(
+                    delivery.c.expanded_at.is_not(None),
+                    delivery.c.received_at < before,
+                    delivery.c.body != "{}",
+                    ~live,
+                )
+                .values(body="{}")
+            ).rowcount,
+        )
+        return None
+    batch.count(
+        "line_event",
+        "LINEのメッセージ内容",
+        connection.execute(
+            event.update().where(event.c.id.in_(ids)).values(payload={}, chat_key=CLEARED)
+        ).rowcount,
+    )
+    return ids[-1]
+
+
+def _contact_candidates(before):
+    contact = LineContact.__table__
+    link = LineTicket.__table__
+    ticket = Ticket.__table__
+    event = LineEvent.__table__
+    subscription = LineSubscription.__table__
+    subscribed = sa.select(subscription.c.id).where(subscription.c.contact_id == contact.c.id)
+    return sa.and_(
+        ~sa.select(link.c.id).where(link.c.contact_id == contact.c.id).exists(),
+        sa.or_(
+            contact.c.citizen_id.is_(None),
+            ~sa.select(ticket.c.id).where(ticket.c.citizen_id == contact.c.citizen_id).exists(),
+        ),
+        contact.c.created_at < before,
+        *(
+            sa.or_(column.is_(None), column < before)
+            for column in (
+                contact.c.followed_at,
+                contact.c.unfollowed_at,
+                contact.c.first_message_at,
+            )
+        ),
+        # Nothing from them since: a user who writes again is not a candidate.
+        ~sa.select(event.c.id)
+        .where(event.c.chat_key == contact.c.user_id, event.c.received_at >= before)
+        .exists(),
+        # An opted-in user already unlinked is what is kept: nothing more to do.
+        sa.or_(
+            ~subscribed.exists(),
+            contact.c.citizen_id.is_not(None),
+            contact.c.display_name.is_not(None),
+        ),
+    )
+
+
+def count_contacts(before) -> int:
+    from consult.extensions import db
+
+    contact = LineContact.__table__
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(contact).where(_contact_candidates(before))
+    )
+
+
+def dispose_contacts(batch: DisposalBatch, before, after: int, limit: int) -> int | None:
+    connection = batch.connection
+    contact = LineContact.__table__
+    rows = connection.execute(
+        sa.select(contact.c.id, contact.c.user_id)
+        .where(_contact_candidates(before), contact.c.id > after)
+        .order_by(contact.c.id)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return None
+    ids = [row.id for row in rows]
+    subscription = LineSubscription.__table__
+    subscribed = set(
+        connection.scalars(
+            sa.select(subscription.c.contact_id)
+            .where(subscription.c.contact_id.in_(ids))
+            .distinct()
+        )
+    )
+    gone = [row for row in rows if row.id not in subscribed]
+    if gone:
+        event = LineEvent.__table__
+        batch.count(
+            "line_event",
+            "LINEのメッセージ内容",
+            connection.execute(
+                event.update()
+                .where(event.c.chat_key.in_([row.user_id for row in gone]))
+                .values(payload={}, chat_key=CLEARED)
+            ).rowcount,
+        )
+        batch.count(
+            "line_contact",
+            "LINEのユーザーID",
+            connection.execute(
+                contact.delete().where(contact.c.id.in_([row.id for row in gone]))
+            ).rowcount,
+        )
+    if subscribed:
+        batch.count(
+            "line_contact_unlinked",
+            "お知らせ登録を残したLINE利用者の相談者との結び付き",
+            connection.execute(
+                contact.update()
+                .where(contact.c.id.in_(sorted(subscribed)))
+                .values(citizen_id=None, display_name=None)
+            ).rowcount,
+        )
+    return ids[-1]
+
+
+UNLINKED = (
+    UnlinkedKind("line_event", EVENT_LABEL, count_events, dispose_events),
+    UnlinkedKind("line_contact", CONTACT_LABEL, count_contacts, dispose_contacts),
+)

@@ -59,7 +59,14 @@ packages (their Disposer, listed on plugins.Disposer):
 - api: bodies of webhook deliveries still waiting that carry these tickets' numbers;
 - the phone and counter channels hold no personal data (times, rooms, numbers); the live
   channel's events hold none and are pruned after a day; the FAQ's whoosh index (DATA_DIR) holds
-  published, redacted entries only. There is no relay copy yet (roles relay/core are not built).
+  published, redacted entries only. The relay keeps a booking blanked once the core has it,
+  deletes delivered messages at once, and deletes what the core has taken (consult.transfer).
+
+**Records that belong to no case** (a booking never turned into one, ignored or quarantined mail,
+LINE events and users without a case, messages sent to no case, copies that never crossed between
+the zones, on the relay as on the core) have no ticket whose retention reaches them: they go by
+their own date and `unlinked_years` (below), listed by kind, approved and recorded with the month's
+list (`dispose_unlinked`; the packages' parts are their Disposer's `unlinked` kinds).
 
 **The 廃棄簿** (DisposalRecord) gets one row per ticket: its number, class, category, channel,
 dates, the counts by kind, who approved the list and when, who ran the disposal; never the data.
@@ -153,6 +160,7 @@ KERNEL_LABELS = {
     "merge_reason": "統合の理由",
     "incident_text": "カスハラ事案の記述",
     "legal_hold_reason": "訴訟ホールドの理由",
+    "disclosure_file": "開示請求のために作成した書類",
 }
 
 
@@ -377,6 +385,7 @@ def prepare_list(actor: Actor, today: date | None = None, chunk: int = 5000) -> 
     if rows:
         db.session.execute(sa.insert(DisposalItem), rows)
         added += len(rows)
+    added += _prepare_unlinked(found, today)
     if added and found.approved_at is not None:
         # New items need a new approval: an approval covers what the supervisor saw.
         found.approved_at = None
@@ -447,8 +456,14 @@ def approve(actor: Actor, found: DisposalList) -> None:
     staff = actor.require(*APPROVER_ROLES)
     if found.approved_at is not None:
         raise ValidationFailed("この廃棄予定一覧は既に承認されています。")
-    if not db.session.scalar(sa.select(sa.func.count()).where(DisposalItem.list_id == found.id)):
-        raise ValidationFailed("廃棄予定の相談がないため、承認するものはありません。")
+    from consult.models import DisposalUnlinked
+
+    if not db.session.scalar(
+        sa.select(sa.func.count()).where(DisposalItem.list_id == found.id)
+    ) and not db.session.scalar(
+        sa.select(sa.func.count()).where(DisposalUnlinked.list_id == found.id)
+    ):
+        raise ValidationFailed("廃棄予定の記録がないため、承認するものはありません。")
     found.approved_at = utcnow()
     found.approved_by_id = staff.id if staff else None
     found.approved_by_name = staff.full_name if staff else (actor.address or "system")[:80]
@@ -579,6 +594,8 @@ class Outcome:
     labels: dict[str, str] = field(default_factory=dict)
     dry_run: bool = False
     seconds: float = 0.0
+    # Records without a case, by the list's kind (consult.services.retention.dispose_unlinked).
+    unlinked: dict[str, int] = field(default_factory=dict)
 
     def add(self, batch: plugins.DisposalBatch) -> None:
         for kind, number in batch.counts.items():
@@ -593,6 +610,7 @@ class Outcome:
             "skipped_not_due": self.skipped_not_due,
             "removed": dict(sorted(self.counts.items())),
             "labels": {k: self.labels[k] for k in sorted(self.counts)},
+            "unlinked": dict(sorted(self.unlinked.items())),
             "seconds": round(self.seconds, 3),
         }
 
@@ -974,6 +992,16 @@ def _dispose_kernel(batch: plugins.DisposalBatch, snapshot: dict) -> None:
             ).rowcount,
             by_citizen(grouped),
         )
+    # Disclosure bundles made for them (consult.services.disclosure_jobs): files and rows.
+    from consult.models import DisclosureJob
+    from consult.services import disclosure_jobs
+
+    batch.files.extend(disclosure_jobs.files_of_citizens(connection, cids))
+    dj = DisclosureJob.__table__
+    count(
+        "disclosure_file",
+        connection.execute(dj.delete().where(batch.among(dj.c.citizen_id, cids))).rowcount,
+    )
     fe = CitizenFlagEvent.__table__
     count(
         "citizen_flag_reason",
@@ -1250,3 +1278,358 @@ def orphan_files(cutoff: datetime | None = None) -> list:
         if disposer.orphans is not None:
             found.extend(disposer.orphans(cutoff))
     return found
+
+
+# --- records that belong to no case -------------------------------------------------------------
+# A booking never turned into a case, mail that was ignored or quarantined, LINE events and
+# users without a case, messages sent to no case (a booking's confirmation, a notice), copies
+# waiting to cross between the zones: no ticket's retention reaches them. Each goes by its own
+# date (the session's day, the day it was received or written), counted like a case from the
+# fiscal year after that date, for `unlinked_years` (default 1 year: 軽易なもの in the
+# 保存期間基準表, as a record of contact that led to nothing), an administrator's setting. They
+# are listed on the month's 廃棄予定一覧 by kind, with counts (DisposalUnlinked), approved with
+# it, held back by kind, disposed of by `dispose_unlinked` and recorded in the 廃棄簿 by kind.
+
+UNLINKED_SETTING = "retention.unlinked_years"
+DEFAULT_UNLINKED_YEARS = 1
+UNLINKED_BATCH = 500
+
+
+def unlinked_years() -> int:
+    row = db.session.get(CentreSetting, UNLINKED_SETTING)
+    try:
+        value = int(row.value) if row else DEFAULT_UNLINKED_YEARS
+    except ValueError:
+        return DEFAULT_UNLINKED_YEARS
+    return value if value in RETENTION_YEARS else DEFAULT_UNLINKED_YEARS
+
+
+def set_unlinked_years(actor: Actor, years: int | str) -> None:
+    actor.require(*ADMIN_ROLES)
+    try:
+        value = int(years)
+    except (TypeError, ValueError):
+        value = 0
+    if value not in RETENTION_YEARS:
+        raise ValidationFailed(
+            "保存期間は " + "・".join(f"{y}年" for y in RETENTION_YEARS) + " から選んでください。"
+        )
+    row = db.session.get(CentreSetting, UNLINKED_SETTING)
+    if row is None:
+        row = CentreSetting(key=UNLINKED_SETTING, value=str(value))
+        db.session.add(row)
+    row.value = str(value)
+    row.updated_by_id = actor.staff_id
+    row.updated_at = utcnow()
+    audit.record(actor, "update", "retention", None, detail=f"相談に結び付かない記録 {value}年")
+    db.session.flush()
+
+
+def _outbox_condition(before):
+    from consult.models import OutboxStatus
+
+    o = OutboxMessage.__table__
+    return sa.and_(
+        o.c.ticket_id.is_(None),
+        o.c.status.in_([OutboxStatus.DELIVERED, OutboxStatus.FAILED]),
+        o.c.created_at < before,
+        sa.or_(o.c.recipient != "", o.c.body != "", o.c.subject.is_not(None)),
+    )
+
+
+def _count_outbox(before) -> int:
+    return db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(OutboxMessage.__table__)
+        .where(_outbox_condition(before))
+    )
+
+
+def _dispose_outbox(batch: plugins.DisposalBatch, before, after: int, limit: int) -> int | None:
+    o = OutboxMessage.__table__
+    ids = list(
+        batch.connection.scalars(
+            sa.select(o.c.id)
+            .where(_outbox_condition(before), o.c.id > after)
+            .order_by(o.c.id)
+            .limit(limit)
+        )
+    )
+    if not ids:
+        return None
+    result = batch.connection.execute(
+        o.update()
+        .where(o.c.id.in_(ids))
+        .values(recipient="", subject=None, body="", headers={}, last_error=None)
+    )
+    batch.count("outbox", KERNEL_LABELS["outbox"], result.rowcount)
+    return ids[-1]
+
+
+def _count_transfer(before) -> int:
+    from consult.transfer.models import TransferItem
+
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(TransferItem).where(TransferItem.created_at < before)
+    )
+
+
+def _dispose_transfer(batch: plugins.DisposalBatch, before, after: int, limit: int) -> int | None:
+    """Items that waited to cross between the relay and the core for longer than the period
+    (the other side never took them): the relay's copy of what a citizen sent, or a message
+    for the relay. Their ids are strings: `after` is unused, each round deletes what it found."""
+    from consult.transfer.models import TransferItem
+
+    t = TransferItem.__table__
+    ids = list(
+        batch.connection.scalars(
+            sa.select(t.c.id).where(t.c.created_at < before).order_by(t.c.id).limit(limit)
+        )
+    )
+    if not ids:
+        return None
+    batch.count(
+        "transfer_item",
+        KERNEL_LABELS["transfer_item"],
+        batch.connection.execute(t.delete().where(t.c.id.in_(ids))).rowcount,
+    )
+    return 0
+
+
+KERNEL_LABELS["transfer_item"] = "ゾーン間で受け渡されなかった写し（中継サーバー等）"
+KERNEL_UNLINKED = (
+    plugins.UnlinkedKind(
+        "outbox",
+        "相談に結び付かない送信メッセージ（予約の確認・お知らせ等）の宛先・本文",
+        _count_outbox,
+        _dispose_outbox,
+    ),
+    plugins.UnlinkedKind(
+        "transfer",
+        "ゾーン間で受け渡されなかった写し（中継サーバー等）",
+        _count_transfer,
+        _dispose_transfer,
+    ),
+)
+
+
+def unlinked_kinds() -> list[plugins.UnlinkedKind]:
+    kinds = list(KERNEL_UNLINKED)
+    for disposer in plugins.registry().disposers:
+        kinds.extend(disposer.unlinked)
+    return kinds
+
+
+def unlinked_labels() -> dict[str, str]:
+    return {kind.name: kind.label for kind in unlinked_kinds()}
+
+
+def unlinked_before(today: date | None = None) -> tuple[int, date]:
+    """(years, first day not covered): records dated before that day are due on `today`."""
+    today = today or tokyo_today()
+    years = unlinked_years()
+    return years, date(fiscal_year(today) - years, 4, 1)
+
+
+def _before_instant(day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=TOKYO).astimezone(UTC)
+
+
+@dataclass
+class UnlinkedRow:
+    kind: str
+    label: str
+    years: int
+    before: date
+    count: int
+    held_back: bool = False
+    disposed: int | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "label": self.label,
+            "retention_years": self.years,
+            "dated_before": self.before.isoformat(),
+            "count": self.count,
+            "held_back": self.held_back,
+            "disposed": self.disposed,
+        }
+
+
+def unlinked_due(actor: Actor, today: date | None = None) -> list[UnlinkedRow]:
+    """The records without a case due on `today`, by kind: counts only."""
+    actor.require(*READER_ROLES)
+    years, day = unlinked_before(today)
+    before = _before_instant(day)
+    rows = []
+    for kind in unlinked_kinds():
+        number = kind.count(before)
+        if number:
+            rows.append(UnlinkedRow(kind.name, kind.label, years, day, number))
+    return rows
+
+
+def _prepare_unlinked(found: DisposalList, today: date) -> int:
+    """Add or refresh the list's rows of records without a case; returns how many records
+    were added to what the list held (a change asks for a new approval)."""
+    from consult.models import DisposalUnlinked
+
+    years, day = unlinked_before(today)
+    before = _before_instant(day)
+    existing = {
+        row.kind: row
+        for row in db.session.scalars(
+            sa.select(DisposalUnlinked).where(DisposalUnlinked.list_id == found.id)
+        )
+    }
+    added = 0
+    for kind in unlinked_kinds():
+        number = kind.count(before)
+        row = existing.get(kind.name)
+        if row is None:
+            if number:
+                db.session.add(
+                    DisposalUnlinked(
+                        list_id=found.id,
+                        kind=kind.name,
+                        retention_years=years,
+                        before=day,
+                        count=number,
+                        disposed_count=0,
+                    )
+                )
+                added += number
+        elif row.disposed_at is None and (number > row.count or row.before != day):
+            added += max(number - row.count, 1)
+            row.count, row.before, row.retention_years = number, day, years
+        elif row.disposed_at is None:
+            row.count = number  # fewer: some became part of a case since; no new approval
+    db.session.flush()
+    return added
+
+
+def list_unlinked(actor: Actor, found: DisposalList) -> list[UnlinkedRow]:
+    from consult.models import DisposalUnlinked
+
+    actor.require(*READER_ROLES)
+    labels = unlinked_labels()
+    return [
+        UnlinkedRow(
+            row.kind,
+            labels.get(row.kind, row.kind),
+            row.retention_years,
+            row.before,
+            row.count,
+            row.held_back_at is not None,
+            row.disposed_count if row.disposed_at is not None else None,
+        )
+        for row in db.session.scalars(
+            sa.select(DisposalUnlinked)
+            .where(DisposalUnlinked.list_id == found.id)
+            .order_by(DisposalUnlinked.id)
+        )
+    ]
+
+
+def hold_back_unlinked(actor: Actor, found: DisposalList, kind: str, back: bool = True) -> None:
+    """Keep one kind of records without a case from this list's disposal (保留), or put it back."""
+    from consult.models import DisposalUnlinked
+
+    staff = actor.require(*APPROVER_ROLES)
+    row = db.session.scalar(
+        sa.select(DisposalUnlinked).where(
+            DisposalUnlinked.list_id == found.id, DisposalUnlinked.kind == (kind or "").strip()
+        )
+    )
+    if row is None:
+        raise NotFound("その種類の記録はこの一覧にありません。")
+    if row.disposed_at is not None:
+        raise ValidationFailed("この種類の記録は既に廃棄されています。")
+    row.held_back_at = utcnow() if back else None
+    row.held_back_by_id = (staff.id if staff else None) if back else None
+    audit.record(
+        actor,
+        "hold_back" if back else "hold_back_undo",
+        "disposal_list",
+        found.id,
+        detail=f"相談に結び付かない記録: {row.kind}",
+    )
+    db.session.flush()
+
+
+def dispose_unlinked(
+    actor: Actor, *, dry_run: bool = False, batch_size: int = UNLINKED_BATCH, outcome=None
+) -> dict[str, int]:
+    """Dispose of the records without a case of every approved list's rows not held back, kind
+    by kind, in batches (each its own transaction), and record each kind in the 廃棄簿. With
+    `dry_run` every batch is rolled back. Returns the records handled, by list kind."""
+    from consult.models import DisposalUnlinked
+
+    actor.require(*APPROVER_ROLES)
+    kinds = {kind.name: kind for kind in unlinked_kinds()}
+    rows = db.session.execute(
+        sa.select(DisposalUnlinked.id, DisposalUnlinked.kind, DisposalList.id)
+        .join(DisposalList, DisposalList.id == DisposalUnlinked.list_id)
+        .where(
+            DisposalList.approved_at.is_not(None),
+            DisposalUnlinked.disposed_at.is_(None),
+            DisposalUnlinked.held_back_at.is_(None),
+        )
+        .order_by(DisposalUnlinked.id)
+    ).all()
+    by = (actor.staff.login if actor.staff else actor.address or "system")[:64]
+    handled: dict[str, int] = {}
+    for row_id, name, _list_id in rows:
+        kind = kinds.get(name)
+        if kind is None:
+            continue
+        row = db.session.get(DisposalUnlinked, row_id)
+        before = _before_instant(row.before)
+        counts: dict[str, int] = {}
+        after: int | None = 0
+        while after is not None:
+            connection = db.session.connection()
+            batch = plugins.DisposalBatch(
+                connection=connection, ticket_ids=[], citizen_ids=[], now=utcnow()
+            )
+            after = kind.dispose(batch, before, after, batch_size)
+            if dry_run:
+                db.session.rollback()
+                files = sum(1 for path in batch.files if path.exists())
+            else:
+                db.session.commit()
+                files = remove_files(batch.files)
+            if files:
+                batch.count("file", KERNEL_LABELS["file"], files)
+            for key, number in batch.counts.items():
+                counts[key] = counts.get(key, 0) + number
+            if outcome is not None:
+                outcome.add(batch)
+            if dry_run and after == 0:
+                break  # a kind keyed by strings deletes as it goes: one round tells enough
+        total = sum(v for k, v in counts.items() if k != "file")
+        handled[name] = total
+        if dry_run:
+            continue
+        row = db.session.get(DisposalUnlinked, row_id)
+        listing = db.session.get(DisposalList, row.list_id)
+        row.disposed_at = utcnow()
+        row.disposed_count = total
+        db.session.add(
+            DisposalRecord(
+                kind="unlinked",
+                retention_years=row.retention_years,
+                category_name=kind.label[:80],
+                channel=name[:20],
+                expired_on=row.before - timedelta(days=1),
+                list_id=row.list_id,
+                approved_at=listing.approved_at,
+                approved_by_name=listing.approved_by_name,
+                disposed_by=by,
+                counts=dict(sorted(counts.items())),
+            )
+        )
+        audit.record(actor, "dispose", "disposal_list", row.list_id, detail=f"{name} {total}件")
+        db.session.commit()
+    return handled

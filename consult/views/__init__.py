@@ -9,7 +9,14 @@ from consult.models import Role
 def register(app: Flask) -> None:
     from consult import cli, records_cli, tasks
     from consult.config import SafetySettings
-    from consult.services import callbacks, outbox, protection, ratelimit, safe_files
+    from consult.services import (
+        callbacks,
+        disclosure_jobs,
+        outbox,
+        protection,
+        ratelimit,
+        safe_files,
+    )
     from consult.services import reports as report_service
     from consult.services import safety as safety_service
     from consult.services import today as today_service
@@ -73,6 +80,13 @@ def register(app: Flask) -> None:
                 plugins.WorkerTask("callbacks.remind", callbacks.remind, lane="alerts"),
                 # 無害化 in a lane of its own: a slow conversion never holds up LINE or mail.
                 plugins.WorkerTask("sanitise.convert", safe_files.convert_due, lane="sanitise"),
+                # Disclosure bundles (consult.services.disclosure_jobs): never in a request.
+                plugins.WorkerTask(
+                    "disclosure.build", disclosure_jobs.build_due, lane="disclosure", interval=1.0
+                ),
+                plugins.WorkerTask(
+                    "disclosure.expire", disclosure_jobs.expire_due, lane="disclosure", interval=60
+                ),
                 # The month's 廃棄予定一覧 (consult.services.retention), in a lane of its own.
                 plugins.WorkerTask(
                     "retention.monthly_list",
@@ -81,9 +95,12 @@ def register(app: Flask) -> None:
                     interval=600,
                 ),
             ),
-            staff_scripts=(plugins.StaffScript("static", "js/callbacks.js"),),
+            staff_scripts=(
+                plugins.StaffScript("static", "js/callbacks.js"),
+                plugins.StaffScript("static", "js/disclosure.js"),
+            ),
             commands=(*cli.COMMANDS, records_cli.records_group),
-            queues=(outbox.QUEUE, safe_files.QUEUE),
+            queues=(outbox.QUEUE, safe_files.QUEUE, disclosure_jobs.QUEUE),
             home_pages={
                 Role.CONSULTANT: "desk.queue",
                 Role.SUPERVISOR: "desk.queue",

@@ -6,7 +6,6 @@ from urllib.parse import quote
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     flash,
@@ -14,6 +13,7 @@ from flask import (
     redirect,
     render_template,
     request,
+    send_file,
     url_for,
 )
 from flask_login import current_user
@@ -47,6 +47,7 @@ from consult.services import (
     callbacks,
     citizens,
     disclosure,
+    disclosure_jobs,
     merge,
     protection,
     safety,
@@ -598,30 +599,62 @@ def citizen_flag(citizen_id: int, flag: str):
 @bp.get("/citizens/<int:citizen_id>/disclosure")
 @roles_required(*disclosure.DISCLOSE_ROLES)
 def disclosure_page(citizen_id: int):
-    """The disclosure bundle's page: what it holds, and the buttons that produce it."""
+    """The disclosure bundle's page: the bundles asked for, 作成中… until the worker has made
+    them (the live channel reloads the page), then the download; a failure with its reason."""
     item = _citizen_or_404(citizen_id)
-    bundle = disclosure.collect(actor(), item.id)
     return render_template(
-        "consult/disclosure.html", citizen=item, bundle=bundle, form=DisclosureForm()
+        "consult/disclosure.html",
+        citizen=item,
+        jobs=disclosure_jobs.jobs_of(actor(), item),
+        formats=disclosure_jobs.FORMATS,
+        keep_days=disclosure_jobs.KEEP_DAYS,
+        slow=disclosure_jobs.slow_ids(actor(), item),
+        form=DisclosureForm(),
     )
 
 
 @bp.post("/citizens/<int:citizen_id>/disclosure")
 @roles_required(*disclosure.DISCLOSE_ROLES)
 def disclosure_produce(citizen_id: int):
-    """Produce the PDF or the JSON (each production audited), as a download."""
+    """Ask the worker for the PDF or the JSON (the request audited); back to the page."""
     item = _citizen_or_404(citizen_id)
     form = DisclosureForm()
-    if not form.validate_on_submit() or form.fmt.data not in ("pdf", "json"):
+    if not form.validate_on_submit() or form.fmt.data not in disclosure_jobs.FORMATS:
         abort(400)
-    bundle = disclosure.produce(actor(), item.id, form.fmt.data)
-    if form.fmt.data == "pdf":
-        data, mimetype = disclosure.render_pdf(bundle), "application/pdf"
-    else:
-        data, mimetype = bundle.to_json().encode("utf-8"), "application/json"
-    name = f"disclosure-{bundle.citizen_id}.{form.fmt.data}"
-    response = Response(data, mimetype=mimetype)
+    label = disclosure_jobs.FORMATS[form.fmt.data][1]
+    attempt(
+        lambda: disclosure_jobs.request_bundle(actor(), item, form.fmt.data),
+        f"{label}の作成を依頼しました。できあがるとこの画面に表示されます。",
+    )
+    return redirect(url_for("desk.disclosure_page", citizen_id=item.id))
+
+
+@bp.post("/citizens/<int:citizen_id>/disclosure/<int:job_id>/retry")
+@roles_required(*disclosure.DISCLOSE_ROLES)
+def disclosure_retry(citizen_id: int, job_id: int):
+    item = _citizen_or_404(citizen_id)
+    form = DisclosureForm()
+    if not form.validate_on_submit():
+        abort(400)
+    job = disclosure_jobs.get_job(item, job_id)
+    attempt(
+        lambda: disclosure_jobs.retry(actor(), job),
+        "もう一度作成を依頼しました。できあがるとこの画面に表示されます。",
+    )
+    return redirect(url_for("desk.disclosure_page", citizen_id=item.id))
+
+
+@bp.get("/citizens/<int:citizen_id>/disclosure/<int:job_id>/download")
+@roles_required(*disclosure.DISCLOSE_ROLES)
+def disclosure_download(citizen_id: int, job_id: int):
+    """The stored bundle, to the roles that may produce it; every download audited."""
+    item = _citizen_or_404(citizen_id)
+    job = disclosure_jobs.get_job(item, job_id)
+    path, name, mimetype = disclosure_jobs.download(actor(), job)
+    response = send_file(path, mimetype=mimetype, as_attachment=True, max_age=0, etag=False)
     response.headers["Content-Disposition"] = f"attachment; filename*=UTF-8''{quote(name)}"
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Content-Type-Options"] = "nosniff"
     # The bundle is the person's own data for the person: never scrubbed on the way out.
     response.direct_passthrough = True
     return response

@@ -11,11 +11,21 @@ from consult.forms import (
     AuditRetentionForm,
     ConfirmForm,
     HoldBackForm,
+    HoldBackKindForm,
     LegalHoldForm,
     LiftHoldForm,
     RetentionClassForm,
+    UnlinkedRetentionForm,
 )
-from consult.models import Category, Citizen, DisposalList, LegalHold, Role, Ticket
+from consult.models import (
+    CHANNEL_LABELS,
+    Category,
+    Citizen,
+    DisposalList,
+    LegalHold,
+    Role,
+    Ticket,
+)
 from consult.services import retention
 from consult.services import staff as staff_service
 from consult.services.errors import ValidationFailed
@@ -32,6 +42,7 @@ def index():
     return render_template(
         "consult/records/index.html",
         due=retention.due_summary(actor()),
+        unlinked=retention.unlinked_due(actor()),
         lists=retention.lists(actor())[:12],
         holds=retention.holds(actor(), active_only=True),
         form=ConfirmForm(),
@@ -51,10 +62,13 @@ def retention_settings():
         form.years.data = str(category.retention_years or "")
         rows.append((category, retention.years_of(category), form))
     audit_form = AuditRetentionForm(years=retention.audit_years())
+    unlinked_form = UnlinkedRetentionForm(years=str(retention.unlinked_years()))
     return render_template(
         "consult/records/retention.html",
         rows=rows,
         audit_form=audit_form,
+        unlinked_form=unlinked_form,
+        unlinked_kinds=retention.unlinked_kinds(),
         defaults=retention.DEFAULT_YEARS,
         fallback=retention.FALLBACK_YEARS,
     )
@@ -85,6 +99,20 @@ def retention_audit():
         attempt(
             lambda: retention.set_audit_years(actor(), form.years.data),
             "監査ログの保存期間を保存しました。",
+        )
+    else:
+        _flash_errors(form)
+    return redirect(url_for("records.retention_settings"))
+
+
+@bp.post("/retention/unlinked")
+@roles_required(Role.ADMIN)
+def retention_unlinked():
+    form = UnlinkedRetentionForm()
+    if form.validate_on_submit():
+        attempt(
+            lambda: retention.set_unlinked_years(actor(), form.years.data),
+            "相談に結び付かない記録の保存期間を保存しました。",
         )
     else:
         _flash_errors(form)
@@ -132,8 +160,10 @@ def list_page(list_id: int):
         found=found,
         summary=retention.list_summary(actor(), found),
         items=retention.list_items(actor(), found),
+        unlinked=retention.list_unlinked(actor(), found),
         form=ConfirmForm(),
         hold_form=HoldBackForm(),
+        kind_form=HoldBackKindForm(),
         may_approve=actor().may(*retention.APPROVER_ROLES),
     )
 
@@ -162,6 +192,22 @@ def hold_back(list_id: int):
         attempt(
             lambda: retention.hold_back(actor(), found, form.number.data, back=back),
             "廃棄を保留しました。" if back else "保留を取り消しました。",
+        )
+    else:
+        _flash_errors(form)
+    return redirect(url_for("records.list_page", list_id=list_id))
+
+
+@bp.post("/lists/<int:list_id>/hold-back-kind")
+@roles_required(Role.SUPERVISOR)
+def hold_back_kind(list_id: int):
+    found = _list_or_404(list_id)
+    form = HoldBackKindForm()
+    if form.validate_on_submit():
+        back = form.release.data != "1"
+        attempt(
+            lambda: retention.hold_back_unlinked(actor(), found, form.kind.data, back=back),
+            "この種類の記録の廃棄を保留しました。" if back else "保留を取り消しました。",
         )
     else:
         _flash_errors(form)
@@ -234,6 +280,7 @@ def register():
         "consult/records/register.html",
         rows=retention.register_rows(actor()),
         labels={**retention.KERNEL_LABELS, **_plugin_labels()},
+        channels=CHANNEL_LABELS,
     )
 
 
@@ -246,6 +293,7 @@ def _plugin_labels() -> dict[str, str]:
         "line_delivery": "LINEから届いた原本",
         "line_media": "LINEで届いた画像・ファイル",
         "line_contact": "LINEのユーザーID",
+        "line_contact_unlinked": "お知らせ登録を残したLINE利用者の相談者との結び付き",
         "booking": "予約の氏名・連絡先・相談内容",
         "handoff_text": "引継ぎの概要・対応記録",
         "faq_source": "FAQの元になった相談への参照",

@@ -89,6 +89,34 @@ def disposal_list(o) -> int:
     return o["disposal_list"]
 
 
+def disclosure_job(o) -> int:
+    """A disclosure bundle of the test's citizen, made (the file stored), once."""
+    if "disclosure_job" not in o:
+        from datetime import timedelta
+
+        from consult.models import DisclosureJob, DisclosureStatus
+        from consult.services import disclosure_jobs
+        from consult.timeutil import utcnow
+
+        job = DisclosureJob(
+            citizen_id=o["citizen"],
+            fmt="json",
+            status=DisclosureStatus.READY,
+            stored_name="ab" * 16,
+            size=2,
+            attempts=1,
+            downloads=0,
+            expires_at=utcnow() + timedelta(days=7),
+        )
+        db.session.add(job)
+        db.session.commit()
+        path = disclosure_jobs.path_of(job)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"{}")
+        o["disclosure_job"] = job.id
+    return o["disclosure_job"]
+
+
 def legal_hold(o) -> int:
     """A legal hold on the test's ticket."""
     if "legal_hold" not in o:
@@ -219,6 +247,14 @@ TABLE: dict[tuple[str, str], tuple] = {
         SUPERVISOR_POST,
         {"fmt": "json"},
     ),
+    ("/citizens/<int:citizen_id>/disclosure/<int:job_id>/retry", "POST"): (
+        lambda o: f"/citizens/{o['citizen']}/disclosure/{disclosure_job(o)}/retry",
+        SUPERVISOR_POST,
+    ),
+    ("/citizens/<int:citizen_id>/disclosure/<int:job_id>/download", "GET"): (
+        lambda o: f"/citizens/{o['citizen']}/disclosure/{disclosure_job(o)}/download",
+        {**ADMIN_GET, "supervisor": 200, "admin": 403},
+    ),
     # Merging: supervisors (administrators have no desk pages); undo: administrators only.
     ("/citizens/<int:citizen_id>/merge", "POST"): (
         lambda o: f"/citizens/{o['citizen']}/merge",
@@ -318,6 +354,11 @@ TABLE: dict[tuple[str, str], tuple] = {
         ADMIN_POST,
     ),
     ("/records/retention/audit", "POST"): (lambda o: "/records/retention/audit", ADMIN_POST),
+    ("/records/retention/unlinked", "POST"): (
+        lambda o: "/records/retention/unlinked",
+        ADMIN_POST,
+        {"years": "1"},
+    ),
     ("/records/lists", "POST"): (lambda o: "/records/lists", SUPERVISOR_POST),
     ("/records/lists/<int:list_id>", "GET"): (
         lambda o: f"/records/lists/{disposal_list(o)}",
@@ -331,6 +372,11 @@ TABLE: dict[tuple[str, str], tuple] = {
         lambda o: f"/records/lists/{disposal_list(o)}/hold-back",
         SUPERVISOR_POST,
         {"number": "2026-000001"},
+    ),
+    ("/records/lists/<int:list_id>/hold-back-kind", "POST"): (
+        lambda o: f"/records/lists/{disposal_list(o)}/hold-back-kind",
+        SUPERVISOR_POST,
+        {"kind": "booking"},
     ),
     ("/records/holds", "GET"): (lambda o: "/records/holds", REPORT_GET),
     ("/records/holds", "POST"): (

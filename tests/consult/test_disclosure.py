@@ -17,8 +17,8 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from consult.extensions import db
-from consult.models import AuditEvent
-from consult.services import disclosure
+from consult.models import AuditEvent, DisclosureJob
+from consult.services import disclosure, disclosure_jobs
 from consult.services.actor import Actor
 from consult.services.errors import PermissionDenied
 from tests.consult.corpus import build
@@ -119,6 +119,14 @@ def test_pdf_is_a4_and_holds_the_same(corpus, tmp_path):
     assert "【審査】" in flat
 
 
+def _build_waiting() -> None:
+    """One round of the worker's task, as `madoguchi worker` runs it."""
+    db.session.commit()
+    disclosure_jobs.build_due(limit=5)
+    db.session.commit()
+    db.session.expire_all()
+
+
 def test_only_supervisors_produce_and_every_production_is_audited(app, corpus):
     with pytest.raises(PermissionDenied):
         disclosure.produce(Actor(corpus.staff["desk1"]), corpus.citizens["misaki"].id, "json")
@@ -127,18 +135,44 @@ def test_only_supervisors_produce_and_every_production_is_audited(app, corpus):
     page = call(app, client, "GET", f"/citizens/{citizen_id}/disclosure")
     assert page.status_code == 200
     assert "開示請求への対応" in page.get_data(as_text=True)
-    for fmt, mimetype in (("pdf", "application/pdf"), ("json", "application/json")):
+    for fmt in ("pdf", "json"):
         response = call(
             app, client, "POST", f"/citizens/{citizen_id}/disclosure", data={"fmt": fmt}
         )
-        assert response.status_code == 200
-        assert response.mimetype == mimetype
-        assert f"disclosure-{citizen_id}.{fmt}" in response.headers["Content-Disposition"]
+        # Nothing is made in the request: the page says 作成中… until the worker has made it.
+        assert response.status_code == 302
+    html = call(app, client, "GET", f"/citizens/{citizen_id}/disclosure").get_data(as_text=True)
+    assert html.count("作成中…") == 2 and "ダウンロード</a>" not in html
+    assert not db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "disclose")
+    ).all()
+    _build_waiting()
+    html = call(app, client, "GET", f"/citizens/{citizen_id}/disclosure").get_data(as_text=True)
+    assert "作成中…" not in html and html.count("ダウンロード</a>") == 2
+    jobs = db.session.scalars(sa.select(DisclosureJob).order_by(DisclosureJob.id)).all()
+    for job, mimetype in zip(jobs, ("application/pdf", "application/json"), strict=True):
+        url = f"/citizens/{citizen_id}/disclosure/{job.id}/download"
+        assert url in html
+        response = call(app, client, "GET", url)
+        assert response.status_code == 200 and response.mimetype == mimetype
+        disposition = response.headers["Content-Disposition"]
+        assert disposition.startswith("attachment;")
+        assert f"disclosure-{citizen_id}-{job.id}.{job.fmt}" in disposition
+        assert response.headers["Cache-Control"] == "no-store"
+        # Stored outside the web root, under a generated name.
+        path = disclosure_jobs.path_of(job)
+        assert path.is_relative_to(app.config["MADOGUCHI"]["DATA_DIR"])
+        assert re.fullmatch(r"[0-9a-f]{32}\.(pdf|json)", path.name)
+        assert not path.is_relative_to(app.static_folder)
     rows = db.session.scalars(
         sa.select(AuditEvent).where(AuditEvent.action == "disclose").order_by(AuditEvent.id)
     ).all()
     assert [r.detail.split()[0] for r in rows] == ["format=pdf", "format=json"]
     assert all(r.object_id == str(citizen_id) and "佐藤" not in r.detail for r in rows)
+    downloads = db.session.scalars(
+        sa.select(AuditEvent).where(AuditEvent.action == "disclose_download")
+    ).all()
+    assert len(downloads) == 2 and all(r.staff_id == corpus.staff["boss"].id for r in downloads)
     desk = sign_in(app, corpus.staff["desk1"])
     assert call(app, desk, "GET", f"/citizens/{citizen_id}/disclosure").status_code == 403
     assert (
@@ -147,6 +181,83 @@ def test_only_supervisors_produce_and_every_production_is_audited(app, corpus):
         ).status_code
         == 403
     )
+    download = f"/citizens/{citizen_id}/disclosure/{jobs[0].id}/download"
+    assert call(app, desk, "GET", download).status_code == 403
+    # Another citizen's address for the same job: not found.
+    other = corpus.citizens["kenichi"].id
+    assert (
+        call(app, client, "GET", f"/citizens/{other}/disclosure/{jobs[0].id}/download").status_code
+        == 404
+    )
+
+
+def test_a_failed_bundle_shows_its_reason_and_can_be_asked_again(app, corpus):
+    from consult.models import DisclosureStatus
+
+    citizen = corpus.citizens["misaki"]
+    client = sign_in(app, corpus.staff["boss"])
+    call(app, client, "POST", f"/citizens/{citizen.id}/disclosure", data={"fmt": "pdf"})
+    # The one who asked lost the role before the worker ran: given up at once, with the reason.
+    boss = db.session.get(type(corpus.staff["boss"]), corpus.staff["boss"].id)
+    boss.role = "consultant"
+    db.session.commit()
+    _build_waiting()
+    job = db.session.scalar(sa.select(DisclosureJob))
+    assert job.status == DisclosureStatus.FAILED and "権限" in job.last_error
+    assert job.stored_name is None
+    boss = db.session.get(type(corpus.staff["boss"]), corpus.staff["boss"].id)
+    boss.role = "supervisor"
+    db.session.commit()
+    html = call(app, client, "GET", f"/citizens/{citizen.id}/disclosure").get_data(as_text=True)
+    assert "作成できませんでした" in html and "権限がなくなった" in html
+    assert "もう一度作成する" in html
+    response = call(
+        app, client, "POST", f"/citizens/{citizen.id}/disclosure/{job.id}/retry", data={}
+    )
+    assert response.status_code == 302
+    html = call(app, client, "GET", f"/citizens/{citizen.id}/disclosure").get_data(as_text=True)
+    assert "作成中…" in html
+    _build_waiting()
+    html = call(app, client, "GET", f"/citizens/{citizen.id}/disclosure").get_data(as_text=True)
+    assert "ダウンロード</a>" in html
+
+
+def test_the_file_is_deleted_after_its_keeping_period(app, corpus):
+    from datetime import timedelta
+
+    from consult.models import DisclosureStatus
+    from consult.timeutil import utcnow
+
+    citizen = corpus.citizens["misaki"]
+    client = sign_in(app, corpus.staff["boss"])
+    call(app, client, "POST", f"/citizens/{citizen.id}/disclosure", data={"fmt": "json"})
+    _build_waiting()
+    job = db.session.scalar(sa.select(DisclosureJob))
+    path = disclosure_jobs.path_of(job)
+    assert path.exists() and job.status == DisclosureStatus.READY
+    assert disclosure_jobs.expire_due(utcnow() + timedelta(days=6)) == 0
+    assert disclosure_jobs.expire_due(utcnow() + timedelta(days=8)) == 1
+    job = db.session.scalar(sa.select(DisclosureJob))
+    assert job.status == DisclosureStatus.EXPIRED and not path.exists()
+    url = f"/citizens/{citizen.id}/disclosure/{job.id}/download"
+    assert call(app, client, "GET", url).status_code == 404
+
+
+def test_a_bundle_waiting_too_long_says_so(app, corpus):
+    from datetime import timedelta
+
+    from consult.timeutil import utcnow
+
+    citizen = corpus.citizens["misaki"]
+    client = sign_in(app, corpus.staff["boss"])
+    call(app, client, "POST", f"/citizens/{citizen.id}/disclosure", data={"fmt": "pdf"})
+    html = call(app, client, "GET", f"/citizens/{citizen.id}/disclosure").get_data(as_text=True)
+    assert "作成中…" in html and "ワーカー" not in html
+    job = db.session.scalar(sa.select(DisclosureJob))
+    job.created_at = utcnow() - timedelta(minutes=11)
+    db.session.commit()
+    html = call(app, client, "GET", f"/citizens/{citizen.id}/disclosure").get_data(as_text=True)
+    assert "作成中…" in html and "10分以上たっても作成されていません" in html
 
 
 def test_command_line_writes_the_bundle(app, corpus, tmp_path):

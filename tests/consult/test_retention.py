@@ -263,6 +263,12 @@ def _build_case(app, client) -> dict:
         )
     )
     db.session.commit()
+    # A disclosure bundle made for the person (the worker's file under DATA_DIR/disclosure).
+    from consult.services import disclosure_jobs
+
+    disclosure_jobs.request_bundle(Actor(supervisor, "127.0.0.1"), person, "json")
+    db.session.commit()
+    assert disclosure_jobs.build_due() == 1
     kept = tickets.create_ticket(
         desk, channel=Channel.PHONE, subject="花子さんの相談", citizen=other
     )
@@ -392,6 +398,7 @@ def test_disposal_leaves_no_trace_and_keeps_the_statistics(line_app, line_client
         "callback",
         "merge_reason",
         "incident_text",
+        "disclosure_file",
     ):
         assert removed.get(kind), (kind, removed)
     assert _all_text() == []
