@@ -19,9 +19,11 @@ RELAY_ONLY = frozenset({"relay"})
 # Public pages that are not for the internet: staff's private calendar feeds (personal data).
 CORE_PUBLIC_ENDPOINTS = frozenset({"booking.feed"})
 RELAY_ENDPOINTS = frozenset({"static", "faq.static"})
-# Worker tasks the relay runs: delivering its outbox, and forgetting what it no longer needs.
-RELAY_TASK_PREFIXES = ("outbox", "transfer.housekeeping")
-CORE_SKIPPED_TASKS = frozenset()
+# Worker tasks the relay runs: delivering its outbox, fetching LINE's media (the core cannot
+# reach LINE's content API), and forgetting what it no longer needs.
+RELAY_TASK_PREFIXES = ("outbox", "transfer.housekeeping", "line.relay_content")
+RELAY_ONLY_TASKS = frozenset({"line.relay_content"})
+CORE_SKIPPED_TASKS = RELAY_ONLY_TASKS
 
 
 def serves(role: str, endpoint: str | None) -> bool:
@@ -45,7 +47,7 @@ def runs_task(role: str, name: str) -> bool:
         return name.startswith(RELAY_TASK_PREFIXES)
     if role == "core":
         return name not in CORE_SKIPPED_TASKS
-    return not name.startswith("transfer.")
+    return not name.startswith("transfer.") and name not in RELAY_ONLY_TASKS
 
 
 def install(app: Flask) -> None:
