@@ -20,9 +20,10 @@ RELAY_ONLY = frozenset({"relay"})
 CORE_PUBLIC_ENDPOINTS = frozenset({"booking.feed"})
 RELAY_ENDPOINTS = frozenset({"static", "faq.static"})
 # Worker tasks the relay runs: delivering its outbox, fetching LINE's media (the core cannot
-# reach LINE's content API), and forgetting what it no longer needs.
-RELAY_TASK_PREFIXES = ("outbox", "transfer.housekeeping", "line.relay_content")
-RELAY_ONLY_TASKS = frozenset({"line.relay_content"})
+# reach LINE's content API), converting files when MADOGUCHI_SANITISE_IN=relay, and
+# forgetting what it no longer needs.
+RELAY_ONLY_TASKS = frozenset({"line.relay_content", "email.relay_convert"})
+RELAY_TASK_PREFIXES = ("outbox", "transfer.housekeeping", *sorted(RELAY_ONLY_TASKS))
 CORE_SKIPPED_TASKS = RELAY_ONLY_TASKS
 
 

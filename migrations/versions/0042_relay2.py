@@ -1,4 +1,5 @@
-"""relay2: LINE media fetched by the relay and carried to the core (line_relay_content)
+"""relay2: LINE media fetched by the relay and carried to the core (line_relay_content); mail
+attachments converted on the relay (email_inbound.relay_files)
 
 Revision ID: 0042_relay2
 Revises: 0039_alerts
@@ -41,8 +42,14 @@ def upgrade():
         batch_op.create_index('ix_line_relay_content_due', ['status', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_line_relay_content_delivery_id'), ['delivery_id'], unique=False)
 
+    with op.batch_alter_table('email_inbound', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('relay_files', sa.JSON(), nullable=True))
+
 
 def downgrade():
+    with op.batch_alter_table('email_inbound', schema=None) as batch_op:
+        batch_op.drop_column('relay_files')
+
     with op.batch_alter_table('line_relay_content', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_line_relay_content_delivery_id'))
         batch_op.drop_index('ix_line_relay_content_due')
