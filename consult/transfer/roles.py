@@ -14,7 +14,7 @@ from consult.config import CoreSettings
 from consult.settings import section
 
 # Blueprints that face the internet (the relay serves these and nothing else).
-PUBLIC_BLUEPRINTS = frozenset({"booking", "faq_public"})
+PUBLIC_BLUEPRINTS = frozenset({"booking", "faq_public", "opinions_public", "alerts_public"})
 RELAY_ONLY = frozenset({"relay"})
 # Public pages that are not for the internet: staff's private calendar feeds (personal data).
 CORE_PUBLIC_ENDPOINTS = frozenset({"booking.feed"})

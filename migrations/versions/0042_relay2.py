@@ -42,6 +42,12 @@ def upgrade():
         batch_op.create_index('ix_line_relay_content_due', ['status', 'next_attempt_at'], unique=False)
         batch_op.create_index(batch_op.f('ix_line_relay_content_delivery_id'), ['delivery_id'], unique=False)
 
+    op.create_table('relay_copy',
+    sa.Column('kind', sa.String(length=40), nullable=False),
+    sa.Column('ref', sa.Integer(), autoincrement=False, nullable=False),
+    sa.Column('data', sa.JSON(), nullable=False),
+    sa.PrimaryKeyConstraint('kind', 'ref', name=op.f('pk_relay_copy'))
+    )
     with op.batch_alter_table('email_inbound', schema=None) as batch_op:
         batch_op.add_column(sa.Column('relay_files', sa.JSON(), nullable=True))
 
@@ -49,6 +55,8 @@ def upgrade():
 def downgrade():
     with op.batch_alter_table('email_inbound', schema=None) as batch_op:
         batch_op.drop_column('relay_files')
+
+    op.drop_table('relay_copy')
 
     with op.batch_alter_table('line_relay_content', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_line_relay_content_delivery_id'))
