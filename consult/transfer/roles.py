@@ -18,6 +18,8 @@ PUBLIC_BLUEPRINTS = frozenset({"booking", "faq_public", "opinions_public", "aler
 RELAY_ONLY = frozenset({"relay"})
 # Public pages that are not for the internet: staff's private calendar feeds (personal data).
 CORE_PUBLIC_ENDPOINTS = frozenset({"booking.feed"})
+# Public pages of blueprints that are otherwise staff's: the relay serves these, the core not.
+RELAY_PUBLIC_ENDPOINTS = frozenset({"voice.satisfaction", "voice.satisfaction_thanks"})
 RELAY_ENDPOINTS = frozenset({"static", "faq.static"})
 # Worker tasks the relay runs: delivering its outbox, fetching LINE's media (the core cannot
 # reach LINE's content API), converting files when MADOGUCHI_SANITISE_IN=relay, and
@@ -35,11 +37,16 @@ def serves(role: str, endpoint: str | None) -> bool:
         if endpoint in CORE_PUBLIC_ENDPOINTS:
             return False
         return (
-            endpoint in RELAY_ENDPOINTS or blueprint in PUBLIC_BLUEPRINTS or blueprint in RELAY_ONLY
+            endpoint in RELAY_ENDPOINTS
+            or endpoint in RELAY_PUBLIC_ENDPOINTS
+            or blueprint in PUBLIC_BLUEPRINTS
+            or blueprint in RELAY_ONLY
         )
     # core
     if endpoint in CORE_PUBLIC_ENDPOINTS:
         return True
+    if endpoint in RELAY_PUBLIC_ENDPOINTS:
+        return False
     return blueprint not in PUBLIC_BLUEPRINTS and blueprint not in RELAY_ONLY
 
 

@@ -4,6 +4,7 @@ and the consumer alerts (/alerts) are read-only copies of what the core publishe
 from __future__ import annotations
 
 import requests
+import sqlalchemy as sa
 
 from consult.extensions import db
 from consult.services.actor import Actor
@@ -69,3 +70,59 @@ def test_published_opinions_and_alerts_are_on_the_relay_and_nothing_else(relay, 
     web = core.test_client()
     assert web.get("/opinions").status_code == 404
     assert web.get("/alerts").status_code == 404
+
+
+def test_the_satisfaction_question_is_answered_on_the_relay_and_counted_on_the_core(relay, core):
+    from consult.models import Channel
+    from consult.services import staff as staff_service
+    from consult.services import tickets
+    from consult.transfer.models import TransferItem
+    from consult.transfer.services import outgoing, receive
+    from consult.voice import services as voice
+    from consult.voice.models import SatisfactionAnswer, SatisfactionInvite
+    from tests.transfer.test_zones import count
+
+    actor = Actor(new_staff("consultant"), "127.0.0.1")
+    category = staff_service.save_category(None, name="子育て", code="kosodate-z")
+    ticket = tickets.create_ticket(actor, channel=Channel.EMAIL, subject="保育園の相談")
+    ticket.category_id = category.id
+    token = voice.ask(ticket)
+    db.session.commit()
+    link = f"{relay.url}/voice/satisfaction/{token}"
+    # Not on the relay before the core has sent the invite; never on the core.
+    assert requests.get(link, timeout=10).status_code == 410
+    assert core.test_client().get(f"/voice/satisfaction/{token}").status_code == 404
+    core_round()
+
+    page = requests.get(link, timeout=10)
+    assert page.status_code == 200 and "保育園" not in page.text  # nothing of the case
+    bad = requests.post(link, data={"score": "9"}, timeout=10, allow_redirects=False)
+    assert bad.status_code == 422
+    answered = requests.post(
+        link, data={"score": "4", "comment": "丁寧でした"}, timeout=10, allow_redirects=False
+    )
+    assert answered.status_code == 302
+    assert requests.post(link, data={"score": "1"}, timeout=10).status_code == 410
+    with relay.context():
+        assert count(SatisfactionAnswer) == 0 and count(SatisfactionInvite) == 0
+        assert count(TransferItem) == 1
+        batch = outgoing(100)
+        db.session.commit()
+
+    core_round()
+    db.session.expire_all()
+    [row] = db.session.scalars(sa.select(SatisfactionAnswer)).all()
+    assert (row.score, row.comment, row.category_id, row.channel) == (
+        4,
+        "丁寧でした",
+        category.id,
+        "email",
+    )
+    assert count(SatisfactionInvite) == 0  # the core's invite is used up: a reprint offers none
+    assert voice.ask(ticket, again=True) is None
+    with relay.context():
+        assert count(TransferItem) == 0
+    # The same answer again (a replayed batch): still one.
+    receive(batch)
+    db.session.commit()
+    assert count(SatisfactionAnswer) == 1
