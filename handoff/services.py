@@ -466,7 +466,13 @@ def add_information(actor: Actor, handoff: Handoff, text: str) -> None:
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="handoff-external-link")
+    """The external link's signature: the app's secret on one server; the relay key when the
+    relay and the core are split (the page is the relay's, which never holds the core's
+    secret: handoff.transfer)."""
+    from consult.transfer.services import role, settings
+
+    secret = current_app.config["SECRET_KEY"] if role() == "all" else settings().key
+    return URLSafeTimedSerializer(secret, salt="handoff-external-link")
 
 
 def issue_link(handoff: Handoff) -> str:

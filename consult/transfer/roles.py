@@ -19,7 +19,9 @@ RELAY_ONLY = frozenset({"relay"})
 # Public pages that are not for the internet: staff's private calendar feeds (personal data).
 CORE_PUBLIC_ENDPOINTS = frozenset({"booking.feed"})
 # Public pages of blueprints that are otherwise staff's: the relay serves these, the core not.
-RELAY_PUBLIC_ENDPOINTS = frozenset({"voice.satisfaction", "voice.satisfaction_thanks"})
+RELAY_PUBLIC_ENDPOINTS = frozenset(
+    {"voice.satisfaction", "voice.satisfaction_thanks", "handoff.external", "handoff.external_ics"}
+)
 RELAY_ENDPOINTS = frozenset({"static", "faq.static"})
 # Worker tasks the relay runs: delivering its outbox, fetching LINE's media (the core cannot
 # reach LINE's content API), converting files when MADOGUCHI_SANITISE_IN=relay, and
