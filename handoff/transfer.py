@@ -125,18 +125,9 @@ def apply_links(payload: dict) -> None:
 
 def open_copy(token: str) -> RelayCopy:
     """The relay's copy of a link's page; services.LinkRefused as on one server."""
-    from itsdangerous import BadSignature, SignatureExpired
+    from handoff.services import LinkRefused, read_link
 
-    from handoff.services import LinkRefused, _serializer
-    from handoff.settings import HandoffSettings
-
-    max_age = HandoffSettings.current().link_days * 86400
-    try:
-        payload = _serializer().loads(token, max_age=max_age)
-    except SignatureExpired as exc:
-        raise LinkRefused("expired") from exc
-    except BadSignature as exc:
-        raise LinkRefused("invalid") from exc
+    payload = read_link(token)
     nonce = str(payload.get("n") or "")
     found = None
     for row in db.session.scalars(sa.select(RelayCopy).where(RelayCopy.kind == LINKS)):

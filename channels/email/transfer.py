@@ -117,30 +117,20 @@ def relay_convert(limit: int = 5) -> int:
             with tempfile.TemporaryDirectory(prefix="madoguchi-relay-mail-") as tmp:
                 source = Path(tmp) / "original"
                 source.write_bytes(item.data)
-                try:
-                    outcome = sanitise.convert(
-                        source,
-                        out,
-                        filename=item.filename,
-                        claimed_type=item.content_type,
-                        limits=limits,
-                    )
-                except Exception as exc:  # our own machine (disk full): quarantined, said so
-                    log.exception("relay: conversion of a mail attachment failed")
-                    outcome = sanitise.Outcome(
-                        False,
-                        sanitise.UNKNOWN,
-                        reason=f"変換処理の失敗（{type(exc).__name__}）のため隔離しました。",
-                    )
-            if not outcome.converted:
-                shutil.rmtree(out, ignore_errors=True)
+                outcome = sanitise.convert_on_relay(
+                    source,
+                    out,
+                    filename=item.filename,
+                    claimed_type=item.content_type,
+                    limits=limits,
+                )
             entries.append(
                 {
                     "n": item.relay_file,
                     "filename": item.filename[:255],
                     "content_type": item.content_type[:127],
                     "size": len(item.data),
-                    "outcome": sanitise.outcome_to_dict(outcome),
+                    "outcome": outcome,
                 }
             )
         (folder / f"{row.id}.eml").write_bytes(stripped)

@@ -1263,11 +1263,42 @@ def _media_stored(
     return True
 
 
+# Content staged on the core for a message that never became a media row (an event ignored:
+# a group chat, a duplicate) is deleted after this long, with its file or pages.
+STAGED_KEEP = timedelta(days=2)
+
+
+def _forget_stale_contents() -> None:
+    from channels.line.models import LineRelayContent
+
+    stale = db.session.execute(
+        sa.select(LineRelayContent.id, LineRelayContent.stored_name, LineRelayContent.outcome)
+        .where(LineRelayContent.created_at < utcnow() - STAGED_KEEP)
+        .limit(100)
+    ).all()
+    if not stale:
+        return
+    db.session.execute(
+        sa.delete(LineRelayContent).where(LineRelayContent.id.in_([row.id for row in stale]))
+    )
+    db.session.commit()
+    for row in stale:
+        if not row.stored_name:
+            continue
+        if row.outcome is None:
+            (media_dir() / row.stored_name).unlink(missing_ok=True)
+        else:
+            import shutil
+
+            shutil.rmtree(safe_files.pages_folder_for(row.stored_name), ignore_errors=True)
+
+
 def _take_relayed_media(limit: int) -> int:
     """On the core: each due media row takes the content staged for its message id (fetched by
     the relay), or fails with the relay's reason; the staged row is then deleted."""
     from channels.line.models import LineRelayContent
 
+    _forget_stale_contents()
     taken = 0
     for media_id in queue.claim(MEDIA, limit):
         media = db.session.get(LineMedia, media_id)

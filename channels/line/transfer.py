@@ -291,22 +291,13 @@ class _TooLarge(Exception):
 
 
 def _convert(source: Path, out: Path, file_name: str | None, content_type: str) -> dict:
-    config = SanitiseSettings.current()
-    try:
-        outcome = sanitise.convert(
-            source, out, filename=file_name, claimed_type=content_type, limits=config.limits()
-        )
-    except Exception as exc:  # our own machine (disk full): quarantined, said so
-        log.exception("relay: conversion of a LINE file failed")
-        shutil.rmtree(out, ignore_errors=True)
-        outcome = sanitise.Outcome(
-            False,
-            sanitise.UNKNOWN,
-            reason=f"変換処理の失敗（{type(exc).__name__}）のため隔離しました。",
-        )
-    if not outcome.converted:
-        shutil.rmtree(out, ignore_errors=True)
-    return sanitise.outcome_to_dict(outcome)
+    return sanitise.convert_on_relay(
+        source,
+        out,
+        filename=file_name,
+        claimed_type=content_type,
+        limits=SanitiseSettings.current().limits(),
+    )
 
 
 def _failed(content_id: int, reason: str, *, final: bool = False) -> None:

@@ -553,3 +553,20 @@ def convert(
                 if leftover.is_file():
                     leftover.unlink()
             return Outcome(False, kind, reason=str(refused))
+
+
+def convert_on_relay(
+    source: Path, out: Path, *, filename: str | None, claimed_type: str | None, limits: Limits
+) -> dict:
+    """The relay's conversion (MADOGUCHI_SANITISE_IN=relay): the outcome as JSON to send, the
+    pages left in `out` only if converted. A failure of our own machine is quarantined with its
+    reason (on the core the worker retries; the relay has no row to retry on)."""
+    try:
+        outcome = convert(source, out, filename=filename, claimed_type=claimed_type, limits=limits)
+    except Exception as exc:
+        outcome = Outcome(
+            False, UNKNOWN, reason=f"変換処理の失敗（{type(exc).__name__}）のため隔離しました。"
+        )
+    if not outcome.converted:
+        shutil.rmtree(out, ignore_errors=True)
+    return outcome_to_dict(outcome)
