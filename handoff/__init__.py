@@ -20,7 +20,7 @@ def _holds():
 
 def register(app: Flask) -> None:
     from handoff import cli as handoff_cli
-    from handoff import live, models, reports, rollup, services, today, views  # noqa: F401
+    from handoff import live, models, reports, rollup, services, today, transfer, views  # noqa: F401
     from handoff.settings import HandoffSettings
 
     rollup.register()
@@ -61,5 +61,12 @@ def register(app: Flask) -> None:
             demo_seeder=services.seed_demo,
             report_sections=(plugins.ReportSection("handoffs", 40, reports.section),),
             report_exports=(plugins.ReportExport("handoffs", "引継ぎ", reports.rows, order=20),),
+            # The external bodies' link is the relay's when split (handoff.transfer).
+            transfer_kinds=(
+                plugins.TransferKind(
+                    transfer.LINKS, transfer.apply_links, to="relay", snapshot=transfer.snapshot
+                ),
+                plugins.TransferKind(transfer.EXTERNAL, transfer.apply_external),
+            ),
         ),
     )

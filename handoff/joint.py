@@ -197,8 +197,12 @@ def _location(session: JointSession) -> str:
     return f"{centre}（窓口）"
 
 
-def invitation(handoff: Handoff, session: JointSession, method: str = "REQUEST") -> str:
-    """RFC 5546: REQUEST for a new or moved session, CANCEL for a cancelled one."""
+def invitation(
+    handoff: Handoff, session: JointSession, method: str = "REQUEST", stamp: datetime | None = None
+) -> str:
+    """RFC 5546: REQUEST for a new or moved session, CANCEL for a cancelled one. `stamp` (the
+    DTSTAMP) is now unless given (the relay's copy: the session's last change, so the copy
+    changes only when the session does)."""
     settings = current_app.config["MADOGUCHI"]
     organizer = vCalAddress.new(settings["MAIL_FROM"], cn=settings["CENTRE_NAME"])
     attendees = []
@@ -209,7 +213,7 @@ def invitation(handoff: Handoff, session: JointSession, method: str = "REQUEST")
     event = Event.new(
         uid=session.uid,
         sequence=session.sequence,
-        stamp=utcnow(),
+        stamp=stamp or utcnow(),
         start=to_tokyo(session.starts_at),
         end=to_tokyo(session.ends_at),
         summary=f"合同相談（相談番号 {handoff.ticket.number}）",

@@ -466,7 +466,13 @@ def add_information(actor: Actor, handoff: Handoff, text: str) -> None:
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt="handoff-external-link")
+    """The external link's signature: the app's secret on one server; the relay key when the
+    relay and the core are split (the page is the relay's, which never holds the core's
+    secret: handoff.transfer)."""
+    from consult.transfer.services import role, settings
+
+    secret = current_app.config["SECRET_KEY"] if role() == "all" else settings().key
+    return URLSafeTimedSerializer(secret, salt="handoff-external-link")
 
 
 def issue_link(handoff: Handoff) -> str:
@@ -510,8 +516,9 @@ class LinkRefused(Exception):
     """The link cannot be used; the page says so and shows nothing of the case."""
 
 
-def open_link(token: str, address: str | None) -> Handoff:
-    """Check a link: signature, expiry (ours, in the database), revocation. Audits each use."""
+def read_link(token: str) -> dict:
+    """The link's handoff id and nonce ("h", "n"), if its signature holds and it is not older
+    than the links live; LinkRefused otherwise."""
     max_age = HandoffSettings.current().link_days * 86400
     try:
         payload = _serializer().loads(token, max_age=max_age)
@@ -519,6 +526,14 @@ def open_link(token: str, address: str | None) -> Handoff:
         raise LinkRefused("expired") from exc
     except BadSignature as exc:
         raise LinkRefused("invalid") from exc
+    if not isinstance(payload, dict):
+        raise LinkRefused("invalid")
+    return payload
+
+
+def open_link(token: str, address: str | None) -> Handoff:
+    """Check a link: signature, expiry (ours, in the database), revocation. Audits each use."""
+    payload = read_link(token)
     link = db.session.scalar(sa.select(ExternalLink).where(ExternalLink.nonce == payload.get("n")))
     if link is None or link.handoff_id != payload.get("h"):
         raise LinkRefused("invalid")

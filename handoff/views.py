@@ -476,6 +476,10 @@ REFUSALS = {
 @bp.route("/x/handoff/<token>", methods=["GET", "POST"])
 @public
 def external(token: str):
+    from consult.transfer.services import role
+
+    if role() == "relay":
+        return _external_on_relay(token)
     try:
         handoff = services.open_link(token, request.remote_addr)
     except services.LinkRefused as refusal:
@@ -533,9 +537,91 @@ def external(token: str):
     )
 
 
+def _external_on_relay(token: str):
+    """The same page on the relay, from the core's copy; what the external body does becomes
+    an item for the core (handoff.transfer), which applies it through the same services."""
+    from handoff import transfer
+
+    try:
+        copy = transfer.open_copy(token)
+    except services.LinkRefused as refusal:
+        return render_template("handoff/external_refused.html", message=REFUSALS[str(refusal)]), (
+            410 if str(refusal) in ("expired", "revoked") else 404
+        )
+    handoff = transfer.as_handoff(copy)
+    address = request.remote_addr
+    form = ExternalRecordForm(prefix="record")
+    decline_form = ReasonForm(prefix="decline")
+    session_form = SessionAnswerForm(prefix="session")
+    status = 200
+    # Each use of the link is audited at the core, as open_link does on one server.
+    transfer.record_on_relay(copy, "open", address)
+    if request.method == "POST" and handoff.is_active:
+        status = 422
+        if "session-by_name" in request.form:
+            if handoff.session is not None and session_form.validate_on_submit():
+                transfer.record_on_relay(
+                    copy,
+                    "session",
+                    address,
+                    accepted="accept" in request.form,
+                    note=session_form.note.data,
+                    by_name=session_form.by_name.data,
+                )
+                flash("合同相談へのご回答を相談センターにお伝えしました。", "success")
+                return redirect(url_for("handoff.external", token=token))
+        elif "decline-reason" in request.form:
+            if decline_form.validate_on_submit():
+                transfer.record_on_relay(copy, "decline", address, reason=decline_form.reason.data)
+                return render_template("handoff/external_done.html", declined=True)
+        elif form.validate_on_submit():
+            record = _record(form)
+            transfer.record_on_relay(
+                copy,
+                "finish",
+                address,
+                author_name=form.author_name.data,
+                record_action=record.action,
+                outcome=record.outcome,
+                follow_up=record.follow_up,
+                follow_up_by=record.follow_up_by,
+            )
+            return render_template("handoff/external_done.html", declined=False)
+    return (
+        render_template(
+            "handoff/external.html",
+            handoff=handoff,
+            contact=copy.data["page"].get("contact") if handoff.is_active else None,
+            form=form,
+            decline_form=decline_form,
+            session_form=session_form,
+            span_text=lambda session: session.span,
+            token=token,
+        ),
+        status,
+    )
+
+
 @bp.get("/x/handoff/<token>/session.ics")
 @public
 def external_ics(token: str):
+    from consult.transfer.services import role
+
+    if role() == "relay":
+        from handoff import transfer
+
+        try:
+            copy = transfer.open_copy(token)
+        except services.LinkRefused:
+            abort(404)
+        session = copy.data["page"].get("session")
+        if session is None:
+            abort(404)
+        return HttpResponse(
+            session["ics"],
+            mimetype="text/calendar",
+            headers={"Content-Disposition": "attachment; filename=joint-session.ics"},
+        )
     try:
         handoff = services.open_link(token, request.remote_addr)
     except services.LinkRefused:

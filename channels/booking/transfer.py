@@ -6,9 +6,11 @@ mail. The core applies the items to its own bookings (the day view shows them) a
 confirmations, through the relay. Once the core has a booking, the relay blanks its name,
 kana, contact details and words: it keeps the reference, time and mode, which the private link
 needs. The core sends the relay its slot counters (`booking.slots`) and its booking settings,
-centre calendar and categories (`booking.settings`) whenever they change: the relay counts the
-core's bookings plus its own that the core has not taken yet, so a slot filled at the core's
-desk is full on the relay within a round.
+centre calendar, categories and specialist session kinds (`booking.settings`) whenever they
+change: the relay counts the core's bookings plus its own that the core has not taken yet, so a
+slot filled at the core's desk is full on the relay within a round. A specialist session's kind
+crosses without its specialist (a member of staff, who stays in LGWAN); its bookings, with their
+intake answers, cross like the others and have seats of their own (the slot's kind_key).
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from channels.booking.models import (
     BookingSlot,
     BookingStatus,
     Mode,
+    SessionKind,
+    SessionKindDate,
 )
 from consult import upsert
 from consult.extensions import db
@@ -77,6 +81,8 @@ def created(booking: Booking) -> None:
             # 支所からのオンライン相談: the office, and the meeting link the relay made.
             "branch_office_id": booking.branch_office_id,
             "video_url": booking.video_url,
+            "kind_id": booking.kind_id,
+            "intake": booking.intake,
         },
     )
 
@@ -94,6 +100,7 @@ def moved(booking: Booking, from_starts_at: datetime) -> None:
             "ends_at": booking.ends_at.isoformat(),
             "from_starts_at": from_starts_at.isoformat(),
             "sequence": booking.sequence,
+            "kind_id": booking.kind_id,
         },
     )
 
@@ -108,6 +115,7 @@ def cancelled(booking: Booking) -> None:
             "uid": booking.uid,
             "mode": booking.mode.value,
             "starts_at": booking.starts_at.isoformat(),
+            "kind_id": booking.kind_id,
         },
     )
 
@@ -123,7 +131,9 @@ def acknowledge(ids: list[str]) -> None:
         db.session.execute(
             sa.update(Booking)
             .where(Booking.uid.in_(uids))
-            .values(name="", kana="", email=None, phone=None, content="", video_url=None)
+            .values(
+                name="", kana="", email=None, phone=None, content="", video_url=None, intake=None
+            )
             .execution_options(synchronize_session=False)
         )
 
@@ -135,13 +145,13 @@ def _at(value: str) -> datetime:
     return datetime.fromisoformat(value).astimezone(UTC)
 
 
-def _seat(mode: Mode, starts_at: datetime) -> tuple[BookingSlot, int]:
+def _seat(mode: Mode, starts_at: datetime, kind_key: int = 0) -> tuple[BookingSlot, int]:
     """A seat whatever the capacity: the citizen was told on the relay that they have one. (Two
     citizens booking the last seat on the relay and at the desk within one round both keep it;
     the day view shows the slot over capacity.)"""
     from channels.booking.services import _take_seat
 
-    return _take_seat(mode, starts_at, NO_LIMIT)
+    return _take_seat(mode, starts_at, NO_LIMIT, kind_key)
 
 
 def _by_uid(uid: str) -> Booking | None:
@@ -155,7 +165,10 @@ def apply_created(payload: dict) -> None:
         return
     mode = Mode(payload["mode"])
     starts_at = _at(payload["starts_at"])
-    slot, seat = _seat(mode, starts_at)
+    kind_id = payload.get("kind_id")
+    if kind_id is not None and db.session.get(SessionKind, kind_id) is None:
+        kind_id = None
+    slot, seat = _seat(mode, starts_at, kind_id or 0)
     category_id = payload.get("category_id")
     if category_id is not None and db.session.get(Category, category_id) is None:
         category_id = None
@@ -182,6 +195,8 @@ def apply_created(payload: dict) -> None:
         created_at=_at(payload["created_at"]) if payload.get("created_at") else utcnow(),
         branch_office_id=office_id,
         video_url=payload.get("video_url") if office_id is not None else None,
+        kind_id=kind_id,
+        intake=payload.get("intake") if kind_id else None,
     )
     db.session.add(booking)
     db.session.flush()
@@ -199,7 +214,7 @@ def apply_moved(payload: dict) -> None:
     if booking.sequence >= sequence:
         return  # already this move, or a later change
     starts_at = _at(payload["starts_at"])
-    slot, seat = _seat(booking.mode, starts_at)
+    slot, seat = _seat(booking.mode, starts_at, booking.kind_id or 0)
     _release_seat(booking)
     db.session.flush()
     booking.slot_id = slot.id
@@ -231,33 +246,36 @@ def _since() -> datetime:
 
 def slots_snapshot() -> dict:
     rows = db.session.execute(
-        sa.select(BookingSlot.mode, BookingSlot.starts_at, BookingSlot.booked)
+        sa.select(BookingSlot.mode, BookingSlot.starts_at, BookingSlot.booked, BookingSlot.kind_key)
         .where(BookingSlot.starts_at >= _since())
-        .order_by(BookingSlot.starts_at, BookingSlot.mode)
+        .order_by(BookingSlot.starts_at, BookingSlot.mode, BookingSlot.kind_key)
     )
     return {
         "since": _since().replace(minute=0, second=0, microsecond=0).isoformat(),
-        "slots": [[Mode(mode).value, at.isoformat(), booked] for mode, at, booked in rows],
+        "slots": [
+            [Mode(mode).value, at.isoformat(), booked, kind_key]
+            for mode, at, booked, kind_key in rows
+        ],
     }
 
 
-def _pending_changes() -> dict[tuple[str, datetime], int]:
+def _pending_changes() -> dict[tuple[str, int, datetime], int]:
     """The relay's own bookings the core has not taken yet: +1 where they hold a seat the
     core does not count yet, -1 where they gave one back that the core still counts."""
     from consult.transfer.services import waiting
 
-    change: dict[tuple[str, datetime], int] = {}
+    change: dict[tuple[str, int, datetime], int] = {}
     for item in waiting("booking."):
         data = item.payload
-        mode = data["mode"]
+        mode, kind_key = data["mode"], data.get("kind_id") or 0
         if item.kind in (CREATED, MOVED):
-            key = (mode, _at(data["starts_at"]))
+            key = (mode, kind_key, _at(data["starts_at"]))
             change[key] = change.get(key, 0) + 1
         if item.kind == MOVED:
-            key = (mode, _at(data["from_starts_at"]))
+            key = (mode, kind_key, _at(data["from_starts_at"]))
             change[key] = change.get(key, 0) - 1
         if item.kind == CANCELLED:
-            key = (mode, _at(data["starts_at"]))
+            key = (mode, kind_key, _at(data["starts_at"]))
             change[key] = change.get(key, 0) - 1
     return change
 
@@ -265,18 +283,23 @@ def _pending_changes() -> dict[tuple[str, datetime], int]:
 def apply_slots(payload: dict) -> None:
     """On the relay: every slot counter from the core's, plus what the core has not seen."""
     since = _at(payload["since"])
-    core = {(mode, _at(at)): int(booked) for mode, at, booked in payload["slots"]}
+    core = {
+        (slot[0], int(slot[3]) if len(slot) > 3 else 0, _at(slot[1])): int(slot[2])
+        for slot in payload["slots"]
+    }
     change = _pending_changes()
     local = {
-        (Mode(row.mode).value, row.starts_at): row
+        (Mode(row.mode).value, row.kind_key, row.starts_at): row
         for row in db.session.scalars(sa.select(BookingSlot).where(BookingSlot.starts_at >= since))
     }
-    for key in set(core) | set(local) | {k for k in change if k[1] >= since}:
+    for key in set(core) | set(local) | {k for k in change if k[2] >= since}:
         value = max(core.get(key, 0) + change.get(key, 0), 0)
         row = local.get(key)
         if row is None:
             if value:
-                db.session.add(BookingSlot(mode=Mode(key[0]), starts_at=key[1], booked=value))
+                db.session.add(
+                    BookingSlot(mode=Mode(key[0]), kind_key=key[1], starts_at=key[2], booked=value)
+                )
         elif row.booked != value:
             row.booked = value
     db.session.flush()
@@ -316,7 +339,70 @@ def settings_snapshot() -> dict:
             [row.id, row.name, row.name_en, row.address, row.active]
             for row in db.session.scalars(sa.select(BranchOffice).order_by(BranchOffice.id))
         ],
+        "kinds": [_kind_values(kind) for kind in specialist_kinds()],
     }
+
+
+KIND_FIELDS = (
+    "name",
+    "name_en",
+    "description",
+    "description_en",
+    "weekdays",
+    "dates_only",
+    "slot_minutes",
+    "capacity",
+    "questions",
+    "active",
+)
+
+
+def specialist_kinds() -> list[SessionKind]:
+    from channels.booking import specialist
+
+    return specialist.list_kinds()
+
+
+def _kind_values(kind: SessionKind) -> dict:
+    """What the relay needs to offer a kind: never its specialist (a member of staff)."""
+    first = date.today() - timedelta(days=1)
+    return {
+        "id": kind.id,
+        **{name: getattr(kind, name) for name in KIND_FIELDS},
+        "mode": kind.mode.value,
+        "opens": kind.opens.isoformat(),
+        "closes": kind.closes.isoformat(),
+        "dates": [d.day.isoformat() for d in kind.dates if d.day >= first],
+    }
+
+
+def _apply_kinds(items: list[dict]) -> None:
+    """On the relay: the kinds as the core has them (a kind the core no longer has is closed)."""
+    wanted = {int(item["id"]): item for item in items}
+    current = {row.id: row for row in db.session.scalars(sa.select(SessionKind))}
+    # Names are unique: free them first, so that two kinds swapping names apply in one go.
+    for kind_id, row in current.items():
+        item = wanted.get(kind_id)
+        if item is not None and row.name != item["name"]:
+            row.name = f"~{kind_id}"
+    db.session.flush()
+    for kind_id, item in wanted.items():
+        row = current.get(kind_id)
+        if row is None:
+            row = SessionKind(id=kind_id)
+            db.session.add(row)
+        for name in KIND_FIELDS:
+            setattr(row, name, item.get(name))
+        row.mode = Mode(item["mode"])
+        row.opens = time.fromisoformat(item["opens"])
+        row.closes = time.fromisoformat(item["closes"])
+        row.specialist_id = None
+        days = {date.fromisoformat(day) for day in item.get("dates") or []}
+        kept = {d.day: d for d in row.dates}
+        row.dates = [kept.get(day) or SessionKindDate(day=day) for day in sorted(days)]
+    for kind_id, row in current.items():
+        if kind_id not in wanted:
+            row.active = False
 
 
 def apply_settings(payload: dict) -> None:
@@ -373,6 +459,8 @@ def apply_settings(payload: dict) -> None:
             set_={c: statement.excluded[c] for c in ("name", "name_en", "address", "active")},
         )
         db.session.execute(statement)
+    if "kinds" in payload:
+        _apply_kinds(payload["kinds"])
     db.session.flush()
 
 

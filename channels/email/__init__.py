@@ -83,7 +83,11 @@ def register(app: Flask) -> None:
                 ),
             ),
             ticket_panels=(plugins.TicketPanel("email", services.ticket_panel),),
-            worker_tasks=(plugins.WorkerTask("email.inbound", _process_pending, lane="mail-in"),),
+            worker_tasks=(
+                plugins.WorkerTask("email.inbound", _process_pending, lane="mail-in"),
+                # The relay's, with MADOGUCHI_SANITISE_IN=relay: attachments converted there.
+                plugins.WorkerTask("email.relay_convert", transfer.relay_convert, lane="sanitise"),
+            ),
             settings=EmailSettings,
             queues=(services.INBOUND,),
             transfer_kinds=(

@@ -56,6 +56,11 @@ class InboundMail(db.Model):
     # Who is processing it (consult.services.queue): `mail ingest`, `mail fetch` or a worker.
     claimed_by: Mapped[str | None] = mapped_column(sa.String(64))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # MADOGUCHI_SANITISE_IN=relay: the attachments the relay converted (channels.email.transfer).
+    # On the relay, set once converted (the mail then may cross, without the attachments'
+    # bytes); on the core, their outcomes and the folders of their pages, until processed.
+    # Personal data (file names, extracted text): gone with the row.
+    relay_files: Mapped[list | None] = mapped_column(sa.JSON)
 
     ticket: Mapped[Ticket | None] = relationship()
 

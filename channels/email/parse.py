@@ -245,6 +245,14 @@ class Attachment:
     data: bytes
     inline: bool = False
     content_id: str | None = None
+    # Converted on the relay (MADOGUCHI_SANITISE_IN=relay): the number of its converted form,
+    # which came beside the mail; its bytes stayed in the internet zone (`strip_attachments`).
+    relay_file: int | None = None
+
+
+# The mark the relay leaves on an attachment part whose bytes it took out. Honoured on the core
+# only for a mail that came with the relay's converted files (a sender's own header is removed).
+RELAY_FILE_HEADER = "X-Madoguchi-Relay-File"
 
 
 @dataclass
@@ -384,6 +392,49 @@ def _walk(part: Message):
                 yield from _walk(child)
 
 
+_REPORT_TYPES = ("message/delivery-status", "text/rfc822-headers", "message/rfc822")
+
+
+def _is_attachment(part: Message) -> bool:
+    """Whether `parse` takes this (non-multipart, non-report) part as an attachment."""
+    ctype = part.get_content_type()
+    disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
+    is_text = ctype in ("text/plain", "text/html") and disposition != "attachment"
+    return not (is_text and not _filename(part))
+
+
+def strip_attachments(raw: bytes, *, max_parts: int = 200) -> tuple[bytes, list[Attachment]]:
+    """The mail without the bytes of its attachments, and the attachments (the relay's side of
+    MADOGUCHI_SANITISE_IN=relay). Each attachment part keeps its headers (name, type) with an
+    empty body and RELAY_FILE_HEADER numbering it, so `parse` on the core finds the same
+    attachments, in the same order, and each takes the converted form with that number."""
+    repaired, _changed = repair_header_block(raw)
+    message = email.message_from_bytes(repaired, policy=policy.compat32)
+    found: list[Attachment] = []
+    count = 0
+    for part in _walk(message):
+        del part[RELAY_FILE_HEADER]
+        count += 1
+        if count > max_parts:
+            break
+        if part.get_content_type() in _REPORT_TYPES or part.is_multipart():
+            continue
+        if not _is_attachment(part):
+            continue
+        found.append(
+            Attachment(
+                filename=_filename(part) or f"添付ファイル{len(found) + 1}",
+                content_type=part.get_content_type(),
+                data=_payload(part),
+                relay_file=len(found),
+            )
+        )
+        del part["Content-Transfer-Encoding"]
+        part.set_payload("")
+        part[RELAY_FILE_HEADER] = str(len(found) - 1)
+    return message.as_bytes(), found
+
+
 def parse(raw: bytes, *, max_parts: int = 200, max_attachment_bytes: int = 10 * 2**20):
     """Parse raw RFC 5322 bytes into a ParsedMail; problems become warnings, not exceptions."""
     warnings: list[str] = []
@@ -415,15 +466,14 @@ def parse(raw: bytes, *, max_parts: int = 200, max_attachment_bytes: int = 10 * 
             warnings.append(f"パートが多すぎるため、{max_parts}個目以降を読み飛ばしました。")
             break
         ctype = part.get_content_type()
-        if ctype in ("message/delivery-status", "text/rfc822-headers", "message/rfc822"):
+        if ctype in _REPORT_TYPES:
             report_parts.append(part)
             continue
         if part.is_multipart():
             continue
         disposition = (part.get("Content-Disposition") or "").split(";")[0].strip().lower()
         filename = _filename(part)
-        is_text = ctype in ("text/plain", "text/html") and disposition != "attachment"
-        if is_text and not filename:
+        if not _is_attachment(part):
             data = _payload(part)
             text, lossy = decode_bytes(data, part.get_content_charset())
             if "\ufffd" in text:
@@ -434,6 +484,12 @@ def parse(raw: bytes, *, max_parts: int = 200, max_attachment_bytes: int = 10 * 
             continue
         data = _payload(part)
         name_ = filename or f"添付ファイル{len(attachments) + len(omitted) + 1}"
+        relay_mark = (part.get(RELAY_FILE_HEADER) or "").strip()
+        if relay_mark.isdigit() and not data:
+            attachments.append(
+                Attachment(name_, ctype, b"", disposition == "inline", None, int(relay_mark))
+            )
+            continue
         if len(data) > max_attachment_bytes:
             omitted.append(name_)
             warnings.append(f"添付ファイル「{name_}」は大きすぎるため保存しませんでした。")

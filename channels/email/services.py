@@ -766,30 +766,51 @@ def _remember(message_id: str | None, ticket: Ticket, inbound: InboundMail, look
 
 
 def _store_attachments(inbound: InboundMail, ticket: Ticket, parsed) -> list[dict]:
+    """Each attachment stored apart and queued for 無害化; one the relay converted already
+    (MADOGUCHI_SANITISE_IN=relay: its bytes never crossed) takes the relay's outcome."""
+    from consult.services import sanitise
+
+    relayed = {entry["n"]: entry for entry in inbound.relay_files or []}
     listed = []
     for item in parsed.attachments:
+        entry = relayed.get(item.relay_file) if item.relay_file is not None else None
+        if item.relay_file is not None and entry is None:
+            continue  # a mark without the relay's file (a sender's forgery): nothing to keep
         name = f"{uuid.uuid4().hex}"
-        _write(_data_dir() / "attachments" / name[:2] / name, item.data)
+        if entry is None:
+            _write(_data_dir() / "attachments" / name[:2] / name, item.data)
         row = MailAttachment(
             inbound_id=inbound.id,
             ticket=ticket,
             filename=item.filename[:255],
-            content_type=item.content_type[:127],
-            size=len(item.data),
+            content_type=(entry["content_type"] if entry else item.content_type)[:127],
+            size=entry["size"] if entry else len(item.data),
             inline=item.inline,
             storage_name=f"{name[:2]}/{name}",
         )
         db.session.add(row)
         db.session.flush()
-        safe = safe_files.register(
-            ticket,
-            source="email_attachment",
-            source_id=row.id,
-            original=_data_dir() / "attachments" / row.storage_name,
-            filename=row.filename,
-            claimed_type=row.content_type,
-            size=row.size,
-        )
+        if entry is None:
+            safe = safe_files.register(
+                ticket,
+                source="email_attachment",
+                source_id=row.id,
+                original=_data_dir() / "attachments" / row.storage_name,
+                filename=row.filename,
+                claimed_type=row.content_type,
+                size=row.size,
+            )
+        else:
+            safe = safe_files.register_converted(
+                ticket,
+                source="email_attachment",
+                source_id=row.id,
+                filename=row.filename,
+                claimed_type=row.content_type,
+                size=row.size,
+                outcome=sanitise.outcome_from_dict(entry["outcome"]),
+                stored_name=entry.get("stored_name"),
+            )
         listed.append(
             {"id": row.id, "filename": row.filename, "size": row.size, "safe_file": safe.id}
         )

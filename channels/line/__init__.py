@@ -68,6 +68,8 @@ def register(app: Flask) -> None:
                 plugins.WorkerTask("line.media", services.fetch_due_media, lane="line-media"),
                 # Profiles call LINE too: in the media lane, never holding up the events.
                 plugins.WorkerTask("line.profiles", services.fetch_profiles, lane="line-media"),
+                # The relay's: LINE's content API is out of the core's reach (LGWAN).
+                plugins.WorkerTask("line.relay_content", transfer.relay_task, lane="line-media"),
             ),
             queues=(services.EVENTS, services.MEDIA),
             # A closed case's citizen is asked one question (満足度), as a quick reply.

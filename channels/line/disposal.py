@@ -184,12 +184,19 @@ def dispose(batch: DisposalBatch) -> None:
 
 def orphans(cutoff) -> list:
     """Media files that no line_media row names (fetched, then the row's update rolled back)."""
+    from channels.line.models import LineRelayContent
     from consult.extensions import db
     from consult.services.retention import _old_files
 
     known = set(
         db.session.scalars(
             sa.select(LineMedia.stored_name).where(LineMedia.stored_name.is_not(None))
+        )
+    )
+    # Staged on the core until the media task takes it (channels.line.transfer).
+    known |= set(
+        db.session.scalars(
+            sa.select(LineRelayContent.stored_name).where(LineRelayContent.stored_name.is_not(None))
         )
     )
     root = _media_dir()

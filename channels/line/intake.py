@@ -124,6 +124,15 @@ class WebhookIntake:
             def after():
                 services.kick(app)
 
+        elif config.process_after_response:
+            # The relay fetches the media of the body now (the core cannot reach LINE).
+            app = self.app
+
+            def after():
+                from channels.line import transfer
+
+                transfer.kick_fetch(app, body)
+
         return _answer(start_response, "200 OK", after=after)
 
     def _store(self, body: str) -> None:

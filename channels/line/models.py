@@ -177,6 +177,46 @@ class LineMedia(db.Model):
         return f"<LineMedia {self.id} {self.kind} {self.status}>"
 
 
+class LineRelayContent(db.Model):
+    """The content of one image, video, audio or file message, fetched from LINE's content API
+    by the relay (the core, in LGWAN, cannot reach it): channels.line.transfer.
+
+    On the relay: one row per media message of a stored webhook body, fetched by the relay's
+    worker; the body waits until its contents are fetched (or given up), then crosses with them,
+    and the row and its file are deleted once the core has taken the body. With
+    MADOGUCHI_SANITISE_IN=relay the relay converts the file first (無害化) and only the pages
+    and the outcome (`outcome`) cross, never the original. On the core: what arrived with a
+    body, until the core's media task gives it to its LineMedia row (then deleted).
+
+    Personal data: the file (DATA_DIR/relay/line/ on the relay, DATA_DIR/line/ or the safe
+    pages on the core) and its name. Rows live for minutes; disposal reaches the files through
+    channels.line.disposal.orphans, and a row left behind is removed by its housekeeping."""
+
+    __tablename__ = "line_relay_content"
+    __table_args__ = (sa.Index("ix_line_relay_content_due", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    delivery_id: Mapped[int | None] = mapped_column(index=True)  # the relay's line_delivery
+    kind: Mapped[str] = mapped_column(sa.String(10))
+    file_name: Mapped[str | None] = mapped_column(sa.String(255))
+    content_type: Mapped[str | None] = mapped_column(sa.String(100))
+    size: Mapped[int | None]
+    # Generated name; never the sender's file name. Converted pages: the safe folder's name.
+    stored_name: Mapped[str | None] = mapped_column(sa.String(64))
+    outcome: Mapped[dict | None] = mapped_column(sa.JSON)  # sanitise.outcome_to_dict
+    status: Mapped[MediaStatus] = mapped_column(_enum(MediaStatus), default=MediaStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(sa.String(64))  # consult.services.queue
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    def __repr__(self) -> str:
+        return f"<LineRelayContent {self.id} {self.kind} {self.status}>"
+
+
 class LineLinkCode(db.Model):
     """A one-time code the centre gives a citizen to link their LINE to a ticket's citizen."""
 

@@ -54,6 +54,7 @@ from consult.services import (
     outbox,
     queue,
     safe_files,
+    sanitise,
     search,
     tickets,
 )
@@ -302,7 +303,9 @@ def process_pending(max_rounds: int = 1000, batch: int = 100) -> int:
     config = current_app.config["MADOGUCHI"]
     max_attempts = int(config.get("LINE_MAX_EVENT_ATTEMPTS", 8))
     done = 0
-    pacer = _BurstPacer(config)
+    # The core (MADOGUCHI_ROLE=core) receives no webhook to step aside for: its bodies come
+    # from the transfer, so it processes them at once (the pacer cost up to its 2 s deferral).
+    pacer = _BurstPacer(config, idle=_role() == "core")
     for _ in range(max_rounds):
         _yield_to_intake()
         # Every stored body first, so that a chat's events are ordered among all that arrived.
@@ -331,8 +334,9 @@ class _BurstPacer:
 
     PAUSE_SECONDS = 0.05
 
-    def __init__(self, config: dict):
-        self.quiet = timedelta(milliseconds=int(config.get("LINE_BURST_QUIET_MS", 300)))
+    def __init__(self, config: dict, idle: bool = False):
+        quiet_ms = 0 if idle else int(config.get("LINE_BURST_QUIET_MS", 300))
+        self.quiet = timedelta(milliseconds=quiet_ms)
         self.max_defer = int(config.get("LINE_BURST_MAX_DEFER_MS", 2000)) / 1000
 
     def wait(self) -> None:
@@ -1152,10 +1156,15 @@ def media_dir() -> Path:
 
 
 def fetch_due_media(limit: int = 20) -> int:
-    """Download what citizens sent, with the SDK's blob API; failures are retried."""
+    """Download what citizens sent, with the SDK's blob API; failures are retried.
+
+    On the core (MADOGUCHI_ROLE=core) LINE is out of reach: the relay fetched the content and
+    it came with the webhook body (channels.line.transfer), so it is taken from there."""
     config = settings()
     if not config.configured:
         return 0
+    if _role() == "core":
+        return _take_relayed_media(limit)
     ids = queue.claim(MEDIA, limit)
     fetched = 0
     for media_id in ids:
@@ -1176,48 +1185,151 @@ def fetch_due_media(limit: int = 20) -> int:
         folder = media_dir()
         folder.mkdir(parents=True, exist_ok=True)
         (folder / name).write_bytes(data)
-        # Only a row still claimed by us is finished: if it was taken back, the file stays unused.
-        result = db.session.execute(
-            sa.update(LineMedia)
-            .where(
-                LineMedia.id == media_id,
-                LineMedia.status == MediaStatus.PENDING,
-                LineMedia.claimed_by == queue.worker_id(),
-            )
-            .values(
-                claimed_by=None,
-                claimed_at=None,
-                status=MediaStatus.FETCHED,
-                stored_name=name,
-                size=len(data),
-                content_type=(content_type or "application/octet-stream")[:100],
-                attempts=LineMedia.attempts + 1,
-                last_error=None,
-            )
-        )
-        if result.rowcount == 1:
-            media = db.session.get(LineMedia, media_id)
-            ticket = db.session.get(Ticket, media.ticket_id)
-            # Staff see it only once converted (無害化): consult.services.safe_files.
-            safe_files.register(
-                ticket,
-                source="line_media",
-                source_id=media.id,
-                original=folder / name,
-                filename=media.file_name,
-                claimed_type=media.content_type,
-                size=len(data),
-            )
-            tickets.add_entry(
-                ticket,
-                EntryKind.NOTE,
-                body=f"LINEで受け取った{MEDIA_KINDS.get(media.kind, media.kind)}を保存しました"
-                f"（{len(data):,}バイト）",
-                data={"line_media": media.id},
-            )
+        if _media_stored(media_id, name, len(data), content_type):
             fetched += 1
         db.session.commit()
     return fetched
+
+
+def _role() -> str:
+    from consult.config import CoreSettings
+    from consult.settings import section
+
+    return section(CoreSettings).role
+
+
+def _media_stored(
+    media_id: int,
+    name: str | None,
+    size: int,
+    content_type: str | None,
+    outcome: sanitise.Outcome | None = None,
+) -> bool:
+    """The media row is fetched (the file under media_dir() as `name`, or, converted on the
+    relay, only its `outcome` with the pages in the safe folder `name`): its safe file and the
+    timeline's note, if the row is still claimed by us. No commit."""
+    content_type = (content_type or "application/octet-stream")[:100]
+    result = db.session.execute(
+        sa.update(LineMedia)
+        .where(
+            LineMedia.id == media_id,
+            LineMedia.status == MediaStatus.PENDING,
+            LineMedia.claimed_by == queue.worker_id(),
+        )
+        .values(
+            claimed_by=None,
+            claimed_at=None,
+            status=MediaStatus.FETCHED,
+            stored_name=name if outcome is None else None,
+            size=size,
+            content_type=content_type,
+            attempts=LineMedia.attempts + 1,
+            last_error=None,
+        )
+    )
+    if result.rowcount != 1:
+        return False
+    media = db.session.get(LineMedia, media_id)
+    ticket = db.session.get(Ticket, media.ticket_id)
+    # Staff see it only once converted (無害化): consult.services.safe_files.
+    if outcome is None:
+        safe_files.register(
+            ticket,
+            source="line_media",
+            source_id=media.id,
+            original=media_dir() / name,
+            filename=media.file_name,
+            claimed_type=content_type,
+            size=size,
+        )
+    else:
+        safe_files.register_converted(
+            ticket,
+            source="line_media",
+            source_id=media.id,
+            filename=media.file_name,
+            claimed_type=content_type,
+            size=size,
+            outcome=outcome,
+            stored_name=name,
+        )
+    tickets.add_entry(
+        ticket,
+        EntryKind.NOTE,
+        body=f"LINEで受け取った{MEDIA_KINDS.get(media.kind, media.kind)}を保存しました"
+        f"（{size:,}バイト）",
+        data={"line_media": media.id},
+    )
+    return True
+
+
+# Content staged on the core for a message that never became a media row (an event ignored:
+# a group chat, a duplicate) is deleted after this long, with its file or pages.
+STAGED_KEEP = timedelta(days=2)
+
+
+def _forget_stale_contents() -> None:
+    from channels.line.models import LineRelayContent
+
+    stale = db.session.execute(
+        sa.select(LineRelayContent.id, LineRelayContent.stored_name, LineRelayContent.outcome)
+        .where(LineRelayContent.created_at < utcnow() - STAGED_KEEP)
+        .limit(100)
+    ).all()
+    if not stale:
+        return
+    db.session.execute(
+        sa.delete(LineRelayContent).where(LineRelayContent.id.in_([row.id for row in stale]))
+    )
+    db.session.commit()
+    for row in stale:
+        if not row.stored_name:
+            continue
+        if row.outcome is None:
+            (media_dir() / row.stored_name).unlink(missing_ok=True)
+        else:
+            import shutil
+
+            shutil.rmtree(safe_files.pages_folder_for(row.stored_name), ignore_errors=True)
+
+
+def _take_relayed_media(limit: int) -> int:
+    """On the core: each due media row takes the content staged for its message id (fetched by
+    the relay), or fails with the relay's reason; the staged row is then deleted."""
+    from channels.line.models import LineRelayContent
+
+    _forget_stale_contents()
+    taken = 0
+    for media_id in queue.claim(MEDIA, limit):
+        media = db.session.get(LineMedia, media_id)
+        staged = db.session.scalar(
+            sa.select(LineRelayContent).where(LineRelayContent.message_id == media.message_id)
+        )
+        if staged is None or staged.status != MediaStatus.FETCHED:
+            reason = staged.last_error if staged is not None else "中継サーバーから届いていません"
+            if staged is not None:
+                db.session.delete(staged)
+            if not queue.hold(MEDIA, media_id):
+                db.session.rollback()
+                continue
+            media = db.session.get(LineMedia, media_id)
+            queue.settle_failure(
+                MEDIA, media, f"LINEから取得できませんでした（{reason}）", 8, final=True
+            )
+            db.session.commit()
+            continue
+        outcome = sanitise.outcome_from_dict(staged.outcome) if staged.outcome is not None else None
+        name, size, content_type = staged.stored_name, staged.size or 0, staged.content_type
+        db.session.delete(staged)
+        if not queue.hold(MEDIA, media_id):
+            db.session.rollback()
+            continue
+        if _media_stored(media_id, name, size, content_type, outcome):
+            taken += 1
+            db.session.commit()
+        else:
+            db.session.rollback()
+    return taken
 
 
 def _media_failed(media_id: int, reason: str) -> None:
@@ -1265,9 +1377,12 @@ def contact_ticket_ids(contact: LineContact) -> list[int]:
 def fetch_profiles(limit: int = 20) -> int:
     """Ask LINE for the display name of contacts due (new ones first of all). Each contact is
     taken with a conditional UPDATE, so two workers never ask twice; the network call is made
-    outside any transaction. A failure leaves the name as it was, to be asked again later."""
+    outside any transaction. A failure leaves the name as it was, to be asked again later.
+
+    Not on the core (MADOGUCHI_ROLE=core): LINE is out of its reach in LGWAN, and a call that
+    the firewall drops would hold up the events processed after it by its timeout."""
     config = settings()
-    if not config.configured:
+    if not config.configured or _role() == "core":
         return 0
     ids = list(
         db.session.scalars(

@@ -123,6 +123,48 @@ def register(
     return row
 
 
+# Where the original of a file converted on the relay would be: never written on the core
+# (MADOGUCHI_SANITISE_IN=relay: only the pages and the outcome cross into LGWAN).
+RELAYED = "relayed"
+
+
+def pages_folder_for(stored_name: str) -> Path:
+    """The folder of a converted file's pages (for the relay's pages arriving on the core)."""
+    return _pages_folder(stored_name)
+
+
+def register_converted(
+    ticket: Ticket,
+    *,
+    source: str,
+    source_id: int,
+    filename: str | None,
+    claimed_type: str | None,
+    size: int,
+    outcome: sanitise.Outcome,
+    stored_name: str | None,
+) -> SafeFile:
+    """A file the relay converted before it crossed (SANITISE_IN=relay): its pages are already
+    in `pages_folder_for(stored_name)`; the original never reached this side, so a quarantined
+    one cannot be released for download here (the page says so)."""
+    row = register(
+        ticket,
+        source=source,
+        source_id=source_id,
+        original=_data_dir() / RELAYED / secrets.token_hex(16),
+        filename=filename,
+        claimed_type=claimed_type,
+        size=size,
+    )
+    if not outcome.converted:
+        outcome.reason = (
+            f"{outcome.reason}（インターネット側の中継サーバーで判定しました。原本は庁内に"
+            "持ち込まれていません。）"
+        )
+    apply_outcome(row, outcome, stored_name if outcome.converted else None)
+    return row
+
+
 def for_source(source: str, ids: list[int]) -> dict[int, SafeFile]:
     """The safe files of some rows of one source, by source id (one query, for panels)."""
     if not ids:

@@ -151,6 +151,46 @@ class Outcome:
         return f"{len(self.pages)}ページを画像に変換し、文字を抽出しました。"
 
 
+_ALL_KINDS = (JPEG, PNG, GIF, WEBP, BMP, TIFF, PDF, DOCX, XLSX, PPTX, ODF, OLE, HTML, ZIP)
+KINDS = {kind.name: kind for kind in (*_ALL_KINDS, VIDEO, AUDIO, HEIC, UNKNOWN)}
+
+
+def outcome_to_dict(outcome: Outcome) -> dict:
+    """An outcome as JSON, for the relay to send with the pages it made (SANITISE_IN=relay)."""
+    return {
+        "converted": outcome.converted,
+        "kind": outcome.kind.name,
+        "reason": outcome.reason,
+        "pages": list(outcome.pages),
+        "media_type": outcome.media_type,
+        "total_pages": outcome.total_pages,
+        "truncated": outcome.truncated,
+        "text": outcome.text,
+    }
+
+
+_PAGE_NAME = re.compile(r"^page-\d{4}\.(png|jpg)$")
+
+
+def outcome_from_dict(data: dict) -> Outcome:
+    """The outcome the relay sent, checked: the core writes only page files named as ours."""
+    pages = [str(name) for name in data.get("pages") or []]
+    if not all(_PAGE_NAME.match(name) for name in pages):
+        raise ValueError("unexpected page name")
+    media_type = "image/jpeg" if data.get("media_type") == "image/jpeg" else "image/png"
+    total = data.get("total_pages")
+    return Outcome(
+        bool(data.get("converted")) and bool(pages),
+        KINDS.get(str(data.get("kind")), UNKNOWN),
+        reason=str(data.get("reason") or "")[:500],
+        pages=pages,
+        media_type=media_type,
+        total_pages=int(total) if isinstance(total, int) else None,
+        truncated=bool(data.get("truncated")),
+        text=str(data.get("text") or ""),
+    )
+
+
 class Quarantine(Exception):
     """A step refused the file; the message is the Japanese reason shown to staff."""
 
@@ -513,3 +553,20 @@ def convert(
                 if leftover.is_file():
                     leftover.unlink()
             return Outcome(False, kind, reason=str(refused))
+
+
+def convert_on_relay(
+    source: Path, out: Path, *, filename: str | None, claimed_type: str | None, limits: Limits
+) -> dict:
+    """The relay's conversion (MADOGUCHI_SANITISE_IN=relay): the outcome as JSON to send, the
+    pages left in `out` only if converted. A failure of our own machine is quarantined with its
+    reason (on the core the worker retries; the relay has no row to retry on)."""
+    try:
+        outcome = convert(source, out, filename=filename, claimed_type=claimed_type, limits=limits)
+    except Exception as exc:
+        outcome = Outcome(
+            False, UNKNOWN, reason=f"変換処理の失敗（{type(exc).__name__}）のため隔離しました。"
+        )
+    if not outcome.converted:
+        shutil.rmtree(out, ignore_errors=True)
+    return outcome_to_dict(outcome)

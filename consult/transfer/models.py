@@ -48,3 +48,16 @@ class TransferNonce(db.Model):
 
     nonce: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
     seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class RelayCopy(db.Model):
+    """On the relay: one published thing the core pushed (a snapshot's row), as JSON, where the
+    relay cannot hold the core's own row (its foreign keys lead to records that stay in LGWAN,
+    e.g. an opinion's citizen request). Read-only: each snapshot replaces the kind's rows. Holds
+    only what is published, hence no personal data."""
+
+    __tablename__ = "relay_copy"
+
+    kind: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    ref: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    data: Mapped[dict] = mapped_column(sa.JSON)

@@ -14,14 +14,21 @@ from consult.config import CoreSettings
 from consult.settings import section
 
 # Blueprints that face the internet (the relay serves these and nothing else).
-PUBLIC_BLUEPRINTS = frozenset({"booking", "faq_public"})
+PUBLIC_BLUEPRINTS = frozenset({"booking", "faq_public", "opinions_public", "alerts_public"})
 RELAY_ONLY = frozenset({"relay"})
 # Public pages that are not for the internet: staff's private calendar feeds (personal data).
 CORE_PUBLIC_ENDPOINTS = frozenset({"booking.feed"})
+# Public pages of blueprints that are otherwise staff's: the relay serves these, the core not.
+RELAY_PUBLIC_ENDPOINTS = frozenset(
+    {"voice.satisfaction", "voice.satisfaction_thanks", "handoff.external", "handoff.external_ics"}
+)
 RELAY_ENDPOINTS = frozenset({"static", "faq.static"})
-# Worker tasks the relay runs: delivering its outbox, and forgetting what it no longer needs.
-RELAY_TASK_PREFIXES = ("outbox", "transfer.housekeeping")
-CORE_SKIPPED_TASKS = frozenset()
+# Worker tasks the relay runs: delivering its outbox, fetching LINE's media (the core cannot
+# reach LINE's content API), converting files when MADOGUCHI_SANITISE_IN=relay, and
+# forgetting what it no longer needs.
+RELAY_ONLY_TASKS = frozenset({"line.relay_content", "email.relay_convert"})
+RELAY_TASK_PREFIXES = ("outbox", "transfer.housekeeping", *sorted(RELAY_ONLY_TASKS))
+CORE_SKIPPED_TASKS = RELAY_ONLY_TASKS
 
 
 def serves(role: str, endpoint: str | None) -> bool:
@@ -32,11 +39,16 @@ def serves(role: str, endpoint: str | None) -> bool:
         if endpoint in CORE_PUBLIC_ENDPOINTS:
             return False
         return (
-            endpoint in RELAY_ENDPOINTS or blueprint in PUBLIC_BLUEPRINTS or blueprint in RELAY_ONLY
+            endpoint in RELAY_ENDPOINTS
+            or endpoint in RELAY_PUBLIC_ENDPOINTS
+            or blueprint in PUBLIC_BLUEPRINTS
+            or blueprint in RELAY_ONLY
         )
     # core
     if endpoint in CORE_PUBLIC_ENDPOINTS:
         return True
+    if endpoint in RELAY_PUBLIC_ENDPOINTS:
+        return False
     return blueprint not in PUBLIC_BLUEPRINTS and blueprint not in RELAY_ONLY
 
 
@@ -45,7 +57,7 @@ def runs_task(role: str, name: str) -> bool:
         return name.startswith(RELAY_TASK_PREFIXES)
     if role == "core":
         return name not in CORE_SKIPPED_TASKS
-    return not name.startswith("transfer.")
+    return not name.startswith("transfer.") and name not in RELAY_ONLY_TASKS
 
 
 def install(app: Flask) -> None:

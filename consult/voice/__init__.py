@@ -37,5 +37,10 @@ def register(app: Flask) -> None:
             settings=VoiceSettings,
             disposers=(plugins.Disposer("voice", disposal.dispose, disposal.HOLDS),),
             translations=Path(__file__).parent / "translations",
+            # The question's page is the relay's when split (services: across the zones).
+            transfer_kinds=(
+                plugins.TransferKind(services.INVITE_KIND, services.apply_invite, to="relay"),
+                plugins.TransferKind(services.ANSWER_KIND, services.apply_answer),
+            ),
         ),
     )

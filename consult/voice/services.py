@@ -50,6 +50,7 @@ from consult.voice.models import (
     SatisfactionAnswer,
     SatisfactionAsk,
     SatisfactionInvite,
+    _random_id,
 )
 from consult.voice.settings import VoiceSettings
 
@@ -76,6 +77,23 @@ def _secret() -> bytes:
     return str(current_app.config["SECRET_KEY"]).encode()
 
 
+def _role() -> str:
+    from consult.transfer.services import role
+
+    return role()
+
+
+def _link_secret() -> bytes:
+    """What signs the link and keys the invite's digest: the app's secret on one server; the
+    relay and the core's shared key when they are split (the relay, which shows the question,
+    never holds the core's secret)."""
+    if _role() == "all":
+        return _secret()
+    from consult.transfer.services import settings
+
+    return str(settings().key).encode()
+
+
 def _nonce(ticket_id: int) -> str:
     """The same for a ticket every time (a reprinted receipt shows the same code), and not
     computable without the app's secret."""
@@ -84,11 +102,11 @@ def _nonce(ticket_id: int) -> str:
 
 
 def _digest(nonce: str) -> str:
-    return hmac.new(_secret(), f"invite:{nonce}".encode(), hashlib.sha256).hexdigest()
+    return hmac.new(_link_secret(), f"invite:{nonce}".encode(), hashlib.sha256).hexdigest()
 
 
 def _serializer() -> URLSafeSerializer:
-    return URLSafeSerializer(current_app.config["SECRET_KEY"], salt=SALT)
+    return URLSafeSerializer(_link_secret(), salt=SALT)
 
 
 def _nonce_of(token: str) -> str:
@@ -132,16 +150,17 @@ def ask(ticket: Ticket, channel: str | None = None, *, again: bool = False) -> s
     ).first()
     if added is not None:
         closed = to_tokyo(ticket.closed_at).date() if ticket.closed_at else tokyo_today()
-        db.session.add(
-            SatisfactionInvite(
-                digest=digest,
-                channel=channel,
-                category_id=ticket.category_id,
-                month=month_of(closed),
-                expires_on=_expiry(closed),
-            )
+        invite = SatisfactionInvite(
+            digest=digest,
+            channel=channel,
+            category_id=ticket.category_id,
+            month=month_of(closed),
+            expires_on=_expiry(closed),
         )
+        db.session.add(invite)
         db.session.flush()
+        if _role() == "core":
+            _invite_to_relay(invite)
     elif not again or (
         db.session.scalar(
             sa.select(SatisfactionInvite.id).where(SatisfactionInvite.digest == digest)
@@ -150,6 +169,76 @@ def ask(ticket: Ticket, channel: str | None = None, *, again: bool = False) -> s
     ):
         return None
     return _serializer().dumps(nonce)
+
+
+# --- satisfaction across the zones (consult.transfer) -------------------------------------------
+# The question's page faces the internet, so it is the relay's. The core sends each invite
+# there (`voice.invite`: the digest, channel, category, month and expiry, nothing of the ticket);
+# the relay stores the answer as an item for the core (`voice.answer`), never as a row of its
+# own, and the core records it as if answered here, using up its own invite. Item ids are the
+# invite's and the answer's random ids: nothing kept links an answer to its invite.
+
+INVITE_KIND = "voice.invite"
+ANSWER_KIND = "voice.answer"
+
+
+def _invite_to_relay(invite: SatisfactionInvite) -> None:
+    from consult.transfer import services as transfer
+
+    transfer.enqueue(
+        INVITE_KIND,
+        f"{INVITE_KIND}:{invite.id}",
+        {
+            "digest": invite.digest,
+            "channel": invite.channel,
+            "category_id": invite.category_id,
+            "month": invite.month,
+            "expires_on": invite.expires_on.isoformat(),
+        },
+    )
+
+
+def apply_invite(payload: dict) -> None:
+    """On the relay: the right to answer once (the category only if the relay knows it)."""
+    category_id = payload.get("category_id")
+    if category_id is not None and db.session.get(Category, category_id) is None:
+        category_id = None
+    upsert.insert_ignore(
+        SatisfactionInvite.__table__,
+        {
+            "id": _random_id(),
+            "digest": str(payload["digest"])[:64],
+            "channel": str(payload["channel"])[:20],
+            "category_id": category_id,
+            "month": str(payload["month"])[:7],
+            "expires_on": date.fromisoformat(payload["expires_on"]),
+        },
+        ["digest"],
+    )
+
+
+def apply_answer(payload: dict) -> None:
+    """On the core: the relay's answer, recorded as `answer()` records one here: the core's
+    invite of the same digest is used up, and gives the answer its channel, category, month."""
+    taken = db.session.execute(
+        sa.delete(SatisfactionInvite)
+        .where(SatisfactionInvite.digest == str(payload["digest"]))
+        .returning(
+            SatisfactionInvite.channel, SatisfactionInvite.category_id, SatisfactionInvite.month
+        )
+    ).first()
+    score = int(payload["score"])
+    if score not in SCORE_LABELS:
+        return
+    values = {
+        "id": str(payload["id"])[:32],
+        "channel": taken.channel if taken else str(payload["channel"])[:20],
+        "category_id": taken.category_id if taken else None,
+        "month": taken.month if taken else str(payload["month"])[:7],
+        "score": score,
+        "comment": clean_text(payload.get("comment"), "ご意見", MAX_COMMENT) or None,
+    }
+    upsert.insert_ignore(SatisfactionAnswer.__table__, values, ["id"])
 
 
 def was_asked(ticket: Ticket) -> bool:
@@ -187,6 +276,24 @@ def answer(token: str, score: int | str, comment: str | None = None) -> None:
     ).first()
     if taken is None:
         raise AlreadyAnswered()
+    if _role() == "relay":
+        # Kept only until the core has taken it, as an item to cross, never as a row here.
+        from consult.transfer import services as transfer
+
+        answer_id = _random_id()
+        transfer.enqueue(
+            ANSWER_KIND,
+            f"{ANSWER_KIND}:{answer_id}",
+            {
+                "id": answer_id,
+                "digest": digest,
+                "channel": taken.channel,
+                "month": taken.month,
+                "score": score,
+                "comment": comment,
+            },
+        )
+        return
     db.session.add(
         SatisfactionAnswer(
             channel=taken.channel,

@@ -13,8 +13,8 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     from consult import plugins
-    from consult.models import STAFF_ROLES
-    from faq.alerts import models, tasks, today, views  # noqa: F401 (models: the tables)
+    from consult.models import STAFF_ROLES, Role
+    from faq.alerts import models, tasks, today, transfer, views  # noqa: F401 (models)
     from faq.alerts.settings import AlertSettings
 
     plugins.install(
@@ -33,5 +33,11 @@ def register(app: Flask) -> None:
                 plugins.WorkerTask("alerts.digest", tasks.digest, lane="alerts", interval=60.0),
             ),
             settings=AlertSettings,
+            # The public page on the relay: a copy of what is published (faq.alerts.transfer).
+            transfer_kinds=(
+                plugins.TransferKind(
+                    transfer.KIND, transfer.apply, to="relay", snapshot=transfer.snapshot
+                ),
+            ),
         ),
     )

@@ -10,7 +10,7 @@ from flask import Flask
 def register(app: Flask) -> None:
     from consult import plugins
     from consult.models import Role
-    from faq.opinions import models, views  # noqa: F401 (models: metadata)
+    from faq.opinions import models, transfer, views  # noqa: F401 (models: metadata)
 
     plugins.install(
         app,
@@ -26,5 +26,11 @@ def register(app: Flask) -> None:
                 ),
             ),
             translations=Path(__file__).parent / "translations",
+            # The public page on the relay: a copy of what is published (faq.opinions.transfer).
+            transfer_kinds=(
+                plugins.TransferKind(
+                    transfer.KIND, transfer.apply, to="relay", snapshot=transfer.snapshot
+                ),
+            ),
         ),
     )

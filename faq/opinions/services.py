@@ -144,7 +144,17 @@ def withdraw(actor: Actor, entry: OpinionEntry) -> None:
     _move(entry, FaqStatus.PUBLISHED, FaqStatus.ARCHIVED, "公開中のものだけを取り下げられます。")
 
 
+def _on_relay() -> bool:
+    from consult.transfer.services import role
+
+    return role() == "relay"
+
+
 def public_months() -> list[str]:
+    if _on_relay():  # the relay's read-only copy (faq.opinions.transfer)
+        from faq.opinions import transfer
+
+        return sorted({copy.month for copy in transfer.copies()}, reverse=True)
     return list(
         db.session.scalars(
             sa.select(OpinionEntry.month)
@@ -156,6 +166,10 @@ def public_months() -> list[str]:
 
 
 def public_entries(month: str | None) -> list[OpinionEntry]:
+    if _on_relay():
+        from faq.opinions import transfer
+
+        return [c for c in transfer.copies() if not month or c.month == month][:200]
     query = sa.select(OpinionEntry).where(OpinionEntry.status == FaqStatus.PUBLISHED)
     if month:
         query = query.where(OpinionEntry.month == month)

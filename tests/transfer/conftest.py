@@ -62,7 +62,13 @@ def fake_line():
 
 
 @pytest.fixture
-def relay(migrated, tmp_path, fake_line):
+def relay_settings() -> dict:
+    """More settings of the relay (a test parametrises this, e.g. SANITISE_IN=relay)."""
+    return {}
+
+
+@pytest.fixture
+def relay(migrated, tmp_path, fake_line, relay_settings):
     folder = tmp_path / "relay"
     folder.mkdir()
     target = folder / "relay.db"
@@ -79,6 +85,7 @@ def relay(migrated, tmp_path, fake_line):
         LINE_PROCESS_AFTER_RESPONSE=False,
         LINE_BURST_QUIET_MS=0,
         PUBLIC_URL=PUBLIC,
+        **relay_settings,
     )
     found = Relay(app, "")
     found.start()
