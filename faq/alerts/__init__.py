@@ -13,7 +13,7 @@ from flask import Flask
 
 def register(app: Flask) -> None:
     from consult import plugins
-    from consult.models import STAFF_ROLES, Role
+    from consult.models import STAFF_ROLES
     from faq.alerts import models, tasks, today, transfer, views  # noqa: F401 (models)
     from faq.alerts.settings import AlertSettings
 
