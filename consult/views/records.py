@@ -19,7 +19,7 @@ from consult.models import Category, Citizen, DisposalList, LegalHold, Role, Tic
 from consult.services import retention
 from consult.services import staff as staff_service
 from consult.services.errors import ValidationFailed
-from consult.web import actor, attempt, roles_required
+from consult.web import actor, attempt, flash_errors, roles_required
 
 bp = Blueprint("records", __name__, url_prefix="/records")
 
@@ -73,7 +73,7 @@ def retention_category(category_id: int):
             f"「{category.name}」の保存期間を保存しました。",
         )
     else:
-        _flash_errors(form)
+        flash_errors(form)
     return redirect(url_for("records.retention_settings"))
 
 
@@ -87,16 +87,8 @@ def retention_audit():
             "監査ログの保存期間を保存しました。",
         )
     else:
-        _flash_errors(form)
+        flash_errors(form)
     return redirect(url_for("records.retention_settings"))
-
-
-def _flash_errors(form) -> None:
-    from flask import flash
-
-    for errors in form.errors.values():
-        for error in errors:
-            flash(error, "error")
 
 
 # --- 廃棄予定一覧 ---------------------------------------------------------------------------
@@ -164,7 +156,7 @@ def hold_back(list_id: int):
             "廃棄を保留しました。" if back else "保留を取り消しました。",
         )
     else:
-        _flash_errors(form)
+        flash_errors(form)
     return redirect(url_for("records.list_page", list_id=list_id))
 
 
@@ -220,7 +212,7 @@ def lift(hold_id: int):
             "訴訟ホールドを解除しました。",
         )
     else:
-        _flash_errors(form)
+        flash_errors(form)
     return redirect(url_for("records.holds"))
 
 

@@ -455,9 +455,8 @@ def request_section(period):
     }
 
 
-def ticket_panel(ticket: Ticket):
-    from consult.voice.forms import AnswerForm, MarkForm
-
+def panel_state(ticket: Ticket) -> tuple[CitizenRequest | None, bool]:
+    """The ticket panel's request (if any) and whether the citizen was asked the question."""
     # One query for the panel (the ticket page's count is pinned): the request's id and
     # whether the citizen was asked; the request itself only when there is one.
     row = db.session.execute(
@@ -470,11 +469,4 @@ def ticket_panel(ticket: Ticket):
         )
     ).one()
     item = db.session.get(CitizenRequest, row.request_id) if row.request_id else None
-    return "consult/voice/_panel.html", {
-        "request_item": item,
-        "mark_form": MarkForm(formdata=None),
-        "answer_form": AnswerForm(formdata=None),
-        "today": tokyo_today(),
-        "date_text": date_text,
-        "satisfaction_asked": bool(row.asked),
-    }
+    return item, bool(row.asked)
