@@ -46,7 +46,7 @@ from handoff.forms import (
     RecordForm,
     SessionAnswerForm,
 )
-from handoff.models import SESSION_MODE_LABELS, Response, SessionMode, Urgency
+from handoff.models import Response, SessionMode, Urgency
 
 bp = Blueprint("handoff", __name__)
 
@@ -108,9 +108,9 @@ def _session_form(handoff, form: JointSessionForm | None = None) -> JointSession
                 int((session.ends_at - session.starts_at).total_seconds() // 60)
             )
             form.mode.data = session.mode.value
-    modes = SESSION_MODE_LABELS.items()
+    modes = SessionMode.labelled()
     if not joint.video_available():
-        modes = [(m, label) for m, label in modes if m is SessionMode.COUNTER]
+        modes = [(m, label) for m, label in modes if m == SessionMode.COUNTER]
     form.mode.choices = choices(modes)
     return form
 

@@ -29,7 +29,6 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from consult import upsert
 from consult.extensions import db
 from consult.models import (
-    CHANNEL_LABELS,
     Category,
     Channel,
     Department,
@@ -43,7 +42,6 @@ from consult.services.errors import DomainError, NotFound, PermissionDenied, Val
 from consult.services.normalize import clean_text
 from consult.timeutil import WEEKDAYS_JA, to_tokyo, tokyo_today, utcnow
 from consult.voice.models import (
-    REQUEST_KIND_LABELS,
     SCORE_LABELS,
     CitizenRequest,
     RequestKind,
@@ -257,7 +255,7 @@ def satisfaction_figures(period) -> dict:
         by_channel[row.channel].append(row.score)
         by_category[row.category_id].append(row.score)
         by_month[row.month].append(row.score)
-    channel_label = {c.value: label for c, label in CHANNEL_LABELS.items()}
+    channel_label = {c.value: c.label for c in Channel}
     return {
         "total": _cell("全体", [r.score for r in rows]),
         "channels": [_cell(channel_label.get(c, c), by_channel[c]) for c in sorted(by_channel)],
@@ -322,10 +320,7 @@ def mark_request(actor: Actor, ticket: Ticket, kind: str) -> CitizenRequest:
         ticket,
         EntryKind.NOTE,
         author=staff,
-        body=(
-            f"{REQUEST_KIND_LABELS[kind]}として登録しました"
-            f"（回答期限 {date_text(due)}・受付から{days}開庁日）"
-        ),
+        body=(f"{kind.label}として登録しました（回答期限 {date_text(due)}・受付から{days}開庁日）"),
     )
     db.session.flush()
     return item
