@@ -83,7 +83,7 @@ def create_app(overrides: dict | None = None, instance_path: str | None = None) 
     voice.register(app)
     from consult.services import report_rollup
 
-    report_rollup.register()
+    report_rollup.register(app)
     from consult.services import search
 
     search.register()

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from consult import plugins, signals, timeline
+from consult import plugins, rollup, signals, timeline
 from consult.extensions import db
 from consult.models import (
     AuditEvent,
@@ -365,6 +365,7 @@ def _take_over(ticket: Ticket, values: dict, *conditions) -> bool:
     winner's commit, matches nothing, and is told so; the object is re-read either way.
     """
     db.session.flush()
+    before = rollup.snapshot(ticket)
     result = db.session.execute(
         sa.update(Ticket)
         .where(Ticket.id == ticket.id, *conditions)
@@ -373,7 +374,9 @@ def _take_over(ticket: Ticket, values: dict, *conditions) -> bool:
     )
     db.session.refresh(ticket)
     if result.rowcount == 1:
-        search_index.touch([ticket.id])  # an UPDATE the flush hook cannot see (the summary)
+        # An UPDATE the flush hooks cannot see: the summary (search), the session (reports).
+        search_index.touch([ticket.id])
+        rollup.moved(ticket, before)
     return result.rowcount == 1
 
 
