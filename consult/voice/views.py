@@ -78,20 +78,29 @@ def _back(number: str):
     return redirect(url_for("desk.ticket", number=number) + "#voice")
 
 
+def _from_ticket_page(number: str, form, name: str, operation, success: str):
+    """A form of the panel: done, back to the panel; refused (by the form or the service), the
+    ticket page again (422) with the form as typed and its messages (on ``g.<name>``)."""
+    if form.validate_on_submit():
+        ok, _result = attempt(operation, success)
+        if ok:
+            return _back(number)
+    setattr(g, name, form)
+    return ticket_page_with_errors(number)
+
+
 @bp.post("/tickets/<number>/request")
 @roles_required(*DESK_ROLES)
 def mark(number: str):
     item = _ticket(number)
     form = MarkForm()
-    if form.validate_on_submit():
-        ok, _result = attempt(
-            lambda: services.mark_request(actor(), item, form.kind.data),
-            "要望・手紙として登録し、回答期限を設定しました。",
-        )
-        if ok:
-            return _back(item.number)
-    g.voice_mark_form = form  # the panel shows it again, with its messages
-    return ticket_page_with_errors(number)
+    return _from_ticket_page(
+        item.number,
+        form,
+        "voice_mark_form",
+        lambda: services.mark_request(actor(), item, form.kind.data),
+        "要望・手紙として登録し、回答期限を設定しました。",
+    )
 
 
 @bp.post("/tickets/<number>/request/answer")
@@ -101,15 +110,13 @@ def answer(number: str):
     (422) with the text as typed: an answer can be long, and retyping it is not acceptable."""
     item = _ticket(number)
     form = AnswerForm()
-    if form.validate_on_submit():
-        ok, _result = attempt(
-            lambda: services.record_answer(actor(), item, form.text.data),
-            "回答を記録しました。",
-        )
-        if ok:
-            return _back(item.number)
-    g.voice_answer_form = form
-    return ticket_page_with_errors(number)
+    return _from_ticket_page(
+        item.number,
+        form,
+        "voice_answer_form",
+        lambda: services.record_answer(actor(), item, form.text.data),
+        "回答を記録しました。",
+    )
 
 
 @bp.get("/requests")
