@@ -8,7 +8,7 @@ from flask import Blueprint, redirect, render_template, url_for
 
 from api import services, webhooks
 from api.forms import IntegrationForm, WebhookForm
-from api.models import DELIVERY_LABELS, EVENT_LABELS, SCOPE_LABELS
+from api.models import DeliveryStatus, Scope, WebhookEvent
 from consult.forms import ConfirmForm
 from consult.models import Role
 from consult.timeutil import TOKYO
@@ -26,9 +26,9 @@ def _page(status: int = 200, **context):
         hooks=webhooks.list_hooks(),
         deliveries=webhooks.recent_deliveries(),
         confirm=ConfirmForm(),
-        scope_labels=SCOPE_LABELS,
-        event_labels=EVENT_LABELS,
-        delivery_labels=DELIVERY_LABELS,
+        Scope=Scope,
+        WebhookEvent=WebhookEvent,
+        DeliveryStatus=DeliveryStatus,
         **context,
     ), status
 

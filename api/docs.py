@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, render_template
 
-from api.models import SCOPE_LABELS
+from api.models import Scope
 
 bp = Blueprint("api_docs", __name__, url_prefix="/api/v1")
 
@@ -55,5 +55,5 @@ def page():
         spec=spec,
         operations=operations,
         schemas=schemas,
-        scope_labels=SCOPE_LABELS,
+        scopes=Scope,
     )

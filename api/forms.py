@@ -5,7 +5,7 @@ from __future__ import annotations
 from wtforms import BooleanField, DateField, StringField, TextAreaField
 from wtforms.validators import Optional
 
-from api.models import EVENT_LABELS, SCOPE_LABELS
+from api.models import Scope, WebhookEvent
 from consult.forms import (
     Form,
     JapaneseSelectField,
@@ -33,7 +33,7 @@ class IntegrationForm(Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.scopes.choices = choices((scope.value, label) for scope, label in SCOPE_LABELS.items())
+        self.scopes.choices = choices(Scope.labelled())
         self.department_id.choices = choices(
             ((d.id, d.name) for d in staff_service.list_departments()), blank="なし"
         )
@@ -47,4 +47,4 @@ class WebhookForm(Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.events.choices = choices((event.value, label) for event, label in EVENT_LABELS.items())
+        self.events.choices = choices(WebhookEvent.labelled())

@@ -9,64 +9,38 @@ holds it; the attempts keep status codes and times, never a body.
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from consult.enums import LabelledEnum
 from consult.extensions import db
 from consult.models import Department, Staff, _enum
 from consult.timeutil import UTCDateTime, utcnow
 
 
-class Scope(enum.StrEnum):
-    TICKETS_READ = "tickets:read"
-    TICKETS_WRITE = "tickets:write"
-    PERSONAL = "personal"
-    REPORTS = "reports"
-    FAQ = "faq"
+class Scope(LabelledEnum):
+    TICKETS_READ = "tickets:read", "相談の閲覧"
+    TICKETS_WRITE = "tickets:write", "相談の登録・更新"
+    PERSONAL = "personal", "個人情報（相談者・経過）の閲覧"
+    REPORTS = "reports", "統計"
+    FAQ = "faq", "FAQ"
 
 
-SCOPE_LABELS = {
-    Scope.TICKETS_READ: "相談の閲覧",
-    Scope.TICKETS_WRITE: "相談の登録・更新",
-    Scope.PERSONAL: "個人情報（相談者・経過）の閲覧",
-    Scope.REPORTS: "統計",
-    Scope.FAQ: "FAQ",
-}
+class WebhookEvent(LabelledEnum):
+    TICKET_CREATED = "ticket.created", "相談の登録"
+    STATUS_CHANGED = "ticket.status_changed", "状態の変更"
+    HANDOFF_REQUESTED = "handoff.requested", "引継ぎの依頼"
+    HANDOFF_ANSWERED = "handoff.answered", "引継ぎの対応完了"
+    TICKET_CLOSED = "ticket.closed", "相談の完了"
 
 
-class WebhookEvent(enum.StrEnum):
-    TICKET_CREATED = "ticket.created"
-    STATUS_CHANGED = "ticket.status_changed"
-    HANDOFF_REQUESTED = "handoff.requested"
-    HANDOFF_ANSWERED = "handoff.answered"
-    TICKET_CLOSED = "ticket.closed"
-
-
-EVENT_LABELS = {
-    WebhookEvent.TICKET_CREATED: "相談の登録",
-    WebhookEvent.STATUS_CHANGED: "状態の変更",
-    WebhookEvent.HANDOFF_REQUESTED: "引継ぎの依頼",
-    WebhookEvent.HANDOFF_ANSWERED: "引継ぎの対応完了",
-    WebhookEvent.TICKET_CLOSED: "相談の完了",
-}
-
-
-class DeliveryStatus(enum.StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-
-
-DELIVERY_LABELS = {
-    DeliveryStatus.PENDING: "送信待ち",
-    DeliveryStatus.SENDING: "送信中",
-    DeliveryStatus.DELIVERED: "送信済み",
-    DeliveryStatus.FAILED: "失敗",
-}
+class DeliveryStatus(LabelledEnum):
+    PENDING = "pending", "送信待ち"
+    SENDING = "sending", "送信中"
+    DELIVERED = "delivered", "送信済み"
+    FAILED = "failed", "失敗"
 
 
 class ApiIntegration(db.Model):

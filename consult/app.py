@@ -84,7 +84,7 @@ def create_app(overrides: dict | None = None, instance_path: str | None = None) 
     voice.register(app)
     from consult.services import report_rollup
 
-    report_rollup.register()
+    report_rollup.register(app)
     from consult.services import search
 
     search.register()
@@ -326,12 +326,6 @@ def _install_error_pages(app: Flask) -> None:
 
 def _install_template_helpers(app: Flask) -> None:
     from consult import plugins
-    from consult.models import (
-        CHANNEL_LABELS,
-        PRIORITY_LABELS,
-        ROLE_LABELS,
-        STATUS_LABELS,
-    )
     from consult.services import totp
 
     app.jinja_env.filters["tokyo"] = format_tokyo
@@ -364,10 +358,6 @@ def _install_template_helpers(app: Flask) -> None:
                 url_for(script.endpoint, filename=script.filename)
                 for script in plugins.registry(app).staff_scripts
             ],
-            "CHANNEL_LABELS": CHANNEL_LABELS,
-            "STATUS_LABELS": STATUS_LABELS,
-            "PRIORITY_LABELS": PRIORITY_LABELS,
-            "ROLE_LABELS": ROLE_LABELS,
         }
 
     app.jinja_env.globals["flash"] = flash

@@ -32,7 +32,7 @@ from wtforms.validators import (
 )
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from consult.models import PRIORITY_LABELS, RETENTION_YEARS, ROLE_LABELS, STATUS_LABELS, Status
+from consult.models import RETENTION_YEARS, Priority, Role, Status
 from consult.services.normalize import has_controls, strip_controls
 from consult.timeutil import OUT_OF_RANGE, in_range
 
@@ -192,7 +192,7 @@ class StatusForm(Form):
     def __init__(self, *args, current: Status | None = None, allowed=(), **kwargs):
         super().__init__(*args, **kwargs)
         self.status.choices = choices(
-            [(s.value, STATUS_LABELS[s]) for s in allowed], blank="変更先を選んでください"
+            [(s.value, s.label) for s in allowed], blank="変更先を選んでください"
         )
 
 
@@ -219,9 +219,7 @@ class AssignForm(Form):
 class DetailsForm(Form):
     subject = StringField("件名", validators=[required("件名"), max_length("件名", 200)])
     category_id = JapaneseSelectField("分類", coerce=coerce_optional_int)
-    priority = JapaneseSelectField(
-        "優先度", choices=choices((p.value, label) for p, label in PRIORITY_LABELS.items())
-    )
+    priority = JapaneseSelectField("優先度", choices=choices(Priority.labelled()))
 
 
 def _check_birth_date(form, field) -> None:
@@ -324,11 +322,11 @@ class SearchFilterForm(SearchForm):
     until = DateField("最終更新日（まで）", validators=[Optional()])
 
     def __init__(self, *args, categories=(), staff=(), **kwargs):
-        from consult.models import CHANNEL_LABELS
+        from consult.models import Channel
 
         super().__init__(*args, **kwargs)
-        self.channel.choices = choices(CHANNEL_LABELS.items(), blank="すべて")
-        self.status.choices = choices(STATUS_LABELS.items(), blank="すべて")
+        self.channel.choices = choices(Channel.labelled(), blank="すべて")
+        self.status.choices = choices(Status.labelled(), blank="すべて")
         self.category_id.choices = choices(((c.id, c.name) for c in categories), blank="すべて")
         self.assignee_id.choices = choices(((s.id, s.full_name) for s in staff), blank="すべて")
 
@@ -346,9 +344,7 @@ class StaffCreateForm(Form):
         "表示名（姓のみ・ひらがな / ローマ字）",
         validators=[required("表示名"), max_length("表示名", 80)],
     )
-    role = JapaneseSelectField(
-        "役割", choices=choices((r.value, label) for r, label in ROLE_LABELS.items())
-    )
+    role = JapaneseSelectField("役割", choices=choices(Role.labelled()))
     department_id = JapaneseSelectField("所属担当課", coerce=coerce_optional_int)
     branch_office_id = JapaneseSelectField("支所（役割「支所」のとき）", coerce=coerce_optional_int)
     email = StringField(
@@ -370,9 +366,7 @@ class StaffEditForm(Form):
         "表示名（姓のみ・ひらがな / ローマ字）",
         validators=[required("表示名"), max_length("表示名", 80)],
     )
-    role = JapaneseSelectField(
-        "役割", choices=choices((r.value, label) for r, label in ROLE_LABELS.items())
-    )
+    role = JapaneseSelectField("役割", choices=choices(Role.labelled()))
     department_id = JapaneseSelectField("所属担当課", coerce=coerce_optional_int)
     branch_office_id = JapaneseSelectField("支所（役割「支所」のとき）", coerce=coerce_optional_int)
     email = StringField(

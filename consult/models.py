@@ -11,114 +11,64 @@ from sqlalchemy import event
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from consult.enums import LabelledEnum
 from consult.extensions import db
 from consult.timeutil import UTCDateTime, utcnow
 
 
-class Role(enum.StrEnum):
-    CONSULTANT = "consultant"
-    SUPERVISOR = "supervisor"
-    OFFICER = "officer"
-    SUPPORT = "support"
-    ADMIN = "admin"
+class Role(LabelledEnum):
+    CONSULTANT = "consultant", "相談員"
+    SUPERVISOR = "supervisor", "センター責任者"
+    OFFICER = "officer", "担当課職員"
+    SUPPORT = "support", "安心対応サポート室"
+    ADMIN = "admin", "管理者"
     # A branch office's (支所) own account: opens the video sessions booked at its branch and
     # sees nothing else (consult.app refuses it every page whose view does not name it).
-    BRANCH = "branch"
+    BRANCH = "branch", "支所"
 
 
 # Every role of a person on the staff; a branch office's account is a terminal, not one of them
 # (it sees its branch's sessions only), so "every member of staff" never includes it.
 STAFF_ROLES = tuple(role for role in Role if role is not Role.BRANCH)
 
-ROLE_LABELS = {
-    Role.CONSULTANT: "相談員",
-    Role.SUPERVISOR: "センター責任者",
-    Role.OFFICER: "担当課職員",
-    Role.SUPPORT: "安心対応サポート室",
-    Role.ADMIN: "管理者",
-    Role.BRANCH: "支所",
-}
 
-
-class Channel(enum.StrEnum):
-    COUNTER = "counter"
-    PHONE = "phone"
-    EMAIL = "email"
-    LINE = "line"
-    BOOKING = "booking"
+class Channel(LabelledEnum):
+    COUNTER = "counter", "窓口"
+    PHONE = "phone", "電話"
+    EMAIL = "email", "メール"
+    LINE = "line", "LINE"
+    BOOKING = "booking", "予約"
     # Pushed in by another system through /api/v1 (a counter system, an online form).
-    API = "api"
+    API = "api", "外部システム連携"
 
 
-CHANNEL_LABELS = {
-    Channel.COUNTER: "窓口",
-    Channel.PHONE: "電話",
-    Channel.EMAIL: "メール",
-    Channel.LINE: "LINE",
-    Channel.BOOKING: "予約",
-    Channel.API: "外部システム連携",
-}
+class Status(LabelledEnum):
+    RECEIVED = "received", "受付"
+    IN_PROGRESS = "in_progress", "対応中"
+    HANDED_OFF = "handed_off", "引継中"
+    AWAITING_REPLY = "awaiting_reply", "回答待ち"
+    RESOLVED = "resolved", "解決"
+    CLOSED = "closed", "完了"
 
 
-class Status(enum.StrEnum):
-    RECEIVED = "received"
-    IN_PROGRESS = "in_progress"
-    HANDED_OFF = "handed_off"
-    AWAITING_REPLY = "awaiting_reply"
-    RESOLVED = "resolved"
-    CLOSED = "closed"
+class Priority(LabelledEnum):
+    LOW = "low", "低"
+    NORMAL = "normal", "通常"
+    HIGH = "high", "高"
+    URGENT = "urgent", "至急"
 
 
-STATUS_LABELS = {
-    Status.RECEIVED: "受付",
-    Status.IN_PROGRESS: "対応中",
-    Status.HANDED_OFF: "引継中",
-    Status.AWAITING_REPLY: "回答待ち",
-    Status.RESOLVED: "解決",
-    Status.CLOSED: "完了",
-}
-
-
-class Priority(enum.StrEnum):
-    LOW = "low"
-    NORMAL = "normal"
-    HIGH = "high"
-    URGENT = "urgent"
-
-
-PRIORITY_LABELS = {
-    Priority.LOW: "低",
-    Priority.NORMAL: "通常",
-    Priority.HIGH: "高",
-    Priority.URGENT: "至急",
-}
-
-
-class EntryKind(enum.StrEnum):
-    NOTE = "note"
-    MESSAGE_IN = "message_in"
-    MESSAGE_OUT = "message_out"
-    STATUS_CHANGE = "status_change"
-    ASSIGNMENT = "assignment"
-    CITIZEN_LINK = "citizen_link"
-    SESSION = "session"
-    DELIVERY = "delivery"
-    HANDOFF = "handoff"
-    SAFETY = "safety"
-
-
-ENTRY_LABELS = {
-    EntryKind.NOTE: "メモ",
-    EntryKind.MESSAGE_IN: "受信",
-    EntryKind.MESSAGE_OUT: "送信",
-    EntryKind.STATUS_CHANGE: "状態変更",
-    EntryKind.ASSIGNMENT: "担当者変更",
-    EntryKind.CITIZEN_LINK: "相談者",
-    EntryKind.SESSION: "対応時間",
-    EntryKind.DELIVERY: "送信結果",
-    EntryKind.HANDOFF: "引継ぎ",
-    EntryKind.SAFETY: "安全対応",
-}
+class EntryKind(LabelledEnum):
+    NOTE = "note", "メモ"
+    MESSAGE_IN = "message_in", "受信"
+    MESSAGE_OUT = "message_out", "送信"
+    STATUS_CHANGE = "status_change", "状態変更"
+    ASSIGNMENT = "assignment", "担当者変更"
+    CITIZEN_LINK = "citizen_link", "相談者"
+    SESSION = "session", "対応時間"
+    DELIVERY = "delivery", "送信結果"
+    HANDOFF = "handoff", "引継ぎ"
+    SAFETY = "safety", "安全対応"
 
 
 def _enum(cls: type[enum.StrEnum], length: int = 20) -> sa.Enum:
@@ -243,7 +193,7 @@ class Staff(UserMixin, db.Model):
 
     @property
     def role_label(self) -> str:
-        return ROLE_LABELS[self.role]
+        return Role(self.role).label
 
     @property
     def has_totp(self) -> bool:
@@ -530,15 +480,15 @@ class Ticket(db.Model):
 
     @property
     def status_label(self) -> str:
-        return STATUS_LABELS[self.status]
+        return Status(self.status).label
 
     @property
     def channel_label(self) -> str:
-        return CHANNEL_LABELS[self.channel]
+        return Channel(self.channel).label
 
     @property
     def priority_label(self) -> str:
-        return PRIORITY_LABELS[self.priority]
+        return Priority(self.priority).label
 
     def ensure_open(self) -> None:
         """A closed case is changed only after reopening it."""
@@ -570,7 +520,7 @@ class TimelineEntry(db.Model):
 
     @property
     def kind_label(self) -> str:
-        return ENTRY_LABELS[self.kind]
+        return EntryKind(self.kind).label
 
     @property
     def details(self):
@@ -584,19 +534,11 @@ class TimelineEntry(db.Model):
         return f"<TimelineEntry {self.id} {self.kind}>"
 
 
-class OutboxStatus(enum.StrEnum):
-    PENDING = "pending"
-    SENDING = "sending"
-    DELIVERED = "delivered"
-    FAILED = "failed"
-
-
-OUTBOX_STATUS_LABELS = {
-    OutboxStatus.PENDING: "送信待ち",
-    OutboxStatus.SENDING: "送信中",
-    OutboxStatus.DELIVERED: "送信済み",
-    OutboxStatus.FAILED: "送信失敗",
-}
+class OutboxStatus(LabelledEnum):
+    PENDING = "pending", "送信待ち"
+    SENDING = "sending", "送信中"
+    DELIVERED = "delivered", "送信済み"
+    FAILED = "failed", "送信失敗"
 
 
 class OutboxMessage(db.Model):
@@ -626,7 +568,7 @@ class OutboxMessage(db.Model):
 
     @property
     def status_label(self) -> str:
-        return OUTBOX_STATUS_LABELS[self.status]
+        return OutboxStatus(self.status).label
 
     def __repr__(self) -> str:
         return f"<OutboxMessage {self.id} {self.channel} {self.status}>"
@@ -742,58 +684,32 @@ for _model in (TimelineEntry, AuditEvent):
 # --- staff safety (カスハラ) -------------------------------------------------------------------
 
 
-class IncidentCategory(enum.StrEnum):
+class IncidentCategory(LabelledEnum):
     """Iwamizawa's staff survey categories (and その他)."""
 
-    LONG_HOLD = "long_hold"
-    ABUSE = "abuse"
-    NITPICKING = "nitpicking"
-    REPEATED_DEMAND = "repeated_demand"
-    EXCESSIVE_DEMAND = "excessive_demand"
-    THREAT = "threat"
-    AUTHORITY = "authority"
-    SNS_POST = "sns_post"
-    SEXUAL_HARASSMENT = "sexual_harassment"
-    VIOLENCE = "violence"
-    OTHER = "other"
+    LONG_HOLD = "long_hold", "時間拘束"
+    ABUSE = "abuse", "暴言"
+    NITPICKING = "nitpicking", "揚げ足取り"
+    REPEATED_DEMAND = "repeated_demand", "リピート型"
+    EXCESSIVE_DEMAND = "excessive_demand", "過度な要求"
+    THREAT = "threat", "脅迫"
+    AUTHORITY = "authority", "権威型"
+    SNS_POST = "sns_post", "SNS投稿"
+    SEXUAL_HARASSMENT = "sexual_harassment", "セクハラ"
+    VIOLENCE = "violence", "暴力"
+    OTHER = "other", "その他"
 
 
-INCIDENT_CATEGORY_LABELS = {
-    IncidentCategory.LONG_HOLD: "時間拘束",
-    IncidentCategory.ABUSE: "暴言",
-    IncidentCategory.NITPICKING: "揚げ足取り",
-    IncidentCategory.REPEATED_DEMAND: "リピート型",
-    IncidentCategory.EXCESSIVE_DEMAND: "過度な要求",
-    IncidentCategory.THREAT: "脅迫",
-    IncidentCategory.AUTHORITY: "権威型",
-    IncidentCategory.SNS_POST: "SNS投稿",
-    IncidentCategory.SEXUAL_HARASSMENT: "セクハラ",
-    IncidentCategory.VIOLENCE: "暴力",
-    IncidentCategory.OTHER: "その他",
-}
+class FollowUp(LabelledEnum):
+    POLICE = "police", "警察へ相談"
+    LAWYER = "lawyer", "顧問弁護士へ相談"
+    PHYSICIAN = "physician", "産業医面談（職員）"
+    RECORD_ONLY = "record_only", "記録のみ"
 
 
-class FollowUp(enum.StrEnum):
-    POLICE = "police"
-    LAWYER = "lawyer"
-    PHYSICIAN = "physician"
-    RECORD_ONLY = "record_only"
-
-
-FOLLOW_UP_LABELS = {
-    FollowUp.POLICE: "警察へ相談",
-    FollowUp.LAWYER: "顧問弁護士へ相談",
-    FollowUp.PHYSICIAN: "産業医面談（職員）",
-    FollowUp.RECORD_ONLY: "記録のみ",
-}
-
-
-class AlertResponseKind(enum.StrEnum):
-    COMING = "coming"
-    ARRIVED = "arrived"
-
-
-ALERT_RESPONSE_LABELS = {AlertResponseKind.COMING: "向かいます", AlertResponseKind.ARRIVED: "到着"}
+class AlertResponseKind(LabelledEnum):
+    COMING = "coming", "向かいます"
+    ARRIVED = "arrived", "到着"
 
 
 class HelpAlert(db.Model):
@@ -847,7 +763,7 @@ class HelpResponse(db.Model):
 
     @property
     def kind_label(self) -> str:
-        return ALERT_RESPONSE_LABELS[self.kind]
+        return AlertResponseKind(self.kind).label
 
     def __repr__(self) -> str:
         return f"<HelpResponse {self.id} {self.kind}>"
@@ -913,11 +829,11 @@ class Incident(db.Model):
         # In the survey's order (its most frequent first), not alphabetical.
         order = list(IncidentCategory)
         marks = sorted(self.categories, key=lambda mark: order.index(mark.category))
-        return [INCIDENT_CATEGORY_LABELS[mark.category] for mark in marks]
+        return [IncidentCategory(mark.category).label for mark in marks]
 
     @property
     def follow_up_labels(self) -> list[str]:
-        return [FOLLOW_UP_LABELS[FollowUp(f)] for f in self.follow_ups or ()]
+        return [FollowUp(f).label for f in self.follow_ups or ()]
 
     def staff_in(self, part: str) -> list[Staff]:
         return [p.staff for p in self.people if p.part == part]
@@ -1187,21 +1103,14 @@ class Attachment(db.Model):
 # --- 無害化 (consult.services.safe_files) ---------------------------------------------------------
 
 
-class SafeFileStatus(enum.StrEnum):
-    PENDING = "pending"  # waiting for the worker (staff see 「安全な形式に変換中」)
-    READY = "ready"  # converted: staff see only the converted pages and text
-    QUARANTINED = "quarantined"  # refused by the conversion, with its reason
-    RELEASED = "released"  # an administrator released the original (audited)
-    FAILED = "failed"  # the worker itself kept failing on it: held like a quarantined file
-
-
-SAFE_FILE_STATUS_LABELS = {
-    SafeFileStatus.PENDING: "安全な形式に変換中",
-    SafeFileStatus.READY: "変換済み",
-    SafeFileStatus.QUARANTINED: "隔離中",
-    SafeFileStatus.RELEASED: "管理者が隔離を解除",
-    SafeFileStatus.FAILED: "隔離中（変換に失敗）",
-}
+class SafeFileStatus(LabelledEnum):
+    # waiting for the worker
+    PENDING = "pending", "安全な形式に変換中"
+    READY = "ready", "変換済み"  # converted: staff see only the converted pages and text
+    QUARANTINED = "quarantined", "隔離中"  # refused by the conversion, with its reason
+    RELEASED = "released", "管理者が隔離を解除"  # an administrator released the original (audited)
+    # the worker itself kept failing on it: held like a quarantined file
+    FAILED = "failed", "隔離中（変換に失敗）"
 
 
 class SafeFile(db.Model):
@@ -1258,7 +1167,7 @@ class SafeFile(db.Model):
 
     @property
     def status_label(self) -> str:
-        return SAFE_FILE_STATUS_LABELS[self.status]
+        return SafeFileStatus(self.status).label
 
     @property
     def held(self) -> bool:
@@ -1457,19 +1366,11 @@ class DisposalPermit(db.Model):
         return "<DisposalPermit>"
 
 
-class DisclosureStatus(enum.StrEnum):
-    PENDING = "pending"  # waiting for the worker (the page says 作成中…)
-    READY = "ready"  # the file is stored, to be downloaded until it expires
-    FAILED = "failed"  # given up, with the reason; the page offers 再作成
-    EXPIRED = "expired"  # the file was deleted after the keeping period
-
-
-DISCLOSURE_STATUS_LABELS = {
-    DisclosureStatus.PENDING: "作成中",
-    DisclosureStatus.READY: "ダウンロードできます",
-    DisclosureStatus.FAILED: "作成できませんでした",
-    DisclosureStatus.EXPIRED: "保管期間が過ぎたため削除しました",
-}
+class DisclosureStatus(LabelledEnum):
+    PENDING = "pending", "作成中"  # waiting for the worker (the page says 作成中…)
+    READY = "ready", "ダウンロードできます"  # stored, to be downloaded until it expires
+    FAILED = "failed", "作成できませんでした"  # given up, with the reason; 再作成 is offered
+    EXPIRED = "expired", "保管期間が過ぎたため削除しました"  # deleted after the keeping period
 
 
 class DisclosureJob(db.Model):
@@ -1513,7 +1414,7 @@ class DisclosureJob(db.Model):
 
     @property
     def status_label(self) -> str:
-        return DISCLOSURE_STATUS_LABELS[self.status]
+        return self.status.label
 
     def __repr__(self) -> str:
         return f"<DisclosureJob {self.id} {self.status}>"

@@ -34,8 +34,7 @@ ticket_closed = _signals.signal(
 ticket_category_changed = _signals.signal(
     "ticket-category-changed",
     doc="""A ticket's category changed. Sender: the Ticket. Arguments: `old` and `new` category
-    ids (int or None). The reports' rollup follows it: a service that changes a category must
-    send it inside its transaction.""",
+    ids (int or None), sent inside the transaction that changes it.""",
 )
 
 ticket_session_ended = _signals.signal(

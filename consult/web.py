@@ -173,6 +173,23 @@ def attempt_intake(
     return ok, result, candidates
 
 
+def flash_errors(form) -> None:
+    """Flash every message of a refused form, for a form whose page is elsewhere (a redirect
+    follows, so nothing typed is kept: use ``ticket_page_with_errors`` where something is)."""
+    for errors in form.errors.values():
+        for message in errors:
+            flash(message, "error")
+
+
+def ticket_page_with_errors(number: str):
+    """The ticket page again (422) after a form of one of its panels was refused.
+
+    The panel finds the refused form (what was typed, and its messages next to its fields) on
+    ``flask.g``, where the view left it, so nothing the consultant typed is lost."""
+    page = current_app.view_functions["desk.ticket"](number=number)
+    return page, 422
+
+
 def safe_next(target: str | None) -> str | None:
     """Only our own absolute paths: no scheme, no host, no protocol-relative //.
 

@@ -13,7 +13,7 @@ from consult.forms import (
     max_length,
     required,
 )
-from faq.models import VISIBILITY_LABELS
+from faq.models import Visibility
 from faq.services import MAX_ANSWER, MAX_KEYWORDS, MAX_QUESTION
 
 
@@ -30,9 +30,7 @@ class EntryForm(Form):
     )
     category_id = JapaneseSelectField("分類", coerce=coerce_optional_int)
     department_id = JapaneseSelectField("担当課", coerce=coerce_optional_int)
-    visibility = JapaneseSelectField(
-        "公開範囲", choices=choices((k.value, v) for k, v in VISIBILITY_LABELS.items())
-    )
+    visibility = JapaneseSelectField("公開範囲", choices=choices(Visibility.labelled()))
     # The entry's revision when the edit page was shown: a save over a newer one is refused.
     revision = HiddenField()
 

@@ -2,40 +2,31 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from consult.enums import LabelledEnum
 from consult.extensions import db
 from consult.models import AppendOnlyError, Category, Department, Staff, Ticket, _enum
 from consult.timeutil import UTCDateTime, utcnow
 
 
-class FaqStatus(enum.StrEnum):
-    DRAFT = "draft"
-    REVIEW = "review"
-    PUBLISHED = "published"
-    ARCHIVED = "archived"
+class FaqStatus(LabelledEnum):
+    DRAFT = "draft", "下書き"
+    REVIEW = "review", "承認待ち"
+    PUBLISHED = "published", "公開中"
+    ARCHIVED = "archived", "公開終了"
 
 
-FAQ_STATUS_LABELS = {
-    FaqStatus.DRAFT: "下書き",
-    FaqStatus.REVIEW: "承認待ち",
-    FaqStatus.PUBLISHED: "公開中",
-    FaqStatus.ARCHIVED: "公開終了",
-}
-
-
-class FaqVisibility(enum.StrEnum):
-    STAFF = "staff"
-    PUBLIC = "public"
+class FaqVisibility(LabelledEnum):
+    STAFF = "staff", "職員のみ"
+    PUBLIC = "public", "市民にも公開"
 
 
 Visibility = FaqVisibility
-VISIBILITY_LABELS = {Visibility.STAFF: "職員のみ", Visibility.PUBLIC: "市民にも公開"}
 
 
 class FaqEntry(db.Model):
@@ -71,11 +62,11 @@ class FaqEntry(db.Model):
 
     @property
     def status_label(self) -> str:
-        return FAQ_STATUS_LABELS[self.status]
+        return FaqStatus(self.status).label
 
     @property
     def visibility_label(self) -> str:
-        return VISIBILITY_LABELS[self.visibility]
+        return Visibility(self.visibility).label
 
     @property
     def is_public(self) -> bool:

@@ -23,7 +23,7 @@ def register(app: Flask) -> None:
     from handoff import live, models, reports, rollup, services, today, transfer, views  # noqa: F401
     from handoff.settings import HandoffSettings
 
-    rollup.register()
+    rollup.register(app)
     plugins.install(
         app,
         plugins.Plugin(

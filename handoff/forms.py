@@ -13,10 +13,7 @@ from wtforms.validators import InputRequired, NumberRange, Optional, ValidationE
 
 from consult.forms import Form, JapaneseSelectField, choices, max_length, required
 from handoff.models import (
-    RESPONSE_LABELS,
     SESSION_MINUTES,
-    SESSION_MODE_LABELS,
-    URGENCY_LABELS,
     Response,
     SessionMode,
     Urgency,
@@ -52,13 +49,13 @@ class HandoffForm(Form):
     )
     response = JapaneseSelectField(
         "求める対応",
-        choices=choices(RESPONSE_LABELS.items()),
+        choices=choices(Response.labelled()),
         default=Response.VISIT.value,
         validators=[required("求める対応")],
     )
     urgency = JapaneseSelectField(
         "緊急度",
-        choices=choices(URGENCY_LABELS.items()),
+        choices=choices(Urgency.labelled()),
         default=Urgency.NORMAL.value,
         validators=[required("緊急度")],
     )
@@ -129,7 +126,7 @@ class JointSessionForm(Form):
     )
     mode = JapaneseSelectField(
         "方法",
-        choices=choices(SESSION_MODE_LABELS.items()),
+        choices=choices(SessionMode.labelled()),
         default=SessionMode.VIDEO.value,
     )
 

@@ -13,54 +13,34 @@ from datetime import date, datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from consult.enums import LabelledEnum
 from consult.extensions import db
 from consult.models import Department, Grain, Staff, Ticket, _enum
 from consult.timeutil import UTCDateTime, utcnow
 
 
-class Response(enum.StrEnum):
-    VISIT = "visit"
-    CALLBACK = "callback"
-    WRITTEN = "written"
-    JOINT = "joint"
+class Response(LabelledEnum):
+    VISIT = "visit", "来庁して対応"
+    CALLBACK = "callback", "折り返し電話"
+    WRITTEN = "written", "文書回答"
+    JOINT = "joint", "合同オンライン相談"
 
 
-RESPONSE_LABELS = {
-    Response.VISIT: "来庁して対応",
-    Response.CALLBACK: "折り返し電話",
-    Response.WRITTEN: "文書回答",
-    Response.JOINT: "合同オンライン相談",
-}
+class Urgency(LabelledEnum):
+    URGENT = "urgent", "至急"
+    NORMAL = "normal", "通常"
+    LOW = "low", "急がない"
 
 
-class Urgency(enum.StrEnum):
-    URGENT = "urgent"
-    NORMAL = "normal"
-    LOW = "low"
+class HandoffState(LabelledEnum):
+    REQUESTED = "requested", "依頼中"
+    ACCEPTED = "accepted", "受付済"
+    ON_THE_WAY = "on_the_way", "向かっています"
+    ARRIVED = "arrived", "到着"
+    DONE = "done", "対応済"
+    DECLINED = "declined", "差し戻し"
+    CANCELLED = "cancelled", "取消"
 
-
-URGENCY_LABELS = {Urgency.URGENT: "至急", Urgency.NORMAL: "通常", Urgency.LOW: "急がない"}
-
-
-class HandoffState(enum.StrEnum):
-    REQUESTED = "requested"
-    ACCEPTED = "accepted"
-    ON_THE_WAY = "on_the_way"
-    ARRIVED = "arrived"
-    DONE = "done"
-    DECLINED = "declined"
-    CANCELLED = "cancelled"
-
-
-STATE_LABELS = {
-    HandoffState.REQUESTED: "依頼中",
-    HandoffState.ACCEPTED: "受付済",
-    HandoffState.ON_THE_WAY: "向かっています",
-    HandoffState.ARRIVED: "到着",
-    HandoffState.DONE: "対応済",
-    HandoffState.DECLINED: "差し戻し",
-    HandoffState.CANCELLED: "取消",
-}
 
 ACTIVE_STATES = (
     HandoffState.REQUESTED,
@@ -124,15 +104,15 @@ class Handoff(db.Model):
 
     @property
     def state_label(self) -> str:
-        return STATE_LABELS[self.state]
+        return HandoffState(self.state).label
 
     @property
     def response_label(self) -> str:
-        return RESPONSE_LABELS[self.response]
+        return Response(self.response).label
 
     @property
     def urgency_label(self) -> str:
-        return URGENCY_LABELS[self.urgency]
+        return Urgency(self.urgency).label
 
     @property
     def is_active(self) -> bool:
@@ -151,32 +131,19 @@ class Handoff(db.Model):
         return f"<Handoff {self.id} {self.state}>"
 
 
-class SessionMode(enum.StrEnum):
-    VIDEO = "video"
-    COUNTER = "counter"
-
-
-SESSION_MODE_LABELS = {
-    SessionMode.VIDEO: "オンライン（ビデオ会議）",
-    SessionMode.COUNTER: "センターの窓口",
-}
+class SessionMode(LabelledEnum):
+    VIDEO = "video", "オンライン（ビデオ会議）"
+    COUNTER = "counter", "センターの窓口"
 
 
 # How long a joint session may be booked for, in minutes.
 SESSION_MINUTES = (30, 45, 60, 90, 120)
 
 
-class SessionAnswer(enum.StrEnum):
-    PENDING = "pending"
-    ACCEPTED = "accepted"
-    OTHER_TIME = "other_time"
-
-
-SESSION_ANSWER_LABELS = {
-    SessionAnswer.PENDING: "回答待ち",
-    SessionAnswer.ACCEPTED: "参加します",
-    SessionAnswer.OTHER_TIME: "別の日時を希望",
-}
+class SessionAnswer(LabelledEnum):
+    PENDING = "pending", "回答待ち"
+    ACCEPTED = "accepted", "参加します"
+    OTHER_TIME = "other_time", "別の日時を希望"
 
 
 class JointSession(db.Model):
@@ -218,11 +185,11 @@ class JointSession(db.Model):
 
     @property
     def mode_label(self) -> str:
-        return SESSION_MODE_LABELS[self.mode]
+        return SessionMode(self.mode).label
 
     @property
     def answer_label(self) -> str:
-        return SESSION_ANSWER_LABELS[self.answer]
+        return SessionAnswer(self.answer).label
 
     @property
     def is_live(self) -> bool:

@@ -10,7 +10,7 @@ from consult import charts
 from consult.extensions import db
 from consult.models import Citizen, Department, Ticket
 from consult.timeutil import format_tokyo
-from handoff.models import RESPONSE_LABELS, STATE_LABELS, Handoff
+from handoff.models import Handoff, HandoffState, Response
 from handoff.services import department_figures
 
 
@@ -91,8 +91,8 @@ def rows(period, personal: bool) -> tuple[list[str], Iterable[list]]:
                 row[0],
                 format_tokyo(row[1]),
                 row[2],
-                RESPONSE_LABELS[row[3]],
-                STATE_LABELS[row[4]],
+                Response(row[3]).label,
+                HandoffState(row[4]).label,
                 format_tokyo(row[5]),
                 format_tokyo(row[6]),
                 format_tokyo(row[7]),

@@ -5,17 +5,13 @@ its whole months from the month rows and its ragged ends from the day rows, as t
 do (consult.services.report_rollup): a year adds up twelve months of rows (one per department,
 measure and minute) instead of computing minutes from two timestamps of every handoff.
 
-Never stale: rather than a call in each service step (create, accept, on_the_way, arrive,
-finish, decline, cancel, the external body's answers), a flush hook compares every Handoff the
-session writes with its row as the database still holds it, and adds the difference to the
-rollup in the same flush, so it commits or rolls back with the change. A step that sets a
-timestamp some other way (a data fix, a test) is counted too; only SQL that goes around the ORM
-(`sa.update(Handoff)`, a bulk insert) must leave created_at, department_id, state, accepted_at and
-arrived_at alone or call rebuild() afterwards (`madoguchi handoffs rebuild`; bench/handoff.py
-calls it after its bulk insert).
-
-Each flush is one UPSERT (`INSERT … ON CONFLICT … DO UPDATE SET handoffs = handoffs +
-excluded.handoffs`, SQLite ≥ 3.24 and PostgreSQL alike) of the day and month rows, in key order.
+Never stale: kept in step by the kernel's one rollup mechanism (consult.rollup) rather than a
+call in each service step (create, accept, on_the_way, arrive, finish, decline, cancel, the
+external body's answers): every Handoff the session writes is compared with its row as the
+database still holds it, and the difference is added in the same flush. Only SQL that goes around
+the ORM (`sa.update(Handoff)`, a bulk insert) must leave created_at, department_id, state,
+accepted_at and arrived_at alone, or call rebuild() afterwards (`madoguchi handoffs rebuild`;
+bench/handoff.py calls it after its bulk insert).
 """
 
 from __future__ import annotations
@@ -25,16 +21,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.orm import Session
 
-from consult import upsert
+from consult import rollup
 from consult.extensions import db
 from consult.models import Grain
-from consult.services.report_rollup import local_day, month_of
 from consult.timeutil import TOKYO, tokyo_today
 from handoff.models import Handoff, HandoffDaily, HandoffState, Measure
 
-KEY = ("grain", "day", "department_id", "measure", "minutes")
+KEYS = ("department_id", "measure", "minutes")
+KEY = ("grain", "day", *KEYS)
 # What the rollup reads of a handoff; a change to anything else never moves a figure.
 TRACKED = ("created_at", "department_id", "department", "state", "accepted_at", "arrived_at")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -92,83 +87,26 @@ def _keys(created_at, department_id, state, accepted_at, arrived_at) -> list[tup
     return keys
 
 
-def _keys_of(handoff: Handoff) -> list[tuple]:
-    return _keys(
-        handoff.created_at,
-        handoff.department_id,
-        handoff.state,
-        handoff.accepted_at,
-        handoff.arrived_at,
-    )
-
-
-def add(connection, deltas: Counter) -> None:
-    """Add `deltas` ({(day, department_id, measure, minutes): n}) to the day and month rows."""
-    merged: Counter = Counter()
-    for (day, *rest), n in deltas.items():
-        merged[(Grain.DAY.value, day, *rest)] += n
-        merged[(Grain.MONTH.value, day.replace(day=1), *rest)] += n
-    rows = [
-        dict(zip(KEY, key, strict=True)) | {"handoffs": n}
-        for key, n in sorted(merged.items(), key=lambda item: tuple(map(str, item[0])))
-        if n
+def counts(created_at, department_id, state, accepted_at, arrived_at) -> list:
+    """What one handoff counts under (consult.rollup's contributions)."""
+    return [
+        (HandoffDaily, key, {"handoffs": 1})
+        for key in _keys(created_at, department_id, state, accepted_at, arrived_at)
     ]
-    upsert.insert_or_add(HandoffDaily.__table__, rows, KEY, ["handoffs"], connection=connection)
 
 
-_PENDING = "handoff_rollup_before"
+HANDOFFS = rollup.Rollup(
+    source=Handoff,
+    columns=("created_at", "department_id", "state", "accepted_at", "arrived_at"),
+    counts=counts,
+    targets={HandoffDaily: KEYS},
+    tracked=TRACKED,
+)
 
 
-def _before_flush(session: Session, flush_context, instances) -> None:
-    """Note what the rollup holds for each changed or deleted handoff, from the database's row
-    (not the object's memory of it, which an expired attribute would have lost)."""
-    changed = {}
-    for handoff in (*session.dirty, *session.deleted):
-        if not isinstance(handoff, Handoff) or handoff.id is None:
-            continue
-        state = sa.inspect(handoff)
-        if handoff in session.deleted or any(
-            state.attrs[name].history.has_changes() for name in TRACKED
-        ):
-            changed[handoff.id] = handoff
-    before = {}
-    if changed:
-        table = Handoff.__table__
-        rows = session.connection().execute(
-            sa.select(
-                table.c.id,
-                table.c.created_at,
-                table.c.department_id,
-                table.c.state,
-                table.c.accepted_at,
-                table.c.arrived_at,
-            ).where(table.c.id.in_(sorted(changed)))
-        )
-        for handoff_id, *values in rows:
-            before[handoff_id] = (changed[handoff_id], _keys(*values))
-    session.info[_PENDING] = before
-
-
-def _after_flush(session: Session, flush_context) -> None:
-    """Add the difference: the handoffs as written now, less what they counted before."""
-    before = session.info.pop(_PENDING, {})
-    deltas: Counter = Counter()
-    for handoff in session.new:
-        if isinstance(handoff, Handoff):
-            deltas.update(_keys_of(handoff))
-    for handoff, old in before.values():
-        if handoff not in session.deleted:
-            deltas.update(_keys_of(handoff))
-        deltas.subtract(old)
-    if any(deltas.values()):
-        add(session.connection(), deltas)
-
-
-def register() -> None:
-    """Listen to every session's flushes (once per process; the hooks only act on handoffs)."""
-    if not sa.event.contains(Session, "before_flush", _before_flush):
-        sa.event.listen(Session, "before_flush", _before_flush)
-        sa.event.listen(Session, "after_flush", _after_flush)
+def register(app) -> None:
+    """Keep the overview's rollup in step with the app's handoffs (handoff.register calls it)."""
+    rollup.install(app, HANDOFFS)
 
 
 # --- reading a period ----------------------------------------------------------------------------
@@ -188,25 +126,6 @@ class Tally:
         self.declined += other.declined
         self.accepted.update(other.accepted)
         self.arrived.update(other.arrived)
-
-
-def _next_month(day: date) -> date:
-    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-
-
-def _ranges(first: date, last: date) -> list[tuple[Grain, date, date]]:
-    """The rows that add up to the days first…last exactly (both included): month rows for the
-    whole months inside, day rows for the ragged ends."""
-    whole = first if first.day == 1 else _next_month(first)
-    after = _next_month(last) if (last + timedelta(days=1)).day == 1 else last.replace(day=1)
-    if whole >= after:
-        return [(Grain.DAY, first, last)]
-    ranges = [(Grain.MONTH, whole, after - timedelta(days=1))]
-    if first < whole:
-        ranges.append((Grain.DAY, first, whole - timedelta(days=1)))
-    if after <= last:
-        ranges.append((Grain.DAY, after, last))
-    return ranges
 
 
 def _inline(day: date):
@@ -230,7 +149,7 @@ def from_rollup(first: date, last: date) -> dict[int, Tally]:
             HandoffDaily.day >= _inline(start),
             HandoffDaily.day <= _inline(end),
         )
-        for grain, start, end in _ranges(first, last)
+        for grain, start, end in rollup.ranges(first, last)
     ]
     rows = sa.union_all(*parts).subquery() if len(parts) > 1 else parts[0].subquery()
     query = sa.select(
@@ -311,7 +230,7 @@ def rebuild() -> int:
     handoffs counted. The migration 0010_handoff_daily does the same in plain SQL."""
     db.session.flush()
     db.session.execute(sa.delete(HandoffDaily))
-    day = local_day(Handoff.created_at).label("day")
+    day = rollup.local_day(Handoff.created_at).label("day")
     grain = sa.literal(Grain.DAY.value).label("grain")
     columns = ["grain", "day", "department_id", "measure", "minutes", "handoffs"]
     measures = (
@@ -333,21 +252,7 @@ def rebuild() -> int:
         if where is not None:
             query = query.where(where)
         db.session.execute(sa.insert(HandoffDaily).from_select(columns, query))
-    month = month_of(HandoffDaily.day).label("day")
-    keys = (HandoffDaily.department_id, HandoffDaily.measure, HandoffDaily.minutes)
-    db.session.execute(
-        sa.insert(HandoffDaily).from_select(
-            columns,
-            sa.select(
-                sa.literal(Grain.MONTH.value).label("grain"),
-                month,
-                *keys,
-                sa.func.sum(HandoffDaily.handoffs),
-            )
-            .where(HandoffDaily.grain == Grain.DAY)
-            .group_by(month, *keys),
-        )
-    )
+    rollup.months_from_days(HandoffDaily, KEYS)
     return int(
         db.session.scalar(
             sa.select(sa.func.coalesce(sa.func.sum(HandoffDaily.handoffs), 0)).where(

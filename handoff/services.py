@@ -32,8 +32,6 @@ from consult.timeutil import format_tokyo, utcnow
 from handoff import rollup
 from handoff.models import (
     ACTIVE_STATES,
-    RESPONSE_LABELS,
-    STATE_LABELS,
     ExternalLink,
     Handoff,
     HandoffState,
@@ -187,7 +185,7 @@ def create(actor: Actor, ticket: Ticket, requests: list[Request]) -> list[Handof
         _entry(
             handoff,
             actor.staff,
-            f"{department.name}へ引継ぎ（{RESPONSE_LABELS[request.response]}・"
+            f"{department.name}へ引継ぎ（{request.response.label}・"
             f"期限 {format_tokyo(due, with_weekday=True)}）\n{summary}",
         )
         _notify_new(handoff)
@@ -295,7 +293,7 @@ def _require_officer(actor: Actor, handoff: Handoff) -> Staff | None:
 def _move(handoff: Handoff, new: HandoffState) -> None:
     if new not in TRANSITIONS[handoff.state]:
         raise InvalidTransition(
-            f"「{STATE_LABELS[handoff.state]}」の引継ぎを「{STATE_LABELS[new]}」にはできません。"
+            f"「{handoff.state.label}」の引継ぎを「{new.label}」にはできません。"
         )
     handoff.state = new
 

@@ -7,7 +7,6 @@ from datetime import UTC, timedelta
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     g,
     jsonify,
@@ -27,7 +26,14 @@ from consult.services import reports, tickets
 from consult.services.actor import DESK_ROLES
 from consult.services.errors import ValidationFailed
 from consult.timeutil import TOKYO, tokyo_today, utcnow
-from consult.web import actor, attempt, public, roles_required
+from consult.web import (
+    actor,
+    attempt,
+    flash_errors,
+    public,
+    roles_required,
+    ticket_page_with_errors,
+)
 from handoff import joint, services
 from handoff.forms import (
     ActionForm,
@@ -40,7 +46,7 @@ from handoff.forms import (
     RecordForm,
     SessionAnswerForm,
 )
-from handoff.models import SESSION_MODE_LABELS, Response, SessionMode, Urgency
+from handoff.models import Response, SessionMode, Urgency
 
 bp = Blueprint("handoff", __name__)
 
@@ -102,17 +108,11 @@ def _session_form(handoff, form: JointSessionForm | None = None) -> JointSession
                 int((session.ends_at - session.starts_at).total_seconds() // 60)
             )
             form.mode.data = session.mode.value
-    modes = SESSION_MODE_LABELS.items()
+    modes = SessionMode.labelled()
     if not joint.video_available():
-        modes = [(m, label) for m, label in modes if m is SessionMode.COUNTER]
+        modes = [(m, label) for m, label in modes if m == SessionMode.COUNTER]
     form.mode.choices = choices(modes)
     return form
-
-
-def _ticket_page_with_errors(number: str):
-    """The ticket page again with this form's messages next to its fields (422)."""
-    page = current_app.view_functions["desk.ticket"](number=number)
-    return page, 422
 
 
 def _ticket(number: str):
@@ -131,7 +131,7 @@ def create(number: str):
     form.departments.choices = _target_choices(services.duty_department_today())
     if not form.validate_on_submit():
         g.handoff_form = form
-        return _ticket_page_with_errors(number)
+        return ticket_page_with_errors(number)
     due_at = None
     if form.due_at.data:
         due_at = form.due_at.data.replace(tzinfo=TOKYO).astimezone(UTC)
@@ -148,7 +148,7 @@ def create(number: str):
     ok, created = attempt(lambda: services.create(actor(), ticket, requests))
     if not ok:
         g.handoff_form = form
-        return _ticket_page_with_errors(number)
+        return ticket_page_with_errors(number)
     flash(f"{len(created)}件の引継ぎを依頼しました。", "success")
     return _back_to_ticket(number)
 
@@ -217,7 +217,7 @@ def session_set(handoff_id: int):
         if ok:
             return _back_to_ticket(handoff.ticket.number)
     g.session_forms = {handoff_id: form}
-    return _ticket_page_with_errors(handoff.ticket.number)
+    return ticket_page_with_errors(handoff.ticket.number)
 
 
 @bp.post("/handoffs/<int:handoff_id>/session/cancel")
@@ -283,7 +283,7 @@ def add_information(handoff_id: int):
             "追加情報を送りました。",
         )
     else:
-        _flash_errors(form)
+        flash_errors(form)
     return _back_to_ticket(handoff.ticket.number)
 
 
@@ -298,7 +298,7 @@ def cancel(handoff_id: int):
             "引継ぎを取り消しました。",
         )
     else:
-        _flash_errors(form)
+        flash_errors(form)
     return _back_to_ticket(handoff.ticket.number)
 
 
@@ -321,12 +321,6 @@ def revoke_link(handoff_id: int):
     if ActionForm().validate_on_submit():
         attempt(lambda: services.revoke_links(actor(), handoff), "外部リンクを無効にしました。")
     return _back_to_ticket(handoff.ticket.number)
-
-
-def _flash_errors(form) -> None:
-    for errors in form.errors.values():
-        for message in errors:
-            flash(message, "error")
 
 
 # --- the officer's inbox and steps -------------------------------------------------------------

@@ -33,7 +33,9 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -185,6 +187,76 @@ def _wait_until_ready(server, ready_dir: Path, workers: int, path: str, timeout:
     assert response.status_code == 200, server.log()
 
 
+@contextmanager
+def race_server(
+    database_url: str, tmp_path: Path, secret_key: str, workers: int = 4
+) -> Iterator[str]:
+    """``workers`` sync workers (one thread each) with the test app's secret key; the base URL.
+
+    Sync workers are separate processes with their own connection pools, as in production: a
+    race that one process with threads would hide (the GIL, one SQLite connection at a time)
+    shows here. The key is the test app's, so that what the test signs the server accepts."""
+    env = {
+        "MADOGUCHI_SECRET_KEY": secret_key,
+        "MADOGUCHI_BOOKING_RATE_LIMIT": "10000 per minute",
+        "MADOGUCHI_PASSWORD_HASH_COST": "fast",
+    }
+    with gunicorn_server(database_url, tmp_path, workers=workers, threads=1, env=env) as server:
+        yield server.url
+
+
+CSRF = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
+
+
 def csrf_token(page_text: str) -> str:
     """The CSRF token of the first form on a page."""
-    return re.search(r'name="csrf_token"[^>]*value="([^"]+)"', page_text)[1]
+    found = CSRF.search(page_text)
+    assert found, page_text[:500]
+    return found[1]
+
+
+def get_page(session: requests.Session, url: str, **kwargs) -> requests.Response:
+    """A GET that sets up a client: on a fresh connection each time (no kept-alive one that the
+    server may have dropped meanwhile)."""
+    response = session.get(url, headers={"Connection": "close"}, timeout=60, **kwargs)
+    assert response.status_code == 200, (url, response.status_code, response.text[:500])
+    return response
+
+
+def form_with_token(url: str, data: dict, **kwargs) -> tuple[requests.Session, dict]:
+    """A client that loaded the form at ``url`` as a browser would: its session (the CSRF
+    cookie) and ``data`` with the page's token added."""
+    session = requests.Session()
+    page = get_page(session, url, **kwargs)
+    return session, {**data, "csrf_token": csrf_token(page.text)}
+
+
+def all_at_once(count: int, send: Callable[[int], requests.Response]) -> list[tuple[int, str]]:
+    """Run `send(n)` for n in 0..count-1 in threads released together; (status, text) each.
+
+    A transport error is reported as status 0 with its repr, so the caller's assertions show it.
+    """
+    return [(status, text) for status, text, _headers in all_at_once_with_headers(count, send)]
+
+
+def all_at_once_with_headers(
+    count: int, send: Callable[[int], requests.Response]
+) -> list[tuple[int, str, Mapping]]:
+    """``all_at_once`` keeping each answer's headers too."""
+    barrier = threading.Barrier(count)
+    answers: list[tuple[int, str, Mapping]] = [(0, "no answer", {})] * count
+
+    def run(n: int) -> None:
+        barrier.wait()
+        try:
+            response = send(n)
+            answers[n] = (response.status_code, response.text, response.headers)
+        except requests.RequestException as error:  # pragma: no cover - shown by the asserts
+            answers[n] = (0, repr(error), {})
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    return answers

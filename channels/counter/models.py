@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from consult.enums import LabelledEnum
 from consult.extensions import db
 from consult.models import Ticket, _enum
 from consult.timeutil import UTCDateTime, utcnow
 
 
-class VisitState(enum.StrEnum):
-    WAITING = "waiting"
-    CALLED = "called"
-    SERVING = "serving"
-    DONE = "done"
+class VisitState(LabelledEnum):
+    WAITING = "waiting", "お待ち"
+    CALLED = "called", "呼び出し中"
+    SERVING = "serving", "相談中"
+    DONE = "done", "終了"
 
-
-VISIT_STATE_LABELS = {
-    VisitState.WAITING: "お待ち",
-    VisitState.CALLED: "呼び出し中",
-    VisitState.SERVING: "相談中",
-    VisitState.DONE: "終了",
-}
 
 ROOMS = (1, 2, 3)
 
@@ -51,7 +44,7 @@ class CounterVisit(db.Model):
 
     @property
     def state_label(self) -> str:
-        return VISIT_STATE_LABELS[self.state]
+        return VisitState(self.state).label
 
     def __repr__(self) -> str:
         return f"<CounterVisit {self.id} {self.state}>"

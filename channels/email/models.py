@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from consult.enums import LabelledEnum
 from consult.extensions import db
 from consult.models import Ticket, _enum
 from consult.timeutil import UTCDateTime, utcnow
 
 
-class InboundStatus(enum.StrEnum):
-    PENDING = "pending"  # stored, not processed yet (or the process died while processing)
-    PROCESSED = "processed"  # on a ticket
-    IGNORED = "ignored"  # an auto-reply or a bounce that refers to nothing of ours
-    QUARANTINED = "quarantined"  # processing failed: kept with the reason for an administrator
-
-
-INBOUND_STATUS_LABELS = {
-    InboundStatus.PENDING: "未処理",
-    InboundStatus.PROCESSED: "取込済み",
-    InboundStatus.IGNORED: "対象外",
-    InboundStatus.QUARANTINED: "隔離中",
-}
+class InboundStatus(LabelledEnum):
+    # stored, not processed yet (or the process died while processing)
+    PENDING = "pending", "未処理"
+    PROCESSED = "processed", "取込済み"  # on a ticket
+    IGNORED = "ignored", "対象外"  # an auto-reply or a bounce that refers to nothing of ours
+    # processing failed: kept with the reason for an administrator
+    QUARANTINED = "quarantined", "隔離中"
 
 
 class InboundMail(db.Model):
@@ -66,7 +60,7 @@ class InboundMail(db.Model):
 
     @property
     def status_label(self) -> str:
-        return INBOUND_STATUS_LABELS[self.status]
+        return InboundStatus(self.status).label
 
     @property
     def source_label(self) -> str:

@@ -110,11 +110,9 @@ def _search_texts(connection, ticket_ids):
 
     from channels.line.models import LineContact, LineTicket
     from consult.models import Ticket
-    from consult.services.search import MIGRATING
+    from consult.services.search import schema_has
 
-    if connection.info.get(MIGRATING) and "display_name" not in {
-        column["name"] for column in sa.inspect(connection).get_columns("line_contact")
-    }:
+    if not schema_has(connection, "line_contact", "display_name"):
         return {}  # an older schema (the search migration's backfill): no names there yet
     contact, link, ticket = LineContact.__table__, LineTicket.__table__, Ticket.__table__
     found: dict[int, list[str]] = {}

@@ -32,7 +32,6 @@ from sqlalchemy.orm import selectinload
 from consult import plugins
 from consult.extensions import db
 from consult.models import (
-    ENTRY_LABELS,
     Attachment,
     Callback,
     Citizen,
@@ -284,7 +283,7 @@ def collect(actor: Actor, citizen_id: int) -> Bundle:
             case_items.append(
                 item(
                     "entry",
-                    f"経過（{ENTRY_LABELS.get(entry.kind, entry.kind.value)}）",
+                    f"経過（{entry.kind.label}）",
                     ticket.number,
                     entry.created_at,
                     entry.body,

@@ -4,12 +4,10 @@ tickets and ended sessions by channel (report_daily), tickets by category
 A period reads whole months from the month rows and its ragged ends from the day rows, so a
 fiscal year is a few hundred rows to add up whatever the number of tickets.
 
-Never stale: the ticket services send a signal for every change that moves a figure (created,
-category changed, session ended) and the handlers here add to the rollup in the same session, so
-it commits or rolls back with the change itself. Each change is one UPSERT per table
-(`INSERT … ON CONFLICT … DO UPDATE SET n = n + excluded.n`, on SQLite ≥ 3.24 and PostgreSQL
-alike) writing the day row and the month row, in key order, so that two transactions never take
-the same rows' locks in opposite orders.
+Never stale: kept in step by the kernel's one rollup mechanism (consult.rollup), which counts
+every ticket the session writes (created, category changed) in the same flush, and the session's
+end, a conditional UPDATE, through tickets._update_conditional; so the rollup commits or rolls
+back with the change itself.
 
 Anything that writes tickets around the services (a bulk import, the benchmark, a data fix) must
 call rebuild() afterwards: `madoguchi reports rebuild [--from DATE --to DATE]`.
@@ -23,7 +21,7 @@ from datetime import date, datetime, time, timedelta
 
 import sqlalchemy as sa
 
-from consult import signals, upsert
+from consult import rollup
 from consult.extensions import db
 from consult.models import (
     SESSION_MINUTES_CAP,
@@ -50,137 +48,70 @@ def session_minutes(duration_seconds: int) -> int:
     return min(duration_seconds // 60, SESSION_MINUTES_CAP)
 
 
-# --- keeping in step ---------------------------------------------------------------------------
+# --- keeping in step (consult.rollup) -------------------------------------------------------------
 
-DAILY_KEY = ("grain", "day", "channel")
-CATEGORY_KEY = ("grain", "day", "category_key")
-SESSION_KEY = ("grain", "day", "channel", "minutes")
+DAILY_KEYS = ("channel",)
+CATEGORY_KEYS = ("category_key",)
+SESSION_KEYS = ("channel", "minutes")
 
 
-def _upsert(model, keys: tuple[str, ...], deltas: dict[tuple, dict[str, int]]) -> None:
-    """Add `deltas` ({key without grain: {column: n}}) to the day rows and the month rows."""
-    merged: dict[tuple, dict[str, int]] = {}
-    for key, counts in deltas.items():
-        day, rest = key[0], key[1:]
-        for grain, start in ((Grain.DAY, day), (Grain.MONTH, day.replace(day=1))):
-            row = merged.setdefault((grain.value, start, *rest), dict.fromkeys(counts, 0))
-            for name, n in counts.items():
-                row[name] += n
-    rows = [
-        dict(zip(keys, key, strict=True)) | counts
-        for key, counts in sorted(merged.items(), key=lambda item: _sortable(item[0]))
-        if any(counts.values())
+def counts(
+    created_at: datetime, channel: str, category_id: int | None, duration_seconds: int | None
+) -> list[rollup.Contribution]:
+    """What one ticket counts under: its day and channel (with its session once it ended), its
+    category, and its session's minutes."""
+    day, channel = tokyo_today(created_at), Channel(channel)
+    has_session = duration_seconds is not None
+    session = {"sessions": int(has_session), "session_seconds": duration_seconds or 0}
+    parts = [
+        (ReportDaily, (day, channel), {"tickets": 1} | session),
+        (ReportCategoryDaily, (day, category_key(category_id)), {"tickets": 1}),
     ]
-    if not rows:
-        return
-    counted = [name for name in rows[0] if name not in keys]
-    upsert.insert_or_add(model.__table__, rows, keys, counted)
+    if has_session:
+        key = (day, channel, session_minutes(duration_seconds))
+        parts.append((ReportSessionDaily, key, {"sessions": 1}))
+    return parts
 
 
-def _sortable(key: tuple) -> tuple:
-    return tuple(str(part) for part in key)
+MODELS = {
+    ReportDaily: DAILY_KEYS,
+    ReportCategoryDaily: CATEGORY_KEYS,
+    ReportSessionDaily: SESSION_KEYS,
+}
+
+TICKETS = rollup.Rollup(
+    source=Ticket,
+    columns=("created_at", "channel", "category_id", "duration_seconds"),
+    counts=counts,
+    targets=MODELS,
+    tracked=("created_at", "channel", "category_id", "category", "duration_seconds"),
+)
 
 
-def _day(ticket: Ticket) -> date:
-    return tokyo_today(ticket.created_at)
-
-
-def _session_counts(ticket: Ticket, sign: int) -> dict[str, int]:
-    return {"sessions": sign, "session_seconds": sign * (ticket.duration_seconds or 0)}
-
-
-def on_created(ticket: Ticket, **_) -> None:
-    day, channel = _day(ticket), Channel(ticket.channel)
-    counts = {"tickets": 1, "sessions": 0, "session_seconds": 0}
-    if ticket.duration_seconds is not None:
-        counts |= _session_counts(ticket, +1)
-    _upsert(ReportDaily, DAILY_KEY, {(day, channel): counts})
-    _upsert(
-        ReportCategoryDaily,
-        CATEGORY_KEY,
-        {(day, category_key(ticket.category_id)): {"tickets": 1}},
-    )
-    if ticket.duration_seconds is not None:
-        _add_session(ticket)
-
-
-def on_category_changed(ticket: Ticket, *, old: int | None, new: int | None, **_) -> None:
-    if category_key(old) == category_key(new):
-        return
-    day = _day(ticket)
-    deltas = {(day, category_key(old)): {"tickets": -1}, (day, category_key(new)): {"tickets": 1}}
-    _upsert(ReportCategoryDaily, CATEGORY_KEY, deltas)
-
-
-def on_session_ended(ticket: Ticket, **_) -> None:
-    """A session's duration is set once (end_session); it counts on the ticket's day."""
-    if ticket.duration_seconds is None:
-        return
-    counts = {"tickets": 0} | _session_counts(ticket, +1)
-    _upsert(ReportDaily, DAILY_KEY, {(_day(ticket), Channel(ticket.channel)): counts})
-    _add_session(ticket)
-
-
-def _add_session(ticket: Ticket) -> None:
-    key = (_day(ticket), Channel(ticket.channel), session_minutes(ticket.duration_seconds))
-    _upsert(ReportSessionDaily, SESSION_KEY, {key: {"sessions": 1}})
-
-
-def register() -> None:
-    """Connect to the ticket services' signals (create_app calls this once per app)."""
-    signals.ticket_created.connect(on_created)
-    signals.ticket_category_changed.connect(on_category_changed)
-    signals.ticket_session_ended.connect(on_session_ended)
+def register(app) -> None:
+    """Keep the reports' rollup in step with the app's tickets (create_app calls this)."""
+    rollup.install(app, TICKETS)
 
 
 # --- reading a period ----------------------------------------------------------------------------
 
 
-def _next_month(day: date) -> date:
-    return (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-
-
 def in_period(model, start: date, end: date):
     """The rows that add up to the days start…end exactly: month rows for the whole months
     inside, day rows for the ragged ends."""
-    first = start if start.day == 1 else _next_month(start)
-    last = _next_month(end) if (end + timedelta(days=1)).day == 1 else end.replace(day=1)
-    # The whole months are first … last (exclusive).
-    if first >= last:
-        return sa.and_(model.grain == Grain.DAY, model.day >= start, model.day <= end)
     return sa.or_(
-        sa.and_(model.grain == Grain.MONTH, model.day >= first, model.day < last),
-        sa.and_(model.grain == Grain.DAY, model.day >= start, model.day < first),
-        sa.and_(model.grain == Grain.DAY, model.day >= last, model.day <= end),
+        *(
+            sa.and_(model.grain == grain, model.day >= first, model.day <= last)
+            for grain, first, last in rollup.ranges(start, end)
+        )
     )
 
 
 # --- recomputing from the tickets --------------------------------------------------------------
 
 
-def local_day(column):
-    """The Japanese calendar day of a stored UTC timestamp, in SQL (both databases)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return sa.cast(sa.func.timezone("Asia/Tokyo", column), sa.Date)
-    return sa.func.date(column, "+9 hours")
-
-
-def month_of(column):
-    """The first day of that timestamp's month, in SQL (both databases)."""
-    if db.session.get_bind().dialect.name == "postgresql":
-        return sa.cast(sa.func.date_trunc("month", sa.cast(column, sa.DateTime)), sa.Date)
-    return sa.func.date(column, "start of month")
-
-
 def _utc(day: date) -> datetime:
     return datetime.combine(day, time(), TOKYO)
-
-
-MODELS = {
-    ReportDaily: ("channel",),
-    ReportCategoryDaily: ("category_key",),
-    ReportSessionDaily: ("channel", "minutes"),
-}
 
 
 def rebuild(start: date | None = None, end: date | None = None) -> tuple[int, int]:
@@ -214,7 +145,7 @@ def rebuild(start: date | None = None, end: date | None = None) -> tuple[int, in
         db.session.execute(sa.delete(model).where(*days(model)))
         db.session.execute(sa.delete(model).where(*months(model)))
 
-    day = local_day(Ticket.created_at).label("day")
+    day = rollup.local_day(Ticket.created_at).label("day")
     grain = sa.literal(Grain.DAY.value).label("grain")
     db.session.execute(
         sa.insert(ReportDaily).from_select(
@@ -255,27 +186,12 @@ def rebuild(start: date | None = None, end: date | None = None) -> tuple[int, in
     )
     # The months, from the day rows (whole months: the days outside the range are kept).
     for model, keys in MODELS.items():
-        counted = [c.name for c in model.__table__.columns if c.name not in ("grain", "day", *keys)]
-        month = month_of(model.day).label("day")
-        where = [model.grain == Grain.DAY]
+        where = []
         if month_start:
             where.append(model.day >= month_start)
         if month_end:
-            where.append(model.day < _next_month(month_end))
-        key_columns = [getattr(model, k) for k in keys]
-        db.session.execute(
-            sa.insert(model).from_select(
-                ["grain", "day", *keys, *counted],
-                sa.select(
-                    sa.literal(Grain.MONTH.value).label("grain"),
-                    month,
-                    *key_columns,
-                    *[sa.func.sum(getattr(model, c)) for c in counted],
-                )
-                .where(*where)
-                .group_by(month, *key_columns),
-            )
-        )
+            where.append(model.day < rollup.next_month(month_end))
+        rollup.months_from_days(model, keys, where)
     counted_tickets = db.session.scalar(
         sa.select(sa.func.coalesce(sa.func.sum(ReportDaily.tickets), 0)).where(*days(ReportDaily))
     )

@@ -26,20 +26,19 @@ import sqlalchemy as sa
 from consult import charts, plugins
 from consult.extensions import db
 from consult.models import (
-    CHANNEL_LABELS,
-    INCIDENT_CATEGORY_LABELS,
-    STATUS_LABELS,
     Category,
     Channel,
     Citizen,
     Grain,
     Incident,
+    IncidentCategory,
     IncidentCategoryMark,
     LongSessionAlert,
     ReportCategoryDaily,
     ReportDaily,
     ReportSessionDaily,
     Role,
+    Status,
     Ticket,
 )
 from consult.services import audit, report_rollup
@@ -315,7 +314,7 @@ def volume_section(period: Period, by: str | None = None):
         channels_now[channel] += count
     channels_before = by_channel(previous)
     now_total, before_total = sum(channels_now.values()), sum(channels_before.values())
-    series = [(CHANNEL_LABELS[Channel(c)], v) for c, v in series_values.items() if any(v)]
+    series = [(Channel(c).label, v) for c, v in series_values.items() if any(v)]
     unit = {"day": "日", "week": "週", "month": "月"}[by]
     chart = charts.stacked_bars(
         [bucket_label(k, by) for k in keys],
@@ -323,8 +322,7 @@ def volume_section(period: Period, by: str | None = None):
         title=f"{unit}ごとの相談件数（経路別）",
     )
     rows = [
-        (CHANNEL_LABELS[c], channels_now.get(c.value, 0), channels_before.get(c.value, 0))
-        for c in Channel
+        (c.label, channels_now.get(c.value, 0), channels_before.get(c.value, 0)) for c in Channel
     ]
     return "consult/reports/_volume.html", {
         "total": now_total,
@@ -363,8 +361,8 @@ def open_age_section(period: Period):
 def incident_section(period: Period):
     now, before = incidents_by_category(period), incidents_by_category(period.previous_year())
     items = [
-        (label, now.get(c.value, 0), before.get(c.value, 0))
-        for c, label in INCIDENT_CATEGORY_LABELS.items()
+        (c.label, now.get(c.value, 0), before.get(c.value, 0))
+        for c in IncidentCategory
         if now.get(c.value) or before.get(c.value)
     ]
     return "consult/reports/_incidents.html", {
@@ -380,7 +378,7 @@ def long_session_section(period: Period):
     rows = long_sessions(period, thresholds)
     return "consult/reports/_long_sessions.html", {
         "thresholds": thresholds,
-        "rows": [(CHANNEL_LABELS[Channel(c)], values) for c, values in rows.items()],
+        "rows": [(Channel(c).label, values) for c, values in rows.items()],
         "alerts": long_session_alert_count(period),
     }
 
@@ -455,9 +453,9 @@ def ticket_rows(period: Period, personal: bool) -> tuple[list[str], Iterable[lis
             values = [
                 row[0],
                 format_tokyo(row[1]),
-                CHANNEL_LABELS[Channel(row[2])],
+                Channel(row[2]).label,
                 row[3] or "未分類",
-                STATUS_LABELS[row[4]],
+                Status(row[4]).label,
                 format_tokyo(row[5]),
                 "" if row[6] is None else row[6],
                 *_personal_columns(row[7:]),

@@ -24,7 +24,6 @@ from sqlalchemy.orm import selectinload
 from consult import signals
 from consult.extensions import db
 from consult.models import (
-    ALERT_RESPONSE_LABELS,
     AlertDevice,
     AlertResponseKind,
     CentreSetting,
@@ -482,7 +481,7 @@ def respond(actor: Actor, alert_id: int, kind: str) -> HelpResponse:
             alert.ticket,
             EntryKind.SAFETY,
             author=staff,
-            body=f"{ALERT_RESPONSE_LABELS[kind]}（{staff.role_label}）",
+            body=f"{kind.label}（{staff.role_label}）",
             data={"alert": kind.value, "alert_id": alert.id},
         )
     signals.help_alert_changed.send(alert, action=kind.value)

@@ -81,7 +81,7 @@ ENGINE_TABLES = frozenset(
 )
 MAX_QUERY = 100
 # Set in `connection.info` while a migration rebuilds the documents with today's code over an
-# older schema: a plugin's `SearchTexts` then reads only the columns that exist yet.
+# older schema: every source of text then asks `schema_has` before it reads a later table/column.
 MIGRATING = "madoguchi_search_migrating"
 _RUN = re.compile(r"[^\W_]+")
 _HIRAGANA = re.compile(r"[ぁ-ゖー]+")
@@ -214,7 +214,19 @@ def _reading_of(reading, text: str) -> list[str]:
     return said
 
 
-def _documents(connection, ticket_ids: Sequence[int], files: bool = True) -> dict[int, Document]:
+def schema_has(connection, table: str, column: str | None = None) -> bool:
+    """Whether the schema has this table (and column). Always, except while a migration
+    rebuilds the documents over an older schema (`MIGRATING`, the search migration 0020, before
+    the tables and columns of later revisions exist): then the database is asked."""
+    if not connection.info.get(MIGRATING):
+        return True
+    inspector = sa.inspect(connection)
+    if not inspector.has_table(table):
+        return False
+    return column is None or column in {c["name"] for c in inspector.get_columns(table)}
+
+
+def _documents(connection, ticket_ids: Sequence[int]) -> dict[int, Document]:
     """Each ticket's document, read in a few statements for any number of tickets."""
     docs: dict[int, Document] = {}
     ticket = Ticket.__table__
@@ -266,8 +278,9 @@ def _documents(connection, ticket_ids: Sequence[int], files: bool = True) -> dic
     # Word document find the case (consult.services.safe_files, at most 20,000 characters each).
     from consult.services import safe_files
 
-    for tid, texts in (safe_files.texts_of(connection, list(docs)) if files else {}).items():
-        docs[tid].body.extend(texts)
+    if schema_has(connection, SafeFile.__tablename__):
+        for tid, texts in safe_files.texts_of(connection, list(docs)).items():
+            docs[tid].body.extend(texts)
     for source in _registry().search_texts:
         for tid, texts in source.texts(connection, list(docs)).items():
             if tid in docs:
@@ -285,16 +298,13 @@ def _reading():
     return readers[0] if readers else None
 
 
-def write(connection, ticket_ids: Iterable[int], files: bool = True) -> int:
-    """Rewrite the documents of these tickets (those that no longer exist lose theirs).
-
-    `files=False` leaves out the text of converted files: for the search migration (0020),
-    which runs before the table of those files exists."""
+def write(connection, ticket_ids: Iterable[int]) -> int:
+    """Rewrite the documents of these tickets (those that no longer exist lose theirs)."""
     ids = sorted(set(ticket_ids))
     if not ids:
         return 0
     reading = _reading()
-    docs = _documents(connection, ids, files)
+    docs = _documents(connection, ids)
     table = TicketSearch.__table__
     connection.execute(table.delete().where(table.c.ticket_id.in_(ids)))
     if not docs:
@@ -330,7 +340,6 @@ def rebuild(connection, batch: int = 2000, progress=None) -> int:
     ticket = Ticket.__table__
     done = 0
     last = 0
-    files = sa.inspect(connection).has_table(SafeFile.__tablename__)
     while True:
         ids = list(
             connection.scalars(
@@ -339,7 +348,7 @@ def rebuild(connection, batch: int = 2000, progress=None) -> int:
         )
         if not ids:
             break
-        done += write(connection, ids, files)
+        done += write(connection, ids)
         last = ids[-1]
         if progress is not None:
             progress(done)

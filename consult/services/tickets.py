@@ -10,10 +10,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from consult import plugins, signals, timeline
+from consult import plugins, rollup, signals, timeline
 from consult.extensions import db
 from consult.models import (
-    STATUS_LABELS,
     AuditEvent,
     Category,
     Channel,
@@ -293,7 +292,7 @@ def _set_status(
     old = old or ticket.status
     ticket.status = new
     ticket.is_open = new != Status.CLOSED
-    body = f"{STATUS_LABELS[old]} → {STATUS_LABELS[new]}"
+    body = f"{old.label} → {new.label}"
     add_entry(
         ticket,
         EntryKind.STATUS_CHANGE,
@@ -329,15 +328,13 @@ def change_status(
         raise InvalidTransition("完了にするには「完了にする」から対応結果を入力してください。")
     ticket.ensure_open()
     if ticket.status == new:
-        raise InvalidTransition(f"この相談はすでに「{STATUS_LABELS[new]}」です。")
+        raise InvalidTransition(f"この相談はすでに「{new.label}」です。")
     if new not in TRANSITIONS[ticket.status]:
         if ticket.status in REOPENABLE and new == Status.IN_PROGRESS:
             raise InvalidTransition(
                 "解決済みの相談を対応中に戻すには「再開」から理由を入力してください。"
             )
-        raise InvalidTransition(
-            f"「{STATUS_LABELS[ticket.status]}」から「{STATUS_LABELS[new]}」には変更できません。"
-        )
+        raise InvalidTransition(f"「{ticket.status.label}」から「{new.label}」には変更できません。")
     old = ticket.status
     values: dict = {"status": new, "is_open": True}
     if new == Status.RESOLVED and reason:
@@ -347,7 +344,7 @@ def change_status(
         if ticket.status == new:
             if internal:
                 return  # someone else already made the change this step wanted
-            raise InvalidTransition(f"この相談はすでに「{STATUS_LABELS[new]}」です。")
+            raise InvalidTransition(f"この相談はすでに「{new.label}」です。")
         if ticket.status == Status.CLOSED:
             raise TicketClosed(ALREADY_CLOSED)
         raise InvalidTransition(CHANGED_MEANWHILE)
@@ -368,6 +365,7 @@ def _take_over(ticket: Ticket, values: dict, *conditions) -> bool:
     winner's commit, matches nothing, and is told so; the object is re-read either way.
     """
     db.session.flush()
+    before = rollup.snapshot(ticket)
     result = db.session.execute(
         sa.update(Ticket)
         .where(Ticket.id == ticket.id, *conditions)
@@ -376,7 +374,9 @@ def _take_over(ticket: Ticket, values: dict, *conditions) -> bool:
     )
     db.session.refresh(ticket)
     if result.rowcount == 1:
-        search_index.touch([ticket.id])  # an UPDATE the flush hook cannot see (the summary)
+        # An UPDATE the flush hooks cannot see: the summary (search), the session (reports).
+        search_index.touch([ticket.id])
+        rollup.moved(ticket, before)
     return result.rowcount == 1
 
 

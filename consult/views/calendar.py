@@ -27,7 +27,7 @@ from consult.models import Role
 from consult.services import calendar
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
-from consult.services.calendar import DAY_TYPE_LABELS, day_type
+from consult.services.calendar import day_type
 from consult.timeutil import tokyo_today
 from consult.web import actor, attempt, roles_required
 
@@ -96,7 +96,6 @@ def rota():
         "consult/admin/duty_rota.html",
         form=form,
         rows=calendar.rota_between(today, today + timedelta(days=366)),
-        DAY_TYPE_LABELS=DAY_TYPE_LABELS,
         day_type=day_type,
     ), (422 if request.method == "POST" else 200)
 

@@ -41,7 +41,7 @@ from consult.forms import (
     StatusForm,
     choices,
 )
-from consult.models import CHANNEL_LABELS, STATUS_LABELS, Channel, Role, Status
+from consult.models import Channel, Role, Status
 from consult.services import (
     attachments,
     callbacks,
@@ -113,8 +113,8 @@ def queue():
         categories=staff_service.list_categories(),
         desk_staff=tickets.desk_staff(),
         search_form=SearchForm(),
-        channel_choices=CHANNEL_LABELS,
-        status_choices=STATUS_LABELS,
+        channel_choices=Channel,
+        status_choices=Status,
         repeat_flags=safety.repeated_flags(page.tickets),
         callbacks_all=callbacks_all,
         due_callbacks=callbacks.due(actor(), staff_id=None if callbacks_all else current_user.id),

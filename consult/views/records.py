@@ -18,8 +18,8 @@ from consult.forms import (
     UnlinkedRetentionForm,
 )
 from consult.models import (
-    CHANNEL_LABELS,
     Category,
+    Channel,
     Citizen,
     DisposalList,
     LegalHold,
@@ -29,7 +29,7 @@ from consult.models import (
 from consult.services import retention
 from consult.services import staff as staff_service
 from consult.services.errors import ValidationFailed
-from consult.web import actor, attempt, roles_required
+from consult.web import actor, attempt, flash_errors, roles_required
 
 bp = Blueprint("records", __name__, url_prefix="/records")
 
@@ -87,7 +87,7 @@ def retention_category(category_id: int):
             f"「{category.name}」の保存期間を保存しました。",
         )
     else:
-        _flash_errors(form)
+        flash_errors(form)
     return redirect(url_for("records.retention_settings"))
 
 
@@ -101,7 +101,7 @@ def retention_audit():
             "監査ログの保存期間を保存しました。",
         )
     else:
-        _flash_errors(form)
+        flash_errors(form)
     return redirect(url_for("records.retention_settings"))
 
 
@@ -115,16 +115,8 @@ def retention_unlinked():
             "相談に結び付かない記録の保存期間を保存しました。",
         )
     else:
-        _flash_errors(form)
+        flash_errors(form)
     return redirect(url_for("records.retention_settings"))
-
-
-def _flash_errors(form) -> None:
-    from flask import flash
-
-    for errors in form.errors.values():
-        for error in errors:
-            flash(error, "error")
 
 
 # --- 廃棄予定一覧 ---------------------------------------------------------------------------
@@ -194,7 +186,7 @@ def hold_back(list_id: int):
             "廃棄を保留しました。" if back else "保留を取り消しました。",
         )
     else:
-        _flash_errors(form)
+        flash_errors(form)
     return redirect(url_for("records.list_page", list_id=list_id))
 
 
@@ -210,7 +202,7 @@ def hold_back_kind(list_id: int):
             "この種類の記録の廃棄を保留しました。" if back else "保留を取り消しました。",
         )
     else:
-        _flash_errors(form)
+        flash_errors(form)
     return redirect(url_for("records.list_page", list_id=list_id))
 
 
@@ -266,7 +258,7 @@ def lift(hold_id: int):
             "訴訟ホールドを解除しました。",
         )
     else:
-        _flash_errors(form)
+        flash_errors(form)
     return redirect(url_for("records.holds"))
 
 
@@ -280,7 +272,7 @@ def register():
         "consult/records/register.html",
         rows=retention.register_rows(actor()),
         labels={**retention.KERNEL_LABELS, **_plugin_labels()},
-        channels=CHANNEL_LABELS,
+        channels={member: member.label for member in Channel},
     )
 
 

@@ -19,7 +19,7 @@ from consult.forms import (
     SafetySettingsForm,
     choices,
 )
-from consult.models import FOLLOW_UP_LABELS, INCIDENT_CATEGORY_LABELS, Role
+from consult.models import FollowUp, IncidentCategory, Role
 from consult.services import safety, tickets
 from consult.services.actor import DESK_ROLES
 from consult.services.errors import DomainError
@@ -147,10 +147,8 @@ def close(alert_id: int):
 
 def _incident_form(form: IncidentForm) -> IncidentForm:
     people = safety.staff_choices()
-    form.categories.choices = choices(
-        (c.value, label) for c, label in INCIDENT_CATEGORY_LABELS.items()
-    )
-    form.follow_ups.choices = choices((f.value, label) for f, label in FOLLOW_UP_LABELS.items())
+    form.categories.choices = choices(IncidentCategory.labelled())
+    form.follow_ups.choices = choices(FollowUp.labelled())
     form.involved_ids.choices = choices(
         (s.id, f"{s.full_name}（{s.role_label}）") for s in people if s.role in DESK_ROLES
     )

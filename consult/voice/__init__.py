@@ -29,7 +29,7 @@ def register(app: Flask) -> None:
             nav_links=(
                 plugins.NavLink("voice.requests_list", "要望・手紙", (*desk, Role.OFFICER), 65),
             ),
-            ticket_panels=(plugins.TicketPanel("voice", services.ticket_panel),),
+            ticket_panels=(plugins.TicketPanel("voice", views.ticket_panel),),
             report_sections=(
                 plugins.ReportSection("satisfaction", 70, services.satisfaction_section),
                 plugins.ReportSection("citizen_requests", 75, services.request_section),

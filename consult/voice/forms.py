@@ -7,7 +7,7 @@ from wtforms import RadioField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from consult.forms import Form, JapaneseSelectField, choices, max_length, required
-from consult.voice.models import REQUEST_KIND_LABELS, SCORES
+from consult.voice.models import SCORES, RequestKind
 from consult.voice.services import MAX_ANSWER, MAX_COMMENT
 
 # msgids of the catalog consult/voice/translations (the public page is Japanese and English).
@@ -53,9 +53,7 @@ class MarkForm(Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.kind.choices = choices(
-            [(k.value, label) for k, label in REQUEST_KIND_LABELS.items()], blank="選んでください"
-        )
+        self.kind.choices = choices(RequestKind.labelled(), blank="選んでください")
 
 
 class AnswerForm(Form):

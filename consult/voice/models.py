@@ -20,13 +20,13 @@ disposed of with the answers of its month (`voice.services.dispose_comments`).
 
 from __future__ import annotations
 
-import enum
 import secrets
 from datetime import date, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from consult.enums import LabelledEnum
 from consult.extensions import db
 from consult.models import Department, Staff, Ticket, _enum
 from consult.timeutil import UTCDateTime, utcnow
@@ -93,15 +93,9 @@ class SatisfactionAsk(db.Model):
         return f"<SatisfactionAsk {self.ticket_id}>"
 
 
-class RequestKind(enum.StrEnum):
-    REQUEST = "request"
-    MAYOR_LETTER = "mayor_letter"
-
-
-REQUEST_KIND_LABELS = {
-    RequestKind.REQUEST: "市への要望",
-    RequestKind.MAYOR_LETTER: "市長への手紙",
-}
+class RequestKind(LabelledEnum):
+    REQUEST = "request", "市への要望"
+    MAYOR_LETTER = "mayor_letter", "市長への手紙"
 
 
 class CitizenRequest(db.Model):
@@ -137,7 +131,7 @@ class CitizenRequest(db.Model):
 
     @property
     def kind_label(self) -> str:
-        return REQUEST_KIND_LABELS[self.kind]
+        return RequestKind(self.kind).label
 
     def overdue(self, today: date) -> bool:
         if self.answered_on is not None:

@@ -29,7 +29,6 @@ from itsdangerous import BadSignature, URLSafeSerializer
 from consult import signals, upsert
 from consult.extensions import db
 from consult.models import (
-    CHANNEL_LABELS,
     Category,
     Channel,
     Department,
@@ -43,7 +42,6 @@ from consult.services.errors import DomainError, NotFound, PermissionDenied, Val
 from consult.services.normalize import clean_text
 from consult.timeutil import WEEKDAYS_JA, to_tokyo, tokyo_today, utcnow
 from consult.voice.models import (
-    REQUEST_KIND_LABELS,
     SCORE_LABELS,
     CitizenRequest,
     RequestKind,
@@ -364,7 +362,7 @@ def satisfaction_figures(period) -> dict:
         by_channel[row.channel].append(row.score)
         by_category[row.category_id].append(row.score)
         by_month[row.month].append(row.score)
-    channel_label = {c.value: label for c, label in CHANNEL_LABELS.items()}
+    channel_label = {c.value: c.label for c in Channel}
     return {
         "total": _cell("全体", [r.score for r in rows]),
         "channels": [_cell(channel_label.get(c, c), by_channel[c]) for c in sorted(by_channel)],
@@ -429,10 +427,7 @@ def mark_request(actor: Actor, ticket: Ticket, kind: str) -> CitizenRequest:
         ticket,
         EntryKind.NOTE,
         author=staff,
-        body=(
-            f"{REQUEST_KIND_LABELS[kind]}として登録しました"
-            f"（回答期限 {date_text(due)}・受付から{days}開庁日）"
-        ),
+        body=(f"{kind.label}として登録しました（回答期限 {date_text(due)}・受付から{days}開庁日）"),
     )
     db.session.flush()
     signals.citizen_request_marked.send(item)
@@ -563,9 +558,8 @@ def request_section(period):
     }
 
 
-def ticket_panel(ticket: Ticket):
-    from consult.voice.forms import AnswerForm, MarkForm
-
+def panel_state(ticket: Ticket) -> tuple[CitizenRequest | None, bool]:
+    """The ticket panel's request (if any) and whether the citizen was asked the question."""
     # One query for the panel (the ticket page's count is pinned): the request's id and
     # whether the citizen was asked; the request itself only when there is one.
     row = db.session.execute(
@@ -578,11 +572,4 @@ def ticket_panel(ticket: Ticket):
         )
     ).one()
     item = db.session.get(CitizenRequest, row.request_id) if row.request_id else None
-    return "consult/voice/_panel.html", {
-        "request_item": item,
-        "mark_form": MarkForm(formdata=None),
-        "answer_form": AnswerForm(formdata=None),
-        "today": tokyo_today(),
-        "date_text": date_text,
-        "satisfaction_asked": bool(row.asked),
-    }
+    return item, bool(row.asked)

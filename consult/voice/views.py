@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 
 from consult.extensions import db
-from consult.models import Role
+from consult.models import Role, Ticket
 from consult.services import audit, tickets
 from consult.services.actor import DESK_ROLES
 from consult.services.errors import DomainError
 from consult.voice import services
 from consult.voice.forms import AnswerForm, MarkForm, SatisfactionForm
 from consult.voice.models import CitizenRequest
-from consult.web import actor, attempt, public, roles_required
+from consult.web import actor, attempt, public, roles_required, ticket_page_with_errors
 
 bp = Blueprint("voice", __name__)
 
@@ -56,6 +56,20 @@ def satisfaction_thanks():
 # --- staff: requests to the city and letters to the mayor ---------------------------------------
 
 
+def ticket_panel(ticket: Ticket):
+    """The ticket page's panel: the request and its deadline, and the mark or answer form."""
+    item, asked = services.panel_state(ticket)
+    return "consult/voice/_panel.html", {
+        "request_item": item,
+        # A form refused a moment ago (consult.voice.views) comes back as typed.
+        "mark_form": g.get("voice_mark_form") or MarkForm(formdata=None),
+        "answer_form": g.get("voice_answer_form") or AnswerForm(formdata=None),
+        "today": services.tokyo_today(),
+        "date_text": services.date_text,
+        "satisfaction_asked": asked,
+    }
+
+
 def _ticket(number: str):
     return tickets.get_ticket(actor(), number, audit_view=False)
 
@@ -64,10 +78,15 @@ def _back(number: str):
     return redirect(url_for("desk.ticket", number=number) + "#voice")
 
 
-def _flash_errors(form) -> None:
-    for errors in form.errors.values():
-        for message in errors:
-            flash(message, "error")
+def _from_ticket_page(number: str, form, name: str, operation, success: str):
+    """A form of the panel: done, back to the panel; refused (by the form or the service), the
+    ticket page again (422) with the form as typed and its messages (on ``g.<name>``)."""
+    if form.validate_on_submit():
+        ok, _result = attempt(operation, success)
+        if ok:
+            return _back(number)
+    setattr(g, name, form)
+    return ticket_page_with_errors(number)
 
 
 @bp.post("/tickets/<number>/request")
@@ -75,29 +94,29 @@ def _flash_errors(form) -> None:
 def mark(number: str):
     item = _ticket(number)
     form = MarkForm()
-    if not form.validate_on_submit():
-        _flash_errors(form)
-        return _back(item.number)
-    attempt(
+    return _from_ticket_page(
+        item.number,
+        form,
+        "voice_mark_form",
         lambda: services.mark_request(actor(), item, form.kind.data),
         "要望・手紙として登録し、回答期限を設定しました。",
     )
-    return _back(item.number)
 
 
 @bp.post("/tickets/<number>/request/answer")
 @roles_required(*DESK_ROLES)
 def answer(number: str):
+    """The written answer from the ticket page. A refused answer comes back on the ticket page
+    (422) with the text as typed: an answer can be long, and retyping it is not acceptable."""
     item = _ticket(number)
     form = AnswerForm()
-    if not form.validate_on_submit():
-        _flash_errors(form)
-        return _back(item.number)
-    attempt(
+    return _from_ticket_page(
+        item.number,
+        form,
+        "voice_answer_form",
         lambda: services.record_answer(actor(), item, form.text.data),
         "回答を記録しました。",
     )
-    return _back(item.number)
 
 
 @bp.get("/requests")
@@ -139,16 +158,14 @@ def request_detail(request_id: int):
     and the answer form. What the citizen wrote is personal data: each view is audited."""
     item = _request_or_404(request_id)
     form = AnswerForm()
-    if request.method == "POST":
-        if form.validate_on_submit():
-            ok, _result = attempt(
-                lambda: services.record_answer(actor(), item.ticket, form.text.data),
-                "回答を記録しました。",
-            )
-            if ok:
-                return redirect(url_for("voice.request_detail", request_id=item.id))
-        else:
-            _flash_errors(form)
+    # A refused answer: the template shows the messages next to the field, the text as typed.
+    if request.method == "POST" and form.validate_on_submit():
+        ok, _result = attempt(
+            lambda: services.record_answer(actor(), item.ticket, form.text.data),
+            "回答を記録しました。",
+        )
+        if ok:
+            return redirect(url_for("voice.request_detail", request_id=item.id))
     audit.record(actor(), "view", "ticket", item.ticket.number, "citizen_request")
     return render_template(
         "consult/voice/request_detail.html",

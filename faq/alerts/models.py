@@ -8,30 +8,22 @@ personal data has nothing to reach here and the disclosure bundle has nothing to
 
 from __future__ import annotations
 
-import enum
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from consult.enums import LabelledEnum
 from consult.extensions import db
 from consult.models import Staff, Ticket, _enum
 from consult.timeutil import UTCDateTime, utcnow
 
 
-class AlertStatus(enum.StrEnum):
-    DRAFT = "draft"
-    REVIEW = "review"
-    PUBLISHED = "published"
-    ARCHIVED = "archived"
-
-
-ALERT_STATUS_LABELS = {
-    AlertStatus.DRAFT: "下書き",
-    AlertStatus.REVIEW: "承認待ち",
-    AlertStatus.PUBLISHED: "公開中",
-    AlertStatus.ARCHIVED: "公開終了",
-}
+class AlertStatus(LabelledEnum):
+    DRAFT = "draft", "下書き"
+    REVIEW = "review", "承認待ち"
+    PUBLISHED = "published", "公開中"
+    ARCHIVED = "archived", "公開終了"
 
 
 class ConsumerAlert(db.Model):
@@ -70,7 +62,7 @@ class ConsumerAlert(db.Model):
 
     @property
     def status_label(self) -> str:
-        return ALERT_STATUS_LABELS[self.status]
+        return AlertStatus(self.status).label
 
     @property
     def phrase_list(self) -> list[str]:

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from consult.extensions import db
 from consult.models import Category, Department, Staff
 from consult.timeutil import UTCDateTime, utcnow
-from faq.models import FAQ_STATUS_LABELS, FaqStatus
+from faq.models import FaqStatus
 
 
 class OpinionEntry(db.Model):
@@ -57,7 +57,7 @@ class OpinionEntry(db.Model):
 
     @property
     def status_label(self) -> str:
-        return FAQ_STATUS_LABELS[self.status]
+        return FaqStatus(self.status).label
 
     @property
     def month_label(self) -> str:

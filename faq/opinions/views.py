@@ -8,7 +8,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from consult.models import Role
 from consult.services.actor import DESK_ROLES
-from consult.voice.models import REQUEST_KIND_LABELS
+from consult.voice.models import RequestKind
 from consult.web import actor, attempt, public, roles_required
 from faq.opinions import services
 from faq.opinions.forms import OpinionForm
@@ -47,7 +47,7 @@ def staff_index():
     return render_template(
         "faq/opinions/staff_index.html",
         entries=services.list_entries(actor()),
-        kinds=REQUEST_KIND_LABELS,
+        kinds=RequestKind,
     )
 
 
@@ -84,7 +84,7 @@ def staff_entry(entry_id: int):
                 return redirect(url_for("opinions.staff_entry", entry_id=entry.id))
         status = 422
     return render_template(
-        "faq/opinions/staff_entry.html", entry=entry, form=form, kinds=REQUEST_KIND_LABELS
+        "faq/opinions/staff_entry.html", entry=entry, form=form, kinds=RequestKind
     ), status
 
 

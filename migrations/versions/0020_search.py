@@ -61,8 +61,8 @@ def upgrade():
             "VALUES (new.ticket_id, new.who, new.what, new.body, new.reading); END"
         )
     # The tickets already there get their documents (`madoguchi ticket reindex` does the same).
-    # Sources of text added by later revisions check `MIGRATING` and read only what this schema
-    # already has (the code is today's, the tables are this revision's).
+    # Sources of text added by later revisions ask `search.schema_has` and read only what this
+    # schema already has (the code is today's, the tables are this revision's).
     from consult.services import search
 
     bind.info[search.MIGRATING] = True

@@ -21,7 +21,7 @@ from consult.services import tickets
 from consult.services.actor import Actor
 from consult.timeutil import utcnow
 from tests.conftest import PASSWORD
-from tests.server import all_at_once, csrf_token, get_page, gunicorn_server
+from tests.gunicorn import all_at_once, csrf_token, get_page, race_server
 
 
 def _log_in(server: str, login: str) -> requests.Session:
@@ -92,7 +92,7 @@ def test_status_change_and_reopen_pressed_at_once_happen_once(
     logins = [make_staff("consultant").login for _ in range(6)]
     db.session.commit()  # SQLite: no transaction (write lock) of ours while the server works
 
-    with gunicorn_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
+    with race_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
         sessions, tokens = _desks(server, logins, number)
         resolved = _press(
             server,
@@ -139,7 +139,7 @@ def test_two_consultants_taking_one_case_at_once_one_gets_it(
     logins = list(ids)
     db.session.commit()
 
-    with gunicorn_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
+    with race_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
         sessions, tokens = _desks(server, logins, number)
         # Each presses 担当者を変更 with themself chosen, from a page that showed 未割り当て.
         answers = all_at_once(
@@ -176,7 +176,7 @@ def test_take_over_pressed_four_times_at_once_is_written_once(
     boss_id, login = boss.id, boss.login
     db.session.commit()
 
-    with gunicorn_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
+    with race_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
         sessions, tokens = _desks(server, [login] * 4, number)
         answers = _press(server, sessions, tokens, f"/tickets/{number}/takeover", follow=True)
 
@@ -200,7 +200,7 @@ def test_counter_steps_pressed_at_once_are_written_once(app, database_url, tmp_p
     logins = [make_staff("consultant").login for _ in range(4)]
     db.session.commit()
 
-    with gunicorn_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
+    with race_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
         sessions, tokens = _desks(server, logins, number)
         served = _press(
             server, sessions, tokens, f"/tickets/{number}/visit/serve", {"room": "2"}, follow=True

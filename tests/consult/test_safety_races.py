@@ -21,8 +21,8 @@ from consult.models import (
 )
 from consult.services import safety, tickets
 from consult.services.actor import Actor
+from tests.gunicorn import all_at_once, csrf_token, get_page, race_server
 from tests.helpers import PASSWORD
-from tests.server import all_at_once, csrf_token, get_page, gunicorn_server
 
 
 def _log_in(server: str, login: str) -> tuple[requests.Session, str]:
@@ -57,7 +57,7 @@ def test_help_alert_answered_and_closed_by_many_at_once(app, database_url, tmp_p
     supervisors = [make_staff("supervisor").login for _ in range(4)]
     db.session.commit()  # SQLite: no transaction (write lock) of ours while the server works
 
-    with gunicorn_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
+    with race_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
         tabs = [_log_in(server, supervisors[0]) for _ in range(4)]
         coming = _post_all(
             [s for s, _ in tabs], [t for _, t in tabs], f"{server}/alerts/{alert_id}/coming"
@@ -97,7 +97,7 @@ def test_help_pressed_in_four_tabs_at_once_raises_one_alert(
     unique press key lets one in; every tab gets that alert's id, one mail goes out."""
     login = make_staff("consultant").login
     db.session.commit()
-    with gunicorn_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
+    with race_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
         tabs = [_log_in(server, login) for _ in range(4)]
         answers = all_at_once(
             4,

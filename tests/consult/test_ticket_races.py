@@ -16,8 +16,8 @@ from consult.models import Channel, EntryKind, Grain, ReportDaily, Status, Ticke
 from consult.services import tickets
 from consult.services.actor import Actor
 from consult.timeutil import utcnow
+from tests.gunicorn import all_at_once, csrf_token, get_page, race_server
 from tests.helpers import PASSWORD
-from tests.server import all_at_once, csrf_token, get_page, gunicorn_server
 
 
 def _log_in(server: str, login: str) -> requests.Session:
@@ -47,7 +47,7 @@ def test_six_desks_closing_one_case_close_it_once(app, database_url, tmp_path, m
     desks = [make_staff("consultant").login for _ in range(6)]
     db.session.commit()  # SQLite: no transaction (write lock) of ours while the server works
 
-    with gunicorn_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
+    with race_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
         sessions, tokens = [], []
         for login in desks:
             session = _log_in(server, login)

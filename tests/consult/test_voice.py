@@ -227,7 +227,9 @@ def test_request_flow_deadline_department_from_handoff_officer_answer_report(
     db.session.commit()
     number = ticket.number
 
-    assert client.post(f"/tickets/{number}/request", data={"kind": "bogus"}).status_code == 302
+    refused = client.post(f"/tickets/{number}/request", data={"kind": "bogus"})
+    assert refused.status_code == 422
+    assert 'class="field__error"' in refused.get_data(as_text=True)
     assert db.session.scalar(sa.select(sa.func.count()).select_from(CitizenRequest)) == 0
     client.post(f"/tickets/{number}/request", data={"kind": "request"})
     db.session.expire_all()
@@ -315,6 +317,46 @@ def test_a_case_handed_on_before_it_is_registered_takes_that_department(
     officer = app.test_client()
     sign_in(officer, make_staff("officer", department=roads))
     assert number in officer.get("/requests").get_data(as_text=True)
+
+
+def test_a_refused_answer_comes_back_on_the_ticket_page_as_typed(app, login_as):
+    """Bad input on the ticket page's answer form: the page again with 422, the message, and
+    the text as typed; nothing is written."""
+    from consult.models import TimelineEntry
+    from consult.voice.services import MAX_ANSWER
+
+    consultant = login_as("consultant")
+    client = app.test_client()
+    sign_in(client, consultant)
+    ticket = tickets.create_ticket(
+        Actor(consultant, "127.0.0.1"), channel=Channel.PHONE, subject="公園の遊具が壊れている"
+    )
+    db.session.commit()
+    number, ticket_id = ticket.number, ticket.id
+    assert client.post(f"/tickets/{number}/request", data={"kind": "request"}).status_code == 302
+    entries_before = db.session.scalar(
+        sa.select(sa.func.count()).where(TimelineEntry.ticket_id == ticket_id)
+    )
+
+    typed = "遊具の修繕を担当課に依頼しました。" + "あ" * MAX_ANSWER
+    refused = client.post(f"/tickets/{number}/request/answer", data={"text": typed})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422
+    assert "回答は" in html and "文字以内" in html  # the message, next to the field
+    assert typed in html  # nothing typed is lost
+    assert number in html and "要望・手紙" in html  # it is the ticket page
+
+    empty = client.post(f"/tickets/{number}/request/answer", data={"text": "  "})
+    assert empty.status_code == 422
+    assert "回答を入力してください" in empty.get_data(as_text=True)
+
+    db.session.expire_all()
+    item = db.session.scalar(sa.select(CitizenRequest))
+    assert item.answered_at is None and item.answer_text is None
+    assert (
+        db.session.scalar(sa.select(sa.func.count()).where(TimelineEntry.ticket_id == ticket_id))
+        == entries_before
+    )
 
 
 def test_mayor_letter_uses_the_administrators_days(app_factory, make_ticket):

@@ -13,8 +13,8 @@ from consult.extensions import db
 from consult.services.actor import Actor
 from faq import services
 from faq.models import FaqEntry, FaqRevision, FaqStatus
+from tests.gunicorn import all_at_once, csrf_token, get_page, race_server
 from tests.helpers import PASSWORD
-from tests.server import all_at_once, csrf_token, get_page, gunicorn_server
 
 
 def test_five_supervisors_approving_one_entry_publish_it_once(
@@ -33,7 +33,7 @@ def test_five_supervisors_approving_one_entry_publish_it_once(
     approvers = [make_staff("supervisor").login for _ in range(5)]
     db.session.commit()  # SQLite: no transaction (write lock) of ours while the server works
 
-    with gunicorn_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
+    with race_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
         sessions, tokens = [], []
         for login in approvers:
             session = requests.Session()

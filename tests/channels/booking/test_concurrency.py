@@ -6,83 +6,26 @@ CSRF on (as in production), so each client first loads the form, as a browser wo
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-import requests
 import sqlalchemy as sa
 
-from channels.booking.models import Booking, BookingSlot, Mode
+from channels.booking.models import Booking, Mode
 from consult.extensions import db
 from consult.models import RateLimitCounter
-from tests.gunicorn import csrf_token, gunicorn_server
+from tests.gunicorn import gunicorn_server
 
-from .helpers import form_data, set_capacity, slot_in
+from .helpers import assert_three_seats_taken, crowd_books, form_data, set_capacity, slot_in
 
 CLIENTS = 50
 
 
-@pytest.fixture
-def gunicorn(database_url, tmp_path):
-    """The app under gunicorn (4 workers, 8 threads each), as in production; its URL."""
-    env = {"MADOGUCHI_BOOKING_RATE_LIMIT": "10000 per minute"}
-    with gunicorn_server(database_url, tmp_path, workers=4, env=env) as server:
-        yield server.url
-
-
-def test_fifty_at_once_for_three_seats(app, gunicorn):
+def test_fifty_at_once_for_three_seats(app, booking_server):
     set_capacity(Mode.COUNTER, 3)
     start = slot_in(7)
     db.session.commit()
-    sessions, forms = [], []
-    for n in range(CLIENTS):
-        session = requests.Session()
-        data = form_data(start, email=f"citizen{n}@example.jp", phone="")
-        page = session.get(
-            f"{gunicorn}/booking/details",
-            params={"mode": "counter", "start": data["start"]},
-            # No kept-alive connection: the server drops idle ones after tests.gunicorn.KEEPALIVE
-            # seconds, and a POST sent into a dropped connection is reset (requests does not
-            # retry POSTs).
-            headers={"Connection": "close"},
-            timeout=60,
-        )
-        assert page.status_code == 200, page.text[:500]
-        data["csrf_token"] = csrf_token(page.text)
-        sessions.append(session)
-        forms.append(data)
-    barrier = threading.Barrier(CLIENTS)
-    answers: list = [None] * CLIENTS
-
-    def book(n: int) -> None:
-        barrier.wait()
-        try:
-            response = sessions[n].post(
-                f"{gunicorn}/booking/details",
-                data=forms[n],
-                allow_redirects=False,
-                timeout=120,
-            )
-            answers[n] = (response.status_code, response.text)
-        except requests.RequestException as error:  # pragma: no cover - reported below
-            answers[n] = (0, repr(error))
-
-    threads = [threading.Thread(target=book, args=(n,)) for n in range(CLIENTS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    codes = [code for code, _ in answers]
-    errors = [text[:300] for code, text in answers if code not in (303, 409)]
-    assert codes.count(303) == 3, (codes, errors)
-    assert codes.count(409) == CLIENTS - 3, (codes, errors)
-    assert all("満席" in text for code, text in answers if code == 409)
-    db.session.expire_all()
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(Booking)) == 3
-    slot = db.session.scalar(sa.select(BookingSlot))
-    assert slot.booked == 3
-    seats = sorted(db.session.scalars(sa.select(Booking.seat_no)))
-    assert seats == [1, 2, 3]
+    forms = [form_data(start, email=f"citizen{n}@example.jp", phone="") for n in range(CLIENTS)]
+    params = {"mode": "counter", "start": forms[0]["start"]}
+    assert_three_seats_taken(crowd_books(booking_server, params, forms))
 
 
 RATE_CLIENTS = 40
@@ -105,43 +48,9 @@ def test_rate_limit_is_one_count_across_workers(app, database_url, tmp_path, cou
     start = slot_in(7)
     settings = {"BOOKING_RATE_LIMIT": "10 per minute", **counts_in}
     with gunicorn_server(database_url, tmp_path, settings) as server:
-        base = server.url
-        clients = []
-        for _ in range(RATE_CLIENTS):
-            session = requests.Session()
-            data = form_data(start, consent="")
-            page = session.get(
-                f"{base}/booking/details",
-                params={"mode": "counter", "start": data["start"]},
-                headers={"Connection": "close"},
-                timeout=60,
-            )
-            assert page.status_code == 200, page.text[:500]
-            data["csrf_token"] = csrf_token(page.text)
-            clients.append((session, data))
-        barrier = threading.Barrier(RATE_CLIENTS)
-        answers: list = [None] * RATE_CLIENTS
-
-        def post(n: int) -> None:
-            session, data = clients[n]
-            barrier.wait()
-            try:
-                response = session.post(
-                    f"{base}/booking/details",
-                    data=data,
-                    headers={"Connection": "close"},
-                    allow_redirects=False,
-                    timeout=120,
-                )
-                answers[n] = (response.status_code, response.text, response.headers)
-            except requests.RequestException as error:  # pragma: no cover - reported below
-                answers[n] = (0, repr(error), {})
-
-        threads = [threading.Thread(target=post, args=(n,)) for n in range(RATE_CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        forms = [form_data(start, consent="") for _ in range(RATE_CLIENTS)]
+        params = {"mode": "counter", "start": forms[0]["start"]}
+        answers = crowd_books(server.url, params, forms)
     codes = [code for code, _, _ in answers]
     assert codes.count(422) == 10, codes
     assert codes.count(429) == RATE_CLIENTS - 10, codes

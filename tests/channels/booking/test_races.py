@@ -23,8 +23,8 @@ from channels.booking.models import Booking, BookingSlot, BookingStatus, Mode
 from consult.extensions import db
 from consult.models import Citizen, OutboxMessage, Ticket
 from consult.services.actor import Actor
+from tests.gunicorn import ROOT, all_at_once, csrf_token, get_page, race_server
 from tests.helpers import PASSWORD
-from tests.server import ROOT, all_at_once, csrf_token, get_page, gunicorn_server
 
 from .helpers import form_data, set_capacity, slot_in
 
@@ -40,7 +40,7 @@ def _let_the_server_write() -> None:
 @pytest.fixture
 def server(app, database_url, tmp_path):
     # The server signs and checks the private manage links with the test app's secret.
-    with gunicorn_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as base:
+    with race_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as base:
         yield base
 
 

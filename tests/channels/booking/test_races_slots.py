@@ -24,7 +24,7 @@ from consult.extensions import db
 from consult.models import OutboxMessage
 from consult.services.actor import Actor
 from tests.conftest import PASSWORD
-from tests.server import all_at_once, csrf_token, get_page, gunicorn_server
+from tests.gunicorn import all_at_once, csrf_token, get_page, race_server
 
 from .helpers import form_data, set_capacity, slot_in
 
@@ -92,7 +92,7 @@ def test_two_bookings_swapping_slots_at_once_ten_times_never_deadlock(app, datab
     manage = [services.manage_token(first), services.manage_token(second)]
     db.session.commit()
 
-    with gunicorn_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
+    with race_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
         clients = [_move_client(server, manage[n], times[1 - n]) for n in range(2)]
         for round_ in range(10):
             # Round r: booking n moves from times[(n + r) % 2] into the other one's slot.
@@ -135,7 +135,7 @@ def test_details_saved_while_the_citizen_moves_one_wins_and_sequence_counts_it(
     mailed_before = {email: _mails(email) for _, _, email in rounds}
     db.session.commit()
 
-    with gunicorn_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
+    with race_server(database_url, tmp_path, secret_key=app.config["SECRET_KEY"]) as server:
         staff = requests.Session()
         page = get_page(staff, f"{server}/login")
         staff.post(

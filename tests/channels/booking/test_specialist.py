@@ -5,10 +5,8 @@ the specialist's own list."""
 from __future__ import annotations
 
 import base64
-import threading
 from datetime import date, datetime, time, timedelta
 
-import requests
 import sqlalchemy as sa
 from icalendar import Calendar
 
@@ -21,10 +19,9 @@ from consult.services.actor import Actor
 from consult.services.calendar import DayType
 from consult.settings import override as override_settings
 from consult.timeutil import TOKYO, tokyo_today
-from tests.gunicorn import csrf_token, gunicorn_server
 from tests.helpers import sign_in
 
-from .helpers import form_data
+from .helpers import assert_three_seats_taken, crowd_books, form_data
 
 QUESTIONS = (
     "* 今、いちばん困っていることは | What troubles you most at the moment?\n"
@@ -363,63 +360,22 @@ def test_english_pages(app, client, make_staff):
 CLIENTS = 40
 
 
-def test_forty_at_once_for_a_kind_of_three_seats(app, database_url, tmp_path, make_staff):
+def test_forty_at_once_for_a_kind_of_three_seats(app, booking_server, make_staff):
     """Forty citizens press 予約する at once for a 家計相談 of capacity 3, over HTTP against
     gunicorn (4 workers, CSRF on): exactly 3 bookings, 37 満席 pages, no 5xx; the counter's own
     slot at the same time is untouched."""
     kind = make_kind(make_staff("admin"), name="家計相談", capacity=3, questions="")
     start = datetime.combine(weekday_ahead(), time(13, 0), TOKYO)
     kind_id = kind.id
-    # Nothing may hold SQLite's lock while the server runs: no ORM access until it is done.
+    # Nothing may hold SQLite's lock while the server works: commit before the first request.
     db.session.commit()
-    env = {"MADOGUCHI_BOOKING_RATE_LIMIT": "10000 per minute"}
-    with gunicorn_server(database_url, tmp_path, workers=4, env=env) as server:
-        sessions, forms = [], []
-        for n in range(CLIENTS):
-            session = requests.Session()
-            data = form_data(start, kind=str(kind_id), email=f"citizen{n}@example.jp", phone="")
-            page = session.get(
-                f"{server.url}/booking/details",
-                params={"kind": kind_id, "start": data["start"]},
-                headers={"Connection": "close"},
-                timeout=60,
-            )
-            assert page.status_code == 200, page.text[:500]
-            data["csrf_token"] = csrf_token(page.text)
-            sessions.append(session)
-            forms.append(data)
-        barrier = threading.Barrier(CLIENTS)
-        answers: list = [None] * CLIENTS
-
-        def book(n: int) -> None:
-            barrier.wait()
-            try:
-                response = sessions[n].post(
-                    f"{server.url}/booking/details",
-                    data=forms[n],
-                    headers={"Connection": "close"},
-                    allow_redirects=False,
-                    timeout=120,
-                )
-                answers[n] = (response.status_code, response.text)
-            except requests.RequestException as error:  # pragma: no cover - reported below
-                answers[n] = (0, repr(error))
-
-        threads = [threading.Thread(target=book, args=(n,)) for n in range(CLIENTS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    codes = [code for code, _ in answers]
-    errors = [text[:300] for code, text in answers if code not in (303, 409)]
-    assert codes.count(303) == 3, (codes, errors)
-    assert codes.count(409) == CLIENTS - 3, (codes, errors)
-    assert all("満席" in text for code, text in answers if code == 409)
-    db.session.expire_all()
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(Booking)) == 3
-    [slot] = db.session.scalars(sa.select(BookingSlot))
-    assert (slot.kind_key, slot.booked) == (kind_id, 3)
-    assert sorted(db.session.scalars(sa.select(Booking.seat_no))) == [1, 2, 3]
+    forms = [
+        form_data(start, kind=str(kind_id), email=f"citizen{n}@example.jp", phone="")
+        for n in range(CLIENTS)
+    ]
+    params = {"kind": kind_id, "start": forms[0]["start"]}
+    slot = assert_three_seats_taken(crowd_books(booking_server, params, forms))
+    assert slot.kind_key == kind_id
     free = specialist.kind_slots(kind, start=start.date(), days=1, include_full=True)
     assert [(s.starts_at, s.booked, s.free) for s in free if s.starts_at == start] == [
         (start, 3, 0)
