@@ -116,9 +116,8 @@ def schedule(
     session.cancelled_at = None
     session.updated_at = utcnow()
     # The handoff is answered by the session: its due time (and what the citizen is told) is
-    # the session's end, never a day before it.
-    if handoff.due_at < ends_at:
-        handoff.due_at = ends_at
+    # the session's end, whether that is before or after the default of a business day.
+    handoff.due_at = ends_at
     db.session.flush()
     verb = "変更" if moved else "設定"
     services._entry(
