@@ -60,8 +60,8 @@ def scratch(kind: str, label: str = "", keep: bool = False) -> Iterator[tuple[Pa
     """A temporary folder and a database URL in it (SQLite) or on a fresh PostgreSQL database.
 
     Both are removed on the way out, also after a failure, so runs leave nothing behind;
-    `keep` keeps the PostgreSQL database (to study plans). The process id in the name lets
-    two runs share a server.
+    `keep` keeps the PostgreSQL database or the SQLite file (to time again, to study plans).
+    The process id in the name lets two runs share a server.
     """
     part = f"{label}-" if label else ""
     tmp = Path(tempfile.mkdtemp(prefix=f"madoguchi-bench-{part}{kind}-"))
@@ -70,6 +70,9 @@ def scratch(kind: str, label: str = "", keep: bool = False) -> Iterator[tuple[Pa
     try:
         if kind == "sqlite":
             yield tmp, f"sqlite:///{tmp / 'bench.db'}"
+            if keep:
+                log(f"kept sqlite:///{tmp / 'bench.db'}")
+                tmp = None
             return
         pg_base = postgres_base()
         with psycopg.connect(pg_base, autocommit=True) as conn:
@@ -83,7 +86,8 @@ def scratch(kind: str, label: str = "", keep: bool = False) -> Iterator[tuple[Pa
         elif pg_base:
             with psycopg.connect(pg_base, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def add_reuse_arguments(parser: argparse.ArgumentParser) -> None:
@@ -95,12 +99,12 @@ def add_reuse_arguments(parser: argparse.ArgumentParser) -> None:
     kept database with `--reuse-db URL`, from any script that builds with `bench.desk.populate`.
     """
     parser.add_argument(
-        "--keep-db", action="store_true", help="keep the PostgreSQL database and its targets"
+        "--keep-db", action="store_true", help="keep the database (or SQLite file) and its targets"
     )
     parser.add_argument(
         "--reuse-db",
         metavar="URL",
-        help="time on a database kept by --keep-db instead of building one (PostgreSQL)",
+        help="time on a database kept by --keep-db instead of building one",
     )
     parser.add_argument(
         "--build-only", action="store_true", help="with --keep-db: build, keep, time nothing"
@@ -108,6 +112,8 @@ def add_reuse_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def targets_file(url: str) -> Path:
+    if url.startswith("sqlite"):
+        return Path(url.partition(":///")[2]).with_suffix(".targets.json")
     return Path(tempfile.gettempdir()) / f"{url.rpartition('/')[2]}.targets.json"
 
 
@@ -129,7 +135,7 @@ def built(kind: str, args, populate) -> Iterator[tuple[Path, str, dict]]:
     with scratch(kind, keep=args.keep_db) as (tmp, url):
         log(f"{kind}: building {args.tickets:,} tickets, {args.entries:,} entries")
         targets = populate(url, tmp, args.tickets, args.entries)
-        if args.keep_db and kind == "postgresql":
+        if args.keep_db:
             targets_file(url).write_text(
                 json.dumps({**targets, "size": [args.tickets, args.entries]})
             )
