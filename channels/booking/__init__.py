@@ -63,6 +63,7 @@ def register(app: Flask) -> None:
                     95,
                 ),
             ),
+            staff_scripts=(plugins.StaffScript("static", "js/booking.js"),),
             translations=Path(__file__).parent / "translations",
             worker_tasks=(
                 plugins.WorkerTask("booking.reminders", services.send_reminders, lane="alerts"),

@@ -506,10 +506,11 @@ def create_booking(actor: Actor, data: BookingInput, now: datetime | None = None
     db.session.flush()
     if actor.staff is not None:
         audit.record(actor, "create", "booking", booking.reference)
-    from channels.booking import notify, transfer
+    from channels.booking import live, notify, transfer
 
     transfer.created(booking)
     notify.confirmation(booking)
+    live.changed(booking, "created")
     return booking
 
 
@@ -569,10 +570,11 @@ def move_booking(
     db.session.flush()
     if actor.staff is not None:
         audit.record(actor, "update", "booking", booking.reference, "日時変更")
-    from channels.booking import notify, transfer
+    from channels.booking import live, notify, transfer
 
     transfer.moved(booking, from_starts_at)
     notify.moved(booking)
+    live.changed(booking, "moved", also_day=from_starts_at)
     return booking
 
 
@@ -592,10 +594,11 @@ def cancel_booking(actor: Actor, booking: Booking, now: datetime | None = None) 
     db.session.flush()
     if actor.staff is not None:
         audit.record(actor, "update", "booking", booking.reference, "取消")
-    from channels.booking import notify, transfer
+    from channels.booking import live, notify, transfer
 
     transfer.cancelled(booking)
     notify.cancelled(booking)
+    live.changed(booking, "cancelled")
     return booking
 
 
@@ -731,6 +734,9 @@ def check_in(actor: Actor, booking: Booking, choice: str | None = None) -> objec
     booking.ticket = ticket
     audit.record(actor, "update", "booking", booking.reference, "受付")
     db.session.flush()
+    from channels.booking import live
+
+    live.changed(booking, "checked_in")
     return ticket
 
 
@@ -743,6 +749,9 @@ def mark_no_show(actor: Actor, booking: Booking, now: datetime | None = None) ->
     _take_over(booking, {"status": BookingStatus.NO_SHOW}, Booking.starts_at <= now)
     audit.record(actor, "update", "booking", booking.reference, "無断欠席")
     db.session.flush()
+    from channels.booking import live
+
+    live.changed(booking, "no_show")
 
 
 DETAILS_CHANGED = (

@@ -31,4 +31,4 @@ def section(staff: Staff, now: datetime):
             .limit(200)
         )
     )
-    return "booking/staff/_today.html", {"bookings": rows, "me": staff.id}
+    return "booking/staff/_today.html", {"bookings": rows, "me": staff.id, "today_day": day}

@@ -159,7 +159,7 @@ def _by_uid(uid: str) -> Booking | None:
 
 
 def apply_created(payload: dict) -> None:
-    from channels.booking import notify
+    from channels.booking import live, notify
 
     if _by_uid(payload["uid"]) is not None:
         return
@@ -201,10 +201,11 @@ def apply_created(payload: dict) -> None:
     db.session.add(booking)
     db.session.flush()
     notify.confirmation(booking)
+    live.changed(booking, "created")
 
 
 def apply_moved(payload: dict) -> None:
-    from channels.booking import notify
+    from channels.booking import live, notify
     from channels.booking.services import _release_seat
 
     booking = _by_uid(payload["uid"])
@@ -214,6 +215,7 @@ def apply_moved(payload: dict) -> None:
     if booking.sequence >= sequence:
         return  # already this move, or a later change
     starts_at = _at(payload["starts_at"])
+    from_starts_at = booking.starts_at
     slot, seat = _seat(booking.mode, starts_at, booking.kind_id or 0)
     _release_seat(booking)
     db.session.flush()
@@ -225,6 +227,7 @@ def apply_moved(payload: dict) -> None:
     booking.reminder_sent_at = None
     db.session.flush()
     notify.moved(booking)
+    live.changed(booking, "moved", also_day=from_starts_at)
 
 
 def apply_cancelled(payload: dict) -> None:

@@ -975,5 +975,6 @@ def branch_home():
         today=[r for r in rows if to_tokyo(r.starts_at).date() == today],
         upcoming=[r for r in rows if to_tokyo(r.starts_at).date() != today],
         days=branch.UPCOMING_DAYS,
+        shown_days=[today + timedelta(days=i) for i in range(branch.UPCOMING_DAYS + 1)],
         BOOKING_STATUS_LABELS=BOOKING_STATUS_LABELS,
     )

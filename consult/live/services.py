@@ -201,10 +201,11 @@ class Viewer:
     staff_id: int
     role: Role
     department_id: int | None
+    branch_office_id: int | None = None
 
     @classmethod
     def of(cls, staff: Staff) -> Viewer:
-        return cls(staff.id, Role(staff.role), staff.department_id)
+        return cls(staff.id, Role(staff.role), staff.department_id, staff.branch_office_id)
 
     def may_receive(self, audience: Iterable[str]) -> bool:
         for token in audience:
@@ -220,6 +221,13 @@ class Viewer:
                 and self.role == Role.OFFICER
                 and self.department_id is not None
                 and value == str(self.department_id)
+            ):
+                return True
+            if (
+                kind == "branch"
+                and self.role == Role.BRANCH
+                and self.branch_office_id is not None
+                and value == str(self.branch_office_id)
             ):
                 return True
             # Tickets are the desk's: an officer sees a case only through its handoff.

@@ -117,3 +117,71 @@ def test_branch_session_booked_seen_by_its_branch_and_the_desk(
     cell = desk.locator("table.booking-grid td", has_text="山田 花子")
     expect(cell).to_contain_text("菊間支所")
     expect(desk.locator("table.booking-grid thead")).to_contain_text("支所からのオンライン相談1")
+
+
+def test_branch_and_desk_pages_follow_a_booking_without_a_reload(
+    branch_server, new_page, console_watch
+):
+    """Three people at once: the 菊間支所 account and the consultant's day view are open when a
+    citizen books at 菊間支所; both show it without a reload, the 波方支所 account does not
+    hear of it. The consultant then cancels it and the branch's row goes, again live."""
+    server = branch_server
+    offices = _offices(server)
+    citizen: Page = new_page()
+    citizen.goto(f"{server.url}/booking/")
+    citizen.get_by_role("radio", name="支所からのオンライン相談").check()
+    citizen.get_by_label(re.compile("^支所")).select_option(label="菊間支所（今治市菊間町浜1）")
+    citizen.get_by_role("button", name="空いている日時を見る").click()
+    # Within the branch page's fortnight: the first free time of this week, else the next.
+    slot = citizen.locator(".slot-list a").first
+    if not slot.count():
+        citizen.get_by_role("link", name="次の週").click()
+        slot = citizen.locator(".slot-list a").first
+    start = slot_start(slot.get_attribute("href"))
+
+    kikuma_login, password = server.make_staff("branch", branch_office_id=offices["菊間支所"])
+    kikuma = new_page()
+    log_in(kikuma, server.url, kikuma_login, password)
+    expect(kikuma.get_by_role("heading", level=1)).to_have_text("菊間支所の予約")
+    namikata_login, _ = server.make_staff("branch", branch_office_id=offices["波方支所"])
+    namikata = new_page()
+    log_in(namikata, server.url, namikata_login, password)
+    desk_login, _ = server.make_staff("consultant")
+    desk = new_page()
+    log_in(desk, server.url, desk_login, password)
+    desk.goto(f"{server.url}/booking/staff/day?date={start.date().isoformat()}")
+    expect(desk.locator("table.booking-grid td", has_text="山田 花子")).to_have_count(0)
+    for page in (kikuma, namikata, desk):
+        expect(page.locator("body")).to_have_attribute("data-live-state", "open")
+        page.evaluate("window.__notReloaded = true")
+
+    slot.click()
+    citizen.get_by_label(re.compile("^氏名")).fill("山田 花子")
+    citizen.get_by_label("ふりがな").fill("やまだ はなこ")
+    citizen.get_by_label("電話番号").fill("0878392111")
+    citizen.get_by_label("相談内容").fill("相続の手続きについて")
+    citizen.get_by_role("checkbox", name="個人情報の取扱いに同意します").check()
+    citizen.get_by_role("button", name="予約する").click()
+    expect(citizen.get_by_role("status")).to_contain_text("予約を受け付けました。")
+    reference = citizen.locator(".booking-ref").inner_text()
+
+    row = kikuma.locator("table.branch-sessions tr", has_text=reference)
+    expect(row).to_contain_text("山田 花子 様")
+    expect(row.get_by_role("link", name="ビデオ相談を開く")).to_be_visible()
+    expect(kikuma.locator("[data-booking-status]")).to_contain_text("予約が更新されました")
+    cell = desk.locator("table.booking-grid td", has_text="山田 花子")
+    expect(cell).to_contain_text("菊間支所")
+    expect(desk.locator("[data-booking-status]")).to_contain_text("予約が更新されました")
+    for page in (kikuma, desk):
+        assert page.evaluate("window.__notReloaded") is True  # updated in place
+    namikata.wait_for_timeout(500)
+    expect(namikata.get_by_text(reference)).to_have_count(0)
+    expect(namikata.locator("[data-booking-status]")).to_have_count(0)
+
+    # The consultant cancels it from the booking's page; the branch's row goes.
+    desk.goto(f"{server.url}/booking/staff/day?date={start.date().isoformat()}")
+    cell.get_by_role("link", name="山田 花子").click()
+    desk.once("dialog", lambda dialog: dialog.accept())
+    desk.get_by_role("button", name=re.compile("取り消す|取消")).click()
+    expect(kikuma.locator("table.branch-sessions tr", has_text=reference)).to_have_count(0)
+    assert kikuma.evaluate("window.__notReloaded") is True

@@ -204,3 +204,38 @@ def test_english_booking_and_refusals(app, client, make_staff):
     refused = _book(client, start.replace(hour=11), kikuma, email="c@example.jp")
     assert refused.status_code == 422
     assert "支所からのオンライン相談は現在受け付けていません。" in refused.get_data(as_text=True)
+
+
+def test_booking_changes_reach_the_desk_and_only_their_own_branch(app, client, make_staff):
+    from consult.live.models import LiveEvent
+    from consult.live.services import Viewer
+
+    admin = sign_in(app.test_client(), make_staff("admin"))
+    kikuma, namikata = _offices(app, admin)
+    start = datetime.combine(weekday_ahead(1), time(10, 0), TOKYO)
+    assert _book(client, start, kikuma).status_code == 303
+    booking = db.session.scalar(sa.select(Booking))
+    desk = sign_in(app.test_client(), make_staff("consultant"))
+    assert desk.post(f"/booking/staff/b/{booking.id}/cancel").status_code == 302
+    events = list(
+        db.session.scalars(
+            sa.select(LiveEvent).where(LiveEvent.kind == "booking.changed").order_by(LiveEvent.id)
+        )
+    )
+    assert [e.payload["action"] for e in events] == ["created", "cancelled"]
+    for event in events:
+        assert event.payload == {
+            "booking_id": booking.id,
+            "day": start.date().isoformat(),
+            "action": event.payload["action"],
+        }
+        assert sorted(event.audience) == [f"branch:{kikuma.id}", "desk"]
+    audience = events[0].audience
+    own = make_staff("branch", branch_office=kikuma)
+    other = make_staff("branch", branch_office=namikata)
+    assert Viewer.of(own).may_receive(audience)
+    assert Viewer.of(make_staff("consultant")).may_receive(audience)
+    assert not Viewer.of(other).may_receive(audience)
+    assert not Viewer.of(make_staff("officer")).may_receive(audience)
+    # A booking at the centre itself is the desk's only.
+    assert not Viewer.of(own).may_receive(["desk"])
