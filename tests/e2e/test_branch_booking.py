@@ -168,10 +168,10 @@ def test_branch_and_desk_pages_follow_a_booking_without_a_reload(
     row = kikuma.locator("table.branch-sessions tr", has_text=reference)
     expect(row).to_contain_text("山田 花子 様")
     expect(row.get_by_role("link", name="ビデオ相談を開く")).to_be_visible()
-    expect(kikuma.locator("[data-booking-status]")).to_contain_text("予約が更新されました")
+    expect(kikuma.locator("[data-booking-status]")).to_contain_text("新しい予約が入りました")
     cell = desk.locator("table.booking-grid td", has_text="山田 花子")
     expect(cell).to_contain_text("菊間支所")
-    expect(desk.locator("[data-booking-status]")).to_contain_text("予約が更新されました")
+    expect(desk.locator("[data-booking-status]")).to_contain_text("新しい予約が入りました")
     for page in (kikuma, desk):
         assert page.evaluate("window.__notReloaded") is True  # updated in place
     namikata.wait_for_timeout(500)
@@ -184,4 +184,5 @@ def test_branch_and_desk_pages_follow_a_booking_without_a_reload(
     desk.once("dialog", lambda dialog: dialog.accept())
     desk.get_by_role("button", name=re.compile("取り消す|取消")).click()
     expect(kikuma.locator("table.branch-sessions tr", has_text=reference)).to_have_count(0)
+    expect(kikuma.locator("[data-booking-status]")).to_contain_text("予約が取り消されました")
     assert kikuma.evaluate("window.__notReloaded") is True

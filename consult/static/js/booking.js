@@ -11,6 +11,13 @@
   var on = m.live.on || function (kind, fn) { (m.live._queued = m.live._queued || []).push([kind, fn]); };
 
   var timers = {};
+  var SAID = {
+    created: "新しい予約が入りました",
+    moved: "予約の日時が変更されました",
+    cancelled: "予約が取り消されました",
+    checked_in: "予約の方が受付されました",
+    no_show: "無断欠席が記録されました"
+  };
 
   function stamp() {
     var now = new Date();
@@ -30,7 +37,7 @@
     status.textContent = text;
   }
 
-  function refresh(part) {
+  function refresh(part, action) {
     fetch(window.location.href, { credentials: "same-origin", headers: { "Accept": "text/html" } })
       .then(function (response) {
         if (response.status !== 200) { throw new Error(String(response.status)); }
@@ -41,7 +48,7 @@
         if (!fresh) { throw new Error("missing"); }
         part.innerHTML = fresh.innerHTML;
         part.setAttribute("data-booking-days", fresh.getAttribute("data-booking-days") || "");
-        say(part, "予約が更新されました（" + stamp() + "）。");
+        say(part, (SAID[action] || "予約が更新されました") + "（" + stamp() + "）。表示を更新しました。");
       })
       .catch(function () {
         say(part, "予約の変更を読み込めませんでした。ページを再読み込みしてください。", true);
@@ -56,7 +63,7 @@
       if (days.indexOf(p.day) === -1 || !part.id) { return; }
       // One change is several events (a move names both days): one fetch.
       clearTimeout(timers[part.id]);
-      timers[part.id] = setTimeout(function () { refresh(part); }, 150);
+      timers[part.id] = setTimeout(function () { refresh(part, p.action); }, 150);
     });
   });
 }());
