@@ -30,6 +30,7 @@ import logging
 import uuid
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import parse_qs, urlencode
 
 import sqlalchemy as sa
@@ -43,7 +44,7 @@ from channels.line.models import (
     SubscriptionTopic,
 )
 from consult.extensions import db
-from consult.models import OutboxMessage, Role
+from consult.models import OutboxMessage, Role, Staff
 from consult.services import audit, outbox
 from consult.services.actor import Actor
 from consult.services.errors import NotFound, ValidationFailed
@@ -340,6 +341,37 @@ def get_draft(actor: Actor, notice_id: int) -> LineNotice:
     return notice
 
 
+# The same text to the same segment by the same person within this time is a double click (or
+# a second tab), not a second notice: thousands of citizens would get it twice.
+DOUBLE_SEND_WINDOW = timedelta(minutes=10)
+DOUBLE_SEND = (
+    "同じ内容のお知らせを、同じ送信先に{minutes}分以内に送信しています。"
+    "二重送信を防ぐため送信しませんでした。下の「送信したお知らせ」を確かめてください。"
+)
+
+
+def _refuse_double_send(staff: Staff | None, text: str, segment: Segment) -> None:
+    """One person's sends one after another (their row locked on PostgreSQL; SQLite has one
+    writer at a time), so two presses of 「送信する」 cannot both pass this check."""
+    if staff is None:
+        return
+    db.session.execute(sa.select(Staff.id).where(Staff.id == staff.id).with_for_update())
+    recent = db.session.scalar(
+        sa.select(LineNotice.id).where(
+            LineNotice.queued_by_id == staff.id,
+            LineNotice.queued_at >= utcnow() - DOUBLE_SEND_WINDOW,
+            LineNotice.text == text,
+            LineNotice.interest == segment.interest,
+            LineNotice.district.is_not_distinct_from(segment.district or None),
+            LineNotice.age_band.is_not_distinct_from(segment.age_band or None),
+        )
+    )
+    if recent is not None:
+        raise ValidationFailed(
+            DOUBLE_SEND.format(minutes=int(DOUBLE_SEND_WINDOW.total_seconds() // 60))
+        )
+
+
 def queue_notice(
     actor: Actor,
     text: str,
@@ -377,6 +409,7 @@ def queue_notice(
         if claimed.rowcount != 1:
             raise ValidationFailed("このお知らせはすでに送信されています。")
     else:
+        _refuse_double_send(staff, text, segment)
         notice = LineNotice(created_by_id=staff.id if staff else None, created_at=utcnow())
         db.session.add(notice)
     notice.text = text

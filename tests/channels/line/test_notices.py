@@ -289,3 +289,40 @@ def test_a_published_alert_becomes_a_draft_notice_sent_from_the_page(
     assert len(sent.to) == 3
     assert sent.messages[0].text.startswith("【注意喚起】偽の宅配業者のSMS")
     assert f"https://soudan.example.lg.jp/alerts/{alert_id}" in sent.messages[0].text
+
+
+def test_a_double_press_of_send_queues_the_notice_once(line_client, line_app, fake_line):
+    """「送信する」 pressed twice at once (a double click, or two tabs): one notice, one set of
+    batches; the other press is told why nothing more was sent. Another text is not refused."""
+    import threading
+
+    _contacts(12, district="北部")
+    supervisor = new_staff("supervisor")
+    clients = [sign_in(line_app.test_client(), supervisor) for _ in range(2)]
+    form = {"text": "北部地区で架空請求のはがきが届いています。", "interest": "consumer",
+            "district": "北部", "age_band": "", "send": "1"}  # fmt: skip
+    barrier = threading.Barrier(2)
+    answers = []
+
+    def press(client):
+        barrier.wait()
+        response = client.post("/staff/line/notices", data=form)
+        answers.append((response.status_code, response.get_data(as_text=True)))
+
+    threads = [threading.Thread(target=press, args=(c,)) for c in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sorted(code for code, _ in answers) == [302, 422]
+    [refused] = [page for code, page in answers if code == 422]
+    assert "同じ内容のお知らせを、同じ送信先に10分以内に送信しています。" in refused
+    assert "北部地区で架空請求のはがきが届いています。" in refused  # what was typed stays
+    db.session.remove()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(LineNotice)) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OutboxMessage)) == 1
+    # Another text to the same people is a new notice.
+    again = clients[0].post("/staff/line/notices", data={**form, "text": "続報です。"})
+    assert again.status_code == 302
+    db.session.remove()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(LineNotice)) == 2
