@@ -1,4 +1,5 @@
-/* Staff pages: running timers and earlier-case matches while a consultant types. */
+/* Every page: running timers, earlier-case matches while a consultant types, and one send per
+   press of a form's button. */
 (function () {
   "use strict";
 
@@ -135,6 +136,30 @@
       });
     });
   }
+
+  // A second press of a form's button while the first is on its way (a double click, an
+  // impatient second tap) is dropped: one reply, one ticket, one booking. Only forms that
+  // leave the page are held (POST, same window, not handled by a script); a held form is
+  // freed after HOLD_MS, or when the page comes back from the back-forward cache.
+  var HOLD_MS = 15000;
+  function holdSubmits() {
+    window.addEventListener("submit", function (event) {
+      var form = event.target;
+      if (!(form instanceof HTMLFormElement)) return;
+      if ((form.getAttribute("method") || "get").toLowerCase() !== "post" || form.target) return;
+      if (form.dataset.sending === "1") { event.preventDefault(); return; }
+      if (event.defaultPrevented) return;
+      form.dataset.sending = "1";
+      setTimeout(function () { delete form.dataset.sending; }, HOLD_MS);
+    });
+    window.addEventListener("pageshow", function (event) {
+      if (!event.persisted) return;
+      document.querySelectorAll("form[data-sending]").forEach(function (form) {
+        delete form.dataset.sending;
+      });
+    });
+  }
+  holdSubmits();
 
   document.addEventListener("DOMContentLoaded", function () {
     startTimers();
