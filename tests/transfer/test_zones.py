@@ -7,7 +7,7 @@ import json
 import requests
 import sqlalchemy as sa
 
-from channels.line import services as line_services
+from channels.line import tasks as line_tasks
 from channels.line.models import LineDelivery, LineEvent
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, Ticket
@@ -39,7 +39,7 @@ def core_round():
     db.session.commit()
     report = client.run_round()
     settle()
-    line_services.worker_task()
+    line_tasks.worker_task()
     db.session.commit()
     return report
 
@@ -111,7 +111,7 @@ def test_a_batch_replayed_changes_nothing(relay, core):
     result = receive(batch)
     db.session.commit()
     assert result.applied == 0 and result.accepted == [batch[0]["id"]]
-    line_services.worker_task()
+    line_tasks.worker_task()
     db.session.commit()
     [ticket] = line_tickets()
     assert words(ticket) == ["一回だけ届くはず"]
