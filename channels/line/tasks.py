@@ -431,17 +431,9 @@ def worker_task() -> None:
 
 
 _kick_lock = threading.Lock()
-
-
 _kick_wanted = threading.Event()
-
-
 _intake_count = 0
-
-
 _intake_idle = threading.Condition()
-
-
 INTAKE_YIELD_SECONDS = 0.05
 
 

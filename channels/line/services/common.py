@@ -5,17 +5,10 @@ from __future__ import annotations
 import logging
 
 from channels.line import client
-from consult import urls
 
 log = logging.getLogger("madoguchi.line")
-
-
 CHANNEL = "line"
-
-
 MAX_TEXT = 4800  # LINE allows 5,000 characters per text message; room for the sender line
-
-
 MEDIA_KINDS = {"image": "画像", "video": "動画", "audio": "音声", "file": "ファイル"}
 
 
@@ -25,11 +18,8 @@ def settings() -> client.LineSettings:
     return client.settings_from(LineSettings.current())
 
 
-def public_url(path: str) -> str:
-    return urls.base_url() + path
-
-
 def role() -> str:
+    """This server's zone role (all, relay or core): the core cannot reach LINE."""
     from consult.config import CoreSettings
     from consult.settings import section
 

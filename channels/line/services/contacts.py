@@ -78,8 +78,6 @@ def line_ticket(ticket: Ticket) -> LineTicket | None:
 # A name is asked again when the user writes after this long (they may have changed it); a
 # failed or empty answer is tried again sooner.
 PROFILE_REFRESH = timedelta(days=7)
-
-
 PROFILE_RETRY = timedelta(hours=1)
 
 

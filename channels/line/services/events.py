@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs
 
 import sqlalchemy as sa
-from flask import current_app
 
+from channels.line import notifications
 from channels.line.models import (
     EventStatus,
     LineContact,
@@ -21,12 +21,11 @@ from channels.line.models import (
     LineTicket,
     MediaStatus,
 )
-from channels.line.services.common import MEDIA_KINDS, log, public_url
+from channels.line.services.common import MEDIA_KINDS, log
 from channels.line.services.contacts import contact_for, open_ticket, profile_due
 from channels.line.services.linking import (
     LINK_PATTERN,
     LINK_STEP,
-    LINK_STEP_LABEL,
     LINK_STEP_LIFETIME_MS,
     self_link,
 )
@@ -45,7 +44,7 @@ from consult.services.actor import SYSTEM
 from consult.services.errors import NotFound
 from consult.services.normalize import strip_controls
 from consult.timeline import Automatic
-from consult.timeutil import WEEKDAYS_JA, to_tokyo, utcnow
+from consult.timeutil import utcnow
 
 REPLY_TOKEN_LIFETIME = timedelta(seconds=50)  # LINE: about a minute; keep a margin
 
@@ -176,18 +175,7 @@ def _on_follow(contact: LineContact, at: datetime) -> bool:
     contact.following = True
     contact.followed_at = at
     contact.unfollowed_at = None
-    name = current_app.config["MADOGUCHI"]["CENTRE_NAME"]
-    greeting = (
-        f"{name}の公式アカウントです。友だち追加ありがとうございます。\n"
-        "このトークでご相談をお受けしています。内容を送っていただければ、相談員がお返事します。\n"
-        f"受付時間：{calendar.hours_summary(calendar.to_tokyo_date(at))}\n"
-        f"センターで相談番号とLINE連携コードを受け取った方は、「{LINK_STEP_LABEL}」を押してから、"
-        "相談番号とコードを送ってください。\n"
-        "【個人情報の取扱い】お送りいただいた内容は、ご相談への対応のためにだけ利用し、"
-        "市の個人情報保護の規定に従って管理します。マイナンバーや口座の暗証番号は送らないでください。\n"
-        f"よくある質問：{public_url('/faq')}"
-    )
-    enqueue(contact, greeting, quick_reply=LINK_STEP)
+    enqueue(contact, notifications.greeting(at), quick_reply=LINK_STEP)
     return True
 
 
@@ -211,27 +199,10 @@ def _on_postback(contact: LineContact, postback: dict) -> bool:
         text, buttons = answer
         enqueue(contact, text, quick_reply=buttons)
         return True
-    if action == "link":
-        text = (
-            "センターでお渡しした相談番号と6桁のコードを、このトークに送ってください"
-            "（例：2026-000123 123456）。30分以内にお送りください。"
-        )
-    elif action == "consult":
-        text = (
-            "ご相談の内容を、このトークにそのまま送ってください。相談員が順にお返事します。\n"
-            f"受付時間：{calendar.hours_summary()}"
-        )
-    elif action == "booking":
-        text = (
-            "窓口・電話・オンラインでのご相談は、こちらから予約できます。\n"
-            f"{public_url('/booking/')}"
-        )
-    elif action == "faq":
-        text = f"よくある質問はこちらです。\n{public_url('/faq')}"
-    else:
+    if action not in notifications.MENU_ACTIONS:
         log.info("line postback not handled")
         return False
-    enqueue(contact, text)
+    enqueue(contact, notifications.menu_answer(action))
     return True
 
 
@@ -353,11 +324,6 @@ def _on_message(contact: LineContact, message: dict, at: datetime, event: LineEv
     return True
 
 
-def _opening_text(opening: datetime) -> str:
-    local = to_tokyo(opening)
-    return f"{local.month}月{local.day}日({WEEKDAYS_JA[local.weekday()]}) {local:%H:%M}"
-
-
 def _auto_answer(
     contact: LineContact, ticket: Ticket, at: datetime, open_now: bool, first: bool
 ) -> None:
@@ -369,16 +335,8 @@ def _auto_answer(
         return
     opening = None
     if open_now:
-        text = (
-            f"メッセージを受け付けました（相談番号 {ticket.number}）。\n"
-            "相談員が内容を確認してお返事します。しばらくお待ちください。"
-        )
+        text = notifications.received(ticket)
     else:
         opening = auto_answer.spell_end(at)
-        text = (
-            f"メッセージを受け付けました（相談番号 {ticket.number}）。\n"
-            "ただいま受付時間外です。"
-            f"{_opening_text(opening)}以降に、相談員が順にお返事します。\n"
-            f"受付時間：{calendar.hours_summary(calendar.to_tokyo_date(at))}"
-        )
+        text = notifications.out_of_hours(ticket, at, opening)
     record_message(contact, ticket, text, automatic=kind, auto_until=opening)

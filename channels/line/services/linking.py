@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from channels.line import notifications
 from channels.line.models import (
     LineContact,
     LineLinkCode,
@@ -30,22 +31,11 @@ from consult.services.errors import ValidationFailed
 from consult.timeutil import utcnow
 
 LINK_CODE_LIFETIME = timedelta(hours=24)
-
-
 LINK_CODE_MAX_FAILURES = 5
-
-
 LINK_PATTERN = re.compile(r"(\d{4}-\d{6})\D{1,10}(\d{6})")
-
-
 # Linking is an explicit step: the citizen taps this (a quick reply, or the rich menu's postback
 # ``action=link``), then sends the number and the code. Text alone never links.
-LINK_STEP_LABEL = "相談番号と連携する"
-
-
-LINK_STEP = [{"label": LINK_STEP_LABEL, "data": "action=link"}]
-
-
+LINK_STEP = [{"label": notifications.LINK_STEP_LABEL, "data": "action=link"}]
 LINK_STEP_LIFETIME_MS = 30 * 60 * 1000
 
 
@@ -113,14 +103,7 @@ def self_link(contact: LineContact, match: re.Match, at: datetime) -> bool:
         for item in live:
             item.failures += 1
         log.info("line self-link refused: contact=%s", contact.id)
-        enqueue(
-            contact,
-            "相談番号またはコードが正しくないか、有効期限が切れています。"
-            "お送りいただいた内容は、ご相談として記録しました。\n"
-            f"連携する場合は、もう一度「{LINK_STEP_LABEL}」を押してから、相談番号とコードを"
-            "お送りください。期限が切れた場合は、センターで新しいコードを受け取ってください。",
-            quick_reply=LINK_STEP,
-        )
+        enqueue(contact, notifications.link_refused(), quick_reply=LINK_STEP)
         return True
     found.used_at = now
     contact.citizen_id = target.citizen_id

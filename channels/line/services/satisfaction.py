@@ -21,8 +21,6 @@ from consult.services import (
 from consult.services.errors import ValidationFailed
 
 SATISFACTION_ACTION = "satisfaction"
-
-
 SATISFACTION_QUESTION = (
     "ご相談ありがとうございました。対応にご満足いただけましたか。"
     "（回答は任意です。お名前や相談内容とは結び付けずに集計します）"
