@@ -13,10 +13,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from sqlalchemy.orm import selectinload
 
-from channels.email.models import (
-    InboundMail,
-    InboundStatus,
-)
+from channels.email.models import InboundMail, InboundStatus
 from channels.email.services.common import log, on_relay, settings
 from channels.email.services.processing import (
     INBOUND,
@@ -35,13 +32,8 @@ from channels.email.services.storage import (
     write_files,
 )
 from consult.extensions import db
-from consult.models import (
-    Ticket,
-)
-from consult.services import (
-    numbering,
-    queue,
-)
+from consult.models import Ticket
+from consult.services import numbering, queue
 from consult.timeutil import utcnow
 
 

@@ -35,12 +35,7 @@ from channels.line.services.media import MEDIA, STAGED_KEEP, media_dir, media_st
 from channels.line.services.webhook import events_of, insert_events
 from consult.extensions import db
 from consult.models import OutboxMessage
-from consult.services import (
-    queue,
-    safe_files,
-    sanitise,
-    search,
-)
+from consult.services import queue, safe_files, sanitise, search
 from consult.services.normalize import strip_controls
 from consult.services.outbox import PermanentFailure, TemporaryFailure
 from consult.timeutil import utcnow

@@ -7,21 +7,10 @@ import re
 import sqlalchemy as sa
 from flask import current_app
 
-from channels.email.models import (
-    InboundMail,
-    InboundStatus,
-    ThreadMessage,
-)
+from channels.email.models import InboundMail, InboundStatus, ThreadMessage
 from consult.extensions import db
-from consult.models import (
-    EntryKind,
-    OutboxMessage,
-    OutboxStatus,
-    Ticket,
-)
-from consult.services import (
-    tickets,
-)
+from consult.models import EntryKind, OutboxMessage, OutboxStatus, Ticket
+from consult.services import tickets
 from consult.timeline import Delivery, DeliveryStatus
 
 _DIAGNOSTIC = re.compile(r"(?im)^(?:Diagnostic-Code|Status):\s*(.+)$")

@@ -7,17 +7,10 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import current_app
 
-from channels.email.models import (
-    EmailThread,
-    ThreadMessage,
-)
+from channels.email.models import EmailThread, ThreadMessage
 from channels.email.services.common import MAX_REPLY, settings
 from consult.extensions import db
-from consult.models import (
-    Channel,
-    OutboxMessage,
-    Ticket,
-)
+from consult.models import Channel, OutboxMessage, Ticket
 from consult.services import (
     audit,
     auto_answer,

@@ -24,12 +24,7 @@ from consult.models import (
     Role,
     Ticket,
 )
-from consult.services import (
-    audit,
-    citizens,
-    safe_files,
-    tickets,
-)
+from consult.services import audit, citizens, safe_files, tickets
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import NotFound, ValidationFailed
 from consult.timeutil import utcnow

@@ -16,14 +16,9 @@ import sqlalchemy as sa
 from flask import current_app
 
 from channels.email import parse as mailparse
-from channels.email.models import (
-    InboundMail,
-    InboundStatus,
-)
+from channels.email.models import InboundMail, InboundStatus
 from consult.extensions import db
-from consult.services import (
-    queue,
-)
+from consult.services import queue
 from consult.timeutil import utcnow
 
 

@@ -10,15 +10,10 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from channels.line.models import (
-    LineContact,
-    LineTicket,
-)
+from channels.line.models import LineContact, LineTicket
 from consult.extensions import db
 from consult.models import Ticket
-from consult.services import (
-    merge,
-)
+from consult.services import merge
 from consult.timeutil import utcnow
 
 

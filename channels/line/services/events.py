@@ -23,23 +23,13 @@ from channels.line.models import (
 )
 from channels.line.services.common import MEDIA_KINDS, log
 from channels.line.services.contacts import contact_for, open_ticket, profile_due
-from channels.line.services.linking import (
-    LINK_PATTERN,
-    LINK_STEP,
-    LINK_STEP_LIFETIME_MS,
-    self_link,
-)
+from channels.line.services.linking import LINK_PATTERN, LINK_STEP, LINK_STEP_LIFETIME_MS, self_link
 from channels.line.services.outgoing import enqueue, record_message
 from channels.line.services.satisfaction import SATISFACTION_ACTION, on_satisfaction
 from consult import signals
 from consult.extensions import db
 from consult.models import Channel, EntryKind, Status, Ticket
-from consult.services import (
-    auto_answer,
-    calendar,
-    queue,
-    tickets,
-)
+from consult.services import auto_answer, calendar, queue, tickets
 from consult.services.actor import SYSTEM
 from consult.services.errors import NotFound
 from consult.services.normalize import strip_controls

@@ -12,20 +12,13 @@ import sqlalchemy as sa
 from flask import current_app
 
 from channels.line import notifications
-from channels.line.models import (
-    LineContact,
-    LineLinkCode,
-)
+from channels.line.models import LineContact, LineLinkCode
 from channels.line.services.common import log
 from channels.line.services.contacts import contact_ticket_ids, line_ticket, open_ticket
 from channels.line.services.outgoing import enqueue
 from consult.extensions import db
 from consult.models import EntryKind, Ticket
-from consult.services import (
-    audit,
-    search,
-    tickets,
-)
+from consult.services import audit, search, tickets
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import ValidationFailed
 from consult.timeutil import utcnow

@@ -11,19 +11,11 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
-from channels.line.models import (
-    LineMedia,
-    MediaStatus,
-)
+from channels.line.models import LineMedia, MediaStatus
 from channels.line.services.common import MEDIA_KINDS
 from consult.extensions import db
 from consult.models import EntryKind, Ticket
-from consult.services import (
-    queue,
-    safe_files,
-    sanitise,
-    tickets,
-)
+from consult.services import queue, safe_files, sanitise, tickets
 
 
 def _describe_media(media: LineMedia) -> str:

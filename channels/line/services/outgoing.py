@@ -10,16 +10,11 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from channels.line.models import (
-    LineContact,
-)
+from channels.line.models import LineContact
 from channels.line.services.common import CHANNEL, MAX_TEXT
 from channels.line.services.contacts import line_ticket
 from consult.models import OutboxMessage, Status, Ticket
-from consult.services import (
-    outbox,
-    tickets,
-)
+from consult.services import outbox, tickets
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import ValidationFailed
 from consult.timeline import Automatic

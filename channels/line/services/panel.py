@@ -6,10 +6,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from channels.line.models import (
-    LineContact,
-    LineMedia,
-)
+from channels.line.models import LineContact, LineMedia
 from channels.line.services.common import CHANNEL, settings
 from channels.line.services.contacts import line_ticket
 from consult.extensions import db

@@ -5,19 +5,13 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qs
 
-from channels.line.models import (
-    LineContact,
-    LineDelivery,
-    LineEvent,
-)
+from channels.line.models import LineContact, LineDelivery, LineEvent
 from channels.line.services.common import CHANNEL
 from channels.line.services.contacts import line_ticket
 from channels.line.services.outgoing import enqueue, line_headers, recipient_of
 from consult.extensions import db
 from consult.models import OutboxMessage, Ticket
-from consult.services import (
-    tickets,
-)
+from consult.services import tickets
 from consult.services.errors import ValidationFailed
 
 SATISFACTION_ACTION = "satisfaction"

@@ -12,10 +12,7 @@ from datetime import datetime
 
 from sqlalchemy.dialects import postgresql, sqlite
 
-from channels.line.models import (
-    EventStatus,
-    LineEvent,
-)
+from channels.line.models import EventStatus, LineEvent
 from channels.line.services.common import log
 from consult.extensions import db
 
@@ -28,7 +25,7 @@ def verify(body: str, signature: str | None, secret: str) -> None:
     """Raise InvalidSignature unless LINE signed this body (the SDK's constant-time check).
 
     Nothing else is read here: the body is stored as it came (channels.line.intake) and read
-    by the processor (`expand_pending`), so the webhook answers LINE at once under any load.
+    by the processor (`tasks.expand_pending`), so the webhook answers LINE at once under any load.
     """
     # WebhookParser.parse is not used for the body: on an old-shape event of an unknown type it
     # raises instead of returning UnknownEvent.
