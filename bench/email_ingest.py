@@ -119,7 +119,7 @@ def generate(n: int, seed: int = 7) -> list[bytes]:
 def bench_one(kind: str, messages: list[bytes], mode: str = "batch", batch: int = 100) -> dict:
     from flask_migrate import upgrade
 
-    from channels.email import services
+    from channels.email import tasks
     from channels.email.models import InboundMail, InboundStatus
     from consult.models import Ticket
 
@@ -131,11 +131,11 @@ def bench_one(kind: str, messages: list[bytes], mode: str = "batch", batch: int 
             started = time.perf_counter()
             if mode == "single":
                 for raw in messages:
-                    services.ingest(raw, source="bench")
+                    tasks.ingest(raw, source="bench")
                     db.session.remove()
             else:
                 for start in range(0, len(messages), batch):
-                    services.ingest_many(messages[start : start + batch], source="bench")
+                    tasks.ingest_many(messages[start : start + batch], source="bench")
                     db.session.remove()
             elapsed = time.perf_counter() - started
             import sqlalchemy as sa

@@ -58,15 +58,15 @@ def mails() -> list[bytes]:
 
 
 def run(out: Path) -> None:
-    from channels.email import services
+    from channels.email import services, tasks
 
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="madoguchi-shots-email-"))
     try:
         app = build_app(tmp)
         with app.app_context():
-            number = services.ingest(mails()[0]).ticket.number
-            services.ingest(mails()[1])
+            number = tasks.ingest(mails()[0]).ticket.number
+            tasks.ingest(mails()[1])
             services.save_template(
                 SYSTEM,
                 None,

@@ -85,7 +85,7 @@ def deliver(app, events: list[dict]) -> None:
 
 
 def run(out: Path) -> None:
-    from channels.line import services
+    from channels.line import tasks
 
     out.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix="madoguchi-shots-line-"))
@@ -101,7 +101,7 @@ def run(out: Path) -> None:
         )
         deliver(app, conversation())
         with app.app_context():
-            services.process_pending()
+            tasks.process_pending()
             number = db.session.scalar(
                 sa.select(Ticket.number)
                 .where(Ticket.channel == Channel.LINE)

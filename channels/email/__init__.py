@@ -7,9 +7,9 @@ from consult.models import Role
 
 
 def _process_pending() -> None:
-    from channels.email import services
+    from channels.email import tasks
 
-    services.process_pending()
+    tasks.process_pending()
 
 
 def _search(terms):

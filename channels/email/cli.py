@@ -21,7 +21,7 @@ def mail_group() -> None:
 @mail_group.command("ingest", help="標準入力のメール1通を取り込み、相談番号を表示します（MTA連携）")
 @with_appcontext
 def ingest_command():
-    from channels.email import services
+    from channels.email import services, tasks
     from channels.email.models import InboundStatus
 
     raw = sys.stdin.buffer.read()
@@ -29,14 +29,14 @@ def ingest_command():
         raise click.ClickException("標準入力にメールがありません。")
     # The heartbeat keeps this process's claim on the mail while it processes it.
     with queue.heartbeat(current_app._get_current_object()):
-        outcome = services.ingest(raw, source="stdin")
+        outcome = tasks.ingest(raw, source="stdin")
     inbound = outcome.inbound
     if inbound.status == InboundStatus.QUARANTINED:
         click.echo(f"隔離しました（受信番号 {inbound.id}）：{inbound.reason}", err=True)
         sys.exit(0)  # the mail is kept: the MTA must not bounce or retry it
     if outcome.ticket is not None:
         click.echo(outcome.ticket.number)
-    elif services._on_relay():
+    elif services.on_relay():
         click.echo(f"受け付けました（受信番号 {inbound.id}）。LGWAN側のサーバーが取り込みます。")
     else:
         click.echo(f"相談票は作成しませんでした（受信番号 {inbound.id}）：{inbound.reason or ''}")
@@ -76,8 +76,8 @@ def _fetch_loop(imap, once, interval):
 @mail_group.command("process", help="保存済みで未処理のメールを処理します")
 @with_appcontext
 def process_command():
-    from channels.email import services
+    from channels.email import tasks
 
     with queue.heartbeat(current_app._get_current_object()):
-        count = services.process_pending(limit=10000)
+        count = tasks.process_pending(limit=10000)
     click.echo(f"{count} 件を処理しました。")

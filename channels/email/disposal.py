@@ -36,7 +36,7 @@ HOLDS = (
 
 
 def _data_dir():
-    from channels.email.services import _data_dir as folder
+    from channels.email.services.storage import data_dir as folder
 
     return folder()
 

@@ -16,7 +16,7 @@ import logging
 import ssl
 from dataclasses import dataclass
 
-from channels.email import services
+from channels.email import services, tasks
 from channels.email.models import ImapState, InboundStatus, MailPollStatus
 from consult.extensions import db
 from consult.services import mail
@@ -95,8 +95,8 @@ def fetch_once(limit: int = 500) -> FetchReport:
         data = _check(connection.uid("SEARCH", None, f"UID {last + 1}:*"), "検索")
         # UID SEARCH n:* always answers the highest UID, even one below n: skip what we saw.
         uids = sorted(int(u) for u in (data[0] or b"").split() if int(u) > last)[:limit]
-        for start in range(0, len(uids), services.BATCH_SIZE):
-            group = uids[start : start + services.BATCH_SIZE]
+        for start in range(0, len(uids), tasks.BATCH_SIZE):
+            group = uids[start : start + tasks.BATCH_SIZE]
             fetched_uids, raws = [], []
             for uid in group:
                 fetched = _check(connection.uid("FETCH", str(uid), "(BODY.PEEK[])"), "取得")
@@ -104,8 +104,8 @@ def fetch_once(limit: int = 500) -> FetchReport:
                 if raw is not None:
                     fetched_uids.append(uid)
                     raws.append(raw)
-            # Stored with one commit, processed with one commit per batch (see services).
-            outcomes = services.ingest_many(raws, source="imap") if raws else []
+            # Stored with one commit, processed with one commit per batch (see tasks).
+            outcomes = tasks.ingest_many(raws, source="imap") if raws else []
             for uid, outcome in zip(fetched_uids, outcomes, strict=True):
                 if outcome.duplicate:
                     report.duplicates += 1

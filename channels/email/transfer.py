@@ -1,7 +1,7 @@
 """Inbound mail across the zones: the relay stores what the MTA pipe or IMAP gave it, the core
 takes the bytes and processes them as it would its own.
 
-On the relay, `madoguchi mail ingest` and `mail fetch` only store (channels.email.services
+On the relay, `madoguchi mail ingest` and `mail fetch` only store (channels.email.tasks
 `ingest`, `ingest_many`). The core takes each pending mail's bytes (`pending`), stores them as
 its own pending mail (`apply`; the same mail twice is one row, by its dedupe key), and its
 worker processes them into tickets; once the core has them the relay deletes row and file.
@@ -44,7 +44,7 @@ def _encoded(path: Path) -> str:
 
 
 def pending(limit: int) -> list[dict]:
-    from channels.email.services import _data_dir
+    from channels.email.services.storage import data_dir
 
     items = []
     size = 0
@@ -63,7 +63,7 @@ def pending(limit: int) -> list[dict]:
                 raw = (relay_dir() / f"{row.id}.eml").read_bytes()
                 payload["files"] = [_file_payload(row.id, entry) for entry in row.relay_files]
             else:
-                raw = (_data_dir() / "raw" / row.storage_name).read_bytes()
+                raw = (data_dir() / "raw" / row.storage_name).read_bytes()
         except OSError:
             log.warning("inbound mail %s: its file is missing; left for an administrator", row.id)
             continue
@@ -88,7 +88,7 @@ def relay_convert(limit: int = 5) -> int:
     """On the relay, with MADOGUCHI_SANITISE_IN=relay: convert the attachments of the mails
     waiting there; each mail then crosses without its attachments' bytes (the relay's worker)."""
     from channels.email.parse import strip_attachments
-    from channels.email.services import _data_dir
+    from channels.email.services.storage import data_dir
 
     if not _converting():
         return 0
@@ -104,7 +104,7 @@ def relay_convert(limit: int = 5) -> int:
     done = 0
     for row in rows:
         try:
-            raw = (_data_dir() / "raw" / row.storage_name).read_bytes()
+            raw = (data_dir() / "raw" / row.storage_name).read_bytes()
         except OSError:
             continue
         stripped, attachments = strip_attachments(raw)
@@ -141,7 +141,7 @@ def relay_convert(limit: int = 5) -> int:
 
 
 def acknowledge(ids: list[str]) -> None:
-    from channels.email.services import _data_dir
+    from channels.email.services.storage import data_dir
 
     numbers = []
     for item in ids:
@@ -153,7 +153,7 @@ def acknowledge(ids: list[str]) -> None:
         return
     rows = list(db.session.scalars(sa.select(InboundMail).where(InboundMail.id.in_(numbers))))
     for row in rows:
-        (_data_dir() / "raw" / row.storage_name).unlink(missing_ok=True)
+        (data_dir() / "raw" / row.storage_name).unlink(missing_ok=True)
         (relay_dir() / f"{row.id}.eml").unlink(missing_ok=True)
         for entry in row.relay_files or []:
             shutil.rmtree(relay_dir() / f"{row.id}-{entry['n']}.pages", ignore_errors=True)
@@ -161,13 +161,13 @@ def acknowledge(ids: list[str]) -> None:
 
 
 def apply(payload: dict) -> None:
-    from channels.email.services import _insert_ignore, _stored_row
+    from channels.email.services.storage import insert_ignore, stored_row
 
     raw = base64.b64decode(payload["raw"])
-    row = _stored_row(raw, str(payload.get("source") or "relay"))
+    row = stored_row(raw, str(payload.get("source") or "relay"))
     if payload.get("files") is not None:
         row["relay_files"] = [_stage(entry) for entry in payload["files"]]
-    _insert_ignore(row)
+    insert_ignore(row)
 
 
 def _stage(entry: dict) -> dict:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from channels.email import imap, services
+from channels.email import imap, services, tasks
 from channels.email.forms import ReplyForm, TemplateForm
+from channels.email.models import ReplyTemplate
 from consult.extensions import db
 from consult.forms import Form
 from consult.models import Role
@@ -49,7 +50,7 @@ def compose(number: str):
     form = ReplyForm()
     template_id = request.args.get("template", type=int)
     if template_id:
-        chosen = db.session.get(services.ReplyTemplate, template_id)
+        chosen = db.session.get(ReplyTemplate, template_id)
         if chosen is None or not chosen.active:
             abort(404)
         form.body.data = chosen.body
@@ -103,7 +104,7 @@ def templates():
 @bp.route("/templates/<int:template_id>", methods=["GET", "POST"])
 @roles_required(*TEMPLATE_ROLES)
 def template_form(template_id: int | None):
-    item = db.session.get(services.ReplyTemplate, template_id) if template_id else None
+    item = db.session.get(ReplyTemplate, template_id) if template_id else None
     if template_id and item is None:
         abort(404)
     form = TemplateForm(obj=item)
@@ -144,12 +145,14 @@ def inbound_retry(inbound_id: int):
     if not form.validate_on_submit():
         abort(400)
     try:
-        item = services.retry(actor(), inbound_id)
+        services.retry(actor(), inbound_id)
     except NotFound:
         abort(404)
     except DomainError as error:
         flash(error.message, "error")
         return redirect(url_for("email.inbound"))
+    db.session.commit()  # the retry is recorded before processing, which commits on its own
+    item = tasks.process(inbound_id)
     if item.status.value == "quarantined":
         flash(f"再処理しましたが、隔離されたままです：{item.reason}", "error")
     else:

@@ -32,6 +32,7 @@ def register(app: Flask) -> None:
         models,
         notices,
         services,
+        tasks,
         transfer,
         views,
     )
@@ -64,10 +65,10 @@ def register(app: Flask) -> None:
             # Events in, media and messages out each in their own lane: a slow download or a
             # LINE API that does not answer never holds up the others (or the mail).
             worker_tasks=(
-                plugins.WorkerTask("line.events", services.process_pending, lane="line-in"),
-                plugins.WorkerTask("line.media", services.fetch_due_media, lane="line-media"),
+                plugins.WorkerTask("line.events", tasks.process_pending, lane="line-in"),
+                plugins.WorkerTask("line.media", tasks.fetch_due_media, lane="line-media"),
                 # Profiles call LINE too: in the media lane, never holding up the events.
-                plugins.WorkerTask("line.profiles", services.fetch_profiles, lane="line-media"),
+                plugins.WorkerTask("line.profiles", tasks.fetch_profiles, lane="line-media"),
                 # The relay's: LINE's content API is out of the core's reach (LGWAN).
                 plugins.WorkerTask("line.relay_content", transfer.relay_task, lane="line-media"),
             ),
@@ -80,7 +81,7 @@ def register(app: Flask) -> None:
             channel=plugins.Channel(
                 services.CHANNEL,
                 "LINE",
-                deliver=services.deliver,
+                deliver=tasks.deliver,
                 send_automatic=services.send_automatic,
                 lane="line-out",
                 relay_form=transfer.relay_form,

@@ -256,13 +256,17 @@ def _event_candidates(before):
     )
 
 
+def _events(before, *columns):
+    """The candidate events as one query: counted (`count_events`) or taken by id
+    (`dispose_events`), so both always mean the same rows."""
+    event = LineEvent.__table__
+    return sa.select(*columns).select_from(event).where(_event_candidates(before))
+
+
 def count_events(before) -> int:
     from consult.extensions import db
 
-    event = LineEvent.__table__
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(event).where(_event_candidates(before))
-    )
+    return db.session.scalar(_events(before, sa.func.count()))
 
 
 def dispose_events(batch: DisposalBatch, before, after: int, limit: int) -> int | None:
@@ -270,10 +274,7 @@ def dispose_events(batch: DisposalBatch, before, after: int, limit: int) -> int 
     event = LineEvent.__table__
     ids = list(
         connection.scalars(
-            sa.select(event.c.id)
-            .where(_event_candidates(before), event.c.id > after)
-            .order_by(event.c.id)
-            .limit(limit)
+            _events(before, event.c.id).where(event.c.id > after).order_by(event.c.id).limit(limit)
         )
     )
     if not ids:
@@ -344,21 +345,24 @@ def _contact_candidates(before):
     )
 
 
+def _contacts(before, *columns):
+    """The candidate contacts as one query, for `count_contacts` and `dispose_contacts`."""
+    contact = LineContact.__table__
+    return sa.select(*columns).select_from(contact).where(_contact_candidates(before))
+
+
 def count_contacts(before) -> int:
     from consult.extensions import db
 
-    contact = LineContact.__table__
-    return db.session.scalar(
-        sa.select(sa.func.count()).select_from(contact).where(_contact_candidates(before))
-    )
+    return db.session.scalar(_contacts(before, sa.func.count()))
 
 
 def dispose_contacts(batch: DisposalBatch, before, after: int, limit: int) -> int | None:
     connection = batch.connection
     contact = LineContact.__table__
     rows = connection.execute(
-        sa.select(contact.c.id, contact.c.user_id)
-        .where(_contact_candidates(before), contact.c.id > after)
+        _contacts(before, contact.c.id, contact.c.user_id)
+        .where(contact.c.id > after)
         .order_by(contact.c.id)
         .limit(limit)
     ).all()

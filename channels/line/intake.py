@@ -6,7 +6,7 @@ webhook has no use for (session cookie, login check, rate limiter, language sele
 session), which cost more CPU than the work itself. The webhook is authenticated by its
 signature alone; it verifies it with the SDK, stores the raw body with one INSERT in its own
 short transaction, and answers (LINE's verification ping, a body without events, is stored
-and answered like any other). Everything else happens in `services.expand_pending` and the
+and answered like any other). Everything else happens in `tasks.expand_pending` and the
 processing after it. The URL stays in Flask's map (build only) so it is listed and linkable.
 """
 
@@ -20,7 +20,7 @@ from flask import Flask
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wsgi import get_input_stream
 
-from channels.line import client, services
+from channels.line import client, services, tasks
 from channels.line.models import LineDelivery
 from channels.line.settings import LineSettings
 from consult.extensions import db
@@ -31,7 +31,7 @@ log = logging.getLogger("madoguchi.line")
 
 PATH = "/channels/line/webhook"
 MAX_BODY = 1024 * 1024
-# The event count is 0 until the processor has read the body (services.expand_pending).
+# The event count is 0 until the processor has read the body (tasks.expand_pending).
 _INSERT_SQL = {  # by the DBAPI's parameter style: psycopg, sqlite3
     "format": "INSERT INTO line_delivery (body, event_count, received_at) VALUES (%s, 0, %s)",
     "pyformat": "INSERT INTO line_delivery (body, event_count, received_at) VALUES (%s, 0, %s)",
@@ -110,7 +110,7 @@ class WebhookIntake:
             log.info("line webhook refused: bad or missing signature")
             return _answer(start_response, "400 Bad Request", "invalid signature")
         try:
-            with services.intake():
+            with tasks.intake():
                 self._store(body)
         except Exception:
             # Not stored: LINE is told so (and redelivers); the body never reaches the log.
@@ -122,7 +122,7 @@ class WebhookIntake:
             app = self.app
 
             def after():
-                services.kick(app)
+                tasks.kick(app)
 
         elif config.process_after_response:
             # The relay fetches the media of the body now (the core cannot reach LINE).

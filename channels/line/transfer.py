@@ -11,7 +11,7 @@ the core cannot reach (LGWAN). So the relay fetches them (`fetch_contents`, its 
 after the webhook), and a body with media waits until its contents are fetched or given up;
 then the body crosses with them (LineRelayContent). With MADOGUCHI_SANITISE_IN=relay the relay
 converts each file first (無害化) and only the pages and the outcome cross. The core stages what
-arrived (`apply`) and its media task takes it from there (channels.line.services); the core
+arrived (`apply`) and its media task takes it from there (channels.line.tasks); the core
 never calls LINE's content endpoint.
 """
 
@@ -417,9 +417,9 @@ def _stage(content: dict) -> None:
 def after_apply(app) -> None:
     """On the core, right after the bodies were stored: process them now, in this process
     (the worker's), rather than at the LINE lane's next round (up to its interval later)."""
-    from channels.line import services
+    from channels.line import tasks
 
-    services.kick(app)
+    tasks.kick(app)
 
 
 def relay_form(message: OutboxMessage) -> dict:

@@ -7,9 +7,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from channels.email import services
+from channels.email import services, tasks
 from channels.email.models import InboundMail, InboundStatus, MailAttachment
 from channels.email.parse import parse
+from channels.email.services import processing
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, OutboxStatus, Ticket
 from consult.services import citizens, outbox, queue
@@ -36,12 +37,12 @@ def _timeline(ticket):
 
 
 def test_a_new_mail_becomes_one_email_ticket_and_a_second_delivery_changes_nothing(app):
-    outcome = services.ingest(citizen_mail())
+    outcome = tasks.ingest(citizen_mail())
     ticket = outcome.ticket
     assert ticket.channel == Channel.EMAIL and ticket.subject == "児童手当について"
     [entry] = [e for e in _timeline(ticket) if e.kind == EntryKind.MESSAGE_IN]
     assert entry.body == CITIZEN_TEXT
-    again = services.ingest(citizen_mail())
+    again = tasks.ingest(citizen_mail())
     assert again.duplicate and again.ticket.id == ticket.id
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 1
     assert db.session.scalar(sa.select(sa.func.count()).select_from(InboundMail)) == 1
@@ -53,30 +54,30 @@ def test_known_address_links_the_citizen(app):
         SYSTEM, citizens.CitizenInput(name="高橋 花子", email="taka@docomo.ne.jp")
     )
     db.session.commit()
-    ticket = services.ingest(citizen_mail()).ticket
+    ticket = tasks.ingest(citizen_mail()).ticket
     assert ticket.citizen_id == known.id
 
 
 def test_bad_mail_is_quarantined_kept_and_retried_after_a_fix(app):
     no_from = b"Subject: x\r\nMessage-ID: <nf@x>\r\n\r\nbody"
-    outcome = services.ingest(no_from)
+    outcome = tasks.ingest(no_from)
     assert outcome.inbound.status == InboundStatus.QUARANTINED
     assert "差出人" in outcome.inbound.reason
     assert services.raw_path(outcome.inbound).read_bytes() == no_from
     # The next mail flows on.
-    assert services.ingest(citizen_mail()).ticket is not None
+    assert tasks.ingest(citizen_mail()).ticket is not None
     huge = citizen_mail("<big@x>", body="大" * 10) + b"A" * (30 * 2**20)
-    big = services.ingest(huge).inbound
+    big = tasks.ingest(huge).inbound
     assert big.status == InboundStatus.QUARANTINED and "大きすぎ" in big.reason
     broken = b'From: a@example.jp\r\nContent-Type: multipart/mixed; boundary="zz"\r\n\r\n--zz\r\n'
-    assert services.ingest(broken).inbound.status == InboundStatus.PROCESSED
+    assert tasks.ingest(broken).inbound.status == InboundStatus.PROCESSED
 
 
 def test_a_process_killed_after_storing_loses_nothing(app):
-    inbound, created = services.store_raw(citizen_mail("<crash@x>"))
+    inbound, created = tasks.store_raw(citizen_mail("<crash@x>"))
     assert created and inbound.status == InboundStatus.PENDING  # "killed" here
-    assert services.process_pending() == 1
-    assert services.process_pending() == 0
+    assert tasks.process_pending() == 1
+    assert tasks.process_pending() == 0
     db.session.expire_all()
     assert db.session.get(InboundMail, inbound.id).status == InboundStatus.PROCESSED
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 1
@@ -84,13 +85,13 @@ def test_a_process_killed_after_storing_loses_nothing(app):
 
 def test_auto_replies_open_no_ticket(app):
     auto = citizen_mail("<auto@x>", subject="Re: x", extra="Auto-Submitted: auto-replied\r\n")
-    assert services.ingest(auto).inbound.status == InboundStatus.IGNORED
+    assert tasks.ingest(auto).inbound.status == InboundStatus.IGNORED
     subject = (
         "=?UTF-8?B?" + __import__("base64").b64encode("【自動応答】不在です".encode()).decode()
     )
     # The subject's words alone do not make a mail automatic (issue 14): its headers do.
     marked = citizen_mail("<auto2@x>", subject=subject + "?=", extra="X-Autoreply: yes\r\n")
-    assert services.ingest(marked).ticket is None
+    assert tasks.ingest(marked).ticket is None
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 0
 
 
@@ -102,7 +103,7 @@ def test_reply_from_the_ticket_page_threads_and_arrives_in_iso_2022_jp(
     )
     client = app.test_client()
     with app.app_context():
-        ticket = services.ingest(citizen_mail()).ticket
+        ticket = tasks.ingest(citizen_mail()).ticket
         number = ticket.number
         staff = make_staff("consultant", display_name="やまだ / Yamada")
         sign_in(client, staff)
@@ -133,10 +134,10 @@ def test_reply_from_the_ticket_page_threads_and_arrives_in_iso_2022_jp(
             extra=f"In-Reply-To: {sent.message_id}\r\n",
             body="ありがとうございました。\n\n> 髙橋様\n> ①の件",
         )
-        assert services.ingest(answer).ticket.id == ticket.id
+        assert tasks.ingest(answer).ticket.id == ticket.id
         # A fallback: no threading headers, but the ticket number in the subject.
         by_number = citizen_mail("<c3@docomo.ne.jp>", subject=f"Re: [#{number}]")
-        assert services.ingest(by_number).ticket.id == ticket.id
+        assert tasks.ingest(by_number).ticket.id == ticket.id
         page = client.get(f"/tickets/{number}").get_data(as_text=True)
         assert "ありがとうございました。" in page and "引用部分を表示" in page
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 1
@@ -145,7 +146,7 @@ def test_reply_from_the_ticket_page_threads_and_arrives_in_iso_2022_jp(
 def test_a_bounce_marks_the_reply_failed_on_the_timeline(app, make_staff):
     from consult.services.actor import Actor
 
-    ticket = services.ingest(citizen_mail()).ticket
+    ticket = tasks.ingest(citizen_mail()).ticket
     staff = make_staff("consultant")
     services.send_reply(Actor(staff, "127.0.0.1"), ticket, "ご回答です。")
     db.session.commit()
@@ -161,7 +162,7 @@ def test_a_bounce_marks_the_reply_failed_on_the_timeline(app, make_staff):
         "--r\r\nContent-Type: text/rfc822-headers\r\n\r\n"
         f"Message-ID: {message.headers['message_id']}\r\n--r--\r\n"
     ).encode()
-    outcome = services.ingest(bounce)
+    outcome = tasks.ingest(bounce)
     assert outcome.inbound.kind == "bounce"
     db.session.expire_all()
     assert db.session.get(OutboxMessage, message.id).status == OutboxStatus.FAILED
@@ -178,7 +179,7 @@ def test_attachments_are_staff_only_and_downloads_audited(app, client, login_as)
         "filename*=UTF-8''%E7%94%B3%E8%AB%8B%E6%9B%B8.pdf\r\n"
         "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0=\r\n--b--\r\n"
     ).encode()
-    ticket = services.ingest(raw).ticket
+    ticket = tasks.ingest(raw).ticket
     row = db.session.scalar(sa.select(MailAttachment))
     assert row.filename == "申請書.pdf"
     assert client.get(f"/email/attachments/{row.id}").status_code == 302  # login first
@@ -203,7 +204,7 @@ def test_attachments_are_staff_only_and_downloads_audited(app, client, login_as)
 
 
 def test_admin_sees_quarantine_and_retries(app, client, login_as):
-    outcome = services.ingest(b"Subject: x\r\nMessage-ID: <q@x>\r\n\r\nbody")
+    outcome = tasks.ingest(b"Subject: x\r\nMessage-ID: <q@x>\r\n\r\nbody")
     login_as("admin")
     page = client.get("/email/inbound?status=quarantined").get_data(as_text=True)
     assert "差出人（From）のメールアドレスがありません。" in page
@@ -213,7 +214,7 @@ def test_admin_sees_quarantine_and_retries(app, client, login_as):
 
 
 def test_reply_with_an_empty_body_is_refused_in_japanese(app, client, login_as):
-    ticket = services.ingest(citizen_mail()).ticket
+    ticket = tasks.ingest(citizen_mail()).ticket
     login_as("consultant")
     response = client.post(f"/email/tickets/{ticket.number}/reply", data={"body": "  "})
     assert response.status_code == 422
@@ -231,7 +232,7 @@ def test_cli_ingest_prints_the_ticket_number_and_worker_processes_leftovers(app)
     assert again.output.strip() == number  # the same mail twice: the same ticket
     quarantined = runner.invoke(args=["mail", "ingest"], input=b"Subject: x\r\n\r\nno sender")
     assert quarantined.exit_code == 0 and "隔離しました" in quarantined.output
-    services.store_raw(citizen_mail("<left@x>", subject="残り"))
+    tasks.store_raw(citizen_mail("<left@x>", subject="残り"))
     worker = runner.invoke(args=["worker", "--once"])
     assert worker.exit_code == 0, worker.output
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 2
@@ -243,7 +244,7 @@ def test_a_batch_commits_the_good_mail_and_quarantines_the_broken_one_alone(app,
     failing = citizen_mail("<b3@x>", subject="壊れる")
     reply = citizen_mail("<b4@x>", subject="Re: 一通目", extra="In-Reply-To: <b1@x>\r\n")
     last = citizen_mail("<b5@x>", subject="最後")
-    real_add = services._add_message
+    real_add = processing._add_message
 
     def add_message(inbound, ticket, parsed, *args, **kwargs):
         result = real_add(inbound, ticket, parsed, *args, **kwargs)
@@ -251,8 +252,8 @@ def test_a_batch_commits_the_good_mail_and_quarantines_the_broken_one_alone(app,
             raise RuntimeError("boom")
         return result
 
-    monkeypatch.setattr(services, "_add_message", add_message)
-    outcomes = services.ingest_many([first, no_from, failing, reply, first, last])
+    monkeypatch.setattr(processing, "_add_message", add_message)
+    outcomes = tasks.ingest_many([first, no_from, failing, reply, first, last])
     statuses = [o.inbound.status for o in outcomes]
     assert statuses == [
         InboundStatus.PROCESSED,
@@ -269,8 +270,8 @@ def test_a_batch_commits_the_good_mail_and_quarantines_the_broken_one_alone(app,
     assert len(numbers) == 2 and numbers[1].endswith("000002")  # no gap left by the failure
     assert db.session.scalar(sa.select(sa.func.count()).select_from(InboundMail)) == 5
     # The broken one is retried after the fix, once.
-    monkeypatch.setattr(services, "_add_message", real_add)
-    assert services.process_batch([outcomes[2].inbound.id])[0].status == InboundStatus.PROCESSED
+    monkeypatch.setattr(processing, "_add_message", real_add)
+    assert tasks.process_batch([outcomes[2].inbound.id])[0].status == InboundStatus.PROCESSED
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 3
 
 
@@ -280,9 +281,9 @@ def test_a_crash_after_the_batch_was_stored_leaves_it_to_be_processed_once(app, 
     def crash(_ids):
         raise KeyboardInterrupt  # the process is killed between storing and processing
 
-    monkeypatch.setattr(services, "process_batch", crash)
+    monkeypatch.setattr(tasks, "process_batch", crash)
     with pytest.raises(KeyboardInterrupt):
-        services.ingest_many(raws)
+        tasks.ingest_many(raws)
     db.session.rollback()
     monkeypatch.undo()
     # The next process (another holder) finds the stored mail claimed by one that stopped
@@ -301,13 +302,13 @@ def test_a_crash_after_the_batch_was_stored_leaves_it_to_be_processed_once(app, 
         .where(InboundMail.status == InboundStatus.PENDING)
     )
     assert pending == 5
-    assert services.process_pending() == 5
-    assert services.process_pending() == 0
-    assert services.ingest_many(raws)[0].duplicate
+    assert tasks.process_pending() == 5
+    assert tasks.process_pending() == 0
+    assert tasks.ingest_many(raws)[0].duplicate
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 5
     # The batch reserved numbers ahead and gave back what it did not use: no gap after it.
-    services.ingest_many([b"Subject: x\r\nMessage-ID: <nofrom@x>\r\n\r\nbody"])
-    later = services.ingest(citizen_mail("<k9@x>", subject="あと")).ticket.number
+    tasks.ingest_many([b"Subject: x\r\nMessage-ID: <nofrom@x>\r\n\r\nbody"])
+    later = tasks.ingest(citizen_mail("<k9@x>", subject="あと")).ticket.number
     numbers = sorted(db.session.scalars(sa.select(Ticket.number)))
     assert [n[-6:] for n in numbers] == ["000001", "000002", "000003", "000004", "000005", "000006"]
     assert later == numbers[-1]
@@ -324,7 +325,7 @@ def test_a_failing_batch_commit_loses_nothing(app, monkeypatch):
         return real_commit()
 
     monkeypatch.setattr(db.session, "commit", commit)
-    outcomes = services.ingest_many(raws)
+    outcomes = tasks.ingest_many(raws)
     assert [o.inbound.status for o in outcomes] == [InboundStatus.PROCESSED] * 3
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 3
 
@@ -338,7 +339,7 @@ def test_the_acknowledgement_tells_the_hours_with_the_administrators_exceptions(
 
     app = app_factory(**smtp_server.settings, MAIL_AUTO_ACK=True)
     with app.app_context():
-        services.ingest(citizen_mail())
+        tasks.ingest(citizen_mail())
         outbox.run_once()
         before = parse(smtp_server.raw[0]).text
         assert "窓口・電話の受付時間：平日 8:30〜17:15／土日祝・年末年始 9:00〜15:00\n" in before
@@ -351,7 +352,7 @@ def test_the_acknowledgement_tells_the_hours_with_the_administrators_exceptions(
         )
         assert response.status_code == 302
         db.session.commit()
-        services.ingest(citizen_mail("<c2@docomo.ne.jp>", subject="別の相談"))
+        tasks.ingest(citizen_mail("<c2@docomo.ne.jp>", subject="別の相談"))
         outbox.run_once()
         after = parse(smtp_server.raw[1]).text
         label = (

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import base64
 
-from channels.email import services
+from channels.email import tasks
 from channels.email.models import InboundStatus, MailAttachment
 from consult.extensions import db
 from consult.models import EntryKind, Ticket
@@ -40,7 +40,7 @@ def test_a_mail_with_control_characters_is_stored_without_them(app):
         f'Content-Disposition: attachment; filename="{FILENAME}"\r\n\r\n'
         f"%PDF-1.4\r\n--{boundary}--\r\n"
     ).encode("ascii")
-    outcome = services.ingest(raw)
+    outcome = tasks.ingest(raw)
     assert outcome.inbound.status == InboundStatus.PROCESSED, outcome.inbound.reason
     db.session.expire_all()
     ticket = db.session.get(Ticket, outcome.ticket.id)
@@ -59,7 +59,7 @@ def test_raw_8bit_bytes_in_a_header_make_a_ticket(app):
         b"Subject: \x82\xa0\xff \xe5\x85\x90\r\nMessage-ID: <hostile-2@example.jp>\r\n"
         b"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=UTF-8\r\n\r\n"
     ) + "児童手当について".encode()
-    outcome = services.ingest(raw)
+    outcome = tasks.ingest(raw)
     assert outcome.inbound.status == InboundStatus.PROCESSED, outcome.inbound.reason
     db.session.expire_all()
     ticket = db.session.get(Ticket, outcome.ticket.id)

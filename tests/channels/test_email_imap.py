@@ -8,7 +8,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from channels.email import imap, services
+from channels.email import imap, services, tasks
 from channels.email.models import ImapState, InboundMail
 from channels.email.parse import parse
 from consult.extensions import db
@@ -93,7 +93,7 @@ def test_a_crash_before_the_flag_makes_no_second_entry(app_factory, dovecot_serv
         connection.select("INBOX")
         _, data = connection.uid("FETCH", "1", "(BODY.PEEK[])")
         connection.logout()
-        services.ingest(data[0][1], source="imap")
+        tasks.ingest(data[0][1], source="imap")
         report = imap.fetch_once()
         assert report.duplicates == 1 and report.ingested == 0
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 1

@@ -1016,6 +1016,8 @@ def _matches(expected, response) -> bool:
 def _email_objects() -> dict:
     """An email ticket with an attachment, a saved reply, and a quarantined mail."""
     from channels.email import services as email
+    from channels.email import tasks as email_tasks
+    from channels.email.models import MailAttachment
 
     raw = (
         b"From: a@example.jp\r\nSubject: s\r\nMessage-ID: <access@x>\r\nMIME-Version: 1.0\r\n"
@@ -1024,11 +1026,11 @@ def _email_objects() -> dict:
         b"--b\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; "
         b'filename="a.pdf"\r\n\r\n%PDF\r\n--b--\r\n'
     )
-    email.ingest(raw)
-    quarantined = email.ingest(b"Subject: x\r\nMessage-ID: <access-q@x>\r\n\r\nx").inbound
+    email_tasks.ingest(raw)
+    quarantined = email_tasks.ingest(b"Subject: x\r\nMessage-ID: <access-q@x>\r\n\r\nx").inbound
     template = email.save_template(SYSTEM, None, "定型", "本文")
     db.session.commit()
-    attachment = db.session.scalar(sa.select(email.MailAttachment.id))
+    attachment = db.session.scalar(sa.select(MailAttachment.id))
     from consult.models import SafeFile
 
     safe_file = db.session.scalar(sa.select(SafeFile.id).where(SafeFile.source_id == attachment))

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from channels.email import services as email_services
+from channels.email import tasks as email_tasks
 from consult import urls
 from consult.extensions import db
 from consult.live.models import LiveEvent
@@ -403,7 +403,7 @@ def test_make_run_takes_port_and_host():
 def test_the_first_email_reply_makes_the_replier_the_owner_and_the_second_changes_nothing(
     app, client, consultant, make_staff
 ):
-    ticket = email_services.ingest(citizen_mail()).ticket
+    ticket = email_tasks.ingest(citizen_mail()).ticket
     db.session.commit()
     assert ticket.assignee_id is None
     response = client.post(f"/email/tickets/{ticket.number}/reply", data={"body": "承知しました。"})

@@ -127,6 +127,7 @@ def test_the_three_email_places_go_through_record_outgoing(app, make_ticket, mak
 def test_the_three_line_places_go_through_record_outgoing(app, make_ticket, make_staff, counted):
     from channels.line import services as line
     from channels.line.models import LineContact, LineTicket
+    from channels.line.services import events
 
     ticket = make_ticket(channel=Channel.LINE, subject="LINE：相談")
     contact = LineContact(user_id="U" + "0" * 32, following=True)
@@ -144,12 +145,12 @@ def test_the_three_line_places_go_through_record_outgoing(app, make_ticket, make
     )
     assert (faq.automatic, faq.faq_entry_id) == (Automatic.FAQ, 3)
     night = _through_record_outgoing(
-        counted, lambda: line._auto_answer(contact, ticket, NIGHT, open_now=False, first=True)
+        counted, lambda: events._auto_answer(contact, ticket, NIGHT, open_now=False, first=True)
     )
     assert night.automatic == Automatic.OUT_OF_HOURS
     assert night.auto_until == auto_answer.spell_end(NIGHT)
     # The same night, the policy says no: nothing is queued.
-    line._auto_answer(contact, ticket, LATER_THAT_NIGHT, open_now=False, first=False)
+    events._auto_answer(contact, ticket, LATER_THAT_NIGHT, open_now=False, first=False)
     db.session.commit()
     assert counted == []
 

@@ -164,7 +164,7 @@ def _mail() -> bytes:
 
 def _build_case(app, client) -> dict:
     from api.models import ApiWebhook, ApiWebhookDelivery
-    from channels.email import services as email_services
+    from channels.email import tasks as email_tasks
     from channels.line.models import LineContact
     from consult.models import Callback, Incident, MergeRecord
     from consult.services import attachments
@@ -220,7 +220,7 @@ def _build_case(app, client) -> dict:
     )
     db.session.commit()
     # By mail: the raw message, its attachment, the thread, a reply in the outbox.
-    by_mail = email_services.ingest(_mail()).ticket
+    by_mail = email_tasks.ingest(_mail()).ticket
     assert by_mail.citizen_id == person.id
     tickets.record_outgoing(
         by_mail, channel="email", recipient=EMAIL, body=f"{NAME}様 ご相談の件", subject="Re: 鬼瓦"

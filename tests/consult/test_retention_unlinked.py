@@ -17,7 +17,7 @@ import sqlalchemy as sa
 
 from channels.booking import services as booking_services
 from channels.booking.models import Booking, BookingStatus
-from channels.email import services as email_services
+from channels.email import tasks as email_tasks
 from channels.email.models import InboundMail, InboundStatus
 from channels.line.models import LineContact, LineDelivery, LineEvent, LineSubscription
 from consult.extensions import db
@@ -111,8 +111,8 @@ def _build(app, client) -> dict:
     recent_id, old_id = recent.id, old.id
     # Mail that never became a case: an auto-reply (ignored) and one with no sender
     # (quarantined).
-    ignored = email_services.ingest(_auto_reply()).inbound
-    broken = email_services.ingest(_no_sender()).inbound
+    ignored = email_tasks.ingest(_auto_reply()).inbound
+    broken = email_tasks.ingest(_no_sender()).inbound
     assert ignored.status == InboundStatus.IGNORED and ignored.ticket_id is None
     assert broken.status == InboundStatus.QUARANTINED and broken.ticket_id is None
     # LINE: two users who only followed the account; one opted in to the notices.

@@ -34,7 +34,7 @@ def _convert() -> None:
 
 def _mail(name: str, data: bytes, content_type: str = "application/octet-stream"):
     """A citizen's mail with one attachment, taken in as `mail ingest` does."""
-    from channels.email import services as email
+    from channels.email import tasks as email_tasks
 
     raw = (
         "From: 市民 <citizen@example.jp>\r\nSubject: 書類を送ります\r\n"
@@ -47,7 +47,7 @@ def _mail(name: str, data: bytes, content_type: str = "application/octet-stream"
         + base64.encodebytes(data).decode("ascii")
         + "\r\n--b--\r\n"
     ).encode()
-    outcome = email.ingest(raw)
+    outcome = email_tasks.ingest(raw)
     db.session.commit()
     row = db.session.scalar(sa.select(SafeFile).where(SafeFile.ticket_id == outcome.ticket.id))
     assert row is not None and row.status == SafeFileStatus.PENDING

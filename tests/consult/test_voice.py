@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from channels.email import services as mail_services
+from channels.email import tasks as mail_tasks
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, Ticket
 from consult.services import calendar, tickets
@@ -111,7 +111,7 @@ def test_the_public_page_is_english_too_and_refuses_bad_input_without_a_500(
 
 
 def test_a_mail_case_gets_one_link_when_it_closes(app, login_as):
-    outcome = mail_services.ingest(citizen_mail())
+    outcome = mail_tasks.ingest(citizen_mail())
     db.session.commit()
     ticket = db.session.get(Ticket, outcome.inbound.ticket_id)
     staff = login_as("consultant")

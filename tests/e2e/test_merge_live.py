@@ -25,7 +25,7 @@ MAIL = (
 
 def _setup(live_server) -> dict:
     """Two records of one person: the first with a phone case, the duplicate with a mail case."""
-    from channels.email import services as mail
+    from channels.email import tasks as mail_tasks
     from consult.models import Channel
     from consult.services import citizens, tickets
     from consult.services.actor import SYSTEM
@@ -41,7 +41,7 @@ def _setup(live_server) -> dict:
             SYSTEM, channel=Channel.PHONE, subject="介護の相談（電話）", citizen=kept
         )
         db.session.commit()
-        by_mail = mail.ingest(MAIL).ticket
+        by_mail = mail_tasks.ingest(MAIL).ticket
         assert by_mail.citizen_id == duplicate.id
         result = {
             "kept": kept.id,

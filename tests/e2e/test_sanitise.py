@@ -27,7 +27,7 @@ def _shot(page, tmp_path: Path, name: str) -> None:
 
 
 def _mail_with_files(app) -> str:
-    from channels.email import services as email
+    from channels.email import tasks as email_tasks
     from consult.services import safe_files
 
     def part(name: str, content_type: str, data: bytes) -> str:
@@ -50,7 +50,7 @@ def _mail_with_files(app) -> str:
         + "--b--\r\n"
     ).encode()
     with app.app_context():
-        number = email.ingest(raw).ticket.number
+        number = email_tasks.ingest(raw).ticket.number
         db.session.commit()
         while safe_files.convert_due(limit=10):
             pass

@@ -17,7 +17,7 @@ def faq_answers(ticket: Ticket):
 
 
 def test_an_email_at_night_gets_the_link_by_email(app, publish_entry, monkeypatch):
-    from channels.email import services as email_services
+    from channels.email import tasks as email_tasks
     from consult.services import calendar
     from consult.services.jis import encode_iso2022jp
 
@@ -31,7 +31,7 @@ def test_an_email_at_night_gets_the_link_by_email(app, publish_entry, monkeypatc
         b"Message-ID: <night1@example.jp>\r\nMIME-Version: 1.0\r\n"
         b"Content-Type: text/plain; charset=ISO-2022-JP\r\n\r\n"
     ) + encode_iso2022jp("ソファを捨てたいので粗大ごみの出し方を教えてください。")
-    ticket = email_services.ingest(raw).ticket
+    ticket = email_tasks.ingest(raw).ticket
     db.session.commit()
     [answer] = faq_answers(ticket)
     assert answer.details.faq_entry_id == entry.id and answer.details.channel == "email"

@@ -7,7 +7,7 @@ import json
 import sqlalchemy as sa
 
 from channels.booking.models import Booking
-from channels.line import services as line_services
+from channels.line import tasks as line_tasks
 from channels.line.models import LineDelivery
 from consult.extensions import db
 from consult.models import Channel, OutboxMessage, Ticket
@@ -38,7 +38,7 @@ def test_batch_files_carry_intake_in_and_mail_out_and_import_once(relay, core, t
     assert result.exit_code == 0, result.output
     assert "取り込み 2 件" in result.output
     settle()
-    line_services.worker_task()
+    line_tasks.worker_task()
     db.session.commit()
     [ticket] = db.session.scalars(sa.select(Ticket).where(Ticket.channel == Channel.LINE)).all()
     assert [e.body for e in ticket.timeline if e.body == "ファイルで運ばれる相談"]

@@ -12,7 +12,7 @@ import pytest
 import sqlalchemy as sa
 from PIL import Image
 
-from channels.email import services as mail_services
+from channels.email import tasks as mail_tasks
 from channels.email import transfer as mail_transfer
 from channels.email.models import InboundMail
 from consult.extensions import db
@@ -50,7 +50,7 @@ def test_mail_attachments_are_shown_converted_on_the_core(relay, core, relay_set
     in_relay = relay_settings.get("SANITISE_IN") == "relay"
     photo = files.jpeg_with_gps()
     with relay.context():
-        mail_services.ingest(mail_with_files(photo), source="stdin")
+        mail_tasks.ingest(mail_with_files(photo), source="stdin")
         if in_relay:
             # Not converted yet: it waits on the relay.
             from consult.transfer.services import outgoing
@@ -65,7 +65,7 @@ def test_mail_attachments_are_shown_converted_on_the_core(relay, core, relay_set
     assert everything_under(relay_data / "relay") == []
     assert not list((relay_data / "raw").rglob("*.eml"))
 
-    mail_services.process_pending()
+    mail_tasks.process_pending()
     db.session.commit()
     core_data = Path(core.config["MADOGUCHI"]["DATA_DIR"])
     if in_relay:

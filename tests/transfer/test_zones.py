@@ -7,7 +7,7 @@ import json
 import requests
 import sqlalchemy as sa
 
-from channels.line import services as line_services
+from channels.line import tasks as line_tasks
 from channels.line.models import LineDelivery, LineEvent
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, Ticket
@@ -39,7 +39,7 @@ def core_round():
     db.session.commit()
     report = client.run_round()
     settle()
-    line_services.worker_task()
+    line_tasks.worker_task()
     db.session.commit()
     return report
 
@@ -111,7 +111,7 @@ def test_a_batch_replayed_changes_nothing(relay, core):
     result = receive(batch)
     db.session.commit()
     assert result.applied == 0 and result.accepted == [batch[0]["id"]]
-    line_services.worker_task()
+    line_tasks.worker_task()
     db.session.commit()
     [ticket] = line_tickets()
     assert words(ticket) == ["一回だけ届くはず"]
@@ -219,16 +219,16 @@ MAIL = (
 
 
 def test_mail_received_by_the_relay_becomes_a_ticket_on_the_core(relay, core):
-    from channels.email import services as mail_services
+    from channels.email import tasks as mail_tasks
     from channels.email.models import InboundMail
 
     with relay.context():
-        outcome = mail_services.ingest(MAIL, source="stdin")  # `madoguchi mail ingest`
+        outcome = mail_tasks.ingest(MAIL, source="stdin")  # `madoguchi mail ingest`
         assert outcome.ticket is None  # stored only: nothing is parsed in the internet zone
         assert count(InboundMail) == 1
         assert count(Ticket) == 0
     core_round()
-    mail_services.process_pending()
+    mail_tasks.process_pending()
     db.session.commit()
     [ticket] = db.session.scalars(sa.select(Ticket).where(Ticket.channel == Channel.EMAIL)).all()
     assert any("保育園の入園" in (e.body or "") for e in ticket.timeline)
@@ -240,8 +240,8 @@ def test_mail_received_by_the_relay_becomes_a_ticket_on_the_core(relay, core):
         assert not list((Path(data) / "raw").rglob("*.eml"))
     # The MTA delivering the same mail again to the relay: one ticket still.
     with relay.context():
-        mail_services.ingest(MAIL, source="stdin")
+        mail_tasks.ingest(MAIL, source="stdin")
     core_round()
-    mail_services.process_pending()
+    mail_tasks.process_pending()
     db.session.commit()
     assert count(InboundMail) == 1

@@ -116,10 +116,10 @@ def post_webhook(client, body: str, signature: str | None = "sign"):
 
 def run_worker(app) -> None:
     """One worker round: LINE events and media, then the outbox."""
-    from channels.line import services
+    from channels.line import tasks
     from consult.services import outbox
 
-    services.worker_task()
+    tasks.worker_task()
     outbox.run_once()
     db.session.remove()
 

@@ -13,7 +13,7 @@ import requests
 import sqlalchemy as sa
 from werkzeug.serving import make_server
 
-from channels.line import services
+from channels.line import tasks
 from channels.line.models import EventStatus, LineEvent
 from consult.extensions import db
 from consult.models import EntryKind, TimelineEntry
@@ -27,8 +27,8 @@ def test_a_redelivered_event_is_expanded_once(line_client):
     assert post_webhook(line_client, body_of(first, second)).status_code == 200
     assert post_webhook(line_client, body_of(second, text_event("三件目"))).status_code == 200
     db.session.remove()
-    assert services.expand_pending() == 2
-    assert services.expand_pending() == 0  # nothing left, nothing expanded twice
+    assert tasks.expand_pending() == 2
+    assert tasks.expand_pending() == 0  # nothing left, nothing expanded twice
     texts = [
         e.payload["message"]["text"]
         for e in db.session.scalars(sa.select(LineEvent).order_by(LineEvent.id))
@@ -89,12 +89,12 @@ def test_processing_waits_for_a_burst_but_never_starves(line_client, line_app):
     assert post_webhook(line_client, body_of(text_event("混雑時の相談"))).status_code == 200
     db.session.remove()
     started = time.monotonic()
-    assert services.process_pending() == 1  # processed although the "burst" never ends
+    assert tasks.process_pending() == 1  # processed although the "burst" never ends
     assert time.monotonic() - started >= 0.3
     override_settings(line_app, LINE_BURST_QUIET_MS=0)
     assert post_webhook(line_client, body_of(text_event("静かな時の相談"))).status_code == 200
     db.session.remove()
-    assert services.process_pending() == 1
+    assert tasks.process_pending() == 1
     db.session.remove()
     count = db.session.scalar(
         sa.select(sa.func.count())

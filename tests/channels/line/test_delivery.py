@@ -250,6 +250,6 @@ def test_media_download_is_for_desk_staff_and_audited(line_client, line_app, fak
 
 
 def test_outbox_deliverer_registered(line_app):
-    from channels.line import services
+    from channels.line import tasks
 
-    assert outbox.deliverer_for("line") is services.deliver
+    assert outbox.deliverer_for("line") is tasks.deliver

@@ -202,7 +202,7 @@ def test_an_opt_out_or_a_block_after_queueing_is_honoured_at_once(line_client, l
     from linebot.v3.messaging import MulticastRequest
 
     from channels.line import notices
-    from channels.line.services import _contact
+    from channels.line.services.contacts import contact_for
 
     ids = _contacts(3, district=None, interest="childcare")
     # The citizen of USER opts in by tapping, with a child of 0-2.
@@ -229,7 +229,7 @@ def test_an_opt_out_or_a_block_after_queueing_is_honoured_at_once(line_client, l
     run_worker(line_app)
     assert fake_line.multicasts == []  # no one is left in the segment: nothing is sent
     db.session.remove()
-    assert _contact(USER).id not in ids
+    assert contact_for(USER).id not in ids
     # Opting in again takes one tap and the next notice reaches them.
     _tap(line_client, line_app, "action=notice&topic=age&value=0-2&on=1")
     supervisor = Actor(db.session.get(Staff, supervisor_id), "127.0.0.1")
@@ -242,10 +242,10 @@ def test_an_opt_out_or_a_block_after_queueing_is_honoured_at_once(line_client, l
 
 def _tap_without_sending(line_client, line_app, data: str) -> None:
     """The tap is processed (the consent changes) before any outbox row is sent."""
-    from channels.line import services
+    from channels.line import tasks
 
     post_webhook(line_client, body_of(postback(data)))
-    services.worker_task()
+    tasks.worker_task()
     db.session.remove()
 
 

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from channels.line import services
+from channels.line import tasks
 from channels.line.models import EventStatus, LineContact, LineEvent, LineMedia
 from consult.extensions import db
 from consult.models import Channel, EntryKind, OutboxMessage, OutboxStatus, Staff, Ticket
@@ -233,7 +233,7 @@ def test_image_fetched_with_blob_api_and_attached(line_client, line_app, fake_li
 
 def test_poison_event_is_kept_with_error_and_others_flow(line_client, line_app):
     post_webhook(line_client, body_of(text_event("普通のメッセージ", at=OPEN)))
-    services.expand_pending()
+    tasks.expand_pending()
     db.session.remove()
     # A stored event that crashes processing (its message part is not an object).
     bad = db.session.scalar(sa.select(LineEvent))

@@ -8,7 +8,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from channels.line import services
+from channels.line import tasks
 from channels.line.models import EventStatus, LineEvent
 from consult.extensions import db
 from consult.models import AuditEvent
@@ -33,7 +33,7 @@ def _event() -> LineEvent:
 
 def test_a_failing_event_is_listed_and_retried_by_an_administrator(line_client, line_app):
     post_webhook(line_client, body_of(text_event("住民票について", at=OPEN)))
-    services.expand_pending()
+    tasks.expand_pending()
     good_payload = _event().payload
     bad = _event()
     bad.payload = dict(bad.payload, message="broken")  # crashes processing every time
@@ -95,7 +95,7 @@ def test_events_claimed_by_a_stopped_worker_are_taken_back_within_seconds(line_c
     post_webhook(
         line_client, body_of(text_event("一通目", at=OPEN), text_event("二通目", at=OPEN + 1))
     )
-    services.expand_pending()
+    tasks.expand_pending()
     first = db.session.scalar(sa.select(LineEvent).order_by(LineEvent.timestamp_ms))
     # A worker claimed the chat's first event and was killed (its heartbeat stopped).
     first.status, first.claimed_by = EventStatus.PROCESSING, "host:1:killed"

@@ -7,7 +7,7 @@ import logging
 
 import sqlalchemy as sa
 
-from channels.line import services
+from channels.line import tasks
 from channels.line.models import EventStatus, LineDelivery, LineEvent
 from consult.extensions import db
 from consult.models import Ticket
@@ -23,7 +23,7 @@ from tests.channels.line.fake_line import sign
 def _expand():
     """What the worker does first: the stored bodies become event rows."""
     db.session.remove()
-    while services.expand_pending():
+    while tasks.expand_pending():
         pass
     db.session.remove()
 
@@ -153,10 +153,10 @@ def test_a_failed_expansion_loses_nothing_and_is_retried(line_client, monkeypatc
     def broken(*args, **kwargs):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(services, "_insert_events", broken)
+    monkeypatch.setattr(tasks, "insert_events", broken)
     db.session.remove()
     try:
-        services.expand_pending()
+        tasks.expand_pending()
     except RuntimeError:
         db.session.rollback()
     monkeypatch.undo()
