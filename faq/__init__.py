@@ -69,12 +69,12 @@ def register(app: Flask) -> None:
 def _redactor(text, *, known_names=(), public_phones=(), public_terms=()):
     """The redactor offered to the kernel (the disclosure bundle): (text, kinds removed)."""
     from faq.redact import redact
-    from faq.services import _public_phones
+    from faq.services import configured_public_phones
 
     result = redact(
         text,
         known_names=known_names,
-        public_phones=[*public_phones, *_public_phones()],
+        public_phones=[*public_phones, *configured_public_phones()],
         public_terms=public_terms,
     )
     return result.text, [span.kind for span in result.spans]

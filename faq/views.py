@@ -20,7 +20,7 @@ from flask_babel import gettext as _
 from consult import plugins
 from consult.extensions import db
 from consult.forms import choices
-from consult.models import Status, Ticket
+from consult.models import Role, Status, Ticket
 from consult.services import staff as staff_service
 from consult.services import tickets
 from consult.web import actor, attempt, public, rate_limited, roles_required
@@ -194,7 +194,7 @@ def from_ticket(number: str):
 
 
 @bp.route("/staff/faq/synonyms", methods=["GET", "POST"])
-@roles_required(services.Role.ADMIN, services.Role.SUPERVISOR)
+@roles_required(Role.ADMIN, Role.SUPERVISOR)
 def synonyms():
     form = SynonymForm()
     if request.method == "GET":

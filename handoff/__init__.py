@@ -20,7 +20,17 @@ def _holds():
 
 def register(app: Flask) -> None:
     from handoff import cli as handoff_cli
-    from handoff import live, models, reports, rollup, services, today, transfer, views  # noqa: F401
+    from handoff import (  # noqa: F401
+        live,
+        models,
+        reports,
+        rollup,
+        services,
+        tasks,
+        today,
+        transfer,
+        views,
+    )
     from handoff.settings import HandoffSettings
 
     rollup.register(app)
@@ -46,7 +56,7 @@ def register(app: Flask) -> None:
             today_sections=(plugins.TodaySection("handoffs", 40, today.section),),
             staff_scripts=(plugins.StaffScript("static", "js/handoff.js"),),
             worker_tasks=(
-                plugins.WorkerTask("handoff.escalations", services.escalate_due, lane="alerts"),
+                plugins.WorkerTask("handoff.escalations", tasks.escalations, lane="alerts"),
             ),
             home_pages={Role.OFFICER: "handoff.inbox"},
             settings=HandoffSettings,

@@ -21,14 +21,14 @@ from datetime import datetime, timedelta
 from flask import current_app
 from icalendar import Calendar, Event, vCalAddress
 
-from consult import signals, urls
+from consult import signals
 from consult.extensions import db
 from consult.services import audit, calendar, mail, meeting
 from consult.services.actor import DESK_ROLES, Actor
 from consult.services.errors import InvalidTransition, ValidationFailed
 from consult.services.normalize import clean_text
 from consult.timeutil import format_tokyo, to_tokyo, utcnow
-from handoff import services
+from handoff import notifications
 from handoff.models import (
     SESSION_MINUTES,
     Handoff,
@@ -37,6 +37,9 @@ from handoff.models import (
     SessionAnswer,
     SessionMode,
 )
+from handoff.services.access import require_officer
+from handoff.services.common import add_entry, touch
+from handoff.services.external import issue_link
 from handoff.settings import HandoffSettings
 
 MAX_NOTE = 2000
@@ -120,7 +123,7 @@ def schedule(
     handoff.due_at = ends_at
     db.session.flush()
     verb = "変更" if moved else "設定"
-    services._entry(
+    add_entry(
         handoff,
         actor.staff,
         f"{handoff.department.name}との合同相談を{verb}：{span_text(session)}（{session.mode_label}）",
@@ -139,7 +142,7 @@ def cancel(actor: Actor, handoff: Handoff) -> JointSession:
         raise InvalidTransition("取り消す合同相談はありません。")
     session.cancelled_at = session.updated_at = utcnow()
     session.sequence += 1
-    services._entry(
+    add_entry(
         handoff,
         actor.staff,
         f"{handoff.department.name}との合同相談（{span_text(session)}）を取り消しました",
@@ -159,9 +162,9 @@ def answer(
     actor: Actor | None = None,
 ) -> JointSession:
     """The invitee's answer: from the officer's handoff page (`actor`), or from the external
-    link's page (no actor: the link was checked by `services.open_link`)."""
+    link's page (no actor: the link was checked by `services.external.open_link`)."""
     if actor is not None:
-        services._require_officer(actor, handoff)
+        require_officer(actor, handoff)
     session = handoff.session
     if session is None or not session.is_live or not handoff.is_active:
         raise InvalidTransition("回答できる合同相談はありません。")
@@ -176,13 +179,13 @@ def answer(
         if accepted
         else f"{handoff.department.name}（{by_name}）：合同相談の別の日時を希望\n{text}"
     )
-    services._entry(handoff, actor.staff if actor else None, body, joint_session=session.id)
+    add_entry(handoff, actor.staff if actor else None, body, joint_session=session.id)
     _changed(handoff)
     return session
 
 
 def _changed(handoff: Handoff) -> None:
-    services._touch(handoff, utcnow())
+    touch(handoff, utcnow())
     signals.handoff_changed.send(handoff)
 
 
@@ -238,44 +241,20 @@ def _send(handoff: Handoff, session: JointSession, method: str) -> None:
     if not department.email:
         return  # the centre phones them; the panel says no address is on file
     if department.is_external:
-        link = f"{urls.base_url()}/x/handoff/{services.issue_link(handoff)}"
+        link = notifications.external_link(issue_link(handoff))
     else:
-        link = f"{urls.base_url()}/handoffs/{handoff.id}"
-    when = span_text(session)
-    if method == "CANCEL":
-        subject = f"【合同相談の取消】相談番号 {handoff.ticket.number}"
-        text = (
-            f"{department.name} ご担当者様\n\n"
-            f"{when} に予定していた合同相談は取り消しになりました。\n"
-            "カレンダーの予定も取り消されます。\n\n"
-            f"{link}\n"
-        )
-    else:
-        where = (
-            f"オンライン（ビデオ会議）：{session.meeting_url}"
-            if session.mode is SessionMode.VIDEO
-            else f"{_location(session)}にお越しください"
-        )
-        subject = f"【合同相談のご案内】{when}（相談番号 {handoff.ticket.number}）"
-        text = (
-            f"{department.name} ご担当者様\n\n"
-            "市民相談センターから、相談者を交えた合同相談をお願いいたします。\n"
-            f"日時：{when}\n"
-            f"場所：{where}\n\n"
-            "ご相談の内容の確認と、ご参加の可否・別の日時のご希望は、下記のリンクからお知らせください。\n"
-            f"{link}\n\n"
-            "カレンダーの招待（.ics）を添付しています。第三者に転送しないでください。\n"
-        )
-    mail.enqueue_mail(
-        to=department.email,
-        subject=subject,
-        text=text,
-        ticket=handoff.ticket,
-        attachments=[
-            {
-                "filename": "joint-session.ics",
-                "content_type": f"text/calendar; method={method}; charset=utf-8",
-                "text": invitation(handoff, session, method),
-            }
-        ],
+        link = notifications.page_link(handoff)
+    where = (
+        f"オンライン（ビデオ会議）：{session.meeting_url}"
+        if session.mode is SessionMode.VIDEO
+        else f"{_location(session)}にお越しください"
+    )
+    notifications.joint_session(
+        handoff,
+        session,
+        method=method,
+        when=span_text(session),
+        where=where,
+        link=link,
+        invitation=invitation(handoff, session, method),
     )

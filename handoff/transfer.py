@@ -9,7 +9,7 @@ expired or the handoff closed. What the external body does there (opening the pa
 its refusal, its answer to the joint session) the relay keeps only as items for the core
 (`handoff.external`), which applies them through the same services as on one server, and audits
 each opening and each view of the contact there. The signature of the link uses the relay key
-when split (handoff.services._serializer).
+when split (handoff.services.external._serializer).
 
 Personal data on the relay: the summary and, when shared, the phone numbers, while the link may
 be opened; the record typed by the external body, until the core has taken it.

@@ -26,20 +26,11 @@ class Mode(LabelledEnum):
     BRANCH_VIDEO = "branch_video", "支所からのオンライン相談"
 
 
-# Japanese msgids: the public pages translate them with gettext, staff pages show them as is.
-# Kept for channels/booking until its parallel work is merged; the labels live on Mode.
-MODE_LABELS = {member: member.label for member in Mode}
-
-
 class BookingStatus(LabelledEnum):
     BOOKED = "booked", "予約済"
     CANCELLED = "cancelled", "取消"
     CHECKED_IN = "checked_in", "来所・受付済"
     NO_SHOW = "no_show", "無断欠席"
-
-
-# Kept for channels/booking until its parallel work is merged; the labels live on BookingStatus.
-BOOKING_STATUS_LABELS = {member: member.label for member in BookingStatus}
 
 
 class BookingSlot(db.Model):

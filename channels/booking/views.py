@@ -19,7 +19,7 @@ from wtforms import IntegerField
 from wtforms.validators import InputRequired, NumberRange
 
 from channels.booking import branch, forms, ical, services, specialist
-from channels.booking.models import BOOKING_STATUS_LABELS, MODE_LABELS, BookingStatus, Mode
+from channels.booking.models import BookingStatus, Mode
 from consult import urls
 from consult.extensions import db
 from consult.forms import ConfirmForm, choices
@@ -27,7 +27,7 @@ from consult.models import STAFF_ROLES, Role
 from consult.services import calendar
 from consult.services import staff as staff_service
 from consult.services.actor import DESK_ROLES
-from consult.services.calendar import DAY_TYPE_LABELS, DayType, centre_hours, day_type, holiday_name
+from consult.services.calendar import DayType, centre_hours, day_type, holiday_name
 from consult.services.errors import DomainError, NotFound
 from consult.timeutil import TOKYO, WEEKDAYS_JA, in_range, to_tokyo, tokyo_today
 from consult.web import actor, attempt, public, rate_limited, roles_required
@@ -129,7 +129,6 @@ def index():
         "booking/index.html",
         categories=_categories(),
         modes=[m for m in Mode if offices or m is not Mode.BRANCH_VIDEO],
-        MODE_LABELS=MODE_LABELS,
         kinds=specialist.list_kinds(active_only=True),
         offices=offices,
     )
@@ -209,7 +208,6 @@ def slots():
     return render_template(
         "booking/slots.html",
         page=page,
-        MODE_LABELS=MODE_LABELS,
         office=office,
         **_week_context(mode, week_no, link, kind),
     )
@@ -223,7 +221,6 @@ def _full_page(error: services.SlotFull, link_for):
         nearest=nearest,
         link_for=link_for,
         mode=error.mode,
-        MODE_LABELS=MODE_LABELS,
         asked=error.starts_at,
     ), 409
 
@@ -318,7 +315,6 @@ def details():
         kind=kind,
         office=office,
         answer_fields=[f for name, f in form._fields.items() if name.startswith("answer_")],
-        MODE_LABELS=MODE_LABELS,
         # After a POST with errors, the language links still lead back to this slot.
         language_carry={
             "mode": mode.value,
@@ -349,7 +345,6 @@ def manage(token):
         token=token,
         done=request.args.get("done") == "1",
         form=ConfirmForm(),
-        MODE_LABELS=MODE_LABELS,
         BookingStatus=BookingStatus,
         place=ical.location(booking, gettext, _lang()),
     )
@@ -373,7 +368,6 @@ def move_slots(token):
         "booking/slots.html",
         page=page,
         moving=booking,
-        MODE_LABELS=MODE_LABELS,
         **_week_context(booking.mode, int(week) if week.isdigit() else 0, link, booking.kind),
     )
 
@@ -432,7 +426,6 @@ def move(token):
         start=start,
         token=token,
         error_message=error_message,
-        MODE_LABELS=MODE_LABELS,
         language_carry={"start": form.start.data},
     ), status
 
@@ -518,9 +511,8 @@ def day():
         hours=hours,
         hours_text=calendar.hours_text(current),
         duty=calendar.duty_department_for(current),
-        day_label=DAY_TYPE_LABELS[day_type(current)],
+        day_label=day_type(current).label,
         holiday=holiday_name(current),
-        MODE_LABELS=MODE_LABELS,
         timedelta=timedelta,
         BookingStatus=BookingStatus,
     )
@@ -541,7 +533,7 @@ def week():
         days.append(
             {
                 "day": d,
-                "label": DAY_TYPE_LABELS[day_type(d)],
+                "label": day_type(d).label,
                 "hours": hours[d],
                 "duty": duty.get(d) if day_type(d) is not DayType.WEEKDAY else None,
                 "bookings": [b for b in bookings if to_tokyo(b.starts_at).date() == d],
@@ -552,7 +544,6 @@ def week():
         days=days,
         first=first,
         timedelta=timedelta,
-        MODE_LABELS=MODE_LABELS,
     )
 
 
@@ -564,9 +555,7 @@ def staff_new():
         start=request.args.get("start", ""),
         mode=request.args.get("mode", "phone"),
     )
-    form.mode.choices = choices(
-        (m.value, label) for m, label in MODE_LABELS.items() if m is not Mode.BRANCH_VIDEO
-    )
+    form.mode.choices = choices((m.value, m.label) for m in Mode if m is not Mode.BRANCH_VIDEO)
     form.category_id.choices = choices(((c.id, c.name) for c in _categories()), blank="未分類")
     if form.validate_on_submit():
         start = _start(form.start.data)
@@ -629,9 +618,7 @@ def detail(booking_id):
         action=ConfirmForm(),
         check_in_form=forms.CheckInForm(),
         candidates=services.citizen_candidates(actor(), booking),
-        MODE_LABELS=MODE_LABELS,
         BookingStatus=BookingStatus,
-        STATUS=BOOKING_STATUS_LABELS,
     ), (422 if request.method == "POST" else 200)
 
 
@@ -696,9 +683,7 @@ def feeds():
         if ok:
             new_url = urls.base_url() + url_for("booking.feed", token=token)
     rooms = [(m, n) for m in Mode for n in range(1, max(services.capacities()[m].values()) + 1)]
-    return render_template(
-        "booking/staff/feeds.html", form=form, rooms=rooms, new_url=new_url, MODE_LABELS=MODE_LABELS
-    )
+    return render_template("booking/staff/feeds.html", form=form, rooms=rooms, new_url=new_url)
 
 
 def current_user_id() -> int:
@@ -722,7 +707,7 @@ def _settings_form():
                 Dynamic,
                 f"cap_{mode.value}_{kind.value}",
                 IntegerField(
-                    f"{MODE_LABELS[mode]}・{DAY_TYPE_LABELS[kind]}",
+                    f"{mode.label}・{kind.label}",
                     default=table[mode][kind.value],
                     validators=[
                         InputRequired("数を入力してください。"),
@@ -758,8 +743,6 @@ def admin_settings():
         form=form,
         modes=list(Mode),
         kinds=list(DayType),
-        MODE_LABELS=MODE_LABELS,
-        DAY_TYPE_LABELS=DAY_TYPE_LABELS,
     ), (422 if request.method == "POST" else 200)
 
 
@@ -844,9 +827,7 @@ def _kind_form(kind=None):
     if kind is None and request.method == "GET":
         form.opens.data, form.closes.data = "10:00", "16:00"
         form.slot_minutes.data, form.capacity.data = 60, 1
-    form.mode.choices = choices(
-        (m.value, label) for m, label in MODE_LABELS.items() if m is not Mode.BRANCH_VIDEO
-    )
+    form.mode.choices = choices((m.value, m.label) for m in Mode if m is not Mode.BRANCH_VIDEO)
     members = staff_service.list_staff(include_inactive=False)
     form.specialist_id.choices = choices(
         ((s.id, s.full_name) for s in members if s.active), blank="未定"
@@ -884,7 +865,6 @@ def admin_kinds():
     return render_template(
         "booking/admin/kinds.html",
         kinds=specialist.list_kinds(),
-        MODE_LABELS=MODE_LABELS,
         format_weekdays=specialist.format_weekdays,
     )
 
@@ -976,5 +956,4 @@ def branch_home():
         upcoming=[r for r in rows if to_tokyo(r.starts_at).date() != today],
         days=branch.UPCOMING_DAYS,
         shown_days=[today + timedelta(days=i) for i in range(branch.UPCOMING_DAYS + 1)],
-        BOOKING_STATUS_LABELS=BOOKING_STATUS_LABELS,
     )

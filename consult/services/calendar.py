@@ -41,9 +41,6 @@ class DayType(LabelledEnum):
     YEAR_END = "year_end", "年末年始"
 
 
-# Kept for channels/booking until its parallel work is merged; the labels live on DayType.
-DAY_TYPE_LABELS = {member: member.label for member in DayType}
-
 WEEKDAY_HOURS = (time(8, 30), time(17, 15))
 CLOSED_DAY_HOURS = (time(9, 0), time(15, 0))
 DEPARTMENT_HOURS = WEEKDAY_HOURS

@@ -28,7 +28,7 @@ from consult.services.normalize import clean_text
 from consult.timeutil import TOKYO, to_tokyo, utcnow
 from faq.alerts.models import AlertStatus, ConsumerAlert
 from faq.alerts.settings import AlertSettings
-from faq.services import PublishBlocked, _known_names, redact_text
+from faq.services import PublishBlocked, names_in_case, redact_text
 
 APPROVE_ROLES = (Role.SUPERVISOR, Role.ADMIN)
 DESK_AUTHOR_ROLES = (Role.CONSULTANT, Role.SUPERVISOR, Role.ADMIN)
@@ -69,7 +69,7 @@ def require_author(actor: Actor) -> None:
 
 def _names(alert: ConsumerAlert | None, ticket: Ticket | None) -> list[str]:
     ticket = ticket or (alert.ticket if alert is not None else None)
-    return _known_names(ticket=ticket) if ticket is not None else []
+    return names_in_case(ticket=ticket) if ticket is not None else []
 
 
 def _clean_and_redact(

@@ -19,7 +19,7 @@ from consult.timeutil import to_tokyo, utcnow
 from consult.voice.models import CitizenRequest
 from faq.models import FaqStatus
 from faq.opinions.models import OpinionEntry
-from faq.services import PublishBlocked, _known_names, redact_text
+from faq.services import PublishBlocked, names_in_case, redact_text
 
 EDIT_ROLES = (*DESK_ROLES, Role.ADMIN)
 APPROVE_ROLES = (Role.SUPERVISOR, Role.ADMIN)
@@ -36,7 +36,7 @@ def _citizen_words(item: CitizenRequest) -> str:
 
 def _spans(entry: OpinionEntry) -> list:
     ticket = db.session.get(CitizenRequest, entry.request_id).ticket
-    names = _known_names(ticket=ticket)
+    names = names_in_case(ticket=ticket)
     spans = []
     for text in (entry.opinion, entry.answer, entry.opinion_en, entry.answer_en):
         spans += list(redact_text(text or "", names).spans)
@@ -55,7 +55,7 @@ def draft_from_request(actor: Actor, request_id: int) -> OpinionEntry:
     existing = db.session.scalar(sa.select(OpinionEntry).where(OpinionEntry.request_id == item.id))
     if existing is not None:
         return existing
-    names = _known_names(ticket=item.ticket)
+    names = names_in_case(ticket=item.ticket)
     answered = to_tokyo(item.answered_at).date()
     entry = OpinionEntry(
         request_id=item.id,

@@ -16,6 +16,7 @@ from consult.timeutil import TOKYO, tokyo_today, utcnow
 from handoff import services
 from handoff.models import ExternalLink, Handoff, HandoffState, Response, Urgency
 from tests.consult.http import call
+from tests.handoff.clock import set_clock
 from tests.helpers import csrf_token_from, sign_in
 
 
@@ -467,7 +468,7 @@ def tokyo(*args) -> datetime:
     ],
 )
 def test_due_dates_count_department_business_time(setup, monkeypatch, made_at, due_day):
-    monkeypatch.setattr(services, "utcnow", lambda: made_at)
+    set_clock(monkeypatch, lambda: made_at)
     handoff = hand(setup, Response.JOINT)  # one business day
     due = handoff.due_at.astimezone(TOKYO)
     assert (due.year, due.month, due.day) == due_day
@@ -476,7 +477,7 @@ def test_due_dates_count_department_business_time(setup, monkeypatch, made_at, d
 
 
 def test_a_sunday_handoff_tells_the_citizen_the_working_day(setup, monkeypatch):
-    monkeypatch.setattr(services, "utcnow", lambda: tokyo(2026, 11, 22, 14, 0))
+    set_clock(monkeypatch, lambda: tokyo(2026, 11, 22, 14, 0))
     handoff = hand(setup, Response.CALLBACK)
     # Monday 11-23 is 勤労感謝の日: two business hours from Tuesday 8:30.
     assert services.citizen_expectation(handoff) == (
@@ -486,7 +487,7 @@ def test_a_sunday_handoff_tells_the_citizen_the_working_day(setup, monkeypatch):
 
 def test_unaccepted_handoffs_escalate_once_to_supervisor_and_other_officers(setup, monkeypatch):
     made = tokyo(2026, 11, 24, 10, 0)  # a Tuesday
-    monkeypatch.setattr(services, "utcnow", lambda: made)
+    set_clock(monkeypatch, lambda: made)
     handoff = hand(setup, Response.VISIT, urgency=Urgency.NORMAL)
     assert handoff.accept_by.astimezone(TOKYO) == tokyo(2026, 11, 24, 10, 10)
     before = len(mails())
@@ -561,7 +562,7 @@ def test_a_closed_day_handoff_is_offered_to_the_duty_department_first(app, setup
     saturday = tokyo(2026, 12, 26, 11, 0)
     db.session.add(DutyAssignment(day=saturday.date(), department=setup["other"]))
     db.session.commit()
-    monkeypatch.setattr(services, "utcnow", lambda: saturday)
+    set_clock(monkeypatch, lambda: saturday)
     assert services.duty_department_today().name == "税務課"
     desk = sign_in(app, setup["consultant"])
     page = call(app, desk, "GET", f"/tickets/{setup['ticket'].number}").get_data(as_text=True)
@@ -573,7 +574,7 @@ def test_a_closed_day_handoff_is_offered_to_the_duty_department_first(app, setup
     handoff = hand(setup, Response.CALLBACK, department=setup["other"])
     assert handoff.offered_as_duty
     # On a working day there is no duty department.
-    monkeypatch.setattr(services, "utcnow", lambda: tokyo(2026, 12, 28, 11, 0))
+    set_clock(monkeypatch, lambda: tokyo(2026, 12, 28, 11, 0))
     assert services.duty_department_today() is None
 
 

@@ -20,8 +20,7 @@ from consult.extensions import db
 from consult.models import EntryKind, Status, Ticket, TimelineEntry
 from consult.services.actor import Actor
 from handoff import services
-from handoff.models import Handoff
-from handoff.services import Response
+from handoff.models import Handoff, Response
 
 
 @pytest.mark.parametrize("backend", ["postgresql"], indirect=True)

@@ -59,7 +59,7 @@ def test_the_dashboard_shows_handoffs_by_department(app, make_staff, make_depart
 
 
 def test_median_of_a_histogram():
-    from handoff.services import _median
+    from handoff.services.figures import _median
 
     assert _median([(5, 1)]) == 5.0
     assert _median([(4, 1), (6, 1), (8, 1), (10, 1)]) == 7.0

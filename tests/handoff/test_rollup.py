@@ -17,6 +17,8 @@ from consult.services.errors import InvalidTransition
 from consult.timeutil import TOKYO
 from handoff import rollup, services
 from handoff.models import Handoff, HandoffState, Response
+from handoff.services import figures
+from tests.handoff.clock import set_clock
 
 
 def tokyo(*args) -> datetime:
@@ -24,11 +26,11 @@ def tokyo(*args) -> datetime:
 
 
 class Clock:
-    """The handoff services' clock, moved by the test (utcnow is patched in handoff.services)."""
+    """The handoff services' clock, moved by the test (tests.handoff.clock)."""
 
     def __init__(self, monkeypatch, start: datetime):
         self.now = start
-        monkeypatch.setattr(services, "utcnow", lambda: self.now)
+        set_clock(monkeypatch, lambda: self.now)
 
     def at(self, moment: datetime) -> Clock:
         self.now = moment
@@ -141,7 +143,7 @@ def assert_in_step() -> None:
 
 def assert_figures_agree(start: datetime, end: datetime) -> list:
     from_rollup = services.department_figures(start, end)
-    assert from_rollup == services._department_figures_from_rows(start, end), (start, end)
+    assert from_rollup == figures._department_figures_from_rows(start, end), (start, end)
     return from_rollup
 
 

@@ -96,7 +96,7 @@ def test_an_external_body_answers_on_the_relay_and_the_core_records_it(relay, co
 
     core_round()
     db.session.expire_all()
-    handoff = services.db.session.get(type(handoff), handoff_id)
+    handoff = db.session.get(type(handoff), handoff_id)
     assert handoff.state == HandoffState.DONE
     assert "消費生活センター 消費 太郎" in (handoff.accepted_by_name or "")
     # Each use audited at the core, and each view of the contact (not the closed page's).
@@ -153,7 +153,7 @@ def test_the_joint_session_is_answered_on_the_relay(relay, core):
     assert answered.status_code == 302
     core_round()
     db.session.expire_all()
-    session = services.db.session.get(type(handoff), handoff_id).session
+    session = db.session.get(type(handoff), handoff_id).session
     assert (session.answer, session.answered_by_name) == (SessionAnswer.ACCEPTED, "消費 花子")
     # The relay's page shows the answer at the next round.
     core_round()

@@ -1,0 +1,89 @@
+"""Reading entries: one for staff (audited when unpublished) or the public, lists, revisions,
+the public categories, and the entries made from a case."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from consult.extensions import db
+from consult.models import Category, Ticket
+from consult.services import audit
+from consult.services.actor import Actor
+from consult.services.errors import NotFound
+from faq.models import FaqEntry, FaqRevision, FaqSource, FaqStatus, Visibility
+from faq.services.common import READ_ROLES
+
+
+def get_entry(actor: Actor, entry_id: int) -> FaqEntry:
+    actor.require(*READ_ROLES)
+    entry = db.session.get(FaqEntry, entry_id)
+    if entry is None:
+        raise NotFound("FAQが見つかりません。")
+    return entry
+
+
+def view_entry(actor: Actor, entry_id: int) -> FaqEntry:
+    """The staff page of an entry. An unpublished one may still hold what the redactor missed
+    (and shows the remaining spans), so that view is audited like a ticket's."""
+    entry = get_entry(actor, entry_id)
+    if entry.status != FaqStatus.PUBLISHED:
+        audit.record(actor, "view", "faq", entry.id)
+    return entry
+
+
+def get_public_entry(entry_id: int) -> FaqEntry:
+    """A published public entry, or NotFound: an unpublished one answers exactly the same."""
+    entry = db.session.get(FaqEntry, entry_id)
+    if entry is None or not entry.is_public:
+        raise NotFound("FAQが見つかりません。")
+    return entry
+
+
+def list_entries(actor: Actor, status: FaqStatus | None = None, limit: int = 200) -> list[FaqEntry]:
+    actor.require(*READ_ROLES)
+    query = sa.select(FaqEntry).order_by(FaqEntry.updated_at.desc(), FaqEntry.id.desc())
+    if status:
+        query = query.where(FaqEntry.status == status)
+    return list(db.session.scalars(query.limit(limit)))
+
+
+def revisions(entry: FaqEntry) -> list[FaqRevision]:
+    return list(
+        db.session.scalars(
+            sa.select(FaqRevision)
+            .where(FaqRevision.entry_id == entry.id)
+            .order_by(FaqRevision.number.desc())
+        )
+    )
+
+
+def public_categories() -> list[tuple[Category, int]]:
+    """Categories that have public entries, with their counts."""
+    rows = db.session.execute(
+        sa.select(Category, sa.func.count(FaqEntry.id))
+        .join(FaqEntry, FaqEntry.category_id == Category.id)
+        .where(FaqEntry.status == FaqStatus.PUBLISHED, FaqEntry.visibility == Visibility.PUBLIC)
+        .group_by(Category.id)
+        .order_by(Category.sort_order, Category.id)
+    )
+    return [(category, count) for category, count in rows]
+
+
+def public_entries(category_id: int | None = None, limit: int = 50) -> list[FaqEntry]:
+    query = (
+        sa.select(FaqEntry)
+        .where(FaqEntry.status == FaqStatus.PUBLISHED, FaqEntry.visibility == Visibility.PUBLIC)
+        .order_by(FaqEntry.helpful_count.desc(), FaqEntry.id)
+        .limit(limit)
+    )
+    if category_id:
+        query = query.where(FaqEntry.category_id == category_id)
+    return list(db.session.scalars(query))
+
+
+def entries_from_ticket(ticket: Ticket) -> list[FaqEntry]:
+    return list(
+        db.session.scalars(
+            sa.select(FaqEntry).join(FaqSource).where(FaqSource.ticket_id == ticket.id)
+        )
+    )
