@@ -20,8 +20,12 @@ from consult.services.errors import DomainError
 from consult.timeutil import format_tokyo, utcnow
 
 _hasher = PasswordHasher()
+_hasher_cost: str | None = None
 # A hash to verify against when the login does not exist, so both paths take the same time.
-_DUMMY_HASH = _hasher.hash("madoguchi-timing-equaliser")
+# Made by configure_hasher (create_app), with the cost in use, rather than at import: a hash at
+# argon2's defaults is ~0.25 s of CPU, which every process (each CLI command, each worker) paid
+# at import and then again in create_app.
+_dummy_hash: str | None = None
 
 MIN_PASSWORD_LENGTH = 10
 TOUCH_INTERVAL = timedelta(seconds=60)
@@ -29,13 +33,23 @@ TOUCH_INTERVAL = timedelta(seconds=60)
 
 def configure_hasher(cost: str) -> None:
     """Tests use a cheap hash; production keeps argon2's defaults."""
-    global _hasher, _DUMMY_HASH
+    global _hasher, _hasher_cost, _dummy_hash
+    if cost == _hasher_cost:
+        return  # another app in this process (the tests build one per test)
     _hasher = (
         PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
         if cost == "fast"
         else PasswordHasher()
     )
-    _DUMMY_HASH = _hasher.hash("madoguchi-timing-equaliser")
+    _hasher_cost = cost
+    _dummy_hash = _hasher.hash("madoguchi-timing-equaliser")
+
+
+def _dummy() -> str:
+    global _dummy_hash
+    if _dummy_hash is None:  # a process that never ran create_app
+        _dummy_hash = _hasher.hash("madoguchi-timing-equaliser")
+    return _dummy_hash
 
 
 def hash_password(password: str) -> str:
@@ -152,7 +166,7 @@ def check_password(login: str, password: str, address: str, throttle: Throttle) 
             _refuse(staff, login, address, now, taken, throttle, LoginFailed())
         return staff
     staff = db.session.scalar(sa.select(Staff).where(Staff.login == login))
-    ok = verify_password(staff.password_hash if staff else _DUMMY_HASH, password)
+    ok = verify_password(staff.password_hash if staff else _dummy(), password)
     if not (ok and staff and staff.active):
         _refuse(staff, login, address, now, taken, throttle, LoginFailed())
     return staff

@@ -112,6 +112,14 @@ service imap-login {{
     {imaps}
   }}
 }}
+# No slowing down of repeated failed logins (auth penalty, failure delay): a test that fails
+# logins on purpose would otherwise wait ~10 s for them, and the next test's login too.
+auth_failure_delay = 0
+service anvil {{
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
+}}
 passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/passwd

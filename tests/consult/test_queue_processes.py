@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from flask import has_app_context
 from werkzeug.serving import make_server
 
 from channels.email.models import InboundMail, InboundStatus
@@ -97,6 +98,11 @@ class Processes:
 def processes(env, tmp_path):
     started = Processes(env, tmp_path)
     yield started
+    # The test's own transaction ends first: on SQLite it holds the write lock (BEGIN IMMEDIATE)
+    # that a worker's round may be waiting for, and the worker would see the stop only after
+    # its busy timeout (30 s): half a minute for nothing at the end of each test.
+    if has_app_context():
+        db.session.rollback()
     started.stop_all()
 
 
