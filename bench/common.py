@@ -69,10 +69,10 @@ def scratch(kind: str, label: str = "", keep: bool = False) -> Iterator[tuple[Pa
     pg_base = url = None
     try:
         if kind == "sqlite":
-            yield tmp, f"sqlite:///{tmp / 'bench.db'}"
+            kept, url = tmp if keep else None, f"sqlite:///{tmp / 'bench.db'}"
             if keep:
-                log(f"kept sqlite:///{tmp / 'bench.db'}")
-                tmp = None
+                tmp = None  # kept however the run ends (--build-only ends it by SystemExit)
+            yield kept or tmp, url
             return
         pg_base = postgres_base()
         with psycopg.connect(pg_base, autocommit=True) as conn:
@@ -81,7 +81,7 @@ def scratch(kind: str, label: str = "", keep: bool = False) -> Iterator[tuple[Pa
         url = f"{pg_base.rpartition('/')[0]}/{name}"
         yield tmp, url
     finally:
-        if pg_base and keep:
+        if keep and url:
             log(f"kept {url}")
         elif pg_base:
             with psycopg.connect(pg_base, autocommit=True) as conn:
