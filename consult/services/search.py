@@ -41,6 +41,7 @@ from datetime import UTC, date, datetime, time, timedelta
 
 import sqlalchemy as sa
 from markupsafe import Markup
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from consult import plugins
@@ -68,9 +69,12 @@ PG_RANK_WEIGHTS = "{0.05, 0.1, 0.4, 1.0}"  # D, C, B, A
 # bench/README.md). Exact phone and email matches are not limited by it.
 CANDIDATES = 200
 # A number (or part of one) is looked up in two steps on PostgreSQL: the ids of the documents
-# that hold all its 4-digit windows, newest first, at most this many; then the phrase and the
-# rank, read from those documents only (see `matches`).
+# that hold all its 4-digit windows, newest first, at most NUMBER_IDS; then the phrase and the
+# rank, read from the newest NUMBER_CANDIDATES of them that hold it (a page of results and
+# some more): each document read for the rank is a random read of a large table
+# (`_number_matches`).
 NUMBER_IDS = 2000
+NUMBER_CANDIDATES = 60
 FTS_TABLE = "ticket_search_fts"
 # Tables and triggers the engines own beside the models (the migration tests leave them out).
 ENGINE_TABLES = frozenset(
@@ -547,10 +551,11 @@ def _number_matches(connection, query: Query, filters: Filters, tsquery) -> dict
     """A number or part of one (a phone's last digits, a ticket number's six) on PostgreSQL.
 
     Its 4-digit windows are rare but the planner guesses them common, and a phrase of them
-    (or a rank) reads every matched document from the table: 870 ms p95 for a phone's last 4
-    digits at 1,000,000 tickets, most of it spent reading documents (bench/README.md). So first
-    the ids that hold every window, which the GIN index gives without a document; then the
-    phrase and the rank, read from the newest of those only."""
+    (or a rank) reads every matched document from the table. Measured at 1,000,000 tickets
+    (bench/README.md): the time went to reading documents that were not in memory, since every
+    search is for other digits. So first the ids that hold every window, which the GIN index
+    gives without a document; then the phrase and the rank, read from the newest few only.
+    The ids go as one array parameter, not thousands of placeholders to parse each time."""
     table = TicketSearch.__table__
     ticket = Ticket.__table__
     loose = sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), query.tsquery(False))
@@ -563,11 +568,12 @@ def _number_matches(connection, query: Query, filters: Filters, tsquery) -> dict
     rank = sa.func.ts_rank(
         sa.literal_column(f"'{PG_RANK_WEIGHTS}'::float4[]"), table.c.document, tsquery
     )
+    ids = sa.bindparam("ids", found, type_=postgresql.ARRAY(sa.Integer))
     rows = connection.execute(
         sa.select(table.c.ticket_id, rank)
-        .where(table.c.ticket_id.in_(found), table.c.document.op("@@")(tsquery))
+        .where(table.c.ticket_id == sa.any_(ids), table.c.document.op("@@")(tsquery))
         .order_by(table.c.ticket_id.desc())
-        .limit(CANDIDATES)
+        .limit(NUMBER_CANDIDATES)
     )
     return {tid: float(score) for tid, score in rows}
 
