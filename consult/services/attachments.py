@@ -143,7 +143,7 @@ def add(actor: Actor, ticket: Ticket, filename: str | None, data: bytes) -> Atta
         storage_name=storage_name,
         sha256=hashlib.sha256(data).hexdigest(),
     )
-    _write(path_of(item), data)
+    write_file(path_of(item), data)
     db.session.add(item)
     db.session.flush()
     # Staff see it only in its harmless form, once the worker has converted it (無害化).
@@ -167,8 +167,9 @@ def add(actor: Actor, ticket: Ticket, filename: str | None, data: bytes) -> Atta
     return item
 
 
-def _write(path: Path, data: bytes) -> None:
-    """Atomically, readable by the owner only: a crash leaves the whole file or none."""
+def write_file(path: Path, data: bytes) -> None:
+    """Atomically and durably, readable by the owner only: a crash leaves the whole file or
+    none. Every stored file of a ticket is written so (staff attachments, mail and its files)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -48,6 +48,16 @@ def _offices(server) -> dict[str, int]:
     return ids
 
 
+def fill_and_book(page: Page) -> None:
+    """The details page: 山田 花子's details, consent, 予約する."""
+    page.get_by_label(re.compile("^氏名")).fill("山田 花子")
+    page.get_by_label("ふりがな").fill("やまだ はなこ")
+    page.get_by_label("電話番号").fill("0878392111")
+    page.get_by_label("相談内容").fill("相続の手続きについて")
+    page.get_by_role("checkbox", name="個人情報の取扱いに同意します").check()
+    page.get_by_role("button", name="予約する").click()
+
+
 def test_branch_session_booked_seen_by_its_branch_and_the_desk(
     branch_server, new_page, console_watch
 ):
@@ -67,12 +77,7 @@ def test_branch_session_booked_seen_by_its_branch_and_the_desk(
     start = slot_start(slot.get_attribute("href"))
     slot.click()
     expect(page.get_by_role("heading", name="お客様の情報", level=1)).to_be_visible()
-    page.get_by_label(re.compile("^氏名")).fill("山田 花子")
-    page.get_by_label("ふりがな").fill("やまだ はなこ")
-    page.get_by_label("電話番号").fill("0878392111")
-    page.get_by_label("相談内容").fill("相続の手続きについて")
-    page.get_by_role("checkbox", name="個人情報の取扱いに同意します").check()
-    page.get_by_role("button", name="予約する").click()
+    fill_and_book(page)
     expect(page.get_by_role("status")).to_contain_text("予約を受け付けました。")
     expect(page.get_by_text("当日は予約の時刻までに菊間支所へお越しください")).to_be_visible()
     assert_accessible(page, "branch booking confirmed (ja)")
@@ -156,12 +161,7 @@ def test_branch_and_desk_pages_follow_a_booking_without_a_reload(
         page.evaluate("window.__notReloaded = true")
 
     slot.click()
-    citizen.get_by_label(re.compile("^氏名")).fill("山田 花子")
-    citizen.get_by_label("ふりがな").fill("やまだ はなこ")
-    citizen.get_by_label("電話番号").fill("0878392111")
-    citizen.get_by_label("相談内容").fill("相続の手続きについて")
-    citizen.get_by_role("checkbox", name="個人情報の取扱いに同意します").check()
-    citizen.get_by_role("button", name="予約する").click()
+    fill_and_book(citizen)
     expect(citizen.get_by_role("status")).to_contain_text("予約を受け付けました。")
     reference = citizen.locator(".booking-ref").inner_text()
 

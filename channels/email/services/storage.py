@@ -19,23 +19,12 @@ from channels.email import parse as mailparse
 from channels.email.models import InboundMail, InboundStatus
 from consult.extensions import db
 from consult.services import queue
+from consult.services.attachments import write_file
 from consult.timeutil import utcnow
 
 
 def data_dir() -> Path:
     return Path(current_app.config["MADOGUCHI"]["DATA_DIR"]) / "email"
-
-
-def write_file(path: Path, data: bytes) -> None:
-    """Write atomically and durably: a crash leaves either the whole file or none."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def write_files(items: list[tuple[Path, bytes]]) -> None:
