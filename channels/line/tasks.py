@@ -464,7 +464,9 @@ def kick(app) -> None:
     """
     _kick_wanted.set()
     if _kick_lock.acquire(blocking=False):
-        threading.Thread(target=_drain, args=(app,), name="line-kick", daemon=True).start()
+        # Not a daemon: a process that ends (`madoguchi transfer pull`, a worker told to stop)
+        # waits for the events it has claimed instead of leaving them claimed by a dead process.
+        threading.Thread(target=_drain, args=(app,), name="line-kick").start()
 
 
 def _drain(app) -> None:
