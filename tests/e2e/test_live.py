@@ -89,7 +89,7 @@ def test_a_session_ended_in_another_tab_is_said_with_a_link_to_sign_in(live_serv
     expect(banner.get_by_role("link", name="ログイン画面へ")).to_have_attribute("href", "/login")
 
 
-def test_a_dropped_connection_is_said_and_nothing_is_missed(live_server, new_page):
+def test_a_dropped_connection_is_said_and_nothing_is_missed(live_server, new_page, console_watch):
     department_id = make_department(live_server, "市民課")
     officer_login, password = live_server.make_staff("officer", department_id=department_id)
     consultant_login, _ = live_server.make_staff("consultant")
@@ -99,6 +99,7 @@ def test_a_dropped_connection_is_said_and_nothing_is_missed(live_server, new_pag
 
     # The stream is cut and cannot come back for a while: the page says so and keeps trying.
     page.route("**/live/stream**", lambda route: route.abort())
+    console_watch.expect(r"net::ERR_FAILED.*/live/stream")  # the refused stream, on purpose
     from consult.live import services as live_services
 
     with live_server.app.app_context():
