@@ -76,9 +76,16 @@ CANDIDATES = 200
 NUMBER_IDS = 2000
 NUMBER_CANDIDATES = 60
 FTS_TABLE = "ticket_search_fts"
+# PostgreSQL only: each document's 4-digit windows, one row each with its score (the weights of
+# its positions), under a B-tree on (gram, ticket_id) that answers a part of a phone by an
+# index-only scan
+# (a GIN index reads every matched document's page; `_number_matches`). Rows follow their
+# document (ON DELETE CASCADE) and are written by `write` from the document itself.
+DIGITS_TABLE = "ticket_search_digits"
 # Tables and triggers the engines own beside the models (the migration tests leave them out).
 ENGINE_TABLES = frozenset(
     {
+        DIGITS_TABLE,
         FTS_TABLE,
         f"{FTS_TABLE}_data",
         f"{FTS_TABLE}_idx",
@@ -342,9 +349,37 @@ def write(connection, ticket_ids: Iterable[int]) -> int:
         connection.execute(
             table.insert().values(ticket_id=sa.bindparam("tid"), document=document), rows
         )
+        if schema_has(connection, DIGITS_TABLE):
+            write_digits(connection, list(docs))
     else:
         connection.execute(table.insert(), rows)
     return len(rows)
+
+
+# The windows are read back from the documents just written, so that they are what the GIN
+# index holds: a 4-digit lexeme is always a window (bigrams have 2 characters, unigrams 1).
+# A window's score is the sum of its positions' weights (PG_RANK_WEIGHTS: the citizen and the
+# number count most, and a window found twice more than once), as ts_rank orders one term.
+_DIGITS_FROM_DOCUMENTS = """
+INSERT INTO ticket_search_digits (gram, ticket_id, score)
+SELECT CAST(t.lexeme AS smallint), s.ticket_id,
+  sum(CASE w.weight WHEN 'A' THEN 1.0 WHEN 'B' THEN 0.4 WHEN 'C' THEN 0.1 ELSE 0.05 END)
+FROM ticket_search AS s
+CROSS JOIN LATERAL unnest(s.document) AS t
+CROSS JOIN LATERAL unnest(t.weights) AS w(weight)
+WHERE t.lexeme ~ '^[0-9]{4}$' AND s.ticket_id = ANY(:ids)
+GROUP BY s.ticket_id, t.lexeme
+"""
+
+
+def write_digits(connection, ticket_ids: Sequence[int]) -> None:
+    """The digit windows of these tickets' documents, on PostgreSQL (their old rows went with
+    the old documents)."""
+    connection.execute(
+        sa.text(_DIGITS_FROM_DOCUMENTS).bindparams(
+            sa.bindparam("ids", list(ticket_ids), type_=postgresql.ARRAY(sa.Integer))
+        )
+    )
 
 
 def rebuild(connection, batch: int = 2000, progress=None) -> int:
@@ -550,28 +585,42 @@ def matches(query: Query, filters: Filters = Filters()) -> dict[int, float]:
 def _number_matches(connection, query: Query, filters: Filters, tsquery) -> dict[int, float]:
     """A number or part of one (a phone's last digits, a ticket number's six) on PostgreSQL.
 
-    Its 4-digit windows are rare but the planner guesses them common, and a phrase of them
-    (or a rank) reads every matched document from the table. Measured at 1,000,000 tickets
-    (bench/README.md): the time went to reading documents that were not in memory, since every
-    search is for other digits. So first the ids that hold every window, which the GIN index
-    gives without a document; then the phrase and the rank, read from the newest few only.
-    The ids go as one array parameter, not thousands of placeholders to parse each time."""
-    table = TicketSearch.__table__
+    Measured at 1,000,000 tickets (bench/README.md): through the GIN index every search read
+    the pages of the few hundred documents that hold its windows, and those pages are not in
+    memory, since every search is for other digits. So the ids come from the narrow digits
+    table by an index-only scan of (gram, ticket_id), newest first; a single window is its own
+    phrase and ranks by the score kept beside it, with no document read. A longer number
+    (several windows, which must be adjacent) is then checked as a phrase and ranked on the
+    newest few documents only, passed as one array parameter."""
     ticket = Ticket.__table__
-    loose = sa.func.to_tsquery(sa.literal_column("'simple'::regconfig"), query.tsquery(False))
-    ids = sa.select(table.c.ticket_id).where(table.c.document.op("@@")(loose))
+    grams = list(dict.fromkeys(int(gram) for run in query.runs for gram in query._phrase(run)))
+    digits = [
+        sa.table(DIGITS_TABLE, sa.column("gram"), sa.column("ticket_id"), sa.column("score")).alias(
+            f"d{i}"
+        )
+        for i in range(len(grams))
+    ]
+    first = digits[0]
+    ids = sa.select(first.c.ticket_id, first.c.score).where(first.c.gram == grams[0])
+    for other, gram in zip(digits[1:], grams[1:], strict=True):
+        ids = ids.join(other, sa.and_(other.c.ticket_id == first.c.ticket_id, other.c.gram == gram))
     if filters.any:
-        ids = filters.apply(ids.join(ticket, ticket.c.id == table.c.ticket_id), ticket)
-    found = list(connection.scalars(ids.order_by(table.c.ticket_id.desc()).limit(NUMBER_IDS)))
-    if not found:
+        ids = filters.apply(ids.join(ticket, ticket.c.id == first.c.ticket_id), ticket)
+    single = len(query.runs) == 1 and len(query.runs[0]) == DIGIT_GRAM
+    limit = NUMBER_CANDIDATES if single else NUMBER_IDS
+    rows = connection.execute(ids.order_by(first.c.ticket_id.desc()).limit(limit)).all()
+    if single:
+        return {tid: float(score) for tid, score in rows}
+    if not rows:
         return {}
+    table = TicketSearch.__table__
     rank = sa.func.ts_rank(
         sa.literal_column(f"'{PG_RANK_WEIGHTS}'::float4[]"), table.c.document, tsquery
     )
-    ids = sa.bindparam("ids", found, type_=postgresql.ARRAY(sa.Integer))
+    found = sa.bindparam("ids", [tid for tid, _ in rows], type_=postgresql.ARRAY(sa.Integer))
     rows = connection.execute(
         sa.select(table.c.ticket_id, rank)
-        .where(table.c.ticket_id == sa.any_(ids), table.c.document.op("@@")(tsquery))
+        .where(table.c.ticket_id == sa.any_(found), table.c.document.op("@@")(tsquery))
         .order_by(table.c.ticket_id.desc())
         .limit(NUMBER_CANDIDATES)
     )

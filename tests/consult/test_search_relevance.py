@@ -181,3 +181,42 @@ def test_command_line_search_uses_the_same_service(app, make_staff):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Ticket)) == 1
     result = runner.invoke(args=["ticket", "search", "ソファ", "--json"])
     assert [row["number"] for row in json.loads(result.output)] == [ticket.number]
+
+
+def test_parts_of_numbers_follow_every_write(app, make_staff):
+    """A part of a phone or a number is found by its 4-digit windows: at once after a write,
+    in the right order (the citizen's phone before a note's digits), a longer part only where
+    its digits are adjacent, and never after the document is gone (on PostgreSQL the narrow
+    digits table follows its document)."""
+    actor = Actor(make_staff("consultant"), "127.0.0.1")
+    person = citizens.create_citizen(
+        actor, citizens.CitizenInput(name="数字 太郎", phone="090-3141-5926")
+    )
+    caller = tickets.create_ticket(actor, channel=Channel.PHONE, subject="電話", citizen=person)
+    db.session.commit()
+    letter = tickets.create_ticket(actor, channel=Channel.COUNTER, subject="書類")
+    tickets.add_note(actor, letter, "控えの番号は 3141 と 4159 と 1415（別々の番号）")
+    db.session.commit()
+
+    def found(text: str) -> list[int]:
+        return [t.id for t in tickets.search(actor, text)]
+
+    assert found("5926") == [caller.id]
+    assert found("314159") == [caller.id]  # the note holds its windows, but not side by side
+    assert found("4159") == [caller.id, letter.id]  # the phone ranks above a note, though older
+    tickets.add_note(actor, letter, "再発行の番号 8642")
+    assert found("8642") == [letter.id]  # before the commit
+    db.session.commit()
+
+    db.session.execute(sa.delete(TicketSearch).where(TicketSearch.ticket_id == letter.id))
+    assert found("8642") == []
+    if db.engine.dialect.name == "postgresql":
+        left = db.session.scalar(
+            sa.text("SELECT count(*) FROM ticket_search_digits WHERE ticket_id = :id"),
+            {"id": letter.id},
+        )
+        assert left == 0
+    search.rebuild(db.session.connection())
+    db.session.commit()
+    assert found("8642") == [letter.id]
+    assert found("4159") == [caller.id, letter.id]
