@@ -22,16 +22,7 @@ from handoff.models import Handoff, JointSession, Response, SessionAnswer, Sessi
 from tests.consult.http import call
 from tests.helpers import sign_in
 
-MEETING = "https://meet.city.example.lg.jp/madoguchi/{code}"
-
-
-@pytest.fixture
-def app(app_factory):
-    """This module's app has the centre's video meeting template set."""
-    app = app_factory(HANDOFF_JOINT_MEETING_URL=MEETING)
-    with app.app_context():
-        yield app
-        db.session.remove()
+pytestmark = pytest.mark.usefixtures("joint_meeting")
 
 
 @pytest.fixture
@@ -116,7 +107,9 @@ def _timeline(ticket) -> list[str]:
     ]
 
 
-def test_a_video_session_is_set_moved_and_cancelled_with_the_invitees_calendar(app, case):
+def test_a_video_session_is_set_moved_and_cancelled_with_the_invitees_calendar(
+    app, case, joint_meeting
+):
     handoff = _joint(case, case["department"])
     desk = sign_in(app, case["consultant"])
     day = _business_day()
@@ -130,7 +123,7 @@ def test_a_video_session_is_set_moved_and_cancelled_with_the_invitees_calendar(a
     assert event.end == datetime.combine(day, time(15, 0), TOKYO)
     assert int(event["SEQUENCE"]) == 0
     session = db.session.scalar(sa.select(JointSession))
-    assert str(event["URL"]) == MEETING.replace("{code}", session.code)
+    assert str(event["URL"]) == joint_meeting.replace("{code}", session.code)
     assert str(event["LOCATION"]) == session.meeting_url
     # The invitation names the case by its number only: no citizen, no case text.
     for text in (message.body, message.subject, invite.to_ical().decode()):

@@ -16,15 +16,7 @@ from handoff import joint, services
 from handoff.models import Response, SessionMode, Urgency
 from tests.golden import assert_golden, replace_all, replace_patterns
 
-MEETING = "https://meet.city.example.lg.jp/madoguchi/{code}"
-
-
-@pytest.fixture
-def app(app_factory):
-    app = app_factory(HANDOFF_JOINT_MEETING_URL=MEETING)
-    with app.app_context():
-        yield app
-        db.session.remove()
+pytestmark = pytest.mark.usefixtures("joint_meeting")
 
 
 def _mails(after: int = 0) -> list[OutboxMessage]:

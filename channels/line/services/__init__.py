@@ -17,7 +17,7 @@ packages use are re-exported here.
 
 from channels.line.services.common import CHANNEL, MAX_TEXT, MEDIA_KINDS, settings
 from channels.line.services.contacts import contact_ticket_ids
-from channels.line.services.events import EVENTS, reprocess
+from channels.line.services.events import EVENTS
 from channels.line.services.linking import issue_link_code, link_contact
 from channels.line.services.media import MEDIA, media_dir
 from channels.line.services.outgoing import send_automatic, send_reply, sender_line
@@ -39,7 +39,6 @@ __all__ = [
     "link_contact",
     "media_dir",
     "panel_data",
-    "reprocess",
     "send_automatic",
     "send_reply",
     "sender_line",

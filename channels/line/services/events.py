@@ -31,7 +31,6 @@ from consult.extensions import db
 from consult.models import Channel, EntryKind, Status, Ticket
 from consult.services import auto_answer, calendar, queue, tickets
 from consult.services.actor import SYSTEM
-from consult.services.errors import NotFound
 from consult.services.normalize import strip_controls
 from consult.timeline import Automatic
 from consult.timeutil import utcnow
@@ -44,6 +43,8 @@ def _describe_event(event: LineEvent) -> str:
 
 
 # The work queues of LINE (consult.services.queue): claimed, kept by heartbeats, retried.
+# A failed event is put back by the queue's own retry (pending, due now), from the
+# administrators' page of failed work or `madoguchi queue retry line-event:<id>`.
 EVENTS = queue.QueueSpec(
     name="line-event",
     label="LINE受信イベント",
@@ -116,16 +117,6 @@ def finish(event: LineEvent) -> None:
     event.processed_at = utcnow()
     queue.release(event)
     event.last_error = None
-
-
-def reprocess(event_id: int) -> None:
-    """An administrator asks for a failed event to be tried again."""
-    event = db.session.get(LineEvent, event_id)
-    if event is None:
-        raise NotFound("イベントが見つかりません。")
-    event.status = EventStatus.PENDING
-    event.next_attempt_at = utcnow()
-    queue.release(event)
 
 
 def _event_time(event: LineEvent) -> datetime:

@@ -32,16 +32,18 @@ def record_message(
     automatic: Automatic | None = None,
     faq_entry_id: int | None = None,
     auto_until: datetime | None = None,
+    quick_reply: list[dict] | None = None,
 ) -> OutboxMessage:
     """A message to the contact about this ticket: outbox row and timeline entry together,
-    through the kernel's tickets.record_outgoing, with LINE's headers (retry key, reply token)."""
+    through the kernel's tickets.record_outgoing, with LINE's headers (retry key, reply token,
+    quick replies). Every LINE message about a ticket is recorded here."""
     message, _entry = tickets.record_outgoing(
         ticket,
         channel=CHANNEL,
         recipient=recipient_of(contact),
         body=text,
         entry_body=entry_body,
-        headers=line_headers(contact, sender=sender),
+        headers=line_headers(contact, sender=sender, quick_reply=quick_reply),
         author=author,
         automatic=automatic,
         faq_entry_id=faq_entry_id,

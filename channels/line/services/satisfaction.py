@@ -8,10 +8,9 @@ from urllib.parse import parse_qs
 from channels.line.models import LineContact, LineDelivery, LineEvent
 from channels.line.services.common import CHANNEL
 from channels.line.services.contacts import line_ticket
-from channels.line.services.outgoing import enqueue, line_headers, recipient_of
+from channels.line.services.outgoing import enqueue, record_message
 from consult.extensions import db
 from consult.models import OutboxMessage, Ticket
-from consult.services import tickets
 from consult.services.errors import ValidationFailed
 
 SATISFACTION_ACTION = "satisfaction"
@@ -45,15 +44,13 @@ def ask_satisfaction(ticket: Ticket, **_kwargs) -> OutboxMessage | None:
         {"label": label, "data": f"action={SATISFACTION_ACTION}&s={score}&t={token}"}
         for score, label in SATISFACTION_CHOICES
     ]
-    message, _entry = tickets.record_outgoing(
+    return record_message(
+        link.contact,
         ticket,
-        channel=CHANNEL,
-        recipient=recipient_of(link.contact),
-        body=SATISFACTION_QUESTION,
+        SATISFACTION_QUESTION,
         entry_body="満足度のおたずね（クイックリプライ）を送りました",
-        headers=line_headers(link.contact, quick_reply=quick_reply),
+        quick_reply=quick_reply,
     )
-    return message
 
 
 def on_satisfaction(contact: LineContact, event: LineEvent) -> bool:
