@@ -25,7 +25,7 @@ class Scope(LabelledEnum):
     TICKETS_WRITE = "tickets:write", "相談の登録・更新"
     PERSONAL = "personal", "個人情報（相談者・経過）の閲覧"
     REPORTS = "reports", "統計"
-    FAQ = "faq", "FAQ"
+    FAQ = "faq", "FAQ（職員のみのものを含む公開中のFAQの閲覧）"
 
 
 class WebhookEvent(LabelledEnum):

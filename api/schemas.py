@@ -198,7 +198,28 @@ class HandoffStepIn(Strict):
 
 
 class SlotArgs(Strict):
-    mode = ma.fields.String(required=True, validate=validate.OneOf(["counter", "phone", "video"]))
+    mode = ma.fields.String(
+        validate=validate.OneOf(["counter", "phone", "video", "branch_video"]),
+        metadata={
+            "description": "相談の方法: counter（窓口）・phone（電話）・video（オンライン）・"
+            "branch_video（支所からのオンライン相談。office_id が必要）。"
+            "kind_id を指定するときは省略できます（指定するなら専門相談の方法と同じもの）"
+        },
+    )
+    kind_id = ma.fields.Integer(
+        validate=validate.Range(1, 2**31 - 1),
+        metadata={
+            "description": "専門相談の種類（/api/v1/bookings/kinds の id）。"
+            "指定するとその専門相談の枠（実施日・時間・定員は種類ごと）を返します"
+        },
+    )
+    office_id = ma.fields.Integer(
+        validate=validate.Range(1, 2**31 - 1),
+        metadata={
+            "description": "支所（/api/v1/bookings/offices の id）。mode=branch_video のときだけ"
+            "指定し、そのときは必須。枠と定員はセンターのもので、どの支所でも同じです"
+        },
+    )
     start = ma.fields.Date(validate=in_range, metadata={"description": "最初の日（省略時は今日）"})
     days = ma.fields.Integer(load_default=7, validate=validate.Range(1, 62))
 
@@ -212,6 +233,33 @@ class SlotOut(ma.Schema):
 
 class SlotList(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(SlotOut), required=True)
+
+
+class SessionKindOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    name = ma.fields.String(required=True)
+    description = ma.fields.String(allow_none=True, required=True)
+    mode = ma.fields.String(
+        required=True,
+        validate=validate.OneOf(["counter", "phone", "video"]),
+        metadata={"description": "専門相談の方法"},
+    )
+    slot_minutes = ma.fields.Integer(required=True, metadata={"description": "1回の長さ（分）"})
+    capacity = ma.fields.Integer(required=True, metadata={"description": "1枠の定員"})
+
+
+class SessionKindList(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(SessionKindOut), required=True)
+
+
+class OfficeOut(ma.Schema):
+    id = ma.fields.Integer(required=True)
+    name = ma.fields.String(required=True)
+    address = ma.fields.String(allow_none=True, required=True)
+
+
+class OfficeList(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(OfficeOut), required=True)
 
 
 class BookingArgs(Strict):
@@ -266,6 +314,18 @@ class FaqOut(ma.Schema):
 
 class FaqList(ma.Schema):
     items = ma.fields.List(ma.fields.Nested(FaqOut), required=True)
+
+
+class StaffFaqOut(FaqOut):
+    visibility = ma.fields.String(
+        required=True,
+        validate=validate.OneOf(["public", "staff"]),
+        metadata={"description": "public（市民にも公開）または staff（職員のみ）"},
+    )
+
+
+class StaffFaqList(ma.Schema):
+    items = ma.fields.List(ma.fields.Nested(StaffFaqOut), required=True)
 
 
 # --- reports ---------------------------------------------------------------------------------

@@ -180,7 +180,7 @@ GRANTS = {
     Scope.TICKETS_WRITE: (Role.CONSULTANT,),
     Scope.PERSONAL: (Role.CONSULTANT,),
     Scope.REPORTS: (Role.SUPERVISOR,),
-    Scope.FAQ: (),
+    Scope.FAQ: (),  # no staff role: the API itself serves published FAQ entries to it
 }
 
 

@@ -29,7 +29,8 @@ bp = Blueprint(
     "api_v1",
     __name__,
     url_prefix="/api/v1",
-    description="相談・経過・相談者・FAQ・統計（アクセストークンが必要。FAQ は不要）",
+    description="相談・経過・相談者・FAQ・統計（アクセストークンが必要。"
+    "市民にも公開中のFAQは不要、職員のみのFAQには faq の範囲が必要）",
 )
 problems.install(bp)
 
@@ -426,13 +427,43 @@ def handoff_step(data, handoff_id):
 @requires(Scope.TICKETS_READ)
 @bp.arguments(schemas.SlotArgs, location="query")
 @bp.response(200, schemas.SlotList)
-@bp.doc(summary="予約の空き枠（窓口・電話・ビデオ）")
+@bp.doc(
+    summary="予約の空き枠（窓口・電話・オンライン・支所から・専門相談）",
+    description="mode か kind_id のどちらかが必要です。専門相談は kind_id（一覧は "
+    "/api/v1/bookings/kinds）、支所からのオンライン相談は mode=branch_video と office_id"
+    "（一覧は /api/v1/bookings/offices）で指定します。受け付けていない専門相談・支所は 404。",
+)
 def free_slots(args):
+    from channels.booking import branch, specialist
     from channels.booking import services as booking_services
     from channels.booking.models import Mode
 
-    mode = Mode(args["mode"])
-    found = booking_services.free_slots([mode], start=args.get("start"), days=args["days"])
+    mode = Mode(args["mode"]) if args.get("mode") else None
+    office_id = args.get("office_id")
+    if args.get("kind_id") is not None:
+        kind = specialist.get_kind(args["kind_id"])  # not offered (or made up): 404
+        if mode is not None and mode is not kind.mode:
+            raise ValidationFailed(
+                f"この専門相談の方法は {kind.mode.value} です。"
+                "mode は省略するか同じ値にしてください。"
+            )
+        if office_id is not None:
+            raise ValidationFailed("支所は「支所からのオンライン相談」でだけ選べます。")
+        found = specialist.kind_slots(kind, start=args.get("start"), days=args["days"])
+    else:
+        if mode is None:
+            raise ValidationFailed("mode（相談の方法）か kind_id（専門相談）を指定してください。")
+        if mode is Mode.BRANCH_VIDEO:
+            if office_id is None:
+                raise ValidationFailed("相談に行く支所を office_id で指定してください。")
+            branch.get_office(office_id)  # a closed or made-up office: 404
+            if not branch.offered():
+                raise ValidationFailed("支所からのオンライン相談は現在受け付けていません。")
+        elif office_id is not None:
+            raise ValidationFailed("支所は「支所からのオンライン相談」でだけ選べます。")
+        found = booking_services.free_slots([mode], start=args.get("start"), days=args["days"])[
+            mode
+        ]
     return {
         "items": [
             {
@@ -441,7 +472,48 @@ def free_slots(args):
                 "capacity": slot.capacity,
                 "free": slot.free,
             }
-            for slot in found[mode]
+            for slot in found
+        ]
+    }
+
+
+@bp.route("/bookings/kinds", methods=["GET"])
+@requires(Scope.TICKETS_READ)
+@bp.response(200, schemas.SessionKindList)
+@bp.doc(summary="予約を受け付けている専門相談の種類（空き枠は kind_id で）")
+def list_session_kinds():
+    from channels.booking import specialist
+
+    return {
+        "items": [
+            {
+                "id": kind.id,
+                "name": kind.name,
+                "description": kind.description,
+                "mode": kind.mode.value,
+                "slot_minutes": kind.slot_minutes,
+                "capacity": kind.capacity,
+            }
+            for kind in specialist.list_kinds(active_only=True)
+        ]
+    }
+
+
+@bp.route("/bookings/offices", methods=["GET"])
+@requires(Scope.TICKETS_READ)
+@bp.response(200, schemas.OfficeList)
+@bp.doc(
+    summary="支所からのオンライン相談を受け付けている支所",
+    description="空き枠は mode=branch_video と office_id で。支所からのオンライン相談を"
+    "受け付けていないとき（会議リンクの設定がないとき）は空です。",
+)
+def list_offices():
+    from channels.booking import branch
+
+    offices = branch.list_offices(active_only=True) if branch.offered() else []
+    return {
+        "items": [
+            {"id": office.id, "name": office.name, "address": office.address} for office in offices
         ]
     }
 
@@ -513,14 +585,17 @@ def read_citizen(citizen_id):
 # --- FAQ (public) ----------------------------------------------------------------------------
 
 
-def faq_dict(entry) -> dict:
-    return {
+def faq_dict(entry, *, with_visibility: bool = False) -> dict:
+    data = {
         "id": entry.id,
         "question": entry.question,
         "answer": entry.answer,
         "category_id": entry.category_id,
         "published_at": entry.published_at,
     }
+    if with_visibility:
+        data["visibility"] = str(entry.visibility)
+    return data
 
 
 @bp.route("/faq", methods=["GET"])
@@ -541,6 +616,40 @@ def read_faq(entry_id):
     from faq import services as faq_services
 
     return faq_dict(faq_services.get_public_entry(entry_id))
+
+
+# The `faq` scope: an approved entry the centre keeps for staff (職員のみ) is no one's personal
+# data, so a city's own portal or call-centre tool may show it to its staff. Drafts and
+# entries awaiting approval are never served: their redaction has not been checked yet.
+
+
+@bp.route("/faq/staff", methods=["GET"])
+@requires(Scope.FAQ)
+@bp.arguments(schemas.FaqListArgs, location="query")
+@bp.response(200, schemas.StaffFaqList)
+@bp.doc(
+    summary="職員向けを含む公開中のFAQ（faq の範囲が必要）",
+    description="承認され公開中のFAQを、市民にも公開のもの（public）と職員のみのもの（staff）の"
+    "両方返します。下書き・承認待ち・公開終了のFAQは含みません。",
+)
+def list_staff_faq(args):
+    from faq import services as faq_services
+
+    entries = faq_services.public_entries(
+        args.get("category_id"), limit=args["limit"], include_staff=True
+    )
+    return {"items": [faq_dict(entry, with_visibility=True) for entry in entries]}
+
+
+@bp.route("/faq/staff/<int(min=1, max=2147483647):entry_id>", methods=["GET"])
+@requires(Scope.FAQ)
+@bp.response(200, schemas.StaffFaqOut)
+@bp.doc(summary="職員向けを含む公開中のFAQ 1件（faq の範囲が必要。下書きは 404）")
+def read_staff_faq(entry_id):
+    from faq import services as faq_services
+
+    entry = faq_services.get_public_entry(entry_id, include_staff=True)
+    return faq_dict(entry, with_visibility=True)
 
 
 # --- reports ---------------------------------------------------------------------------------

@@ -31,10 +31,15 @@ def view_entry(actor: Actor, entry_id: int) -> FaqEntry:
     return entry
 
 
-def get_public_entry(entry_id: int) -> FaqEntry:
-    """A published public entry, or NotFound: an unpublished one answers exactly the same."""
+def get_public_entry(entry_id: int, *, include_staff: bool = False) -> FaqEntry:
+    """A published public entry, or NotFound: an unpublished one answers exactly the same.
+
+    `include_staff` also finds a published 職員のみ entry (an API token with the `faq` scope):
+    approved text, so never a draft, whose redaction nobody has checked yet."""
     entry = db.session.get(FaqEntry, entry_id)
-    if entry is None or not entry.is_public:
+    if entry is None or entry.status != FaqStatus.PUBLISHED:
+        raise NotFound("FAQが見つかりません。")
+    if not include_staff and not entry.is_public:
         raise NotFound("FAQが見つかりません。")
     return entry
 
@@ -69,13 +74,18 @@ def public_categories() -> list[tuple[Category, int]]:
     return [(category, count) for category, count in rows]
 
 
-def public_entries(category_id: int | None = None, limit: int = 50) -> list[FaqEntry]:
+def public_entries(
+    category_id: int | None = None, limit: int = 50, *, include_staff: bool = False
+) -> list[FaqEntry]:
+    """Published entries, most helpful first; 職員のみ ones too with `include_staff`."""
     query = (
         sa.select(FaqEntry)
-        .where(FaqEntry.status == FaqStatus.PUBLISHED, FaqEntry.visibility == Visibility.PUBLIC)
+        .where(FaqEntry.status == FaqStatus.PUBLISHED)
         .order_by(FaqEntry.helpful_count.desc(), FaqEntry.id)
         .limit(limit)
     )
+    if not include_staff:
+        query = query.where(FaqEntry.visibility == Visibility.PUBLIC)
     if category_id:
         query = query.where(FaqEntry.category_id == category_id)
     return list(db.session.scalars(query))

@@ -242,6 +242,48 @@ def test_faq_needs_no_token(client):
     problem(client.get(f"/api/v1/faq/{hidden.id}"), 404, "not_found")
 
 
+def test_faq_scope_reads_published_staff_entries_never_drafts(client, make_token):
+    """The `faq` scope lets a city's own tool show the centre's approved 職員のみ entries; a
+    draft (its redaction not yet checked) stays unseen, and the public list stays public."""
+    from faq import services as faq_services
+
+    def published(question, visibility):
+        entry = faq_services.create_entry(
+            SYSTEM, question=question, answer="市民課で。", visibility=visibility
+        )
+        faq_services.submit(SYSTEM, entry)
+        faq_services.approve(SYSTEM, entry)
+        return entry
+
+    public = published("住民票の写しの取り方", "public")
+    staff = published("住民票の写しの職員向け手順", "staff")
+    draft = faq_services.create_entry(
+        SYSTEM, question="下書きの手順", answer="未確認", visibility="staff"
+    )
+    db.session.commit()
+    headers = make_token(["faq"])
+
+    listing = client.get("/api/v1/faq/staff", headers=headers)
+    assert listing.status_code == 200, listing.get_data(as_text=True)
+    items = {item["id"]: item["visibility"] for item in listing.get_json()["items"]}
+    assert items == {public.id: "public", staff.id: "staff"}
+    one = client.get(f"/api/v1/faq/staff/{staff.id}", headers=headers).get_json()
+    assert one["question"] == "住民票の写しの職員向け手順" and one["visibility"] == "staff"
+    problem(client.get(f"/api/v1/faq/staff/{draft.id}", headers=headers), 404, "not_found")
+    # Without the scope: refused, and the public FAQ never shows the staff entry.
+    problem(client.get("/api/v1/faq/staff"), 401, "token_missing")
+    refused = problem(
+        client.get("/api/v1/faq/staff", headers=make_token(["tickets:read"])), 403, "scope_missing"
+    )
+    assert "faq" in refused["detail"]
+    assert [item["id"] for item in client.get("/api/v1/faq").get_json()["items"]] == [public.id]
+    problem(client.get(f"/api/v1/faq/{staff.id}", headers=headers), 404, "not_found")
+    document = client.get("/api/v1/openapi.json").get_json()
+    staff_list = document["paths"]["/api/v1/faq/staff"]["get"]
+    assert staff_list["security"] == [{"bearerAuth": ["faq"]}]
+    assert "職員のみ" in staff_list["description"]
+
+
 def test_keyset_paging_is_stable_while_tickets_are_created(client, make_token, make_ticket):
     headers = make_token()
     made = [make_ticket(subject=f"相談{i}").number for i in range(7)]
@@ -366,6 +408,103 @@ def test_handoffs_of_a_ticket(client, make_token, make_ticket, make_department, 
     one = client.get(f"/api/v1/handoffs/{handoff.id}", headers=plain).get_json()
     assert one["department_id"] == department.id and "summary" not in one
     problem(client.get("/api/v1/handoffs/999999", headers=plain), 404, "not_found")
+
+
+def test_slots_of_specialist_sessions_and_branch_offices(app, client, make_token, make_staff):
+    """A city's booking tool can list what a citizen can book on /booking/: a specialist
+    session's own slots (kind_id) and 支所からのオンライン相談 from an open branch office."""
+    from channels.booking import branch, specialist
+    from channels.booking import services as booking_services
+    from channels.booking.models import Mode
+    from consult.services.actor import Actor
+    from tests.channels.booking.test_specialist import make_kind, weekday_ahead
+
+    admin = make_staff("admin")
+    kind = make_kind(admin, capacity=2)
+    closed_kind = make_kind(admin, name="休止中の相談", active=False)
+    override(app, BOOKING_BRANCH_MEETING_URL="https://meet.example.jp/madoguchi/{code}")
+    office = branch.save_office(
+        Actor(admin), None, name="菊間支所", name_en=None, address="今治市菊間町浜1", active=True
+    )
+    closed = branch.save_office(
+        Actor(admin), None, name="旧支所", name_en=None, address=None, active=False
+    )
+    db.session.commit()
+    headers = make_token(["tickets:read"])
+    day = weekday_ahead()
+
+    kinds = client.get("/api/v1/bookings/kinds", headers=headers).get_json()["items"]
+    assert [(k["id"], k["name"], k["mode"], k["capacity"]) for k in kinds] == [
+        (kind.id, "心理カウンセラー", "counter", 2)
+    ]
+    slots = client.get(
+        f"/api/v1/bookings/slots?kind_id={kind.id}&start={day}&days=1", headers=headers
+    ).get_json()["items"]
+    assert [(s["starts_at"][11:16], s["capacity"], s["free"]) for s in slots] == [
+        ("13:00", 2, 2),
+        ("14:00", 2, 2),
+        ("15:00", 2, 2),
+    ]
+    assert len(slots) == len(specialist.kind_slots(kind, start=day, days=1))
+    same_mode = client.get(
+        f"/api/v1/bookings/slots?kind_id={kind.id}&mode=counter&start={day}", headers=headers
+    )
+    assert same_mode.status_code == 200
+    problem(
+        client.get(f"/api/v1/bookings/slots?kind_id={kind.id}&mode=phone", headers=headers),
+        422,
+        "validation_failed",
+    )
+    problem(
+        client.get(f"/api/v1/bookings/slots?kind_id={closed_kind.id}", headers=headers),
+        404,
+        "not_found",
+    )
+
+    offices = client.get("/api/v1/bookings/offices", headers=headers).get_json()["items"]
+    assert offices == [{"id": office.id, "name": "菊間支所", "address": "今治市菊間町浜1"}]
+    branch_slots = client.get(
+        f"/api/v1/bookings/slots?mode=branch_video&office_id={office.id}&start={day}&days=1",
+        headers=headers,
+    ).get_json()["items"]
+    expected = booking_services.free_slots([Mode.BRANCH_VIDEO], start=day, days=1)
+    assert len(branch_slots) == len(expected[Mode.BRANCH_VIDEO]) > 0
+    assert {s["capacity"] for s in branch_slots} == {1}  # the centre's weekday seats
+    needs_office = problem(
+        client.get("/api/v1/bookings/slots?mode=branch_video", headers=headers),
+        422,
+        "validation_failed",
+    )
+    assert "office_id" in needs_office["detail"]
+    problem(
+        client.get(
+            f"/api/v1/bookings/slots?mode=branch_video&office_id={closed.id}", headers=headers
+        ),
+        404,
+        "not_found",
+    )
+    problem(
+        client.get(f"/api/v1/bookings/slots?mode=phone&office_id={office.id}", headers=headers),
+        422,
+        "validation_failed",
+    )
+    problem(client.get("/api/v1/bookings/slots", headers=headers), 422, "validation_failed")
+    # No meeting link set: the mode is not offered, as on the citizen's booking page.
+    override(app, BOOKING_BRANCH_MEETING_URL="")
+    assert client.get("/api/v1/bookings/offices", headers=headers).get_json() == {"items": []}
+    problem(
+        client.get(
+            f"/api/v1/bookings/slots?mode=branch_video&office_id={office.id}", headers=headers
+        ),
+        422,
+        "validation_failed",
+    )
+    document = client.get("/api/v1/openapi.json").get_json()
+    parameters = document["paths"]["/api/v1/bookings/slots"]["get"]["parameters"]
+    by_name = {p["name"]: p for p in parameters}
+    assert "branch_video" in by_name["mode"]["schema"]["enum"]
+    assert "支所" in by_name["office_id"]["description"]
+    assert "専門相談" in by_name["kind_id"]["description"]
 
 
 def test_free_slots_and_bookings(client, make_token):

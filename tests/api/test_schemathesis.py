@@ -17,7 +17,7 @@ from consult.extensions import db
 from consult.settings import override
 from tests.api.conftest import ALL_SCOPES
 
-SCOPES = ("tickets:read", "tickets:write", "personal", "reports")
+SCOPES = ("tickets:read", "tickets:write", "personal", "reports", "faq")
 EXAMPLES = 15
 CHECKS = (
     checks.not_a_server_error,

@@ -218,3 +218,49 @@ def test_handoff_requested_and_answered(app, receiver, make_ticket, make_departm
     payloads = [json.loads(item["body"]) for item in receiver.received]
     assert [p["event"] for p in payloads] == ["handoff.requested", "handoff.answered"]
     assert payloads[0]["handoff"] == {"id": handoff.id, "department_id": department.id}
+
+
+def test_status_changed_from_the_desk_and_the_api(
+    app, client, receiver, login_as, make_ticket, make_token
+):
+    """A hook subscribed to ticket.status_changed gets a signed body saying from what to what,
+    whether the change was made on the desk's page or through the API; a hook that asked only
+    for ticket.created gets none of it."""
+    _hook, secret = webhooks.create_hook(
+        SYSTEM, name="状態連携", url=receiver.url, events=["ticket.status_changed"]
+    )
+    webhooks.create_hook(SYSTEM, name="登録だけ", url=receiver.url, events=["ticket.created"])
+    db.session.commit()
+    ticket = make_ticket(subject="国民健康保険の手続き")
+    deliver(app)
+    receiver.received.clear()  # the other hook's ticket.created
+
+    login_as("consultant")
+    answer = client.post(
+        f"/tickets/{ticket.number}/status",
+        data={"status": "awaiting_reply", "reason": "書類の提出を待っています。"},
+        follow_redirects=True,
+    )
+    assert "状態を変更しました。" in answer.get_data(as_text=True)
+    api_answer = client.post(
+        f"/api/v1/tickets/{ticket.number}/status",
+        json={"status": "resolved"},
+        headers=make_token(["tickets:write"]),
+    )
+    assert api_answer.status_code == 200, api_answer.get_json()
+    assert deliver(app) == {"delivered": 2}
+
+    assert [r["headers"]["X-Madoguchi-Event"] for r in receiver.received] == [
+        "ticket.status_changed",
+        "ticket.status_changed",
+    ]
+    payloads = []
+    for item in receiver.received:
+        assert verify(secret, item["headers"], item["body"])
+        payloads.append(json.loads(item["body"]))
+    assert [(p["ticket"]["number"], p["change"]) for p in payloads] == [
+        (ticket.number, {"from": "received", "to": "awaiting_reply"}),
+        (ticket.number, {"from": "awaiting_reply", "to": "resolved"}),
+    ]
+    assert [p["ticket"]["status"] for p in payloads] == ["awaiting_reply", "resolved"]
+    assert all("subject" not in p["ticket"] for p in payloads)  # no personal-data scope

@@ -742,6 +742,11 @@ TABLE.update(
             lambda o: f"/api/v1/faq/{faq_entry(o)}",
             PUBLIC_GET,
         ),
+        ("/api/v1/faq/staff", "GET"): (lambda o: "/api/v1/faq/staff", API_401),
+        ("/api/v1/faq/staff/<int(min=1, max=2147483647):entry_id>", "GET"): (
+            lambda o: f"/api/v1/faq/staff/{faq_entry(o)}",
+            API_401,
+        ),
         ("/api/v1/tickets", "GET"): (lambda o: "/api/v1/tickets", API_401),
         ("/api/v1/tickets", "POST"): (lambda o: "/api/v1/tickets", API_401),
         ("/api/v1/tickets/<string(maxlength=16):number>", "GET"): (
@@ -777,6 +782,8 @@ TABLE.update(
             API_401,
         ),
         ("/api/v1/bookings/slots", "GET"): (lambda o: "/api/v1/bookings/slots?mode=phone", API_401),
+        ("/api/v1/bookings/kinds", "GET"): (lambda o: "/api/v1/bookings/kinds", API_401),
+        ("/api/v1/bookings/offices", "GET"): (lambda o: "/api/v1/bookings/offices", API_401),
         ("/api/v1/bookings", "GET"): (
             lambda o: "/api/v1/bookings?from=2026-12-01&to=2026-12-02",
             API_401,
