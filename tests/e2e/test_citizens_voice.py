@@ -106,9 +106,14 @@ def test_counter_receipt_qr_code_answered_once_on_a_phone(
     phone.goto(link)
     expect(phone.get_by_role("heading", name="アンケート：対応へのご満足")).to_be_visible()
     expect(phone.locator("main")).not_to_contain_text(number)  # nothing of the case is shown
+    # A companion scanned the same receipt and has the question open too.
+    companion = new_page()
+    companion.set_viewport_size(PHONE)
+    companion.goto(link)
+    expect(companion.get_by_role("button", name="回答する")).to_be_visible()
     assert_accessible(phone, "satisfaction question")
     phone.screenshot(path=str(tmp_path / "satisfaction.png"), full_page=True)
-    phone.get_by_role("radio", name="やや満足").check()
+    phone.get_by_role("radio", name="やや満足", exact=True).check()
     phone.get_by_label("ご意見（任意）").fill("説明が分かりやすかったです。")
     phone.get_by_role("button", name="回答する").click()
     expect(phone.get_by_role("heading", name="ご回答ありがとうございました")).to_be_visible()
@@ -116,8 +121,14 @@ def test_counter_receipt_qr_code_answered_once_on_a_phone(
     assert_accessible(phone, "thanks")
     phone.screenshot(path=str(tmp_path / "thanks.png"), full_page=True)
 
-    # The same link again (a second scan, a second person): refused politely, in Japanese.
+    # A second answer with the same link: refused politely, in Japanese, whether it is sent
+    # from a question opened before the first answer or the link is opened again.
     console_watch.expect(r"status of 410")
+    companion.get_by_role("radio", name="不満", exact=True).check()
+    companion.get_by_role("button", name="回答する").click()
+    expect(
+        companion.get_by_role("heading", name="このアンケートには回答できません")
+    ).to_be_visible()
     phone.goto(link)
     expect(phone.get_by_role("heading", name="このアンケートには回答できません")).to_be_visible()
     expect(phone.get_by_role("status")).to_contain_text("回答済みか、回答期限が過ぎています")
