@@ -27,6 +27,15 @@ def _nice_max(value: float) -> int:
     return int(value)
 
 
+def _steps(peak: int) -> int:
+    """How many gridlines above zero: each at a whole count (counts are whole; a month's axis
+    up to 1 read 「0, 0, 0, 0, 1」 with a gridline every quarter)."""
+    for steps in (5, 4, 3, 2):
+        if peak % steps == 0 and str(peak // steps).rstrip("0") in ("1", "2", "25", "5"):
+            return steps
+    return 1
+
+
 def stacked_bars(
     labels: list[str],
     series: list[tuple[str, list[int]]],
@@ -49,13 +58,14 @@ def stacked_bars(
         f'xmlns="http://www.w3.org/2000/svg" {FONT} font-size="11">',
         f"<title>{escape(title)}</title>",
     ]
-    for k in range(5):
-        value = peak * k / 4
-        y = top + plot_h - plot_h * k / 4
+    steps = _steps(peak)
+    for k in range(steps + 1):
+        value = peak * k // steps
+        y = top + plot_h - plot_h * k / steps
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
             f'<text x="{left - 4}" y="{y + 4:.1f}" text-anchor="end" fill="#555">'
-            f"{int(value):,}</text>"
+            f"{value:,}</text>"
         )
     every = max(1, round(n / 16))
     for i, label in enumerate(labels):
