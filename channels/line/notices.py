@@ -527,7 +527,11 @@ def queue_notice(
 
 def deliver(message: OutboxMessage) -> None:
     """One batch by multicast, to the contacts of the batch that still follow the account and
-    still consent to the segment now (an opt-out between queueing and sending is honoured)."""
+    still consent to the segment now (an opt-out between queueing and sending is honoured).
+
+    The batch is counted in the notice's sent count once: the count and a mark on the outbox
+    row are one commit, so a retry after a lost answer (LINE's 409 to the same retry key) counts
+    a batch not yet counted, and a retry after a crash past the count sends nothing again."""
     from channels.line.services import settings
     from consult.services.outbox import PermanentFailure, TemporaryFailure
 
@@ -542,29 +546,36 @@ def deliver(message: OutboxMessage) -> None:
         return _send_narrowcast(config, message, notice)
     if headers.get("kind") == PROGRESS:
         return _narrowcast_progress(config, message, notice)
+    if headers.get("counted") is not None:
+        db.session.commit()
+        return  # sent and counted; only the outbox's own record of it was lost
     contact_ids = [int(i) for i in headers.get("contacts") or []]
     user_ids = still_consenting(segment_of(notice), contact_ids)
     retry_key = headers.get("retry_key") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"o{message.id}"))
-    notice_id = notice.id
+    notice_id, message_id = notice.id, message.id
     db.session.commit()  # no transaction open while LINE answers
     if not user_ids:
         return
-    with _line_failures():
-        try:
-            client.multicast(config, user_ids, [message.body], retry_key)
-        except client.ApiError as exc:
-            if exc.status == 409:
-                return  # LINE already accepted this batch (same retry key)
-            raise
-    _count_sent(notice_id, len(user_ids))
+    with _line_failures(), suppress_repeat():  # 409: LINE took this batch (same retry key)
+        client.multicast(config, user_ids, [message.body], retry_key)
+    _count_sent(notice_id, len(user_ids), message_id, headers)
 
 
-def _count_sent(notice_id: int, count: int) -> None:
+def _count_sent(
+    notice_id: int, count: int, message_id: int | None = None, headers: dict | None = None
+) -> None:
+    """Add to the notice's sent count; with an outbox row, mark it counted in the same commit."""
     db.session.execute(
         sa.update(LineNotice)
         .where(LineNotice.id == notice_id)
         .values(sent_count=LineNotice.sent_count + count)
     )
+    if message_id is not None:
+        db.session.execute(
+            sa.update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(headers={**(headers or {}), "counted": count})
+        )
     db.session.commit()
 
 

@@ -402,3 +402,73 @@ def test_a_double_press_of_send_queues_the_notice_once(line_client, line_app, fa
     assert again.status_code == 302
     db.session.remove()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(LineNotice)) == 2
+
+
+def _due_now() -> None:
+    """The outbox's back-off over: pending rows are due."""
+    db.session.execute(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.PENDING)
+        .values(next_attempt_at=OutboxMessage.created_at)
+    )
+    db.session.commit()
+
+
+def test_a_failed_batch_is_retried_with_its_retry_key_and_counted_once(
+    line_client, line_app, fake_line
+):
+    """LINE answers a multicast 500, then 429: the outbox tries again with the same
+    X-Line-Retry-Key (LINE sends a batch once per key), and the notice counts the batch once.
+    A batch LINE took whose answer was lost (409 to the retry) counts once too, and a row sent
+    and counted whose delivery was not recorded (a worker that died) sends and counts nothing
+    more."""
+    from linebot.v3.messaging import MulticastRequest
+
+    from channels.line import notices
+
+    _contacts(7, district="北部")
+    supervisor_id = new_staff("supervisor").id
+    supervisor = Actor(db.session.get(Staff, supervisor_id), "127.0.0.1")
+    segment = notices.Segment("consumer", "北部")
+    notice_id = notices.queue_notice(supervisor, "還付金詐欺にご注意", segment, quota=None).id
+    db.session.commit()
+    path = "/v2/bot/message/multicast"
+    fake_line.script(path, (500, {"message": "Internal error"}), (429, {"message": "Too Many"}))
+    for _ in range(2):
+        run_worker(line_app)
+        assert db.session.scalar(sa.select(OutboxMessage.status)) == OutboxStatus.PENDING
+        assert db.session.get(LineNotice, notice_id).sent_count == 0
+        _due_now()
+    run_worker(line_app)
+    first, second, third = fake_line.multicasts
+    keys = {r.headers["X-Line-Retry-Key"] for r in (first, second, third)}
+    assert len(keys) == 1
+    assert len(MulticastRequest.from_json(third.body.decode()).to) == 7
+    assert fake_line.multicast_users == 7  # LINE sent it once
+    row = db.session.scalar(sa.select(OutboxMessage))
+    assert row.status == OutboxStatus.DELIVERED
+    assert db.session.get(LineNotice, notice_id).sent_count == 7
+
+    # The worker died after counting, before recording the delivery: nothing goes again.
+    row.status = OutboxStatus.PENDING
+    db.session.commit()
+    _due_now()
+    run_worker(line_app)
+    assert len(fake_line.multicasts) == 3
+    assert db.session.get(LineNotice, notice_id).sent_count == 7
+
+    # LINE took a batch but its answer never came (a 500 after sending): the retry gets 409.
+    supervisor = Actor(db.session.get(Staff, supervisor_id), "127.0.0.1")
+    again = notices.queue_notice(supervisor, "続報です", segment, quota=None).id
+    db.session.commit()
+    [pending] = db.session.scalars(
+        sa.select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.PENDING)
+    ).all()
+    pending_id = pending.id
+    fake_line.accepted_keys.add(pending.headers["retry_key"])
+    fake_line.script(path, (500, {"message": "Internal error"}))
+    run_worker(line_app)
+    _due_now()
+    run_worker(line_app)
+    assert db.session.get(OutboxMessage, pending_id).status == OutboxStatus.DELIVERED
+    assert db.session.get(LineNotice, again).sent_count == 7
