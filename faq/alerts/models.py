@@ -42,8 +42,8 @@ class ConsumerAlert(db.Model):
     # item without its English is shown in Japanese, marked as such.
     title_en: Mapped[str] = mapped_column(sa.String(200), default="")
     advice_en: Mapped[str] = mapped_column(sa.Text, default="")
-    method_en: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
-    area_en: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
+    method_en: Mapped[str] = mapped_column(sa.Text, default="")
+    area_en: Mapped[str] = mapped_column(sa.String(200), default="")
     status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus), default=AlertStatus.DRAFT)
     # The case it came from: staff only; an id, no copy of anything personal.
     ticket_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket.id"), index=True)

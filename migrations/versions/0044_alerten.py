@@ -18,11 +18,16 @@ depends_on = None
 
 
 def upgrade():
+    # The existing alerts get '' (nothing in English); then no server default, as the model
+    # (which writes '' itself), like the other English fields.
     with op.batch_alter_table('consumer_alert', schema=None) as batch_op:
         batch_op.add_column(sa.Column('method_en', sa.Text(), server_default='', nullable=False))
         batch_op.add_column(
             sa.Column('area_en', sa.String(length=200), server_default='', nullable=False)
         )
+    with op.batch_alter_table('consumer_alert', schema=None) as batch_op:
+        batch_op.alter_column('method_en', server_default=None)
+        batch_op.alter_column('area_en', server_default=None)
 
 
 def downgrade():
