@@ -3,9 +3,11 @@
 Consents (``LineSubscription``): a district, an interest (消費生活・詐欺の注意喚起, 子育て,
 イベント) and, for child-care, the child's age band. The citizen gives or withdraws each with
 one tap in LINE: the rich menu's 「お知らせ設定」 (postback ``action=notices``) answers with the
-current settings and one quick-reply button per setting; each button is a postback
-``action=notice&topic=…&value=…&on=1|0`` handled by the webhook's processing. No member of
-staff is ever involved.
+current settings and one quick-reply button per topic (受け取る情報, 地区, 子どもの年齢); each
+opens that topic's list (``action=notices&topic=…&page=…``), one button per choice, paged with
+「次へ」 when the list is longer than LINE's 13 buttons allow (a city may configure many
+districts). Each choice's button is a postback ``action=notice&topic=…&value=…&on=1|0``
+handled by the webhook's processing. No member of staff is ever involved.
 
 Sending: a supervisor composes a notice, chooses the segment, sees the recipient count and the
 month's quota (LINE's /v2/bot/message/quota and /quota/consumption), and queues it: one outbox
@@ -139,46 +141,110 @@ def postback(topic: str, value: str, on: bool) -> str:
     return urlencode({"action": "notice", "topic": topic, "value": value, "on": "1" if on else "0"})
 
 
+# LINE shows at most 13 quick-reply buttons under a message (more and it refuses the message).
+QUICK_REPLY_MAX = 13
+# A topic's list: every choice, one button each, with 「次へ」 and 「設定メニュー」 under a page
+# when the list is longer than fits beside the menu button alone.
+PAGE_SIZE = QUICK_REPLY_MAX - 2
+TOPICS = (
+    (SubscriptionTopic.INTEREST, "受け取る情報", "受け取る情報を選ぶ"),
+    (SubscriptionTopic.DISTRICT, "お住まいの地区", "地区を選ぶ"),
+    (SubscriptionTopic.AGE, "お子さんの年齢（子育て情報）", "子どもの年齢を選ぶ"),
+)
+MENU_BUTTON = {"label": "設定メニューへ", "data": urlencode({"action": "notices"})}
+
+
+def _topic_page_data(topic: SubscriptionTopic, page: int) -> str:
+    return urlencode({"action": "notices", "topic": topic.value, "page": str(page)})
+
+
+def _summary(mine: set[tuple[str, str]], topic: SubscriptionTopic, title: str) -> str:
+    chosen = [label for value, label in topic_values(topic).items() if (topic.value, value) in mine]
+    return f"{title}：{'、'.join(chosen) if chosen else 'なし'}"
+
+
 def menu(contact: LineContact) -> tuple[str, list[dict]]:
-    """The settings as text, and one quick-reply button per setting (13 at most, LINE's limit):
-    each button turns one consent on or off with one tap."""
+    """The settings as text, and one button per topic (受け取る情報, 地区, 子どもの年齢), each
+    opening that topic's own list: however many districts the city configures, every choice
+    stays a button (LINE shows at most 13 under a message)."""
     mine = subscriptions(contact)
-    lines = ["お知らせの受け取り設定です。ボタンを押すと、その場で変更できます。"]
+    lines = ["お知らせの受け取り設定です。変更する項目のボタンを押してください。"]
+    lines += [_summary(mine, topic, title) for topic, title, _ in TOPICS]
+    buttons = [{"label": label, "data": _topic_page_data(topic, 0)} for topic, _, label in TOPICS]
+    return "\n".join(lines), buttons
+
+
+def _pages(count: int) -> int:
+    """How many pages a list of `count` choices takes: one when it fits beside the menu button."""
+    if count <= QUICK_REPLY_MAX - 1:
+        return 1
+    return (count + PAGE_SIZE - 1) // PAGE_SIZE
+
+
+def topic_menu(
+    contact: LineContact, topic: SubscriptionTopic, page: int = 0
+) -> tuple[str, list[dict]]:
+    """One topic's choices as text, and a page of buttons, one per choice: each turns that one
+    consent on or off with one tap; 「次へ」 shows the next page (the last page's goes back to
+    the first), 「設定メニューへ」 the topics."""
+    mine = subscriptions(contact)
+    values = list(topic_values(topic).items())
+    pages = _pages(len(values))
+    page = min(max(page, 0), pages - 1)
+    size = len(values) if pages == 1 else PAGE_SIZE
+    title = next(t for k, t, _ in TOPICS if k == topic)
+    lines = [_summary(mine, topic, title)]
+    if pages > 1:
+        lines.append(f"ボタンを押すと、その場で変更できます（{page + 1}/{pages}ページ）。")
+    else:
+        lines.append("ボタンを押すと、その場で変更できます。")
     buttons: list[dict] = []
-    for topic, title in (
-        (SubscriptionTopic.INTEREST, "受け取る情報"),
-        (SubscriptionTopic.DISTRICT, "お住まいの地区"),
-        (SubscriptionTopic.AGE, "お子さんの年齢（子育て情報）"),
-    ):
-        chosen = [label for value, label in topic_values(topic).items() if (topic, value) in mine]
-        lines.append(f"{title}：{'、'.join(chosen) if chosen else 'なし'}")
-        for value, label in topic_values(topic).items():
-            on = (topic.value, value) not in mine
-            short = label[:12]
-            buttons.append(
-                {
-                    "label": (f"{short}を受け取る" if on else f"{short}を停止")[:20],
-                    "data": postback(topic.value, value, on),
-                }
-            )
-    return "\n".join(lines), buttons[:13]
+    for value, label in values[page * size : (page + 1) * size]:
+        on = (topic.value, value) not in mine
+        short = label[:12]
+        buttons.append(
+            {
+                "label": (f"{short}を受け取る" if on else f"{short}を停止")[:20],
+                "data": postback(topic.value, value, on),
+            }
+        )
+    if pages > 1:
+        following = (page + 1) % pages
+        label = f"次へ（{following + 1}/{pages}）" if following else f"最初へ（1/{pages}）"
+        buttons.append({"label": label, "data": _topic_page_data(topic, following)})
+    buttons.append(MENU_BUTTON)
+    return "\n".join(lines), buttons
+
+
+def _page_of(topic: SubscriptionTopic, value: str) -> int:
+    values = list(topic_values(topic))
+    if _pages(len(values)) == 1 or value not in values:
+        return 0
+    return values.index(value) // PAGE_SIZE
 
 
 def on_postback(contact: LineContact, data: str) -> tuple[str, list[dict]] | None:
-    """The webhook's processing of a notice postback: the answer text and the menu again."""
+    """The webhook's processing of a notice postback: the answer text and the buttons to go on
+    with (after a change, the same page of the same list, so the next change is one tap)."""
     fields = parse_qs(data)
     action = (fields.get("action") or [""])[0]
-    if action == "notices":
-        return menu(contact)
     topic = (fields.get("topic") or [""])[0]
+    if action == "notices":
+        try:
+            kind = SubscriptionTopic(topic)
+        except ValueError:
+            return menu(contact)
+        page = (fields.get("page") or ["0"])[0]
+        return topic_menu(contact, kind, int(page) if page.isdigit() else 0)
     value = (fields.get("value") or [""])[0]
     on = (fields.get("on") or [""])[0] == "1"
     if not set_consent(contact, topic, value, on):
         log.info("line notice postback not understood")
         return None
-    label = topic_values(SubscriptionTopic(topic))[value]
+    kind = SubscriptionTopic(topic)
+    label = topic_values(kind)[value]
     done = "受け取るように設定しました" if on else "受け取りを停止しました"
-    text, buttons = menu(contact)
+    text, buttons = topic_menu(contact, kind, _page_of(kind, value))
     return f"「{label}」のお知らせを{done}。\n{text}", buttons
 
 
@@ -461,7 +527,11 @@ def queue_notice(
 
 def deliver(message: OutboxMessage) -> None:
     """One batch by multicast, to the contacts of the batch that still follow the account and
-    still consent to the segment now (an opt-out between queueing and sending is honoured)."""
+    still consent to the segment now (an opt-out between queueing and sending is honoured).
+
+    The batch is counted in the notice's sent count once: the count and a mark on the outbox
+    row are one commit, so a retry after a lost answer (LINE's 409 to the same retry key) counts
+    a batch not yet counted, and a retry after a crash past the count sends nothing again."""
     from channels.line.services import settings
     from consult.services.outbox import PermanentFailure, TemporaryFailure
 
@@ -476,29 +546,36 @@ def deliver(message: OutboxMessage) -> None:
         return _send_narrowcast(config, message, notice)
     if headers.get("kind") == PROGRESS:
         return _narrowcast_progress(config, message, notice)
+    if headers.get("counted") is not None:
+        db.session.commit()
+        return  # sent and counted; only the outbox's own record of it was lost
     contact_ids = [int(i) for i in headers.get("contacts") or []]
     user_ids = still_consenting(segment_of(notice), contact_ids)
     retry_key = headers.get("retry_key") or str(uuid.uuid5(uuid.NAMESPACE_URL, f"o{message.id}"))
-    notice_id = notice.id
+    notice_id, message_id = notice.id, message.id
     db.session.commit()  # no transaction open while LINE answers
     if not user_ids:
         return
-    with _line_failures():
-        try:
-            client.multicast(config, user_ids, [message.body], retry_key)
-        except client.ApiError as exc:
-            if exc.status == 409:
-                return  # LINE already accepted this batch (same retry key)
-            raise
-    _count_sent(notice_id, len(user_ids))
+    with _line_failures(), suppress_repeat():  # 409: LINE took this batch (same retry key)
+        client.multicast(config, user_ids, [message.body], retry_key)
+    _count_sent(notice_id, len(user_ids), message_id, headers)
 
 
-def _count_sent(notice_id: int, count: int) -> None:
+def _count_sent(
+    notice_id: int, count: int, message_id: int | None = None, headers: dict | None = None
+) -> None:
+    """Add to the notice's sent count; with an outbox row, mark it counted in the same commit."""
     db.session.execute(
         sa.update(LineNotice)
         .where(LineNotice.id == notice_id)
         .values(sent_count=LineNotice.sent_count + count)
     )
+    if message_id is not None:
+        db.session.execute(
+            sa.update(OutboxMessage)
+            .where(OutboxMessage.id == message_id)
+            .values(headers={**(headers or {}), "counted": count})
+        )
     db.session.commit()
 
 

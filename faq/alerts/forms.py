@@ -20,6 +20,13 @@ class AlertForm(Form):
     title_en = StringField(
         "英語の件名（英語ページ用・任意）", validators=[Optional(), max_length("英語の件名", 200)]
     )
+    method_en = TextAreaField(
+        "英語の手口（英語ページ用・任意）",
+        validators=[Optional(), max_length("英語の手口", 4000)],
+    )
+    area_en = StringField(
+        "英語の地域（英語ページ用・任意）", validators=[Optional(), max_length("英語の地域", 200)]
+    )
     advice_en = TextAreaField(
         "英語の対処法（英語ページ用・任意）",
         validators=[Optional(), max_length("英語の対処法", 4000)],
@@ -28,7 +35,10 @@ class AlertForm(Form):
     def values(self) -> dict:
         return {name: getattr(self, name).data or "" for name in self.FIELDS}
 
-    FIELDS = ("title", "method", "area", "phrases", "advice", "title_en", "advice_en")
+    FIELDS = (
+        *("title", "method", "area", "phrases", "advice"),
+        *("title_en", "method_en", "area_en", "advice_en"),
+    )
 
 
 class ActionForm(Form):

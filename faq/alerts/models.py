@@ -38,9 +38,12 @@ class ConsumerAlert(db.Model):
     area: Mapped[str] = mapped_column(sa.String(200), default="")  # 地域
     phrases: Mapped[str] = mapped_column(sa.Text, default="")  # 犯人がよく使う言葉 (one a line)
     advice: Mapped[str] = mapped_column(sa.Text)  # 対処法
-    # The public English page shows these when given (data never goes through gettext).
+    # The public English page shows these when given (data never goes through gettext); an
+    # item without its English is shown in Japanese, marked as such.
     title_en: Mapped[str] = mapped_column(sa.String(200), default="")
     advice_en: Mapped[str] = mapped_column(sa.Text, default="")
+    method_en: Mapped[str] = mapped_column(sa.Text, default="")
+    area_en: Mapped[str] = mapped_column(sa.String(200), default="")
     status: Mapped[AlertStatus] = mapped_column(_enum(AlertStatus), default=AlertStatus.DRAFT)
     # The case it came from: staff only; an id, no copy of anything personal.
     ticket_id: Mapped[int | None] = mapped_column(sa.ForeignKey("ticket.id"), index=True)
@@ -58,7 +61,10 @@ class ConsumerAlert(db.Model):
     author: Mapped[Staff | None] = relationship(foreign_keys=[author_id])
     approved_by: Mapped[Staff | None] = relationship(foreign_keys=[approved_by_id])
 
-    TEXT_FIELDS = ("title", "method", "area", "phrases", "advice", "title_en", "advice_en")
+    TEXT_FIELDS = (
+        *("title", "method", "area", "phrases", "advice"),
+        *("title_en", "method_en", "area_en", "advice_en"),
+    )
 
     @property
     def status_label(self) -> str:

@@ -40,6 +40,8 @@ LIMITS = {
     "phrases": ("犯人がよく使う言葉", 2000, False),
     "advice": ("対処法", 4000, True),
     "title_en": ("英語の件名", 200, False),
+    "method_en": ("英語の手口", 4000, False),
+    "area_en": ("英語の地域", 200, False),
     "advice_en": ("英語の対処法", 4000, False),
 }
 FIELD_LABELS = {name: spec[0] for name, spec in LIMITS.items()}

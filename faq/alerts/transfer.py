@@ -15,7 +15,10 @@ from consult.extensions import db
 from faq.alerts.models import AlertStatus, ConsumerAlert
 
 KIND = "alerts.published"
-FIELDS = ("title", "method", "area", "phrases", "advice", "title_en", "advice_en")
+FIELDS = (
+    *("title", "method", "area", "phrases", "advice"),
+    *("title_en", "method_en", "area_en", "advice_en"),
+)
 
 
 def snapshot() -> dict | None:

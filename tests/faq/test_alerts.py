@@ -140,6 +140,68 @@ def test_a_case_becomes_an_alert_that_every_department_and_the_public_see(
     assert f"/alerts/{alert.id}" in notice.text
 
 
+def test_the_english_page_shows_the_method_and_area_in_english_when_written(
+    app, client, make_staff
+):
+    """The form's English 手口 and 地域 are redacted like every field and shown on the English
+    page only; an alert without them shows the Japanese, marked 「(in Japanese only)」."""
+    sign_in(client, make_staff("consultant"))
+    page = client.get("/staff/alerts/new").get_data(as_text=True)
+    assert "英語の手口（英語ページ用・任意）" in page and "英語の地域（英語ページ用・任意）" in page
+    form = {
+        "title": "偽の宅配業者のSMS",
+        "method": "不在通知を装ったSMSのリンクから偽のサイトに誘導する",
+        "area": "北部地区",
+        "phrases": "",
+        "advice": "リンクを開かないでください。",
+        "title_en": "Fake delivery SMS",
+        "method_en": "An SMS about a missed delivery links to a fake site."
+        " Reported from 090-2345-6789.",
+        "area_en": "Northern district (ask taro.yamada@example.com)",
+        "advice_en": "",
+    }
+    response = client.post("/staff/alerts/new", data=form)
+    assert response.status_code == 302
+    alert_url = response.headers["Location"]
+    page = client.get(alert_url).get_data(as_text=True)
+    assert "英語の手口" in page and "An SMS about a missed delivery links to a fake site." in page
+    assert "英語の地域" in page and "Northern district" in page
+    # The redactor ran on the new fields: the reviewer sees what it took out of them.
+    assert "090-2345-6789" not in page and "taro.yamada@example.com" not in page
+    assert "取り除いた個人情報：英語の手口の［電話番号］、英語の地域の［メールアドレス］" in page
+    assert client.post(f"{alert_url}/submit").status_code == 302
+    plain = services.create(
+        Actor(make_staff("consultant"), "127.0.0.1"),
+        {"title": "点検商法", "method": "無料点検と言って屋根に上がる", "advice": "断る"},
+    )
+    services.submit(Actor(plain.author, "127.0.0.1"), plain)
+    db.session.commit()
+    supervisor = sign_in(app, make_staff("supervisor"))
+    alert_id = int(alert_url.rstrip("/").rsplit("/", 1)[1])
+    for published in (alert_id, plain.id):
+        assert supervisor.post(f"/staff/alerts/{published}/approve").status_code == 302
+
+    public = app.test_client()
+    english = public.get(f"/alerts/{alert_id}?lang=en").get_data(as_text=True)
+    assert "Fake delivery SMS" in english
+    assert '<dd class="pre">An SMS about a missed delivery links to a fake site.' in english
+    assert "Reported from ［電話番号］." in english and "090-2345-6789" not in english
+    assert "<dd>Northern district (ask ［メールアドレス］)</dd>" in english
+    assert "偽のサイトに誘導する" not in english and "北部地区" not in english
+    # No English advice was written: the Japanese, marked.
+    assert '<dd class="pre" lang="ja">リンクを開かないでください。</dd>' in english
+    assert english.count("(in Japanese only)") == 1
+    japanese = public.get(f"/alerts/{alert_id}?lang=ja").get_data(as_text=True)
+    assert "北部地区" in japanese and "偽のサイトに誘導する" in japanese
+    assert "Northern district" not in japanese and "An SMS about" not in japanese
+    assert "日本語のみ" not in japanese
+    # Nothing in English: the method in Japanese, marked; no area is the whole city.
+    english = public.get(f"/alerts/{plain.id}?lang=en").get_data(as_text=True)
+    assert '<dd class="pre" lang="ja">無料点検と言って屋根に上がる</dd>' in english
+    assert "<dd>The whole city</dd>" in english
+    assert english.count("(in Japanese only)") == 2
+
+
 def test_a_draft_without_advice_is_neither_sent_for_review_nor_published(app, client, make_staff):
     """The draft made from a case has no 対処法 yet; it cannot reach review or the public."""
     consultant, ticket = _fraud_case(make_staff)
@@ -279,6 +341,8 @@ def test_no_alert_ever_carries_personal_data_from_the_redaction_corpus(app, clie
                 "phrases": text,
                 "advice": text,
                 "title_en": chunk[1][:200],
+                "method_en": text,
+                "area_en": chunk[-2][:200],
                 "advice_en": text,
             },
             ticket=ticket,

@@ -23,16 +23,22 @@ def fake_line():
     server.shutdown()
 
 
+def line_settings(fake_line, **overrides) -> dict:
+    """The settings of an app pointed at the fake Messaging API (a test may add its own)."""
+    return {
+        "LINE_CHANNEL_SECRET": SECRET,
+        "LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
+        "LINE_API_HOST": fake_line.url,
+        "LINE_PROCESS_AFTER_RESPONSE": False,
+        "LINE_BURST_QUIET_MS": 0,  # a test's webhook is always "just now": no pacing here
+        "PUBLIC_URL": "https://soudan.example.lg.jp",
+        **overrides,
+    }
+
+
 @pytest.fixture
 def line_app(app_factory, fake_line):
-    app = app_factory(
-        LINE_CHANNEL_SECRET=SECRET,
-        LINE_CHANNEL_ACCESS_TOKEN=TOKEN,
-        LINE_API_HOST=fake_line.url,
-        LINE_PROCESS_AFTER_RESPONSE=False,
-        LINE_BURST_QUIET_MS=0,  # a test's webhook is always "just now": no pacing here
-        PUBLIC_URL="https://soudan.example.lg.jp",
-    )
+    app = app_factory(**line_settings(fake_line))
     with app.app_context():
         yield app
         db.session.remove()

@@ -186,6 +186,11 @@ class FakeLine:
                 400,
                 mimetype="application/json",
             )(environ, start_response)
+        refused = (
+            _refused_quick_reply(record) if request.path.endswith(("/push", "/reply")) else None
+        )
+        if refused is not None:
+            return Response(refused, 400, mimetype="application/json")(environ, start_response)
         key = request.headers.get("X-Line-Retry-Key")
         if key:
             with self.lock:
@@ -291,6 +296,30 @@ class FakeLine:
                 "completedTime": accepted,
             }
         )
+
+
+def _refused_quick_reply(record: Recorded) -> str | None:
+    """LINE's 400 for quick replies it does not show: more than 13 buttons, or a label longer
+    than 20 characters (the SDK's models check neither)."""
+    for n, message in enumerate(record.json.get("messages") or []):
+        items = (message.get("quickReply") or {}).get("items") or []
+        problem = None
+        if len(items) > 13:
+            problem = ("Size must be between 1 and 13", f"messages[{n}].quickReply.items")
+        for i, item in enumerate(items):
+            if len((item.get("action") or {}).get("label") or "") > 20:
+                problem = (
+                    "Length must be between 0 and 20",
+                    f"messages[{n}].quickReply.items[{i}].action.label",
+                )
+        if problem:
+            return json.dumps(
+                {
+                    "message": "The request body has 1 error(s)",
+                    "details": [{"message": problem[0], "property": problem[1]}],
+                }
+            )
+    return None
 
 
 def _json(payload, status: int = 200) -> Response:

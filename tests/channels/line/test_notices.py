@@ -17,6 +17,7 @@ from tests.channels.line.conftest import (
     USER,
     body_of,
     event_id,
+    line_settings,
     new_staff,
     now_ms,
     post_webhook,
@@ -60,27 +61,46 @@ def _mine(user: str = USER) -> set[tuple[str, str]]:
     return {(SubscriptionTopic(t).value, v) for t, v in rows}
 
 
-def test_a_citizen_opts_in_and_out_with_one_tap_each(line_client, line_app, fake_line):
+def _last(fake_line):
+    """The last message LINE was asked to send, read by LINE's own model."""
     from linebot.v3.messaging import TextMessage
 
+    return TextMessage.from_dict(_answers(fake_line)[-1])
+
+
+def _buttons(message) -> dict[str, str]:
+    return {i.action.label: i.action.data for i in message.quick_reply.items}
+
+
+def test_a_citizen_opts_in_and_out_with_one_tap_each(line_client, line_app, fake_line):
     _tap(line_client, line_app, "action=notices")
-    menu = TextMessage.from_dict(_answers(fake_line)[-1])  # LINE's own model reads it
+    menu = _last(fake_line)
     assert menu.text.startswith("お知らせの受け取り設定です。")
-    assert "受け取る情報：なし" in menu.text
-    labels = {i.action.label: i.action.data for i in menu.quick_reply.items}
-    assert len(labels) <= 13
-    consumer_on = labels["消費生活・詐欺の注意喚起を受"[:12] + "を受け取る"]
+    assert "受け取る情報：なし" in menu.text and "お住まいの地区：なし" in menu.text
+    assert list(_buttons(menu)) == ["受け取る情報を選ぶ", "地区を選ぶ", "子どもの年齢を選ぶ"]
+    _tap(line_client, line_app, _buttons(menu)["受け取る情報を選ぶ"])
+    labels = _buttons(_last(fake_line))
+    assert list(labels) == [
+        "消費生活・詐欺の注意喚起を受け取る",
+        "子育て情報を受け取る",
+        "イベント情報を受け取る",
+        "設定メニューへ",
+    ]
+    consumer_on = labels["消費生活・詐欺の注意喚起を受け取る"]
     assert consumer_on == "action=notice&topic=interest&value=consumer&on=1"
 
     _tap(line_client, line_app, consumer_on)
     assert _mine() == {("interest", "consumer")}
-    answer = TextMessage.from_dict(_answers(fake_line)[-1])
+    answer = _last(fake_line)
     assert answer.text.startswith(
-        "「消費生活・詐欺の注意喚起」のお知らせを受け取るように設定しました。"
+        "「消費生活・詐欺の注意喚起」のお知らせを受け取るように設定しました。\n"
+        "受け取る情報：消費生活・詐欺の注意喚起"
     )
-    # The menu comes again, with the opposite button: the next change is one tap too.
-    labels = {i.action.label: i.action.data for i in answer.quick_reply.items}
+    # The same list comes again, with the opposite button: the next change is one tap too.
+    labels = _buttons(answer)
     assert labels["消費生活・詐欺の注意喚起を停止"].endswith("value=consumer&on=0")
+    _tap(line_client, line_app, labels["設定メニューへ"])
+    assert "受け取る情報：消費生活・詐欺の注意喚起" in _last(fake_line).text
 
     _tap(line_client, line_app, "action=notice&topic=interest&value=childcare&on=1")
     _tap(line_client, line_app, "action=notice&topic=age&value=0-2&on=1")
@@ -97,6 +117,62 @@ def test_a_citizen_opts_in_and_out_with_one_tap_each(line_client, line_app, fake
     sent = len(_answers(fake_line))
     _tap(line_client, line_app, "action=notice&topic=district&value=月面&on=1")
     assert ("district", "月面") not in _mine() and len(_answers(fake_line)) == sent
+
+
+# A city with many districts (Imabari has more than 20): more than LINE's 13 buttons.
+DISTRICTS = (
+    *("北部", "中部", "南部", "東部", "西部", "朝倉", "玉川", "波方", "大西", "菊間"),
+    *("吉海", "宮窪", "伯方", "上浦", "大三島", "関前", "桜井", "富田", "乃万", "日高"),
+)
+
+
+def test_each_of_twenty_districts_is_one_tap_on_its_page(app_factory, fake_line):
+    """Every district stays a button (LINE refuses a message with more than 13): the districts
+    come in pages with 「次へ」, and after a tap the same page comes again."""
+    app = app_factory(**line_settings(fake_line, LINE_NOTICE_DISTRICTS=",".join(DISTRICTS)))
+    with app.app_context():
+        client = app.test_client()
+        _tap(client, app, "action=notices")
+        _tap(client, app, _buttons(_last(fake_line))["地区を選ぶ"])
+        first = _last(fake_line)
+        assert first.text == (
+            "お住まいの地区：なし\nボタンを押すと、その場で変更できます（1/2ページ）。"
+        )
+        assert list(_buttons(first)) == [f"{d}を受け取る" for d in DISTRICTS[:11]] + [
+            "次へ（2/2）",
+            "設定メニューへ",
+        ]
+        pages = 0
+        for district in DISTRICTS:
+            buttons = _buttons(_last(fake_line))
+            if f"{district}を受け取る" not in buttons:
+                _tap(client, app, buttons["次へ（2/2）"])
+                pages += 1
+                buttons = _buttons(_last(fake_line))
+                assert list(buttons) == [f"{d}を受け取る" for d in DISTRICTS[11:]] + [
+                    "最初へ（1/2）",
+                    "設定メニューへ",
+                ]
+            _tap(client, app, buttons[f"{district}を受け取る"])
+            assert ("district", district) in _mine()
+            answer = _last(fake_line)
+            assert answer.text.startswith(f"「{district}」のお知らせを受け取るように設定しました。")
+            assert _buttons(answer)[f"{district}を停止"].endswith("on=0")
+        assert pages == 1  # one 「次へ」 in all: each district was one tap on the page shown
+        assert _mine() == {("district", d) for d in DISTRICTS}
+        # Withdrawing is one tap too, and 「最初へ」 goes back to the first page.
+        _tap(client, app, _buttons(_last(fake_line))["日高を停止"])
+        assert ("district", "日高") not in _mine()
+        _tap(client, app, _buttons(_last(fake_line))["最初へ（1/2）"])
+        _tap(client, app, _buttons(_last(fake_line))["北部を停止"])
+        assert _mine() == {("district", d) for d in DISTRICTS[1:-1]}
+        # LINE took every answer (the fake refuses more than 13 buttons or a long label, 400).
+        answers = [r for r in fake_line.requests if r.path.endswith(("/reply", "/push"))]
+        assert len(answers) == 2 + 20 + 1 + 3
+        assert all(len(m["quickReply"]["items"]) <= 13 for m in _answers(fake_line))
+        db.session.remove()
+        statuses = set(db.session.scalars(sa.select(OutboxMessage.status)))
+        assert statuses == {OutboxStatus.DELIVERED}
 
 
 def _contacts(n: int, *, district: str | None = "北部", interest: str = "consumer") -> list[int]:
@@ -326,3 +402,73 @@ def test_a_double_press_of_send_queues_the_notice_once(line_client, line_app, fa
     assert again.status_code == 302
     db.session.remove()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(LineNotice)) == 2
+
+
+def _due_now() -> None:
+    """The outbox's back-off over: pending rows are due."""
+    db.session.execute(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.status == OutboxStatus.PENDING)
+        .values(next_attempt_at=OutboxMessage.created_at)
+    )
+    db.session.commit()
+
+
+def test_a_failed_batch_is_retried_with_its_retry_key_and_counted_once(
+    line_client, line_app, fake_line
+):
+    """LINE answers a multicast 500, then 429: the outbox tries again with the same
+    X-Line-Retry-Key (LINE sends a batch once per key), and the notice counts the batch once.
+    A batch LINE took whose answer was lost (409 to the retry) counts once too, and a row sent
+    and counted whose delivery was not recorded (a worker that died) sends and counts nothing
+    more."""
+    from linebot.v3.messaging import MulticastRequest
+
+    from channels.line import notices
+
+    _contacts(7, district="北部")
+    supervisor_id = new_staff("supervisor").id
+    supervisor = Actor(db.session.get(Staff, supervisor_id), "127.0.0.1")
+    segment = notices.Segment("consumer", "北部")
+    notice_id = notices.queue_notice(supervisor, "還付金詐欺にご注意", segment, quota=None).id
+    db.session.commit()
+    path = "/v2/bot/message/multicast"
+    fake_line.script(path, (500, {"message": "Internal error"}), (429, {"message": "Too Many"}))
+    for _ in range(2):
+        run_worker(line_app)
+        assert db.session.scalar(sa.select(OutboxMessage.status)) == OutboxStatus.PENDING
+        assert db.session.get(LineNotice, notice_id).sent_count == 0
+        _due_now()
+    run_worker(line_app)
+    first, second, third = fake_line.multicasts
+    keys = {r.headers["X-Line-Retry-Key"] for r in (first, second, third)}
+    assert len(keys) == 1
+    assert len(MulticastRequest.from_json(third.body.decode()).to) == 7
+    assert fake_line.multicast_users == 7  # LINE sent it once
+    row = db.session.scalar(sa.select(OutboxMessage))
+    assert row.status == OutboxStatus.DELIVERED
+    assert db.session.get(LineNotice, notice_id).sent_count == 7
+
+    # The worker died after counting, before recording the delivery: nothing goes again.
+    row.status = OutboxStatus.PENDING
+    db.session.commit()
+    _due_now()
+    run_worker(line_app)
+    assert len(fake_line.multicasts) == 3
+    assert db.session.get(LineNotice, notice_id).sent_count == 7
+
+    # LINE took a batch but its answer never came (a 500 after sending): the retry gets 409.
+    supervisor = Actor(db.session.get(Staff, supervisor_id), "127.0.0.1")
+    again = notices.queue_notice(supervisor, "続報です", segment, quota=None).id
+    db.session.commit()
+    [pending] = db.session.scalars(
+        sa.select(OutboxMessage).where(OutboxMessage.status == OutboxStatus.PENDING)
+    ).all()
+    pending_id = pending.id
+    fake_line.accepted_keys.add(pending.headers["retry_key"])
+    fake_line.script(path, (500, {"message": "Internal error"}))
+    run_worker(line_app)
+    _due_now()
+    run_worker(line_app)
+    assert db.session.get(OutboxMessage, pending_id).status == OutboxStatus.DELIVERED
+    assert db.session.get(LineNotice, again).sent_count == 7
