@@ -240,6 +240,14 @@ def test_everyone_enrols_where_the_city_requires_it(app_factory, new_page, backe
         for path in ("/tickets", "/today", "/"):
             page.goto(f"{base}{path}")
             expect(page).to_have_url(f"{base}/account/two-factor")
+        # The password page stays open to them, without the live feed of a signed-in page.
+        streams = []
+        page.on("request", lambda r: "/live/stream" in r.url and streams.append(r.url))
+        page.get_by_role("link", name="パスワード変更").click()
+        expect(page.get_by_role("heading", name="パスワードの変更")).to_be_visible()
+        page.wait_for_load_state("load")
+        assert streams == []
+        page.get_by_role("link", name="二要素認証").click()
         shown = page.locator("#totp-secret").inner_text()
         otp = pyotp.TOTP(shown.replace(" ", ""))
 
