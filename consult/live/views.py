@@ -45,8 +45,12 @@ def _sse(event_id: int | None, name: str | None, data: dict) -> str:
 @public  # a page whose session ended gets an `ended` event, not a login page
 @passive  # the stream never refreshes the session's idle timer
 def stream():
+    from consult.services import totp
+
     poll = request.args.get("poll") == "1"
-    if not current_user.is_authenticated:
+    # Someone who must first set up two-factor sign-in has only a password so far: as for a
+    # signed-out page, nothing (the request gate does not guard this public endpoint).
+    if not current_user.is_authenticated or totp.needs_enrolment(current_user):
         if poll:
             return jsonify(ended=True, events=[], cursor=None)
         return Response(

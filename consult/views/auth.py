@@ -180,6 +180,7 @@ def two_factor():
             codes = totp.confirm_enrolment(actor(), staff, form.code.data)
         except DomainError as failure:
             error = failure.message
+            form.code.data = ""  # as at sign-in: the app shows a new code, typed afresh
         else:
             db.session.flush()
             # Shown once, in this answer only (no-store): the page cannot be reloaded into view.

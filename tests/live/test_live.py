@@ -22,6 +22,7 @@ from consult.live.models import LiveEvent
 from consult.models import StaffSession, Status
 from consult.services import tickets
 from consult.services.actor import Actor
+from consult.settings import override
 from consult.timeutil import utcnow
 from handoff import services as handoffs
 from handoff.models import Response
@@ -341,6 +342,20 @@ def test_a_signed_out_page_learns_it_ended_and_gets_nothing(app, centre):
     assert response.mimetype == "text/event-stream"
     body = response.get_data(as_text=True)
     assert "event: ended" in body and "handoff" not in body
+
+
+def test_a_person_who_must_first_enrol_gets_nothing(app, centre):
+    """Where two-factor sign-in is required, a password alone opens no live feed (the request
+    gate that keeps such a person on the enrolment page does not guard this public endpoint)."""
+    override(app, TOTP_REQUIRED="all")
+    client = sign_in(app, centre["consultant"])
+    hand_over(centre)
+    assert poll(app, client) == {"ended": True, "events": [], "cursor": None}
+    body = call(app, client, "GET", "/live/stream?after=0").get_data(as_text=True)
+    assert "event: ended" in body and "handoff" not in body
+    # The same session, once two-factor is no longer asked of everyone, receives the desk's.
+    override(app, TOTP_REQUIRED="privileged")
+    assert "handoff" in kinds(poll(app, client))
 
 
 def test_help_alerts_reach_responders_and_the_one_who_asked_only(app, centre, make_staff):
