@@ -120,6 +120,9 @@ class RelaySettings(Section):
     ca_file: str = ""
     # The relay delivers pushed messages at once (else at its worker's next round).
     deliver_after_push: bool = True
+    # On the relay: what the core has not taken within this many days (intake, a message's
+    # outcome) is forgotten, so the internet zone never holds personal data longer.
+    hold_days: int = 14
 
 
 @dataclass(frozen=True)
@@ -298,6 +301,8 @@ def _check_relay(core: CoreSettings, relay: RelaySettings) -> None:
         )
     if relay.interval_seconds <= 0 or relay.batch_size <= 0 or relay.max_skew_seconds <= 0:
         raise ConfigError("MADOGUCHI_RELAY_INTERVAL_SECONDS, _BATCH_SIZE, _MAX_SKEW_SECONDS > 0")
+    if relay.hold_days <= 0:
+        raise ConfigError("MADOGUCHI_RELAY_HOLD_DAYS must be at least 1.")
 
 
 def _load_or_create_secret(instance_path: Path) -> str:

@@ -88,10 +88,10 @@ def test_line_message_becomes_a_ticket_on_the_core_and_the_reply_leaves_through_
     texts = [text for push in fake_line.pushes for text in push.texts]
     assert "［やまだ / Yamada］\n窓口は2階です。" in texts
     with relay.context():
-        from consult.transfer.services import housekeeping
-
-        housekeeping()
-        assert count(OutboxMessage) == 0  # delivered: the relay forgets the words
+        assert count(OutboxMessage) == 1  # delivered; its outcome waits for the core
+    core_round()  # the core takes the outcome and acknowledges it
+    with relay.context():
+        assert count(OutboxMessage) == 0  # the relay forgets the address and the words
     db.session.expire_all()
     assert count(TransferItem) == 0  # nothing waits on the core
 
