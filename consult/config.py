@@ -14,6 +14,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from consult.settings import ConfigError, Section, Settings, choice, environment, secret
 
@@ -287,6 +288,10 @@ def _check_directory(settings: DirectorySettings) -> None:
     parse_group_map(settings.department_groups, "LDAP_DEPARTMENT_GROUPS")
 
 
+# A relay URL may be plain http:// only on these (a relay on the core's own machine, a test).
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def _check_relay(core: CoreSettings, relay: RelaySettings) -> None:
     if core.role == "all":
         return
@@ -299,6 +304,14 @@ def _check_relay(core: CoreSettings, relay: RelaySettings) -> None:
         raise ConfigError(
             "MADOGUCHI_RELAY_URL (https://…) must be set when MADOGUCHI_ROLE is core."
         )
+    if core.role == "core" and relay.url.startswith("http://"):
+        host = urlsplit(relay.url).hostname
+        if host not in LOOPBACK_HOSTS:
+            raise ConfigError(
+                "MADOGUCHI_RELAY_URL must be https://… when MADOGUCHI_ROLE is core: the link"
+                " carries citizens' personal data between the zones (http:// only for a relay"
+                " on this machine: 127.0.0.1, localhost, ::1)."
+            )
     if relay.interval_seconds <= 0 or relay.batch_size <= 0 or relay.max_skew_seconds <= 0:
         raise ConfigError("MADOGUCHI_RELAY_INTERVAL_SECONDS, _BATCH_SIZE, _MAX_SKEW_SECONDS > 0")
     if relay.hold_days <= 0:
