@@ -18,14 +18,14 @@ depends_on = None
 
 
 def upgrade():
-    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
-        batch_op.add_column(sa.Column('transfer_id', sa.String(length=120), nullable=True))
-        batch_op.create_index(
-            batch_op.f('ix_outbox_message_transfer_id'), ['transfer_id'], unique=False
-        )
+    # Plain ALTERs, no batch copy: other tables refer to outbox_message (the mail threads'
+    # outbox_id), and SQLite would refuse to drop it with the foreign keys on.
+    op.add_column('outbox_message', sa.Column('transfer_id', sa.String(length=120), nullable=True))
+    op.create_index(
+        op.f('ix_outbox_message_transfer_id'), 'outbox_message', ['transfer_id'], unique=False
+    )
 
 
 def downgrade():
-    with op.batch_alter_table('outbox_message', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_outbox_message_transfer_id'))
-        batch_op.drop_column('transfer_id')
+    op.drop_index(op.f('ix_outbox_message_transfer_id'), table_name='outbox_message')
+    op.drop_column('outbox_message', 'transfer_id')
