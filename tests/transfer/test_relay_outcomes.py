@@ -193,3 +193,45 @@ def test_the_relay_forgets_what_the_core_has_not_taken_after_the_hold_days(
     core_round()
     texts = [e.body for t in line_tickets() for e in t.timeline if e.kind == EntryKind.MESSAGE_IN]
     assert "今日届いた相談" in texts and "まだ庁内に届いていない相談" not in texts
+
+
+def test_outcomes_cross_in_batch_files_too(relay, core, fake_line, tmp_path):
+    from tests.transfer.test_files import run
+
+    def carry(source, target, name: str):
+        db.session.commit()  # this test's own reads end first (SQLite)
+        path = tmp_path / name
+        with source.app_context():
+            assert run(source, "transfer", "export", "--out", str(path)).exit_code == 0
+        with target.app_context():
+            result = run(target, "transfer", "import", str(path))
+            assert result.exit_code == 0, result.output
+            db.session.remove()
+
+    assert send_line(relay, "ファイル転送で届く相談").status_code == 200
+    carry(relay.app, core, "intake.json")
+    core_round()  # processes the LINE body (the link is not used for it: nothing waits there)
+    [ticket] = line_tickets()
+    outbox.run_once()  # the acknowledgement of receipt, handed to the transfer
+    carry(core, relay.app, "out.json")
+    with relay.context():
+        waiting = count(OutboxMessage)
+        assert waiting >= 1
+    for _ in range(waiting):
+        fake_line.script("/v2/bot/message/push", (400, {"message": LINE_REFUSAL}))
+    with relay.context():
+        outbox.run_once()
+        assert set(db.session.scalars(sa.select(OutboxMessage.status))) == {OutboxStatus.FAILED}
+    carry(relay.app, core, "outcomes.json")
+    db.session.expire_all()
+    failed = db.session.scalars(
+        sa.select(OutboxMessage).where(OutboxMessage.ticket_id == ticket.id)
+    ).all()
+    assert failed and {m.status for m in failed} == {OutboxStatus.FAILED}
+    assert any(
+        e.kind == EntryKind.DELIVERY and "LINEが受け付けませんでした（400）" in e.body
+        for e in ticket.timeline
+    )
+    carry(core, relay.app, "acks.json")  # the core's acknowledgements: the relay forgets
+    with relay.context():
+        assert count(OutboxMessage) == 0
