@@ -14,6 +14,7 @@ import ssl
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from consult.settings import ConfigError, Section, Settings, choice, environment, secret
 
@@ -120,6 +121,9 @@ class RelaySettings(Section):
     ca_file: str = ""
     # The relay delivers pushed messages at once (else at its worker's next round).
     deliver_after_push: bool = True
+    # On the relay: what the core has not taken within this many days (intake, a message's
+    # outcome) is forgotten, so the internet zone never holds personal data longer.
+    hold_days: int = 14
 
 
 @dataclass(frozen=True)
@@ -284,6 +288,10 @@ def _check_directory(settings: DirectorySettings) -> None:
     parse_group_map(settings.department_groups, "LDAP_DEPARTMENT_GROUPS")
 
 
+# A relay URL may be plain http:// only on these (a relay on the core's own machine, a test).
+LOOPBACK_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
 def _check_relay(core: CoreSettings, relay: RelaySettings) -> None:
     if core.role == "all":
         return
@@ -296,8 +304,18 @@ def _check_relay(core: CoreSettings, relay: RelaySettings) -> None:
         raise ConfigError(
             "MADOGUCHI_RELAY_URL (https://…) must be set when MADOGUCHI_ROLE is core."
         )
+    if core.role == "core" and relay.url.startswith("http://"):
+        host = urlsplit(relay.url).hostname
+        if host not in LOOPBACK_HOSTS:
+            raise ConfigError(
+                "MADOGUCHI_RELAY_URL must be https://… when MADOGUCHI_ROLE is core: the link"
+                " carries citizens' personal data between the zones (http:// only for a relay"
+                " on this machine: 127.0.0.1, localhost, ::1)."
+            )
     if relay.interval_seconds <= 0 or relay.batch_size <= 0 or relay.max_skew_seconds <= 0:
         raise ConfigError("MADOGUCHI_RELAY_INTERVAL_SECONDS, _BATCH_SIZE, _MAX_SKEW_SECONDS > 0")
+    if relay.hold_days <= 0:
+        raise ConfigError("MADOGUCHI_RELAY_HOLD_DAYS must be at least 1.")
 
 
 def _load_or_create_secret(instance_path: Path) -> str:

@@ -565,6 +565,9 @@ class OutboxMessage(db.Model):
     last_error: Mapped[str | None] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # On the relay: the core's transfer item this message came as. Its outcome (delivered, or
+    # failed and why) goes back to the core under it (consult.transfer.services: outcomes).
+    transfer_id: Mapped[str | None] = mapped_column(sa.String(120), index=True)
 
     @property
     def status_label(self) -> str:

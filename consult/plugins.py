@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any
 from flask import Flask, current_app
 
 if TYPE_CHECKING:  # pragma: no cover
+    from datetime import datetime
+
     import click
     from blinker import Signal
 
@@ -269,7 +271,9 @@ class TransferKind:
     (dicts with id, kind, payload) and `acknowledge(ids)` (delete them: the core has them). A
     core-side state the relay keeps a copy of (free slots, the published FAQ) gives `snapshot()`:
     sent whenever it changed, replacing the relay's copy. `after_apply(app)` runs after a batch
-    with items of the kind was committed (start processing them at once).
+    with items of the kind was committed (start processing them at once). `expire(before)`, for
+    a relay-side source: forget what the core has not taken since `before` (MADOGUCHI_RELAY_
+    HOLD_DAYS: the relay never holds personal data longer) and say how many.
     """
 
     name: str
@@ -279,6 +283,7 @@ class TransferKind:
     acknowledge: Callable[[list[str]], None] | None = None
     snapshot: Callable[[], dict | None] | None = None
     after_apply: Callable[[Flask], None] | None = None
+    expire: Callable[[datetime], int] | None = None
 
 
 @dataclass(frozen=True)

@@ -82,3 +82,9 @@ def make_pki(folder: Path) -> Pki:
     cert, key = _server(folder, "server", ca, SERVER_NAMES)
     wrong_cert, wrong_key = _server(folder, "wrong-name", ca, f"DNS:{OTHER_HOST}")
     return Pki(ca[0], other_ca, cert, key, wrong_cert, wrong_key)
+
+
+def server_cert(pki: Pki, name: str, alt_names: str) -> tuple[Path, Path]:
+    """Another server certificate from the same CA, for other names (e.g. "IP:10.231.0.1")."""
+    ca = (pki.ca_file, pki.ca_file.with_suffix(".key"))
+    return _server(pki.ca_file.parent, name, ca, alt_names)

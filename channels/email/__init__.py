@@ -96,6 +96,7 @@ def register(app: Flask) -> None:
                     transfer.apply,
                     pending=transfer.pending,
                     acknowledge=transfer.acknowledge,
+                    expire=transfer.expire,
                 ),
             ),
             receivers=(

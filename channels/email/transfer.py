@@ -141,23 +141,34 @@ def relay_convert(limit: int = 5) -> int:
 
 
 def acknowledge(ids: list[str]) -> None:
-    from channels.email.services.storage import data_dir
-
     numbers = []
     for item in ids:
         if item.startswith(PREFIX):
             head = item[len(PREFIX) :].split(":", 1)[0]
             if head.isdigit():
                 numbers.append(int(head))
-    if not numbers:
-        return
-    rows = list(db.session.scalars(sa.select(InboundMail).where(InboundMail.id.in_(numbers))))
+    if numbers:
+        _forget(sa.select(InboundMail).where(InboundMail.id.in_(numbers)))
+
+
+def expire(before) -> int:
+    """On the relay: mail the core has not taken since `before` is forgotten, row and files."""
+    return _forget(sa.select(InboundMail).where(InboundMail.received_at < before))
+
+
+def _forget(query) -> int:
+    from channels.email.services.storage import data_dir
+
+    rows = list(db.session.scalars(query))
+    numbers = [row.id for row in rows]
     for row in rows:
         (data_dir() / "raw" / row.storage_name).unlink(missing_ok=True)
         (relay_dir() / f"{row.id}.eml").unlink(missing_ok=True)
         for entry in row.relay_files or []:
             shutil.rmtree(relay_dir() / f"{row.id}-{entry['n']}.pages", ignore_errors=True)
-    db.session.execute(sa.delete(InboundMail).where(InboundMail.id.in_(numbers)))
+    if numbers:
+        db.session.execute(sa.delete(InboundMail).where(InboundMail.id.in_(numbers)))
+    return len(numbers)
 
 
 def apply(payload: dict) -> None:

@@ -93,6 +93,7 @@ def register(app: Flask) -> None:
                     pending=transfer.pending,
                     acknowledge=transfer.acknowledge,
                     after_apply=transfer.after_apply,
+                    expire=transfer.expire,
                 ),
             ),
             settings=LineSettings,

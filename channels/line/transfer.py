@@ -194,20 +194,39 @@ def acknowledge(ids: list[str]) -> None:
             if head.isdigit():
                 rows.append(int(head))
     if rows:
-        db.session.execute(sa.delete(LineDelivery).where(LineDelivery.id.in_(rows)))
-        taken = db.session.execute(
-            sa.select(LineRelayContent.id, LineRelayContent.stored_name).where(
-                LineRelayContent.delivery_id.in_(rows)
+        _forget(rows)
+
+
+def _forget(rows: list[int]) -> None:
+    db.session.execute(sa.delete(LineDelivery).where(LineDelivery.id.in_(rows)))
+    _forget_contents(LineRelayContent.delivery_id.in_(rows))
+
+
+def _forget_contents(where) -> int:
+    taken = db.session.execute(
+        sa.select(LineRelayContent.id, LineRelayContent.stored_name).where(where)
+    ).all()
+    if taken:
+        db.session.execute(
+            sa.delete(LineRelayContent).where(
+                LineRelayContent.id.in_([row_id for row_id, _name in taken])
             )
-        ).all()
-        if taken:
-            db.session.execute(
-                sa.delete(LineRelayContent).where(
-                    LineRelayContent.id.in_([row_id for row_id, _name in taken])
-                )
-            )
-            for _row_id, name in taken:
-                _remove_relay_files(name)
+        )
+        for _row_id, name in taken:
+            _remove_relay_files(name)
+    return len(taken)
+
+
+def expire(before) -> int:
+    """On the relay: bodies the core has not taken since `before`, with their media (and any
+    media left without a body), are forgotten; how many bodies."""
+    rows = list(
+        db.session.scalars(sa.select(LineDelivery.id).where(LineDelivery.received_at < before))
+    )
+    for start in range(0, len(rows), 500):
+        _forget(rows[start : start + 500])
+    _forget_contents(LineRelayContent.created_at < before)
+    return len(rows)
 
 
 def _remove_relay_files(name: str | None) -> None:

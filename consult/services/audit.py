@@ -34,6 +34,7 @@ ACTION_LABELS = {
     "hold_back_undo": "保留の取消",
     "legal_hold": "訴訟ホールドの設定",
     "legal_hold_lift": "訴訟ホールドの解除",
+    "expire": "保持期限切れの削除",
 }
 
 OBJECT_LABELS = {
@@ -46,6 +47,7 @@ OBJECT_LABELS = {
     "queue": "処理に失敗したもの",
     "safe_file": "市民から受け取ったファイル",
     "disposal_list": "廃棄予定一覧",
+    "relay_hold": "中継サーバーの一時保管",
 }
 
 

@@ -194,8 +194,6 @@ def _record_attempt(message_id: int, worker: str) -> OutboxMessage | None:
 
 def deliver_one(message_id: int, worker: str, max_attempts: int) -> DeliveryReport:
     """Deliver one claimed message outside any transaction, then record the outcome."""
-    from consult.services.tickets import add_entry
-
     report = DeliveryReport()
     message = _record_attempt(message_id, worker)
     if message is None:
@@ -220,7 +218,6 @@ def deliver_one(message_id: int, worker: str, max_attempts: int) -> DeliveryRepo
         return report
     message = db.session.get(OutboxMessage, message_id)
     message.handed_at = None
-    ticket = db.session.get(Ticket, message.ticket_id) if message.ticket_id else None
     if error is None:
         queue.release(message)
         message.status = OutboxStatus.DELIVERED
@@ -230,13 +227,7 @@ def deliver_one(message_id: int, worker: str, max_attempts: int) -> DeliveryRepo
     else:
         if queue.settle_failure(QUEUE, message, error, max_attempts, count=False, final=permanent):
             report.failed += 1
-            if ticket is not None:
-                add_entry(
-                    ticket,
-                    EntryKind.DELIVERY,
-                    body=f"送信に失敗しました：{error[:500]}",
-                    data=Delivery(DeliveryStatus.FAILED, outbox_id=message.id),
-                )
+            note_failure(message, error)
         else:
             report.retried += 1
     db.session.commit()
@@ -248,6 +239,21 @@ def deliver_one(message_id: int, worker: str, max_attempts: int) -> DeliveryRepo
         message.attempts,
     )
     return report
+
+
+def note_failure(message: OutboxMessage, error: str) -> None:
+    """Say on the message's ticket that it was given up, and why (the ticket page shows it).
+    Also for a message the relay failed to deliver when split (consult.transfer.services)."""
+    from consult.services.tickets import add_entry
+
+    ticket = db.session.get(Ticket, message.ticket_id) if message.ticket_id else None
+    if ticket is not None:
+        add_entry(
+            ticket,
+            EntryKind.DELIVERY,
+            body=f"送信に失敗しました：{error[:500]}",
+            data=Delivery(DeliveryStatus.FAILED, outbox_id=message.id),
+        )
 
 
 def run_once(

@@ -50,6 +50,12 @@ def register(app: Flask) -> None:
                 plugins.TransferKind(
                     "outbox", services.apply_outbox, to="relay", after_apply=services.kick_outbox
                 ),
+                plugins.TransferKind(
+                    services.OUTCOME,
+                    services.apply_outcome,
+                    pending=services.outcome_pending,
+                    acknowledge=services.outcome_acknowledge,
+                ),
             ),
         ),
     )

@@ -26,19 +26,38 @@ def _require(*roles: str) -> None:
 @click.command("relay", help="インターネット側の中継サーバー（予約・FAQ・LINE受信）を起動します")
 @click.option("--host", default="127.0.0.1", help="待ち受けるアドレス（公開側は 0.0.0.0 など）")
 @click.option("--port", default=8080, type=int, help="待ち受けるポート")
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False),
+    help="HTTPSで待ち受けるときのサーバー証明書（PEM）",
+)
+@click.option(
+    "--key", "key_file", type=click.Path(exists=True, dir_okay=False), help="その秘密鍵（PEM）"
+)
 @with_appcontext
-def relay_command(host, port):
+def relay_command(host, port, cert, key_file):
     from werkzeug.serving import run_simple
 
     from consult.worker import Worker
 
     _require("relay")
+    if bool(cert) != bool(key_file):
+        click.echo("--cert と --key は両方指定してください。", err=True)
+        sys.exit(2)
     app = current_app._get_current_object()
     worker = Worker(app, interval=2.0)
     worker.start()
-    click.echo(f"madoguchi relay: {host}:{port} で起動します（本番は gunicorn で）。")
+    scheme = "https" if cert else "http"
+    click.echo(f"madoguchi relay: {scheme}://{host}:{port} で起動します（本番は gunicorn で）。")
     try:
-        run_simple(host, port, app, threaded=True, use_reloader=False)
+        run_simple(
+            host,
+            port,
+            app,
+            threaded=True,
+            use_reloader=False,
+            ssl_context=(cert, key_file) if cert else None,
+        )
     finally:
         worker.stop.set()
 

@@ -8,6 +8,12 @@ relay's outbox to deliver, and snapshots of state the relay keeps a copy of (fre
 published FAQ). A push is deleted on the core only once the relay answered that it applied it.
 An item sent twice (a lost answer, a replayed batch, a file imported again) changes nothing.
 
+Each message the relay's outbox finishes goes back as its outcome (`outbox.outcome`: delivered,
+or failed and why), pulled like intake: the core marks its own row (a failure shows on the
+ticket and among the failed items, as on one server), acknowledges, and the relay deletes the
+row. Whatever the core has not taken within MADOGUCHI_RELAY_HOLD_DAYS the relay forgets
+(`housekeeping`).
+
 When the link is down each side keeps its items; the next round sends them. The same items
 travel in signed batch files where the only path into LGWAN is a file-transfer system
 (`madoguchi transfer export/import`).
@@ -15,6 +21,7 @@ travel in signed batch files where the only path into LGWAN is a file-transfer s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -220,19 +227,64 @@ def after_apply(app: Flask, names: set[str]) -> None:
                 log.exception("transfer: after-apply of %s failed", name)
 
 
-def housekeeping() -> None:
-    """Forget applied ids after a month, and (on the relay) delivered messages at once: the
-    relay keeps a citizen's address and words no longer than it needs them."""
+def housekeeping() -> dict[str, int]:
+    """Forget applied ids after a month; on the relay, also what it no longer needs (below)."""
     db.session.execute(
         sa.delete(TransferReceived).where(
             TransferReceived.received_at < utcnow() - timedelta(days=RECEIVED_KEEP_DAYS)
         )
     )
-    if role() == "relay":
-        db.session.execute(
-            sa.delete(OutboxMessage).where(OutboxMessage.status == OutboxStatus.DELIVERED)
-        )
+    forgotten = forget_on_relay() if role() == "relay" else {}
     db.session.commit()
+    return forgotten
+
+
+FINISHED = (OutboxStatus.DELIVERED, OutboxStatus.FAILED)
+
+
+def forget_on_relay() -> dict[str, int]:
+    """The relay keeps a citizen's address and words no longer than it needs them: a finished
+    message that has no core to tell at once (the core has taken the others' outcomes, which
+    deleted them); and, after MADOGUCHI_RELAY_HOLD_DAYS, whatever the core has not taken (intake
+    and items for the core, a message's outcome), since the core normally takes it within
+    seconds. Counts by kind, logged and audited (counts only, never what was held)."""
+    before = utcnow() - timedelta(days=settings().hold_days)
+    o = OutboxMessage.__table__
+    counts = {
+        "outbox": db.session.execute(
+            sa.delete(o).where(o.c.status.in_(FINISHED), o.c.transfer_id.is_(None))
+        ).rowcount
+        or 0
+    }
+    counts["outbox"] += (
+        db.session.execute(
+            sa.delete(o).where(o.c.created_at < before, o.c.status != OutboxStatus.SENDING)
+        ).rowcount
+        or 0
+    )
+    old = list(
+        db.session.scalars(sa.select(TransferItem.id).where(TransferItem.created_at < before))
+    )
+    for start in range(0, len(old), 1000):
+        acknowledge(old[start : start + 1000])  # as if taken: each kind forgets its part
+    counts["items"] = len(old)
+    for kind in kinds().values():
+        if kind.expire is not None:
+            counts[kind.name] = kind.expire(before)
+    if counts["items"] or any(n for name, n in counts.items() if name != "outbox"):
+        from consult.services import audit
+        from consult.services.actor import SYSTEM
+
+        detail = " ".join(f"{name}={n}" for name, n in sorted(counts.items()) if n)
+        audit.record(SYSTEM, "expire", "relay_hold", None, detail=detail)
+        log.warning(
+            "relay: forgot what the core had not taken in %s days: %s",
+            settings().hold_days,
+            detail,
+        )
+    elif counts["outbox"]:
+        log.info("relay: forgot %s finished messages", counts["outbox"])
+    return counts
 
 
 # --- the outbox on the core: messages go to the relay ----------------------------------------
@@ -258,12 +310,15 @@ def hand_to_relay(message: OutboxMessage) -> None:
             "headers": message.headers or {},
         }
     )
-    enqueue("outbox", outbox_item_id(message), {"channel": message.channel, **values})
+    item_id = outbox_item_id(message)
+    enqueue("outbox", item_id, {"channel": message.channel, **values, "ref": item_id})
     db.session.commit()
 
 
 def apply_outbox(payload: dict) -> None:
-    """On the relay: a message to deliver, into the relay's own outbox."""
+    """On the relay: a message to deliver, into the relay's own outbox (with the core's item id,
+    under which its outcome goes back)."""
+    ref = payload.get("ref")
     db.session.add(
         OutboxMessage(
             channel=str(payload["channel"])[:20],
@@ -273,8 +328,106 @@ def apply_outbox(payload: dict) -> None:
             headers=payload.get("headers") or {},
             status=OutboxStatus.PENDING,
             next_attempt_at=utcnow(),
+            transfer_id=str(ref)[:120] if ref else None,
         )
     )
+
+
+# --- a message's outcome: from the relay's outbox back to the core ----------------------------
+
+OUTCOME = "outbox.outcome"
+OUTCOME_PREFIX = "outcome:"
+
+
+def _outcome_id(message: OutboxMessage) -> str:
+    """One per relay row: a message retried from the core comes as a new row, whose outcome is
+    a new item (the core applies each outcome once)."""
+    created = int(message.created_at.timestamp() * 1_000_000) if message.created_at else 0
+    return f"{OUTCOME_PREFIX}{message.id}:{created}"
+
+
+def outcome_pending(limit: int) -> list[dict]:
+    """On the relay: the finished messages that came from the core, oldest first."""
+    rows = db.session.scalars(
+        sa.select(OutboxMessage)
+        .where(OutboxMessage.transfer_id.is_not(None), OutboxMessage.status.in_(FINISHED))
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    items = []
+    for row in rows:
+        failed = row.status == OutboxStatus.FAILED
+        payload = {
+            "ref": row.transfer_id,
+            "status": "failed" if failed else "delivered",
+            "attempts": row.attempts,
+            "at": (row.delivered_at or utcnow()).isoformat(),
+        }
+        if failed:
+            payload["error"] = row.last_error or "送信できませんでした"
+        items.append({"id": _outcome_id(row), "kind": OUTCOME, "payload": payload})
+    return items
+
+
+def outcome_acknowledge(ids: list[str]) -> None:
+    """On the relay: the core has these outcomes; the messages (recipient, words) go. A failed
+    one's item id is forgotten too, so the same message retried from the core is taken anew."""
+    wanted = {}
+    for item in ids:
+        if item.startswith(OUTCOME_PREFIX):
+            head = item[len(OUTCOME_PREFIX) :].split(":", 1)[0]
+            if head.isdigit():
+                wanted[int(head)] = item
+    if not wanted:
+        return
+    rows = db.session.scalars(
+        sa.select(OutboxMessage).where(
+            OutboxMessage.id.in_(list(wanted)), OutboxMessage.status.in_(FINISHED)
+        )
+    ).all()
+    done = [row for row in rows if wanted.get(row.id) == _outcome_id(row)]
+    if not done:
+        return
+    retried = [row.transfer_id for row in done if row.status == OutboxStatus.FAILED]
+    db.session.execute(
+        sa.delete(OutboxMessage)
+        .where(OutboxMessage.id.in_([row.id for row in done]))
+        .execution_options(synchronize_session=False)
+    )
+    if retried:
+        db.session.execute(sa.delete(TransferReceived).where(TransferReceived.id.in_(retried)))
+
+
+def apply_outcome(payload: dict) -> None:
+    """On the core: what became of a message handed to the relay. A failure makes the core's
+    row failed with the relay's reason, and says so on the ticket, exactly as when the core's
+    own outbox gives up (`all`): the ticket page, 処理に失敗したもの and `madoguchi queue failed`
+    show it, and an administrator may send it again."""
+    from datetime import datetime
+
+    from consult.services import outbox
+
+    ref = str(payload.get("ref") or "")
+    parts = ref.split(":")
+    if len(parts) != 3 or parts[0] != "outbox" or not parts[1].isdigit():
+        return
+    message = db.session.get(OutboxMessage, int(parts[1]))
+    if message is None or outbox_item_id(message) != ref:
+        return  # no longer here (disposed of)
+    # The relay had it: a copy still waiting here (its answer was lost) must not go again.
+    db.session.execute(sa.delete(TransferItem).where(TransferItem.id == ref))
+    if message.status != OutboxStatus.DELIVERED:
+        return  # already failed, or sent again since: this outcome is old news
+    if payload.get("status") == "failed":
+        error = str(payload.get("error") or "送信できませんでした")
+        message.status = OutboxStatus.FAILED
+        message.delivered_at = None
+        message.last_error = error[:2000]
+        outbox.note_failure(message, error)
+        log.info("transfer: outbox=%s failed on the relay", message.id)
+        return
+    with contextlib.suppress(ValueError):
+        message.delivered_at = datetime.fromisoformat(str(payload.get("at")))
 
 
 def kick_outbox(app: Flask) -> None:

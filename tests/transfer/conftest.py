@@ -41,9 +41,13 @@ class Relay:
             finally:
                 db.session.remove()
 
-    def start(self, port: int | None = None) -> None:
-        self.server = make_server("127.0.0.1", port or 0, self.app, threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
+    def start(self, port: int | None = None, ssl_context=None) -> None:
+        """Serve on 127.0.0.1; over HTTPS when given a server `ssl_context` (tests/tls.py)."""
+        self.server = make_server(
+            "127.0.0.1", port or 0, self.app, threaded=True, ssl_context=ssl_context
+        )
+        scheme = "https" if ssl_context is not None else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.server.server_port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -96,12 +100,11 @@ def relay(migrated, tmp_path, fake_line, relay_settings):
         db.engine.dispose()
 
 
-@pytest.fixture
-def core(app_factory, relay):
-    app = app_factory(
+def core_settings(relay_url: str, **more) -> dict:
+    return dict(
         ROLE="core",
         RELAY_KEY=KEY,
-        RELAY_URL=relay.url,
+        RELAY_URL=relay_url,
         RELAY_TIMEOUT_SECONDS=5,
         LINE_CHANNEL_SECRET=SECRET,
         LINE_CHANNEL_ACCESS_TOKEN=TOKEN,
@@ -109,7 +112,13 @@ def core(app_factory, relay):
         LINE_PROCESS_AFTER_RESPONSE=False,
         LINE_BURST_QUIET_MS=0,
         PUBLIC_URL=PUBLIC,
+        **more,
     )
+
+
+@pytest.fixture
+def core(app_factory, relay):
+    app = app_factory(**core_settings(relay.url))
     with app.app_context():
         yield app
         db.session.remove()

@@ -26,6 +26,7 @@ import pytest
 
 from tests.channels.line.conftest import body_of, text_event
 from tests.channels.line.fake_line import SECRET, TOKEN, sign
+from tests.tls import server_cert
 
 pytestmark = pytest.mark.slow
 
@@ -166,16 +167,29 @@ def wait_until_listening(zones, ns: str, host: str, port: int, log: Path) -> Non
     raise AssertionError(f"nothing listens on {host}:{port}:\n{log.read_text()[-3000:]}")
 
 
-def test_the_core_pulls_from_the_relay_and_the_relay_cannot_reach_the_core(zones):
+def test_the_core_pulls_from_the_relay_and_the_relay_cannot_reach_the_core(zones, tls_pki):
     relay_ns, core_ns, folders = zones["relay_ns"], zones["core_ns"], zones["folders"]
     relay_db, core_db = folders["relay"] / "relay.db", folders["core"] / "core.db"
 
-    # The relay, in the internet zone: the `madoguchi relay` command, on the cable's address.
+    # The relay, in the internet zone: the `madoguchi relay` command, on the cable's address,
+    # over HTTPS with a certificate from the city's own CA (which the core trusts).
+    cert, key = server_cert(tls_pki, f"relay-{os.getpid()}", f"IP:{RELAY_IP}")
     relay_log = folders["relay"] / "relay.log"
     start_in(
         zones,
         relay_ns,
-        [str(BIN / "madoguchi"), "relay", "--host", RELAY_IP, "--port", str(PORT)],
+        [
+            str(BIN / "madoguchi"),
+            "relay",
+            "--host",
+            RELAY_IP,
+            "--port",
+            str(PORT),
+            "--cert",
+            str(cert),
+            "--key",
+            str(key),
+        ],
         role_env("relay", relay_db, folders["relay"]),
         relay_log,
     )
@@ -186,16 +200,20 @@ def test_the_core_pulls_from_the_relay_and_the_relay_cannot_reach_the_core(zones
     posted = python_in(
         relay_ns,
         "import requests,sys\n"
-        f"r = requests.post('http://{RELAY_IP}:{PORT}/channels/line/webhook', "
+        f"r = requests.post('https://{RELAY_IP}:{PORT}/channels/line/webhook', "
         f"data={body!r}.encode(), headers={{'Content-Type': 'application/json', "
-        f"'X-Line-Signature': {sign(body)!r}}}, timeout=10)\n"
+        f"'X-Line-Signature': {sign(body)!r}}}, timeout=10, verify={str(tls_pki.ca_file)!r})\n"
         "sys.exit(0 if r.status_code == 200 else r.status_code)\n",
     )
     assert posted.returncode == 0, posted.stderr
 
     # The core, in LGWAN: its own pull through the firewall, then its worker makes the ticket.
     core_env = role_env(
-        "core", core_db, folders["core"], MADOGUCHI_RELAY_URL=f"http://{RELAY_IP}:{PORT}"
+        "core",
+        core_db,
+        folders["core"],
+        MADOGUCHI_RELAY_URL=f"https://{RELAY_IP}:{PORT}",
+        MADOGUCHI_RELAY_CA_FILE=str(tls_pki.ca_file),
     )
     pulled = in_ns(core_ns, str(BIN / "madoguchi"), "transfer", "pull", env=core_env)
     assert pulled.returncode == 0, pulled.stderr

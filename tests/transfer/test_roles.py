@@ -9,9 +9,10 @@ import pytest
 import sqlalchemy as sa
 
 from consult import create_app
-from consult.config import ConfigError
+from consult.config import ConfigError, RelaySettings
 from consult.extensions import db
 from consult.models import Channel, Ticket
+from consult.settings import section
 from consult.worker import Worker, tasks_by_lane
 from tests.transfer.conftest import KEY
 from tests.transfer.test_zones import send_line
@@ -28,6 +29,11 @@ def _names(app) -> set[str]:
         ({"ROLE": "relay"}, "MADOGUCHI_RELAY_KEY"),
         ({"ROLE": "core", "RELAY_KEY": KEY}, "MADOGUCHI_RELAY_URL"),
         ({"ROLE": "core", "RELAY_KEY": "short", "RELAY_URL": "https://r"}, "MADOGUCHI_RELAY_KEY"),
+        # Personal data crosses the link: plain http only to a relay on this machine.
+        ({"ROLE": "core", "RELAY_KEY": KEY, "RELAY_URL": "http://relay.example.jp"}, "https"),
+        ({"ROLE": "core", "RELAY_KEY": KEY, "RELAY_URL": "http://10.0.0.5:8080"}, "RELAY_URL"),
+        ({"ROLE": "core", "RELAY_KEY": KEY, "RELAY_URL": "http://127.0.0.1.example.jp"}, "https"),
+        ({"ROLE": "relay", "RELAY_KEY": KEY, "RELAY_HOLD_DAYS": 0}, "MADOGUCHI_RELAY_HOLD_DAYS"),
     ],
 )
 def test_a_role_that_cannot_work_stops_the_start(tmp_path, values, variable):
@@ -36,6 +42,28 @@ def test_a_role_that_cannot_work_stops_the_start(tmp_path, values, variable):
             {"DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}", **values},
             instance_path=str(tmp_path / "instance"),
         )
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://relay.city.example.jp",
+        "http://127.0.0.1:8080",
+        "http://localhost:8080/",
+        "http://[::1]:8080",
+    ],
+)
+def test_the_core_accepts_https_or_a_relay_on_its_own_loopback(tmp_path, url):
+    app = create_app(
+        {
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'x.db'}",
+            "ROLE": "core",
+            "RELAY_KEY": KEY,
+            "RELAY_URL": url,
+        },
+        instance_path=str(tmp_path / "instance"),
+    )
+    assert section(RelaySettings, app).url == url
 
 
 def test_each_role_runs_its_own_worker_tasks(relay, core, app):

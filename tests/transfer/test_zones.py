@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from channels.line import tasks as line_tasks
 from channels.line.models import LineDelivery, LineEvent
 from consult.extensions import db
-from consult.models import Channel, EntryKind, OutboxMessage, Ticket
+from consult.models import Channel, EntryKind, OutboxMessage, OutboxStatus, Ticket
 from consult.services import outbox
 from consult.transfer import client, signing
 from consult.transfer.models import TransferItem, TransferReceived
@@ -88,10 +88,12 @@ def test_line_message_becomes_a_ticket_on_the_core_and_the_reply_leaves_through_
     texts = [text for push in fake_line.pushes for text in push.texts]
     assert "［やまだ / Yamada］\n窓口は2階です。" in texts
     with relay.context():
-        from consult.transfer.services import housekeeping
-
-        housekeeping()
-        assert count(OutboxMessage) == 0  # delivered: the relay forgets the words
+        # Delivered (the reply, and the acknowledgement before it); outcomes wait for the core.
+        statuses = set(db.session.scalars(sa.select(OutboxMessage.status)))
+        assert statuses == {OutboxStatus.DELIVERED}
+    core_round()  # the core takes the outcome and acknowledges it
+    with relay.context():
+        assert count(OutboxMessage) == 0  # the relay forgets the address and the words
     db.session.expire_all()
     assert count(TransferItem) == 0  # nothing waits on the core
 
