@@ -2,7 +2,7 @@
 (outbox_message.transfer_id), so its outcome (delivered, or failed and why) goes back to the core
 
 Revision ID: 0045_relayout
-Revises: 0043_digits
+Revises: 0044_alerten
 Create Date: 2026-12-03 10:30:00.000000
 
 """
@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 # revision identifiers, used by Alembic.
 revision = '0045_relayout'
-down_revision = '0043_digits'
+down_revision = '0044_alerten'
 branch_labels = None
 depends_on = None
 
