@@ -305,7 +305,8 @@ def hidden_secrets(actor: Actor) -> Secrets:
 
 
 def all_protected_secrets() -> Secrets:
-    """Every protected person's whereabouts: for what leaves the centre (mail, LINE, FAQ)."""
+    """Every protected person's whereabouts: for what leaves the centre (mail, LINE, FAQ,
+    webhook bodies)."""
     return secrets_of(db.session.scalars(sa.select(Citizen.id).where(Citizen.protected)))
 
 
