@@ -23,7 +23,7 @@ def _holds():
 
 
 def register(app: Flask) -> None:
-    from api import admin, docs, models, webhooks  # noqa: F401 (models: tables in the metadata)
+    from api import admin, docs, models, services, webhooks  # noqa: F401 (models: tables)
     from api.settings import ApiSettings
     from consult import plugins, signals
     from consult.models import Role
@@ -33,6 +33,7 @@ def register(app: Flask) -> None:
         plugins.Plugin(
             name="api",
             disposers=(plugins.Disposer("api", _dispose, _holds()),),
+            accessors=services.accessors(),
             blueprints=(admin.bp, docs.bp),
             nav_links=(plugins.NavLink("api_admin.index", "API連携", (Role.ADMIN,), 95),),
             worker_tasks=(plugins.WorkerTask("api.webhooks", webhooks.run_once, lane="webhooks"),),

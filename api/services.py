@@ -184,6 +184,34 @@ GRANTS = {
 }
 
 
+# What a token with each scope may read of the personal data, for the 個人情報ファイル簿's
+# 利用者の範囲 (consult.services.retention). Keyed by Scope: a scope added without its line here
+# fails tests/consult/test_retention.py::test_register_names_every_role_and_every_api_scope.
+SCOPE_MAY_SEE = {
+    Scope.TICKETS_READ: "相談の件名・状態・分類・担当者・日時と引継ぎの進み具合"
+    "（相談者・経過・引継ぎの依頼内容は含まない）",
+    Scope.TICKETS_WRITE: "相談・相談者の登録、状態・担当者の変更、メモの追加"
+    "（担当課に結び付いたトークンは自課あての引継ぎの操作）",
+    Scope.PERSONAL: "相談者の氏名・かな・住所・電話番号・メールアドレス、経過、"
+    "引継ぎの依頼内容と対応記録、予約者の氏名（閲覧は監査ログに記録。支援措置の対象者は"
+    "住所・連絡先を返さず、照会には該当なしと答える）",
+    Scope.REPORTS: "相談件数の統計（個人データを含まない）",
+    Scope.FAQ: "公開中のFAQ（個人データを含まない）",
+}
+
+
+def accessors():
+    """The API's lines of the 個人情報ファイル簿: one per scope, in the Scope enum's order."""
+    from consult import plugins
+
+    return tuple(
+        plugins.Accessor(
+            f"外部システム連携（APIトークン・範囲「{scope.label}」）", SCOPE_MAY_SEE[scope]
+        )
+        for scope in Scope
+    )
+
+
 def actor_for(integration: ApiIntegration, address: str | None) -> Actor:
     grants: set[str] = set()
     for scope in integration.scopes or []:

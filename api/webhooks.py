@@ -39,7 +39,7 @@ from api.models import (
 )
 from consult.extensions import db
 from consult.models import Role, Ticket
-from consult.services import audit, queue
+from consult.services import audit, protection, queue
 from consult.services.actor import Actor
 from consult.services.errors import NotFound, ValidationFailed
 from consult.services.normalize import single_line
@@ -152,7 +152,7 @@ def recent_deliveries(limit: int = 50) -> list[tuple[ApiWebhookDelivery, list[Ap
 # --- from the signals ----------------------------------------------------------------------------
 
 
-def _payload(event: WebhookEvent, ticket: Ticket, personal: bool, extra: dict) -> dict:
+def _payload(event: WebhookEvent, ticket: Ticket, personal: bool, extra: dict, hidden=None) -> dict:
     body = {
         "id": str(uuid.uuid4()),
         "event": event.value,
@@ -167,7 +167,9 @@ def _payload(event: WebhookEvent, ticket: Ticket, personal: bool, extra: dict) -
         **extra,
     }
     if personal:
-        body["ticket"]["subject"] = ticket.subject
+        # A subject may carry a protected person's whereabouts (a LINE chat's first message, a
+        # mail's subject): hidden here as in every other message that leaves the centre.
+        body["ticket"]["subject"] = hidden.scrub(ticket.subject) if hidden else ticket.subject
         body["ticket"]["citizen_name"] = ticket.citizen.name if ticket.citizen else None
     return body
 
@@ -180,12 +182,14 @@ def enqueue(event: WebhookEvent, ticket: Ticket, **extra) -> int:
         if event.value in (hook.events or [])
     ]
     now = utcnow()
+    hidden = protection.all_protected_secrets() if any(h.personal for h in hooks) else None
     for hook in hooks:
+        payload = _payload(event, ticket, hook.personal, extra, hidden)
         db.session.add(
             ApiWebhookDelivery(
                 webhook_id=hook.id,
                 event=event.value,
-                body=json.dumps(_payload(event, ticket, hook.personal, extra), ensure_ascii=False),
+                body=json.dumps(payload, ensure_ascii=False),
                 status=DeliveryStatus.PENDING,
                 next_attempt_at=now,
                 created_at=now,

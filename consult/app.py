@@ -282,7 +282,10 @@ def _scrub_protected(response) -> None:
     if not secrets:
         return
     body = response.get_data(as_text=True)
-    cleaned = secrets.scrub(body)
+    # JSON is read decoded: a non-ASCII address or a full-width number sent as \u escapes is
+    # still the address, so a JSON answer is scrubbed value by value.
+    json_types = ("application/json", "application/problem+json")
+    cleaned = secrets.scrub_json(body) if response.mimetype in json_types else secrets.scrub(body)
     if cleaned != body:
         response.set_data(cleaned)
 

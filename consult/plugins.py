@@ -215,6 +215,16 @@ class PersonalData:
 
 
 @dataclass(frozen=True)
+class Accessor:
+    """Someone other than a staff role who reads personal data through a package (a connected
+    system's API token with one scope), for the 個人情報ファイル簿's 利用者の範囲: `name` says
+    who (in Japanese, as the register prints it) and `may_see` what they may read."""
+
+    name: str
+    may_see: str
+
+
+@dataclass(frozen=True)
 class UnlinkedKind:
     """Records of a package that belong to no case (a booking never turned into one, ignored
     mail, LINE events and users without a case): retention counts from the fiscal year after
@@ -348,6 +358,9 @@ class Plugin:
     # Its part of disposal of expired tickets' personal data (Disposer): every package that
     # stores personal data has one, or disposal leaves its copy behind.
     disposers: Sequence[Disposer] = ()
+    # Who reads personal data through the package besides the staff roles (Accessor): the
+    # 個人情報ファイル簿 lists them after the roles (consult.services.retention).
+    accessors: Sequence[Accessor] = ()
     # What crosses between the relay and the core for this package (TransferKind).
     transfer_kinds: Sequence[TransferKind] = ()
     # Personal strings of citizens kept in the package's own tables (a LINE user id), {ids} →
@@ -408,6 +421,10 @@ class Registry:
     @property
     def disposers(self) -> list[Disposer]:
         return list(self._each("disposers"))
+
+    @property
+    def accessors(self) -> list[Accessor]:
+        return list(self._each("accessors"))
 
     @property
     def transfer_kinds(self) -> dict[str, TransferKind]:

@@ -28,6 +28,7 @@ or an export that forgot the rule still does not leak.
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import unicodedata
 from collections.abc import Iterable
@@ -241,6 +242,34 @@ class Secrets:
             return text
         return self.pattern.sub(HIDDEN, text)
 
+    def scrub_json(self, text: str) -> str:
+        """A JSON text scrubbed as its reader decodes it: "\\u7d2b\\u96f2" is 紫雲 to the client,
+        and the raw text's pattern would never see it. Unchanged when nothing is hidden."""
+        if not text or self.pattern is None:
+            return text
+        try:
+            data = json.loads(text)
+        except ValueError:
+            return self.scrub(text)
+        changed = False
+
+        def clean(value):
+            nonlocal changed
+            if isinstance(value, str):
+                scrubbed = self.scrub(value)
+                changed = changed or scrubbed != value
+                return scrubbed
+            if isinstance(value, list):
+                return [clean(item) for item in value]
+            if isinstance(value, dict):
+                return {clean(key): clean(item) for key, item in value.items()}
+            return value
+
+        cleaned = clean(data)
+        if not changed:
+            return text
+        return json.dumps(cleaned, ensure_ascii=False) + ("\n" if text.endswith("\n") else "")
+
     def __bool__(self) -> bool:
         return self.pattern is not None
 
@@ -305,7 +334,8 @@ def hidden_secrets(actor: Actor) -> Secrets:
 
 
 def all_protected_secrets() -> Secrets:
-    """Every protected person's whereabouts: for what leaves the centre (mail, LINE, FAQ)."""
+    """Every protected person's whereabouts: for what leaves the centre (mail, LINE, FAQ,
+    webhook bodies)."""
     return secrets_of(db.session.scalars(sa.select(Citizen.id).where(Citizen.protected)))
 
 

@@ -1157,13 +1157,31 @@ PERSONS = (
     "引継ぎに応じた関係機関の担当者",
 )
 
-ACCESS = (
-    ("相談員", "相談者の氏名・連絡先・相談内容・経過・添付ファイル（閲覧は監査ログに記録）"),
-    ("センター責任者", "相談員と同じ範囲、統計、廃棄予定一覧の承認、訴訟ホールド"),
-    ("担当課職員", "自課に引き継がれた相談の概要・対応記録（連絡先は共有が指定された場合のみ）"),
-    ("安心対応サポート室", "応援要請とカスハラ事案の記録"),
-    ("管理者", "職員・設定・監査ログ・保存期間の設定（相談内容の個人データの出力は監査記録付き）"),
-)
+# What each role may see of the personal data: the register's 利用者の範囲, one line per Role in
+# the enum's order, labelled with the role's own label. Keyed by Role: a role added to the enum
+# without its line here fails test_register_names_every_role_and_every_api_scope.
+PROTECTED_NOTE = "支援措置の対象者の住所・連絡先は見られない"
+ROLE_MAY_SEE = {
+    Role.CONSULTANT: "相談者の氏名・連絡先・相談内容・経過・添付ファイル・予約"
+    f"（閲覧は監査ログに記録。{PROTECTED_NOTE}。ただし自分が担当の相談の相談者を除く）",
+    Role.SUPERVISOR: "相談員と同じ範囲（支援措置の対象者を含む）、統計、開示請求への対応、"
+    "支援措置・利用停止の設定とその理由、廃棄予定一覧の承認、訴訟ホールド",
+    Role.OFFICER: "自課に引き継がれた相談の概要・対応記録"
+    f"（連絡先は共有が指定された場合のみ。{PROTECTED_NOTE}）",
+    Role.SUPPORT: "応援要請とカスハラ事案の記録",
+    Role.ADMIN: "職員・設定・監査ログ・保存期間の設定、相談者の統合"
+    f"（相談内容の個人データの出力は監査記録付き。{PROTECTED_NOTE}）",
+    Role.BRANCH: "自支所で予約された「支所からのオンライン相談」の日時・種類・予約番号・"
+    "相談者の氏名（相談内容・連絡先・他の支所の予約は見られない。一覧の表示は監査ログに記録）",
+}
+
+
+def access_lines() -> list[tuple[str, str]]:
+    """(who, what they may see): every role, then whoever a package lets read personal data
+    (an API token, by scope)."""
+    lines = [(role.label, ROLE_MAY_SEE[role]) for role in Role]
+    lines += [(a.name, a.may_see) for a in plugins.registry().accessors]
+    return lines
 
 
 def register_document(actor: Actor, today: date | None = None) -> dict:
@@ -1204,7 +1222,7 @@ def register_document(actor: Actor, today: date | None = None) -> dict:
             "classes": classes,
             "audit_log_years": audit_years(),
         },
-        "access": [{"role": role, "may_see": what} for role, what in ACCESS],
+        "access": [{"role": who, "may_see": what} for who, what in access_lines()],
         "records": {"citizens": live_citizens, "tickets": live_tickets},
         "over_1000_persons": live_citizens > 1000,
     }
@@ -1229,7 +1247,12 @@ def register_markdown(document: dict) -> str:
         f"- 監査ログ: {retention['audit_log_years']}年",
         "",
     ]
-    lines += ["## 利用者の範囲（役割ごと）", "", "| 役割 | 閲覧できるもの |", "|---|---|"]
+    lines += [
+        "## 利用者の範囲（役割・連携システムごと）",
+        "",
+        "| 利用者 | 閲覧できるもの |",
+        "|---|---|",
+    ]
     lines += [f"| {a['role']} | {a['may_see']} |" for a in document["access"]]
     records = document["records"]
     lines += [

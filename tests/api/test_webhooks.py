@@ -113,6 +113,35 @@ def test_personal_data_only_to_a_hook_with_that_scope(app, receiver, make_ticket
     assert json.loads(receiver.received[0]["body"])["ticket"]["subject"] == "相談の件名"
 
 
+def test_a_protected_persons_whereabouts_never_reach_a_hook(app, receiver, make_staff):
+    """支援措置: a LINE chat's first message becomes the subject; a hook with the personal-data
+    scope gets the subject and the name, never the address or the number it may hold."""
+    from consult.models import Channel
+    from consult.services import citizens, protection, tickets
+    from consult.services.actor import Actor
+
+    person = citizens.create_citizen(
+        SYSTEM, citizens.CitizenInput(name="鈴木 静香", phone="090-5555-7777")
+    )
+    person.address = "香川県高松市紫雲町9番9号"
+    protection.protect(Actor(make_staff("supervisor")), person, "DV等支援措置の申出")
+    webhooks.create_hook(
+        SYSTEM, name="個人情報あり", url=receiver.url, events=["ticket.created"], personal=True
+    )
+    db.session.commit()
+    tickets.create_ticket(
+        SYSTEM,
+        channel=Channel.LINE,
+        subject="LINE：香川県高松市紫雲町9番9号に越しました 09055557777",
+        citizen=person,
+    )
+    db.session.commit()
+    deliver(app)
+    sent = json.loads(receiver.received[0]["body"])["ticket"]
+    assert sent["citizen_name"] == "鈴木 静香"
+    assert sent["subject"] == "LINE：［非表示］に越しました ［非表示］"
+
+
 def test_a_500_is_retried_after_the_back_off(app, receiver, make_ticket):
     webhooks.create_hook(SYSTEM, name="不調", url=receiver.url, events=["ticket.created"])
     db.session.commit()

@@ -9,7 +9,7 @@ in any way of writing them. The person's 担当 and a supervisor see them (the c
 from __future__ import annotations
 
 import json
-from datetime import date
+from datetime import date, datetime, time
 
 import pytest
 import sqlalchemy as sa
@@ -21,6 +21,7 @@ from consult.models import AuditEvent, Channel, Citizen, CitizenFlagEvent, Ticke
 from consult.services import citizens, outbox, protection, tickets
 from consult.services.actor import SYSTEM, Actor
 from consult.services.errors import InvalidTransition, PermissionDenied, ValidationFailed
+from consult.timeutil import TOKYO
 from tests.consult import test_access as access
 from tests.consult.http import call
 from tests.helpers import sign_in
@@ -44,14 +45,20 @@ SECRETS = (
 
 
 def _leaks(text: str) -> list[str]:
-    return [s for s in SECRETS if s in text]
+    """The secrets in a text; a JSON text is read as its client reads it (decoded: "\\u7d2b"
+    is 紫), not only as it was sent."""
+    try:
+        decoded = json.dumps(json.loads(text), ensure_ascii=False)
+    except ValueError:
+        decoded = ""
+    return [s for s in SECRETS if s in text or s in decoded]
 
 
-def _body(app, client, method: str, url: str, data: dict) -> str:
+def _body(app, client, method: str, url: str, data: dict, headers: dict | None = None) -> str:
     """The whole body of a response, files and streams included (read before closing)."""
     db.session.commit()
     with app.app_context():
-        response = client.open(url, method=method, data=data)
+        response = client.open(url, method=method, data=data, headers=headers or {})
         try:
             return response.get_data().decode("utf-8", "replace")
         finally:
@@ -179,7 +186,73 @@ def _objects(app, case, make_staff, make_department, make_category, make_citizen
     }
 
 
-def _restore(case) -> None:
+def _channels(app, case, branch_office) -> dict:
+    """The protected person's other ways in, so each channel's pages have something to hide:
+    a mail from their address (a PDF attached), a LINE chat from their linked account, and a
+    booking of a session from the branch office whose account is walked."""
+    from email.message import EmailMessage
+
+    from channels.booking import services as booking_services
+    from channels.email import tasks as email_tasks
+    from channels.email.models import MailAttachment
+    from channels.line.models import LineContact, LineTicket
+    from consult.models import EntryKind, SafeFile
+    from tests.channels.booking.test_specialist import weekday_ahead
+
+    person = case["person"]
+    mail = EmailMessage()
+    mail["From"] = f"{NAME} <{EMAIL}>"
+    mail["To"] = "soudan@example.lg.jp"
+    mail["Subject"] = f"転居の相談（連絡先 {PHONE}）"
+    mail["Message-ID"] = "<protected-walk@example.jp>"
+    mail.set_content(f"新しい住所は{ADDRESS}です。日中は {PHONE} にお願いします。")
+    mail.add_attachment(
+        b"%PDF-1.4\n", maintype="application", subtype="pdf", filename="jyuminhyo.pdf"
+    )
+    by_mail = email_tasks.ingest(mail.as_bytes()).ticket
+    assert by_mail is not None and by_mail.citizen_id == person.id  # found by the address
+    # LINE: as the intake makes it (channels/line/services/events.py), from the linked account.
+    contact = db.session.scalar(sa.select(LineContact).where(LineContact.user_id == LINE_ID))
+    contact.display_name = "しずか"
+    by_line = tickets.create_ticket(
+        SYSTEM, channel=Channel.LINE, subject="LINE：引っ越しました", citizen=person
+    )
+    db.session.add(LineTicket(ticket=by_line, contact=contact))
+    tickets.add_entry(
+        by_line, EntryKind.MESSAGE_IN, body=f"引っ越しました。{ADDRESS}、電話は{PHONE}です。"
+    )
+    day = weekday_ahead(1)
+    booking = booking_services.create_booking(
+        SYSTEM,
+        booking_services.BookingInput(
+            mode="branch_video",
+            starts_at=datetime.combine(day, time(10, 0), TOKYO),
+            name=NAME,
+            kana="すずき しずか",
+            content=f"転居先（{ADDRESS}）での手続きについて",
+            email=EMAIL,
+            phone=PHONE,
+            branch_office_id=branch_office.id,
+        ),
+    )
+    db.session.commit()
+    attachment = db.session.scalar(
+        sa.select(MailAttachment.id).where(MailAttachment.ticket_id == by_mail.id)
+    )
+    return {
+        "numbers": [by_mail.number, by_line.number],
+        "tickets": [by_mail.id, by_line.id],
+        "email_attachment": attachment,
+        "safe_file": db.session.scalar(
+            sa.select(SafeFile.id).where(SafeFile.source_id == attachment)
+        ),
+        "booking": booking.id,
+        "booking_reference": booking.reference,
+        "day": day.isoformat(),
+    }
+
+
+def _restore(case, ticket_ids=()) -> None:
     """Undo what a walked POST changed that would end the test's premise."""
     db.session.expire_all()
     ticket = db.session.get(Ticket, case["ticket"].id)
@@ -187,35 +260,118 @@ def _restore(case) -> None:
     ticket.citizen_id = person.id
     ticket.assignee_id = case["named"].id
     ticket.merged_into_id = None
+    for other in ticket_ids:  # the mail's and the LINE chat's: the person's, nobody's 担当
+        walked = db.session.get(Ticket, other)
+        walked.citizen_id, walked.assignee_id, walked.merged_into_id = person.id, None, None
     person.protected = True
     person.merged_into_id = None
     db.session.commit()
 
 
 def test_protected_person_is_invisible_route_by_route(
-    app, make_staff, make_department, make_category, access_citizen, case
+    app, make_staff, make_department, make_category, access_citizen, make_token_for, case
 ):
     from consult.settings import override as override_settings
 
-    override_settings(app, FAQ_VOTE_RATE_LIMIT="100 per minute")
+    override_settings(
+        app,
+        FAQ_VOTE_RATE_LIMIT="100 per minute",
+        API_RATE_LIMIT="100000 per minute",
+        BOOKING_BRANCH_MEETING_URL="https://meet.example.jp/madoguchi/{code}",
+    )
     objects = _objects(app, case, make_staff, make_department, make_category, access_citizen)
+    branch = make_staff("branch")
+    walked = _channels(app, case, branch.branch_office)
+    objects.update(email_attachment=walked["email_attachment"], safe_file=walked["safe_file"])
     # Not named on the case: another consultant, an officer, the support room, an
-    # administrator, and anyone signed out (the lobby display, the public pages, the API).
-    clients = {"anonymous": app.test_client()}
+    # administrator, the branch office whose session the person booked, anyone signed out
+    # (the lobby display, the public pages), and a connected system whose token has every
+    # scope, `personal` included (it walks the API's routes).
+    clients = {"anonymous": (app.test_client(), None)}
     for role in ("consultant", "officer", "support", "admin"):
-        clients[role] = sign_in(app, make_staff(role))
-    covered, failures = [], []
+        clients[role] = (sign_in(app, make_staff(role)), None)
+    clients["branch"] = (sign_in(app, branch), None)
+    clients["api"] = (app.test_client(), make_token_for())
+    ticket_ids = walked["tickets"]
+    failures = []
+
+    def walk(method: str, url: str, data: dict, api: bool) -> None:
+        for who, (client, headers) in clients.items():
+            if (who == "api") != api and who != "anonymous":
+                continue  # the token on the API, the sessions on the rest
+            leaked = _leaks(_body(app, client, method, url, data, headers))
+            if leaked:
+                failures.append(f"{method} {url} as {who}: {leaked}")
+            _restore(case, ticket_ids)
+
+    # The rows of the table whose ids are made up (999999 for a booking), and the API's lists
+    # on the booked day and by the person's name: with the person's own objects here.
+    day, booking = walked["day"], walked["booking"]
+    for url, api in (
+        (f"/booking/staff/b/{booking}", False),
+        (f"/booking/staff/day?date={day}", False),
+        (f"/booking/staff/week?date={day}", False),
+        (f"/api/v1/bookings?from={day}&to={day}", True),
+        ("/api/v1/citizens?name=鈴木", True),
+        (f"/api/v1/citizens?email={EMAIL}", True),
+    ):
+        walk("GET", url, {}, api)
+    covered = []
+    # Every row of the table; those that name a ticket, once for each of the person's tickets.
     for (rule, method), (build, _expect, *rest) in access.TABLE.items():
         data = rest[0] if rest else {}
-        url = build(objects)
-        for role, client in clients.items():
-            leaked = _leaks(_body(app, client, method, url, data))
-            if leaked:
-                failures.append(f"{method} {url} as {role}: {leaked}")
-            _restore(case)
+        numbers = [case["ticket"].number]
+        if "number>" in rule:
+            numbers += walked["numbers"]
+        for number in numbers:
+            objects["number"] = number  # (in place: a builder keeps what it made in `objects`)
+            walk(method, build(objects), data, rule.startswith("/api/"))
         covered.append(f"{method} {rule}")
     assert not failures, "\n".join(failures)
     assert len(covered) == len(access._routes(app))
+
+
+def test_the_walk_has_something_to_hide(app, make_staff, make_token_for, case):
+    """The walk's pages hold the person's case, with the whereabouts hidden: the branch's page
+    lists their session (the name, which it needs), and a token with every scope reads their
+    tickets, their name and the timeline, the whereabouts masked (［非表示］) or left out."""
+    from consult.settings import override as override_settings
+
+    override_settings(app, BOOKING_BRANCH_MEETING_URL="https://meet.example.jp/madoguchi/{code}")
+    branch = make_staff("branch")
+    walked = _channels(app, case, branch.branch_office)
+    page = call(app, sign_in(app, branch), "GET", "/booking/branch").get_data(as_text=True)
+    assert walked["booking_reference"] in page and NAME in page and not _leaks(page)
+    headers = make_token_for()
+    api = app.test_client()
+    listed = api.get("/api/v1/tickets", headers=headers)
+    mine = [i for i in listed.get_json()["items"] if i["number"] in walked["numbers"]]
+    assert len(mine) == 2 and not _leaks(listed.get_data(as_text=True))
+    # The mail's subject carried the number: masked in the list, as on the desk.
+    assert any(protection.HIDDEN in i["subject"] for i in mine)
+    for number in (case["ticket"].number, *walked["numbers"]):
+        read = api.get(f"/api/v1/tickets/{number}", headers=headers)
+        citizen = read.get_json()["citizen"]
+        assert citizen["name"] == NAME and citizen["address"] is None, number
+        assert citizen["phones"] == [] and citizen["emails"] == [], number
+        timeline = api.get(f"/api/v1/tickets/{number}/timeline", headers=headers)
+        text = timeline.get_data(as_text=True)
+        assert timeline.status_code == 200 and not _leaks(text), number
+        assert protection.HIDDEN in text, number
+    bookings = api.get(
+        f"/api/v1/bookings?from={walked['day']}&to={walked['day']}", headers=headers
+    ).get_json()["items"]
+    assert [b["name"] for b in bookings] == [NAME]
+    person = case["person"].id
+    assert api.get(f"/api/v1/citizens/{person}", headers=headers).status_code == 404
+    # The desk's pages of the mail and the LINE chat: the case is there, the whereabouts not.
+    desk = sign_in(app, make_staff("consultant"))
+    for number in walked["numbers"]:
+        text = call(app, desk, "GET", f"/tickets/{number}").get_data(as_text=True)
+        assert NAME in text and not _leaks(text), number
+    # The control: the 担当 of the case sees the mail's address on the mail's own ticket.
+    own = call(app, sign_in(app, case["named"]), "GET", f"/tickets/{walked['numbers'][0]}")
+    assert EMAIL in own.get_data(as_text=True)
 
 
 def test_named_staff_and_supervisors_see_the_whereabouts(app, case):

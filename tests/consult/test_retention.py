@@ -673,6 +673,38 @@ def test_due_and_register_commands(app, make_ticket, make_category, tmp_path):
     assert {item["table"] for item in document["items"]} >= {"citizen", "booking", "email_inbound"}
 
 
+def test_register_names_every_role_and_every_api_scope(app, tmp_path):
+    """The 利用者の範囲 is drawn from the roles and the API's scopes: a role or a scope that
+    reads personal data cannot be left out of the register (the branch accounts, the tokens)."""
+    from api.models import Scope
+    from consult.models import Role
+
+    out = tmp_path / "register.json"
+    result = app.test_cli_runner().invoke(args=["records", "register", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    access = {
+        row["role"]: row["may_see"] for row in json.loads(out.read_text(encoding="utf-8"))["access"]
+    }
+    for role in Role:
+        assert access.get(role.label), role
+    for scope in Scope:
+        assert access.get(f"外部システム連携（APIトークン・範囲「{scope.label}」）"), scope
+    assert len(access) == len(Role) + len(Scope)
+    # What the branch account and a personal-scope token read, as the pages and the API do.
+    assert "氏名" in access["支所"] and "連絡先・他の支所の予約は見られない" in access["支所"]
+    personal = access["外部システム連携（APIトークン・範囲「個人情報（相談者・経過）の閲覧」）"]
+    assert "住所・電話番号・メールアドレス" in personal and "支援措置の対象者" in personal
+    # The Markdown draft: one table row each, in the register's wording.
+    markdown = tmp_path / "register.md"
+    app.test_cli_runner().invoke(args=["records", "register", "--out", str(markdown)])
+    text = markdown.read_text(encoding="utf-8")
+    assert "## 利用者の範囲（役割・連携システムごと）" in text
+    assert f"| 支所 | {access['支所']} |" in text
+    reports = "外部システム連携（APIトークン・範囲「統計」）"
+    assert "個人データを含まない" in access[reports]
+    assert f"| {reports} | {access[reports]} |" in text
+
+
 # --- the pages ------------------------------------------------------------------------------------
 
 
