@@ -128,6 +128,14 @@ def built(kind: str, args, populate) -> Iterator[tuple[Path, str, dict]]:
             targets = json.loads(targets_file(args.reuse_db).read_text())
             args.tickets, args.entries = targets["size"]
             log(f"reusing {args.reuse_db}: {args.tickets:,} tickets, {args.entries:,} entries")
+            # The code may have moved on since the build: its later migrations first (timed, as
+            # a city upgrading a large centre would run them).
+            from flask_migrate import upgrade
+
+            started = time.perf_counter()
+            with build_app(args.reuse_db, tmp).app_context():
+                upgrade()
+            log(f"migrated in {time.perf_counter() - started:.1f}s")
             yield tmp, args.reuse_db, targets
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
