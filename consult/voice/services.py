@@ -9,7 +9,9 @@ why no answer can be traced back to its ticket).
 
 Requests (市への要望・市長への手紙): a flag on a ticket with an answer deadline in business days
 (the kernel's calendar), the responsible department (set from the case's handoff by the handoff
-package) and the written answer, recorded on the ticket's timeline.
+package) and the written answer, recorded on the ticket's timeline. The answer's signal lets the
+handoff package complete the 文書回答 handoff its department's officer answered; each change is
+a live event (`announce`) that the ticket page's panel and the /requests lists follow.
 """
 
 from __future__ import annotations
