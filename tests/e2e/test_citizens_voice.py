@@ -169,6 +169,14 @@ def test_a_request_reaches_the_officer_whose_answer_shows_at_the_desk(
     expect(officer.locator("main")).to_contain_text("該当する要望・手紙はありません。")
     officer.evaluate("window.__notReloaded = true")
 
+    # A second consultant has the same case open from the start.
+    other_login, _ = live_server.make_staff("consultant")
+    colleague = new_page()
+    log_in(colleague, live_server.url, other_login, password)
+    colleague.goto(f"{live_server.url}/tickets/{number}")
+    colleague_panel = colleague.locator("#voice")
+    expect(colleague_panel.get_by_role("button", name="要望・手紙として登録")).to_be_visible()
+
     desk = new_page()
     log_in(desk, live_server.url, consultant_login, password)
     desk.goto(f"{live_server.url}/tickets/{number}")
@@ -192,13 +200,13 @@ def test_a_request_reaches_the_officer_whose_answer_shows_at_the_desk(
     expect(desk.locator(".ticket-head__meta")).to_contain_text("引継中")
     desk.evaluate("window.__notReloaded = true")
 
-    # A second consultant has the same case open and is typing an answer when it arrives.
-    other_login, _ = live_server.make_staff("consultant")
-    colleague = new_page()
-    log_in(colleague, live_server.url, other_login, password)
-    colleague.goto(f"{live_server.url}/tickets/{number}")
+    # The colleague's panel followed without a reload: registered, then its department; they
+    # start typing an answer in the form that came with it.
+    expect(colleague_panel.locator("dd").filter(has_text="道路課")).to_be_visible(timeout=LIVE_MS)
+    expect(colleague_panel.get_by_role("status")).to_contain_text("表示を更新しました")
+    expect(colleague_panel.get_by_role("button", name="要望・手紙として登録")).to_have_count(0)
     typed = "道路課の回答を待って、こちらから郵送します。"
-    colleague.locator("#voice").get_by_label("回答（文書回答の本文）").fill(typed)
+    colleague_panel.get_by_label("回答（文書回答の本文）").fill(typed)
 
     # The officer's open list gets the request without a reload, and says so.
     row = officer.locator("main tr").filter(has_text=number)
@@ -241,7 +249,6 @@ def test_a_request_reaches_the_officer_whose_answer_shows_at_the_desk(
     expect(desk.locator("#handoffs")).to_contain_text("対応済")
 
     # The colleague's panel says so too, and what they typed is still there.
-    colleague_panel = colleague.locator("#voice")
     expect(colleague_panel.get_by_role("status")).to_contain_text(
         "入力中の内容はそのまま残しています", timeout=LIVE_MS
     )

@@ -40,9 +40,17 @@
     var fields = part.querySelectorAll("textarea, select, input");
     return Array.prototype.some.call(fields, function (field) {
       if (field.tagName === "SELECT") {
-        return Array.prototype.some.call(field.options, function (option) {
-          return option.selected !== option.defaultSelected;
+        if (field.multiple) {
+          return Array.prototype.some.call(field.options, function (option) {
+            return option.selected !== option.defaultSelected;
+          });
+        }
+        // A single select with no option marked selected shows its first one.
+        var shown = 0;
+        Array.prototype.forEach.call(field.options, function (option, index) {
+          if (option.defaultSelected) { shown = index; }
         });
+        return field.options.length > 0 && field.selectedIndex !== shown;
       }
       if (field.type === "hidden" || field.type === "submit") { return false; }
       if (field.type === "checkbox" || field.type === "radio") {
