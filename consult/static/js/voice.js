@@ -35,7 +35,7 @@
     status.textContent = text;
   }
 
-  // Something typed or chosen that the page did not put there.
+  // Something typed, or chosen other than what the page put there.
   function dirty(part) {
     var fields = part.querySelectorAll("textarea, select, input");
     return Array.prototype.some.call(fields, function (field) {
@@ -56,7 +56,8 @@
       if (field.type === "checkbox" || field.type === "radio") {
         return field.checked !== field.defaultChecked;
       }
-      return field.value !== field.defaultValue;
+      // Any text counts: a form refused a moment ago (422) was drawn with the text as typed.
+      return field.value !== field.defaultValue || field.value.trim() !== "";
     });
   }
 
