@@ -101,6 +101,14 @@ citizen_request_marked = _signals.signal(
     responsible department when the case was already handed to one.""",
 )
 
+citizen_request_answered = _signals.signal(
+    "citizen-request-answered",
+    doc="""The written answer (文書回答) of a request to the city or a letter to the mayor was
+    recorded (consult.voice). Sender: the CitizenRequest. Arguments: `actor` (who recorded it).
+    The handoff package completes the live 文書回答 handoff of the case to that department when
+    its officer answered, as the officer's 対応記録 on the handoff page would.""",
+)
+
 consumer_alert_published = _signals.signal(
     "consumer-alert-published",
     doc="""A consumer or fraud alert (注意喚起, faq.alerts) was approved and published. Sender:

@@ -67,6 +67,8 @@ def register(app: Flask) -> None:
                 # department responsible for the answer.
                 (signals.handoff_changed, services.name_request_department),
                 (signals.citizen_request_marked, services.name_marked_request_department),
+                # Its department's officer's written answer completes the 文書回答 handoff.
+                (signals.citizen_request_answered, services.complete_answered_request_handoff),
             ),
             demo_seeder=services.seed_demo,
             report_sections=(plugins.ReportSection("handoffs", 40, reports.section),),

@@ -30,6 +30,8 @@ def register(app: Flask) -> None:
                 plugins.NavLink("voice.requests_list", "要望・手紙", (*desk, Role.OFFICER), 65),
             ),
             ticket_panels=(plugins.TicketPanel("voice", views.ticket_panel),),
+            # The request panel and the /requests lists follow the live channel's events.
+            staff_scripts=(plugins.StaffScript("static", "js/voice.js"),),
             report_sections=(
                 plugins.ReportSection("satisfaction", 70, services.satisfaction_section),
                 plugins.ReportSection("citizen_requests", 75, services.request_section),

@@ -9,7 +9,9 @@ why no answer can be traced back to its ticket).
 
 Requests (市への要望・市長への手紙): a flag on a ticket with an answer deadline in business days
 (the kernel's calendar), the responsible department (set from the case's handoff by the handoff
-package) and the written answer, recorded on the ticket's timeline.
+package) and the written answer, recorded on the ticket's timeline. The answer's signal lets the
+handoff package complete the 文書回答 handoff its department's officer answered; each change is
+a live event (`announce`) that the ticket page's panel and the /requests lists follow.
 """
 
 from __future__ import annotations
@@ -430,8 +432,37 @@ def mark_request(actor: Actor, ticket: Ticket, kind: str) -> CitizenRequest:
         body=(f"{kind.label}として登録しました（回答期限 {date_text(due)}・受付から{days}開庁日）"),
     )
     db.session.flush()
+    # The handoff package names the department here when the case was already handed on.
     signals.citizen_request_marked.send(item)
+    announce(item, MARKED)
     return item
+
+
+# The live channel's events of a request (kinds `citizen_request.<action>`): the ticket page's
+# panel and the `/requests` lists refresh themselves (consult/static/js/voice.js).
+MARKED, ASSIGNED, UNASSIGNED, ANSWERED = "marked", "assigned", "unassigned", "answered"
+
+
+def announce(item: CitizenRequest, action: str, *, also_department: int | None = None) -> None:
+    """Tell the desk and the responsible department's officers (and, when the department was
+    just taken away, that one's: its list must drop the row) that a request changed.
+
+    Ids and kinds only: the payload is kept a day, out of reach of disposal, so it never
+    carries the subject, the citizen or the answer's text."""
+    from consult.live import services as live
+
+    departments = {d for d in (item.department_id, also_department) if d is not None}
+    live.publish(
+        f"citizen_request.{action}",
+        ["desk", *(f"department:{d}" for d in sorted(departments))],
+        {
+            "request_id": item.id,
+            "ticket_id": item.ticket_id,
+            "department_id": item.department_id,
+            "kind": RequestKind(item.kind).value,
+            "action": action,
+        },
+    )
 
 
 def set_department(item: CitizenRequest, department_id: int, handoff_id: int | None) -> bool:
@@ -440,6 +471,21 @@ def set_department(item: CitizenRequest, department_id: int, handoff_id: int | N
         return False
     item.department_id = department_id
     item.handoff_id = handoff_id
+    db.session.flush()
+    announce(item, ASSIGNED)
+    return True
+
+
+def clear_department(item: CitizenRequest, handoff_id: int) -> bool:
+    """The handoff that named the department was sent back or cancelled: no department again
+    (the next handoff names one). Its officers' lists drop the request."""
+    if item.handoff_id != handoff_id:
+        return False
+    old = item.department_id
+    item.department_id = None
+    item.handoff_id = None
+    db.session.flush()
+    announce(item, UNASSIGNED, also_department=old)
     return True
 
 
@@ -485,7 +531,10 @@ def record_answer(actor: Actor, ticket: Ticket, text: str) -> CitizenRequest:
         body=f"【文書回答】\n{text}",
         data={"voice_answer": item.id},
     )
+    # The handoff package completes the 文書回答 handoff its department's officer answered.
+    signals.citizen_request_answered.send(item, actor=actor)
     audit.record(actor, "update", "ticket", ticket.number, "citizen_request_answer")
+    announce(item, ANSWERED)
     return item
 
 

@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    abort,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from consult.extensions import db
@@ -13,7 +22,7 @@ from consult.services.errors import DomainError
 from consult.voice import services
 from consult.voice.forms import AnswerForm, MarkForm, SatisfactionForm
 from consult.voice.models import CitizenRequest
-from consult.web import actor, attempt, public, roles_required, ticket_page_with_errors
+from consult.web import actor, attempt, passive, public, roles_required, ticket_page_with_errors
 
 bp = Blueprint("voice", __name__)
 
@@ -87,6 +96,21 @@ def _from_ticket_page(number: str, form, name: str, operation, success: str):
             return _back(number)
     setattr(g, name, form)
     return ticket_page_with_errors(number)
+
+
+@bp.get("/tickets/<number>/request/panel")
+@passive  # asked by the page itself on another person's event: not the user's activity
+@roles_required(*DESK_ROLES)
+def panel_live(number: str):
+    """The ticket page's request panel alone, for its live refresh (consult/static/js/voice.js):
+    not the whole page again. It may show the written answer, so it is a view of the ticket,
+    audited as the ticket's own live refresh is (once per person and ticket in ten minutes)."""
+    item = _ticket(number)
+    tickets.record_live_view(actor(), item)
+    template, context = ticket_panel(item)
+    response = make_response(render_template(template, ticket=item, **context))
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/tickets/<number>/request")

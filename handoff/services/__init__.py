@@ -27,6 +27,7 @@ from handoff.services.centre import (
     revoke_links,
 )
 from handoff.services.city_requests import (
+    complete_answered_request_handoff,
     name_marked_request_department,
     name_request_department,
 )
@@ -90,6 +91,7 @@ __all__ = [
     "cancel",
     "case_records",
     "citizen_expectation",
+    "complete_answered_request_handoff",
     "contact_for",
     "create",
     "decline",

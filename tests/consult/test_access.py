@@ -834,6 +834,7 @@ TABLE.update(
             PUBLIC_GET,
         ),
         ("/tickets/<number>/request", "POST"): (t("/request"), DESK_POST, {"kind": "request"}),
+        ("/tickets/<number>/request/panel", "GET"): (t("/request/panel"), DESK_GET),
         ("/tickets/<number>/request/answer", "POST"): (
             t("/request/answer"),
             DESK_POST,

@@ -380,3 +380,213 @@ def test_mayor_letter_uses_the_administrators_days(app_factory, make_ticket):
         assert item.due_on == calendar.add_business_days(item.received_on, 5)
         db.session.rollback()
         db.session.remove()
+
+
+# --- the written answer completes its 文書回答 handoff; live events -------------------------------
+
+
+def _request_handed_to(app, consultant, departments_and_responses, subject="市道の街灯が暗い"):
+    """A phone case registered as a request, handed to the given (department, response)s."""
+    from handoff import services as handoff_services
+
+    actor = Actor(consultant, "127.0.0.1")
+    ticket = tickets.create_ticket(actor, channel=Channel.PHONE, subject=subject)
+    item = voice.mark_request(actor, ticket, "request")
+    made = []
+    for department, response in departments_and_responses:
+        made += handoff_services.create(
+            actor, ticket, [handoff_services.Request(department.id, "文書で回答を", response)]
+        )
+    db.session.commit()
+    return ticket, item, made
+
+
+def test_the_officers_written_answer_completes_that_departments_written_handoff_only(
+    app, login_as, make_department, make_staff
+):
+    """Found in Chromium: after the officer answered on /requests/<id>, the 文書回答 handoff
+    stayed 「依頼中」 and the case 「引継中」. The answer now completes the live 文書回答 handoff
+    of that case to that department, as the officer's 対応記録 would; no other handoff."""
+    from consult.models import Status
+    from handoff.models import Handoff, HandoffState, Response
+
+    roads = make_department(name="道路課")
+    parks = make_department(name="公園課")
+    consultant = login_as("consultant")
+    ticket, item, (visit, written, elsewhere) = _request_handed_to(
+        app,
+        consultant,
+        [(roads, Response.VISIT), (roads, Response.WRITTEN), (parks, Response.WRITTEN)],
+    )
+    assert item.department_id == roads.id and item.handoff_id == visit.id
+    officer = make_staff("officer", department=roads, full_name="道路 次郎")
+    client = app.test_client()
+    sign_in(client, officer)
+    inbox = client.get("/handoffs?tab=new").get_data(as_text=True)
+    assert f"/handoffs/{written.id}" in inbox
+
+    done = client.post(f"/requests/{item.id}", data={"text": "街灯を交換しました。"})
+    assert done.status_code == 302
+    db.session.expire_all()
+    states = {h.id: h.state for h in db.session.scalars(sa.select(Handoff))}
+    assert states[written.id] == HandoffState.DONE
+    assert states[visit.id] == HandoffState.REQUESTED  # not a written one
+    assert states[elsewhere.id] == HandoffState.REQUESTED  # another department's
+    completed = db.session.get(Handoff, written.id)
+    assert completed.accepted_by_id == officer.id and completed.done_at is not None
+    assert completed.record_outcome.startswith("回答済み")
+    assert "街灯を交換しました" not in completed.record_action  # the answer is not copied
+    bodies = [e.body for e in db.session.get(Ticket, ticket.id).timeline]
+    assert "道路課が受け付けました（道路 次郎）" in bodies
+    assert any(b.startswith("道路課の対応記録\n対応内容：要望・手紙への文書回答") for b in bodies)
+    assert db.session.get(Ticket, ticket.id).status == Status.HANDED_OFF  # two still open
+
+    # The inbox moved on: the handoff is no longer new.
+    inbox = client.get("/handoffs?tab=new").get_data(as_text=True)
+    assert f"/handoffs/{written.id}" not in inbox
+
+
+def test_the_last_written_handoff_answered_returns_the_case_to_the_centre(
+    app, login_as, make_department, make_staff
+):
+    from consult.models import Status
+    from handoff import services as handoff_services
+    from handoff.models import Handoff, HandoffState, Response
+
+    roads = make_department(name="道路課")
+    consultant = login_as("consultant")
+    ticket, _item, (written,) = _request_handed_to(app, consultant, [(roads, Response.WRITTEN)])
+    officer = make_staff("officer", department=roads)
+    handoff_services.accept(Actor(officer, "127.0.0.1"), written)  # accepted already: no step
+    db.session.commit()
+    voice.record_answer(Actor(officer, "127.0.0.1"), db.session.get(Ticket, ticket.id), "回答文")
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Handoff, written.id).state == HandoffState.DONE
+    assert db.session.get(Ticket, ticket.id).status == Status.IN_PROGRESS
+    accepted = [e for e in db.session.get(Ticket, ticket.id).timeline if "受け付けました" in e.body]
+    assert len(accepted) == 1
+
+
+def test_no_written_handoff_or_the_desks_answer_changes_no_handoff(
+    app, login_as, make_department, make_staff
+):
+    """A case handed on for a visit only, and a desk's answer to a 文書回答 handoff: the answer
+    is recorded, the handoffs stay as they were (the desk's answer does not say the department
+    did the work; the centre cancels the handoff or the officer records it)."""
+    from consult.models import Status
+    from handoff.models import Handoff, HandoffState, Response
+
+    roads = make_department(name="道路課")
+    consultant = login_as("consultant")
+    officer = make_staff("officer", department=roads)
+    ticket, item, (visit,) = _request_handed_to(app, consultant, [(roads, Response.VISIT)])
+    voice.record_answer(Actor(officer, "127.0.0.1"), db.session.get(Ticket, ticket.id), "回答文")
+    db.session.commit()
+    db.session.expire_all()
+    assert db.session.get(Handoff, visit.id).state == HandoffState.REQUESTED
+    assert db.session.get(CitizenRequest, item.id).answered_at is not None
+
+    ticket, item, (written,) = _request_handed_to(
+        app, consultant, [(roads, Response.WRITTEN)], subject="歩道の段差"
+    )
+    client = app.test_client()
+    sign_in(client, consultant)
+    answered = client.post(f"/tickets/{ticket.number}/request/answer", data={"text": "回答文"})
+    assert answered.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Handoff, written.id).state == HandoffState.REQUESTED
+    assert db.session.get(Ticket, ticket.id).status == Status.HANDED_OFF
+    assert db.session.get(CitizenRequest, item.id).answered_by_id == consultant.id
+
+
+def _events(after: int = 0):
+    from consult.live.models import LiveEvent
+
+    return list(
+        db.session.scalars(
+            sa.select(LiveEvent)
+            .where(LiveEvent.kind.like("citizen_request.%"), LiveEvent.id > after)
+            .order_by(LiveEvent.id)
+        )
+    )
+
+
+def test_live_events_tell_the_desk_and_the_department_ids_and_kind_only(
+    app, login_as, make_department, make_staff
+):
+    import json
+
+    from handoff import services as handoff_services
+    from handoff.models import Response
+
+    roads = make_department(name="道路課")
+    taxes = make_department(name="税務課")
+    consultant = login_as("consultant")
+    actor = Actor(consultant, "127.0.0.1")
+    ticket = tickets.create_ticket(actor, channel=Channel.PHONE, subject="高松一郎 街灯が暗い")
+    item = voice.mark_request(actor, ticket, "mayor_letter")
+    db.session.commit()
+    (marked,) = _events()
+    assert marked.kind == "citizen_request.marked" and marked.audience == ["desk"]
+    assert marked.payload == {
+        "request_id": item.id,
+        "ticket_id": ticket.id,
+        "department_id": None,
+        "kind": "mayor_letter",
+        "action": "marked",
+    }
+
+    first = handoff_services.create(
+        actor, ticket, [handoff_services.Request(taxes.id, "回答を", Response.WRITTEN)]
+    )
+    db.session.commit()
+    (assigned,) = _events(marked.id)
+    assert assigned.kind == "citizen_request.assigned"
+    assert assigned.audience == [f"department:{taxes.id}", "desk"]
+    handoff_services.cancel(actor, first[0], "担当課の誤り")
+    db.session.commit()
+    (unassigned,) = _events(assigned.id)
+    # The department that lost it hears too: its officers' lists drop the row.
+    assert unassigned.kind == "citizen_request.unassigned"
+    assert unassigned.audience == [f"department:{taxes.id}", "desk"]
+    assert unassigned.payload["department_id"] is None
+
+    handoff_services.create(
+        actor, ticket, [handoff_services.Request(roads.id, "回答を", Response.WRITTEN)]
+    )
+    db.session.commit()
+    officer = make_staff("officer", department=roads)
+    voice.record_answer(Actor(officer, "127.0.0.1"), ticket, "高松一郎様 街灯を交換しました。")
+    db.session.commit()
+    later = _events(unassigned.id)
+    assert [e.kind for e in later] == ["citizen_request.assigned", "citizen_request.answered"]
+    answered = later[-1]
+    assert answered.audience == [f"department:{roads.id}", "desk"]
+    assert set(answered.payload) == {"request_id", "ticket_id", "department_id", "kind", "action"}
+    for event in _events():
+        raw = json.dumps(event.payload, ensure_ascii=False)
+        assert "高松" not in raw and "街灯" not in raw and ticket.number not in raw
+
+
+def test_the_panel_alone_for_its_live_refresh(app, login_as, make_department, make_staff):
+    """The ticket page's request panel refreshes from /tickets/<n>/request/panel: the panel's
+    HTML only, the desk's (an officer sees requests through /requests)."""
+    from handoff.models import Response
+
+    roads = make_department(name="道路課")
+    consultant = login_as("consultant")
+    ticket, _item, _made = _request_handed_to(app, consultant, [(roads, Response.WRITTEN)])
+    client = app.test_client()
+    sign_in(client, consultant)
+    html = client.get(f"/tickets/{ticket.number}/request/panel").get_data(as_text=True)
+    assert html.lstrip().startswith("<section") and 'id="voice"' in html
+    assert "道路課" in html and "未回答" in html and "回答を記録する" in html
+    assert 'data-voice-part="facts"' in html and 'id="timeline"' not in html
+    voice.record_answer(Actor(consultant, "127.0.0.1"), ticket, "街灯を交換しました。")
+    db.session.commit()
+    html = client.get(f"/tickets/{ticket.number}/request/panel").get_data(as_text=True)
+    assert "街灯を交換しました。" in html and "回答を記録する" not in html
+    officer = app.test_client()
+    sign_in(officer, make_staff("officer", department=roads))
+    assert officer.get(f"/tickets/{ticket.number}/request/panel").status_code == 403

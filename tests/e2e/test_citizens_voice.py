@@ -167,6 +167,15 @@ def test_a_request_reaches_the_officer_whose_answer_shows_at_the_desk(
         "link", name="要望・手紙"
     ).click()
     expect(officer.locator("main")).to_contain_text("該当する要望・手紙はありません。")
+    officer.evaluate("window.__notReloaded = true")
+
+    # A second consultant has the same case open from the start.
+    other_login, _ = live_server.make_staff("consultant")
+    colleague = new_page()
+    log_in(colleague, live_server.url, other_login, password)
+    colleague.goto(f"{live_server.url}/tickets/{number}")
+    colleague_panel = colleague.locator("#voice")
+    expect(colleague_panel.get_by_role("button", name="要望・手紙として登録")).to_be_visible()
 
     desk = new_page()
     log_in(desk, live_server.url, consultant_login, password)
@@ -186,17 +195,28 @@ def test_a_request_reaches_the_officer_whose_answer_shows_at_the_desk(
     desk.get_by_label("求める対応").select_option(label="文書回答")
     desk.get_by_role("button", name="引継ぎを依頼する").click()
     expect(desk.locator("#handoffs")).to_contain_text("依頼中")
-    desk.reload()
     expect(panel.locator("dd").filter(has_text="道路課")).to_be_visible()
     expect(panel).to_contain_text("未回答")
+    expect(desk.locator(".ticket-head__meta")).to_contain_text("引継中")
     desk.evaluate("window.__notReloaded = true")
 
-    # The list is not live: the officer sees the request when they open it again.
-    officer.reload()
+    # The colleague's panel followed without a reload: registered, then its department; they
+    # start typing an answer in the form that came with it.
+    expect(colleague_panel.locator("dd").filter(has_text="道路課")).to_be_visible(timeout=LIVE_MS)
+    expect(colleague_panel.get_by_role("status")).to_contain_text("表示を更新しました")
+    expect(colleague_panel.get_by_role("button", name="要望・手紙として登録")).to_have_count(0)
+    typed = "道路課の回答を待って、こちらから郵送します。"
+    colleague_panel.get_by_label("回答（文書回答の本文）").fill(typed)
+
+    # The officer's open list gets the request without a reload, and says so.
     row = officer.locator("main tr").filter(has_text=number)
-    expect(row).to_contain_text("市への要望")
+    expect(row).to_contain_text("市への要望", timeout=LIVE_MS)
     expect(row).to_contain_text("道路課")
     expect(row).to_contain_text("未回答")
+    expect(
+        officer.get_by_role("status").filter(has_text="1件の要望・手紙が一覧に加わりました")
+    ).to_be_visible()
+    assert officer.evaluate("window.__notReloaded === true"), "the list was reloaded"
     officer.screenshot(path=str(tmp_path / "requests.png"), full_page=True)
     row.get_by_role("link", name=number).click()
     expect(officer.get_by_role("heading", level=1)).to_have_text(f"市への要望（相談番号 {number}）")
@@ -209,17 +229,42 @@ def test_a_request_reaches_the_officer_whose_answer_shows_at_the_desk(
     expect(officer.get_by_role("button", name="回答を記録する")).to_have_count(0)
     officer.screenshot(path=str(tmp_path / "request_answered.png"), full_page=True)
 
-    # The consultant's open ticket page gets the answer on its timeline, without a reload.
+    # The consultant's open ticket page, without a reload: the answer on the timeline and in
+    # the request panel, and the 文書回答 handoff completed by it (the case is the centre's).
     timeline = desk.locator("#timeline")
     expect(timeline).to_contain_text("【文書回答】", timeout=LIVE_MS)
     expect(timeline).to_contain_text(answer, timeout=LIVE_MS)
-    assert desk.evaluate("window.__notReloaded === true"), "the ticket page was reloaded"
-    desk.reload()
-    expect(panel).to_contain_text(answer)
+    expect(panel).to_contain_text(answer, timeout=LIVE_MS)
     expect(panel).to_contain_text("記録（0開庁日）")
+    expect(panel.get_by_role("status")).to_contain_text("回答が記録されました")
     expect(panel.get_by_role("button", name="回答を記録する")).to_have_count(0)
+    expect(desk.locator("#handoffs")).to_contain_text("対応済", timeout=LIVE_MS)
+    expect(desk.locator("#handoffs")).not_to_contain_text("依頼中")
+    expect(desk.locator(".ticket-head__meta")).to_contain_text("対応中", timeout=LIVE_MS)
+    assert desk.evaluate("window.__notReloaded === true"), "the ticket page was reloaded"
     panel.scroll_into_view_if_needed()
     desk.screenshot(path=str(tmp_path / "ticket_answered.png"), full_page=True)
+    desk.reload()
+    expect(panel).to_contain_text(answer)
+    expect(desk.locator("#handoffs")).to_contain_text("対応済")
+
+    # The colleague's panel says so too, and what they typed is still there.
+    expect(colleague_panel.get_by_role("status")).to_contain_text(
+        "入力中の内容はそのまま残しています", timeout=LIVE_MS
+    )
+    expect(colleague_panel).to_contain_text("記録（0開庁日）")
+    expect(colleague_panel.get_by_label("回答（文書回答の本文）")).to_have_value(typed)
+
+    # The officer's handoff inbox moved on: nothing new, the handoff among the completed.
+    officer.get_by_role("navigation", name="メインメニュー").get_by_role(
+        "link", name="引継ぎ"
+    ).click()
+    expect(officer.get_by_role("heading", level=1)).to_contain_text("引継ぎ一覧")
+    expect(officer.locator("main tr").filter(has_text=number)).to_have_count(0)
+    officer.get_by_role("navigation", name="引継ぎの種類").get_by_role(
+        "link", name=re.compile("^完了")
+    ).click()
+    expect(officer.locator("main tr").filter(has_text=number)).to_contain_text("対応済")
 
     officer.get_by_role("navigation", name="メインメニュー").get_by_role(
         "link", name="要望・手紙"
