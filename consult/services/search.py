@@ -598,7 +598,7 @@ def _fts5_rank(connection, query: Query, ids: list[int]) -> dict[int, float]:
         )
     ).all()
     phrases = [" " + " ".join(Query._phrase(run)) + " " for run in query.runs]
-    lengths = {tid: [len((text or "").split()) for text in texts] for tid, *texts in rows}
+    lengths = {tid: [text.count(" ") + 1 if text else 0 for text in texts] for tid, *texts in rows}
     mean = [max(1.0, sum(row[i] for row in lengths.values()) / len(lengths)) for i in range(4)]
     k1, b = 1.2, 0.75
     scores: dict[int, float] = {}
