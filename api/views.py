@@ -434,36 +434,16 @@ def handoff_step(data, handoff_id):
     "（一覧は /api/v1/bookings/offices）で指定します。受け付けていない専門相談・支所は 404。",
 )
 def free_slots(args):
-    from channels.booking import branch, specialist
     from channels.booking import services as booking_services
     from channels.booking.models import Mode
 
-    mode = Mode(args["mode"]) if args.get("mode") else None
-    office_id = args.get("office_id")
-    if args.get("kind_id") is not None:
-        kind = specialist.get_kind(args["kind_id"])  # not offered (or made up): 404
-        if mode is not None and mode is not kind.mode:
-            raise ValidationFailed(
-                f"この専門相談の方法は {kind.mode.value} です。"
-                "mode は省略するか同じ値にしてください。"
-            )
-        if office_id is not None:
-            raise ValidationFailed("支所は「支所からのオンライン相談」でだけ選べます。")
-        found = specialist.kind_slots(kind, start=args.get("start"), days=args["days"])
-    else:
-        if mode is None:
-            raise ValidationFailed("mode（相談の方法）か kind_id（専門相談）を指定してください。")
-        if mode is Mode.BRANCH_VIDEO:
-            if office_id is None:
-                raise ValidationFailed("相談に行く支所を office_id で指定してください。")
-            branch.get_office(office_id)  # a closed or made-up office: 404
-            if not branch.offered():
-                raise ValidationFailed("支所からのオンライン相談は現在受け付けていません。")
-        elif office_id is not None:
-            raise ValidationFailed("支所は「支所からのオンライン相談」でだけ選べます。")
-        found = booking_services.free_slots([mode], start=args.get("start"), days=args["days"])[
-            mode
-        ]
+    found = booking_services.slots_asked(
+        Mode(args["mode"]) if args.get("mode") else None,
+        kind_id=args.get("kind_id"),
+        office_id=args.get("office_id"),
+        start=args.get("start"),
+        days=args["days"],
+    )
     return {
         "items": [
             {

@@ -220,6 +220,42 @@ def free_slots(
     return result
 
 
+def slots_asked(
+    mode: Mode | None,
+    *,
+    kind_id: int | None = None,
+    office_id: int | None = None,
+    start: date | None = None,
+    days: int | None = None,
+) -> list[FreeSlot]:
+    """The free slots one asks for by a way of consulting, a specialist session kind, or a
+    branch office's online session (the API's slot list): the combinations that mean nothing
+    are refused with a Japanese message; a kind or an office not offered is NotFound."""
+    from channels.booking import branch, specialist
+
+    if kind_id is not None:
+        kind = specialist.get_kind(kind_id)
+        if mode is not None and mode is not kind.mode:
+            raise ValidationFailed(
+                f"この専門相談の方法は {kind.mode.value} です。"
+                "mode は省略するか同じ値にしてください。"
+            )
+        if office_id is not None:
+            raise ValidationFailed("支所は「支所からのオンライン相談」でだけ選べます。")
+        return specialist.kind_slots(kind, start=start, days=days)
+    if mode is None:
+        raise ValidationFailed("mode（相談の方法）か kind_id（専門相談）を指定してください。")
+    if mode is Mode.BRANCH_VIDEO:
+        if office_id is None:
+            raise ValidationFailed("相談に行く支所を office_id で指定してください。")
+        branch.get_office(office_id)
+        if not branch.offered():
+            raise ValidationFailed("支所からのオンライン相談は現在受け付けていません。")
+    elif office_id is not None:
+        raise ValidationFailed("支所は「支所からのオンライン相談」でだけ選べます。")
+    return free_slots([mode], start=start, days=days)[mode]
+
+
 def nearest_free(
     mode: Mode, around: datetime, limit: int = 5, kind: SessionKind | None = None
 ) -> list[FreeSlot]:
