@@ -244,6 +244,11 @@ def run(kind: str, messages: int, burst: int) -> None:
             left = requests.post(relay_url + "/relay/v1/pull", json={}, timeout=10).status_code
             log(f"{kind}: an unsigned pull at the relay answers {left}")
         finally:
+            # The pull kicks the processing of what it stored in this process ("line-kick"):
+            # let it finish before the scratch database goes, or it fails against a dropped one.
+            for thread in threading.enumerate():
+                if thread.name == "line-kick":
+                    thread.join(timeout=300)
             stop(worker)
             stop(relay)
             if os.environ.get("ZONES_SHOW_LOG"):
