@@ -180,7 +180,9 @@ def over(scope: str, key: str, limits: tuple[Limit, ...], now: datetime | None =
             now=now,
         )
         if count.hits > limit.amount:
-            wait = max(wait, count.seconds_left(now))
+            # Never more than the window: another process may have opened it a second after
+            # this request read the clock, and "61 seconds" for "10 per minute" reads as a bug.
+            wait = max(wait, min(limit.seconds, count.seconds_left(now)))
     return wait
 
 

@@ -80,6 +80,15 @@ def test_over_answers_the_wait_once_a_limit_is_used_up(app, store):
     assert 39 <= wait <= 41
 
 
+def test_the_wait_is_never_longer_than_the_window(app, store):
+    """Another process can open the window a moment after this request read the clock (CI saw
+    "Retry-After: 61" for "10 per minute"): the answer is at most the window's length."""
+    now = utcnow().replace(microsecond=900_000)
+    limits = ratelimit.parse("1 per minute")
+    assert ratelimit.over("s", "late", limits, now=now + timedelta(seconds=1)) == 0
+    assert ratelimit.over("s", "late", limits, now=now) == 60
+
+
 def test_keys_are_stored_as_digests_and_ended_windows_are_purged(app):
     now = utcnow()
     ratelimit.hit("s", "192.0.2.7", timedelta(minutes=1), now=now - timedelta(minutes=5))
