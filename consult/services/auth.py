@@ -42,12 +42,17 @@ def configure_hasher(cost: str) -> None:
         else PasswordHasher()
     )
     _hasher_cost = cost
-    _dummy_hash = _hasher.hash("madoguchi-timing-equaliser")
+    _dummy_hash = None
 
 
 def _dummy() -> str:
+    """A hash to check an unknown login against, so that it takes as long as a known one.
+
+    Made at the first unknown login, not when the app is built: an argon2 hash is 0.2 s of
+    every process's start (each command, each worker), and most never sign anyone in.
+    """
     global _dummy_hash
-    if _dummy_hash is None:  # a process that never ran create_app
+    if _dummy_hash is None:
         _dummy_hash = _hasher.hash("madoguchi-timing-equaliser")
     return _dummy_hash
 
