@@ -341,6 +341,7 @@ def worker_command(once, interval, lanes):
 
         with queue.heartbeat(app):
             results = worker.run_once(app, chosen)
+            queue.end_reads()
         reports = [
             result
             for name, result in results.items()

@@ -30,6 +30,7 @@ def ingest_command():
     # The heartbeat keeps this process's claim on the mail while it processes it.
     with queue.heartbeat(current_app._get_current_object()):
         outcome = tasks.ingest(raw, source="stdin")
+        queue.end_reads()
     inbound = outcome.inbound
     if inbound.status == InboundStatus.QUARANTINED:
         click.echo(f"隔離しました（受信番号 {inbound.id}）：{inbound.reason}", err=True)
@@ -51,6 +52,7 @@ def fetch_command(once, interval):
 
     with queue.heartbeat(current_app._get_current_object()):
         _fetch_loop(imap, once, interval)
+        queue.end_reads()
 
 
 def _fetch_loop(imap, once, interval):
@@ -80,4 +82,5 @@ def process_command():
 
     with queue.heartbeat(current_app._get_current_object()):
         count = tasks.process_pending(limit=10000)
+        queue.end_reads()
     click.echo(f"{count} 件を処理しました。")

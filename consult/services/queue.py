@@ -122,6 +122,17 @@ def heartbeat(app, interval: float = HEARTBEAT_SECONDS):
         thread.join(timeout=1)  # a process that exits sooner leaves a row that goes stale
 
 
+def end_reads() -> None:
+    """End the session's transaction before a `heartbeat` block ends; its work is committed.
+
+    What a command reads after its task's commit opens another transaction, and on SQLite
+    every transaction takes the write lock (BEGIN IMMEDIATE): the heartbeat's last write,
+    removing this process's row, then waited for it until the join gave up (1 s of every
+    `mail ingest`), and the row was left to go stale.
+    """
+    db.session.commit()
+
+
 def prune_heartbeats() -> None:
     """Forget processes silent for an hour (the table stays a handful of rows)."""
     table = WorkerHeartbeat.__table__

@@ -23,7 +23,15 @@ from werkzeug.serving import make_server
 from channels.email.models import InboundMail, InboundStatus
 from channels.line.models import EventStatus, LineContact, LineDelivery, LineEvent
 from consult.extensions import db
-from consult.models import Channel, EntryKind, OutboxMessage, OutboxStatus, Ticket, TimelineEntry
+from consult.models import (
+    Channel,
+    EntryKind,
+    OutboxMessage,
+    OutboxStatus,
+    Ticket,
+    TimelineEntry,
+    WorkerHeartbeat,
+)
 from consult.services import mail, outbox
 from tests.channels import dovecot
 from tests.channels.line.conftest import body_of, text_event
@@ -151,6 +159,8 @@ def test_mail_piped_in_parallel_while_two_workers_run_makes_one_ticket_each(app,
     for thread in pipes:
         thread.join(timeout=300)
     assert by_hand.returncode == 0 and failures == [], (failures, processes.logs())
+    # Each command that ended took its heartbeat with it: the two workers' are left.
+    assert _count(WorkerHeartbeat) == 2
     _wait(
         lambda: _count(InboundMail, InboundMail.status == InboundStatus.PROCESSED) == 15,
         60,
