@@ -52,6 +52,8 @@ def register(app: Flask) -> None:
 
 def _setup(app: Flask) -> None:
     """One flask-smorest Api per app: the document, the JSON route, the API's blueprint."""
+    import threading
+
     from flask_smorest import Api
 
     from api import problems, schemas, views
@@ -65,10 +67,55 @@ def _setup(app: Flask) -> None:
 
     class MadoguchiApi(Api):
         """Errors are ours (problem details, under the API's blueprint only): the Api must not
-        turn the whole app's HTML error pages into JSON."""
+        turn the whole app's HTML error pages into JSON.
+
+        The OpenAPI document is written when it is first read (the JSON, the description page),
+        not when the app is built: resolving every schema is half of building an app, paid by
+        each process (a command, a worker, each test) though few ever serve the document. The
+        routes themselves are registered at once.
+        """
 
         ERROR_SCHEMA = schemas.ProblemSchema
         DEFAULT_RESPONSE_CONTENT_TYPE = "application/json"
+
+        def __init__(self, *args, **kwargs):
+            self._written = None
+            self._to_write = []
+            self._writing = threading.Lock()
+            super().__init__(*args, **kwargs)
+
+        @property
+        def spec(self):
+            if self._to_write:
+                with self._writing:
+                    steps, self._to_write = self._to_write, []
+                    for step in steps:
+                        step()
+            return self._written
+
+        @spec.setter
+        def spec(self, value):
+            self._written = value
+
+        def document(self, step) -> None:
+            """Run `step` (which writes into the document) when the document is first read."""
+            self._to_write.append(step)
+
+        def _init_spec(self, **kwargs):
+            self.document(lambda: Api._init_spec(self, **kwargs))
+
+        def register_blueprint(self, blp, *, parameters=None, **options):
+            name = options.get("name", blp.name)
+            self._app.extensions["flask-smorest"]["blp_name_to_api"][name] = self
+            self._app.register_blueprint(blp, **options)
+
+            def write():
+                blp.register_views_in_doc(
+                    self, self._app, self.spec, name=name, parameters=parameters
+                )
+                self.spec.tag({"name": name, "description": blp.description})
+
+            self.document(write)
 
         def _register_error_handlers(self):
             return None
@@ -110,8 +157,10 @@ def _setup(app: Flask) -> None:
         },
     )
     api = MadoguchiApi(app)
-    api.spec.components.security_scheme(
-        "bearerAuth", {"type": "http", "scheme": "bearer", "description": "mdg_… のトークン"}
+    api.document(
+        lambda: api.spec.components.security_scheme(
+            "bearerAuth", {"type": "http", "scheme": "bearer", "description": "mdg_… のトークン"}
+        )
     )
     api.register_blueprint(views.bp)
     app.extensions["madoguchi_api"] = api
