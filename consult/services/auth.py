@@ -273,8 +273,11 @@ def load_session(
     user's activity and must not keep the session from idling out."""
     if not token or len(token) > 100:
         return None
+    # The staff in the same query (a join): this runs on every signed-in request.
     session = db.session.scalar(
-        sa.select(StaffSession).where(StaffSession.token_hash == _digest(token))
+        sa.select(StaffSession)
+        .where(StaffSession.token_hash == _digest(token))
+        .options(sa.orm.joinedload(StaffSession.staff, innerjoin=True))
     )
     if session is None or session.ended_at is not None:
         return None

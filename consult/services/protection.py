@@ -290,25 +290,41 @@ def _literal_pattern(text: str) -> str:
 
 def secrets_of(citizen_ids: Iterable[int]) -> Secrets:
     """The whereabouts of these citizens as one pattern (address, phones, emails, LINE ids)."""
-    from consult import plugins
-
     ids = sorted(set(citizen_ids))
     if not ids:
         return Secrets((), None)
-    literals: list[str] = []
-    phones: list[str] = []
-    for (address,) in db.session.execute(sa.select(Citizen.address).where(Citizen.id.in_(ids))):
-        if address and len(address.strip()) >= 4:
-            literals.append(address.strip())
-    for (number,) in db.session.execute(
-        sa.select(CitizenPhone.number).where(CitizenPhone.citizen_id.in_(ids))
-    ):
-        if sum(c.isdigit() for c in number) >= 6:
-            phones.append(number)
-    for (email,) in db.session.execute(
-        sa.select(CitizenEmail.address).where(CitizenEmail.citizen_id.in_(ids))
-    ):
-        literals.append(email)
+    return _secrets_of_select(sa.select(Citizen.id).where(Citizen.id.in_(ids)))
+
+
+def _secrets_of_select(citizens: sa.Select) -> Secrets:
+    """The whereabouts of the citizens `citizens` (a select of their ids) selects: the kernel's
+    fields in one query (this runs on every response: the ids, the addresses, phones and
+    emails together), then the plugins' (LINE ids) when there is anyone."""
+    from consult import plugins
+
+    fields = sa.union_all(
+        sa.select(Citizen.id, sa.literal_column("'address'"), Citizen.address).where(
+            Citizen.id.in_(citizens)
+        ),
+        sa.select(CitizenPhone.citizen_id, sa.literal_column("'phone'"), CitizenPhone.number).where(
+            CitizenPhone.citizen_id.in_(citizens)
+        ),
+        sa.select(
+            CitizenEmail.citizen_id, sa.literal_column("'email'"), CitizenEmail.address
+        ).where(CitizenEmail.citizen_id.in_(citizens)),
+    )
+    ids: list[int] = []  # one address row per citizen, null or not
+    found: dict[str, list[str]] = {"address": [], "phone": [], "email": []}
+    for citizen_id, kind, value in db.session.execute(fields):
+        if kind == "address":
+            ids.append(citizen_id)
+        found[kind].append(value)
+    if not ids:
+        return Secrets((), None)
+    ids.sort()
+    literals = [a.strip() for a in found["address"] if a and len(a.strip()) >= 4]
+    phones = [n for n in found["phone"] if sum(c.isdigit() for c in n) >= 6]
+    literals += found["email"]
     # Outside an app context (a script): the kernel's own fields only.
     with contextlib.suppress(RuntimeError):
         literals += plugins.registry().citizen_secrets(ids)
@@ -321,20 +337,19 @@ def secrets_of(citizen_ids: Iterable[int]) -> Secrets:
 
 def hidden_secrets(actor: Actor) -> Secrets:
     """What this actor must never be shown: the whereabouts of the protected persons they may
-    not see. One small query when nobody is protected (the usual case)."""
+    not see. One small query when nobody is protected (the usual case), two when someone is."""
     if _is_supervisor(actor):
         return Secrets((), None)
     query = sa.select(Citizen.id).where(Citizen.protected)
     if actor.staff is not None and actor.integration is None:
         query = query.where(Citizen.id.not_in(_named_select(actor.staff.id)))
-    ids = list(db.session.scalars(query))
-    return secrets_of(ids)
+    return _secrets_of_select(query)
 
 
 def all_protected_secrets() -> Secrets:
     """Every protected person's whereabouts: for what leaves the centre (mail, LINE, FAQ,
     webhook bodies)."""
-    return secrets_of(db.session.scalars(sa.select(Citizen.id).where(Citizen.protected)))
+    return _secrets_of_select(sa.select(Citizen.id).where(Citizen.protected))
 
 
 def masked_contact(actor: Actor, citizen: Citizen | None) -> dict:
