@@ -288,14 +288,6 @@ def _literal_pattern(text: str) -> str:
     return "|".join(re.escape(v) for v in sorted(variants, key=len, reverse=True))
 
 
-def secrets_of(citizen_ids: Iterable[int]) -> Secrets:
-    """The whereabouts of these citizens as one pattern (address, phones, emails, LINE ids)."""
-    ids = sorted(set(citizen_ids))
-    if not ids:
-        return Secrets((), None)
-    return _secrets_of_select(sa.select(Citizen.id).where(Citizen.id.in_(ids)))
-
-
 def _secrets_of_select(citizens: sa.Select) -> Secrets:
     """The whereabouts of the citizens `citizens` (a select of their ids) selects: the kernel's
     fields in one query (this runs on every response: the ids, the addresses, phones and
