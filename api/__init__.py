@@ -82,15 +82,21 @@ def _setup(app: Flask) -> None:
             self._written = None
             self._to_write = []
             self._writing = threading.Lock()
+            self._writer = None  # the thread writing it: the steps read the document themselves
             super().__init__(*args, **kwargs)
 
         @property
         def spec(self):
-            if self._to_write:
+            # Another thread waits until the document is whole (two first requests at once).
+            if self._to_write and self._writer != threading.get_ident():
                 with self._writing:
-                    steps, self._to_write = self._to_write, []
-                    for step in steps:
-                        step()
+                    if self._to_write:
+                        self._writer = threading.get_ident()
+                        try:
+                            for step in self._to_write:
+                                step()
+                        finally:
+                            self._to_write, self._writer = [], None
             return self._written
 
         @spec.setter

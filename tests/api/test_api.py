@@ -46,6 +46,42 @@ def test_openapi_document_and_docs_page(client):
     assert "cdn" not in html.lower() and "<script" not in html
 
 
+def test_two_first_reads_at_once_both_get_the_whole_document(app):
+    """The document is written at its first read; a second request arriving meanwhile waits for
+    it rather than serving it half written."""
+    import threading
+
+    api = app.extensions["madoguchi_api"]
+    inside, release = threading.Event(), threading.Event()
+
+    def slow_last_step():
+        inside.set()
+        assert release.wait(timeout=30)
+        api.spec.tag({"name": "zz-last", "description": "the last step written"})
+
+    api.document(slow_last_step)
+    documents = {}
+
+    def read(name):
+        with app.app_context():
+            documents[name] = app.test_client().get("/api/v1/openapi.json").get_json()
+
+    first = threading.Thread(target=read, args=("first",))
+    first.start()
+    assert inside.wait(timeout=30)
+    second = threading.Thread(target=read, args=("second",))
+    second.start()
+    second.join(timeout=1)
+    assert second.is_alive()  # waiting for the first to finish writing
+    release.set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    for document in documents.values():
+        assert "/api/v1/tickets" in document["paths"]
+        assert {"name": "zz-last", "description": "the last step written"} in document["tags"]
+    assert documents["first"] == documents["second"]
+
+
 def test_create_read_and_change_a_ticket(client, make_token, make_staff):
     headers = make_token()
     created = client.post(
