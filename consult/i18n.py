@@ -13,6 +13,7 @@ Staff templates do not call gettext, so they stay Japanese whatever is chosen.
 
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from pathlib import Path
@@ -29,6 +30,25 @@ COOKIE = "madoguchi_lang"
 
 KERNEL_TRANSLATIONS = Path(__file__).parent / "translations"
 babel = Babel()
+
+
+_compiled_catalogs: dict[tuple[Path, int], bytes] = {}
+
+
+def _compiled(po_path: Path) -> bytes:
+    """A catalog's `.mo` bytes, parsed once per process and source version.
+
+    Apps with another instance folder (the test suite builds one per test) reuse the parse.
+    """
+    key = (po_path, po_path.stat().st_mtime_ns)
+    compiled = _compiled_catalogs.get(key)
+    if compiled is None:
+        with po_path.open("rb") as handle:
+            catalog = read_po(handle)
+        buffer = io.BytesIO()
+        write_mo(buffer, catalog)
+        compiled = _compiled_catalogs[key] = buffer.getvalue()
+    return compiled
 
 
 def _compile(app: Flask) -> list[str]:
@@ -48,13 +68,11 @@ def _compile(app: Flask) -> list[str]:
             if mo_path.exists() and mo_path.stat().st_mtime >= po_path.stat().st_mtime:
                 continue
             mo_path.parent.mkdir(parents=True, exist_ok=True)
-            with po_path.open("rb") as handle:
-                catalog = read_po(handle)
             # Several processes start at once (gunicorn's workers): each writes a file of its own
             # and renames it into place, which is atomic, so none finds another's half-written.
             fd, tmp = tempfile.mkstemp(dir=mo_path.parent, suffix=".tmp")
             with os.fdopen(fd, "wb") as handle:
-                write_mo(handle, catalog)
+                handle.write(_compiled(po_path))
             os.replace(tmp, mo_path)
         compiled.append(str(target))
     return compiled
