@@ -26,10 +26,11 @@ from __future__ import annotations
 
 import functools
 import re
-import threading
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+
+from faq.analysis import tokenizer
 
 LABELS: dict[str, str] = {
     "phone": "［電話番号］",
@@ -312,27 +313,12 @@ _HONORIFIC_TAIL = re.compile(rf"{_HONORIFIC}.*$")
 
 
 # ---------------------------------------------------------------------------------------------
-# Sudachi: one tokenizer per process, loaded on first use (loading takes a while)
-
-_dictionary = None
-_dictionary_lock = threading.Lock()
-_local = threading.local()
+# Sudachi: the dictionary shared with the search (faq.analysis), a tokenizer per thread
 
 
 def _sudachi():
-    """A mode C tokenizer (the mode that tags whole 人名). The dictionary is loaded once per
-    process; a tokenizer is not thread-safe, so each thread gets its own over that dictionary."""
-    global _dictionary
-    tok = getattr(_local, "tokenizer", None)
-    if tok is None:
-        if _dictionary is None:
-            with _dictionary_lock:
-                if _dictionary is None:
-                    from sudachipy import Dictionary
-
-                    _dictionary = Dictionary(dict="core")
-        tok = _local.tokenizer = _dictionary.tokenizer(mode="C")
-    return tok
+    """A mode C tokenizer: the mode that tags whole 人名."""
+    return tokenizer("C")
 
 
 # ---------------------------------------------------------------------------------------------
