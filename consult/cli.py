@@ -502,8 +502,11 @@ COMMANDS = (
 
 def _create_app():
     from consult.app import create_app
+    from consult.start import resume_collection
 
-    return create_app()
+    app = create_app()
+    resume_collection()
+    return app
 
 
 def main() -> None:

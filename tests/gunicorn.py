@@ -62,21 +62,28 @@ WORKER_TROUBLE = (
 # the arbiter may have opened is dropped in the child (``close=False``: the parent's sockets are
 # not the child's to close), so no connection is shared across processes.
 _HOOKS = """
+import gc
 import os
 from pathlib import Path
 
 preload_app = True
+# The collector is off while the arbiter imports and builds the app (as `madoguchi` does,
+# consult.start), and on again in each worker.
+gc.disable()
 
 
 def pre_fork(server, worker):
     # What the arbiter built stays put: no collection walks it in a worker (each page it touches
     # would be copied), nor at a worker's end.
-    import gc
-
     gc.freeze()
 
 
+def when_ready(server):
+    gc.enable()
+
+
 def post_fork(server, worker):
+    gc.enable()
     from consult.extensions import db
 
     with server.app.wsgi().app_context():
