@@ -265,3 +265,34 @@ def test_seed_demo_loads_takamatsu_and_every_role_once(app, run):
     assert _counts() == before
     statuses = set(db.session.scalars(sa.select(Ticket.status)))
     assert statuses <= set(Status)
+
+
+def test_a_command_starts_without_the_collector_and_collects_again_once_the_app_is_built(
+    database_url, tmp_path
+):
+    """consult.start: a long-running command (the worker) must not be left without it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    report = (
+        "import atexit, gc, sys\n"
+        "atexit.register(lambda: print('collector', gc.isenabled(), gc.get_freeze_count() > 0))\n"
+        "sys.argv = ['madoguchi', 'routes']\n"
+        "from consult.start import main\n"
+        "main()\n"
+    )
+    env = {
+        **os.environ,
+        "MADOGUCHI_DATABASE_URL": database_url,
+        "MADOGUCHI_SECRET_KEY": "cli-test-secret-key-long-enough-1234567890abcdef",
+        "MADOGUCHI_DATA_DIR": str(tmp_path / "data"),
+        "PYTHONPATH": str(Path(__file__).resolve().parents[2]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", report], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert "/tickets" in done.stdout  # the app was built: its routes are listed
+    assert done.stdout.strip().splitlines()[-1] == "collector True True"
