@@ -13,6 +13,7 @@ from consult.models import AuditEvent, Status, Ticket
 from consult.services.actor import SYSTEM
 from consult.settings import override
 from consult.timeutil import utcnow
+from tests.helpers import serve_in_thread
 
 PROBLEM = "application/problem+json"
 
@@ -647,8 +648,7 @@ def test_keyset_paging_over_http_while_another_client_creates(app, make_token, m
     made = [make_ticket(subject=f"既存{i}").number for i in range(30)]
     headers = make_token()
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    serving = threading.Thread(target=server.serve_forever, daemon=True)
-    serving.start()
+    serve_in_thread(server)
     base = f"http://127.0.0.1:{server.server_port}/api/v1/tickets"
     stop = threading.Event()
     created: list[int] = []

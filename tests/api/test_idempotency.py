@@ -17,7 +17,7 @@ from consult.models import Ticket, TimelineEntry
 from consult.settings import override
 from consult.timeutil import utcnow
 from tests.api.test_api import problem
-from tests.helpers import sign_in
+from tests.helpers import serve_in_thread, sign_in
 
 
 def _count(model=Ticket) -> int:
@@ -142,8 +142,7 @@ def test_two_concurrent_requests_with_the_same_key_create_one_ticket(app, make_t
     headers = make_token()
     db.session.commit()
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    serving = threading.Thread(target=server.serve_forever, daemon=True)
-    serving.start()
+    serve_in_thread(server)
     url = f"http://127.0.0.1:{server.server_port}/api/v1/tickets"
     try:
         for round_ in range(4):

@@ -4,8 +4,6 @@ documented (status, content type, schema), every refused scope 403 as a problem 
 
 from __future__ import annotations
 
-import threading
-
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +14,7 @@ from werkzeug.serving import make_server
 from consult.extensions import db
 from consult.settings import override
 from tests.api.conftest import ALL_SCOPES
+from tests.helpers import serve_in_thread
 
 SCOPES = ("tickets:read", "tickets:write", "personal", "reports", "faq")
 EXAMPLES = 15
@@ -38,8 +37,7 @@ def live_api(app, make_token, make_ticket):
     tokens["all"] = make_token(ALL_SCOPES)
     db.session.commit()
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    serve_in_thread(server)
     yield f"http://127.0.0.1:{server.server_port}", tokens
     server.shutdown()
     server.server_close()

@@ -40,6 +40,7 @@ from tests.channels.test_email_channel import citizen_mail
 from tests.channels.test_email_imap import _append
 from tests.conftest import SmtpSink, _start_smtp
 from tests.consult.test_queue import silent_smtp  # noqa: F401 (a fixture)
+from tests.helpers import serve_in_thread
 
 pytestmark = pytest.mark.slow
 dovecot_server = dovecot.dovecot_server  # the fixture, from its own module
@@ -237,7 +238,7 @@ def _slow_line(fake, seconds: float):
         return fake(environ, start_response)
 
     server = make_server("127.0.0.1", 0, wsgi, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     return server, f"http://127.0.0.1:{server.server_port}"
 
 

@@ -16,7 +16,7 @@ import pytest
 from werkzeug.serving import make_server
 
 from consult.extensions import db
-from tests.helpers import PASSWORD
+from tests.helpers import PASSWORD, serve_in_thread
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -202,8 +202,7 @@ def _serve(app_factory, **overrides):
     gate = _InFlight(app.wsgi_app)
     app.wsgi_app = gate
     server = make_server("127.0.0.1", port, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="e2e-live-server", daemon=True)
-    thread.start()
+    thread = serve_in_thread(server, "e2e-live-server")
     try:
         yield LiveServer(app=app, url=url)
     finally:

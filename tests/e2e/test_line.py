@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import urllib.request
 
 import pytest
@@ -13,6 +12,7 @@ from tests.channels.line.conftest import body_of, text_event
 from tests.channels.line.fake_line import SECRET, TOKEN, sign, start_fake_line
 from tests.e2e.conftest import LiveServer, _free_port
 from tests.e2e.test_desk import log_in
+from tests.helpers import serve_in_thread
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def line_live(app_factory):
     )
     port = _free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serve_in_thread(server)
     worker = Worker(app, interval=0.3)
     worker.start()
     try:

@@ -29,7 +29,7 @@ from consult.timeutil import utcnow
 from handoff import services as handoffs
 from handoff.models import Response
 from tests.consult.http import call
-from tests.helpers import PASSWORD, sign_in
+from tests.helpers import PASSWORD, serve_in_thread, sign_in
 
 SUMMARY = "転入届の記載について市民課の確認が必要です。"
 SUBJECT = "介護保険の認定について相談したい"
@@ -169,8 +169,7 @@ class Server:
     def __init__(self, app):
         self.server = make_server("127.0.0.1", 0, app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve_in_thread(self.server)
 
     def session_for(self, staff) -> requests.Session:
         login = staff.login

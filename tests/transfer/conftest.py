@@ -21,6 +21,7 @@ from consult.extensions import db
 from tests.channels.line.fake_line import SECRET, TOKEN, start_fake_line
 from tests.conftest import make_app
 from tests.gunicorn import free_port
+from tests.helpers import serve_in_thread
 
 KEY = "zones-test-shared-key-0123456789abcdef-0123"
 PUBLIC = "https://yoyaku.example.jp"
@@ -48,8 +49,7 @@ class Relay:
         )
         scheme = "https" if ssl_context is not None else "http"
         self.url = f"{scheme}://127.0.0.1:{self.server.server_port}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
+        self.thread = serve_in_thread(self.server)
 
     def stop(self) -> None:
         if self.server is not None:

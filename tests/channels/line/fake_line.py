@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
+from tests.helpers import serve_in_thread
+
 SECRET = "test-channel-secret-0123456789abcdef"
 TOKEN = "test-access-token"
 
@@ -344,6 +346,5 @@ def start_fake_line():
     fake = FakeLine()
     server = make_server("127.0.0.1", 0, fake, threaded=True)
     fake.url = f"http://127.0.0.1:{server.server_port}"
-    thread = threading.Thread(target=server.serve_forever, name="fake-line", daemon=True)
-    thread.start()
+    serve_in_thread(server, "fake-line")
     return fake, server

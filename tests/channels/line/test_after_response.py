@@ -6,7 +6,6 @@ webhook believed nothing was stored and never started the processing after its r
 
 from __future__ import annotations
 
-import threading
 import time
 
 import requests
@@ -20,6 +19,7 @@ from consult.models import EntryKind, TimelineEntry
 from consult.settings import override as override_settings
 from tests.channels.line.conftest import body_of, post_webhook, text_event
 from tests.channels.line.fake_line import SECRET, TOKEN, sign
+from tests.helpers import serve_in_thread
 
 
 def test_a_redelivered_event_is_expanded_once(line_client):
@@ -44,8 +44,7 @@ def test_events_are_processed_after_the_response_under_a_real_server(app_factory
         LINE_PROCESS_AFTER_RESPONSE=True,
     )
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    thread = serve_in_thread(server)
     try:
         url = f"http://127.0.0.1:{server.server_port}/channels/line/webhook"
         wanted = 0
@@ -115,8 +114,7 @@ def test_a_chunked_body_over_the_limit_gets_413_under_a_real_server(app_factory,
         LINE_CHANNEL_SECRET=SECRET, LINE_CHANNEL_ACCESS_TOKEN=TOKEN, LINE_API_HOST=fake_line.url
     )
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
+    thread = serve_in_thread(server)
     try:
         body = body_of(text_event("あ" * (MAX_BODY // 3 + 10))).encode("utf-8")
         connection = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=30)
