@@ -18,6 +18,7 @@ section by variable name, for templates and diagnostics.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import types
 import typing
@@ -102,9 +103,15 @@ def _parse(kind: Any, value: Any, name: str, meta: Mapping) -> Any:
     return text
 
 
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    """A section's field types, resolved once per process (each app parses every section)."""
+    return typing.get_type_hints(cls)
+
+
 def parse_section(cls: type[S], values: Mapping[str, Any]) -> S:
     """Build a section from a flat mapping of variable names (without MADOGUCHI_)."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     kwargs = {}
     for item in dataclasses.fields(cls):  # type: ignore[arg-type]
         name = cls.variable(item.name)  # type: ignore[attr-defined]
