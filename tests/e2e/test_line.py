@@ -5,37 +5,33 @@ from __future__ import annotations
 import urllib.request
 
 import pytest
-from werkzeug.serving import make_server
 
 from consult.worker import Worker
 from tests.channels.line.conftest import body_of, text_event
 from tests.channels.line.fake_line import SECRET, TOKEN, sign, start_fake_line
-from tests.e2e.conftest import LiveServer, _free_port
+from tests.e2e.conftest import _serve
 from tests.e2e.test_desk import log_in
-from tests.helpers import serve_in_thread
 
 
 @pytest.fixture
 def line_live(app_factory):
+    # The e2e server (tests/e2e/conftest.py): at the end it lets the requests still running
+    # finish (a script the closed page was loading) before it stops.
     fake, fake_server = start_fake_line()
-    app = app_factory(
-        WTF_CSRF_ENABLED=True,
-        LINE_CHANNEL_SECRET=SECRET,
-        LINE_CHANNEL_ACCESS_TOKEN=TOKEN,
-        LINE_API_HOST=fake.url,
-    )
-    port = _free_port()
-    server = make_server("127.0.0.1", port, app, threaded=True)
-    serve_in_thread(server)
-    worker = Worker(app, interval=0.3)
-    worker.start()
-    try:
-        yield LiveServer(app=app, url=f"http://127.0.0.1:{port}"), fake
-    finally:
-        worker.stop.set()
-        worker.join(timeout=10)
-        server.shutdown()
-        fake_server.shutdown()
+    settings = {
+        "LINE_CHANNEL_SECRET": SECRET,
+        "LINE_CHANNEL_ACCESS_TOKEN": TOKEN,
+        "LINE_API_HOST": fake.url,
+    }
+    with _serve(app_factory, **settings) as live:
+        worker = Worker(live.app, interval=0.3)
+        worker.start()
+        try:
+            yield live, fake
+        finally:
+            worker.stop.set()
+            worker.join(timeout=10)
+            fake_server.shutdown()
 
 
 def test_line_message_answered_from_the_ticket_page(line_live, page):
