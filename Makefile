@@ -68,7 +68,7 @@ test: $(STAMP) system-deps lint
 	$(TEST_ENV) $(BIN)/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # The suite without the tests marked `slow` (real gunicorn, Chromium, dovecot, TLS servers,
-# processes: see tests/conftest.py), for a developer's loop; about a minute on two cores.
+# processes: see tests/conftest.py), for a developer's loop: 1,941 tests, about 6 minutes on two cores.
 # CI runs `make test`, which runs everything.
 test-fast: $(STAMP) system-deps
 	$(TEST_ENV) $(BIN)/pytest -p no:cacheprovider -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
