@@ -5,6 +5,7 @@ Chromium is never downloaded: the tests use /usr/bin/chromium and FAIL (not skip
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 import threading
@@ -24,6 +25,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 # of its own that headless never shows: about 40 % of the browser's CPU in the suite.
 UNUSED_FEATURES = ["WebUIOmniboxPopup", "WebUIOmniboxAimPopup"]
 VIEWPORT = {"width": 1366, "height": 768}
+# Where the tests keep their screenshots to be looked at (docs/screenshots for the README).
+SCREENSHOTS = os.environ.get("MADOGUCHI_TEST_SCREENSHOTS")
 # Chromium logs CSP violations to the console; report them explicitly too, in case it stops.
 REPORT_CSP = """
 document.addEventListener("securitypolicyviolation", function (e) {
@@ -326,6 +329,19 @@ def new_page(browser, console_watch):
 @pytest.fixture
 def page(new_page):
     return new_page()
+
+
+def keep_screenshot(page, name: str, *, full_page: bool = True) -> None:
+    """Keep a screenshot of the page in MADOGUCHI_TEST_SCREENSHOTS, when it is set.
+
+    Only then: a screenshot nobody looks at checks nothing, and a full-page one costs Chromium and
+    the test some 0.7 s of CPU (about 80 a run, both databases: some 50 s of the two cores).
+    """
+    if not SCREENSHOTS:
+        return
+    folder = Path(SCREENSHOTS)
+    folder.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(folder / name), full_page=full_page)
 
 
 # --- accessibility: axe-core (vendored, see tests/fixtures/axe/SOURCE.md) -----------------------

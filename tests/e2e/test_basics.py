@@ -4,14 +4,13 @@ MADOGUCHI_TEST_SCREENSHOTS=docs/screenshots keeps the screenshots for the README
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from consult.extensions import db
+from tests.e2e.conftest import keep_screenshot
 from tests.e2e.test_desk import log_in
 
 pytestmark = pytest.mark.e2e
@@ -21,13 +20,6 @@ PNG = (
     b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\xcf\xc0\xf0\x1f\x00\x05\x00\x01\xff\x89\x99="
     b"\x1d\x00\x00\x00\x00IEND\xaeB`\x82"
 )
-
-
-def _shot(page, tmp_path: Path, name: str) -> None:
-    page.screenshot(path=str(tmp_path / name), full_page=True)
-    keep = os.environ.get("MADOGUCHI_TEST_SCREENSHOTS")
-    if keep:
-        page.screenshot(path=str(Path(keep) / name), full_page=True)
 
 
 def _desk_day(live_server, login: str) -> list[str]:
@@ -55,7 +47,7 @@ def _desk_day(live_server, login: str) -> list[str]:
     return numbers
 
 
-def test_today_attach_and_hand_over(live_server, new_page, tmp_path, console_watch):
+def test_today_attach_and_hand_over(live_server, new_page, console_watch):
     login, password = live_server.make_staff("consultant", full_name="窓口 花子")
     live_server.make_staff("consultant", full_name="同僚 次郎")
     numbers = _desk_day(live_server, login)
@@ -70,7 +62,7 @@ def test_today_attach_and_hand_over(live_server, new_page, tmp_path, console_wat
     assert overdue.evaluate("e => getComputedStyle(e).borderLeftStyle") == "solid"
     expect(page.get_by_role("heading", name="今日の予約（自分・未割り当て） 0件")).to_be_visible()
     expect(page.get_by_role("heading", name="回答を待っている引継ぎ 0件")).to_be_visible()
-    _shot(page, tmp_path, "today.png")
+    keep_screenshot(page, "today.png")
 
     # Attach a photo of a document, then a file that is not allowed.
     page.locator("#today-my-cases").get_by_role("link", name=numbers[0]).click()
@@ -97,15 +89,13 @@ def test_today_attach_and_hand_over(live_server, new_page, tmp_path, console_wat
     page.get_by_text("メモを付けて同僚に引き継ぐ").click()
     page.get_by_label("引き継ぐ相手").select_option(label="同僚 次郎（相談員）")
     page.get_by_label("引継ぎのメモ").fill("明日10時に折り返しの約束あり。")
-    _shot(page, tmp_path, "ticket-attachment-handover.png")
+    keep_screenshot(page, "ticket-attachment-handover.png")
     page.get_by_role("button", name="引き継ぐ").click()
     expect(page.get_by_text("相談を引き継ぎました。")).to_be_visible()
     expect(page.locator("#timeline")).to_contain_text("同僚 次郎さんに引き継ぎました。")
 
 
-def test_a_password_set_by_an_administrator_is_changed_first(
-    live_server, new_page, tmp_path, console_watch
-):
+def test_a_password_set_by_an_administrator_is_changed_first(live_server, new_page, console_watch):
     import sqlalchemy as sa
 
     from consult.models import Staff
@@ -128,7 +118,7 @@ def test_a_password_set_by_an_administrator_is_changed_first(
     console_watch.expect("422.*account/password")
     page.get_by_role("button", name="パスワードを変更する").click()
     expect(page.get_by_text("確認のための入力と一致しません")).to_be_visible()
-    _shot(page, tmp_path, "account-password.png")
+    keep_screenshot(page, "account-password.png")
     page.get_by_label("現在のパスワード").fill(password)
     page.get_by_label("新しいパスワード", exact=True).fill("my-own-password-2026")
     page.get_by_label("新しいパスワード（確認のためもう一度）").fill("my-own-password-2026")

@@ -13,7 +13,7 @@ import segno
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import assert_accessible
+from tests.e2e.conftest import assert_accessible, keep_screenshot
 from tests.e2e.test_desk import log_in, receive_walk_in, ticket_number_of
 from tests.e2e.test_handoff import make_department
 
@@ -61,9 +61,7 @@ def close_case(page: Page, summary: str) -> None:
     expect(page.get_by_role("status").filter(has_text="相談を完了にしました。")).to_be_visible()
 
 
-def test_counter_receipt_qr_code_answered_once_on_a_phone(
-    live_server, new_page, console_watch, tmp_path
-):
+def test_counter_receipt_qr_code_answered_once_on_a_phone(live_server, new_page, console_watch):
     consultant_login, password = live_server.make_staff("consultant")
     supervisor_login, _ = live_server.make_staff("supervisor")
     category = live_server.make_category("ごみ・リサイクル")
@@ -97,7 +95,7 @@ def test_counter_receipt_qr_code_answered_once_on_a_phone(
     assert SURVEY_URL.match(link), link
     drawn = Image.open(io.BytesIO(qr.screenshot()))
     assert qr_modules_match(drawn, link), "the QR code does not encode the printed link"
-    receipt.screenshot(path=str(tmp_path / "receipt.png"), full_page=True)
+    keep_screenshot(receipt, "receipt.png")
     assert_accessible(receipt, "receipt")
 
     # The citizen's phone: a context of its own, nobody signed in.
@@ -112,14 +110,14 @@ def test_counter_receipt_qr_code_answered_once_on_a_phone(
     companion.goto(link)
     expect(companion.get_by_role("button", name="回答する")).to_be_visible()
     assert_accessible(phone, "satisfaction question")
-    phone.screenshot(path=str(tmp_path / "satisfaction.png"), full_page=True)
+    keep_screenshot(phone, "satisfaction.png")
     phone.get_by_role("radio", name="やや満足", exact=True).check()
     phone.get_by_label("ご意見（任意）").fill("説明が分かりやすかったです。")
     phone.get_by_role("button", name="回答する").click()
     expect(phone.get_by_role("heading", name="ご回答ありがとうございました")).to_be_visible()
     expect(phone.get_by_role("status")).to_contain_text("対応の改善に役立てます")
     assert_accessible(phone, "thanks")
-    phone.screenshot(path=str(tmp_path / "thanks.png"), full_page=True)
+    keep_screenshot(phone, "thanks.png")
 
     # A second answer with the same link: refused politely, in Japanese, whether it is sent
     # from a question opened before the first answer or the link is opened again.
@@ -134,7 +132,7 @@ def test_counter_receipt_qr_code_answered_once_on_a_phone(
     expect(phone.get_by_role("status")).to_contain_text("回答済みか、回答期限が過ぎています")
     expect(phone.get_by_role("button", name="回答する")).to_have_count(0)
     assert_accessible(phone, "closed question")
-    phone.screenshot(path=str(tmp_path / "closed.png"), full_page=True)
+    keep_screenshot(phone, "closed.png")
 
     # A reprint no longer carries a code that cannot be answered.
     receipt.reload()
@@ -146,11 +144,11 @@ def test_counter_receipt_qr_code_answered_once_on_a_phone(
     channel_row = satisfaction.locator("table").first.locator("tr").filter(has_text="窓口")
     expect(channel_row).to_contain_text("1")
     expect(channel_row).to_contain_text("少数のため非表示")  # one answer: no average shown
-    supervisor.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+    keep_screenshot(supervisor, "report.png")
 
 
 def test_a_request_reaches_the_officer_whose_answer_shows_at_the_desk(
-    live_server, new_page, console_watch, tmp_path
+    live_server, new_page, console_watch
 ):
     department_id = make_department(live_server, "道路課")
     consultant_login, password = live_server.make_staff("consultant")
@@ -217,7 +215,7 @@ def test_a_request_reaches_the_officer_whose_answer_shows_at_the_desk(
         officer.get_by_role("status").filter(has_text="1件の要望・手紙が一覧に加わりました")
     ).to_be_visible()
     assert officer.evaluate("window.__notReloaded === true"), "the list was reloaded"
-    officer.screenshot(path=str(tmp_path / "requests.png"), full_page=True)
+    keep_screenshot(officer, "requests.png")
     row.get_by_role("link", name=number).click()
     expect(officer.get_by_role("heading", level=1)).to_have_text(f"市への要望（相談番号 {number}）")
     expect(officer.locator("main")).to_contain_text("市道の街灯が暗い")
@@ -227,7 +225,7 @@ def test_a_request_reaches_the_officer_whose_answer_shows_at_the_desk(
     expect(officer.get_by_role("status").filter(has_text="回答を記録しました。")).to_be_visible()
     expect(officer.get_by_role("heading", name=re.compile(r"^回答（.*0開庁日）$"))).to_be_visible()
     expect(officer.get_by_role("button", name="回答を記録する")).to_have_count(0)
-    officer.screenshot(path=str(tmp_path / "request_answered.png"), full_page=True)
+    keep_screenshot(officer, "request_answered.png")
 
     # The consultant's open ticket page, without a reload: the answer on the timeline and in
     # the request panel, and the 文書回答 handoff completed by it (the case is the centre's).
@@ -243,7 +241,7 @@ def test_a_request_reaches_the_officer_whose_answer_shows_at_the_desk(
     expect(desk.locator(".ticket-head__meta")).to_contain_text("対応中", timeout=LIVE_MS)
     assert desk.evaluate("window.__notReloaded === true"), "the ticket page was reloaded"
     panel.scroll_into_view_if_needed()
-    desk.screenshot(path=str(tmp_path / "ticket_answered.png"), full_page=True)
+    keep_screenshot(desk, "ticket_answered.png")
     desk.reload()
     expect(panel).to_contain_text(answer)
     expect(desk.locator("#handoffs")).to_contain_text("対応済")
@@ -306,7 +304,7 @@ def answered_request(live_server, *, letter: str, answer: str) -> tuple[int, str
 
 
 def test_an_answered_request_is_published_in_both_languages_without_personal_data(
-    live_server, new_page, console_watch, tmp_path
+    live_server, new_page, console_watch
 ):
     request_id, number = answered_request(
         live_server,
@@ -335,7 +333,7 @@ def test_an_answered_request_is_published_in_both_languages_without_personal_dat
         assert not any(p in text for p in personal), text
     assert "街灯が暗い" in opinion.input_value()
     assert "街灯を交換しました" in reply.input_value()
-    author.screenshot(path=str(tmp_path / "opinion_draft.png"), full_page=True)
+    keep_screenshot(author, "opinion_draft.png")
     opinion.fill("自宅前の市道の街灯が暗いので直してほしい。")
     reply.fill("ご要望ありがとうございました。道路課で現地を確認し、街灯を交換しました。")
     author.get_by_label("ご意見（英語・任意）").fill("The street light on a city road is too dark.")
@@ -374,7 +372,7 @@ def test_an_answered_request_is_published_in_both_languages_without_personal_dat
     japanese = citizen.locator("body").inner_text()
     assert not any(p in japanese for p in (*personal, number)), japanese
     assert_accessible(citizen, "opinions (ja)")
-    citizen.screenshot(path=str(tmp_path / "opinions_ja.png"), full_page=True)
+    keep_screenshot(citizen, "opinions_ja.png")
 
     citizen.get_by_role("link", name="English").click()
     expect(citizen.get_by_role("heading", level=1)).to_have_text(
@@ -388,4 +386,4 @@ def test_an_answered_request_is_published_in_both_languages_without_personal_dat
     english = citizen.locator("body").inner_text()
     assert not any(p in english for p in (*personal, number)), english
     assert_accessible(citizen, "opinions (en)")
-    citizen.screenshot(path=str(tmp_path / "opinions_en.png"), full_page=True)
+    keep_screenshot(citizen, "opinions_en.png")

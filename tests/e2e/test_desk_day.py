@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
 from consult.extensions import db
+from tests.e2e.conftest import keep_screenshot
 from tests.e2e.test_desk import log_in
 from tests.e2e.test_handoff import make_department
 
@@ -72,9 +70,7 @@ def _overflow(page) -> int:
     )
 
 
-def test_the_officer_steps_fit_a_phone_from_accepting_to_the_record(
-    live_server, new_page, tmp_path
-):
+def test_the_officer_steps_fit_a_phone_from_accepting_to_the_record(live_server, new_page):
     """The handoff's page and each of the officer's steps at 375 px: accept, on the way,
     arrived, the 対応記録; nothing wider than the screen at any step."""
     from consult.models import Channel
@@ -114,7 +110,7 @@ def test_the_officer_steps_fit_a_phone_from_accepting_to_the_record(
     page.goto(f"{live_server.url}/handoffs/{handoff_id}")
     steps = page.get_by_role("heading", name="対応")
     expect(steps).to_be_visible()
-    page.screenshot(path=str(tmp_path / "officer-detail.png"), full_page=True)
+    keep_screenshot(page, "officer-detail.png")
     assert _overflow(page) <= 0, "the handoff page"
 
     page.get_by_role("button", name="受け付ける").click()
@@ -129,7 +125,7 @@ def test_the_officer_steps_fit_a_phone_from_accepting_to_the_record(
     page.get_by_role("button", name="窓口に到着しました").click()
     expect(page.get_by_role("button", name="対応記録を登録して完了")).to_be_visible()
     assert _overflow(page) <= 0, "arrived"
-    page.screenshot(path=str(tmp_path / "officer-record.png"), full_page=True)
+    keep_screenshot(page, "officer-record.png")
     # Each field of the record is as wide as the screen allows, not wider.
     for name in ("action", "outcome"):
         box = page.locator(f"[name={name}]").bounding_box()
@@ -140,6 +136,4 @@ def test_the_officer_steps_fit_a_phone_from_accepting_to_the_record(
     page.get_by_role("button", name="対応記録を登録して完了").click()
     expect(page.get_by_text("対応内容：窓口で減免申請書の記入を案内した。")).to_be_visible()
     assert _overflow(page) <= 0, "done"
-    keep = os.environ.get("MADOGUCHI_TEST_SCREENSHOTS")
-    if keep:  # e.g. docs/screenshots
-        page.screenshot(path=str(Path(keep) / "handoff-officer-phone.png"), full_page=True)
+    keep_screenshot(page, "handoff-officer-phone.png")

@@ -10,19 +10,15 @@ usable, items minimise into the tray (screenshots in docs/screenshots/).
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from playwright.sync_api import expect
 
 from consult.extensions import db
 from consult.worker import Worker
-from tests.e2e.conftest import _serve
+from tests.e2e.conftest import _serve, keep_screenshot
 from tests.e2e.test_desk import log_in
 
 pytestmark = pytest.mark.e2e
-
-SHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 @pytest.fixture
@@ -128,8 +124,7 @@ def test_help_alert_from_room_3_keeps_the_memo_escalates_and_reaches_everyone(
         }""",
         timeout=5_000,
     )
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    desk.screenshot(path=str(SHOTS / "safety-alert-consultant.png"))
+    keep_screenshot(desk, "safety-alert-consultant.png", full_page=False)
 
     # The supervisor's page: a long-session warning and the alert, stacked under the menu.
     _long_session(server, number)
@@ -137,8 +132,7 @@ def test_help_alert_from_room_3_keeps_the_memo_escalates_and_reaches_everyone(
     long_item = boss.locator("#alerts-live .alert-live__item--long")
     expect(long_item).to_contain_text(f"長時間対応：相談 {number} が30分を超えました")
     expect(boss.locator("#alerts-live .alert-live__item")).to_have_count(2)
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    boss.screenshot(path=str(SHOTS / "safety-alerts-stacked.png"))
+    keep_screenshot(boss, "safety-alerts-stacked.png", full_page=False)
     links = boss.locator(".site-nav a")
     assert links.count() >= 3
     for i in range(links.count()):
@@ -157,7 +151,7 @@ def test_help_alert_from_room_3_keeps_the_memo_escalates_and_reaches_everyone(
     expect(boss.locator("#alerts-live .alert-live__item")).to_have_count(0)
     tray = boss.locator("#alerts-tray button")
     expect(tray).to_contain_text("応援要請 1件・長時間対応 1件（最小化 2件：表示する）")
-    boss.screenshot(path=str(SHOTS / "safety-alerts-minimised.png"))
+    keep_screenshot(boss, "safety-alerts-minimised.png", full_page=False)
     boss.goto(f"{server.url}/tickets/{number}")  # stays minimised on the next page
     expect(tray).to_contain_text("最小化 2件")
     tray.click()

@@ -10,7 +10,7 @@ import pytest
 from playwright.sync_api import expect
 
 from consult.extensions import db
-from tests.e2e.conftest import _serve
+from tests.e2e.conftest import _serve, keep_screenshot
 from tests.e2e.test_desk import log_in
 
 pytestmark = pytest.mark.e2e
@@ -76,7 +76,7 @@ def _next_weekday():
 
 
 def test_the_consultant_sets_a_session_and_sees_the_answer_arrive(
-    joint_server, new_page, console_watch, tmp_path
+    joint_server, new_page, console_watch
 ):
     consultant_login, password = joint_server.make_staff("consultant")
     number = _case(joint_server)
@@ -111,9 +111,9 @@ def test_the_consultant_sets_a_session_and_sees_the_answer_arrive(
     body.get_by_label("別の日時のご希望").fill("翌週の火曜日の午後なら伺えます")
     body.get_by_role("button", name="別の日時を希望する").click()
     expect(body.locator(".notice--success")).to_contain_text("お伝えしました")
-    body.screenshot(path=str(tmp_path / "external.png"), full_page=True)
+    keep_screenshot(body, "external.png")
 
     # The consultant's page, untouched, shows the answer.
     expect(panel.locator(".joint-session")).to_contain_text("別の日時を希望", timeout=5_000)
     expect(panel.locator(".joint-session")).to_contain_text("翌週の火曜日の午後なら伺えます")
-    desk.screenshot(path=str(tmp_path / "desk.png"), full_page=True)
+    keep_screenshot(desk, "desk.png")

@@ -12,7 +12,6 @@ Each page is screenshotted (MADOGUCHI_TEST_SCREENSHOTS=DIR keeps them), and was 
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +20,7 @@ import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from consult.extensions import db
+from tests.e2e.conftest import keep_screenshot
 from tests.e2e.test_desk import log_in
 
 pytestmark = pytest.mark.e2e
@@ -30,20 +30,6 @@ KANA = "ひなん しずか"
 PHONE = "090-4826-1357"
 ADDRESS = "高松市番町九丁目八番七号"
 LONG_AGO = datetime(2019, 5, 1, 3, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def shot(tmp_path):
-    """Screenshot a page (kept in MADOGUCHI_TEST_SCREENSHOTS when set, as test_basics does)."""
-
-    def take(page, name: str) -> None:
-        page.screenshot(path=str(tmp_path / f"{name}.png"), full_page=True)
-        keep = os.environ.get("MADOGUCHI_TEST_SCREENSHOTS")
-        if keep:
-            Path(keep).mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(Path(keep) / f"{name}.png"), full_page=True)
-
-    return take
 
 
 def _protected_candidate(app) -> int:
@@ -69,9 +55,7 @@ def _search(page, base: str, words: str) -> None:
     expect(page.get_by_role("heading", name="相談の検索")).to_be_visible()
 
 
-def test_a_protected_person_disappears_for_a_consultant_in_another_browser(
-    live_server, new_page, shot
-):
+def test_a_protected_person_disappears_for_a_consultant_in_another_browser(live_server, new_page):
     citizen_id = _protected_candidate(live_server.app)
     consultant, password = live_server.make_staff("consultant")
     supervisor, _ = live_server.make_staff("supervisor")
@@ -94,7 +78,7 @@ def test_a_protected_person_disappears_for_a_consultant_in_another_browser(
     # The supervisor still sees the whereabouts, with the flag explained.
     expect(boss.locator("main")).to_contain_text(ADDRESS)
     expect(boss.locator("main")).to_contain_text("支援措置")
-    shot(boss, "protection-supervisor")
+    keep_screenshot(boss, "protection-supervisor.png")
 
     # The consultant's browser, on its own session: hidden, and not found.
     desk.goto(f"{live_server.url}/citizens/{citizen_id}")
@@ -102,13 +86,13 @@ def test_a_protected_person_disappears_for_a_consultant_in_another_browser(
     expect(main).to_contain_text("（非表示）")
     expect(main).not_to_contain_text(ADDRESS)
     expect(main).not_to_contain_text("4826")
-    shot(desk, "protection-consultant")
+    keep_screenshot(desk, "protection-consultant.png")
     _search(desk, live_server.url, "避難")
     expect(desk.locator("main")).not_to_contain_text(NAME)
     expect(desk.locator("table.search-results")).to_have_count(0)
     _search(desk, live_server.url, "48261357")
     expect(desk.locator("main")).not_to_contain_text(NAME)
-    shot(desk, "protection-search")
+    keep_screenshot(desk, "protection-search.png")
 
 
 def _old_cases(app, count: int) -> list[str]:
@@ -142,7 +126,7 @@ def _old_cases(app, count: int) -> list[str]:
     return sorted(numbers)
 
 
-def test_a_supervisor_approves_the_list_with_one_case_held_back(live_server, new_page, shot):
+def test_a_supervisor_approves_the_list_with_one_case_held_back(live_server, new_page):
     numbers = _old_cases(live_server.app, 3)
     supervisor, password = live_server.make_staff("supervisor")
     boss = new_page()
@@ -150,7 +134,7 @@ def test_a_supervisor_approves_the_list_with_one_case_held_back(live_server, new
     boss.goto(f"{live_server.url}/records/")
     expect(boss.get_by_role("heading", name="記録の保存・廃棄", level=1)).to_be_visible()
     expect(boss.locator("main")).to_contain_text("相談に結び付かない送信メッセージ")
-    shot(boss, "records-index")
+    keep_screenshot(boss, "records-index.png")
     boss.get_by_role("button", name="今月の廃棄予定一覧を作成する").click()
     expect(boss.get_by_text("今月の廃棄予定一覧を作成しました。")).to_be_visible()
     expect(boss.locator("main")).to_contain_text("未承認")
@@ -162,7 +146,7 @@ def test_a_supervisor_approves_the_list_with_one_case_held_back(live_server, new
     boss.get_by_role("button", name="この一覧を承認する").click()
     expect(boss.get_by_text("廃棄予定一覧を承認しました。")).to_be_visible()
     expect(boss.locator("main")).to_contain_text("承認済み")
-    shot(boss, "records-list-approved")
+    keep_screenshot(boss, "records-list-approved.png")
 
     # The disposal run (`madoguchi records dispose --approved`, as cron runs it).
     result = live_server.app.test_cli_runner().invoke(args=["records", "dispose", "--approved"])
@@ -173,7 +157,7 @@ def test_a_supervisor_approves_the_list_with_one_case_held_back(live_server, new
         expect(boss.locator("tr", has_text=number)).to_contain_text(expected)
     unlinked = boss.locator("tr", has_text="相談に結び付かない送信メッセージ")
     expect(unlinked).to_contain_text("廃棄済み（1件）")
-    shot(boss, "records-list-disposed")
+    keep_screenshot(boss, "records-list-disposed.png")
     boss.get_by_role("link", name="← 記録の保存・廃棄").click()
     boss.get_by_role("link", name="廃棄簿").click()
     register = boss.locator("main")
@@ -184,10 +168,10 @@ def test_a_supervisor_approves_the_list_with_one_case_held_back(live_server, new
             expect(register).to_contain_text(number)
     expect(register).to_contain_text("相談に結び付かない記録")
     expect(register).to_contain_text("窓口")  # the channel by its Japanese name
-    shot(boss, "records-register")
+    keep_screenshot(boss, "records-register.png")
 
 
-def test_a_disclosure_bundle_is_made_by_the_worker_and_downloaded(live_server, new_page, shot):
+def test_a_disclosure_bundle_is_made_by_the_worker_and_downloaded(live_server, new_page):
     from consult.services import disclosure_jobs
 
     citizen_id = _protected_candidate(live_server.app)
@@ -199,12 +183,12 @@ def test_a_disclosure_bundle_is_made_by_the_worker_and_downloaded(live_server, n
     expect(
         boss.get_by_role("heading", name=f"開示請求への対応：相談者番号 {citizen_id}")
     ).to_be_visible()
-    shot(boss, "disclosure-empty")
+    keep_screenshot(boss, "disclosure-empty.png")
     boss.get_by_role("button", name="PDF（A4・印刷用）の作成を依頼").click()
     expect(boss.get_by_text("PDF（A4）の作成を依頼しました。")).to_be_visible()
     expect(boss.locator("#disclosure-jobs")).to_contain_text("作成中…")
     expect(boss.get_by_role("link", name="ダウンロード")).to_have_count(0)
-    shot(boss, "disclosure-pending")
+    keep_screenshot(boss, "disclosure-pending.png")
     # The page is live: wait until it is connected, then let the worker make the bundle.
     expect(boss.locator("body")).to_have_attribute("data-live-state", "open")
     with live_server.app.app_context():
@@ -214,7 +198,7 @@ def test_a_disclosure_bundle_is_made_by_the_worker_and_downloaded(live_server, n
     expect(link).to_be_visible(timeout=15_000)  # the page reloaded itself on the live event
     expect(boss.locator("#disclosure-jobs")).not_to_contain_text("作成中…")
     expect(boss.locator("#disclosure-jobs")).to_contain_text("ダウンロードできます")
-    shot(boss, "disclosure-ready")
+    keep_screenshot(boss, "disclosure-ready.png")
     with boss.expect_download() as info:
         link.click()
     download = info.value

@@ -12,6 +12,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import keep_screenshot
 from tests.e2e.test_desk import log_in
 
 pytestmark = pytest.mark.e2e
@@ -45,9 +46,7 @@ def test_help_alert_reaches_the_support_room_and_the_answer_comes_back(live_serv
     expect(room.locator("#alerts-live")).to_be_hidden(timeout=3_000)
 
 
-def test_the_phone_page_and_a_hardware_button_reach_the_support_room(
-    live_server, new_page, tmp_path
-):
+def test_the_phone_page_and_a_hardware_button_reach_the_support_room(live_server, new_page):
     """A consultant's work phone (375 px) and a registered one-button device: each press shows
     on the support room's open page without a reload, and the answer comes back to the phone."""
     import requests
@@ -76,7 +75,7 @@ def test_the_phone_page_and_a_hardware_button_reach_the_support_room(
     expect(phone.locator("#alerts-live .alert-live__item")).to_contain_text(
         "安心 守：向かいます", timeout=3_000
     )
-    phone.screenshot(path=str(tmp_path / "phone.png"), full_page=True)
+    keep_screenshot(phone, "phone.png")
     phone.locator("#alerts-live .alert-live__item").get_by_role("button", name="対応終了").click()
     expect(room.locator("#alerts-live")).to_be_hidden(timeout=3_000)
 
@@ -88,7 +87,7 @@ def test_the_phone_page_and_a_hardware_button_reach_the_support_room(
     admin.get_by_label("設置場所").select_option(label="相談室3")
     admin.get_by_role("button", name="登録して鍵を発行する").click()
     token = admin.locator("#new-token code.token").inner_text()
-    admin.screenshot(path=str(tmp_path / "devices.png"), full_page=True)
+    keep_screenshot(admin, "devices.png")
     assert token.startswith("mdv_")
 
     response = requests.post(

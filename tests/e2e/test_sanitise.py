@@ -6,24 +6,16 @@ MADOGUCHI_TEST_SCREENSHOTS=docs/screenshots keeps the screenshots."""
 from __future__ import annotations
 
 import base64
-import os
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
 from consult.extensions import db
 from tests import sanitise_files as files
+from tests.e2e.conftest import keep_screenshot
 from tests.e2e.test_desk import log_in
 
 pytestmark = pytest.mark.e2e
-
-
-def _shot(page, tmp_path: Path, name: str) -> None:
-    page.screenshot(path=str(tmp_path / name), full_page=True)
-    keep = os.environ.get("MADOGUCHI_TEST_SCREENSHOTS")
-    if keep:
-        page.screenshot(path=str(Path(keep) / name), full_page=True)
 
 
 def _mail_with_files(app) -> str:
@@ -59,7 +51,7 @@ def _mail_with_files(app) -> str:
 
 
 def test_the_ticket_page_shows_the_converted_photo_and_the_quarantine_in_japanese(
-    live_server, new_page, tmp_path
+    live_server, new_page
 ):
     login, password = live_server.make_staff("consultant", full_name="窓口 花子")
     number = _mail_with_files(live_server.app)
@@ -71,7 +63,7 @@ def test_the_ticket_page_shows_the_converted_photo_and_the_quarantine_in_japanes
     expect(mail).to_contain_text("変換済み")
     expect(mail).to_contain_text("隔離中")
     expect(mail).to_contain_text("HTMLファイルはスクリプトやリンクを含むことがあり")
-    _shot(page, tmp_path, "sanitise-ticket.png")
+    keep_screenshot(page, "sanitise-ticket.png")
 
     mail.get_by_role("link", name="photo.jpg").click()
     expect(page.get_by_role("heading", name="photo.jpg")).to_be_visible()
@@ -81,7 +73,7 @@ def test_the_ticket_page_shows_the_converted_photo_and_the_quarantine_in_japanes
     page.wait_for_function("() => document.querySelector('img.safe-page').complete")
     assert image.evaluate("e => e.naturalWidth") == 640
     assert "/pages/1" in image.get_attribute("src")
-    _shot(page, tmp_path, "sanitise-photo.png")
+    keep_screenshot(page, "sanitise-photo.png")
 
     page.go_back()
     page.locator(".mail__attachments").get_by_role("link", name="invoice.html").click()
@@ -89,4 +81,4 @@ def test_the_ticket_page_shows_the_converted_photo_and_the_quarantine_in_japanes
     expect(alert).to_contain_text("このファイルは隔離されています。")
     expect(alert).to_contain_text("原本は開けません")
     expect(page.get_by_role("link", name="原本をダウンロード")).to_have_count(0)
-    _shot(page, tmp_path, "sanitise-quarantine.png")
+    keep_screenshot(page, "sanitise-quarantine.png")

@@ -5,21 +5,16 @@ SQLite and PostgreSQL, with CSRF on, every page checked by axe-core and the cons
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from pathlib import Path
 
 import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import _serve, assert_accessible
+from tests.e2e.conftest import _serve, assert_accessible, keep_screenshot
 
 pytestmark = pytest.mark.e2e
-
-# Where to keep screenshots of the pages, to look at them (none unless asked for).
-SHOTS = os.environ.get("MADOGUCHI_TEST_SCREENSHOTS")
 
 
 @pytest.fixture
@@ -33,12 +28,6 @@ def password_step(page: Page, base: str, login: str, password: str) -> None:
     page.get_by_label("ログインID").fill(login)
     page.get_by_label("パスワード").fill(password)
     page.get_by_role("button", name="ログイン").click()
-
-
-def screenshot(page: Page, name: str) -> None:
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
 
 
 def test_enrol_then_sign_in_with_a_code(totp_server, page: Page, backend):
@@ -56,7 +45,7 @@ def test_enrol_then_sign_in_with_a_code(totp_server, page: Page, backend):
     expect(page).to_have_url(f"{base}/account/two-factor")
     assert_accessible(page, "enrolment")
     if backend == "sqlite":
-        screenshot(page, "two-factor-enrol")
+        keep_screenshot(page, "two-factor-enrol.png")
 
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")
     otp = pyotp.TOTP(secret)
@@ -69,7 +58,7 @@ def test_enrol_then_sign_in_with_a_code(totp_server, page: Page, backend):
     assert re.fullmatch(r"[a-z0-9]{5}-[a-z0-9]{5}", recovery)
     assert_accessible(page, "recovery codes")
     if backend == "sqlite":
-        screenshot(page, "two-factor-recovery-codes")
+        keep_screenshot(page, "two-factor-recovery-codes.png")
     page.get_by_role("link", name="控えました。業務画面へ進む").click()
     expect(page.get_by_role("navigation", name="メインメニュー")).to_be_visible()
     page.get_by_role("button", name="ログアウト").click()
@@ -87,7 +76,7 @@ def test_enrol_then_sign_in_with_a_code(totp_server, page: Page, backend):
     expect(page.get_by_role("alert")).to_contain_text("確認コードが正しくありません")
     expect(page.get_by_label("確認コード")).to_have_value("")
     if backend == "sqlite":
-        screenshot(page, "two-factor-code")
+        keep_screenshot(page, "two-factor-code.png")
     # The code of the next time step (accepted: clocks drift), so the one used at enrolment,
     # possibly of this very step, is not sent again.
     page.get_by_label("確認コード").fill(otp.at(time.time() + otp.interval))
@@ -162,7 +151,7 @@ def test_an_expired_and_a_reused_code_are_refused(totp_server, page: Page, backe
     code_step(page, otp.at(time.time() - 5 * otp.interval))
     expect_code_refused(page, EXPIRED)
     if backend == "sqlite":
-        screenshot(page, "two-factor-expired")
+        keep_screenshot(page, "two-factor-expired.png")
     used = otp.now()
     code_step(page, used)
     expect(page.get_by_role("heading", name="相談一覧")).to_be_visible()
@@ -203,7 +192,7 @@ def test_a_recovery_code_signs_in_once(totp_server, page: Page, backend):
     expect_code_refused(page, RECOVERY_USED)
     assert_accessible(page, "recovery code refused")
     if backend == "sqlite":
-        screenshot(page, "two-factor-recovery-used")
+        keep_screenshot(page, "two-factor-recovery-used.png")
     code_step(page, codes[1])
     expect(page.get_by_role("heading", name="相談一覧")).to_be_visible()
     expect(page.get_by_role("status").filter(has_text="リカバリーコード")).to_contain_text(
@@ -302,7 +291,7 @@ def test_an_administrators_reset_makes_the_person_enrol_again(totp_server, new_p
     expect(section).to_contain_text("未設定")
     assert_accessible(admin, "staff after a reset")
     if backend == "sqlite":
-        screenshot(admin, "two-factor-reset")
+        keep_screenshot(admin, "two-factor-reset.png")
     # The audit log names who reset whose.
     admin.goto(f"{base}/admin/audit")
     admin.get_by_label("操作").select_option(label="二要素認証のリセット")

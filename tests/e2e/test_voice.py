@@ -6,12 +6,13 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import keep_screenshot
 from tests.e2e.test_desk import log_in, receive_walk_in
 
 pytestmark = pytest.mark.e2e
 
 
-def test_a_refused_answer_keeps_the_typed_text(live_server, page, console_watch, tmp_path):
+def test_a_refused_answer_keeps_the_typed_text(live_server, page, console_watch):
     login, password = live_server.make_staff("consultant")
     category = live_server.make_category("道路・公園")
     log_in(page, live_server.url, login, password)
@@ -33,4 +34,4 @@ def test_a_refused_answer_keeps_the_typed_text(live_server, page, console_watch,
     assert panel.locator("textarea").input_value() == typed
     expect(panel).to_contain_text("未回答")
     panel.scroll_into_view_if_needed()
-    page.screenshot(path=str(tmp_path / "voice_refused.png"))
+    keep_screenshot(page, "voice_refused.png")
