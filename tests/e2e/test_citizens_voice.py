@@ -95,7 +95,7 @@ def test_counter_receipt_qr_code_answered_once_on_a_phone(live_server, new_page,
     assert SURVEY_URL.match(link), link
     drawn = Image.open(io.BytesIO(qr.screenshot()))
     assert qr_modules_match(drawn, link), "the QR code does not encode the printed link"
-    keep_screenshot(receipt, "receipt.png")
+    keep_screenshot(receipt, "voice-receipt.png")
     assert_accessible(receipt, "receipt")
 
     # The citizen's phone: a context of its own, nobody signed in.
@@ -110,14 +110,14 @@ def test_counter_receipt_qr_code_answered_once_on_a_phone(live_server, new_page,
     companion.goto(link)
     expect(companion.get_by_role("button", name="回答する")).to_be_visible()
     assert_accessible(phone, "satisfaction question")
-    keep_screenshot(phone, "satisfaction.png")
+    keep_screenshot(phone, "voice-satisfaction.png")
     phone.get_by_role("radio", name="やや満足", exact=True).check()
     phone.get_by_label("ご意見（任意）").fill("説明が分かりやすかったです。")
     phone.get_by_role("button", name="回答する").click()
     expect(phone.get_by_role("heading", name="ご回答ありがとうございました")).to_be_visible()
     expect(phone.get_by_role("status")).to_contain_text("対応の改善に役立てます")
     assert_accessible(phone, "thanks")
-    keep_screenshot(phone, "thanks.png")
+    keep_screenshot(phone, "voice-thanks.png")
 
     # A second answer with the same link: refused politely, in Japanese, whether it is sent
     # from a question opened before the first answer or the link is opened again.
@@ -132,7 +132,7 @@ def test_counter_receipt_qr_code_answered_once_on_a_phone(live_server, new_page,
     expect(phone.get_by_role("status")).to_contain_text("回答済みか、回答期限が過ぎています")
     expect(phone.get_by_role("button", name="回答する")).to_have_count(0)
     assert_accessible(phone, "closed question")
-    keep_screenshot(phone, "closed.png")
+    keep_screenshot(phone, "voice-closed.png")
 
     # A reprint no longer carries a code that cannot be answered.
     receipt.reload()
@@ -144,7 +144,7 @@ def test_counter_receipt_qr_code_answered_once_on_a_phone(live_server, new_page,
     channel_row = satisfaction.locator("table").first.locator("tr").filter(has_text="窓口")
     expect(channel_row).to_contain_text("1")
     expect(channel_row).to_contain_text("少数のため非表示")  # one answer: no average shown
-    keep_screenshot(supervisor, "report.png")
+    keep_screenshot(supervisor, "voice-report.png")
 
 
 def test_a_request_reaches_the_officer_whose_answer_shows_at_the_desk(
@@ -215,7 +215,7 @@ def test_a_request_reaches_the_officer_whose_answer_shows_at_the_desk(
         officer.get_by_role("status").filter(has_text="1件の要望・手紙が一覧に加わりました")
     ).to_be_visible()
     assert officer.evaluate("window.__notReloaded === true"), "the list was reloaded"
-    keep_screenshot(officer, "requests.png")
+    keep_screenshot(officer, "voice-requests.png")
     row.get_by_role("link", name=number).click()
     expect(officer.get_by_role("heading", level=1)).to_have_text(f"市への要望（相談番号 {number}）")
     expect(officer.locator("main")).to_contain_text("市道の街灯が暗い")
@@ -225,7 +225,7 @@ def test_a_request_reaches_the_officer_whose_answer_shows_at_the_desk(
     expect(officer.get_by_role("status").filter(has_text="回答を記録しました。")).to_be_visible()
     expect(officer.get_by_role("heading", name=re.compile(r"^回答（.*0開庁日）$"))).to_be_visible()
     expect(officer.get_by_role("button", name="回答を記録する")).to_have_count(0)
-    keep_screenshot(officer, "request_answered.png")
+    keep_screenshot(officer, "voice-request-answered.png")
 
     # The consultant's open ticket page, without a reload: the answer on the timeline and in
     # the request panel, and the 文書回答 handoff completed by it (the case is the centre's).
@@ -241,7 +241,7 @@ def test_a_request_reaches_the_officer_whose_answer_shows_at_the_desk(
     expect(desk.locator(".ticket-head__meta")).to_contain_text("対応中", timeout=LIVE_MS)
     assert desk.evaluate("window.__notReloaded === true"), "the ticket page was reloaded"
     panel.scroll_into_view_if_needed()
-    keep_screenshot(desk, "ticket_answered.png")
+    keep_screenshot(desk, "voice-ticket-answered.png")
     desk.reload()
     expect(panel).to_contain_text(answer)
     expect(desk.locator("#handoffs")).to_contain_text("対応済")
@@ -333,7 +333,7 @@ def test_an_answered_request_is_published_in_both_languages_without_personal_dat
         assert not any(p in text for p in personal), text
     assert "街灯が暗い" in opinion.input_value()
     assert "街灯を交換しました" in reply.input_value()
-    keep_screenshot(author, "opinion_draft.png")
+    keep_screenshot(author, "voice-opinion-draft.png")
     opinion.fill("自宅前の市道の街灯が暗いので直してほしい。")
     reply.fill("ご要望ありがとうございました。道路課で現地を確認し、街灯を交換しました。")
     author.get_by_label("ご意見（英語・任意）").fill("The street light on a city road is too dark.")
@@ -372,7 +372,7 @@ def test_an_answered_request_is_published_in_both_languages_without_personal_dat
     japanese = citizen.locator("body").inner_text()
     assert not any(p in japanese for p in (*personal, number)), japanese
     assert_accessible(citizen, "opinions (ja)")
-    keep_screenshot(citizen, "opinions_ja.png")
+    keep_screenshot(citizen, "voice-opinions-ja.png")
 
     citizen.get_by_role("link", name="English").click()
     expect(citizen.get_by_role("heading", level=1)).to_have_text(
@@ -386,4 +386,4 @@ def test_an_answered_request_is_published_in_both_languages_without_personal_dat
     english = citizen.locator("body").inner_text()
     assert not any(p in english for p in (*personal, number)), english
     assert_accessible(citizen, "opinions (en)")
-    keep_screenshot(citizen, "opinions_en.png")
+    keep_screenshot(citizen, "voice-opinions-en.png")

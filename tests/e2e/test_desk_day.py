@@ -110,7 +110,7 @@ def test_the_officer_steps_fit_a_phone_from_accepting_to_the_record(live_server,
     page.goto(f"{live_server.url}/handoffs/{handoff_id}")
     steps = page.get_by_role("heading", name="対応")
     expect(steps).to_be_visible()
-    keep_screenshot(page, "officer-detail.png")
+    keep_screenshot(page, "desk-day-officer-detail.png")
     assert _overflow(page) <= 0, "the handoff page"
 
     page.get_by_role("button", name="受け付ける").click()
@@ -125,7 +125,7 @@ def test_the_officer_steps_fit_a_phone_from_accepting_to_the_record(live_server,
     page.get_by_role("button", name="窓口に到着しました").click()
     expect(page.get_by_role("button", name="対応記録を登録して完了")).to_be_visible()
     assert _overflow(page) <= 0, "arrived"
-    keep_screenshot(page, "officer-record.png")
+    keep_screenshot(page, "desk-day-officer-record.png")
     # Each field of the record is as wide as the screen allows, not wider.
     for name in ("action", "outcome"):
         box = page.locator(f"[name={name}]").bounding_box()

@@ -5,7 +5,8 @@ support room's open page shows 相談室3 without reload. No one answers: the al
 (the delay is a setting, 2 s here), the consultant reads 「未応答（エスカレーション済み）」 and the
 supervisor's page shows it. The support room answers 向かいます: the consultant sees who is coming.
 Then the supervisor's page with a long-session warning and the alert stacked: the menu stays
-usable, items minimise into the tray (screenshots in docs/screenshots/).
+usable, items minimise into the tray (MADOGUCHI_TEST_SCREENSHOTS=docs/screenshots keeps the
+screenshots the README shows).
 """
 
 from __future__ import annotations

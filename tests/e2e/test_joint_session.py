@@ -111,9 +111,9 @@ def test_the_consultant_sets_a_session_and_sees_the_answer_arrive(
     body.get_by_label("別の日時のご希望").fill("翌週の火曜日の午後なら伺えます")
     body.get_by_role("button", name="別の日時を希望する").click()
     expect(body.locator(".notice--success")).to_contain_text("お伝えしました")
-    keep_screenshot(body, "external.png")
+    keep_screenshot(body, "joint-session-external.png")
 
     # The consultant's page, untouched, shows the answer.
     expect(panel.locator(".joint-session")).to_contain_text("別の日時を希望", timeout=5_000)
     expect(panel.locator(".joint-session")).to_contain_text("翌週の火曜日の午後なら伺えます")
-    keep_screenshot(desk, "desk.png")
+    keep_screenshot(desk, "joint-session-desk.png")

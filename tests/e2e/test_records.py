@@ -7,7 +7,7 @@
 - a supervisor asks for a disclosure bundle, sees 作成中…, and downloads it once the worker
   has made it (the page follows the live channel).
 
-Each page is screenshotted (MADOGUCHI_TEST_SCREENSHOTS=DIR keeps them), and was looked at.
+Each page was looked at in a screenshot (MADOGUCHI_TEST_SCREENSHOTS=DIR takes them again).
 """
 
 from __future__ import annotations

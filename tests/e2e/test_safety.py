@@ -75,7 +75,7 @@ def test_the_phone_page_and_a_hardware_button_reach_the_support_room(live_server
     expect(phone.locator("#alerts-live .alert-live__item")).to_contain_text(
         "安心 守：向かいます", timeout=3_000
     )
-    keep_screenshot(phone, "phone.png")
+    keep_screenshot(phone, "safety-phone.png")
     phone.locator("#alerts-live .alert-live__item").get_by_role("button", name="対応終了").click()
     expect(room.locator("#alerts-live")).to_be_hidden(timeout=3_000)
 
@@ -87,7 +87,7 @@ def test_the_phone_page_and_a_hardware_button_reach_the_support_room(live_server
     admin.get_by_label("設置場所").select_option(label="相談室3")
     admin.get_by_role("button", name="登録して鍵を発行する").click()
     token = admin.locator("#new-token code.token").inner_text()
-    keep_screenshot(admin, "devices.png")
+    keep_screenshot(admin, "safety-devices.png")
     assert token.startswith("mdv_")
 
     response = requests.post(

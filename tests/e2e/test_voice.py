@@ -34,4 +34,4 @@ def test_a_refused_answer_keeps_the_typed_text(live_server, page, console_watch)
     assert panel.locator("textarea").input_value() == typed
     expect(panel).to_contain_text("未回答")
     panel.scroll_into_view_if_needed()
-    keep_screenshot(page, "voice_refused.png")
+    keep_screenshot(page, "voice-input-refused.png")
